@@ -1,0 +1,41 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_flight.h
+ * @brief Coalescing of identical issuer calls between the threads of one process.
+ *
+ * When several threads need the same key checked at the same moment, one of them (the leader)
+ * calls the issuer and the others wait for its answer. A caller may only join a call that started
+ * at or after its own not_before; with OfftokAlwaysValidate that is the request's arrival, so no
+ * request is ever answered by a call that began before it arrived. The leader holds no lock while
+ * it calls. The number of requests waiting on the issuer in this process is bounded.
+ */
+#ifndef OT_FLIGHT_H
+#define OT_FLIGHT_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include "ot_http.h"
+
+typedef struct ot_flight_t ot_flight_t;
+
+/** Make the call; fill resp from pool p (which outlives the waiters' copies). */
+typedef void ot_flight_fetch_fn(void *baton, ot_http_resp_t *resp, apr_pool_t *p);
+
+/** Create a coalescer that lets at most max_pending requests wait on calls at once. */
+apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
+
+/**
+ * Answer key: join a call for key that started at or after not_before, or lead a new one.
+ * On APR_SUCCESS *resp is a deep copy from p and *joined says whether another thread's call
+ * answered. APR_EBUSY: max_pending requests already wait (answer 503). APR_TIMEUP: the leader
+ * did not finish within wait_limit.
+ */
+apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
+                           apr_time_t not_before, apr_interval_time_t wait_limit,
+                           ot_flight_fetch_fn *fetch, void *baton,
+                           ot_http_resp_t *resp, int *joined, apr_pool_t *p);
+
+/** Requests currently waiting or leading in this process. */
+int ot_flight_pending(ot_flight_t *f);
+
+#endif

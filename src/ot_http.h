@@ -1,0 +1,87 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_http.h
+ * @brief The HTTP client that talks to the issuer: libcurl behind a small interface.
+ *
+ * One ot_http_t per process holds a bounded pool of libcurl easy handles. A handle keeps its
+ * connections (HTTP/1.1 keep-alive) and its parsed CA store between calls; a thread takes one,
+ * resets it, runs one transfer and gives it back. A transfer that failed at the connection level
+ * drops its handle. DNS and TLS sessions are shared between handles through a CURLSH; connections
+ * are not (libcurl 7.88 KNOWN_BUGS 11.11).
+ *
+ * No httpd headers here: the core links into the module, the unit tests and the fuzzers.
+ */
+#ifndef OT_HTTP_H
+#define OT_HTTP_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+
+/** What became of one exchange. Anything but OT_HTTP_OK means no HTTP answer was received. */
+typedef enum {
+    OT_HTTP_OK = 0,      /**< a complete answer arrived (any status code, 3xx included) */
+    OT_HTTP_ECONNECT,    /**< could not connect: refused, unreachable, name not resolved */
+    OT_HTTP_ETIMEOUT,    /**< connect or total timeout reached */
+    OT_HTTP_ETLS,        /**< TLS handshake or certificate/host name verification failed */
+    OT_HTTP_ERECV,       /**< the connection broke while sending or receiving */
+    OT_HTTP_ETOOBIG,     /**< the answer was larger than max_body */
+    OT_HTTP_EINTERNAL    /**< anything else (out of memory, bad URL, curl misuse) */
+} ot_http_err_t;
+
+/** One POST to the issuer. Every pointer must stay valid for the call. */
+typedef struct {
+    const char *url;
+    const char *body;              /**< request body (form-encoded) */
+    apr_size_t body_len;
+    const char *content_type;      /**< e.g. "application/x-www-form-urlencoded" */
+    const char *authorization;     /**< full Authorization header value, or NULL */
+    const char *accept;            /**< Accept header value, or NULL */
+    const char *ca_file;           /**< CA bundle; NULL: the system store */
+    int verify;                    /**< verify peer certificate and host name */
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t total_timeout;   /**< for the whole call, retry included */
+    apr_size_t max_body;           /**< answers larger than this fail with OT_HTTP_ETOOBIG */
+} ot_http_req_t;
+
+/** The answer, allocated from the pool given to the call. */
+typedef struct {
+    ot_http_err_t err;
+    const char *errmsg;            /**< human text for the log; never contains the request body */
+    int status;                    /**< HTTP status when err == OT_HTTP_OK */
+    const char *body;              /**< NUL-terminated copy of the body (may contain NULs) */
+    apr_size_t body_len;
+    const char *content_type;      /**< may be NULL */
+    const char *location;          /**< Location header of a 3xx, may be NULL */
+    apr_interval_time_t elapsed;   /**< wall time of the call */
+    int retried;                   /**< 1 when the first attempt failed at the connection level */
+    int new_connections;           /**< connections libcurl opened for this call */
+} ot_http_resp_t;
+
+typedef struct ot_http_t ot_http_t;
+struct ot_stats_t;
+
+/** Call once per process before any thread exists (httpd: post_config in the parent). */
+apr_status_t ot_http_global_init(void);
+
+/**
+ * Make a per-process client that keeps at most max_handles idle easy handles.
+ * stats may be NULL; otherwise connection and call counters are added to it.
+ * Handles are cleaned up with p.
+ */
+apr_status_t ot_http_create(ot_http_t **ph, int max_handles, struct ot_stats_t *stats,
+                            apr_pool_t *p);
+
+/**
+ * POST req and fill resp (allocated from p). Thread-safe. A connection-level failure on a reused
+ * connection (ECONNECT on reuse, ERECV) is retried once on a fresh connection within the total
+ * timeout; an HTTP answer, whatever its status, is never retried. Redirects are never followed.
+ */
+void ot_http_post(ot_http_t *h, const ot_http_req_t *req, ot_http_resp_t *resp, apr_pool_t *p);
+
+/** GET url (for JWKS); same rules as ot_http_post, with req->body ignored. */
+void ot_http_get(ot_http_t *h, const ot_http_req_t *req, ot_http_resp_t *resp, apr_pool_t *p);
+
+/** Short name of an error kind, for logs and counters ("connect", "timeout", ...). */
+const char *ot_http_err_name(ot_http_err_t err);
+
+#endif

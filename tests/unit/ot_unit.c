@@ -1,0 +1,37 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdlib.h>
+#include <apr_general.h>
+#include "ot_unit.h"
+
+apr_pool_t *ot_test_pool;
+
+void ot_test_setup(void)
+{
+    apr_pool_create(&ot_test_pool, NULL);
+}
+
+void ot_test_teardown(void)
+{
+    apr_pool_destroy(ot_test_pool);
+    ot_test_pool = NULL;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    apr_initialize();
+    sr = srunner_create(suite_util());
+    srunner_add_suite(sr, suite_token());
+    srunner_add_suite(sr, suite_answer());
+    srunner_add_suite(sr, suite_claims());
+    srunner_add_suite(sr, suite_http());
+    srunner_add_suite(sr, suite_flight());
+    srunner_add_suite(sr, suite_cache());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    apr_terminate();
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

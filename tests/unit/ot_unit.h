@@ -1,0 +1,22 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/** Unit tests of the core (Check). One suite per core file; ot_unit.c runs them all. */
+#ifndef OT_UNIT_H
+#define OT_UNIT_H
+
+#include <check.h>
+#include <apr_pools.h>
+
+/** A pool for one test, made in the fixture and destroyed after it. */
+extern apr_pool_t *ot_test_pool;
+void ot_test_setup(void);
+void ot_test_teardown(void);
+
+Suite *suite_util(void);
+Suite *suite_token(void);
+Suite *suite_answer(void);
+Suite *suite_claims(void);
+Suite *suite_http(void);
+Suite *suite_flight(void);
+Suite *suite_cache(void);
+
+#endif
