@@ -1,0 +1,73 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_answer.h
+ * @brief The issuer's introspection answer: what it says, and whether this location accepts it.
+ *
+ * ot_answer_parse turns an HTTP body into an answer (or refuses it as unparseable); ot_answer_judge
+ * applies the contract's rules: activity, time, issuer, audience and the kind of token.
+ */
+#ifndef OT_ANSWER_H
+#define OT_ANSWER_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <jansson.h>
+
+/** Largest answer accepted from the issuer. */
+#define OT_ANSWER_MAX (256 * 1024)
+
+typedef enum { OT_KIND_ACCESS = 0, OT_KIND_OFFLINE = 1 } ot_kind_t;
+
+/** One introspection answer. The JSON belongs to the pool it was parsed into. */
+typedef struct {
+    json_t *json;         /**< the whole answer, a JSON object */
+    int active;
+    ot_kind_t kind;       /**< by the contract's rules; meaningful when active */
+    int kind_refused;     /**< bound (cnf) or a typ other than Bearer/Offline */
+    apr_int64_t exp;      /**< seconds since the epoch; 0 when absent */
+    apr_int64_t nbf;
+    apr_int64_t iat;
+    const char *iss;
+    const char *sub;
+    const char *sid;
+    const char *typ;      /**< "typ", else "token_type" (for logs), may be NULL */
+} ot_answer_t;
+
+/**
+ * Parse body as an introspection answer: a JSON object whose `active` is a boolean. NULL and a
+ * reason in *err (from p) otherwise. The kind is decided here, once.
+ */
+ot_answer_t *ot_answer_parse(const char *body, apr_size_t len, const char **err, apr_pool_t *p);
+
+/** Wrap an already-parsed JSON object (e.g. from the cache). Same checks as ot_answer_parse. */
+ot_answer_t *ot_answer_from_json(json_t *json, const char **err, apr_pool_t *p);
+
+/** What one location requires of an answer. */
+typedef struct {
+    const char *issuer;    /**< OfftokIssuer, or NULL */
+    const char *audience;  /**< OfftokAudience, or NULL */
+    int allow_offline;     /**< OfftokOfflineTokens Allow */
+} ot_policy_t;
+
+typedef enum {
+    OT_VERDICT_OK = 0,
+    OT_VERDICT_INACTIVE,
+    OT_VERDICT_EXPIRED,
+    OT_VERDICT_NOT_YET,
+    OT_VERDICT_ISSUER,
+    OT_VERDICT_AUDIENCE,
+    OT_VERDICT_BOUND,
+    OT_VERDICT_KIND,
+    OT_VERDICT_OFFLINE_DENIED
+} ot_verdict_t;
+
+/** Judge a at `now` (seconds since the epoch) for policy. */
+ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, apr_int64_t now);
+
+/** A short phrase for a verdict, for the log ("token expired", ...). */
+const char *ot_verdict_text(ot_verdict_t v);
+
+/** "access" or "offline". */
+const char *ot_kind_name(ot_kind_t kind);
+
+#endif

@@ -1,0 +1,47 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_claims.h
+ * @brief Claims as the back end sees them: names and values for the environment and headers,
+ *        and the lookups behind `Require offtok-scope` and `Require offtok-claim`.
+ *
+ * Whatever the issuer returns, no value produced here carries a control character
+ * (U+0000–U+001F, U+007F): each becomes a space.
+ */
+#ifndef OT_CLAIMS_H
+#define OT_CLAIMS_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+
+/** Longest value accepted for REMOTE_USER or a passed header. */
+#define OT_VALUE_MAX 4096
+
+/** "OFFTOK_CLAIM_" + name with every character outside A-Za-z0-9_ turned into '_'. */
+const char *ot_claim_env_name(const char *name, apr_pool_t *p);
+
+/**
+ * A claim's value as text: strings as they are; numbers as JSON writes them; true/false; null
+ * as ""; arrays of scalars joined with ','; objects and nested arrays as compact JSON. Control
+ * characters become spaces.
+ */
+const char *ot_claim_text(const json_t *v, apr_pool_t *p);
+
+/** A copy of s with every control character replaced by a space. */
+const char *ot_sanitize(const char *s, apr_pool_t *p);
+
+/**
+ * Find a claim: the top-level key `name` first; if there is none, `name` as a dotted path into
+ * objects (realm_access.roles). NULL when absent.
+ */
+const json_t *ot_claim_lookup(const json_t *answer, const char *name);
+
+/** v equals value, or v is an array holding an element equal to value (compared as text). */
+int ot_claim_matches(const json_t *v, const char *value, apr_pool_t *p);
+
+/** 1 when the space-separated scope list holds `want`. */
+int ot_scope_has(const char *scope, const char *want);
+
+/** Header name comparison of the contract: case-insensitive, '-' and '_' alike. */
+int ot_header_name_eq(const char *a, const char *b);
+
+#endif

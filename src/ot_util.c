@@ -1,0 +1,284 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_file_io.h>
+#include <apr_env.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+
+#include "ot_util.h"
+
+/** Longest secret read from a file: client secrets and keys are short. */
+#define OT_SECRET_MAX 8192
+
+static void sha_part(EVP_MD_CTX *ctx, const char *s)
+{
+    unsigned char len[4];
+    apr_size_t n = s ? strlen(s) : 0;
+
+    len[0] = (unsigned char)(n >> 24);
+    len[1] = (unsigned char)(n >> 16);
+    len[2] = (unsigned char)(n >> 8);
+    len[3] = (unsigned char)n;
+    EVP_DigestUpdate(ctx, len, sizeof(len));
+    if (n) {
+        EVP_DigestUpdate(ctx, s, n);
+    }
+}
+
+void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
+                  const char *hint, const char *token)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    sha_part(ctx, url);
+    sha_part(ctx, client_id);
+    sha_part(ctx, hint);
+    sha_part(ctx, token);
+    EVP_DigestFinal_ex(ctx, out, NULL);
+    EVP_MD_CTX_free(ctx);
+}
+
+const char *ot_token_fingerprint(const char *token, apr_pool_t *p)
+{
+    unsigned char md[OT_SHA256_LEN];
+    char hex[13];
+    int i;
+
+    SHA256((const unsigned char *)token, strlen(token), md);
+    for (i = 0; i < 6; i++) {
+        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    }
+    return apr_pstrcat(p, "sha256:", hex, NULL);
+}
+
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '-') return 62;
+    if (c == '_') return 63;
+    return -1;
+}
+
+apr_status_t ot_b64url_decode(char **out, apr_size_t *out_len, const char *in, apr_size_t in_len,
+                              apr_pool_t *p)
+{
+    apr_size_t i, o = 0;
+    apr_uint32_t acc = 0;
+    int bits = 0;
+    char *buf;
+
+    while (in_len > 0 && in[in_len - 1] == '=') {
+        in_len--;
+    }
+    if (in_len % 4 == 1) {
+        return APR_EINVAL;
+    }
+    buf = apr_palloc(p, in_len * 3 / 4 + 1);
+    for (i = 0; i < in_len; i++) {
+        int v = b64url_value((unsigned char)in[i]);
+        if (v < 0) {
+            return APR_EINVAL;
+        }
+        acc = (acc << 6) | (apr_uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    return APR_SUCCESS;
+}
+
+const char *ot_b64_encode(const char *in, apr_size_t len, apr_pool_t *p)
+{
+    char *out = apr_palloc(p, 4 * ((len + 2) / 3) + 1);
+
+    EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)in, (int)len);
+    return out;
+}
+
+const char *ot_form_encode(const char *s, apr_pool_t *p)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    apr_size_t n = strlen(s);
+    char *out = apr_palloc(p, 3 * n + 1), *o = out;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+            || c == '-' || c == '.' || c == '_' || c == '*') {
+            *o++ = (char)c;
+        }
+        else if (c == ' ') {
+            *o++ = '+';
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[c >> 4];
+            *o++ = hex[c & 15];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static const char *secret_from_file(const char *path, const char **err, apr_pool_t *p)
+{
+    apr_file_t *f;
+    char *buf = apr_palloc(p, OT_SECRET_MAX + 1);
+    apr_size_t n = OT_SECRET_MAX + 1;
+    apr_status_t rv;
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ, APR_FPROT_OS_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        *err = apr_psprintf(p, "cannot open secret file %s: %pm", path, &rv);
+        return NULL;
+    }
+    rv = apr_file_read_full(f, buf, n, &n);
+    apr_file_close(f);
+    if (rv != APR_SUCCESS && rv != APR_EOF) {
+        *err = apr_psprintf(p, "cannot read secret file %s: %pm", path, &rv);
+        return NULL;
+    }
+    if (n > OT_SECRET_MAX) {
+        *err = apr_psprintf(p, "secret file %s is larger than %d bytes", path, OT_SECRET_MAX);
+        return NULL;
+    }
+    if (n > 0 && buf[n - 1] == '\n') n--;
+    if (n > 0 && buf[n - 1] == '\r') n--;
+    buf[n] = '\0';
+    if (n == 0 || memchr(buf, '\0', n)) {
+        *err = apr_psprintf(p, "secret file %s is empty or holds a NUL byte", path);
+        return NULL;
+    }
+    return buf;
+}
+
+const char *ot_secret_resolve(const char *spec, const char **err, apr_pool_t *p)
+{
+    *err = NULL;
+    if (strncmp(spec, "env:", 4) == 0) {
+        char *val = NULL;
+        if (apr_env_get(&val, spec + 4, p) != APR_SUCCESS || val == NULL || *val == '\0') {
+            *err = apr_psprintf(p, "environment variable %s is not set or empty", spec + 4);
+            return NULL;
+        }
+        return val;
+    }
+    if (strncmp(spec, "file:", 5) == 0) {
+        return secret_from_file(spec + 5, err, p);
+    }
+    if (*spec == '\0') {
+        *err = "the secret is empty";
+        return NULL;
+    }
+    return spec;
+}
+
+const char *ot_parse_seconds(const char *arg, apr_interval_time_t *out, apr_pool_t *p)
+{
+    char *end;
+    double v = strtod(arg, &end);
+
+    if (end == arg || *end != '\0' || !(v > 0.0) || v > 3600.0) {
+        return apr_psprintf(p, "'%s' is not a number of seconds between 0 and 3600 (e.g. 2 or 0.5)",
+                            arg);
+    }
+    *out = (apr_interval_time_t)(v * (double)APR_USEC_PER_SEC);
+    if (*out < 1000) {
+        return apr_psprintf(p, "'%s' seconds is shorter than a millisecond", arg);
+    }
+    return NULL;
+}
+
+const char *ot_parse_ttl(const char *arg, int max, int *out, apr_pool_t *p)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+
+    if (end == arg || *end != '\0' || v < 0 || v > max) {
+        return apr_psprintf(p, "'%s' is not a whole number of seconds between 0 and %d", arg, max);
+    }
+    *out = (int)v;
+    return NULL;
+}
+
+const char *ot_parse_size(const char *arg, apr_size_t min, apr_size_t max, apr_size_t *out,
+                          apr_pool_t *p)
+{
+    char *end;
+    unsigned long long v = strtoull(arg, &end, 10);
+    unsigned long long mult = 1;
+
+    if (end == arg || *arg == '-') {
+        goto bad;
+    }
+    switch (*end) {
+    case 'k': case 'K': mult = 1ULL << 10; end++; break;
+    case 'm': case 'M': mult = 1ULL << 20; end++; break;
+    case 'g': case 'G': mult = 1ULL << 30; end++; break;
+    default: break;
+    }
+    if (*end != '\0' || v > max / mult || v * mult < min || v * mult > max) {
+        goto bad;
+    }
+    *out = (apr_size_t)(v * mult);
+    return NULL;
+bad:
+    return apr_psprintf(p, "'%s' is not a size between %" APR_SIZE_T_FMT "K and %"
+                        APR_SIZE_T_FMT "M (e.g. 16M)", arg, min >> 10, max >> 20);
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/** Compare the form-encoded name in s[0..len) with the plain name, decoding %XX and '+'. */
+static int form_name_equals(const char *s, apr_size_t len, const char *name)
+{
+    apr_size_t i = 0;
+
+    while (i < len) {
+        char c = s[i++];
+        if (c == '+') {
+            c = ' ';
+        }
+        else if (c == '%' && i + 1 < len && hex_value(s[i]) >= 0 && hex_value(s[i + 1]) >= 0) {
+            c = (char)(hex_value(s[i]) * 16 + hex_value(s[i + 1]));
+            i += 2;
+        }
+        if (*name == '\0' || c != *name++) {
+            return 0;
+        }
+    }
+    return *name == '\0';
+}
+
+int ot_query_has_param(const char *args, const char *name)
+{
+    const char *s = args;
+
+    while (s && *s) {
+        const char *amp = strchr(s, '&');
+        apr_size_t len = amp ? (apr_size_t)(amp - s) : strlen(s);
+        const char *eq = memchr(s, '=', len);
+        if (form_name_equals(s, eq ? (apr_size_t)(eq - s) : len, name)) {
+            return 1;
+        }
+        s = amp ? amp + 1 : NULL;
+    }
+    return 0;
+}

@@ -1,0 +1,220 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <string.h>
+#include <apr_strings.h>
+
+#include "ot_unit.h"
+#include "ot_answer.h"
+#include "ot_introspect.h"
+
+#define NOW 1796014600
+
+static ot_answer_t *parse(const char *json)
+{
+    const char *err = NULL;
+    ot_answer_t *a = ot_answer_parse(json, strlen(json), &err, ot_test_pool);
+
+    ck_assert_msg(a != NULL, "parse failed: %s", err ? err : "?");
+    return a;
+}
+
+static const char *refusal(const char *json)
+{
+    const char *err = NULL;
+
+    ck_assert_ptr_null(ot_answer_parse(json, strlen(json), &err, ot_test_pool));
+    ck_assert_ptr_nonnull(err);
+    return err;
+}
+
+static ot_verdict_t judge(const char *json, const char *iss, const char *aud, int offline_ok)
+{
+    ot_policy_t pol = { iss, aud, offline_ok };
+    return ot_answer_judge(parse(json), &pol, NOW);
+}
+
+START_TEST(only_objects_with_boolean_active_are_answers)
+{
+    ck_assert_ptr_nonnull(strstr(refusal("not json"), "not JSON"));
+    ck_assert_ptr_nonnull(strstr(refusal("[1,2]"), "not a JSON object"));
+    ck_assert_ptr_nonnull(strstr(refusal("{\"sub\":\"x\"}"), "no \"active\""));
+    ck_assert_ptr_nonnull(strstr(refusal("{\"active\":\"true\"}"), "not a boolean"));
+    ck_assert_ptr_nonnull(strstr(refusal("{\"active\":1}"), "not a boolean"));
+    refusal("{\"active\":true,\"active\":false}");                /* duplicate keys */
+    refusal("{\"active\":true,\"sub\":\"a\\u0000b\"}");           /* NUL in a claim */
+    refusal("{\"active\":true,\"sub\":\"\xff\xfe\"}");            /* invalid UTF-8 */
+    ck_assert_int_eq(parse("{\"active\":false}")->active, 0);
+}
+END_TEST
+
+START_TEST(deep_nesting_is_refused)
+{
+    apr_size_t depth = 100000, i;
+    char *deep = apr_palloc(ot_test_pool, 2 * depth + 32), *o = deep;
+
+    o += sprintf(o, "{\"active\":true,\"x\":");
+    for (i = 0; i < depth; i++) *o++ = '[';
+    for (i = 0; i < depth; i++) *o++ = ']';
+    *o++ = '}';
+    *o = '\0';
+    refusal(deep);
+}
+END_TEST
+
+START_TEST(oversized_answer_is_refused)
+{
+    const char *err = NULL;
+    apr_size_t n = OT_ANSWER_MAX + 1;
+    char *big = apr_palloc(ot_test_pool, n);
+
+    memset(big, ' ', n);
+    ck_assert_ptr_null(ot_answer_parse(big, n, &err, ot_test_pool));
+    ck_assert_ptr_nonnull(strstr(err, "256 KiB"));
+}
+END_TEST
+
+START_TEST(kinds_follow_the_contract)
+{
+    ot_answer_t *a;
+
+    a = parse("{\"active\":true,\"typ\":\"Bearer\",\"scope\":\"openid offline_access\"}");
+    ck_assert_int_eq(a->kind, OT_KIND_ACCESS);
+    ck_assert(!a->kind_refused);
+    a = parse("{\"active\":true,\"typ\":\"Offline\"}");
+    ck_assert_int_eq(a->kind, OT_KIND_OFFLINE);
+    ck_assert(parse("{\"active\":true,\"typ\":\"Refresh\"}")->kind_refused);
+    ck_assert(parse("{\"active\":true,\"typ\":\"ID\"}")->kind_refused);
+    ck_assert(parse("{\"active\":true,\"typ\":7}")->kind_refused);
+    a = parse("{\"active\":true,\"token_type\":\"Bearer\",\"scope\":\"offline_access\"}");
+    ck_assert_int_eq(a->kind, OT_KIND_ACCESS);
+    a = parse("{\"active\":true,\"scope\":\"openid offline_access\"}");
+    ck_assert_int_eq(a->kind, OT_KIND_OFFLINE);
+    a = parse("{\"active\":true,\"scope\":\"openid not_offline_access\"}");
+    ck_assert_int_eq(a->kind, OT_KIND_ACCESS);
+}
+END_TEST
+
+START_TEST(verdicts)
+{
+    ck_assert_int_eq(judge("{\"active\":false}", NULL, NULL, 1), OT_VERDICT_INACTIVE);
+    ck_assert_int_eq(judge("{\"active\":true,\"sub\":\"a\"}", NULL, NULL, 1), OT_VERDICT_OK);
+    /* time */
+    ck_assert_int_eq(judge("{\"active\":true,\"exp\":1796014599}", NULL, NULL, 1),
+                     OT_VERDICT_EXPIRED);
+    ck_assert_int_eq(judge("{\"active\":true,\"exp\":1796014600}", NULL, NULL, 1),
+                     OT_VERDICT_EXPIRED);
+    ck_assert_int_eq(judge("{\"active\":true,\"exp\":\"soon\"}", NULL, NULL, 1),
+                     OT_VERDICT_EXPIRED);
+    ck_assert_int_eq(judge("{\"active\":true,\"exp\":1796014601.5}", NULL, NULL, 1),
+                     OT_VERDICT_OK);
+    ck_assert_int_eq(judge("{\"active\":true,\"nbf\":1796014601}", NULL, NULL, 1),
+                     OT_VERDICT_NOT_YET);
+    ck_assert_int_eq(judge("{\"active\":true,\"nbf\":1796014600}", NULL, NULL, 1),
+                     OT_VERDICT_OK);
+    /* issuer: must match when both are there */
+    ck_assert_int_eq(judge("{\"active\":true,\"iss\":\"https://a\"}", "https://a", NULL, 1),
+                     OT_VERDICT_OK);
+    ck_assert_int_eq(judge("{\"active\":true,\"iss\":\"https://b\"}", "https://a", NULL, 1),
+                     OT_VERDICT_ISSUER);
+    ck_assert_int_eq(judge("{\"active\":true,\"iss\":[\"https://a\"]}", "https://a", NULL, 1),
+                     OT_VERDICT_ISSUER);
+    ck_assert_int_eq(judge("{\"active\":true}", "https://a", NULL, 1), OT_VERDICT_OK);
+    /* audience: string or array; offline tokens exempt */
+    ck_assert_int_eq(judge("{\"active\":true,\"aud\":\"api\"}", NULL, "api", 1), OT_VERDICT_OK);
+    ck_assert_int_eq(judge("{\"active\":true,\"aud\":[\"x\",\"api\"]}", NULL, "api", 1),
+                     OT_VERDICT_OK);
+    ck_assert_int_eq(judge("{\"active\":true,\"aud\":[\"x\"]}", NULL, "api", 1),
+                     OT_VERDICT_AUDIENCE);
+    ck_assert_int_eq(judge("{\"active\":true}", NULL, "api", 1), OT_VERDICT_AUDIENCE);
+    ck_assert_int_eq(judge("{\"active\":true,\"typ\":\"Offline\",\"aud\":\"https://realm\"}",
+                           NULL, "api", 1), OT_VERDICT_OK);
+    /* kinds */
+    ck_assert_int_eq(judge("{\"active\":true,\"typ\":\"Offline\"}", NULL, NULL, 0),
+                     OT_VERDICT_OFFLINE_DENIED);
+    ck_assert_int_eq(judge("{\"active\":true,\"typ\":\"Refresh\"}", NULL, NULL, 1),
+                     OT_VERDICT_KIND);
+    ck_assert_int_eq(judge("{\"active\":true,\"cnf\":{\"jkt\":\"x\"}}", NULL, NULL, 1),
+                     OT_VERDICT_BOUND);
+}
+END_TEST
+
+START_TEST(keycloak_offline_answer_without_exp_is_accepted)
+{
+    const char *kc = "{\"iat\":1796014548,\"jti\":\"7d8f\",\"iss\":\"https://sso/realms/acme\","
+        "\"aud\":\"https://sso/realms/acme\",\"sub\":\"7c9e\",\"typ\":\"Offline\","
+        "\"azp\":\"orders-web\",\"sid\":\"3f1c\",\"scope\":\"openid offline_access\","
+        "\"client_id\":\"orders-web\",\"username\":\"ada\",\"token_type\":\"Offline\","
+        "\"active\":true}";
+    ot_answer_t *a = parse(kc);
+
+    ck_assert_int_eq(a->kind, OT_KIND_OFFLINE);
+    ck_assert_int_eq(a->exp, 0);
+    ck_assert_int_eq(a->iat, 1796014548);
+    ck_assert_str_eq(a->sid, "3f1c");
+    ck_assert_int_eq(judge(kc, "https://sso/realms/acme", "orders-api", 1), OT_VERDICT_OK);
+}
+END_TEST
+
+START_TEST(introspection_request_and_results)
+{
+    ot_http_req_t req;
+    ot_http_resp_t resp;
+    ot_introspect_t in = { "https://i/introspect", "rs client", "p@ss:w", OT_AUTH_BASIC,
+                           "refresh_token", "a+b/c=" };
+    ot_answer_t *a;
+    ot_err_kind_t kind;
+    const char *why;
+
+    memset(&req, 0, sizeof(req));
+    ot_introspect_request(&req, &in, ot_test_pool);
+    ck_assert_str_eq(req.body, "token=a%2Bb%2Fc%3D&token_type_hint=refresh_token");
+    /* base64("rs+client:p%40ss%3Aw") */
+    ck_assert_str_eq(req.authorization, "Basic cnMrY2xpZW50OnAlNDBzcyUzQXc=");
+    in.auth = OT_AUTH_POST;
+    in.hint = NULL;
+    ot_introspect_request(&req, &in, ot_test_pool);
+    ck_assert_ptr_null(req.authorization);
+    ck_assert_str_eq(req.body, "token=a%2Bb%2Fc%3D&client_id=rs+client&client_secret=p%40ss%3Aw");
+
+    memset(&resp, 0, sizeof(resp));
+    resp.err = OT_HTTP_OK;
+    resp.status = 302;
+    ck_assert_int_ne(ot_introspect_result(&a, &kind, &why, &resp, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(kind, OT_ERR_REDIRECT);
+    resp.status = 401;
+    ot_introspect_result(&a, &kind, &why, &resp, ot_test_pool);
+    ck_assert_int_eq(kind, OT_ERR_CLIENT_AUTH);
+    ck_assert_ptr_nonnull(strstr(why, "client credentials"));
+    resp.status = 503;
+    ot_introspect_result(&a, &kind, &why, &resp, ot_test_pool);
+    ck_assert_int_eq(kind, OT_ERR_STATUS);
+    resp.status = 200;
+    resp.body = "<html>";
+    resp.body_len = 6;
+    ot_introspect_result(&a, &kind, &why, &resp, ot_test_pool);
+    ck_assert_int_eq(kind, OT_ERR_PARSE);
+    resp.body = "{\"active\":true}";
+    resp.body_len = strlen(resp.body);
+    ck_assert_int_eq(ot_introspect_result(&a, &kind, &why, &resp, ot_test_pool), APR_SUCCESS);
+    ck_assert(a->active);
+    resp.err = OT_HTTP_ETIMEOUT;
+    ot_introspect_result(&a, &kind, &why, &resp, ot_test_pool);
+    ck_assert_int_eq(kind, OT_ERR_TIMEOUT);
+}
+END_TEST
+
+Suite *suite_answer(void)
+{
+    Suite *s = suite_create("answer");
+    TCase *tc = tcase_create("answer");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_add_test(tc, only_objects_with_boolean_active_are_answers);
+    tcase_add_test(tc, deep_nesting_is_refused);
+    tcase_add_test(tc, oversized_answer_is_refused);
+    tcase_add_test(tc, kinds_follow_the_contract);
+    tcase_add_test(tc, verdicts);
+    tcase_add_test(tc, keycloak_offline_answer_without_exp_is_accepted);
+    tcase_add_test(tc, introspection_request_and_results);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,121 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <string.h>
+#include <apr_strings.h>
+
+#include "ot_unit.h"
+#include "ot_token.h"
+#include "ot_util.h"
+
+static ot_bearer_t parse(const char *h, const char **tok)
+{
+    *tok = NULL;
+    return ot_bearer_parse(h, tok, ot_test_pool);
+}
+
+START_TEST(bearer_well_formed)
+{
+    const char *tok;
+
+    ck_assert_int_eq(parse("Bearer abc.DEF-_~+/==", &tok), OT_BEARER_OK);
+    ck_assert_str_eq(tok, "abc.DEF-_~+/==");
+    ck_assert_int_eq(parse("bearer abc", &tok), OT_BEARER_OK);
+    ck_assert_int_eq(parse("BEARER   abc", &tok), OT_BEARER_OK);
+    ck_assert_str_eq(tok, "abc");
+}
+END_TEST
+
+START_TEST(bearer_absent_or_other_scheme)
+{
+    const char *tok;
+
+    ck_assert_int_eq(parse(NULL, &tok), OT_BEARER_NONE);
+    ck_assert_int_eq(parse("Basic dXNlcjpwYXNz", &tok), OT_BEARER_NONE);
+    ck_assert_int_eq(parse("Bearerabc", &tok), OT_BEARER_NONE);
+    ck_assert_int_eq(parse("", &tok), OT_BEARER_NONE);
+}
+END_TEST
+
+START_TEST(bearer_malformed)
+{
+    const char *tok;
+    char *big = apr_palloc(ot_test_pool, OT_TOKEN_MAX + 2);
+
+    ck_assert_int_eq(parse("Bearer", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer ", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer a b", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer a\tb", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer\tabc", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer abc, Bearer def", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer ab=c", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer =abc", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer ab\xc3\xa9", &tok), OT_BEARER_MALFORMED);
+    ck_assert_int_eq(parse("Bearer a\"b", &tok), OT_BEARER_MALFORMED);
+    memset(big, 'a', OT_TOKEN_MAX + 1);
+    big[OT_TOKEN_MAX + 1] = '\0';
+    ck_assert_int_eq(parse(apr_pstrcat(ot_test_pool, "Bearer ", big, NULL), &tok),
+                     OT_BEARER_MALFORMED);
+    big[OT_TOKEN_MAX] = '\0';
+    ck_assert_int_eq(parse(apr_pstrcat(ot_test_pool, "Bearer ", big, NULL), &tok), OT_BEARER_OK);
+}
+END_TEST
+
+/* base64url of {"typ":"Offline","azp":"orders-web"} and of {"typ":"Bearer"} */
+#define OFFLINE_JWT "eyJhbGciOiJIUzUxMiJ9.eyJ0eXAiOiJPZmZsaW5lIiwiYXpwIjoib3JkZXJzLXdlYiJ9.c2ln"
+#define ACCESS_JWT  "eyJhbGciOiJSUzI1NiJ9.eyJ0eXAiOiJCZWFyZXIifQ.c2ln"
+
+START_TEST(jwt_peek_and_hint)
+{
+    ot_jwt_peek_t pk;
+
+    ot_jwt_peek(&pk, OFFLINE_JWT, ot_test_pool);
+    ck_assert(pk.is_jwt);
+    ck_assert_str_eq(pk.typ, "Offline");
+    ck_assert_str_eq(pk.azp, "orders-web");
+    ck_assert_str_eq(ot_token_hint(OT_HINT_AUTO, &pk), "refresh_token");
+    ck_assert_str_eq(ot_token_hint(OT_HINT_ACCESS, &pk), "access_token");
+    ck_assert_ptr_null(ot_token_hint(OT_HINT_NONE, &pk));
+
+    ot_jwt_peek(&pk, ACCESS_JWT, ot_test_pool);
+    ck_assert(pk.is_jwt);
+    ck_assert_str_eq(ot_token_hint(OT_HINT_AUTO, &pk), "access_token");
+
+    ot_jwt_peek(&pk, "opaque-token-value", ot_test_pool);
+    ck_assert(!pk.is_jwt);
+    ck_assert_ptr_null(ot_token_hint(OT_HINT_AUTO, &pk));
+    ck_assert_str_eq(ot_token_hint(OT_HINT_REFRESH, &pk), "refresh_token");
+}
+END_TEST
+
+START_TEST(jwt_peek_refuses_odd_shapes)
+{
+    ot_jwt_peek_t pk;
+
+    ot_jwt_peek(&pk, "a.b", ot_test_pool);                       /* two parts */
+    ck_assert(!pk.is_jwt);
+    ot_jwt_peek(&pk, "a.b.c.d", ot_test_pool);                   /* four parts */
+    ck_assert(!pk.is_jwt);
+    ot_jwt_peek(&pk, "x.WzFd.y", ot_test_pool);                  /* payload [1] is no object */
+    ck_assert(!pk.is_jwt);
+    ot_jwt_peek(&pk, "x.%%%.y", ot_test_pool);                   /* not base64url */
+    ck_assert(!pk.is_jwt);
+    ot_jwt_peek(&pk, "x.eyJ0eXAiOjF9.y", ot_test_pool);          /* typ is a number */
+    ck_assert(pk.is_jwt);
+    ck_assert_ptr_null(pk.typ);
+    ck_assert_str_eq(ot_token_hint(OT_HINT_AUTO, &pk), "access_token");
+}
+END_TEST
+
+Suite *suite_token(void)
+{
+    Suite *s = suite_create("token");
+    TCase *tc = tcase_create("token");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_add_test(tc, bearer_well_formed);
+    tcase_add_test(tc, bearer_absent_or_other_scheme);
+    tcase_add_test(tc, bearer_malformed);
+    tcase_add_test(tc, jwt_peek_and_hint);
+    tcase_add_test(tc, jwt_peek_refuses_odd_shapes);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,147 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <apr_strings.h>
+
+#include "ot_unit.h"
+#include "ot_util.h"
+
+START_TEST(cache_key_separates_fields)
+{
+    unsigned char a[OT_SHA256_LEN], b[OT_SHA256_LEN], c[OT_SHA256_LEN];
+
+    ot_cache_key(a, "https://i/x", "client", "access_token", "tok");
+    ot_cache_key(b, "https://i/x", "client", NULL, "tok");
+    ck_assert(memcmp(a, b, sizeof(a)) != 0);
+    /* Moving a character from one field to the next must change the key. */
+    ot_cache_key(b, "https://i/x", "clien", "taccess_token", "tok");
+    ck_assert(memcmp(a, b, sizeof(a)) != 0);
+    ot_cache_key(c, "https://i/x", "client", "access_token", "tok");
+    ck_assert(memcmp(a, c, sizeof(a)) == 0);
+}
+END_TEST
+
+START_TEST(fingerprint_hides_token)
+{
+    const char *fp = ot_token_fingerprint("secret-token-value", ot_test_pool);
+
+    ck_assert_int_eq(strlen(fp), strlen("sha256:") + 12);
+    ck_assert(strncmp(fp, "sha256:", 7) == 0);
+    ck_assert_ptr_null(strstr(fp, "secret"));
+}
+END_TEST
+
+START_TEST(b64url_round_trip_and_refusals)
+{
+    char *out;
+    apr_size_t n;
+
+    ck_assert_int_eq(ot_b64url_decode(&out, &n, "eyJhIjoxfQ", 10, ot_test_pool), APR_SUCCESS);
+    ck_assert_str_eq(out, "{\"a\":1}");
+    ck_assert_int_eq(ot_b64url_decode(&out, &n, "eyJhIjoxfQ==", 12, ot_test_pool), APR_SUCCESS);
+    ck_assert_str_eq(out, "{\"a\":1}");
+    ck_assert_int_eq(ot_b64url_decode(&out, &n, "-_8", 3, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(n, 2);
+    ck_assert_int_eq(ot_b64url_decode(&out, &n, "ab+c", 4, ot_test_pool), APR_EINVAL);
+    ck_assert_int_eq(ot_b64url_decode(&out, &n, "abcde", 5, ot_test_pool), APR_EINVAL);
+    ck_assert_int_eq(ot_b64url_decode(&out, &n, "", 0, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(n, 0);
+}
+END_TEST
+
+START_TEST(form_encoding_follows_rfc6749)
+{
+    ck_assert_str_eq(ot_form_encode("a b+c/d:é", ot_test_pool), "a+b%2Bc%2Fd%3A%C3%A9");
+    ck_assert_str_eq(ot_form_encode("Az09-._*~", ot_test_pool), "Az09-._*%7E");
+    ck_assert_str_eq(ot_b64_encode("rs client:s3cr%t", 16, ot_test_pool),
+                     "cnMgY2xpZW50OnMzY3IldA==");
+}
+END_TEST
+
+START_TEST(secrets_from_env_and_file)
+{
+    const char *err;
+    char path[] = "/tmp/ot-secret-XXXXXX";
+    int fd = mkstemp(path);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, "hunter2\n", 8), 8);
+    close(fd);
+    ck_assert_str_eq(ot_secret_resolve(apr_pstrcat(ot_test_pool, "file:", path, NULL), &err,
+                                       ot_test_pool), "hunter2");
+    unlink(path);
+    ck_assert_ptr_null(ot_secret_resolve(apr_pstrcat(ot_test_pool, "file:", path, NULL), &err,
+                                         ot_test_pool));
+    ck_assert_ptr_nonnull(strstr(err, "cannot open"));
+
+    setenv("OT_TEST_SECRET", "from-env", 1);
+    ck_assert_str_eq(ot_secret_resolve("env:OT_TEST_SECRET", &err, ot_test_pool), "from-env");
+    ck_assert_ptr_null(ot_secret_resolve("env:OT_TEST_UNSET_VAR", &err, ot_test_pool));
+    ck_assert_ptr_null(strstr(err, "from-env"));
+    ck_assert_str_eq(ot_secret_resolve("literal", &err, ot_test_pool), "literal");
+    ck_assert_ptr_null(ot_secret_resolve("", &err, ot_test_pool));
+}
+END_TEST
+
+START_TEST(argument_parsers)
+{
+    apr_interval_time_t t;
+    apr_size_t sz;
+    int ttl;
+
+    ck_assert_ptr_null(ot_parse_seconds("0.5", &t, ot_test_pool));
+    ck_assert_int_eq(t, 500000);
+    ck_assert_ptr_null(ot_parse_seconds("2", &t, ot_test_pool));
+    ck_assert_int_eq(t, 2000000);
+    ck_assert_ptr_nonnull(ot_parse_seconds("0", &t, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_seconds("-1", &t, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_seconds("2s", &t, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_seconds("nan", &t, ot_test_pool));
+
+    ck_assert_ptr_null(ot_parse_ttl("0", 86400, &ttl, ot_test_pool));
+    ck_assert_int_eq(ttl, 0);
+    ck_assert_ptr_nonnull(ot_parse_ttl("86401", 86400, &ttl, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_ttl("1.5", 86400, &ttl, ot_test_pool));
+
+    ck_assert_ptr_null(ot_parse_size("16M", 65536, (apr_size_t)1 << 36, &sz, ot_test_pool));
+    ck_assert_uint_eq(sz, 16u << 20);
+    ck_assert_ptr_null(ot_parse_size("512k", 65536, (apr_size_t)1 << 36, &sz, ot_test_pool));
+    ck_assert_uint_eq(sz, 512u << 10);
+    ck_assert_ptr_nonnull(ot_parse_size("1K", 65536, (apr_size_t)1 << 36, &sz, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_size("16Q", 65536, (apr_size_t)1 << 36, &sz, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_size("-16M", 65536, (apr_size_t)1 << 36, &sz, ot_test_pool));
+    ck_assert_ptr_nonnull(ot_parse_size("99999999999G", 65536, (apr_size_t)1 << 36, &sz,
+                                        ot_test_pool));
+}
+END_TEST
+
+START_TEST(query_parameter_detection)
+{
+    ck_assert(ot_query_has_param("access_token=x", "access_token"));
+    ck_assert(ot_query_has_param("a=1&access_token=x", "access_token"));
+    ck_assert(ot_query_has_param("access%5Ftoken=x", "access_token"));
+    ck_assert(ot_query_has_param("access_token", "access_token"));
+    ck_assert(!ot_query_has_param("my_access_token=x", "access_token"));
+    ck_assert(!ot_query_has_param("a=access_token", "access_token"));
+    ck_assert(!ot_query_has_param("", "access_token"));
+}
+END_TEST
+
+Suite *suite_util(void)
+{
+    Suite *s = suite_create("util");
+    TCase *tc = tcase_create("util");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_add_test(tc, cache_key_separates_fields);
+    tcase_add_test(tc, fingerprint_hides_token);
+    tcase_add_test(tc, b64url_round_trip_and_refusals);
+    tcase_add_test(tc, form_encoding_follows_rfc6749);
+    tcase_add_test(tc, secrets_from_env_and_file);
+    tcase_add_test(tc, argument_parsers);
+    tcase_add_test(tc, query_parameter_detection);
+    suite_add_tcase(s, tc);
+    return s;
+}
