@@ -1,0 +1,155 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file mod_offtok.h
+ * @brief The httpd glue's shared declarations: configuration, the per-request state and the
+ *        per-process context.
+ *
+ *   mod_offtok.c         module record, hooks, start-up, the per-process context
+ *   mod_offtok_config.c  directives, their checks and merging
+ *   mod_offtok_authn.c   the authentication hook: token → issuer (or cache) → verdict
+ *   mod_offtok_authz.c   Require offtok-scope / offtok-claim, WWW-Authenticate
+ *   mod_offtok_env.c     what the back end receives: REMOTE_USER, OFFTOK_CLAIM_*, headers
+ */
+#ifndef MOD_OFFTOK_H
+#define MOD_OFFTOK_H
+
+#include <httpd.h>
+#include <http_config.h>
+#include <apr_tables.h>
+
+#include "ot_answer.h"
+#include "ot_introspect.h"
+#include "ot_token.h"
+
+#ifndef OT_VERSION
+#define OT_VERSION "unknown"
+#endif
+
+extern module AP_MODULE_DECLARE_DATA offtok_module;
+
+/** OfftokAlwaysValidate */
+typedef enum { OT_ALWAYS_OFF = 0, OT_ALWAYS_ON = 1, OT_ALWAYS_OFFLINE = 2 } ot_always_t;
+
+/** Credentials for one client: the default ones or an OfftokClientFor line. */
+typedef struct {
+    const char *azp;        /**< NULL for the default */
+    const char *id;
+    const char *secret;
+} offtok_client_t;
+
+/** One OfftokPassHeader line. */
+typedef struct {
+    const char *header;
+    const char *claim;
+} offtok_pass_t;
+
+/**
+ * Per-directory configuration. Every field starts unset (NULL or -1) so that merging is one line
+ * per field: the child's value when it set one, else the parent's.
+ */
+typedef struct {
+    const char *where;                 /**< the section it was made for, for messages */
+    const char *url;
+    const char *client_id;
+    const char *client_secret;
+    apr_array_header_t *client_for;    /**< offtok_client_t, adds up */
+    int client_auth;                   /**< ot_client_auth_t */
+    const char *ca_file;
+    int ssl_verify;
+    apr_interval_time_t connect_timeout;
+    apr_interval_time_t total_timeout;
+    int always;                        /**< ot_always_t */
+    int cache_ttl;
+    int neg_ttl;
+    int offline;                       /**< OfftokOfflineTokens: 1 Allow, 0 Deny */
+    int hint_mode;                     /**< ot_hint_mode_t */
+    const char *issuer;
+    const char *audience;
+    const char *user_claim;
+    apr_array_header_t *pass;          /**< offtok_pass_t, adds up */
+    int forward_token;
+} offtok_dir_conf;
+
+/** Server-wide settings (OfftokCacheSize and friends: server config only). */
+typedef struct {
+    apr_size_t cache_size;
+    int max_pending;                   /**< requests that may wait on the issuer per process; 0: auto */
+} offtok_srv_conf;
+
+/** Defaults, applied when reading an unset field. */
+#define OT_DEFAULT_CACHE_TTL 60
+#define OT_DEFAULT_NEG_TTL 10
+#define OT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(2)
+#define OT_DEFAULT_TOTAL_TIMEOUT apr_time_from_sec(5)
+#define OT_DEFAULT_CACHE_SIZE (16 * 1024 * 1024)
+
+/** Effective values of a merged per-directory configuration. */
+int offtok_cache_ttl(const offtok_dir_conf *c);
+int offtok_neg_ttl(const offtok_dir_conf *c);
+ot_always_t offtok_always(const offtok_dir_conf *c);
+apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c);
+apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c);
+/** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
+int offtok_longest_ttl(void);
+
+extern const command_rec offtok_cmds[];
+void *offtok_create_dir_conf(apr_pool_t *p, char *dir);
+void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
+void *offtok_create_srv_conf(apr_pool_t *p, server_rec *s);
+void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* ---- per request -------------------------------------------------------------------------- */
+
+/** The outcome of checking a request's token, computed once and shared by every hook. */
+typedef struct {
+    int status;                 /**< OK, or the HTTP status to answer */
+    const char *error;          /**< RFC 6750 error code for WWW-Authenticate, or NULL */
+    const char *scope_needed;   /**< set by offtok-scope when it denies, for the header */
+    ot_answer_t *answer;        /**< the accepted answer when status is OK */
+    const char *user;           /**< REMOTE_USER */
+    apr_array_header_t *headers;/**< name, value pairs for OfftokPassHeader */
+    int applied;                /**< environment and headers were set on this request */
+} offtok_req_t;
+
+/** Check the request's token once (or reuse the initial request's result). Never NULL. */
+offtok_req_t *offtok_check(request_rec *r);
+
+/** 1 when r is protected with AuthType offtok. */
+int offtok_is_ours(request_rec *r);
+
+/** Set REMOTE_USER's companions: OFFTOK_CLAIM_*, OFFTOK_TOKEN_KIND, headers, token removal. */
+void offtok_env_apply(request_rec *r, offtok_req_t *st);
+
+/**
+ * Fill st->user and st->headers from the answer. Returns 0 when a value breaks the contract's
+ * limits (then st is set to 401 invalid_token).
+ */
+int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c);
+
+/** Remove client-sent copies of the headers OfftokPassHeader names (header_parser hook). */
+int offtok_strip_headers(request_rec *r);
+
+/** Write WWW-Authenticate (and Retry-After for 503) for st's outcome. */
+void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
+
+void offtok_register_authz(apr_pool_t *p);
+
+/* ---- per process -------------------------------------------------------------------------- */
+
+struct ot_http_t;
+struct ot_flight_t;
+struct ot_shm_t;
+struct ot_stats_t;
+
+/** What lives once per server process: the shared segment's mapping, the issuer link. */
+typedef struct {
+    struct ot_shm_t *shm;
+    struct ot_stats_t *stats;
+    struct ot_http_t *http;
+    struct ot_flight_t *flight;
+} offtok_proc_t;
+
+/** This process's context (its http and flight members are NULL before child_init). */
+offtok_proc_t *offtok_proc(void);
+
+#endif

@@ -1,0 +1,353 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The authentication flow: bearer token → cache or issuer → verdict for this location.
+ *
+ * offtok_check() computes a request's outcome once, whichever hook asks first (the authz
+ * providers in mod_authz_core's user-less pass, or the authentication hook), and keeps it in the
+ * request's config. Subrequests and internal redirects reuse the initial request's answer and
+ * judge it by their own location's policy.
+ *
+ * Nothing here logs a token: a short SHA-256 fingerprint stands in for it.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_request.h>
+#include <apr_strings.h>
+
+#include "mod_offtok.h"
+#include "ot_cache.h"
+#include "ot_claims.h"
+#include "ot_flight.h"
+#include "ot_json.h"
+#include "ot_stats.h"
+#include "ot_util.h"
+
+APLOG_USE_MODULE(offtok);
+
+/** What one request asks the issuer, and under which cache key. */
+typedef struct {
+    const offtok_dir_conf *conf;
+    ot_introspect_t in;
+    ot_jwt_peek_t peek;
+    unsigned char key[OT_KEY_LEN];
+    const char *fp;             /**< the token's fingerprint, for logs */
+    int fresh;                  /**< a positive answer must come from a call started after arrival */
+} offtok_ask_t;
+
+int offtok_is_ours(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+
+    return type != NULL && strcasecmp(type, "offtok") == 0;
+}
+
+static void fail(offtok_req_t *st, int status, const char *error)
+{
+    st->status = status;
+    st->error = error;
+    st->answer = NULL;
+}
+
+/** Pick the credentials: an OfftokClientFor line for the token's azp, else the defaults. */
+static void pick_client(offtok_ask_t *ask)
+{
+    const offtok_dir_conf *c = ask->conf;
+    int i;
+
+    ask->in.client_id = c->client_id ? c->client_id : "";
+    ask->in.client_secret = c->client_secret ? c->client_secret : "";
+    if (c->client_for == NULL || ask->peek.azp == NULL) {
+        return;
+    }
+    for (i = 0; i < c->client_for->nelts; i++) {
+        const offtok_client_t *cl = &APR_ARRAY_IDX(c->client_for, i, offtok_client_t);
+        if (strcmp(cl->azp, ask->peek.azp) == 0) {
+            ask->in.client_id = cl->id;
+            ask->in.client_secret = cl->secret;
+            return;
+        }
+    }
+}
+
+static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf *c,
+                        const char *token)
+{
+    ot_always_t always = offtok_always(c);
+
+    memset(ask, 0, sizeof(*ask));
+    ask->conf = c;
+    ot_jwt_peek(&ask->peek, token, r->pool);
+    ask->in.url = c->url;
+    ask->in.auth = c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
+    ask->in.hint = ot_token_hint(c->hint_mode >= 0 ? (ot_hint_mode_t)c->hint_mode : OT_HINT_AUTO,
+                                 &ask->peek);
+    ask->in.token = token;
+    pick_client(ask);
+    ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, token);
+    ask->fp = ot_token_fingerprint(token, r->pool);
+    /* With Offline, a token not known to be an access token must be treated as offline. */
+    ask->fresh = always == OT_ALWAYS_ON
+        || (always == OT_ALWAYS_OFFLINE
+            && !(ask->peek.typ && strcmp(ask->peek.typ, "Bearer") == 0));
+}
+
+/* ---- the cache ---------------------------------------------------------------------------- */
+
+/** A cached answer this location may use, or NULL. */
+static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
+{
+    offtok_proc_t *proc = offtok_proc();
+    const offtok_dir_conf *c = ask->conf;
+    ot_always_t always = offtok_always(c);
+    ot_cache_entry_t e;
+    apr_time_t now = apr_time_now();
+    const char *err;
+    json_t *json;
+
+    if (proc->shm == NULL || ot_cache_get(proc->shm, ask->key, now, &e, r->pool) != APR_SUCCESS) {
+        return NULL;
+    }
+    if (!e.active) {
+        if (now - e.fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
+            return NULL;
+        }
+        json = ot_json_own(json_pack("{s:b}", "active", 0), r->pool);
+        return ot_answer_from_json(json, &err, r->pool);
+    }
+    if (now - e.fetched >= apr_time_from_sec(offtok_cache_ttl(c))
+        || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e.offline)
+        || ot_revoke_applies(proc->shm, e.iss, ask->in.client_id, &e)) {
+        return NULL;
+    }
+    json = ot_json_parse(e.claims, e.claims_len, NULL, r->pool);
+    return json ? ot_answer_from_json(json, &err, r->pool) : NULL;
+}
+
+static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t *a,
+                     apr_time_t started)
+{
+    offtok_proc_t *proc = offtok_proc();
+    ot_cache_entry_t e;
+    apr_time_t keep = apr_time_from_sec(offtok_longest_ttl());
+
+    if (proc->shm == NULL || (!a->active && offtok_neg_ttl(ask->conf) == 0)) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.fetched = started;
+    e.drop_after = started + keep;
+    e.active = a->active;
+    if (a->active) {
+        e.exp = a->exp ? apr_time_from_sec(a->exp) : 0;
+        e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
+        e.offline = a->kind == OT_KIND_OFFLINE;
+        e.iss = a->iss;
+        e.sub = a->sub;
+        e.sid = a->sid;
+        e.claims = ot_json_dump(a->json, &e.claims_len, r->pool);
+        if (e.exp && e.exp < e.drop_after) {
+            e.drop_after = e.exp;
+        }
+        if (e.claims == NULL) {
+            return;
+        }
+    }
+    ot_cache_put(proc->shm, ask->key, &e, apr_time_now());
+}
+
+/* ---- the issuer --------------------------------------------------------------------------- */
+
+/** The leader's call; runs without any lock held. */
+static void issuer_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    ot_http_post(offtok_proc()->http, (const ot_http_req_t *)baton, resp, p);
+}
+
+/** Count an error judged from the answer; the HTTP client counts transport errors itself. */
+static void count_error(ot_err_kind_t kind, int joined)
+{
+    switch (kind) {
+    case OT_ERR_STATUS: case OT_ERR_REDIRECT: case OT_ERR_PARSE: case OT_ERR_CLIENT_AUTH:
+        if (!joined) {
+            OT_STAT_ADD(offtok_proc()->stats->issuer_errors[kind], 1);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/**
+ * Ask the issuer (or join a call already asking). APR_SUCCESS with *pa set; otherwise st is set
+ * to the 503 and the reason is logged.
+ */
+static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_ask_t *ask,
+                               ot_answer_t **pa, apr_time_t *started)
+{
+    offtok_proc_t *proc = offtok_proc();
+    const offtok_dir_conf *c = ask->conf;
+    ot_http_req_t req;
+    ot_http_resp_t resp;
+    ot_err_kind_t kind;
+    const char *why;
+    int joined = 0;
+    apr_status_t rv;
+
+    memset(&req, 0, sizeof(req));
+    ot_introspect_request(&req, &ask->in, r->pool);
+    req.ca_file = c->ca_file;
+    req.verify = c->ssl_verify != 0;
+    req.connect_timeout = offtok_connect_timeout(c);
+    req.total_timeout = offtok_total_timeout(c);
+
+    rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, ask->fresh ? r->request_time : 0,
+                       req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
+                       &resp, &joined, r->pool);
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0004: %s; answering 503",
+                      rv == APR_EBUSY ? "too many requests are waiting for the issuer "
+                      "(OfftokIssuerMaxPending)" : "the issuer call did not finish in time");
+        fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        return rv;
+    }
+    *started = apr_time_now() - resp.elapsed;
+    if (ot_introspect_result(pa, &kind, &why, &resp, r->pool) != APR_SUCCESS) {
+        count_error(kind, joined);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT%04d: introspection at %s failed: %s; "
+                      "answering 503", kind == OT_ERR_CLIENT_AUTH ? 3 : 2, c->url, why);
+        fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- the verdict -------------------------------------------------------------------------- */
+
+static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot_answer_t *a,
+                  const char *fp)
+{
+    ot_policy_t policy;
+    ot_verdict_t v;
+
+    policy.issuer = c->issuer;
+    policy.audience = c->audience;
+    policy.allow_offline = c->offline != 0;
+    v = ot_answer_judge(a, &policy, (apr_int64_t)apr_time_sec(apr_time_now()));
+    if (v != OT_VERDICT_OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s", fp,
+                      ot_verdict_text(v));
+        fail(st, HTTP_UNAUTHORIZED, "invalid_token");
+        return;
+    }
+    st->answer = a;
+    st->status = OK;
+    if (!offtok_env_prepare(r, st, c)) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0011: token %s refused: the claim for "
+                      "REMOTE_USER is missing, not a string, or a value is over %d bytes", fp,
+                      OT_VALUE_MAX);
+        fail(st, HTTP_UNAUTHORIZED, "invalid_token");
+    }
+}
+
+static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                        const char *token)
+{
+    offtok_ask_t ask;
+    ot_answer_t *a;
+    apr_time_t started;
+
+    prepare_ask(r, &ask, c, token);
+    a = from_cache(r, &ask);
+    if (a == NULL) {
+        if (ask_issuer(r, st, &ask, &a, &started) != APR_SUCCESS) {
+            return;
+        }
+        to_cache(r, &ask, a, started);
+    }
+    judge(r, st, c, a, ask.fp);
+}
+
+/** The request this one descends from (through subrequests and internal redirects). */
+static request_rec *initial_request(request_rec *r)
+{
+    for (;;) {
+        if (r->main) {
+            r = r->main;
+        }
+        else if (r->prev) {
+            r = r->prev;
+        }
+        else {
+            return r;
+        }
+    }
+}
+
+/** Reuse the initial request's outcome when it asked the same issuer. */
+static int reuse_initial(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c)
+{
+    request_rec *init = initial_request(r);
+    const offtok_req_t *ist;
+    const offtok_dir_conf *ic;
+
+    if (init == r
+        || (ist = ap_get_module_config(init->request_config, &offtok_module)) == NULL) {
+        return 0;
+    }
+    ic = ap_get_module_config(init->per_dir_config, &offtok_module);
+    if (ic->url == NULL || strcmp(ic->url, c->url) != 0) {
+        return 0;
+    }
+    if (ist->answer == NULL) {
+        st->status = ist->status;
+        st->error = ist->error;
+        return 1;
+    }
+    judge(r, st, c, ist->answer, "(as for the initial request)");
+    return 1;
+}
+
+offtok_req_t *offtok_check(request_rec *r)
+{
+    offtok_req_t *st = ap_get_module_config(r->request_config, &offtok_module);
+    const offtok_dir_conf *c;
+    const char *token = NULL;
+
+    if (st != NULL) {
+        return st;
+    }
+    st = apr_pcalloc(r->pool, sizeof(*st));
+    ap_set_module_config(r->request_config, &offtok_module, st);
+    c = ap_get_module_config(r->per_dir_config, &offtok_module);
+    if (c->url == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0001: AuthType offtok in <%s> has no "
+                      "OfftokIntrospectionURL; answering 500", c->where);
+        fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return st;
+    }
+    if (reuse_initial(r, st, c)) {
+        return st;
+    }
+    switch (ot_bearer_parse(apr_table_get(r->headers_in, "Authorization"), &token, r->pool)) {
+    case OT_BEARER_NONE:
+        fail(st, HTTP_UNAUTHORIZED, NULL);
+        return st;
+    case OT_BEARER_MALFORMED:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0020: malformed Bearer credentials");
+        fail(st, HTTP_BAD_REQUEST, "invalid_request");
+        return st;
+    case OT_BEARER_OK:
+        break;
+    }
+    if (r->args && ot_query_has_param(r->args, "access_token")) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0021: a token in the Authorization header "
+                      "and another in the query string");
+        fail(st, HTTP_BAD_REQUEST, "invalid_request");
+        return st;
+    }
+    check_token(r, st, c, token);
+    return st;
+}

@@ -1,0 +1,409 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * Directives. Each is checked when it is read, so that `apachectl -t` names a typo; each field
+ * starts unset and merging takes the child's value when it set one. Repeatable directives
+ * (OfftokClientFor, OfftokPassHeader) add up from parent to child.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+#include <apr_lib.h>
+
+#include "mod_offtok.h"
+#include "ot_claims.h"
+#include "ot_util.h"
+
+APLOG_USE_MODULE(offtok);
+
+#define UNSET (-1)
+#define MAX_TTL 86400
+
+/** The longest OfftokCacheTTL read in this configuration generation. */
+static int longest_ttl = OT_DEFAULT_CACHE_TTL;
+
+int offtok_longest_ttl(void)
+{
+    return longest_ttl;
+}
+
+void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
+{
+    offtok_dir_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->where = dir ? dir : "server config";
+    c->client_auth = UNSET;
+    c->ssl_verify = UNSET;
+    c->connect_timeout = UNSET;
+    c->total_timeout = UNSET;
+    c->always = UNSET;
+    c->cache_ttl = UNSET;
+    c->neg_ttl = UNSET;
+    c->offline = UNSET;
+    c->hint_mode = UNSET;
+    c->forward_token = UNSET;
+    return c;
+}
+
+#define MERGE_PTR(f) (add->f ? add->f : base->f)
+#define MERGE_INT(f) (add->f != UNSET ? add->f : base->f)
+
+static apr_array_header_t *merge_list(apr_pool_t *p, apr_array_header_t *base,
+                                      apr_array_header_t *add)
+{
+    if (base == NULL) return add;
+    if (add == NULL) return base;
+    return apr_array_append(p, base, add);
+}
+
+void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    offtok_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+
+    c->where = add->where;
+    c->url = MERGE_PTR(url);
+    c->client_id = MERGE_PTR(client_id);
+    c->client_secret = MERGE_PTR(client_secret);
+    c->client_for = merge_list(p, base->client_for, add->client_for);
+    c->client_auth = MERGE_INT(client_auth);
+    c->ca_file = MERGE_PTR(ca_file);
+    c->ssl_verify = MERGE_INT(ssl_verify);
+    c->connect_timeout = MERGE_INT(connect_timeout);
+    c->total_timeout = MERGE_INT(total_timeout);
+    c->always = MERGE_INT(always);
+    c->cache_ttl = MERGE_INT(cache_ttl);
+    c->neg_ttl = MERGE_INT(neg_ttl);
+    c->offline = MERGE_INT(offline);
+    c->hint_mode = MERGE_INT(hint_mode);
+    c->issuer = MERGE_PTR(issuer);
+    c->audience = MERGE_PTR(audience);
+    c->user_claim = MERGE_PTR(user_claim);
+    c->pass = merge_list(p, base->pass, add->pass);
+    c->forward_token = MERGE_INT(forward_token);
+    return c;
+}
+
+void *offtok_create_srv_conf(apr_pool_t *p, server_rec *s)
+{
+    offtok_srv_conf *c = apr_pcalloc(p, sizeof(*c));
+
+    c->cache_size = 0;
+    c->max_pending = UNSET;
+    return c;
+}
+
+void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
+{
+    offtok_srv_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
+
+    c->cache_size = add->cache_size ? add->cache_size : base->cache_size;
+    c->max_pending = MERGE_INT(max_pending);
+    return c;
+}
+
+int offtok_cache_ttl(const offtok_dir_conf *c)
+{
+    return c->cache_ttl != UNSET ? c->cache_ttl : OT_DEFAULT_CACHE_TTL;
+}
+
+int offtok_neg_ttl(const offtok_dir_conf *c)
+{
+    return c->neg_ttl != UNSET ? c->neg_ttl : OT_DEFAULT_NEG_TTL;
+}
+
+ot_always_t offtok_always(const offtok_dir_conf *c)
+{
+    return c->always != UNSET ? (ot_always_t)c->always : OT_ALWAYS_OFF;
+}
+
+apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c)
+{
+    return c->connect_timeout != UNSET ? c->connect_timeout : OT_DEFAULT_CONNECT_TIMEOUT;
+}
+
+apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c)
+{
+    return c->total_timeout != UNSET ? c->total_timeout : OT_DEFAULT_TOTAL_TIMEOUT;
+}
+
+/* ---- directive handlers ------------------------------------------------------------------- */
+
+static const char *set_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+    apr_uri_t uri;
+
+    if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || uri.hostname == NULL
+        || uri.scheme == NULL
+        || (strcasecmp(uri.scheme, "https") != 0 && strcasecmp(uri.scheme, "http") != 0)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an http:// or https:// URL",
+                            cmd->cmd->name, arg);
+    }
+    if (uri.user || uri.password) {
+        return apr_psprintf(cmd->pool, "%s: put credentials in OfftokClientID and "
+                            "OfftokClientSecret, not in the URL", cmd->cmd->name);
+    }
+    c->url = arg;
+    return NULL;
+}
+
+static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+    const char *err;
+
+    c->client_secret = ot_secret_resolve(arg, &err, cmd->pool);
+    return c->client_secret ? NULL : apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+}
+
+static const char *set_client_for(cmd_parms *cmd, void *dc, const char *azp, const char *id,
+                                  const char *secret)
+{
+    offtok_dir_conf *c = dc;
+    offtok_client_t *cl;
+    const char *err;
+
+    if (c->client_for == NULL) {
+        c->client_for = apr_array_make(cmd->pool, 2, sizeof(offtok_client_t));
+    }
+    cl = apr_array_push(c->client_for);
+    cl->azp = azp;
+    cl->id = id;
+    cl->secret = ot_secret_resolve(secret, &err, cmd->pool);
+    return cl->secret ? NULL : apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, azp, err);
+}
+
+static const char *set_client_auth(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+
+    if (strcasecmp(arg, "client_secret_basic") == 0) {
+        c->client_auth = OT_AUTH_BASIC;
+    }
+    else if (strcasecmp(arg, "client_secret_post") == 0) {
+        c->client_auth = OT_AUTH_POST;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not client_secret_basic or "
+                            "client_secret_post", cmd->cmd->name, arg);
+    }
+    return NULL;
+}
+
+static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+    apr_finfo_t fi;
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    if (path == NULL || apr_stat(&fi, path, APR_FINFO_TYPE, cmd->pool) != APR_SUCCESS
+        || fi.filetype != APR_REG) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a readable file", cmd->cmd->name, arg);
+    }
+    c->ca_file = path;
+    return NULL;
+}
+
+static const char *set_timeout(cmd_parms *cmd, void *dc, const char *conn, const char *total)
+{
+    offtok_dir_conf *c = dc;
+    apr_interval_time_t ct, tt = OT_DEFAULT_TOTAL_TIMEOUT;
+    const char *err = ot_parse_seconds(conn, &ct, cmd->pool);
+
+    if (err == NULL && total) {
+        err = ot_parse_seconds(total, &tt, cmd->pool);
+    }
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    if (!total && tt < ct) {
+        tt = ct;
+    }
+    if (tt < ct) {
+        return apr_psprintf(cmd->pool, "%s: the total time (%s) is shorter than the connect "
+                            "time (%s)", cmd->cmd->name, total, conn);
+    }
+    c->connect_timeout = ct;
+    c->total_timeout = tt;
+    return NULL;
+}
+
+/** Map arg onto one of names[] (case-insensitive); the index goes into the int at offset. */
+static const char *set_keyword(cmd_parms *cmd, void *dc, const char *arg,
+                               const char *const *names, int count)
+{
+    const char *choices = names[0];
+    int i;
+
+    for (i = 0; i < count; i++) {
+        if (strcasecmp(arg, names[i]) == 0) {
+            *(int *)((char *)dc + (apr_size_t)cmd->info) = i;
+            return NULL;
+        }
+        if (i > 0) {
+            choices = apr_pstrcat(cmd->pool, choices, ", ", names[i], NULL);
+        }
+    }
+    return apr_psprintf(cmd->pool, "%s: '%s' is not one of %s", cmd->cmd->name, arg, choices);
+}
+
+static const char *set_always(cmd_parms *cmd, void *dc, const char *arg)
+{
+    static const char *const names[] = { "Off", "On", "Offline" };
+    return set_keyword(cmd, dc, arg, names, 3);
+}
+
+static const char *set_offline(cmd_parms *cmd, void *dc, const char *arg)
+{
+    static const char *const names[] = { "Deny", "Allow" };
+    return set_keyword(cmd, dc, arg, names, 2);
+}
+
+static const char *set_hint(cmd_parms *cmd, void *dc, const char *arg)
+{
+    /* Same order as ot_hint_mode_t. */
+    static const char *const names[] = { "auto", "access_token", "refresh_token", "none" };
+    return set_keyword(cmd, dc, arg, names, 4);
+}
+
+static const char *set_ttl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    int *field = (int *)((char *)dc + (apr_size_t)cmd->info);
+    const char *err = ot_parse_ttl(arg, MAX_TTL, field, cmd->pool);
+
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    if (*field > longest_ttl) {
+        longest_ttl = *field;
+    }
+    return NULL;
+}
+
+static int is_token_char(char ch)
+{
+    return apr_isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+static const char *set_pass_header(cmd_parms *cmd, void *dc, const char *header,
+                                   const char *claim)
+{
+    offtok_dir_conf *c = dc;
+    offtok_pass_t *ph;
+    const char *ch;
+
+    for (ch = header; *ch; ch++) {
+        if (!is_token_char(*ch)) {
+            return apr_psprintf(cmd->pool, "%s: '%s' is not a valid header name",
+                                cmd->cmd->name, header);
+        }
+    }
+    if (*header == '\0' || ot_header_name_eq(header, "Authorization")) {
+        return apr_psprintf(cmd->pool, "%s: '%s' cannot be used", cmd->cmd->name, header);
+    }
+    if (c->pass == NULL) {
+        c->pass = apr_array_make(cmd->pool, 2, sizeof(offtok_pass_t));
+    }
+    ph = apr_array_push(c->pass);
+    ph->header = header;
+    ph->claim = claim;
+    return NULL;
+}
+
+static const char *set_flag(cmd_parms *cmd, void *dc, int on)
+{
+    *(int *)((char *)dc + (apr_size_t)cmd->info) = on;
+    return NULL;
+}
+
+/* ---- server-wide directives --------------------------------------------------------------- */
+
+static const char *set_cache_size(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    err = ot_parse_size(arg, 64 * 1024, (apr_size_t)64 << 30, &sc->cache_size, cmd->pool);
+    return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
+}
+
+static const char *set_max_pending(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    long v;
+
+    if (err) {
+        return err;
+    }
+    v = strtol(arg, &end, 10);
+    if (end == arg || *end || v < 1 || v > 100000) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 1 to 100000",
+                            cmd->cmd->name, arg);
+    }
+    sc->max_pending = (int)v;
+    return NULL;
+}
+
+static const char *refuse_redis(cmd_parms *cmd, void *dc, const char *arg)
+{
+    return apr_psprintf(cmd->pool, "%s: this build of mod_offtok cannot share its cache through "
+                        "Redis yet", cmd->cmd->name);
+}
+
+#define DIR_OFFSET(f) ((void *)APR_OFFSETOF(offtok_dir_conf, f))
+#define WHERE (RSRC_CONF | ACCESS_CONF)
+#define POLICY (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
+
+const command_rec offtok_cmds[] = {
+    AP_INIT_TAKE1("OfftokIntrospectionURL", set_url, NULL, WHERE,
+                  "RFC 7662 introspection endpoint of the issuer"),
+    AP_INIT_TAKE1("OfftokClientID", ap_set_string_slot, DIR_OFFSET(client_id), WHERE,
+                  "client id used to authenticate to the issuer"),
+    AP_INIT_TAKE1("OfftokClientSecret", set_secret, NULL, WHERE,
+                  "client secret: a literal, env:VAR or file:PATH"),
+    AP_INIT_TAKE3("OfftokClientFor", set_client_for, NULL, WHERE,
+                  "azp client-id secret: introspect tokens of client azp with these credentials"),
+    AP_INIT_TAKE1("OfftokClientAuth", set_client_auth, NULL, WHERE,
+                  "client_secret_basic (default) or client_secret_post"),
+    AP_INIT_TAKE1("OfftokCAFile", set_ca_file, NULL, WHERE,
+                  "CA bundle for TLS to the issuer (default: the system trust store)"),
+    AP_INIT_FLAG("OfftokSSLVerify", set_flag, DIR_OFFSET(ssl_verify), WHERE,
+                 "verify the issuer's certificate and host name (default On)"),
+    AP_INIT_TAKE12("OfftokTimeout", set_timeout, NULL, WHERE,
+                   "connect-seconds [total-seconds] for one issuer call (default 2 5)"),
+    AP_INIT_TAKE1("OfftokAlwaysValidate", set_always, DIR_OFFSET(always), POLICY,
+                  "On, Off or Offline: ask the issuer on every request"),
+    AP_INIT_TAKE1("OfftokCacheTTL", set_ttl, DIR_OFFSET(cache_ttl), POLICY,
+                  "seconds a positive answer may be reused here (default 60)"),
+    AP_INIT_TAKE1("OfftokNegativeCacheTTL", set_ttl, DIR_OFFSET(neg_ttl), POLICY,
+                  "seconds an inactive answer is reused (default 10, 0 disables)"),
+    AP_INIT_TAKE1("OfftokOfflineTokens", set_offline, DIR_OFFSET(offline), POLICY,
+                  "Allow or Deny offline tokens here"),
+    AP_INIT_TAKE1("OfftokTokenTypeHint", set_hint, DIR_OFFSET(hint_mode), POLICY,
+                  "auto, access_token, refresh_token or none"),
+    AP_INIT_TAKE1("OfftokIssuer", ap_set_string_slot, DIR_OFFSET(issuer), WHERE,
+                  "the issuer the answer's iss must name"),
+    AP_INIT_TAKE1("OfftokAudience", ap_set_string_slot, DIR_OFFSET(audience), POLICY,
+                  "a value an access token's aud must contain"),
+    AP_INIT_TAKE1("OfftokRemoteUserClaim", ap_set_string_slot, DIR_OFFSET(user_claim), POLICY,
+                  "the claim that becomes REMOTE_USER (default sub)"),
+    AP_INIT_TAKE2("OfftokPassHeader", set_pass_header, NULL, POLICY,
+                  "header-name claim: set that request header from the claim"),
+    AP_INIT_FLAG("OfftokForwardToken", set_flag, DIR_OFFSET(forward_token), POLICY,
+                 "Off removes the Authorization header before the back end sees it"),
+    AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
+                  "bytes of shared memory for the cache, with K/M/G (default 16M)"),
+    AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,
+                  "requests that may wait on the issuer at once in one process"),
+    AP_INIT_TAKE1("OfftokRedis", refuse_redis, NULL, RSRC_CONF, "not available yet"),
+    AP_INIT_TAKE1("OfftokRedisPassword", refuse_redis, NULL, RSRC_CONF, "not available yet"),
+    AP_INIT_TAKE1("OfftokRedisKey", refuse_redis, NULL, RSRC_CONF, "not available yet"),
+    { NULL }
+};

@@ -1,0 +1,160 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * What the back end receives: REMOTE_USER, OFFTOK_CLAIM_* and OFFTOK_TOKEN_KIND in the
+ * environment, the OfftokPassHeader headers, and the removal of client-sent copies of them.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <apr_strings.h>
+
+#include "mod_offtok.h"
+#include "ot_claims.h"
+#include "ot_json.h"
+
+APLOG_USE_MODULE(offtok);
+
+int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c)
+{
+    const char *claim = c->user_claim ? c->user_claim : "sub";
+    const json_t *v = ot_claim_lookup(st->answer->json, claim);
+    int i;
+
+    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > OT_VALUE_MAX) {
+        return 0;
+    }
+    st->user = ot_sanitize(json_string_value(v), r->pool);
+    st->headers = apr_array_make(r->pool, c->pass ? c->pass->nelts : 0, sizeof(offtok_pass_t));
+    for (i = 0; c->pass && i < c->pass->nelts; i++) {
+        const offtok_pass_t *ph = &APR_ARRAY_IDX(c->pass, i, offtok_pass_t);
+        offtok_pass_t *out;
+        const char *text;
+
+        v = ot_claim_lookup(st->answer->json, ph->claim);
+        if (v == NULL) {
+            continue;
+        }
+        text = ot_claim_text(v, r->pool);
+        if (strlen(text) > OT_VALUE_MAX) {
+            return 0;
+        }
+        out = apr_array_push(st->headers);
+        out->header = ph->header;
+        out->claim = text;
+    }
+    return 1;
+}
+
+void offtok_env_apply(request_rec *r, offtok_req_t *st)
+{
+    const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
+    const char *key;
+    json_t *v;
+    int i;
+
+    if (st->applied || st->status != OK) {
+        return;
+    }
+    st->applied = 1;
+    r->user = (char *)st->user;
+    json_object_foreach(st->answer->json, key, v) {
+        apr_table_setn(r->subprocess_env, ot_claim_env_name(key, r->pool),
+                       ot_claim_text(v, r->pool));
+    }
+    apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(st->answer->kind));
+    for (i = 0; i < st->headers->nelts; i++) {
+        const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
+        apr_table_setn(r->headers_in, h->header, h->claim);
+    }
+    if (c->forward_token == 0) {
+        apr_table_unset(r->headers_in, "Authorization");
+    }
+}
+
+typedef struct {
+    const apr_array_header_t *pass;
+    apr_array_header_t *doomed;
+} strip_ctx_t;
+
+static int collect_spoofed(void *baton, const char *name, const char *value)
+{
+    strip_ctx_t *ctx = baton;
+    int i;
+
+    for (i = 0; i < ctx->pass->nelts; i++) {
+        if (ot_header_name_eq(name, APR_ARRAY_IDX(ctx->pass, i, offtok_pass_t).header)) {
+            APR_ARRAY_PUSH(ctx->doomed, const char *) = name;
+            break;
+        }
+    }
+    return 1;
+}
+
+int offtok_strip_headers(request_rec *r)
+{
+    const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
+    strip_ctx_t ctx;
+    int i;
+
+    if (c == NULL || c->pass == NULL) {
+        return DECLINED;
+    }
+    ctx.pass = c->pass;
+    ctx.doomed = apr_array_make(r->pool, 2, sizeof(const char *));
+    apr_table_do(collect_spoofed, &ctx, r->headers_in, NULL);
+    for (i = 0; i < ctx.doomed->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(ctx.doomed, i, const char *);
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0030: removed client-sent header %s",
+                      name);
+        apr_table_unset(r->headers_in, name);
+    }
+    return DECLINED;
+}
+
+/** AuthName as a quoted-string value. */
+static const char *quoted(const char *s, apr_pool_t *p)
+{
+    apr_size_t n = strlen(s), i;
+    char *out = apr_palloc(p, 2 * n + 1), *o = out;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '"' || s[i] == '\\') {
+            *o++ = '\\';
+        }
+        *o++ = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? ' ' : s[i];
+    }
+    *o = '\0';
+    return out;
+}
+
+void offtok_set_challenge(request_rec *r, const offtok_req_t *st)
+{
+    const char *realm = ap_auth_name(r);
+    const char *v = "Bearer";
+    const char *sep = " ";
+
+    if (st->status == HTTP_SERVICE_UNAVAILABLE) {
+        apr_table_setn(r->err_headers_out, "Retry-After", "5");
+        return;
+    }
+    if (st->status == HTTP_INTERNAL_SERVER_ERROR) {
+        return;
+    }
+    if (realm) {
+        v = apr_pstrcat(r->pool, v, sep, "realm=\"", quoted(realm, r->pool), "\"", NULL);
+        sep = ", ";
+    }
+    if (st->error) {
+        v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
+        sep = ", ";
+    }
+    if (st->scope_needed) {
+        v = apr_pstrcat(r->pool, v, sep, "scope=\"", quoted(st->scope_needed, r->pool), "\"",
+                        NULL);
+    }
+    apr_table_setn(r->err_headers_out,
+                   r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate" : "WWW-Authenticate", v);
+}
