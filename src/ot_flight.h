@@ -26,6 +26,10 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
 
 /**
  * Answer key: join a call for key that started at or after not_before, or lead a new one.
+ * A call that has not started yet is joinable by anyone: a new call for a key whose running call
+ * it may not join waits for that call to end (at most wait_limit) before it starts, and every
+ * request arriving meanwhile shares it. A fetch may thus start up to wait_limit after its leader
+ * entered: bound the fetch by the leading request's own deadline (ot_http_req_t.deadline).
  * On APR_SUCCESS *resp is a deep copy from p and *joined says whether another thread's call
  * answered. APR_EBUSY: max_pending requests already wait (answer 503). APR_TIMEUP: the leader
  * did not finish within wait_limit.
@@ -34,6 +38,13 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
                            apr_time_t not_before, apr_interval_time_t wait_limit,
                            ot_flight_fetch_fn *fetch, void *baton,
                            ot_http_resp_t *resp, int *joined, apr_pool_t *p);
+
+/**
+ * Count into stats (may be NULL; call before any thread uses f): coalesced gets one for each
+ * request answered by another thread's call, issuer_errors[OT_ERR_BUSY] one for each APR_EBUSY.
+ */
+struct ot_stats_t;
+void ot_flight_set_stats(ot_flight_t *f, struct ot_stats_t *stats);
 
 /** Requests currently waiting or leading in this process. */
 int ot_flight_pending(ot_flight_t *f);

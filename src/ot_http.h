@@ -41,6 +41,8 @@ typedef struct {
     apr_interval_time_t connect_timeout;
     apr_interval_time_t total_timeout;   /**< for the whole call, retry included */
     apr_size_t max_body;           /**< answers larger than this fail with OT_HTTP_ETOOBIG */
+    apr_time_t deadline;           /**< if not 0, the call also ends by then (the request's own
+                                        budget, for a call that waited before it started) */
 } ot_http_req_t;
 
 /** The answer, allocated from the pool given to the call. */
@@ -65,7 +67,11 @@ apr_status_t ot_http_global_init(void);
 
 /**
  * Make a per-process client that keeps at most max_handles idle easy handles.
- * stats may be NULL; otherwise connection and call counters are added to it.
+ * stats may be NULL; otherwise connection and call counters are added to it: every call adds to
+ * connections_opened and retries; a POST also counts as one of issuer_calls, its latency in the
+ * histogram, and its transport error (connect, timeout, tls, recv, toobig, internal) in
+ * issuer_errors; a GET counts as one of jwks_fetches. Errors judged from an answer (status,
+ * redirect, parse, client_auth) are the caller's to count.
  * Handles are cleaned up with p.
  */
 apr_status_t ot_http_create(ot_http_t **ph, int max_handles, struct ot_stats_t *stats,
