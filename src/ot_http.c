@@ -1,0 +1,527 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_http.c
+ * @brief libcurl behind ot_http.h: a per-process pool of easy handles that keep their connections.
+ *
+ * Each easy handle owns a private connection cache and (curl 7.87+) a parsed CA store, so a handle
+ * taken from the pool usually finds a kept-alive TLS connection to the issuer and never parses the
+ * CA file again. Handles are reset after every attempt (which keeps their connections), put back
+ * after a complete answer, and dropped after any other outcome. A CURLSH shares the DNS cache and
+ * TLS sessions between handles, so a handle that must connect anew resumes a TLS session; it does
+ * not share connections (libcurl 7.88 KNOWN_BUGS 11.11: not thread-safe).
+ *
+ * A call that fails at the connection level on a handle that had kept a connection is tried once
+ * more on a fresh connection, within what is left of the total timeout. libcurl itself already
+ * reconnects when a kept connection turns out dead before any byte of the answer arrived; the retry
+ * here covers the rest (a connection that broke mid-answer, a reconnect that was refused).
+ */
+#include <string.h>
+#include <curl/curl.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include "ot_http.h"
+#include "ot_stats.h"
+
+/** Seconds a handle keeps the parsed CA file before reading it again. */
+#define OT_CA_CACHE_SECS 3600L
+
+struct ot_http_t {
+    apr_thread_mutex_t *mutex;       /**< guards idle and n_idle */
+    CURL **idle;                     /**< reset handles with kept connections; last is newest */
+    int n_idle;
+    int max_idle;
+    CURLSH *share;                   /**< DNS cache and TLS sessions, shared by all handles */
+    apr_thread_mutex_t *locks[CURL_LOCK_DATA_LAST];  /**< one per kind of shared data */
+    ot_stats_t *stats;
+};
+
+/** The answer body as it arrives, bounded by max. */
+typedef struct {
+    apr_pool_t *p;
+    char *data;
+    apr_size_t len;
+    apr_size_t cap;
+    apr_size_t max;
+    int too_big;
+} ot_body_t;
+
+/** One call: what every attempt needs, and what the last attempt left. */
+typedef struct {
+    const ot_http_req_t *req;
+    int post;
+    apr_time_t deadline;
+    struct curl_slist *headers;
+    long connects;                   /**< connections the last attempt opened */
+    ot_body_t body;
+    char errbuf[CURL_ERROR_SIZE];
+} ot_call_t;
+
+/** ot_http_err_t as counted in ot_stats_t. */
+static const ot_err_kind_t err_kinds[] = {
+    OT_ERR_INTERNAL, OT_ERR_CONNECT, OT_ERR_TIMEOUT, OT_ERR_TLS, OT_ERR_RECV, OT_ERR_TOOBIG,
+    OT_ERR_INTERNAL
+};
+
+static const char *const err_names[] = {
+    "ok", "connect", "timeout", "tls", "recv", "toobig", "internal"
+};
+
+const char *ot_http_err_name(ot_http_err_t err)
+{
+    return (err >= OT_HTTP_OK && err <= OT_HTTP_EINTERNAL) ? err_names[err] : "internal";
+}
+
+apr_status_t ot_http_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? APR_SUCCESS : APR_EGENERAL;
+}
+
+static void share_lock(CURL *curl, curl_lock_data data, curl_lock_access access, void *baton)
+{
+    ot_http_t *h = baton;
+
+    (void)curl;
+    (void)access;
+    if (data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        apr_thread_mutex_lock(h->locks[data]);
+    }
+}
+
+static void share_unlock(CURL *curl, curl_lock_data data, void *baton)
+{
+    ot_http_t *h = baton;
+
+    (void)curl;
+    if (data >= 0 && data < CURL_LOCK_DATA_LAST) {
+        apr_thread_mutex_unlock(h->locks[data]);
+    }
+}
+
+/** Pool cleanup: close the idle handles (and their connections), then the share. */
+static apr_status_t http_cleanup(void *baton)
+{
+    ot_http_t *h = baton;
+
+    while (h->n_idle > 0) {
+        curl_easy_cleanup(h->idle[--h->n_idle]);
+    }
+    if (h->share && curl_share_cleanup(h->share) == CURLSHE_OK) {
+        h->share = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t share_create(ot_http_t *h)
+{
+    CURLSHcode rc;
+
+    h->share = curl_share_init();
+    if (!h->share) {
+        return APR_ENOMEM;
+    }
+    rc = curl_share_setopt(h->share, CURLSHOPT_LOCKFUNC, share_lock);
+    if (rc == CURLSHE_OK) {
+        rc = curl_share_setopt(h->share, CURLSHOPT_UNLOCKFUNC, share_unlock);
+    }
+    if (rc == CURLSHE_OK) {
+        rc = curl_share_setopt(h->share, CURLSHOPT_USERDATA, h);
+    }
+    if (rc == CURLSHE_OK) {
+        rc = curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+    }
+    if (rc == CURLSHE_OK) {
+        rc = curl_share_setopt(h->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    }
+    if (rc != CURLSHE_OK) {
+        curl_share_cleanup(h->share);
+        h->share = NULL;
+        return APR_EGENERAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, apr_pool_t *p)
+{
+    ot_http_t *h;
+    apr_status_t rv;
+    int i;
+
+    *ph = NULL;
+    if (max_handles < 0) {
+        return APR_EINVAL;
+    }
+    h = apr_pcalloc(p, sizeof(*h));
+    h->max_idle = max_handles;
+    h->idle = apr_pcalloc(p, sizeof(CURL *) * (apr_size_t)(max_handles + 1));
+    h->stats = stats;
+    rv = apr_thread_mutex_create(&h->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    for (i = 0; rv == APR_SUCCESS && i < CURL_LOCK_DATA_LAST; ++i) {
+        rv = apr_thread_mutex_create(&h->locks[i], APR_THREAD_MUTEX_DEFAULT, p);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = share_create(h);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* Registered after the mutexes, so it runs before they are destroyed. */
+    apr_pool_cleanup_register(p, h, http_cleanup, apr_pool_cleanup_null);
+    *ph = h;
+    return APR_SUCCESS;
+}
+
+/** Take an idle handle (*warm: it kept a connection) or make a new one; NULL when out of memory. */
+static CURL *handle_take(ot_http_t *h, int *warm)
+{
+    CURL *curl = NULL;
+
+    apr_thread_mutex_lock(h->mutex);
+    if (h->n_idle > 0) {
+        curl = h->idle[--h->n_idle];
+    }
+    apr_thread_mutex_unlock(h->mutex);
+    *warm = curl != NULL;
+    if (!curl && (curl = curl_easy_init()) != NULL
+        && curl_easy_setopt(curl, CURLOPT_SHARE, h->share) != CURLE_OK) {
+        curl_easy_cleanup(curl);
+        curl = NULL;
+    }
+    return curl;
+}
+
+/** Give a reset handle back (keep: its last answer was complete), or close it. */
+static void handle_give(ot_http_t *h, CURL *curl, int keep)
+{
+    apr_thread_mutex_lock(h->mutex);
+    if (keep && h->n_idle < h->max_idle) {
+        h->idle[h->n_idle++] = curl;
+        curl = NULL;
+    }
+    apr_thread_mutex_unlock(h->mutex);
+    if (curl) {
+        curl_easy_cleanup(curl);
+    }
+}
+
+static size_t body_write(char *ptr, size_t size, size_t nmemb, void *baton)
+{
+    ot_body_t *b = baton;
+    apr_size_t n = size * nmemb;
+    apr_size_t cap;
+    char *data;
+
+    if (n > b->max - b->len) {
+        b->too_big = 1;
+        return 0;
+    }
+    if (b->len + n + 1 > b->cap) {
+        cap = b->cap ? b->cap * 2 : 4096;
+        cap = cap < b->len + n + 1 ? b->len + n + 1 : cap;
+        cap = cap > b->max + 1 ? b->max + 1 : cap;
+        data = apr_palloc(b->p, cap);
+        if (b->len) {
+            memcpy(data, b->data, b->len);
+        }
+        b->data = data;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, ptr, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return n;
+}
+
+static void opt_long(CURLcode *rc, CURL *curl, CURLoption opt, long v)
+{
+    if (*rc == CURLE_OK) {
+        *rc = curl_easy_setopt(curl, opt, v);
+    }
+}
+
+static void opt_ptr(CURLcode *rc, CURL *curl, CURLoption opt, const void *v)
+{
+    if (*rc == CURLE_OK) {
+        *rc = curl_easy_setopt(curl, opt, v);
+    }
+}
+
+static void opt_off(CURLcode *rc, CURL *curl, CURLoption opt, curl_off_t v)
+{
+    if (*rc == CURLE_OK) {
+        *rc = curl_easy_setopt(curl, opt, v);
+    }
+}
+
+/** Milliseconds left before the deadline, at least 1 (0 would mean "no limit" to libcurl). */
+static long ms_left(apr_time_t deadline)
+{
+    apr_interval_time_t left = deadline - apr_time_now();
+
+    return left > 1000 ? (long)((left + 999) / 1000) : 1L;
+}
+
+/** Where and how to connect: protocols, proxy, keep-alive, TLS verification and CA store. */
+static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
+{
+    const ot_http_req_t *req = c->req;
+    CURLcode rc = CURLE_OK;
+    long total = ms_left(c->deadline);
+    long conn = req->connect_timeout > 0 ? (long)((req->connect_timeout + 999) / 1000) : total;
+
+    opt_ptr(&rc, curl, CURLOPT_URL, req->url);
+#if LIBCURL_VERSION_NUM >= 0x075500
+    opt_ptr(&rc, curl, CURLOPT_PROTOCOLS_STR, "http,https");
+#else
+    opt_long(&rc, curl, CURLOPT_PROTOCOLS, CURLPROTO_HTTP | CURLPROTO_HTTPS);
+#endif
+    opt_long(&rc, curl, CURLOPT_NOSIGNAL, 1L);
+    opt_ptr(&rc, curl, CURLOPT_PROXY, "");
+    opt_long(&rc, curl, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+    opt_long(&rc, curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    opt_long(&rc, curl, CURLOPT_FRESH_CONNECT, fresh ? 1L : 0L);
+    opt_long(&rc, curl, CURLOPT_TIMEOUT_MS, total);
+    opt_long(&rc, curl, CURLOPT_CONNECTTIMEOUT_MS, conn < total ? conn : total);
+    opt_long(&rc, curl, CURLOPT_SSL_VERIFYPEER, req->verify ? 1L : 0L);
+    opt_long(&rc, curl, CURLOPT_SSL_VERIFYHOST, req->verify ? 2L : 0L);
+    if (req->ca_file) {
+        /* The CA cache is used only for a CA file alone; Debian sets a default CApath. */
+        opt_ptr(&rc, curl, CURLOPT_CAINFO, req->ca_file);
+        opt_ptr(&rc, curl, CURLOPT_CAPATH, NULL);
+    }
+#if LIBCURL_VERSION_NUM >= 0x075700
+    opt_long(&rc, curl, CURLOPT_CA_CACHE_TIMEOUT, OT_CA_CACHE_SECS);
+#endif
+    return rc;
+}
+
+/** What to send and where the answer goes. */
+static CURLcode setup_exchange(CURL *curl, ot_call_t *c)
+{
+    const ot_http_req_t *req = c->req;
+    CURLcode rc = CURLE_OK;
+
+    opt_ptr(&rc, curl, CURLOPT_USERAGENT, "mod_offtok");
+    opt_ptr(&rc, curl, CURLOPT_HTTPHEADER, c->headers);
+    if (c->post) {
+        opt_off(&rc, curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+        opt_ptr(&rc, curl, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+    }
+    else {
+        opt_long(&rc, curl, CURLOPT_HTTPGET, 1L);
+    }
+    opt_off(&rc, curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
+    if (rc == CURLE_OK) {
+        rc = curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
+    }
+    opt_ptr(&rc, curl, CURLOPT_WRITEDATA, &c->body);
+    opt_ptr(&rc, curl, CURLOPT_ERRORBUFFER, c->errbuf);
+    return rc;
+}
+
+/** Headers we send; APR_EINVAL when a value could split the header block. */
+static apr_status_t make_headers(ot_call_t *c, apr_pool_t *p)
+{
+    const ot_http_req_t *req = c->req;
+    const char *names[] = { "Content-Type", "Authorization", "Accept" };
+    const char *values[] = { c->post ? req->content_type : NULL, req->authorization, req->accept };
+    struct curl_slist *l;
+    apr_size_t i;
+
+    /* An empty Expect: keeps libcurl from waiting for "100 Continue". */
+    c->headers = curl_slist_append(NULL, "Expect:");
+    for (i = 0; c->headers && i < sizeof(names) / sizeof(names[0]); ++i) {
+        if (!values[i]) {
+            continue;
+        }
+        if (strpbrk(values[i], "\r\n")) {
+            return APR_EINVAL;
+        }
+        l = curl_slist_append(c->headers, apr_pstrcat(p, names[i], ": ", values[i], NULL));
+        if (!l) {
+            return APR_ENOMEM;
+        }
+        c->headers = l;
+    }
+    return c->headers ? APR_SUCCESS : APR_ENOMEM;
+}
+
+static ot_http_err_t map_error(CURLcode rc, int too_big)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return OT_HTTP_OK;
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_COULDNT_CONNECT:
+        return OT_HTTP_ECONNECT;
+    case CURLE_OPERATION_TIMEDOUT:
+        return OT_HTTP_ETIMEOUT;
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CRL_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+        return OT_HTTP_ETLS;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_WEIRD_SERVER_REPLY:
+        return OT_HTTP_ERECV;
+    case CURLE_FILESIZE_EXCEEDED:
+        return OT_HTTP_ETOOBIG;
+    case CURLE_WRITE_ERROR:
+        return too_big ? OT_HTTP_ETOOBIG : OT_HTTP_EINTERNAL;
+    default:
+        return OT_HTTP_EINTERNAL;
+    }
+}
+
+/** curl's error text, unless it would show the credential we sent. */
+static const char *error_text(const ot_call_t *c, CURLcode rc, apr_pool_t *p)
+{
+    const char *msg = c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc);
+    const char *cred = c->req->authorization;
+    const char *sp;
+
+    if (c->body.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
+        return apr_psprintf(p, "answer larger than %" APR_SIZE_T_FMT " bytes", c->req->max_body);
+    }
+    if (cred && (sp = strchr(cred, ' ')) != NULL && sp[1]) {
+        cred = sp + 1;
+    }
+    if (cred && *cred && strstr(msg, cred)) {
+        msg = curl_easy_strerror(rc);
+    }
+    return apr_pstrdup(p, msg);
+}
+
+/** Fill resp from a finished attempt. Strings owned by the handle are copied to p. */
+static void attempt_result(ot_call_t *c, CURL *curl, CURLcode rc, ot_http_resp_t *resp,
+                           apr_pool_t *p)
+{
+    long status = 0;
+    char *ctype = NULL, *location = NULL;
+
+    c->connects = 0;
+    curl_easy_getinfo(curl, CURLINFO_NUM_CONNECTS, &c->connects);
+    resp->new_connections += (int)c->connects;
+    resp->err = map_error(rc, c->body.too_big);
+    if (resp->err != OT_HTTP_OK) {
+        resp->errmsg = error_text(c, rc, p);
+        return;
+    }
+    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &ctype);
+    curl_easy_getinfo(curl, CURLINFO_REDIRECT_URL, &location);
+    resp->status = (int)status;
+    resp->content_type = ctype ? apr_pstrdup(p, ctype) : NULL;
+    resp->location = location ? apr_pstrdup(p, location) : NULL;
+    resp->body = c->body.data ? c->body.data : "";
+    resp->body_len = c->body.len;
+    resp->errmsg = NULL;
+}
+
+/** One transfer on curl; the handle is reset afterwards (its connections stay). */
+static void attempt(ot_call_t *c, CURL *curl, int fresh, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    CURLcode rc;
+
+    memset(&c->body, 0, sizeof(c->body));
+    c->body.p = p;
+    c->body.max = c->req->max_body;
+    c->errbuf[0] = '\0';
+    rc = setup_link(curl, c, fresh);
+    if (rc == CURLE_OK) {
+        rc = setup_exchange(curl, c);
+    }
+    if (rc == CURLE_OK) {
+        rc = curl_easy_perform(curl);
+    }
+    attempt_result(c, curl, rc, resp, p);
+    curl_easy_reset(curl);
+}
+
+/**
+ * Whether the failure broke a connection the handle had kept (warm): the answer was cut on a
+ * reused connection, or the kept one was gone and reconnecting was refused. Never after an answer.
+ */
+static int worth_retry(const ot_call_t *c, const ot_http_resp_t *resp, int warm)
+{
+    if (!warm || apr_time_now() >= c->deadline) {
+        return 0;
+    }
+    return (resp->err == OT_HTTP_ERECV && c->connects == 0) || resp->err == OT_HTTP_ECONNECT;
+}
+
+static void count_call(ot_http_t *h, int post, const ot_http_resp_t *resp)
+{
+    ot_stats_t *s = h->stats;
+
+    if (!s) {
+        return;
+    }
+    if (post) {
+        OT_STAT_ADD(s->issuer_calls, 1);
+        ot_stats_latency(s, (apr_uint64_t)resp->elapsed);
+        if (resp->err != OT_HTTP_OK) {
+            OT_STAT_ADD(s->issuer_errors[err_kinds[resp->err]], 1);
+        }
+    }
+    else {
+        OT_STAT_ADD(s->jwks_fetches, 1);
+    }
+    OT_STAT_ADD(s->connections_opened, resp->new_connections);
+    OT_STAT_ADD(s->retries, resp->retried);
+}
+
+static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_resp_t *resp,
+                      apr_pool_t *p)
+{
+    ot_call_t c;
+    CURL *curl = NULL;
+    apr_time_t start = apr_time_now();
+    int warm = 0;
+
+    memset(resp, 0, sizeof(*resp));
+    memset(&c, 0, sizeof(c));
+    c.req = req;
+    c.post = post;
+    c.deadline = start + req->total_timeout;
+    if (req->deadline && req->deadline < c.deadline) {
+        c.deadline = req->deadline;
+    }
+    resp->err = OT_HTTP_EINTERNAL;
+    if (make_headers(&c, p) != APR_SUCCESS) {
+        resp->errmsg = "header value not allowed, or out of memory";
+        goto out;
+    }
+    if ((curl = handle_take(h, &warm)) == NULL) {
+        resp->errmsg = "cannot make a libcurl handle";
+        goto out;
+    }
+    attempt(&c, curl, 0, resp, p);
+    if (worth_retry(&c, resp, warm)) {
+        resp->retried = 1;
+        attempt(&c, curl, 1, resp, p);
+    }
+    handle_give(h, curl, resp->err == OT_HTTP_OK);
+out:
+    curl_slist_free_all(c.headers);
+    resp->elapsed = apr_time_now() - start;
+    count_call(h, post, resp);
+}
+
+void ot_http_post(ot_http_t *h, const ot_http_req_t *req, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    http_call(h, req, 1, resp, p);
+}
+
+void ot_http_get(ot_http_t *h, const ot_http_req_t *req, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    http_call(h, req, 0, resp, p);
+}
