@@ -291,7 +291,7 @@ async function mint(kind, {
 
   const stored = await Model.find(value);
   return {
-    token: value, jti: stored.jti, iat: stored.iat, exp: stored.exp,
+    token: value, jti: stored.jti, iat: stored.iat, exp: stored.exp, sid: stored.sid,
   };
 }
 
@@ -306,11 +306,15 @@ async function revokeToken({ token }) {
   return { revoked: true, kind: found.kind };
 }
 
+// Adds a client or changes its metadata; a member given as null is removed.
 async function upsertClient(metadata) {
   const { client_id: clientId } = metadata;
   if (typeof clientId !== 'string' || !clientId) throw new ControlError(400, 'client_id is required');
   const adapter = new MapAdapter('Client');
-  const merged = { ...(await adapter.find(clientId)), ...metadata };
+  const merged = Object.fromEntries(
+    Object.entries({ ...(await adapter.find(clientId)), ...metadata })
+      .filter(([, value]) => value !== null),
+  );
   try {
     await provider.Client.validate(merged);
   } catch (err) {
