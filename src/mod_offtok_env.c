@@ -60,6 +60,7 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
     }
     st->applied = 1;
     r->user = (char *)st->user;
+    r->ap_auth_type = "offtok";
     json_object_foreach(st->answer->json, key, v) {
         apr_table_setn(r->subprocess_env, ot_claim_env_name(key, r->pool),
                        ot_claim_text(v, r->pool));

@@ -1,0 +1,295 @@
+"""A real httpd (Debian's apache2 binary) with the built mod_offtok, one configuration per test.
+
+The harness renders httpd.conf from a test's own lines, starts httpd in the foreground, waits
+until it answers, and after the test fails it on unexpected [error]/[crit] lines or crashes in
+the error log, the way mod_md's and mod_h2's pyhttpd fixtures do.
+"""
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import requests
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+MODDIR = "/usr/lib/apache2/modules"
+HTTPD_BIN = os.environ.get("OFFTOK_HTTPD", "/usr/sbin/apache2")
+
+# Log lines that are part of normal operation in these tests.
+ALWAYS_ALLOWED = [
+    r"AH01630",            # mod_authz_core logs every 403 at error level
+    r"AH00489",            # "resuming normal operations" (notice, but be safe)
+    r"AH00094",            # "Command line: ..."
+]
+BAD = re.compile(r"\[(?:[a-z_]+:)?(error|crit|alert|emerg)\]|Segmentation fault|exit signal|"
+                 r"AddressSanitizer|runtime error:|LeakSanitizer")
+
+
+def module_path():
+    """Where the built module is: $OFFTOK_MODULE, else the usual build directories."""
+    env = os.environ.get("OFFTOK_MODULE")
+    if env:
+        return env
+    for cand in ("build/.libs/mod_offtok.so", ".libs/mod_offtok.so"):
+        path = os.path.join(REPO, cand)
+        if os.path.exists(path):
+            return path
+    raise RuntimeError("mod_offtok.so not found: build it or set OFFTOK_MODULE")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
+    """Poll predicate until it is true or the deadline passes (then fail)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+MPM_CONF = {
+    "event": """
+LoadModule mpm_event_module {moddir}/mod_mpm_event.so
+LoadModule cgid_module {moddir}/mod_cgid.so
+ScriptSock {root}/cgid.sock
+StartServers {servers}
+ServerLimit {servers}
+ThreadsPerChild {threads}
+ThreadLimit {threads}
+MaxRequestWorkers {workers}
+MinSpareThreads 1
+MaxSpareThreads {workers}
+""",
+    "worker": """
+LoadModule mpm_worker_module {moddir}/mod_mpm_worker.so
+LoadModule cgid_module {moddir}/mod_cgid.so
+ScriptSock {root}/cgid.sock
+StartServers {servers}
+ServerLimit {servers}
+ThreadsPerChild {threads}
+ThreadLimit {threads}
+MaxRequestWorkers {workers}
+MinSpareThreads 1
+MaxSpareThreads {workers}
+""",
+    "prefork": """
+LoadModule mpm_prefork_module {moddir}/mod_mpm_prefork.so
+LoadModule cgi_module {moddir}/mod_cgi.so
+StartServers {servers}
+MinSpareServers {servers}
+MaxSpareServers {servers}
+ServerLimit {servers}
+MaxRequestWorkers {servers}
+""",
+}
+
+BASE_CONF = """
+ServerRoot "{root}"
+DefaultRuntimeDir "{root}/run"
+PidFile "{root}/run/httpd.pid"
+Mutex file:{root}/run default
+Listen 127.0.0.1:{port}
+ServerName 127.0.0.1:{port}
+{user}
+ErrorLog "{root}/logs/error.log"
+LogLevel {loglevel}
+LogFormat "%h %u \\"%r\\" %>s %D" short
+CustomLog "{root}/logs/access.log" short
+Timeout 30
+KeepAlive On
+{mpm}
+LoadModule authn_core_module {moddir}/mod_authn_core.so
+LoadModule authz_core_module {moddir}/mod_authz_core.so
+LoadModule authz_host_module {moddir}/mod_authz_host.so
+LoadModule authz_user_module {moddir}/mod_authz_user.so
+LoadModule mime_module {moddir}/mod_mime.so
+LoadModule alias_module {moddir}/mod_alias.so
+LoadModule env_module {moddir}/mod_env.so
+LoadModule headers_module {moddir}/mod_headers.so
+LoadModule proxy_module {moddir}/mod_proxy.so
+LoadModule proxy_http_module {moddir}/mod_proxy_http.so
+LoadModule rewrite_module {moddir}/mod_rewrite.so
+LoadModule include_module {moddir}/mod_include.so
+LoadModule offtok_module "{module}"
+TypesConfig /etc/mime.types
+DocumentRoot "{root}/htdocs"
+<Directory "{root}/htdocs">
+    Require all granted
+</Directory>
+ScriptAlias /cgi/ "{root}/cgi-bin/"
+<Directory "{root}/cgi-bin">
+    Options +ExecCGI
+    Require all granted
+</Directory>
+{server}
+"""
+
+
+class Httpd:
+    """One httpd instance living in its own directory."""
+
+    def __init__(self, root, ca_file=None):
+        self.root = root
+        self.port = free_port()
+        self.ca_file = ca_file
+        self.proc = None
+        self.allowed = list(ALWAYS_ALLOWED)
+        self.log_offset = 0
+        for sub in ("run", "logs", "htdocs", "cgi-bin"):
+            os.makedirs(os.path.join(root, sub), exist_ok=True)
+        os.chmod(root, 0o755)
+        self._install_content()
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return self.base + path
+
+    def _install_content(self):
+        fixtures = os.path.join(HERE, "fixtures")
+        shutil.copy(os.path.join(fixtures, "env.cgi"), os.path.join(self.root, "cgi-bin", "env"))
+        os.chmod(os.path.join(self.root, "cgi-bin", "env"), 0o755)
+        with open(os.path.join(self.root, "htdocs", "index.html"), "w") as f:
+            f.write("<h1>hello</h1>\n")
+        os.makedirs(os.path.join(self.root, "htdocs", "protected"), exist_ok=True)
+        with open(os.path.join(self.root, "htdocs", "protected", "index.html"), "w") as f:
+            f.write("protected content\n")
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            os.chmod(dirpath, 0o755)
+
+    def render(self, body, server="", mpm="event", servers=2, threads=16,
+               loglevel="info offtok:debug"):
+        conf = BASE_CONF.format(
+            root=self.root, port=self.port, moddir=MODDIR, module=module_path(),
+            user="User www-data\nGroup www-data" if os.geteuid() == 0 else "",
+            loglevel=loglevel, server=server,
+            mpm=MPM_CONF[mpm].format(moddir=MODDIR, root=self.root, servers=servers,
+                                     threads=threads, workers=servers * threads))
+        path = os.path.join(self.root, "httpd.conf")
+        with open(path, "w") as f:
+            f.write(conf + "\n" + body + "\n")
+        return path
+
+    def configtest(self, body, server=""):
+        """Run `httpd -t` on a configuration: (exit code, output)."""
+        path = self.render(body, server)
+        res = subprocess.run([HTTPD_BIN, "-t", "-f", path], capture_output=True, text=True)
+        return res.returncode, res.stdout + res.stderr
+
+    def start(self, body, server="", **kw):
+        path = self.render(body, server, **kw)
+        res = subprocess.run([HTTPD_BIN, "-t", "-f", path], capture_output=True, text=True)
+        assert res.returncode == 0, f"httpd -t failed:\n{res.stdout}{res.stderr}"
+        env = dict(os.environ)
+        env.pop("http_proxy", None)
+        env.pop("https_proxy", None)
+        self.proc = subprocess.Popen([HTTPD_BIN, "-f", path, "-DFOREGROUND"], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_until(self._answers, timeout=15, what="httpd to answer")
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("httpd exited at start:\n" + self.proc.stderr.read().decode()
+                                 + self.error_log())
+        try:
+            requests.get(self.base + "/index.html", timeout=1)
+            return True
+        except requests.ConnectionError:
+            return False
+
+    def graceful(self):
+        """apachectl graceful: SIGUSR1 to the parent; wait for the new generation."""
+        before = self.error_log().count("resuming normal operations")
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        wait_until(lambda: self.error_log().count("resuming normal operations") > before,
+                   timeout=15, what="graceful restart")
+        wait_until(self._answers, timeout=10, what="httpd to answer after graceful")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def child_pids(self):
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(x) for x in out.stdout.split()]
+
+    def error_log(self):
+        try:
+            with open(os.path.join(self.root, "logs", "error.log"), errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def allow_errors(self, *patterns):
+        """Declare log lines this test expects (regular expressions)."""
+        self.allowed.extend(patterns)
+
+    def unexpected_errors(self):
+        lines = []
+        for line in self.error_log().splitlines():
+            if BAD.search(line) and not any(re.search(p, line) for p in self.allowed):
+                lines.append(line)
+        return lines
+
+    # -- a client ----------------------------------------------------------------------------
+
+    def get(self, path, token=None, headers=None, **kw):
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        kw.setdefault("timeout", 30)
+        return requests.get(self.base + path, headers=h, allow_redirects=False, **kw)
+
+    def post(self, path, data=None, headers=None, **kw):
+        kw.setdefault("timeout", 30)
+        return requests.post(self.base + path, data=data, headers=headers or {},
+                             allow_redirects=False, **kw)
+
+
+# -- configuration snippets ------------------------------------------------------------------
+
+def offtok_lines(issuer, **extra):
+    """The directives that point a location at an issuer, plus extra ones (name=value)."""
+    lines = [
+        f"OfftokIntrospectionURL {issuer.introspection_url}",
+        f"OfftokClientID {getattr(issuer, 'rs_client_id', 'rs-client')}",
+        f"OfftokClientSecret {getattr(issuer, 'rs_client_secret', 'rs-secret')}",
+        f"OfftokCAFile {issuer.ca_file}",
+    ]
+    for name, value in extra.items():
+        lines.append(f"{name} {value}")
+    return "\n    ".join(lines)
+
+
+def protected(path, issuer, require="valid-user", extra="", **directives):
+    """A <Location> protected with AuthType offtok."""
+    return f"""
+<Location "{path}">
+    AuthType offtok
+    AuthName "test"
+    {offtok_lines(issuer, **directives)}
+    Require {require}
+    {extra}
+</Location>
+"""
