@@ -115,7 +115,7 @@ static void stub_send(int fd, const char *s, size_t len)
 
 static void stub_huge(int fd, int chunked)
 {
-    static char block[16384];
+    char block[16384];
     const char *head = chunked ? "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                                : "HTTP/1.1 200 OK\r\nContent-Length: 4194304\r\n\r\n";
     int i;

@@ -1,0 +1,275 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_flight.c
+ * @brief Singleflight: one issuer call answers every thread that needs the same key meanwhile.
+ *
+ * A hash (key bytes -> newest call for that key) and a counter of pending requests, both under one
+ * mutex. Each call lives in a pool of its own (unmanaged, with its own allocator, so making and
+ * destroying it from any thread touches no shared allocator) that holds the call, its condition
+ * variable and the answer. The pool is destroyed by whoever drops the last reference, leader or
+ * waiter, so the answer outlives the leader's request. Callers copy the answer into their own pool.
+ *
+ * A call is joinable while it is in the hash: by anyone before it starts, afterwards by callers
+ * whose not_before is not later than its start. A caller that may not join the running call leads
+ * a new one, which replaces the running one in the hash and waits for it to end before it starts
+ * (so it collects every request that arrives meanwhile). One key has at most one call running and
+ * one queued, or two running when the older one outlasts wait_limit. The older call still answers
+ * those already waiting on it.
+ */
+#include <string.h>
+#include <apr_hash.h>
+#include <apr_strings.h>
+#include <apr_thread_cond.h>
+#include <apr_thread_mutex.h>
+#include "ot_flight.h"
+#include "ot_stats.h"
+
+struct ot_flight_t {
+    apr_thread_mutex_t *mutex;   /**< guards everything below and the state of every call */
+    apr_pool_t *hash_pool;       /**< private pool of the hash, only touched under mutex */
+    apr_hash_t *calls;           /**< key -> newest joinable ot_flight_call_t */
+    apr_abortfunc_t abort_fn;    /**< out-of-memory handler for the calls' pools */
+    int pending;                 /**< leaders and waiters now in ot_flight_run */
+    int max_pending;
+    ot_stats_t *stats;
+};
+
+/** One issuer call and everyone waiting for it. */
+typedef struct {
+    apr_pool_t *pool;            /**< owns this struct, the key copy and the answer */
+    const void *key;
+    apr_size_t key_len;
+    apr_time_t started;          /**< when the fetch began; 0 while queued behind an older call */
+    int refs;                    /**< leader and waiters still holding it */
+    int done;                    /**< resp is final */
+    apr_thread_cond_t *cond;     /**< broadcast when done */
+    ot_http_resp_t resp;
+} ot_flight_call_t;
+
+static apr_status_t hash_pool_destroy(void *baton)
+{
+    apr_pool_destroy(baton);
+    return APR_SUCCESS;
+}
+
+apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p)
+{
+    ot_flight_t *f;
+    apr_status_t rv;
+
+    *pf = NULL;
+    if (max_pending < 1) {
+        return APR_EINVAL;
+    }
+    f = apr_pcalloc(p, sizeof(*f));
+    f->max_pending = max_pending;
+    f->abort_fn = apr_pool_abort_get(p);
+    rv = apr_thread_mutex_create(&f->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_pool_create_unmanaged_ex(&f->hash_pool, f->abort_fn, NULL);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_pool_cleanup_register(p, f->hash_pool, hash_pool_destroy, apr_pool_cleanup_null);
+    f->calls = apr_hash_make(f->hash_pool);
+    *pf = f;
+    return APR_SUCCESS;
+}
+
+void ot_flight_set_stats(ot_flight_t *f, ot_stats_t *stats)
+{
+    f->stats = stats;
+}
+
+int ot_flight_pending(ot_flight_t *f)
+{
+    int n;
+
+    apr_thread_mutex_lock(f->mutex);
+    n = f->pending;
+    apr_thread_mutex_unlock(f->mutex);
+    return n;
+}
+
+/** A new call for key in a pool of its own, held once (by its leader). */
+static apr_status_t call_make(ot_flight_call_t **pc, ot_flight_t *f, const void *key,
+                              apr_size_t key_len)
+{
+    apr_pool_t *pool;
+    ot_flight_call_t *c;
+    apr_status_t rv;
+
+    *pc = NULL;
+    rv = apr_pool_create_unmanaged_ex(&pool, f->abort_fn, NULL);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    c = apr_pcalloc(pool, sizeof(*c));
+    c->pool = pool;
+    c->key = apr_pmemdup(pool, key, key_len);
+    c->key_len = key_len;
+    c->refs = 1;
+    rv = apr_thread_cond_create(&c->cond, pool);
+    if (rv != APR_SUCCESS) {
+        apr_pool_destroy(pool);
+        return rv;
+    }
+    *pc = c;
+    return APR_SUCCESS;
+}
+
+/** Drop one reference (mutex held); the pool to destroy, unlocked, when it was the last. */
+static apr_pool_t *call_unref(ot_flight_call_t *c)
+{
+    return --c->refs == 0 ? c->pool : NULL;
+}
+
+/** Drop one reference and one pending request; the last reference frees the call. */
+static void call_leave(ot_flight_t *f, ot_flight_call_t *c)
+{
+    apr_pool_t *gone;
+
+    apr_thread_mutex_lock(f->mutex);
+    --f->pending;
+    gone = call_unref(c);
+    apr_thread_mutex_unlock(f->mutex);
+    if (gone) {
+        apr_pool_destroy(gone);
+    }
+}
+
+static void resp_copy(ot_http_resp_t *to, const ot_http_resp_t *from, apr_pool_t *p)
+{
+    char *body = NULL;
+
+    *to = *from;
+    to->errmsg = from->errmsg ? apr_pstrdup(p, from->errmsg) : NULL;
+    to->content_type = from->content_type ? apr_pstrdup(p, from->content_type) : NULL;
+    to->location = from->location ? apr_pstrdup(p, from->location) : NULL;
+    if (from->body) {
+        body = apr_palloc(p, from->body_len + 1);
+        memcpy(body, from->body, from->body_len);
+        body[from->body_len] = '\0';
+    }
+    to->body = body;
+}
+
+/** Wait, holding the mutex, until c is done or wait_limit has passed. */
+static apr_status_t call_wait(ot_flight_t *f, ot_flight_call_t *c, apr_interval_time_t wait_limit)
+{
+    apr_time_t until = apr_time_now() + wait_limit;
+    apr_interval_time_t left;
+
+    while (!c->done) {
+        left = until - apr_time_now();
+        if (left <= 0) {
+            return APR_TIMEUP;
+        }
+        /* Spurious wake-ups and timeouts alike are judged by the loop. */
+        apr_thread_cond_timedwait(c->cond, f->mutex, left);
+    }
+    return APR_SUCCESS;
+}
+
+/** Join c (mutex held on entry, released on return) and copy its answer. */
+static apr_status_t call_join(ot_flight_t *f, ot_flight_call_t *c, apr_interval_time_t wait_limit,
+                              ot_http_resp_t *resp, apr_pool_t *p)
+{
+    apr_status_t rv;
+
+    ++c->refs;
+    ++f->pending;
+    rv = call_wait(f, c, wait_limit);
+    apr_thread_mutex_unlock(f->mutex);
+    if (rv == APR_SUCCESS) {
+        resp_copy(resp, &c->resp, p);
+        if (f->stats) {
+            OT_STAT_ADD(f->stats->coalesced, 1);
+        }
+    }
+    call_leave(f, c);
+    return rv;
+}
+
+/**
+ * Make c the joinable call for its key and start it (mutex held on entry, released on return).
+ * With an older call still running, c stays queued, joinable by anyone, until that one ends or
+ * wait_limit has passed: requests arriving during a call then share the next one.
+ */
+static void call_start(ot_flight_t *f, ot_flight_call_t *c, ot_flight_call_t *older,
+                       apr_interval_time_t wait_limit)
+{
+    apr_pool_t *gone = NULL;
+
+    /* apr_hash_set keeps the old key pointer when it replaces a value: remove, then add. */
+    apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, NULL);
+    apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, c);
+    if (older) {
+        ++older->refs;
+        /* Done or not within wait_limit, c starts now. */
+        (void)call_wait(f, older, wait_limit);
+        gone = call_unref(older);
+    }
+    c->started = apr_time_now();
+    apr_thread_mutex_unlock(f->mutex);
+    if (gone) {
+        apr_pool_destroy(gone);
+    }
+}
+
+/** Lead a new call (mutex held on entry, released on return): fetch unlocked, then wake waiters. */
+static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const void *key,
+                              apr_size_t key_len, apr_interval_time_t wait_limit,
+                              ot_flight_fetch_fn *fetch, void *baton,
+                              ot_http_resp_t *resp, apr_pool_t *p)
+{
+    ot_flight_call_t *c;
+    apr_status_t rv;
+
+    rv = call_make(&c, f, key, key_len);
+    if (rv != APR_SUCCESS) {
+        apr_thread_mutex_unlock(f->mutex);
+        return rv;
+    }
+    ++f->pending;
+    call_start(f, c, older, wait_limit);
+
+    fetch(baton, &c->resp, c->pool);
+
+    apr_thread_mutex_lock(f->mutex);
+    c->done = 1;
+    if (apr_hash_get(f->calls, c->key, (apr_ssize_t)c->key_len) == c) {
+        apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, NULL);
+    }
+    apr_thread_cond_broadcast(c->cond);
+    apr_thread_mutex_unlock(f->mutex);
+    resp_copy(resp, &c->resp, p);
+    call_leave(f, c);
+    return APR_SUCCESS;
+}
+
+apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
+                           apr_time_t not_before, apr_interval_time_t wait_limit,
+                           ot_flight_fetch_fn *fetch, void *baton,
+                           ot_http_resp_t *resp, int *joined, apr_pool_t *p)
+{
+    ot_flight_call_t *c;
+
+    *joined = 0;
+    memset(resp, 0, sizeof(*resp));
+    apr_thread_mutex_lock(f->mutex);
+    if (f->pending >= f->max_pending) {
+        apr_thread_mutex_unlock(f->mutex);
+        if (f->stats) {
+            OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
+        }
+        return APR_EBUSY;
+    }
+    c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);
+    if (c && (c->started == 0 || c->started >= not_before)) {
+        *joined = 1;
+        return call_join(f, c, wait_limit, resp, p);
+    }
+    return call_lead(f, c, key, key_len, wait_limit, fetch, baton, resp, p);
+}

@@ -1,0 +1,297 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * Unit tests of ot_flight.c. The fetch function stands in for the issuer: it sleeps, counts its
+ * calls and answers with the time it started, so a caller can check that the answer it got came
+ * from a call that started after it arrived.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_thread_proc.h>
+#include "ot_flight.h"
+#include "ot_stats.h"
+#include "ot_unit.h"
+
+/** The stand-in issuer. */
+typedef struct {
+    apr_interval_time_t delay;
+    int fetches;                 /* atomic */
+    apr_pool_t *leader_pool;     /* a pool the fetch must not be given */
+} issuer_t;
+
+/** One caller, run in its own thread. */
+typedef struct {
+    ot_flight_t *f;
+    issuer_t *iss;
+    apr_interval_time_t start_after;   /* sleep before arriving */
+    apr_interval_time_t wait_limit;
+    int always_validate;               /* not_before = arrival instead of 0 */
+    const char *key;
+    apr_time_t arrival;
+    apr_time_t answer_started;         /* parsed from the answer */
+    apr_time_t returned;
+    apr_status_t rv;
+    int joined;
+    int destroy_pool_at_once;          /* the caller's pool ends as soon as it has its answer */
+    char body[64];
+} caller_t;
+
+static ot_stats_t stats;
+
+static void fake_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    issuer_t *iss = baton;
+    apr_time_t started = apr_time_now();
+
+    ck_assert_ptr_ne(p, iss->leader_pool);
+    __atomic_add_fetch(&iss->fetches, 1, __ATOMIC_SEQ_CST);
+    apr_sleep(iss->delay);
+    resp->err = OT_HTTP_OK;
+    resp->status = 200;
+    resp->body = apr_psprintf(p, "%" APR_TIME_T_FMT, started);
+    resp->body_len = strlen(resp->body);
+    resp->content_type = apr_pstrdup(p, "application/json");
+    resp->errmsg = NULL;
+}
+
+static void *APR_THREAD_FUNC caller_run(apr_thread_t *t, void *baton)
+{
+    caller_t *c = baton;
+    apr_pool_t *p;
+    ot_http_resp_t resp;
+    apr_time_t not_before;
+
+    apr_pool_create_unmanaged_ex(&p, NULL, NULL);
+    apr_sleep(c->start_after);
+    c->arrival = apr_time_now();
+    not_before = c->always_validate ? c->arrival : 0;
+    if (c->destroy_pool_at_once) {
+        c->iss->leader_pool = p;
+    }
+    c->rv = ot_flight_run(c->f, (const unsigned char *)c->key, strlen(c->key), not_before,
+                          c->wait_limit, fake_fetch, c->iss, &resp, &c->joined, p);
+    c->returned = apr_time_now();
+    if (c->rv == APR_SUCCESS) {
+        c->answer_started = apr_atoi64(resp.body);
+        apr_cpystrn(c->body, resp.body, sizeof(c->body));
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/** Run n callers in threads and wait for all of them. */
+static void run_callers(caller_t *c, int n)
+{
+    apr_thread_t **t = apr_pcalloc(ot_test_pool, sizeof(*t) * (apr_size_t)n);
+    apr_status_t rv;
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        ck_assert_int_eq(apr_thread_create(&t[i], NULL, caller_run, &c[i], ot_test_pool), 0);
+    }
+    for (i = 0; i < n; ++i) {
+        apr_thread_join(&rv, t[i]);
+    }
+}
+
+static caller_t *make_callers(ot_flight_t *f, issuer_t *iss, int n)
+{
+    caller_t *c = apr_pcalloc(ot_test_pool, sizeof(*c) * (apr_size_t)n);
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        c[i].f = f;
+        c[i].iss = iss;
+        c[i].key = "token-key";
+        c[i].wait_limit = apr_time_from_sec(5);
+    }
+    return c;
+}
+
+static ot_flight_t *make_flight(int max_pending)
+{
+    ot_flight_t *f;
+
+    memset(&stats, 0, sizeof(stats));
+    ck_assert_int_eq(ot_flight_create(&f, max_pending, ot_test_pool), APR_SUCCESS);
+    ot_flight_set_stats(f, &stats);
+    return f;
+}
+
+START_TEST(test_coalesce)
+{
+    issuer_t iss = { apr_time_from_msec(200), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 32);
+    int i, joined = 0;
+
+    for (i = 0; i < 32; ++i) {
+        c[i].start_after = i * 2000;
+    }
+    run_callers(c, 32);
+    for (i = 0; i < 32; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+        joined += c[i].joined;
+    }
+    ck_assert_int_le(iss.fetches, 2);
+    ck_assert_int_eq(joined, 32 - iss.fetches);
+    ck_assert_uint_eq(stats.coalesced, (apr_uint64_t)joined);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * Always-validate: callers arrive every 5 ms while each call takes 40 ms. Nobody may be answered
+ * by a call that started before it arrived, yet those arriving during one call share the next.
+ */
+START_TEST(test_never_older_than_arrival)
+{
+    issuer_t iss = { apr_time_from_msec(40), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 48);
+    int i, joined = 0;
+
+    for (i = 0; i < 48; ++i) {
+        c[i].start_after = i * 5000;
+        c[i].always_validate = 1;
+    }
+    run_callers(c, 48);
+    for (i = 0; i < 48; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+        ck_assert_int_ge(c[i].answer_started, c[i].arrival);
+        joined += c[i].joined;
+    }
+    ck_assert_int_eq(iss.fetches, 48 - joined);
+    ck_assert_int_le(iss.fetches, 12);
+    ck_assert_uint_eq(stats.coalesced, (apr_uint64_t)joined);
+}
+END_TEST
+
+/*
+ * A caller arriving after a call started may not join it: it leads the next call, which starts
+ * when the running one ends. Callers arriving meanwhile join that next call, bound or not.
+ */
+START_TEST(test_late_caller_leads_next)
+{
+    issuer_t iss = { apr_time_from_msec(300), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 4);
+    int i;
+
+    c[0].always_validate = c[1].always_validate = c[3].always_validate = 1;
+    c[1].start_after = apr_time_from_msec(100);
+    c[2].start_after = c[3].start_after = apr_time_from_msec(200);
+    run_callers(c, 4);
+    ck_assert_int_eq(iss.fetches, 2);
+    ck_assert_int_eq(c[0].joined, 0);
+    ck_assert_int_eq(c[1].joined, 0);
+    ck_assert_int_ge(c[1].answer_started, c[0].answer_started + apr_time_from_msec(300));
+    for (i = 1; i < 4; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+        ck_assert_int_ge(c[i].answer_started, c[i].arrival);
+        ck_assert_str_eq(c[i].body, c[1].body);
+    }
+    ck_assert_int_eq(c[2].joined, 1);
+    ck_assert_int_eq(c[3].joined, 1);
+    ck_assert_str_ne(c[0].body, c[1].body);
+}
+END_TEST
+
+/* The next call waits for a slow running one no longer than its leader's wait_limit. */
+START_TEST(test_queued_call_bounded)
+{
+    issuer_t iss = { apr_time_from_msec(500), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 2);
+
+    c[1].always_validate = 1;
+    c[1].start_after = apr_time_from_msec(50);
+    c[1].wait_limit = apr_time_from_msec(100);
+    run_callers(c, 2);
+    ck_assert_int_eq(iss.fetches, 2);
+    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    ck_assert_int_ge(c[1].answer_started - c[1].arrival, apr_time_from_msec(100));
+    ck_assert_int_lt(c[1].answer_started - c[1].arrival, apr_time_from_msec(300));
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+START_TEST(test_busy)
+{
+    issuer_t iss = { apr_time_from_msec(300), 0, NULL };
+    ot_flight_t *f = make_flight(2);
+    caller_t *c = make_callers(f, &iss, 4);
+
+    c[1].key = "other-key";
+    c[2].start_after = apr_time_from_msec(100);
+    c[3].start_after = apr_time_from_msec(500);
+    run_callers(c, 4);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[2].rv, APR_EBUSY);
+    ck_assert_int_eq(c[3].rv, APR_SUCCESS);
+    ck_assert_uint_eq(stats.issuer_errors[OT_ERR_BUSY], 1);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/* The leader's pool is gone as soon as it has its answer; the waiters' answers are intact. */
+START_TEST(test_answer_outlives_leader)
+{
+    issuer_t iss = { apr_time_from_msec(200), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 8);
+    int i;
+
+    c[0].destroy_pool_at_once = 1;
+    for (i = 1; i < 8; ++i) {
+        c[i].start_after = apr_time_from_msec(50);
+    }
+    run_callers(c, 8);
+    ck_assert_int_eq(iss.fetches, 1);
+    for (i = 1; i < 8; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+        ck_assert_int_eq(c[i].joined, 1);
+        ck_assert_str_eq(c[i].body, c[0].body);
+    }
+}
+END_TEST
+
+START_TEST(test_wait_limit)
+{
+    issuer_t iss = { apr_time_from_msec(500), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 2);
+    apr_time_t t0 = apr_time_now();
+
+    c[1].start_after = apr_time_from_msec(50);
+    c[1].wait_limit = apr_time_from_msec(100);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_TIMEUP);
+    ck_assert_int_ge(c[1].returned - c[1].arrival, apr_time_from_msec(100));
+    ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(300));
+    ck_assert_int_ge(apr_time_now() - t0, apr_time_from_msec(500));
+    ck_assert_int_eq(iss.fetches, 1);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+Suite *suite_flight(void)
+{
+    Suite *s = suite_create("flight");
+    TCase *tc = tcase_create("flight");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_coalesce);
+    tcase_add_test(tc, test_never_older_than_arrival);
+    tcase_add_test(tc, test_late_caller_leads_next);
+    tcase_add_test(tc, test_queued_call_bounded);
+    tcase_add_test(tc, test_busy);
+    tcase_add_test(tc, test_answer_outlives_leader);
+    tcase_add_test(tc, test_wait_limit);
+    suite_add_tcase(s, tc);
+    return s;
+}
