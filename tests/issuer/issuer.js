@@ -13,8 +13,20 @@
 //   - an in-memory adapter without an entry limit (MapAdapter);
 //   - a log of introspection requests (logIntrospections);
 //   - extra claims for refresh tokens in introspection answers (addRefreshTokenExtras);
-//   - a JSON control API under /test/ on the same port (see CONTROL_ROUTES), with no
-//     authentication: it listens on the loopback interface only and exists for tests.
+//   - a JSON control API under /test/ on the same port, with no authentication: it listens on
+//     the loopback interface only and exists for tests (tests/integration/issuers.py wraps it):
+//       POST /test/mint/access   {sub, client_id, scope, ttl, claims, sid, aud} -> {token, jti,
+//                                iat, exp, sid}; claims appear in introspection answers
+//       POST /test/mint/offline  the same, for a refresh token with offline_access in its scope
+//       POST /test/revoke        {token} -> {revoked}
+//       GET  /test/introspections        -> {count, log: [{time, token_type_hint, client_id,
+//                                client_auth, token_sha256, status, active}]}
+//       POST /test/introspections/reset
+//       POST /test/clients       {client_id, ...metadata}: add a client or change its metadata
+//       POST /test/backchannel-logout  {sub, sid, revoke} -> {sub, sid, revoked, notified}
+//
+// Clients at start: rs-client / rs-secret (the resource server) and app-client / app-secret (the
+// application tokens are issued to).
 
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -25,7 +37,7 @@ import Provider from 'oidc-provider';
 
 const { values: args } = parseArgs({
   options: {
-    port: { type: 'string', default: '0' },
+    port: { type: 'string' },
     cert: { type: 'string' },
     key: { type: 'string' },
     issuer: { type: 'string' },
@@ -42,7 +54,7 @@ if (!args.cert || !args.key) {
 const server = https.createServer({ cert: readFileSync(args.cert), key: readFileSync(args.key) });
 await new Promise((resolve, reject) => {
   server.once('error', reject);
-  server.listen(Number(args.port), '127.0.0.1', resolve);
+  server.listen(Number(args.port ?? 0), '127.0.0.1', resolve);
 });
 const issuer = args.issuer ?? `https://127.0.0.1:${server.address().port}`;
 
@@ -179,6 +191,8 @@ const provider = new Provider(issuer, {
   jwks: { keys: [signingKey()] },
   cookies: { keys: [randomBytes(32).toString('base64url')] },
   routes: ROUTES,
+  // offline_access here also enables the refresh_token grant, without which oidc-provider does
+  // not look refresh tokens up at introspection.
   scopes: ['openid', 'offline_access', 'profile', 'email'],
   features: {
     devInteractions: { enabled: false },
