@@ -493,3 +493,8 @@ class FaultyIssuer(_Process):
 def _without_none(**fields):
     return {name: value for name, value in fields.items() if value is not None}
 
+
+
+if __name__ == "__main__":
+    # CI's set-up step: python3 tests/integration/issuers.py
+    ensure_node_modules()
