@@ -81,6 +81,22 @@ void ot_cache_remove(ot_shm_t *s, const unsigned char *key);
 /** Fill *info. */
 void ot_cache_info(ot_shm_t *s, ot_cache_info_t *info);
 
+/**
+ * Encode e compactly for another tier (Redis): a versioned, length-prefixed binary form, in a
+ * buffer from p. APR_ENOSPC when a string is too long for the format (iss, sub or sid over
+ * 65535 bytes), APR_EINVAL for a negative time or a NUL inside the claims.
+ */
+apr_status_t ot_cache_entry_encode(const ot_cache_entry_t *e, char **buf, apr_size_t *len,
+                                   apr_pool_t *p);
+
+/**
+ * Decode what ot_cache_entry_encode made; strings are copied into p. Any malformed, truncated
+ * or trailing input is APR_EINVAL and leaves *e unchanged; the input may come from anyone who
+ * can write to the other tier, so authenticate it first.
+ */
+apr_status_t ot_cache_entry_decode(ot_cache_entry_t *e, const char *buf, apr_size_t len,
+                                   apr_pool_t *p);
+
 /* ---- revocations pushed by issuers --------------------------------------------------------- */
 
 typedef enum { OT_REVOKE_SUB = 1, OT_REVOKE_SID = 2 } ot_revoke_kind_t;

@@ -1,0 +1,482 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The answer cache inside the shared segment (layout drawn at the top of ot_shm.c).
+ *
+ * A key's hash picks a stripe (top bits) and a bucket in it (low bits); a bucket chains records
+ * through the hnext field of their first chunk. A record is a chain of 128-byte chunks of the
+ * stripe, so any mix of answer sizes fits without a general allocator and wastes under a chunk.
+ *
+ * Writers hold the stripe's robust mutex and keep its seqlock counter odd while they change it.
+ * Readers take no lock: they walk the bucket, copy the record into their pool and keep the copy
+ * only when the counter was even and unchanged around it; every index they follow is bounds
+ * checked, so a torn read can fail but never stray. After OT_SEQ_TRIES failures they lock.
+ *
+ * Eviction, when a put finds too few free chunks: first every expired entry of the stripe (past
+ * drop_after) goes, in one sweep that also learns when the next one expires, so the sweep runs
+ * only when something may have expired; then CLOCK with a 2-bit count per record: a put sets
+ * it to 1, a hit to 3, the hand lowers it by one as it passes and evicts at 0. A record hit
+ * recently thus survives two more turns of the hand than one that was only stored.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <sched.h>
+#include <string.h>
+#include <apr_strings.h>
+#include "ot_shm.h"
+
+#define REC_PREFIX OT_REC_PREFIX
+#define REC_HNEXT 32
+#define REC_BLEN 36
+
+enum { K_FREE = 0, K_HEAD = 1, K_TAIL = 2 };
+enum { REF_STORED = 1, REF_HIT = 3 };
+
+/** Process-local view of one stripe. */
+typedef struct {
+    ot_stripe_t *h;
+    apr_uint32_t *buckets, *next;
+    unsigned char *ref, *kind, *chunks;
+    apr_uint32_t nchunks, nbuckets, max_record;
+} stripe_t;
+
+/** Where a record being stored goes: the chain of chunks allocated for it. */
+typedef struct {
+    stripe_t *v;
+    apr_uint32_t chunk;
+    apr_size_t off;
+} sink_t;
+
+/* ---- geometry and stripes ------------------------------------------------------------------ */
+
+static apr_uint32_t chunks_for(apr_size_t rec_len)
+{
+    return (apr_uint32_t)((rec_len + OT_CHUNK_SIZE - 1) / OT_CHUNK_SIZE);
+}
+
+static void stripe_view(stripe_t *v, const ot_shm_t *s, apr_uint32_t i)
+{
+    const ot_geom_t *g = s->g;
+    char *b = (char *)ot_shm_stripe(s, i);
+
+    v->h = (ot_stripe_t *)b;
+    v->buckets = (apr_uint32_t *)(b + g->off_buckets);
+    v->next = (apr_uint32_t *)(b + g->off_next);
+    v->ref = (unsigned char *)(b + g->off_ref);
+    v->kind = (unsigned char *)(b + g->off_kind);
+    v->chunks = (unsigned char *)(b + g->off_chunks);
+    v->nchunks = g->nchunks;
+    v->nbuckets = g->nbuckets;
+    v->max_record = g->max_record;
+}
+
+static unsigned char *chunk_at(const stripe_t *v, apr_uint32_t c)
+{
+    return v->chunks + (apr_size_t)c * OT_CHUNK_SIZE;
+}
+
+/** Empty the stripe: every chunk free, in order, every bucket empty. */
+static void stripe_reset(stripe_t *v)
+{
+    apr_uint32_t c;
+
+    for (c = 0; c < v->nbuckets; c++) {
+        v->buckets[c] = OT_NIL;
+    }
+    for (c = 0; c < v->nchunks; c++) {
+        v->next[c] = c + 1 < v->nchunks ? c + 1 : OT_NIL;
+        v->kind[c] = K_FREE;
+        v->ref[c] = 0;
+    }
+    v->h->free_head = v->nchunks ? 0 : OT_NIL;
+    v->h->free_count = v->nchunks;
+    v->h->hand = 0;
+    __atomic_store_n(&v->h->entries, 0, __ATOMIC_RELAXED);
+    v->h->next_expiry = APR_INT64_MAX;
+}
+
+/** Lock recovery: the dead writer may have left anything half done, so wipe the stripe. */
+static void stripe_recover(void *baton)
+{
+    stripe_t *v = baton;
+
+    if (!(v->h->seq & 1)) {
+        ot_seq_write_begin(&v->h->seq);
+    }
+    stripe_reset(v);
+    ot_seq_write_end(&v->h->seq);
+}
+
+apr_status_t ot_cache_init(ot_shm_t *s)
+{
+    stripe_t v;
+    apr_uint32_t i;
+    apr_status_t rv;
+
+    for (i = 0; i < s->g->nstripes; i++) {
+        stripe_view(&v, s, i);
+        rv = ot_lock_init(&v.h->lock);
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+        v.h->seq = 0;
+        v.h->evictions = 0;
+        stripe_reset(&v);
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- records in a stripe ------------------------------------------------------------------- */
+
+static apr_uint32_t rec_u32(const stripe_t *v, apr_uint32_t c, apr_size_t at)
+{
+    apr_uint32_t x;
+
+    memcpy(&x, chunk_at(v, c) + at, sizeof(x));
+    return x;
+}
+
+static void rec_set_u32(stripe_t *v, apr_uint32_t c, apr_size_t at, apr_uint32_t x)
+{
+    memcpy(chunk_at(v, c) + at, &x, sizeof(x));
+}
+
+static apr_time_t rec_time(const stripe_t *v, apr_uint32_t c, apr_size_t at)
+{
+    return ot_blob_time(chunk_at(v, c) + REC_PREFIX + at);
+}
+
+/**
+ * The first chunk of key's record, OT_NIL when none; *prev the record before it in the bucket.
+ * Safe on data a writer is changing: every index is checked and the walk is bounded.
+ */
+static apr_uint32_t stripe_find(apr_uint32_t *prev, const stripe_t *v, const unsigned char *key,
+                                apr_uint64_t kh)
+{
+    apr_uint32_t c, steps = 0;
+
+    *prev = OT_NIL;
+    c = __atomic_load_n(&v->buckets[kh & (v->nbuckets - 1)], __ATOMIC_RELAXED);
+    while (c < v->nchunks && steps++ < v->nchunks) {
+        if (memcmp(chunk_at(v, c), key, OT_KEY_LEN) == 0) {
+            return c;
+        }
+        *prev = c;
+        c = rec_u32(v, c, REC_HNEXT);
+    }
+    return OT_NIL;
+}
+
+/** Copy the blob of the record at c into a buffer from p; APR_EAGAIN when it looks torn. */
+static apr_status_t stripe_copy(char **pbuf, apr_size_t *plen, const stripe_t *v,
+                                apr_uint32_t c, apr_pool_t *p)
+{
+    apr_uint32_t blen = rec_u32(v, c, REC_BLEN);
+    apr_size_t done = 0, off = REC_PREFIX;
+    char *buf;
+
+    if (blen < OT_BLOB_FIXED || blen > v->max_record - REC_PREFIX) {
+        return APR_EAGAIN;
+    }
+    buf = apr_palloc(p, blen);
+    while (done < blen) {
+        apr_size_t step = OT_CHUNK_SIZE - off;
+        if (c >= v->nchunks) {
+            return APR_EAGAIN;
+        }
+        step = step < blen - done ? step : blen - done;
+        memcpy(buf + done, chunk_at(v, c) + off, step);
+        done += step;
+        off = 0;
+        c = __atomic_load_n(&v->next[c], __ATOMIC_RELAXED);
+    }
+    *pbuf = buf;
+    *plen = blen;
+    return APR_SUCCESS;
+}
+
+/**
+ * One read of key under the seqlock (or under the lock, where it cannot fail to validate).
+ * APR_EAGAIN: a writer interfered, try again.
+ */
+static apr_status_t stripe_read(ot_cache_entry_t *e, apr_uint32_t *pc, const stripe_t *v,
+                                const unsigned char *key, apr_uint64_t kh, apr_pool_t *p)
+{
+    apr_uint32_t seq = ot_seq_read_begin(&v->h->seq), prev;
+    char *buf = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv;
+
+    if (seq & 1) {
+        return APR_EAGAIN;
+    }
+    *pc = stripe_find(&prev, v, key, kh);
+    rv = *pc == OT_NIL ? APR_NOTFOUND : stripe_copy(&buf, &len, v, *pc, p);
+    if (!ot_seq_read_valid(&v->h->seq, seq)) {
+        return APR_EAGAIN;
+    }
+    if (rv == APR_SUCCESS) {
+        rv = ot_blob_parse(e, buf, len);
+    }
+    return rv == APR_SUCCESS || rv == APR_NOTFOUND ? rv : APR_EGENERAL;
+}
+
+/** Unlink the record at c (found after prev) from its bucket and free its chunks. */
+static void stripe_drop(stripe_t *v, apr_uint32_t c, apr_uint32_t prev, apr_uint64_t kh)
+{
+    apr_uint32_t hnext = rec_u32(v, c, REC_HNEXT), steps = 0, n;
+
+    if (prev == OT_NIL) {
+        v->buckets[kh & (v->nbuckets - 1)] = hnext;
+    }
+    else {
+        rec_set_u32(v, prev, REC_HNEXT, hnext);
+    }
+    while (c != OT_NIL && steps++ < v->nchunks) {
+        n = v->next[c];
+        v->kind[c] = K_FREE;
+        __atomic_store_n(&v->ref[c], 0, __ATOMIC_RELAXED);
+        v->next[c] = v->h->free_head;
+        v->h->free_head = c;
+        v->h->free_count++;
+        c = n;
+    }
+    __atomic_store_n(&v->h->entries, v->h->entries - 1, __ATOMIC_RELAXED);
+}
+
+/** Drop the record whose first chunk is c, finding its bucket from its key. */
+static void stripe_drop_at(stripe_t *v, apr_uint32_t c)
+{
+    const unsigned char *key = chunk_at(v, c);
+    apr_uint64_t kh = ot_key_hash(key);
+    apr_uint32_t prev;
+
+    if (stripe_find(&prev, v, key, kh) == c) {
+        stripe_drop(v, c, prev, kh);
+    }
+}
+
+/** Drop every expired record; remember when the next one expires. */
+static void stripe_sweep(stripe_t *v, apr_time_t now)
+{
+    apr_time_t next = APR_INT64_MAX, d;
+    apr_uint32_t c;
+
+    for (c = 0; c < v->nchunks; c++) {
+        if (v->kind[c] != K_HEAD) {
+            continue;
+        }
+        d = rec_time(v, c, OT_BLOB_DROP);
+        if (d <= now) {
+            stripe_drop_at(v, c);
+        }
+        else if (d < next) {
+            next = d;
+        }
+    }
+    v->h->next_expiry = next;
+}
+
+/** CLOCK: lower counts as the hand passes and evict the first record found at 0. */
+static void stripe_evict_one(stripe_t *v)
+{
+    apr_uint32_t c, steps, limit = 3 * v->nchunks;
+    unsigned char r;
+
+    for (steps = 0; steps <= limit + v->nchunks; steps++) {
+        c = v->h->hand;
+        v->h->hand = c + 1 < v->nchunks ? c + 1 : 0;
+        if (v->kind[c] != K_HEAD) {
+            continue;
+        }
+        r = __atomic_load_n(&v->ref[c], __ATOMIC_RELAXED);
+        if (r > 0 && steps < limit) {
+            __atomic_store_n(&v->ref[c], r - 1, __ATOMIC_RELAXED);
+            continue;
+        }
+        stripe_drop_at(v, c);
+        __atomic_store_n(&v->h->evictions, v->h->evictions + 1, __ATOMIC_RELAXED);
+        return;
+    }
+}
+
+static void stripe_make_room(stripe_t *v, apr_uint32_t need, apr_time_t now)
+{
+    if (v->h->free_count >= need) {
+        return;
+    }
+    if (now >= v->h->next_expiry) {
+        stripe_sweep(v, now);
+    }
+    while (v->h->free_count < need) {
+        stripe_evict_one(v);
+    }
+}
+
+/** Write n bytes at the sink's place in the record's chain of chunks. */
+static void sink_write(void *baton, const void *data, apr_size_t n)
+{
+    sink_t *k = baton;
+    const unsigned char *d = data;
+
+    while (n > 0) {
+        apr_size_t room = OT_CHUNK_SIZE - k->off, step = n < room ? n : room;
+        memcpy(chunk_at(k->v, k->chunk) + k->off, d, step);
+        d += step;
+        n -= step;
+        k->off += step;
+        if (k->off == OT_CHUNK_SIZE && n > 0) {
+            k->chunk = k->v->next[k->chunk];
+            k->off = 0;
+        }
+    }
+}
+
+/** Take need free chunks, chained through next[]; the first is marked as a record's head. */
+static apr_uint32_t stripe_alloc(stripe_t *v, apr_uint32_t need)
+{
+    apr_uint32_t head = v->h->free_head, c = head, i;
+
+    for (i = 0; i < need; i++) {
+        v->kind[c] = i == 0 ? K_HEAD : K_TAIL;
+        if (i + 1 == need) {
+            v->h->free_head = v->next[c];
+            v->next[c] = OT_NIL;
+        }
+        else {
+            c = v->next[c];
+        }
+    }
+    v->h->free_count -= need;
+    return head;
+}
+
+/** Store e under key (the caller holds the lock and the odd seqlock). */
+static void stripe_store(stripe_t *v, const unsigned char *key, apr_uint64_t kh,
+                         const ot_cache_entry_t *e, const apr_size_t lens[4], apr_size_t blen,
+                         apr_time_t now)
+{
+    apr_uint32_t prev, need = chunks_for(REC_PREFIX + blen), *bucket, c;
+    apr_uint32_t blen32 = (apr_uint32_t)blen;
+    sink_t k;
+
+    c = stripe_find(&prev, v, key, kh);
+    if (c != OT_NIL) {
+        if (rec_time(v, c, OT_BLOB_FETCHED) > e->fetched) {
+            return;                 /* keep the fresher answer another call already stored */
+        }
+        stripe_drop(v, c, prev, kh);
+    }
+    if (e->drop_after <= now) {
+        return;
+    }
+    stripe_make_room(v, need, now);
+    c = stripe_alloc(v, need);
+    bucket = &v->buckets[kh & (v->nbuckets - 1)];
+    k.v = v;
+    k.chunk = c;
+    k.off = 0;
+    sink_write(&k, key, OT_KEY_LEN);
+    sink_write(&k, bucket, sizeof(*bucket));
+    sink_write(&k, &blen32, sizeof(blen32));
+    ot_blob_emit(sink_write, &k, e, lens);
+    __atomic_store_n(&v->ref[c], REF_STORED, __ATOMIC_RELAXED);
+    *bucket = c;
+    __atomic_store_n(&v->h->entries, v->h->entries + 1, __ATOMIC_RELAXED);
+    if (e->drop_after < v->h->next_expiry) {
+        v->h->next_expiry = e->drop_after;
+    }
+}
+
+/* ---- the interface ------------------------------------------------------------------------- */
+
+static void count(ot_shm_t *s, int hit)
+{
+    int cpu = sched_getcpu();
+    unsigned i = cpu < 0 ? 0 : (unsigned)cpu % OT_SHARDS;
+
+    if (hit) {
+        OT_STAT_ADD(s->counters->shard[i].hits, 1);
+    }
+    else {
+        OT_STAT_ADD(s->counters->shard[i].misses, 1);
+    }
+}
+
+apr_status_t ot_cache_get(ot_shm_t *s, const unsigned char *key, apr_time_t now,
+                          ot_cache_entry_t *e, apr_pool_t *p)
+{
+    apr_uint64_t kh = ot_key_hash(key);
+    apr_status_t rv = APR_EAGAIN;
+    apr_uint32_t c = OT_NIL;
+    stripe_t v;
+    int i;
+
+    stripe_view(&v, s, (apr_uint32_t)(kh >> (64 - s->g->stripe_bits)));
+    for (i = 0; i < OT_SEQ_TRIES && rv == APR_EAGAIN; i++) {
+        rv = stripe_read(e, &c, &v, key, kh, p);
+    }
+    if (rv == APR_EAGAIN && ot_lock_take(&v.h->lock, stripe_recover, &v) == APR_SUCCESS) {
+        rv = stripe_read(e, &c, &v, key, kh, p);
+        ot_lock_release(&v.h->lock);
+    }
+    if (rv == APR_SUCCESS && e->drop_after <= now) {
+        rv = APR_NOTFOUND;
+    }
+    if (rv == APR_SUCCESS && __atomic_load_n(&v.ref[c], __ATOMIC_RELAXED) != REF_HIT) {
+        __atomic_store_n(&v.ref[c], REF_HIT, __ATOMIC_RELAXED);
+    }
+    count(s, rv == APR_SUCCESS);
+    return rv == APR_SUCCESS ? APR_SUCCESS : APR_NOTFOUND;
+}
+
+apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
+                          apr_time_t now)
+{
+    apr_uint64_t kh = ot_key_hash(key);
+    apr_size_t lens[4], blen = 0;
+    apr_status_t rv = ot_blob_measure(lens, &blen, e);
+    stripe_t v;
+
+    if (rv == APR_SUCCESS && blen > s->g->max_record - REC_PREFIX) {
+        rv = APR_ENOSPC;
+    }
+    if (rv == APR_ENOSPC) {
+        OT_STAT_ADD(s->counters->too_big, 1);
+    }
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    if (ot_revoke_tombstoned(s, e->iss, e)) {
+        return APR_EINCOMPLETE;
+    }
+    stripe_view(&v, s, (apr_uint32_t)(kh >> (64 - s->g->stripe_bits)));
+    rv = ot_lock_take(&v.h->lock, stripe_recover, &v);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    ot_seq_write_begin(&v.h->seq);
+    stripe_store(&v, key, kh, e, lens, blen, now);
+    ot_seq_write_end(&v.h->seq);
+    ot_lock_release(&v.h->lock);
+    return APR_SUCCESS;
+}
+
+void ot_cache_remove(ot_shm_t *s, const unsigned char *key)
+{
+    apr_uint64_t kh = ot_key_hash(key);
+    apr_uint32_t c, prev;
+    stripe_t v;
+
+    stripe_view(&v, s, (apr_uint32_t)(kh >> (64 - s->g->stripe_bits)));
+    if (ot_lock_take(&v.h->lock, stripe_recover, &v) != APR_SUCCESS) {
+        return;
+    }
+    c = stripe_find(&prev, &v, key, kh);
+    if (c != OT_NIL) {
+        ot_seq_write_begin(&v.h->seq);
+        stripe_drop(&v, c, prev, kh);
+        ot_seq_write_end(&v.h->seq);
+    }
+    ot_lock_release(&v.h->lock);
+}
