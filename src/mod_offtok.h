@@ -48,7 +48,6 @@ typedef struct {
  * per field: the child's value when it set one, else the parent's.
  */
 typedef struct {
-    const char *where;                 /**< the section it was made for, for messages */
     const char *url;
     const char *client_id;
     const char *client_secret;

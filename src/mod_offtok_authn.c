@@ -111,7 +111,8 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
         return NULL;
     }
     if (!e.active) {
-        if (now - e.fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
+        /* Where every answer must be fresh, an old "inactive" is as stale as an old "active". */
+        if (ask->fresh || now - e.fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
             return NULL;
         }
         json = ot_json_own(json_pack("{s:b}", "active", 0), r->pool);
@@ -202,6 +203,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     req.verify = c->ssl_verify != 0;
     req.connect_timeout = offtok_connect_timeout(c);
     req.total_timeout = offtok_total_timeout(c);
+    req.deadline = r->request_time + req.total_timeout;
 
     rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, ask->fresh ? r->request_time : 0,
                        req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
@@ -323,8 +325,9 @@ offtok_req_t *offtok_check(request_rec *r)
     ap_set_module_config(r->request_config, &offtok_module, st);
     c = ap_get_module_config(r->per_dir_config, &offtok_module);
     if (c->url == NULL) {
+        core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0001: AuthType offtok in <%s> has no "
-                      "OfftokIntrospectionURL; answering 500", c->where);
+                      "OfftokIntrospectionURL; answering 500", core->d ? core->d : "server");
         fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
         return st;
     }

@@ -33,7 +33,6 @@ void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
 {
     offtok_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->where = dir ? dir : "server config";
     c->client_auth = UNSET;
     c->ssl_verify = UNSET;
     c->connect_timeout = UNSET;
@@ -62,7 +61,6 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
 {
     offtok_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
 
-    c->where = add->where;
     c->url = MERGE_PTR(url);
     c->client_id = MERGE_PTR(client_id);
     c->client_secret = MERGE_PTR(client_secret);

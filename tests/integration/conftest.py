@@ -4,6 +4,7 @@ The issuers and the back end run for the whole session; every test gets its own 
 from the configuration it writes, and fails if httpd logged an error it did not expect.
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -73,7 +74,7 @@ def backend():
 @pytest.fixture
 def httpd(workdir, pki, request):
     """A fresh httpd for this test; call .start(config) yourself."""
-    name = request.node.name.replace("/", "_").replace("[", "_").replace("]", "")
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
     root = os.path.join(workdir, "httpd", name)
     shutil.rmtree(root, ignore_errors=True)
     server = Httpd(root, ca_file=pki.ca_file)
