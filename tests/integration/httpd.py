@@ -197,8 +197,10 @@ class Httpd:
         env = dict(os.environ)
         env.pop("http_proxy", None)
         env.pop("https_proxy", None)
+        # Its own session: prefork signals its whole process group at restarts and shutdown.
         self.proc = subprocess.Popen([HTTPD_BIN, "-f", path, "-DFOREGROUND"], env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     start_new_session=True)
         wait_until(self._answers, timeout=15, what="httpd to answer")
         return self
 
