@@ -50,6 +50,7 @@
 #include "ot_shm.h"
 
 #define OT_SHM_MAGIC   0x4f54434bu   /* "OTCK" */
+/* Bump on any change to the segment, the stored format or struct ot_shm_t. */
 #define OT_SHM_VERSION 1u
 
 #define LINE_UP(n) (((n) + OT_CACHE_LINE - 1) & ~(apr_size_t)(OT_CACHE_LINE - 1))
@@ -171,10 +172,11 @@ int ot_shm_reusable(const ot_shm_t *s, apr_size_t cache_bytes)
     const ot_shm_hdr_t *hdr;
     ot_geom_t g;
 
-    if (s == NULL || s->base == NULL) {
+    if (s == NULL || s->shm == NULL) {
         return 0;
     }
-    hdr = (const ot_shm_hdr_t *)s->base;
+    /* Only s->shm is read before the version is known (see struct ot_shm_t). */
+    hdr = (const ot_shm_hdr_t *)LINE_UP((apr_uintptr_t)apr_shm_baseaddr_get(s->shm));
     if (hdr->magic != OT_SHM_MAGIC || hdr->version != OT_SHM_VERSION) {
         return 0;
     }

@@ -86,7 +86,12 @@ typedef struct {
     apr_time_t next_expiry;    /**< no stored entry expires before this (a lower bound) */
 } OT_LINE_ALIGNED ot_stripe_t;
 
-/** The per-process handle: pointers into the mapping, identical in every forked child. */
+/**
+ * The per-process handle: pointers into the mapping, identical in every forked child. It is
+ * kept across graceful restarts, possibly into a newer build of the module, so shm stays the
+ * first member: ot_shm_reusable reads only it until the segment's layout version says that
+ * the rest of the handle has the layout this build expects.
+ */
 struct ot_shm_t {
     apr_shm_t *shm;
     char *base;                /**< the segment's base, aligned to a cache line */
