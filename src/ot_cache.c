@@ -221,18 +221,12 @@ static apr_status_t stripe_read(ot_cache_entry_t *e, apr_uint32_t *pc, const str
     return rv == APR_SUCCESS || rv == APR_NOTFOUND ? rv : APR_EGENERAL;
 }
 
-/** Unlink the record at c (found after prev) from its bucket and free its chunks. */
-static void stripe_drop(stripe_t *v, apr_uint32_t c, apr_uint32_t prev, apr_uint64_t kh)
+/** Free the chain of chunks that starts at c: one record fewer. */
+static void chain_free(stripe_t *v, apr_uint32_t c)
 {
-    apr_uint32_t hnext = rec_u32(v, c, REC_HNEXT), steps = 0, n;
+    apr_uint32_t steps = 0, n;
 
-    if (prev == OT_NIL) {
-        v->buckets[kh & (v->nbuckets - 1)] = hnext;
-    }
-    else {
-        rec_set_u32(v, prev, REC_HNEXT, hnext);
-    }
-    while (c != OT_NIL && steps++ < v->nchunks) {
+    while (c < v->nchunks && steps++ < v->nchunks) {
         n = v->next[c];
         v->kind[c] = K_FREE;
         __atomic_store_n(&v->ref[c], 0, __ATOMIC_RELAXED);
@@ -244,7 +238,24 @@ static void stripe_drop(stripe_t *v, apr_uint32_t c, apr_uint32_t prev, apr_uint
     __atomic_store_n(&v->h->entries, v->h->entries - 1, __ATOMIC_RELAXED);
 }
 
-/** Drop the record whose first chunk is c, finding its bucket from its key. */
+/** Unlink the record at c (found after prev) from its bucket and free its chunks. */
+static void stripe_drop(stripe_t *v, apr_uint32_t c, apr_uint32_t prev, apr_uint64_t kh)
+{
+    apr_uint32_t hnext = rec_u32(v, c, REC_HNEXT);
+
+    if (prev == OT_NIL) {
+        v->buckets[kh & (v->nbuckets - 1)] = hnext;
+    }
+    else {
+        rec_set_u32(v, prev, REC_HNEXT, hnext);
+    }
+    chain_free(v, c);
+}
+
+/**
+ * Drop the record whose first chunk is c, finding its place in its bucket from its key. Frees
+ * the chunks even if the bucket does not lead to it, so that eviction always makes progress.
+ */
 static void stripe_drop_at(stripe_t *v, apr_uint32_t c)
 {
     const unsigned char *key = chunk_at(v, c);
@@ -253,6 +264,9 @@ static void stripe_drop_at(stripe_t *v, apr_uint32_t c)
 
     if (stripe_find(&prev, v, key, kh) == c) {
         stripe_drop(v, c, prev, kh);
+    }
+    else {
+        chain_free(v, c);
     }
 }
 
@@ -277,8 +291,8 @@ static void stripe_sweep(stripe_t *v, apr_time_t now)
     v->h->next_expiry = next;
 }
 
-/** CLOCK: lower counts as the hand passes and evict the first record found at 0. */
-static void stripe_evict_one(stripe_t *v)
+/** CLOCK: lower counts as the hand passes and evict the first record found at 0; 0 if none. */
+static int stripe_evict_one(stripe_t *v)
 {
     apr_uint32_t c, steps, limit = 3 * v->nchunks;
     unsigned char r;
@@ -290,27 +304,29 @@ static void stripe_evict_one(stripe_t *v)
             continue;
         }
         r = __atomic_load_n(&v->ref[c], __ATOMIC_RELAXED);
-        if (r > 0 && steps < limit) {
+        if (r > 0 && steps < limit) {       /* past the limit, hits cannot hold the hand up */
             __atomic_store_n(&v->ref[c], r - 1, __ATOMIC_RELAXED);
             continue;
         }
         stripe_drop_at(v, c);
         __atomic_store_n(&v->h->evictions, v->h->evictions + 1, __ATOMIC_RELAXED);
-        return;
+        return 1;
     }
+    return 0;
 }
 
-static void stripe_make_room(stripe_t *v, apr_uint32_t need, apr_time_t now)
+/** 1 when need chunks are free, after dropping the expired records, then CLOCK's choices. */
+static int stripe_make_room(stripe_t *v, apr_uint32_t need, apr_time_t now)
 {
-    if (v->h->free_count >= need) {
-        return;
-    }
-    if (now >= v->h->next_expiry) {
+    if (v->h->free_count < need && now >= v->h->next_expiry) {
         stripe_sweep(v, now);
     }
     while (v->h->free_count < need) {
-        stripe_evict_one(v);
+        if (!stripe_evict_one(v)) {
+            return 0;
+        }
     }
+    return 1;
 }
 
 /** Write n bytes at the sink's place in the record's chain of chunks. */
@@ -370,7 +386,9 @@ static void stripe_store(stripe_t *v, const unsigned char *key, apr_uint64_t kh,
     if (e->drop_after <= now) {
         return;
     }
-    stripe_make_room(v, need, now);
+    if (!stripe_make_room(v, need, now)) {
+        return;
+    }
     c = stripe_alloc(v, need);
     bucket = &v->buckets[kh & (v->nbuckets - 1)];
     k.v = v;
