@@ -430,7 +430,7 @@ apr_status_t ot_cache_get(ot_shm_t *s, const unsigned char *key, apr_time_t now,
     stripe_t v;
     int i;
 
-    stripe_view(&v, s, (apr_uint32_t)(kh >> (64 - s->g->stripe_bits)));
+    stripe_view(&v, s, ot_key_stripe(s, key));
     for (i = 0; i < OT_SEQ_TRIES && rv == APR_EAGAIN; i++) {
         rv = stripe_read(e, &c, &v, key, kh, p);
     }
@@ -468,7 +468,7 @@ apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_
     if (ot_revoke_tombstoned(s, e->iss, e)) {
         return APR_EINCOMPLETE;
     }
-    stripe_view(&v, s, (apr_uint32_t)(kh >> (64 - s->g->stripe_bits)));
+    stripe_view(&v, s, ot_key_stripe(s, key));
     rv = ot_lock_take(&v.h->lock, stripe_recover, &v);
     if (rv != APR_SUCCESS) {
         return rv;
@@ -486,7 +486,7 @@ void ot_cache_remove(ot_shm_t *s, const unsigned char *key)
     apr_uint32_t c, prev;
     stripe_t v;
 
-    stripe_view(&v, s, (apr_uint32_t)(kh >> (64 - s->g->stripe_bits)));
+    stripe_view(&v, s, ot_key_stripe(s, key));
     if (ot_lock_take(&v.h->lock, stripe_recover, &v) != APR_SUCCESS) {
         return;
     }

@@ -148,7 +148,7 @@ apr_status_t ot_shm_create(ot_shm_t **ps, apr_size_t cache_bytes, apr_pool_t *p)
     }
     s = apr_pcalloc(p, sizeof(*s));
     hdr = (ot_shm_hdr_t *)LINE_UP((apr_uintptr_t)apr_shm_baseaddr_get(shm));
-    hdr->g = g;
+    memcpy(&hdr->g, &g, sizeof(g));        /* padding too, for ot_shm_reusable's memcmp */
     shm_attach(s, shm);
     rv = ot_revoke_init(s);
     if (rv == APR_SUCCESS) {
