@@ -376,15 +376,20 @@ START_TEST(test_forked_writers)
     ot_shm_t *s = new_cache(SMALL);
     static unsigned char keys[HAMMER_HOT][OT_KEY_LEN];
     pid_t kids[HAMMER_KIDS];
-    int i, status[HAMMER_KIDS];
+    int i, status[HAMMER_KIDS], go[2];
+    char c;
 
+    ck_assert_int_eq(pipe(go), 0);
     for (i = 0; i < HAMMER_KIDS; i++) {
         kids[i] = fork();
         ck_assert_int_ge(kids[i], 0);
-        if (kids[i] == 0) {
-            _exit(hammer(s, (unsigned)i));
+        if (kids[i] == 0) {             /* start together: when the parent closes the pipe */
+            close(go[1]);
+            _exit(read(go[0], &c, 1) == 0 ? hammer(s, (unsigned)i) : 3);
         }
     }
+    close(go[0]);
+    close(go[1]);
     for (i = 0; i < HAMMER_KIDS; i++) {
         ck_assert_int_eq(waitpid(kids[i], &status[i], 0), kids[i]);
     }
