@@ -74,7 +74,7 @@ def backend():
 @pytest.fixture
 def httpd(workdir, pki, request):
     """A fresh httpd for this test; call .start(config) yourself."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:80]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:48]  # unix socket paths are short
     root = os.path.join(workdir, "httpd", name)
     shutil.rmtree(root, ignore_errors=True)
     server = Httpd(root, ca_file=pki.ca_file)

@@ -19,6 +19,7 @@ The answer is chosen by the request's path, whatever the method; each path answe
     /huge               200, an active answer padded to 16 MiB
     /big?bytes=N        200, an active answer padded to exactly N bytes (at least its own size)
     /slow?seconds=S     the /ok answer after S seconds
+    /stamped?seconds=S  the /ok answer after S seconds, with "stub_started": when handling began
     /drip?interval=S    /ok's headers at once, then its body one byte every S seconds (default 1)
     /deep?levels=N      200, an active answer holding arrays nested N deep (default 100,000)
     /badutf8            200, invalid UTF-8 inside the "sub" string
@@ -100,6 +101,7 @@ class FaultHandler(StubHandler):
                  "content_type": self.headers.get("Content-Type")}
         entry["form"] = hashed_form(self.read_form())
         self.state.record(entry)
+        self.started = entry["time"]
 
         url = urlsplit(self.path)
         self.query = {name: values[-1] for name, values in parse_qs(url.query).items()}
@@ -165,6 +167,10 @@ class FaultHandler(StubHandler):
     def fault_slow(self):
         time.sleep(self.number("seconds", 10))
         self.fault_ok()
+
+    def fault_stamped(self):
+        time.sleep(self.number("seconds", 0))
+        self.send_json(200, {**self.ok_answer(), "stub_started": self.started})
 
     def fault_drip(self):
         interval = self.number("interval", 1)
