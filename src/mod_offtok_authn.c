@@ -145,7 +145,8 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
         e.exp = a->exp ? apr_time_from_sec(a->exp) : 0;
         e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
         e.offline = a->kind == OT_KIND_OFFLINE;
-        e.iss = a->iss;
+        /* Revocations are kept per issuer: an answer without iss belongs to OfftokIssuer. */
+        e.iss = a->iss ? a->iss : ask->conf->issuer;
         e.sub = a->sub;
         e.sid = a->sid;
         e.claims = ot_json_dump(a->json, &e.claims_len, r->pool);

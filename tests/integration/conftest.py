@@ -3,6 +3,7 @@
 The issuers and the back end run for the whole session; every test gets its own httpd, started
 from the configuration it writes, and fails if httpd logged an error it did not expect.
 """
+import hashlib
 import os
 import re
 import shutil
@@ -74,7 +75,9 @@ def backend():
 @pytest.fixture
 def httpd(workdir, pki, request):
     """A fresh httpd for this test; call .start(config) yourself."""
-    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:48]  # unix socket paths are short
+    # Short (unix socket paths are limited to 108 bytes) and still unique.
+    digest = hashlib.sha1(request.node.nodeid.encode()).hexdigest()[:6]
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", request.node.name)[:40] + "-" + digest
     root = os.path.join(workdir, "httpd", name)
     shutil.rmtree(root, ignore_errors=True)
     server = Httpd(root, ca_file=pki.ca_file)
