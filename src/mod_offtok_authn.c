@@ -33,7 +33,6 @@ typedef struct {
     ot_introspect_t in;
     ot_jwt_peek_t peek;
     unsigned char key[OT_KEY_LEN];
-    const char *fp;             /**< the token's fingerprint, for logs */
     int fresh;                  /**< a positive answer must come from a call started after arrival */
 } offtok_ask_t;
 
@@ -87,7 +86,6 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     ask->in.token = token;
     pick_client(ask);
     ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, token);
-    ask->fp = ot_token_fingerprint(token, r->pool);
     /* With Offline, a token not known to be an access token must be treated as offline. */
     ask->fresh = always == OT_ALWAYS_ON
         || (always == OT_ALWAYS_OFFLINE
@@ -229,8 +227,14 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
 
 /* ---- the verdict -------------------------------------------------------------------------- */
 
+/** What the log shows of a token: its fingerprint (only computed when something is logged). */
+static const char *shown(request_rec *r, const char *token)
+{
+    return token ? ot_token_fingerprint(token, r->pool) : "(as for the initial request)";
+}
+
 static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot_answer_t *a,
-                  const char *fp)
+                  const char *token)
 {
     ot_policy_t policy;
     ot_verdict_t v;
@@ -240,8 +244,8 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     policy.allow_offline = c->offline != 0;
     v = ot_answer_judge(a, &policy, (apr_int64_t)apr_time_sec(apr_time_now()));
     if (v != OT_VERDICT_OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s", fp,
-                      ot_verdict_text(v));
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s",
+                      shown(r, token), ot_verdict_text(v));
         fail(st, HTTP_UNAUTHORIZED, "invalid_token");
         return;
     }
@@ -249,8 +253,8 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     st->status = OK;
     if (!offtok_env_prepare(r, st, c)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0011: token %s refused: the claim for "
-                      "REMOTE_USER is missing, not a string, or a value is over %d bytes", fp,
-                      OT_VALUE_MAX);
+                      "REMOTE_USER is missing, not a string, or a value is over %d bytes",
+                      shown(r, token), OT_VALUE_MAX);
         fail(st, HTTP_UNAUTHORIZED, "invalid_token");
     }
 }
@@ -270,7 +274,7 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
         }
         to_cache(r, &ask, a, started);
     }
-    judge(r, st, c, a, ask.fp);
+    judge(r, st, c, a, token);
 }
 
 /** The request this one descends from (through subrequests and internal redirects). */
@@ -309,7 +313,7 @@ static int reuse_initial(request_rec *r, offtok_req_t *st, const offtok_dir_conf
         st->error = ist->error;
         return 1;
     }
-    judge(r, st, c, ist->answer, "(as for the initial request)");
+    judge(r, st, c, ist->answer, NULL);
     return 1;
 }
 
