@@ -23,7 +23,10 @@ from pki import make_pki  # noqa: E402
 @pytest.fixture(scope="session")
 def workdir():
     """A directory httpd's unprivileged children can read (pytest's own is private to root)."""
-    path = tempfile.mkdtemp(prefix="offtok-it-")
+    base = os.environ.get("OFFTOK_TEST_TMPDIR")
+    if base:
+        os.makedirs(base, mode=0o755, exist_ok=True)
+    path = tempfile.mkdtemp(prefix="offtok-it-", dir=base)
     os.chmod(path, 0o755)
     yield path
     if not os.environ.get("OFFTOK_KEEP"):
