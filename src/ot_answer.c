@@ -7,7 +7,10 @@
 #include "ot_claims.h"
 #include "ot_json.h"
 
-/** A NumericDate claim as whole seconds; 0 when absent or not a sane number. */
+/**
+ * A NumericDate claim as whole seconds; 0 when absent or not a sane number. Sane includes that
+ * apr_time_from_sec() can turn it into microseconds without overflowing (the cache does).
+ */
 static apr_int64_t numeric_date(const json_t *obj, const char *key)
 {
     const json_t *v = json_object_get(obj, key);
@@ -17,7 +20,7 @@ static apr_int64_t numeric_date(const json_t *obj, const char *key)
         return 0;
     }
     d = json_number_value(v);
-    if (!isfinite(d) || d < 1.0 || d > 1e15) {
+    if (!isfinite(d) || d < 1.0 || d > (double)(APR_INT64_MAX / APR_USEC_PER_SEC)) {
         return 0;
     }
     return (apr_int64_t)d;
