@@ -321,14 +321,14 @@ def banner(cfg, server, issuer, access, offline, problems):
             f"{issuer.url}/test/mint")
     lines = [
         f"mod_offtok demo is up on loopback (files and logs in {cfg.dir}):",
-        f"  httpd   {base}   /cgi/whoami (CGI) and /app/ (proxied to 127.0.0.1:{cfg.app_port}),"
-        f" AuthType offtok, OfftokAlwaysValidate Offline",
-        f"  issuer  {issuer.url}   oidc-provider 8, test CA {issuer.ca_file}",
-        f"  httpd's log: {server.root}/logs/error.log   its configuration: "
-        f"{server.root}/httpd.conf",
+        f"  httpd   {base}  AuthType offtok, OfftokAlwaysValidate Offline, in front of",
+        f"          /cgi/whoami (a CGI script) and /app/ (mod_proxy to 127.0.0.1:{cfg.app_port})",
+        f"          log {server.root}/logs/error.log, configuration {server.root}/httpd.conf",
+        f"  issuer  {issuer.url}  oidc-provider 8, test CA {issuer.ca_file}",
         "",
-        f"Tokens for {USER}, live now: access (1 hour)  {access}",
-        f"                              offline (30 days) {offline}",
+        f"Tokens for {USER}, both live now:",
+        f"  access   (1 hour)   {access}",
+        f"  offline  (30 days)  {offline}",
         "",
         "# No token: 401 with a Bearer challenge",
         f"curl -i {base}/cgi/whoami",
