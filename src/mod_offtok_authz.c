@@ -14,6 +14,7 @@
 #include <http_config.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_protocol.h>
 #include <http_request.h>
 #include <mod_auth.h>
 #include <apr_strings.h>
@@ -82,12 +83,26 @@ static const json_t *accepted_answer(request_rec *r, const char *provider, authz
     return st->answer->json;
 }
 
+/**
+ * Remember the denial; the challenge is written only if the request ends in an error (another
+ * Require line may still grant access, and err_headers_out would reach a 200 too).
+ */
 static authz_status deny_scope(request_rec *r, offtok_req_t *st, const char *scope)
 {
     st->error = "insufficient_scope";
     st->scope_needed = scope;
-    offtok_set_challenge(r, st);
     return AUTHZ_DENIED;
+}
+
+/** mod_authz_core answers a first-pass denial with 403 itself: add our challenge to it. */
+static void offtok_insert_error_filter(request_rec *r)
+{
+    const offtok_req_t *st = ap_get_module_config(r->request_config, &offtok_module);
+
+    if (r->status == HTTP_FORBIDDEN && st != NULL && st->scope_needed != NULL
+        && offtok_is_ours(r)) {
+        offtok_set_challenge(r, st);
+    }
 }
 
 static authz_status scope_check(request_rec *r, const char *line, const void *parsed)
@@ -135,7 +150,7 @@ static authz_status claim_check(request_rec *r, const char *line, const void *pa
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0042: claim %s has none of the required "
                   "values", name);
-    return deny_scope(r, st, NULL);
+    return deny_scope(r, st, "");
 }
 
 static const authz_provider scope_provider = { scope_check, parse_scope };
@@ -143,6 +158,7 @@ static const authz_provider claim_provider = { claim_check, parse_claim };
 
 void offtok_register_authz(apr_pool_t *p)
 {
+    ap_hook_insert_error_filter(offtok_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "offtok-scope", AUTHZ_PROVIDER_VERSION,
                               &scope_provider, AP_AUTH_INTERNAL_PER_CONF);
     ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "offtok-claim", AUTHZ_PROVIDER_VERSION,

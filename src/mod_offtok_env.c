@@ -152,7 +152,7 @@ void offtok_set_challenge(request_rec *r, const offtok_req_t *st)
         v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
         sep = ", ";
     }
-    if (st->scope_needed) {
+    if (st->scope_needed && *st->scope_needed) {
         v = apr_pstrcat(r->pool, v, sep, "scope=\"", quoted(st->scope_needed, r->pool), "\"",
                         NULL);
     }

@@ -1,4 +1,6 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
@@ -49,6 +51,27 @@ static int is_scalar(const json_t *v)
     return json_is_string(v) || json_is_number(v) || json_is_boolean(v) || json_is_null(v);
 }
 
+/**
+ * A real number as the shortest text that reads back as the same double (0.1, not
+ * 0.10000000000000001), with ".0" kept on whole numbers as JSON writers do.
+ */
+static const char *real_text(double d, apr_pool_t *p)
+{
+    char buf[40];
+    int prec;
+
+    for (prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, d);
+        if (strtod(buf, NULL) == d) {
+            break;
+        }
+    }
+    if (strpbrk(buf, ".eEn") == NULL) {       /* n: inf, nan (which JSON cannot carry) */
+        return apr_pstrcat(p, buf, ".0", NULL);
+    }
+    return apr_pstrdup(p, buf);
+}
+
 /** Text of a scalar, not yet sanitised. */
 static const char *scalar_text(const json_t *v, apr_pool_t *p)
 {
@@ -58,7 +81,10 @@ static const char *scalar_text(const json_t *v, apr_pool_t *p)
     if (json_is_null(v)) {
         return "";
     }
-    return ot_json_dump(v, NULL, p);      /* numbers as JSON writes them, true, false */
+    if (json_is_real(v)) {
+        return real_text(json_real_value(v), p);
+    }
+    return ot_json_dump(v, NULL, p);      /* integers as JSON writes them, true, false */
 }
 
 /** Arrays holding only scalars are joined with ','; others are not flat. */

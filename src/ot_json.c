@@ -1,5 +1,6 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 #include <stdlib.h>
+#include <string.h>
 #include <apr_strings.h>
 
 #include "ot_json.h"
@@ -24,6 +25,11 @@ json_t *ot_json_parse(const char *buf, apr_size_t len, const char **err, apr_poo
     json_t *j = json_loadb(buf, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &jerr);
 
     if (j == NULL && err != NULL) {
+        /* jansson quotes the offending input ("... near 'xyz'"): keep claims out of the log. */
+        char *near = strstr(jerr.text, " near ");
+        if (near) {
+            *near = '\0';
+        }
         *err = apr_psprintf(p, "%s at line %d, column %d", jerr.text, jerr.line, jerr.column);
     }
     return ot_json_own(j, p);

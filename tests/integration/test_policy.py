@@ -108,3 +108,15 @@ def test_token_checked_once_per_request(httpd, oidc):
     oidc.reset_counts()
     assert httpd.get("/cgi/env", token=token).status_code == 200
     assert oidc.introspection_count() == 1
+
+
+def test_no_challenge_on_a_granted_request(httpd, oidc):
+    """A scope line that denies, followed by one that grants: 200, and no WWW-Authenticate."""
+    httpd.start(protected("/cgi/", oidc, require="offtok-scope admin").replace(
+        "Require offtok-scope admin", "Require offtok-scope admin\n    Require offtok-scope read"))
+    r = httpd.get("/cgi/env", token=oidc.mint_access(scope="read"))
+    assert r.status_code == 200
+    assert "WWW-Authenticate" not in r.headers
+    r = httpd.get("/cgi/env", token=oidc.mint_access(scope="write"))
+    assert r.status_code == 403
+    assert www(r) == 'Bearer realm="test", error="insufficient_scope", scope="read"'

@@ -35,6 +35,8 @@ static ot_verdict_t judge(const char *json, const char *iss, const char *aud, in
 START_TEST(only_objects_with_boolean_active_are_answers)
 {
     ck_assert_ptr_nonnull(strstr(refusal("not json"), "not JSON"));
+    /* jansson quotes the input after "near": none of it may reach the log. */
+    ck_assert_ptr_null(strstr(refusal("{\"active\":true,\"sub\":secret-claim}"), "secret"));
     ck_assert_ptr_nonnull(strstr(refusal("[1,2]"), "not a JSON object"));
     ck_assert_ptr_nonnull(strstr(refusal("{\"sub\":\"x\"}"), "no \"active\""));
     ck_assert_ptr_nonnull(strstr(refusal("{\"active\":\"true\"}"), "not a boolean"));

@@ -36,6 +36,10 @@ START_TEST(values_as_the_contract_writes_them)
     ck_assert_str_eq(text_of("\"ada\""), "ada");
     ck_assert_str_eq(text_of("42"), "42");
     ck_assert_str_eq(text_of("1.5"), "1.5");
+    ck_assert_str_eq(text_of("0.1"), "0.1");
+    ck_assert_str_eq(text_of("1000.0"), "1000.0");
+    ck_assert_str_eq(text_of("1e300"), "1e+300");
+    ck_assert_str_eq(text_of("0.30000000000000004"), "0.30000000000000004");
     ck_assert_str_eq(text_of("true"), "true");
     ck_assert_str_eq(text_of("false"), "false");
     ck_assert_str_eq(text_of("null"), "");
