@@ -29,6 +29,8 @@ int main(void)
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_flight());
     srunner_add_suite(sr, suite_cache());
+    srunner_add_suite(sr, suite_jose());
+    srunner_add_suite(sr, suite_logout());
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

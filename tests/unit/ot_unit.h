@@ -18,5 +18,7 @@ Suite *suite_claims(void);
 Suite *suite_http(void);
 Suite *suite_flight(void);
 Suite *suite_cache(void);
+Suite *suite_jose(void);
+Suite *suite_logout(void);
 
 #endif

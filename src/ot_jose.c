@@ -1,0 +1,493 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_jose.c
+ * @brief Compact JWS checked against the issuer's JWKS with cjose, and the per-process key cache.
+ *
+ * The header is read here, before cjose sees the token, so that the algorithm is judged by our
+ * rules (ot_jose.h) and not by whatever cjose happens to support. A key is picked from the JWKS
+ * by `kid` and by fitting the algorithm; cjose then checks the signature with that key alone.
+ *
+ * The cache keeps each JWKS as the text it was fetched as; a verification copies the text under
+ * the lock and imports the keys it needs into its own pool, so no cjose object is ever shared
+ * between threads. Fetches are serialised by a second lock, held across the network call (never
+ * the first): a thread that waited on it finds the keys another thread just fetched.
+ */
+#include <string.h>
+#include <apr_hash.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <apr_thread_mutex.h>
+#include <cjose/cjose.h>
+
+#include "ot_jose.h"
+#include "ot_json.h"
+#include "ot_util.h"
+
+#define MIN_RSA_BITS 2048
+
+/** One accepted algorithm and the key it needs. */
+typedef struct {
+    const char *name;
+    cjose_jwk_kty_t kty;
+    const char *kty_name;
+    int curve;            /**< cjose_jwk_ec_curve for EC, else 0 */
+} alg_t;
+
+static const alg_t algs[] = {
+    { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0 },
+    { "RS384", CJOSE_JWK_KTY_RSA, "RSA", 0 },
+    { "RS512", CJOSE_JWK_KTY_RSA, "RSA", 0 },
+    { "PS256", CJOSE_JWK_KTY_RSA, "RSA", 0 },
+    { "PS384", CJOSE_JWK_KTY_RSA, "RSA", 0 },
+    { "PS512", CJOSE_JWK_KTY_RSA, "RSA", 0 },
+    { "ES256", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_256 },
+    { "ES384", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_384 },
+    { "ES512", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_521 },
+};
+
+/** A token taken apart, before any key is tried. */
+typedef struct {
+    const char *compact;  /**< NUL-terminated copy */
+    apr_size_t len;
+    json_t *header;
+    const alg_t *alg;
+    const char *kid;
+    const char *typ;
+} jws_in_t;
+
+/** One URL's key set in the cache. */
+typedef struct {
+    apr_pool_t *pool;     /**< holds jwks; replaced at every successful fetch */
+    const char *jwks;
+    apr_size_t len;
+    apr_uint64_t gen;     /**< bumped at every successful fetch */
+    apr_time_t fetched;
+    apr_time_t last_try;  /**< last fetch attempt, successful or not; 0: never */
+} keyset_t;
+
+struct ot_jose_keys_t {
+    apr_pool_t *pool;
+    apr_thread_mutex_t *lock;       /**< guards sets and every keyset_t */
+    apr_thread_mutex_t *fetching;   /**< one fetch at a time in this process */
+    apr_hash_t *sets;               /**< URL -> keyset_t */
+    apr_interval_time_t min_refresh;
+};
+
+/** A snapshot of one keyset_t, copied out under the lock. */
+typedef struct {
+    const char *jwks;     /**< NULL: no keys yet */
+    apr_size_t len;
+    apr_uint64_t gen;
+    apr_time_t fetched;
+} snap_t;
+
+/* ---- the token ----------------------------------------------------------------------------- */
+
+/** s when it is short and plain enough for a log line, else a stand-in. */
+static const char *loggable(const char *s, apr_pool_t *p)
+{
+    const char *c;
+
+    for (c = s; *c; c++) {
+        if (c - s >= 80 || !(apr_isalnum(*c) || strchr("-_.~+/=:", *c))) {
+            return "(not printable)";
+        }
+    }
+    return apr_pstrcat(p, "'", s, "'", NULL);
+}
+
+static const alg_t *find_alg(const char *name)
+{
+    apr_size_t i;
+
+    for (i = 0; name && i < sizeof(algs) / sizeof(algs[0]); i++) {
+        if (strcmp(algs[i].name, name) == 0) {
+            return &algs[i];
+        }
+    }
+    return NULL;
+}
+
+/** Three non-empty base64url parts and nothing else; *hlen is the first one's length. */
+static int compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
+{
+    apr_size_t i, dots = 0, start = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (i == start || ++dots > 2) {
+                return 0;
+            }
+            if (dots == 1) {
+                *hlen = i;
+            }
+            start = i + 1;
+        }
+        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
+            return 0;
+        }
+    }
+    return dots == 2 && start < len;
+}
+
+static apr_status_t parse_header(jws_in_t *in, const char **why, apr_size_t hlen, apr_pool_t *p)
+{
+    char *raw;
+    apr_size_t raw_len;
+    const char *alg;
+
+    if (ot_b64url_decode(&raw, &raw_len, in->compact, hlen, p) != APR_SUCCESS
+        || (in->header = ot_json_parse(raw, raw_len, NULL, p)) == NULL
+        || !json_is_object(in->header)) {
+        *why = "its header is not a JSON object";
+        return APR_EINVAL;
+    }
+    alg = ot_json_string(in->header, "alg");
+    if ((in->alg = find_alg(alg)) == NULL) {
+        *why = apr_psprintf(p, "alg %s is not accepted", alg ? loggable(alg, p) : "(none)");
+        return APR_EINVAL;
+    }
+    in->kid = ot_json_string(in->header, "kid");
+    in->typ = ot_json_string(in->header, "typ");
+    if ((json_object_get(in->header, "kid") && !in->kid)
+        || (json_object_get(in->header, "typ") && !in->typ)) {
+        *why = "its kid or typ is not a string";
+        return APR_EINVAL;
+    }
+    if (json_object_get(in->header, "crit")) {
+        *why = "it names critical header extensions (crit)";
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t parse_compact(jws_in_t *in, const char **why, const char *compact,
+                                  apr_size_t len, apr_pool_t *p)
+{
+    apr_size_t hlen = 0;
+
+    memset(in, 0, sizeof(*in));
+    if (compact == NULL || len == 0) {
+        *why = "it is empty";
+        return APR_EINVAL;
+    }
+    if (!compact_shape(compact, len, &hlen)) {
+        *why = "it is not a signed compact JWS (three non-empty base64url parts)";
+        return APR_EINVAL;
+    }
+    in->compact = apr_pstrmemdup(p, compact, len);
+    in->len = len;
+    return parse_header(in, why, hlen, p);
+}
+
+/* ---- keys ---------------------------------------------------------------------------------- */
+
+static apr_status_t jwk_cleanup(void *data)
+{
+    cjose_jwk_release(data);
+    return APR_SUCCESS;
+}
+
+/** 1 when key_ops is absent or allows "verify". */
+static int ops_allow_verify(const json_t *key)
+{
+    const json_t *ops = json_object_get(key, "key_ops"), *op;
+    size_t i;
+
+    if (ops == NULL) {
+        return 1;
+    }
+    json_array_foreach(ops, i, op) {
+        if (json_is_string(op) && strcmp(json_string_value(op), "verify") == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/** 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). */
+static int key_fits(const json_t *key, const alg_t *a, const char *kid)
+{
+    const char *kty = ot_json_string(key, "kty"), *use = ot_json_string(key, "use");
+    const char *kalg = ot_json_string(key, "alg"), *kkid = ot_json_string(key, "kid");
+
+    return json_is_object(key) && kty && strcmp(kty, a->kty_name) == 0
+        && (json_object_get(key, "use") == NULL || (use && strcmp(use, "sig") == 0))
+        && (json_object_get(key, "alg") == NULL || (kalg && strcmp(kalg, a->name) == 0))
+        && (kid == NULL || (kkid && strcmp(kid, kkid) == 0))
+        && ops_allow_verify(key);
+}
+
+/** The cjose key for key, when it really is what a needs (type, size, curve); else NULL. */
+static cjose_jwk_t *import_key(json_t *key, const alg_t *a, apr_pool_t *p)
+{
+    cjose_err err;
+    cjose_jwk_t *jwk = cjose_jwk_import_json((cjose_header_t *)key, &err);
+
+    if (jwk == NULL) {
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, jwk, jwk_cleanup, apr_pool_cleanup_null);
+    if (cjose_jwk_get_kty(jwk, &err) != a->kty
+        || (a->kty == CJOSE_JWK_KTY_RSA && cjose_jwk_get_keysize(jwk, &err) < MIN_RSA_BITS)
+        || (a->kty == CJOSE_JWK_KTY_EC && (int)cjose_jwk_EC_get_curve(jwk, &err) != a->curve)) {
+        return NULL;
+    }
+    return jwk;
+}
+
+/** 1 when jwk verifies in; *payload is then its payload parsed (NULL if not JSON). */
+static int check_with(json_t **payload, const jws_in_t *in, const cjose_jwk_t *jwk,
+                      apr_pool_t *p)
+{
+    cjose_err err;
+    cjose_jws_t *jws = cjose_jws_import(in->compact, in->len, &err);
+    uint8_t *text = NULL;
+    size_t text_len = 0;
+    int ok;
+
+    if (jws == NULL) {
+        return 0;
+    }
+    ok = cjose_jws_verify(jws, jwk, &err)
+        && cjose_jws_get_plaintext(jws, &text, &text_len, &err);
+    if (ok) {
+        *payload = ot_json_parse((const char *)text, text_len, NULL, p);
+    }
+    cjose_jws_release(jws);
+    return ok;
+}
+
+static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
+                                  const char *jwks, apr_size_t jwks_len, const jws_in_t *in,
+                                  apr_pool_t *p)
+{
+    json_t *set = ot_json_parse(jwks, jwks_len, NULL, p), *key, *payload = NULL;
+    cjose_jwk_t *jwk;
+    size_t i;
+    int tried = 0;
+
+    json_array_foreach(json_object_get(set, "keys"), i, key) {
+        if (!key_fits(key, in->alg, in->kid) || (jwk = import_key(key, in->alg, p)) == NULL) {
+            continue;
+        }
+        tried++;
+        if (check_with(&payload, in, jwk, p)) {
+            if (!json_is_object(payload)) {
+                *why = "its payload is not a JSON object";
+                *no_key = 0;
+                return OT_JOSE_INVALID;
+            }
+            jws->header = in->header;
+            jws->payload = payload;
+            jws->alg = in->alg->name;
+            jws->kid = in->kid;
+            jws->typ = in->typ;
+            return OT_JOSE_OK;
+        }
+    }
+    *no_key = tried == 0 || in->kid == NULL;
+    *why = tried ? "its signature does not verify with the issuer's key"
+        : apr_psprintf(p, "the issuer has no %s key%s%s", in->alg->name,
+                       in->kid ? " with kid " : "", in->kid ? loggable(in->kid, p) : "");
+    return OT_JOSE_INVALID;
+}
+
+ot_jose_result_t ot_jose_verify_jwks(ot_jws_t *jws, const char **why, int *no_key,
+                                     const char *jwks, apr_size_t jwks_len,
+                                     const char *compact, apr_size_t len, apr_pool_t *p)
+{
+    jws_in_t in;
+
+    *no_key = 0;
+    if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
+        return OT_JOSE_INVALID;
+    }
+    return verify_in(jws, why, no_key, jwks, jwks_len, &in, p);
+}
+
+apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
+                                apr_pool_t *p)
+{
+    json_t *set = ot_json_parse(jwks, len, why, p), *key;
+    apr_size_t i, a;
+
+    if (set == NULL) {
+        return APR_EINVAL;
+    }
+    if (!json_is_array(json_object_get(set, "keys"))) {
+        *why = "it has no \"keys\" array";
+        return APR_EINVAL;
+    }
+    json_array_foreach(json_object_get(set, "keys"), i, key) {
+        for (a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {
+            if (key_fits(key, &algs[a], NULL) && import_key(key, &algs[a], p) != NULL) {
+                return APR_SUCCESS;
+            }
+        }
+    }
+    *why = "it holds no RSA (2048 bits or more) or EC signing key";
+    return APR_EINVAL;
+}
+
+/* ---- the cache ----------------------------------------------------------------------------- */
+
+apr_status_t ot_jose_keys_create(ot_jose_keys_t **pk, apr_interval_time_t min_refresh,
+                                 apr_pool_t *p)
+{
+    ot_jose_keys_t *k = apr_pcalloc(p, sizeof(*k));
+    apr_status_t rv;
+
+    k->pool = p;
+    k->sets = apr_hash_make(p);
+    k->min_refresh = min_refresh;
+    rv = apr_thread_mutex_create(&k->lock, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_mutex_create(&k->fetching, APR_THREAD_MUTEX_DEFAULT, p);
+    }
+    *pk = rv == APR_SUCCESS ? k : NULL;
+    return rv;
+}
+
+/** The keyset of url, made empty when new. Call with k->lock held. */
+static keyset_t *keyset(ot_jose_keys_t *k, const char *url)
+{
+    keyset_t *ks = apr_hash_get(k->sets, url, APR_HASH_KEY_STRING);
+
+    if (ks == NULL) {
+        ks = apr_pcalloc(k->pool, sizeof(*ks));
+        apr_hash_set(k->sets, apr_pstrdup(k->pool, url), APR_HASH_KEY_STRING, ks);
+    }
+    return ks;
+}
+
+static void snapshot(snap_t *s, ot_jose_keys_t *k, const char *url, apr_pool_t *p)
+{
+    keyset_t *ks;
+
+    apr_thread_mutex_lock(k->lock);
+    ks = keyset(k, url);
+    s->jwks = ks->jwks ? apr_pstrmemdup(p, ks->jwks, ks->len) : NULL;
+    s->len = ks->len;
+    s->gen = ks->gen;
+    s->fetched = ks->fetched;
+    apr_thread_mutex_unlock(k->lock);
+}
+
+/** Decide under the lock whether this thread fetches: 1 yes, else why not in *rv. */
+static int may_fetch(apr_status_t *rv, ot_jose_keys_t *k, const char *url, const snap_t *s,
+                     apr_time_t now)
+{
+    keyset_t *ks;
+    int go = 0;
+
+    apr_thread_mutex_lock(k->lock);
+    ks = keyset(k, url);
+    if (ks->gen != s->gen) {
+        *rv = APR_SUCCESS;          /* another thread fetched since the snapshot */
+    }
+    else if (ks->last_try != 0 && now >= ks->last_try && now - ks->last_try < k->min_refresh) {
+        *rv = APR_EAGAIN;
+    }
+    else {
+        ks->last_try = now;
+        go = 1;
+    }
+    apr_thread_mutex_unlock(k->lock);
+    return go;
+}
+
+static void store(ot_jose_keys_t *k, const char *url, const char *body, apr_size_t len,
+                  apr_time_t now)
+{
+    keyset_t *ks;
+    apr_pool_t *pool;
+
+    apr_thread_mutex_lock(k->lock);
+    ks = keyset(k, url);
+    apr_pool_create(&pool, k->pool);
+    if (ks->pool) {
+        apr_pool_destroy(ks->pool);
+    }
+    ks->pool = pool;
+    ks->jwks = apr_pstrmemdup(pool, body, len);
+    ks->len = len;
+    ks->gen++;
+    ks->fetched = now;
+    apr_thread_mutex_unlock(k->lock);
+}
+
+/**
+ * Fetch url's keys unless another thread just did or the rate limit forbids it. APR_SUCCESS:
+ * newer keys are in the cache; APR_EAGAIN: not fetched (rate limit); else the fetch failed.
+ */
+static apr_status_t refresh(ot_jose_keys_t *k, const char *url, const snap_t *s,
+                            ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
+                            const char **why, apr_pool_t *p)
+{
+    const char *body = NULL;
+    apr_size_t len = 0;
+    apr_status_t rv = APR_SUCCESS;
+
+    apr_thread_mutex_lock(k->fetching);
+    if (may_fetch(&rv, k, url, s, now)) {
+        rv = fetch(baton, url, &body, &len, why, p);
+        if (rv == APR_SUCCESS && ot_jose_jwks_check(body, len, why, p) != APR_SUCCESS) {
+            *why = apr_pstrcat(p, "the JWKS is not usable: ", *why, NULL);
+            rv = APR_EINVAL;
+        }
+        if (rv == APR_SUCCESS) {
+            store(k, url, body, len, now);
+        }
+    }
+    else if (rv == APR_EAGAIN) {
+        *why = "the last attempt was too recent to try again";
+    }
+    apr_thread_mutex_unlock(k->fetching);
+    return rv;
+}
+
+ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t *k,
+                                const char *url, const char *compact, apr_size_t len,
+                                ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
+                                apr_pool_t *p)
+{
+    const char *fwhy = "";
+    ot_jose_result_t res;
+    apr_status_t rv = APR_EAGAIN;
+    jws_in_t in;
+    snap_t s;
+    int no_key = 0;
+
+    if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
+        return OT_JOSE_INVALID;     /* garbage never costs a fetch */
+    }
+    snapshot(&s, k, url, p);
+    if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_AGE) {
+        rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
+        if (rv == APR_SUCCESS) {
+            snapshot(&s, k, url, p);
+        }
+        else if (s.jwks == NULL) {
+            *why = apr_pstrcat(p, "the issuer's keys could not be fetched: ", fwhy, NULL);
+            return OT_JOSE_NO_KEYS;
+        }
+    }
+    res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    if (res == OT_JOSE_OK || !no_key || rv == APR_SUCCESS) {
+        return res;                 /* keys fetched just now are as new as they get */
+    }
+    if (rv == APR_EAGAIN) {
+        rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
+    }
+    if (rv == APR_EAGAIN) {
+        return OT_JOSE_INVALID;
+    }
+    if (rv != APR_SUCCESS) {
+        *why = apr_pstrcat(p, *why, "; the issuer's keys could not be fetched again: ", fwhy,
+                           NULL);
+        return OT_JOSE_NO_KEYS;
+    }
+    snapshot(&s, k, url, p);
+    return verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+}

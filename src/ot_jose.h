@@ -1,0 +1,89 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_jose.h
+ * @brief The issuer's signing keys (JWKS) and the verification of compact JWS with cjose.
+ *
+ * Used for what an issuer pushes to us: back-channel logout tokens and Keycloak admin actions.
+ *
+ * Verification is strict about algorithms: the token's `alg` must be one of RS256/384/512,
+ * PS256/384/512 or ES256/384/512 and must fit the key it is checked with (an RSA key of at least
+ * 2048 bits for RS and PS, an EC key on the matching curve for ES, and the key's own `alg`, when
+ * the JWKS gives one, equal to it). `none` and every HMAC algorithm are refused: a JWKS is
+ * public, so an HMAC keyed with anything in it proves nothing. A `crit` header is refused (no
+ * extension is understood), and keys are never taken from the token itself (`jwk`, `jku`, `x5u`).
+ *
+ * ot_jose_keys_t is a per-process cache of key sets, one per JWKS URL, safe between threads.
+ * A key set is fetched when first needed, again when a token names a `kid` it does not hold (or,
+ * for a token without `kid`, when no key verifies it) and when it is older than an hour, but at
+ * most once per min_refresh per URL (10 s in the module), so that a stream of forged `kid`s
+ * cannot make us hammer the issuer. Fetching goes through a caller-given function, so the cache
+ * works without httpd and the unit tests can give it fake keys and a fake clock.
+ */
+#ifndef OT_JOSE_H
+#define OT_JOSE_H
+
+#include <apr_pools.h>
+#include <apr_time.h>
+#include <jansson.h>
+
+/** Largest JWKS document accepted. */
+#define OT_JWKS_MAX (256 * 1024)
+/** A key set older than this is fetched again when next used (kept if that fails). */
+#define OT_JWKS_MAX_AGE apr_time_from_sec(3600)
+
+/** What became of one verification. */
+typedef enum {
+    OT_JOSE_OK = 0,
+    OT_JOSE_INVALID,     /**< not a JWS we accept, or no key of the issuer's verifies it */
+    OT_JOSE_NO_KEYS      /**< the issuer's keys could not be fetched */
+} ot_jose_result_t;
+
+/** A verified JWS: its protected header and its payload (a JSON object), owned by the pool. */
+typedef struct {
+    json_t *header;
+    json_t *payload;
+    const char *alg;
+    const char *kid;     /**< NULL when the header has none */
+    const char *typ;     /**< NULL when the header has none */
+} ot_jws_t;
+
+/**
+ * Fetch the JWKS at url into *body (from p, NUL-terminated). APR_SUCCESS only for a complete
+ * 200 answer; otherwise *why says what went wrong, for the log.
+ */
+typedef apr_status_t ot_jose_fetch_fn(void *baton, const char *url, const char **body,
+                                      apr_size_t *len, const char **why, apr_pool_t *p);
+
+typedef struct ot_jose_keys_t ot_jose_keys_t;
+
+/** Make an empty key cache that fetches a URL at most once per min_refresh; lives in p. */
+apr_status_t ot_jose_keys_create(ot_jose_keys_t **pk, apr_interval_time_t min_refresh,
+                                 apr_pool_t *p);
+
+/**
+ * Verify compact (len bytes) with the keys published at url, fetching them with fetch(baton, ...)
+ * when needed, as the file comment says; now is the current time. On OT_JOSE_OK *jws is filled
+ * from p. Otherwise *why (from p) says why, for the log; it never contains the token.
+ */
+ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t *k,
+                                const char *url, const char *compact, apr_size_t len,
+                                ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
+                                apr_pool_t *p);
+
+/**
+ * Verify compact against the key set jwks (the text of a JWKS document), without any cache or
+ * fetching. *no_key is set to 1 when no key of the set could even be tried (unknown `kid`, or no
+ * key fits the algorithm): the caller may then look for newer keys.
+ */
+ot_jose_result_t ot_jose_verify_jwks(ot_jws_t *jws, const char **why, int *no_key,
+                                     const char *jwks, apr_size_t jwks_len,
+                                     const char *compact, apr_size_t len, apr_pool_t *p);
+
+/**
+ * Check a JWKS document: APR_SUCCESS when it is a JSON object with a `keys` array holding at
+ * least one key this code can verify with; otherwise *why says what is wrong.
+ */
+apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
+                                apr_pool_t *p);
+
+#endif

@@ -1,0 +1,373 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * ot_jose: JWS verification against a JWKS, the forgeries it must refuse, and the key cache's
+ * fetching and rate limiting (with a fake fetcher and a fake clock).
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include <cjose/cjose.h>
+
+#include "ot_unit.h"
+#include "ot_jose.h"
+#include "ot_json.h"
+
+#define T0 apr_time_from_sec(1796015000)
+#define SEC(n) apr_time_from_sec(n)
+
+/* Keys made once for the suite (RSA generation is slow); test processes inherit them. */
+static cjose_jwk_t *rsa1, *rsa2, *rsa_small, *ec1;
+
+static cjose_jwk_t *with_kid(cjose_jwk_t *k, const char *kid)
+{
+    cjose_err err;
+
+    ck_assert_ptr_nonnull(k);
+    ck_assert(cjose_jwk_set_kid(k, kid, strlen(kid), &err));
+    return k;
+}
+
+static void make_keys(void)
+{
+    static const uint8_t e[] = { 0x01, 0x00, 0x01 };
+    cjose_err err;
+
+    rsa1 = with_kid(cjose_jwk_create_RSA_random(2048, e, sizeof(e), &err), "rsa1");
+    rsa2 = with_kid(cjose_jwk_create_RSA_random(2048, e, sizeof(e), &err), "rsa2");
+    rsa_small = with_kid(cjose_jwk_create_RSA_random(1024, e, sizeof(e), &err), "small");
+    ec1 = with_kid(cjose_jwk_create_EC_random(CJOSE_JWK_EC_P_256, &err), "ec1");
+}
+
+/** The public JWK of k as JSON, with extra members merged in (extra may be NULL). */
+static json_t *public_jwk(const cjose_jwk_t *k, const char *extra)
+{
+    cjose_err err;
+    char *text = cjose_jwk_to_json(k, false, &err);
+    json_t *j = ot_json_parse(text, strlen(text), NULL, ot_test_pool);
+
+    free(text);
+    if (extra) {
+        json_object_update(j, ot_json_parse(extra, strlen(extra), NULL, ot_test_pool));
+    }
+    return j;
+}
+
+/** {"keys": [...]} of the given JWKs (NULL-terminated). */
+static const char *jwks_of(json_t *first, ...)
+{
+    json_t *keys = ot_json_own(json_array(), ot_test_pool), *k;
+    va_list ap;
+
+    va_start(ap, first);
+    for (k = first; k; k = va_arg(ap, json_t *)) {
+        json_array_append(keys, k);
+    }
+    va_end(ap);
+    return ot_json_dump(json_pack("{s:O}", "keys", keys), NULL, ot_test_pool);
+}
+
+static const char *b64(const char *data, size_t len)
+{
+    cjose_err err;
+    char *out = NULL;
+    size_t out_len = 0;
+    const char *copy;
+
+    ck_assert(cjose_base64url_encode((const uint8_t *)data, len, &out, &out_len, &err));
+    copy = apr_pstrmemdup(ot_test_pool, out, out_len);
+    free(out);
+    return copy;
+}
+
+/** A compact JWS of payload signed by k with this header (a JSON object text). */
+static const char *sign(const cjose_jwk_t *k, const char *header, const char *payload)
+{
+    cjose_err err;
+    json_t *h = ot_json_parse(header, strlen(header), NULL, ot_test_pool);
+    cjose_jws_t *jws = cjose_jws_sign(k, (cjose_header_t *)h, (const uint8_t *)payload,
+                                      strlen(payload), &err);
+    const char *out = NULL;
+
+    ck_assert_ptr_nonnull(jws);
+    ck_assert(cjose_jws_export(jws, &out, &err));
+    out = apr_pstrdup(ot_test_pool, out);
+    cjose_jws_release(jws);
+    return out;
+}
+
+#define PAYLOAD "{\"sub\":\"alice\",\"iat\":1796015000}"
+
+static ot_jose_result_t check(const char *jwks, const char *token, int *no_key, ot_jws_t *jws)
+{
+    const char *why = NULL;
+    ot_jose_result_t res = ot_jose_verify_jwks(jws, &why, no_key, jwks, strlen(jwks), token,
+                                               strlen(token), ot_test_pool);
+
+    ck_assert(res == OT_JOSE_OK || why != NULL);
+    return res;
+}
+
+START_TEST(verifies_rs256_and_es256)
+{
+    const char *jwks = jwks_of(public_jwk(rsa1, "{\"alg\":\"RS256\",\"use\":\"sig\"}"),
+                               public_jwk(ec1, NULL), NULL);
+    ot_jws_t jws;
+    int no_key;
+
+    ck_assert_int_eq(check(jwks, sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"typ\":"
+                                      "\"logout+jwt\"}", PAYLOAD), &no_key, &jws), OT_JOSE_OK);
+    ck_assert_str_eq(ot_json_string(jws.payload, "sub"), "alice");
+    ck_assert_str_eq(jws.typ, "logout+jwt");
+    ck_assert_str_eq(jws.kid, "rsa1");
+    ck_assert_str_eq(jws.alg, "RS256");
+    ck_assert_int_eq(check(jwks, sign(ec1, "{\"alg\":\"ES256\",\"kid\":\"ec1\"}", PAYLOAD),
+                           &no_key, &jws), OT_JOSE_OK);
+    /* no kid: every key that fits the algorithm is tried */
+    ck_assert_int_eq(check(jwks, sign(rsa1, "{\"alg\":\"PS256\"}", "{}"), &no_key, &jws),
+                     OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa1, NULL), NULL),
+                           sign(rsa1, "{\"alg\":\"PS256\"}", "{}"), &no_key, &jws), OT_JOSE_OK);
+}
+END_TEST
+
+START_TEST(refuses_none_and_hmac)
+{
+    json_t *pub = public_jwk(rsa1, NULL);
+    const char *jwks = jwks_of(pub, NULL), *none, *text;
+    cjose_jwk_t *oct;
+    cjose_err err;
+    ot_jws_t jws;
+    int no_key;
+
+    text = "{\"alg\":\"none\",\"kid\":\"rsa1\"}";
+    none = apr_pstrcat(ot_test_pool, b64(text, strlen(text)), ".",
+                       b64(PAYLOAD, strlen(PAYLOAD)), ".", NULL);
+    ck_assert_int_eq(check(jwks, none, &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks, apr_pstrcat(ot_test_pool, none, "c2ln", NULL), &no_key, &jws),
+                     OT_JOSE_INVALID);
+    /* HS256 keyed with the public key's own JWK text */
+    text = ot_json_dump(pub, NULL, ot_test_pool);
+    oct = cjose_jwk_create_oct_spec((const uint8_t *)text, strlen(text), &err);
+    ck_assert_ptr_nonnull(oct);
+    ck_assert_int_eq(check(jwks, sign(oct, "{\"alg\":\"HS256\",\"kid\":\"rsa1\"}", PAYLOAD),
+                           &no_key, &jws), OT_JOSE_INVALID);
+    /* and an HMAC key published in the set is never used */
+    ck_assert_int_eq(check(jwks_of(public_jwk(oct, "{\"kid\":\"h\"}"), NULL),
+                           sign(oct, "{\"alg\":\"HS256\",\"kid\":\"h\"}", PAYLOAD), &no_key,
+                           &jws), OT_JOSE_INVALID);
+    cjose_jwk_release(oct);
+}
+END_TEST
+
+START_TEST(refuses_wrong_keys)
+{
+    const char *jwks = jwks_of(public_jwk(rsa1, NULL), public_jwk(ec1, NULL), NULL), *tok;
+    ot_jws_t jws;
+    int no_key;
+
+    /* bad signature: one bit of it flipped */
+    tok = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    tok = apr_pstrcat(ot_test_pool, apr_pstrndup(ot_test_pool, tok, strlen(tok) - 2),
+                      tok[strlen(tok) - 2] == 'A' ? "B" : "A", tok + strlen(tok) - 1, NULL);
+    ck_assert_int_eq(check(jwks, tok, &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 0);
+    /* another key under a known kid */
+    ck_assert_int_eq(check(jwks, sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD),
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 0);
+    /* an unknown kid: the caller may look for newer keys */
+    ck_assert_int_eq(check(jwks, sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa2\"}", PAYLOAD),
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
+    /* alg of another key type than the kid's key */
+    ck_assert_int_eq(check(jwks, sign(ec1, "{\"alg\":\"ES256\",\"kid\":\"rsa1\"}", PAYLOAD),
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
+}
+END_TEST
+
+START_TEST(key_constraints)
+{
+    const char *tok = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    ot_jws_t jws;
+    int no_key;
+
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa1, "{\"alg\":\"RS512\"}"), NULL), tok,
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa1, "{\"use\":\"enc\"}"), NULL), tok,
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa1, "{\"key_ops\":[\"encrypt\"]}"), NULL), tok,
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa1, "{\"key_ops\":[\"verify\"]}"), NULL), tok,
+                           &no_key, &jws), OT_JOSE_OK);
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa_small, NULL), NULL),
+                           sign(rsa_small, "{\"alg\":\"RS256\",\"kid\":\"small\"}", PAYLOAD),
+                           &no_key, &jws), OT_JOSE_INVALID);
+}
+END_TEST
+
+START_TEST(refuses_odd_shapes)
+{
+    const char *jwks = jwks_of(public_jwk(rsa1, NULL), NULL);
+    const char *odd[] = { "", "abc", "a.b", "a.b.c.d", "a.b.c.d.e", "a..c", ".b.c", "a.b.",
+                          "eyJhbGciOiJSUzI1NiJ9.e30.c2ln\n", "eyJhbGciOiJSUzI1NiJ9.e30.c2=n",
+                          "bm90IGpzb24.e30.c2ln" };
+    ot_jws_t jws;
+    int no_key;
+    size_t i;
+
+    for (i = 0; i < sizeof(odd) / sizeof(odd[0]); i++) {
+        ck_assert_msg(check(jwks, odd[i], &no_key, &jws) == OT_JOSE_INVALID, "%s", odd[i]);
+    }
+    ck_assert_int_eq(check(jwks, sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\",\"crit\":"
+                                      "[\"exp\"],\"exp\":1}", PAYLOAD), &no_key, &jws),
+                     OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks, sign(rsa1, "{\"alg\":\"RS256\",\"kid\":7}", PAYLOAD), &no_key,
+                           &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks, sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", "[1]"),
+                           &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(check(jwks, sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", "not json"),
+                           &no_key, &jws), OT_JOSE_INVALID);
+}
+END_TEST
+
+START_TEST(jwks_check)
+{
+    const char *why;
+    const char *bad[] = { "", "[]", "{}", "{\"keys\":{}}", "{\"keys\":[]}",
+                          "{\"keys\":[{\"kty\":\"oct\",\"k\":\"c2VjcmV0\"}]}",
+                          "{\"keys\":[{\"kty\":\"RSA\",\"n\":\"AQAB\"}]}" };
+    size_t i;
+
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        why = NULL;
+        ck_assert_int_ne(ot_jose_jwks_check(bad[i], strlen(bad[i]), &why, ot_test_pool),
+                         APR_SUCCESS);
+        ck_assert_ptr_nonnull(why);
+    }
+    why = jwks_of(json_pack("{s:s}", "kty", "EC"), public_jwk(ec1, NULL), NULL);
+    ck_assert_int_eq(ot_jose_jwks_check(why, strlen(why), &why, ot_test_pool), APR_SUCCESS);
+}
+END_TEST
+
+/* ---- the cache ----------------------------------------------------------------------------- */
+
+/** What the fake fetcher serves and counts. */
+typedef struct {
+    const char *jwks;       /**< NULL: the fetch fails */
+    int fetches;
+} fake_t;
+
+static apr_status_t fake_fetch(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    fake_t *f = baton;
+
+    f->fetches++;
+    if (f->jwks == NULL) {
+        *why = "connect: refused";
+        return APR_ECONNREFUSED;
+    }
+    *body = f->jwks;
+    *len = strlen(f->jwks);
+    return APR_SUCCESS;
+}
+
+static ot_jose_result_t cached(ot_jose_keys_t *k, fake_t *f, const char *token, apr_time_t now)
+{
+    const char *why = NULL;
+    ot_jws_t jws;
+
+    return ot_jose_verify(&jws, &why, k, "https://issuer/certs", token, strlen(token),
+                          fake_fetch, f, now, ot_test_pool);
+}
+
+START_TEST(cache_fetches_once_and_on_unknown_kid)
+{
+    fake_t f = { jwks_of(public_jwk(rsa1, NULL), NULL), 0 };
+    const char *good = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *next = sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa2\"}", PAYLOAD);
+    ot_jose_keys_t *k;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(cached(k, &f, good, T0), OT_JOSE_OK);
+    ck_assert_int_eq(cached(k, &f, good, T0 + SEC(1)), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 1);
+    /* garbage never costs a fetch */
+    ck_assert_int_eq(cached(k, &f, "x.y", T0 + SEC(20)), OT_JOSE_INVALID);
+    ck_assert_int_eq(f.fetches, 1);
+    /* an unknown kid: one fetch, then none until the interval has passed */
+    ck_assert_int_eq(cached(k, &f, next, T0 + SEC(20)), OT_JOSE_INVALID);
+    ck_assert_int_eq(f.fetches, 2);
+    ck_assert_int_eq(cached(k, &f, next, T0 + SEC(21)), OT_JOSE_INVALID);
+    ck_assert_int_eq(cached(k, &f, next, T0 + SEC(29)), OT_JOSE_INVALID);
+    ck_assert_int_eq(f.fetches, 2);
+    /* the issuer rotated its key: found at the next allowed fetch */
+    f.jwks = jwks_of(public_jwk(rsa1, NULL), public_jwk(rsa2, NULL), NULL);
+    ck_assert_int_eq(cached(k, &f, next, T0 + SEC(30)), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 3);
+    ck_assert_int_eq(cached(k, &f, good, T0 + SEC(31)), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 3);
+}
+END_TEST
+
+START_TEST(cache_unreachable_keys)
+{
+    fake_t f = { NULL, 0 };
+    const char *good = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    ot_jose_keys_t *k;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(cached(k, &f, good, T0), OT_JOSE_NO_KEYS);
+    ck_assert_int_eq(cached(k, &f, good, T0 + SEC(5)), OT_JOSE_NO_KEYS);
+    ck_assert_int_eq(f.fetches, 1);
+    /* an answer that is not a usable JWKS is as good as none */
+    f.jwks = "{\"keys\":[]}";
+    ck_assert_int_eq(cached(k, &f, good, T0 + SEC(10)), OT_JOSE_NO_KEYS);
+    ck_assert_int_eq(f.fetches, 2);
+    f.jwks = jwks_of(public_jwk(rsa1, NULL), NULL);
+    ck_assert_int_eq(cached(k, &f, good, T0 + SEC(20)), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 3);
+}
+END_TEST
+
+START_TEST(cache_old_keys_refreshed_or_kept)
+{
+    fake_t f = { jwks_of(public_jwk(rsa1, NULL), NULL), 0 };
+    const char *good = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    ot_jose_keys_t *k;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(cached(k, &f, good, T0), OT_JOSE_OK);
+    f.jwks = NULL;
+    /* past the maximal age a fetch is tried; when it fails the old keys still serve */
+    ck_assert_int_eq(cached(k, &f, good, T0 + OT_JWKS_MAX_AGE), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 2);
+    /* an unknown kid while the issuer is unreachable: its keys cannot be had */
+    ck_assert_int_eq(cached(k, &f, sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa2\"}", PAYLOAD),
+                            T0 + OT_JWKS_MAX_AGE + SEC(10)), OT_JOSE_NO_KEYS);
+    ck_assert_int_eq(f.fetches, 3);
+}
+END_TEST
+
+Suite *suite_jose(void)
+{
+    Suite *s = suite_create("jose");
+    TCase *tc = tcase_create("jose");
+
+    tcase_add_unchecked_fixture(tc, make_keys, NULL);
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, verifies_rs256_and_es256);
+    tcase_add_test(tc, refuses_none_and_hmac);
+    tcase_add_test(tc, refuses_wrong_keys);
+    tcase_add_test(tc, key_constraints);
+    tcase_add_test(tc, refuses_odd_shapes);
+    tcase_add_test(tc, jwks_check);
+    tcase_add_test(tc, cache_fetches_once_and_on_unknown_kid);
+    tcase_add_test(tc, cache_unreachable_keys);
+    tcase_add_test(tc, cache_old_keys_refreshed_or_kept);
+    suite_add_tcase(s, tc);
+    return s;
+}
