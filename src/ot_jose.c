@@ -218,12 +218,37 @@ static int key_fits(const json_t *key, const alg_t *a, const char *kid)
         && ops_allow_verify(key);
 }
 
+/**
+ * 1 when every base64url member of key (RFC 7518 §6) that cjose decodes is valid base64url.
+ * cjose 0.6.2 asserts, aborting the process, on a '=' after a single character of a group.
+ */
+static int key_members_decode(const json_t *key, apr_pool_t *p)
+{
+    static const char *const names[] = { "n", "e", "d", "p", "q", "dp", "dq", "qi", "x", "y", "k" };
+    const json_t *v;
+    char *raw;
+    apr_size_t i, len;
+
+    for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        v = json_object_get(key, names[i]);
+        if (json_is_string(v) && ot_b64url_decode(&raw, &len, json_string_value(v),
+                                                  json_string_length(v), p) != APR_SUCCESS) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 /** The cjose key for key, when it really is what a needs (type, size, curve); else NULL. */
 static cjose_jwk_t *import_key(json_t *key, const alg_t *a, apr_pool_t *p)
 {
     cjose_err err;
-    cjose_jwk_t *jwk = cjose_jwk_import_json((cjose_header_t *)key, &err);
+    cjose_jwk_t *jwk;
 
+    if (!key_members_decode(key, p)) {
+        return NULL;
+    }
+    jwk = cjose_jwk_import_json((cjose_header_t *)key, &err);
     if (jwk == NULL) {
         return NULL;
     }
