@@ -8,12 +8,14 @@
  *   post_config (parent)  make or reuse the shared segment (cache, revocations, counters); it
  *                         lives in a pool with no parent, remembered with ap_retained_data, so
  *                         entries survive graceful restarts; curl_global_init
- *   child_init            the issuer link of this process: libcurl handle pool, coalescer
+ *   child_init            the issuer link of this process: libcurl handle pool, coalescer,
+ *                         the cache of the issuers' keys (JWKS)
  *   header_parser         remove client-sent copies of OfftokPassHeader headers
  *   check_authn           token → cache or issuer → REMOTE_USER and the environment
  *   force_authn           run authentication when an offtok provider already granted access
  *   note_auth_failure     WWW-Authenticate: Bearer ... for AuthType offtok
  *   fixups                the environment for subrequests and internal redirects
+ *   handler               pushed revocations and the status page (mod_offtok_handlers.c)
  */
 #include <string.h>
 #include <httpd.h>
@@ -29,10 +31,13 @@
 #include "ot_cache.h"
 #include "ot_flight.h"
 #include "ot_http.h"
+#include "ot_jose.h"
 #include "ot_stats.h"
 
 
 #define RETAINED_KEY "mod_offtok-retained"
+/** A JWKS URL is fetched at most this often by one process (unknown kids cannot force more). */
+#define OFFTOK_JWKS_MIN_REFRESH apr_time_from_sec(10)
 
 /** What survives from one configuration generation to the next in the parent. */
 typedef struct {
@@ -132,6 +137,7 @@ static void offtok_child_init(apr_pool_t *pchild, server_rec *s)
     }
     if (rv == APR_SUCCESS) {
         ot_flight_set_stats(proc.flight, proc.stats);
+        rv = ot_jose_keys_create(&proc.keys, OFFTOK_JWKS_MIN_REFRESH, pchild);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0053: cannot set up the issuer link in "
@@ -194,6 +200,7 @@ static void offtok_register_hooks(apr_pool_t *p)
     ap_hook_force_authn(offtok_force_authn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_note_auth_failure(offtok_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(offtok_fixups, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
     offtok_register_authz(p);
 }
 

@@ -9,6 +9,8 @@
  *   mod_offtok_authn.c   the authentication hook: token → issuer (or cache) → verdict
  *   mod_offtok_authz.c   Require offtok-scope / offtok-claim, WWW-Authenticate
  *   mod_offtok_env.c     what the back end receives: REMOTE_USER, OFFTOK_CLAIM_*, headers
+ *   mod_offtok_handlers.c  offtok-backchannel-logout, offtok-keycloak-admin (pushed revocation)
+ *   mod_offtok_status.c  offtok-status: the counters as JSON or Prometheus text
  */
 #ifndef MOD_OFFTOK_H
 #define MOD_OFFTOK_H
@@ -67,6 +69,7 @@ typedef struct {
     const char *user_claim;
     apr_array_header_t *pass;          /**< offtok_pass_t, adds up */
     int forward_token;
+    const char *jwks_url;              /**< OfftokJWKSURL: keys for pushed logouts and actions */
 } offtok_dir_conf;
 
 /** Server-wide settings (OfftokCacheSize and friends: server config only). */
@@ -103,7 +106,7 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
 typedef struct {
     int status;                 /**< OK, or the HTTP status to answer */
     const char *error;          /**< RFC 6750 error code for WWW-Authenticate, or NULL */
-    const char *scope_needed;   /**< set by offtok-scope when it denies, for the header */
+    const char *scope_needed;   /**< set when an offtok provider denies ("" for a claim) */
     ot_answer_t *answer;        /**< the accepted answer when status is OK */
     const char *user;           /**< REMOTE_USER */
     apr_array_header_t *headers;/**< name, value pairs for OfftokPassHeader */
@@ -133,12 +136,19 @@ void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
 
 void offtok_register_authz(apr_pool_t *p);
 
+/** The handlers offtok-backchannel-logout, offtok-keycloak-admin and offtok-status. */
+int offtok_handler(request_rec *r);
+
+/** The offtok-status handler's answer (JSON, or Prometheus text on ?format=prometheus). */
+int offtok_status(request_rec *r);
+
 /* ---- per process -------------------------------------------------------------------------- */
 
 struct ot_http_t;
 struct ot_flight_t;
 struct ot_shm_t;
 struct ot_stats_t;
+struct ot_jose_keys_t;
 
 /** What lives once per server process: the shared segment's mapping, the issuer link. */
 typedef struct {
@@ -146,6 +156,7 @@ typedef struct {
     struct ot_stats_t *stats;
     struct ot_http_t *http;
     struct ot_flight_t *flight;
+    struct ot_jose_keys_t *keys;       /**< the issuers' JWKS, for pushed revocations */
 } offtok_proc_t;
 
 /** This process's context (its http and flight members are NULL before child_init). */

@@ -80,6 +80,7 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->user_claim = MERGE_PTR(user_claim);
     c->pass = merge_list(p, base->pass, add->pass);
     c->forward_token = MERGE_INT(forward_token);
+    c->jwks_url = MERGE_PTR(jwks_url);
     return c;
 }
 
@@ -128,9 +129,9 @@ apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c)
 
 /* ---- directive handlers ------------------------------------------------------------------- */
 
-static const char *set_url(cmd_parms *cmd, void *dc, const char *arg)
+/** NULL when arg is an http(s) URL with a host and no credentials, else the error. */
+static const char *check_url(cmd_parms *cmd, const char *arg)
 {
-    offtok_dir_conf *c = dc;
     apr_uri_t uri;
 
     if (apr_uri_parse(cmd->pool, arg, &uri) != APR_SUCCESS || uri.hostname == NULL
@@ -143,8 +144,29 @@ static const char *set_url(cmd_parms *cmd, void *dc, const char *arg)
         return apr_psprintf(cmd->pool, "%s: put credentials in OfftokClientID and "
                             "OfftokClientSecret, not in the URL", cmd->cmd->name);
     }
-    c->url = arg;
     return NULL;
+}
+
+static const char *set_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+    const char *err = check_url(cmd, arg);
+
+    if (err == NULL) {
+        c->url = arg;
+    }
+    return err;
+}
+
+static const char *set_jwks_url(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+    const char *err = check_url(cmd, arg);
+
+    if (err == NULL) {
+        c->jwks_url = arg;
+    }
+    return err;
 }
 
 static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
@@ -396,6 +418,8 @@ const command_rec offtok_cmds[] = {
                   "header-name claim: set that request header from the claim"),
     AP_INIT_FLAG("OfftokForwardToken", set_flag, DIR_OFFSET(forward_token), POLICY,
                  "Off removes the Authorization header before the back end sees it"),
+    AP_INIT_TAKE1("OfftokJWKSURL", set_jwks_url, NULL, WHERE,
+                  "the issuer's keys (JWKS), for verifying pushed logout tokens and admin actions"),
     AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,

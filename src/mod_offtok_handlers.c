@@ -1,0 +1,429 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The module's handlers:
+ *
+ *   offtok-backchannel-logout  OpenID Connect Back-Channel Logout 1.0: a POSTed logout_token
+ *                              makes every cached answer of that sub or sid unusable
+ *   offtok-keycloak-admin      Keycloak's admin actions at <Admin URL>/k_push_not_before,
+ *                              /k_logout and /k_test_available
+ *   offtok-status              the counters, as JSON or Prometheus text (mod_offtok_status.c)
+ *
+ * A push is judged completely (signature, claims, replay) before anything changes; what it
+ * revokes goes into the shared segment, so every process sees it at once. Revocations are
+ * recorded at `now`: answers of calls that started earlier are unusable, those in flight included.
+ * See docs/pushed-revocation.md.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+
+#include "mod_offtok.h"
+#include "ot_cache.h"
+#include "ot_http.h"
+#include "ot_jose.h"
+#include "ot_json.h"
+#include "ot_logout.h"
+#include "ot_stats.h"
+
+APLOG_USE_MODULE(offtok);
+
+/** Largest body of a push. */
+#define PUSH_BODY_MAX (64 * 1024)
+/** Seconds of clock difference allowed on a logout token's iat. */
+#define PUSH_SKEW 60
+/** Kept beyond the longest TTL plus the timeout, for calls that queued before they started. */
+#define TOMB_MARGIN apr_time_from_sec(60)
+
+/** What one push handler works with. */
+typedef struct {
+    request_rec *r;
+    const offtok_dir_conf *c;
+    offtok_proc_t *proc;
+    ot_push_expect_t x;
+    apr_time_t now;
+    const char *what;       /**< "back-channel logout" or the admin action's path segment */
+} push_t;
+
+/* ---- answers ------------------------------------------------------------------------------- */
+
+static void no_store(request_rec *r)
+{
+    /* err_headers_out goes with every answer, errors included. */
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+    apr_table_setn(r->err_headers_out, "Pragma", "no-cache");
+}
+
+/** A refused push: count it, log why, answer status with an OAuth-style JSON error. */
+static int refuse(push_t *ps, int status, const char *why)
+{
+    request_rec *r = ps->r;
+    json_t *body;
+
+    OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
+    if (status == HTTP_SERVICE_UNAVAILABLE) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0102: %s not done, answering 503: %s",
+                      ps->what, why);
+        apr_table_setn(r->err_headers_out, "Retry-After", "10");
+        return status;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "OT0101: %s refused (%d): %s", ps->what,
+                  status, why);
+    if (status != HTTP_BAD_REQUEST) {
+        return status;
+    }
+    body = ot_json_own(json_pack("{s:s,s:s}", "error", "invalid_request",
+                                 "error_description", why), r->pool);
+    r->status = status;
+    ap_set_content_type(r, "application/json");
+    ap_rputs(body ? ot_json_dump(body, NULL, r->pool) : "{}", r);
+    return OK;
+}
+
+/* ---- the request body ---------------------------------------------------------------------- */
+
+/** Read at most PUSH_BODY_MAX bytes of body: OK, or the HTTP status to answer. */
+static int read_body(request_rec *r, const char **body, apr_size_t *len)
+{
+    char *buf;
+    apr_size_t got = 0;
+    long n = 0;
+    int rv = ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK);
+
+    if (rv != OK) {
+        return rv;
+    }
+    if (r->remaining > PUSH_BODY_MAX) {
+        return HTTP_REQUEST_ENTITY_TOO_LARGE;
+    }
+    buf = apr_palloc(r->pool, PUSH_BODY_MAX + 1);
+    if (ap_should_client_block(r)) {
+        while ((n = ap_get_client_block(r, buf + got, PUSH_BODY_MAX + 1 - got)) > 0) {
+            got += (apr_size_t)n;
+            if (got > PUSH_BODY_MAX) {
+                return HTTP_REQUEST_ENTITY_TOO_LARGE;
+            }
+        }
+    }
+    if (n < 0) {
+        return HTTP_BAD_REQUEST;
+    }
+    buf[got] = '\0';
+    *body = buf;
+    *len = got;
+    return OK;
+}
+
+/** The one logout_token of a form body; NULL (and *why) when absent, repeated or malformed. */
+static const char *form_token(char *body, const char **why, apr_pool_t *p)
+{
+    const char *found = NULL;
+    char *pair, *last, *eq;
+
+    for (pair = apr_strtok(body, "&", &last); pair; pair = apr_strtok(NULL, "&", &last)) {
+        eq = strchr(pair, '=');
+        if (eq) {
+            *eq++ = '\0';
+        }
+        if (ap_unescape_urlencoded(pair) != OK) {
+            continue;
+        }
+        if (strcmp(pair, "logout_token") != 0) {
+            continue;
+        }
+        if (found != NULL || eq == NULL || ap_unescape_urlencoded(eq) != OK) {
+            *why = "logout_token is repeated or malformed";
+            return NULL;
+        }
+        found = eq;
+    }
+    *why = found ? NULL : "the body has no logout_token";
+    return found;
+}
+
+/** 1 when the request's Content-Type is `type` (parameters allowed). */
+static int content_type_is(request_rec *r, const char *type)
+{
+    const char *ct = apr_table_get(r->headers_in, "Content-Type");
+    apr_size_t n = strlen(type);
+
+    return ct && strncasecmp(ct, type, n) == 0 && (ct[n] == '\0' || ct[n] == ';'
+                                                   || ct[n] == ' ' || ct[n] == '\t');
+}
+
+/* ---- verification and revocation ----------------------------------------------------------- */
+
+/** Fetch a JWKS with this location's TLS settings and timeouts (ot_jose_fetch_fn). */
+static apr_status_t fetch_jwks(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    const offtok_dir_conf *c = baton;
+    ot_http_req_t req;
+    ot_http_resp_t resp;
+
+    memset(&req, 0, sizeof(req));
+    req.url = url;
+    req.accept = "application/jwk-set+json, application/json";
+    req.ca_file = c->ca_file;
+    req.verify = c->ssl_verify != 0;
+    req.connect_timeout = offtok_connect_timeout(c);
+    req.total_timeout = offtok_total_timeout(c);
+    req.max_body = OT_JWKS_MAX;
+    ot_http_get(offtok_proc()->http, &req, &resp, p);
+    if (resp.err != OT_HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),
+                            resp.errmsg ? resp.errmsg : "");
+        return APR_EGENERAL;
+    }
+    if (resp.status != HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, resp.status);
+        return APR_EGENERAL;
+    }
+    *body = resp.body;
+    *len = resp.body_len;
+    return APR_SUCCESS;
+}
+
+/** Verify a compact JWS: OK with *jws, or the status to answer (400, 503) with *why. */
+static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **why)
+{
+    ot_jose_result_t res;
+
+    if (ps->proc->keys == NULL || ps->proc->http == NULL) {
+        *why = "this process has no issuer link";
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    res = ot_jose_verify(jws, why, ps->proc->keys, ps->c->jwks_url, compact, strlen(compact),
+                         fetch_jwks, (void *)ps->c, ps->now, ps->r->pool);
+    return res == OT_JOSE_OK ? OK
+        : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;
+}
+
+/** Remember a jti (or action id) until `until` seconds: 0, or 1 when it is a replay. */
+static int replayed(push_t *ps, const char *jti, apr_int64_t until)
+{
+    return ot_revoke_seen_jti(ps->proc->shm, ps->c->issuer, jti, apr_time_from_sec(until),
+                              ps->now) == APR_EEXIST;
+}
+
+/** Tombstone one sub or sid; 0 on success, else logged. */
+static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
+{
+    apr_time_t until = ps->now + apr_time_from_sec(offtok_longest_ttl())
+        + offtok_total_timeout(ps->c) + TOMB_MARGIN;
+    apr_status_t rv = ot_revoke_add(ps->proc->shm, kind, ps->c->issuer, value, ps->now, until);
+
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0106: %s: cannot record the "
+                      "revocation in shared memory", ps->what);
+        return 1;
+    }
+    return 0;
+}
+
+static int set_not_before(push_t *ps, apr_int64_t not_before)
+{
+    apr_status_t rv = ot_revoke_set_not_before(ps->proc->shm, ps->c->issuer, ps->c->client_id,
+                                               not_before, ps->now);
+
+    if (rv == APR_ENOSPC) {
+        ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ps->r, "OT0107: %s: the table of not-before "
+                      "policies is full; every cached answer goes back to the issuer instead",
+                      ps->what);
+        return 0;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0106: %s: cannot record the "
+                      "not-before policy in shared memory", ps->what);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- offtok-backchannel-logout ------------------------------------------------------------- */
+
+static int backchannel_apply(push_t *ps, const ot_logout_t *lt)
+{
+    request_rec *r = ps->r;
+
+    if ((lt->sub && tombstone(ps, OT_REVOKE_SUB, lt->sub))
+        || (lt->sid && tombstone(ps, OT_REVOKE_SID, lt->sid))) {
+        OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    OT_STAT_ADD(ps->proc->stats->pushes_accepted, 1);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0103: back-channel logout accepted: sub %s, "
+                  "sid %s", lt->sub ? ap_escape_logitem(r->pool, lt->sub) : "-",
+                  lt->sid ? ap_escape_logitem(r->pool, lt->sid) : "-");
+    return OK;
+}
+
+static int backchannel(push_t *ps)
+{
+    request_rec *r = ps->r;
+    const char *body = NULL, *token, *why;
+    apr_size_t len = 0;
+    ot_logout_t lt;
+    ot_jws_t jws;
+    int rv;
+
+    ps->what = "back-channel logout";
+    if ((rv = read_body(r, &body, &len)) != OK) {
+        return refuse(ps, rv, rv == HTTP_REQUEST_ENTITY_TOO_LARGE ? "the body is over 64 KiB"
+                      : "the body could not be read");
+    }
+    if (!content_type_is(r, "application/x-www-form-urlencoded")) {
+        return refuse(ps, HTTP_BAD_REQUEST, "the body is not application/x-www-form-urlencoded");
+    }
+    if ((token = form_token(apr_pstrmemdup(r->pool, body, len), &why, r->pool)) == NULL) {
+        return refuse(ps, HTTP_BAD_REQUEST, why);
+    }
+    if ((rv = verify(ps, &jws, token, &why)) != OK) {
+        return refuse(ps, rv, apr_pstrcat(r->pool, "the logout token: ", why, NULL));
+    }
+    if ((why = ot_logout_check(&lt, jws.header, jws.payload, &ps->x, r->pool)) != NULL) {
+        return refuse(ps, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "the logout token: ", why,
+                                                        NULL));
+    }
+    if (replayed(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x))) {
+        return refuse(ps, HTTP_BAD_REQUEST, "the logout token's jti was seen before (a replay)");
+    }
+    if ((rv = backchannel_apply(ps, &lt)) != OK) {
+        return rv;
+    }
+    ap_set_content_type(r, "text/plain");
+    return OK;
+}
+
+/* ---- offtok-keycloak-admin ----------------------------------------------------------------- */
+
+static int admin_apply(push_t *ps, const ot_admin_t *act)
+{
+    request_rec *r = ps->r;
+    int i, failed = 0;
+
+    if (act->kind == OT_ADMIN_PUSH_NOT_BEFORE
+        || (act->kind == OT_ADMIN_LOGOUT && act->not_before > 0)) {
+        failed = set_not_before(ps, act->not_before);
+    }
+    for (i = 0; act->sids && i < act->sids->nelts && !failed; i++) {
+        failed = tombstone(ps, OT_REVOKE_SID, APR_ARRAY_IDX(act->sids, i, const char *));
+    }
+    if (failed) {
+        OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    OT_STAT_ADD(ps->proc->stats->pushes_accepted, 1);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0105: Keycloak %s accepted: notBefore %"
+                  APR_INT64_T_FMT ", %d session id(s)", ps->what, act->not_before,
+                  act->sids ? act->sids->nelts : 0);
+    return OK;
+}
+
+/** The last segment of the request's path. */
+static const char *last_segment(request_rec *r)
+{
+    const char *slash = strrchr(r->uri, '/');
+
+    return slash ? slash + 1 : r->uri;
+}
+
+static int keycloak_admin(push_t *ps)
+{
+    request_rec *r = ps->r;
+    const char *body = NULL, *why;
+    apr_size_t len = 0;
+    ot_admin_t act;
+    ot_jws_t jws;
+    int kind, rv;
+
+    ps->what = ap_escape_logitem(r->pool, last_segment(r));
+    if ((kind = ot_admin_kind(last_segment(r))) < 0) {
+        return refuse(ps, HTTP_NOT_FOUND, "not a Keycloak admin action this module knows");
+    }
+    if ((rv = read_body(r, &body, &len)) != OK) {
+        return refuse(ps, rv, rv == HTTP_REQUEST_ENTITY_TOO_LARGE ? "the body is over 64 KiB"
+                      : "the body could not be read");
+    }
+    while (len > 0 && apr_isspace(body[len - 1])) {
+        len--;
+    }
+    if ((rv = verify(ps, &jws, apr_pstrmemdup(r->pool, body, len), &why)) != OK) {
+        return refuse(ps, rv, why);
+    }
+    if ((why = ot_admin_check(&act, jws.payload, (ot_admin_kind_t)kind, &ps->x,
+                              r->pool)) != NULL) {
+        return refuse(ps, HTTP_BAD_REQUEST, why);
+    }
+    if (replayed(ps, act.id, act.expiration + 1)) {
+        return refuse(ps, HTTP_BAD_REQUEST, "its id was seen before (a replay)");
+    }
+    if ((rv = admin_apply(ps, &act)) != OK) {
+        return rv;
+    }
+    r->status = HTTP_NO_CONTENT;
+    return OK;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------------ */
+
+/** The location's settings a push needs; NULL when complete, else what is missing. */
+static const char *push_misconfigured(const offtok_dir_conf *c)
+{
+    return c->jwks_url == NULL ? "OfftokJWKSURL" : c->issuer == NULL ? "OfftokIssuer"
+        : c->client_id == NULL ? "OfftokClientID" : NULL;
+}
+
+static int push(request_rec *r, int admin)
+{
+    push_t ps;
+    const char *missing;
+    int rv;
+
+    memset(&ps, 0, sizeof(ps));
+    ps.r = r;
+    ps.c = ap_get_module_config(r->per_dir_config, &offtok_module);
+    ps.proc = offtok_proc();
+    ps.now = apr_time_now();
+    ps.x.issuer = ps.c->issuer;
+    ps.x.client_id = ps.c->client_id;
+    ps.x.now = apr_time_sec(ps.now);
+    ps.x.skew = PUSH_SKEW;
+    ps.what = admin ? "Keycloak admin action" : "back-channel logout";
+    no_store(r);
+    if ((missing = push_misconfigured(ps.c)) != NULL || ps.proc->shm == NULL) {
+        core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0100: %s in <%s> needs %s; answering 500",
+                      r->handler, core->d ? core->d : "server",
+                      missing ? missing : "the shared cache");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (r->method_number != M_POST) {
+        ap_allow_methods(r, REPLACE_ALLOW, "POST", NULL);
+        return HTTP_METHOD_NOT_ALLOWED;
+    }
+    rv = admin ? keycloak_admin(&ps) : backchannel(&ps);
+    return rv;
+}
+
+int offtok_handler(request_rec *r)
+{
+    if (r->handler == NULL) {
+        return DECLINED;
+    }
+    if (strcmp(r->handler, "offtok-backchannel-logout") == 0) {
+        return push(r, 0);
+    }
+    if (strcmp(r->handler, "offtok-keycloak-admin") == 0) {
+        return push(r, 1);
+    }
+    if (strcmp(r->handler, "offtok-status") == 0) {
+        return offtok_status(r);
+    }
+    return DECLINED;
+}
