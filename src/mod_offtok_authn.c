@@ -94,6 +94,17 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
 
 /* ---- the cache ---------------------------------------------------------------------------- */
 
+/**
+ * The issuer under which pushed revocations are looked up: the answer's iss, else the location's
+ * OfftokIssuer (the handlers record them under OfftokIssuer). Not-before policies are looked up
+ * for the location's OfftokClientID, the client Keycloak pushes them to, whichever credentials
+ * (OfftokClientFor) introspected the token: see docs/pushed-revocation.md.
+ */
+static const char *revoke_iss(const offtok_dir_conf *c, const char *iss)
+{
+    return iss ? iss : c->issuer;
+}
+
 /** A cached answer this location may use, or NULL. */
 static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
 {
@@ -118,7 +129,7 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
     }
     if (now - e.fetched >= apr_time_from_sec(offtok_cache_ttl(c))
         || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e.offline)
-        || ot_revoke_applies(proc->shm, e.iss, ask->in.client_id, &e)) {
+        || ot_revoke_applies(proc->shm, revoke_iss(c, e.iss), c->client_id, &e)) {
         return NULL;
     }
     json = ot_json_parse(e.claims, e.claims_len, NULL, r->pool);
@@ -181,11 +192,12 @@ static void count_error(ot_err_kind_t kind, int joined)
 }
 
 /**
- * Ask the issuer (or join a call already asking). APR_SUCCESS with *pa set; otherwise st is set
- * to the 503 and the reason is logged.
+ * Ask the issuer (or join a call already asking) in a call that starts at or after `after` (0:
+ * any, unless the request must be answered freshly). APR_SUCCESS with *pa set; otherwise st is
+ * set to the 503 and the reason is logged.
  */
 static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_ask_t *ask,
-                               ot_answer_t **pa, apr_time_t *started)
+                               ot_answer_t **pa, apr_time_t *started, apr_time_t after)
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *c = ask->conf;
@@ -204,7 +216,10 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     req.total_timeout = offtok_total_timeout(c);
     req.deadline = r->request_time + req.total_timeout;
 
-    rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, ask->fresh ? r->request_time : 0,
+    if (ask->fresh && r->request_time > after) {
+        after = r->request_time;
+    }
+    rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, after,
                        req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
                        &resp, &joined, r->pool);
     if (rv != APR_SUCCESS) {
@@ -225,13 +240,75 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     return APR_SUCCESS;
 }
 
-/* ---- the verdict -------------------------------------------------------------------------- */
-
 /** What the log shows of a token: its fingerprint (only computed when something is logged). */
 static const char *shown(request_rec *r, const char *token)
 {
     return token ? ot_token_fingerprint(token, r->pool) : "(as for the initial request)";
 }
+
+/**
+ * 1 when a fresh positive answer is unusable because of a revocation pushed after its call
+ * started (a logout that arrived while the call was under way). *permanent: no newer answer can
+ * help either (its iat predates a not-before policy).
+ */
+static int fresh_revoked(const offtok_ask_t *ask, const ot_answer_t *a, apr_time_t started,
+                         int *permanent)
+{
+    offtok_proc_t *proc = offtok_proc();
+    const offtok_dir_conf *c = ask->conf;
+    const char *iss = revoke_iss(c, a->iss);
+    ot_cache_entry_t e;
+
+    if (proc->shm == NULL || !a->active) {
+        return 0;
+    }
+    memset(&e, 0, sizeof(e));
+    e.fetched = started;
+    e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
+    e.active = 1;
+    e.iss = iss;
+    e.sub = a->sub;
+    e.sid = a->sid;
+    if (!ot_revoke_applies(proc->shm, iss, c->client_id, &e)) {
+        return 0;
+    }
+    e.fetched = apr_time_now();
+    *permanent = ot_revoke_applies(proc->shm, iss, c->client_id, &e);
+    return 1;
+}
+
+/**
+ * Ask the issuer; when a revocation arrived while the call was under way, ask once more in a
+ * call that starts now. APR_SUCCESS with *pa; otherwise st is set.
+ */
+static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_ask_t *ask,
+                                ot_answer_t **pa, const char *token)
+{
+    apr_time_t started, after = 0;
+    int round, permanent = 0;
+
+    for (round = 0; round < 2; round++) {
+        if (ask_issuer(r, st, ask, pa, &started, after) != APR_SUCCESS) {
+            return APR_EGENERAL;
+        }
+        to_cache(r, ask, *pa, started);
+        if (!fresh_revoked(ask, *pa, started, &permanent)) {
+            return APR_SUCCESS;
+        }
+        if (permanent) {
+            break;
+        }
+        after = apr_time_now();
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0110: token %s: a revocation arrived "
+                      "while the issuer was being asked; asking again", shown(r, token));
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0111: token %s refused: revoked by a "
+                  "pushed logout or not-before policy", shown(r, token));
+    fail(st, HTTP_UNAUTHORIZED, "invalid_token");
+    return APR_EGENERAL;
+}
+
+/* ---- the verdict -------------------------------------------------------------------------- */
 
 static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot_answer_t *a,
                   const char *token)
@@ -264,15 +341,11 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
 {
     offtok_ask_t ask;
     ot_answer_t *a;
-    apr_time_t started;
 
     prepare_ask(r, &ask, c, token);
     a = from_cache(r, &ask);
-    if (a == NULL) {
-        if (ask_issuer(r, st, &ask, &a, &started) != APR_SUCCESS) {
-            return;
-        }
-        to_cache(r, &ask, a, started);
+    if (a == NULL && from_issuer(r, st, &ask, &a, token) != APR_SUCCESS) {
+        return;
     }
     judge(r, st, c, a, token);
 }
