@@ -1,0 +1,173 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The issuer's answer: the input is the body of an HTTP 200 from the introspection endpoint.
+ * It goes through ot_introspect_result (ot_answer_parse) and ot_answer_judge for several
+ * policies and times, whose verdict must follow the contract; then through the cache as
+ * mod_offtok_authn.c sends it there (compact JSON in an ot_cache_entry_t, encoded and decoded)
+ * and back, where it must be judged the same.
+ */
+#include <string.h>
+#include <apr_time.h>
+
+#include "fuzz_common.h"
+#include "ot_answer.h"
+#include "ot_cache.h"
+#include "ot_claims.h"
+#include "ot_introspect.h"
+#include "ot_json.h"
+
+#define ISSUER "https://issuer.example/realms/test"
+
+static const ot_policy_t policies[] = {
+    { NULL, NULL, 0 },
+    { NULL, NULL, 1 },
+    { ISSUER, "rs-client", 0 },
+    { ISSUER, "rs-client", 1 },
+};
+
+/** obj[key] as a number of seconds the contract accepts as a time, else -1. */
+static double seconds(const json_t *obj, const char *key)
+{
+    const json_t *v = json_object_get(obj, key);
+    double d = json_is_number(v) ? json_number_value(v) : -1;
+
+    return d >= 1.0 ? d : -1;
+}
+
+static int aud_has(const json_t *aud, const char *want)
+{
+    size_t i;
+    const json_t *v;
+
+    if (json_is_string(aud)) {
+        return strcmp(json_string_value(aud), want) == 0;
+    }
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), want) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/** An accepted answer, checked against the contract straight from the JSON. */
+static void check_accepted(const ot_answer_t *a, const ot_policy_t *pol, apr_int64_t now)
+{
+    const json_t *j = a->json;
+    const char *typ = ot_json_string(j, "typ");
+    const char *iss = ot_json_string(j, "iss");
+
+    fuzz_require(json_is_true(json_object_get(j, "active")), "accepted only when active");
+    fuzz_require(json_object_get(j, "cnf") == NULL, "a bound token is never accepted");
+    fuzz_require(json_object_get(j, "exp") == NULL || seconds(j, "exp") > (double)now,
+                 "accepted only before exp");
+    fuzz_require(json_object_get(j, "nbf") == NULL
+                 || (seconds(j, "nbf") > 0 && seconds(j, "nbf") < (double)now + 1),
+                 "accepted only from nbf on");
+    fuzz_require(json_object_get(j, "typ") == NULL
+                 || (typ && (strcmp(typ, "Bearer") == 0 || strcmp(typ, "Offline") == 0)),
+                 "typ is Bearer or Offline");
+    fuzz_require(!pol->issuer || json_object_get(j, "iss") == NULL
+                 || (iss && strcmp(iss, pol->issuer) == 0), "iss is OfftokIssuer");
+    fuzz_require(a->kind == OT_KIND_ACCESS || pol->allow_offline, "offline only where allowed");
+    fuzz_require(!pol->audience || a->kind == OT_KIND_OFFLINE
+                 || aud_has(json_object_get(j, "aud"), pol->audience), "aud has OfftokAudience");
+}
+
+static void judge_all(const ot_answer_t *a, ot_verdict_t out[][3], const apr_int64_t now[3])
+{
+    size_t i, t;
+
+    for (i = 0; i < sizeof(policies) / sizeof(policies[0]); i++) {
+        for (t = 0; t < 3; t++) {
+            out[i][t] = ot_answer_judge(a, &policies[i], now[t]);
+            fuzz_require(ot_verdict_text(out[i][t]) != NULL, "every verdict has a text");
+            if (out[i][t] == OT_VERDICT_OK) {
+                check_accepted(a, &policies[i], now[t]);
+            }
+        }
+    }
+}
+
+/** The entry mod_offtok_authn.c's to_cache makes of an answer. */
+static int cache_entry(ot_cache_entry_t *e, const ot_answer_t *a, apr_pool_t *p)
+{
+    apr_time_t started = apr_time_from_sec(1700000000);
+
+    memset(e, 0, sizeof(*e));
+    e->fetched = started;
+    e->drop_after = started + apr_time_from_sec(86400);
+    e->active = a->active;
+    if (a->active) {
+        e->exp = a->exp ? apr_time_from_sec(a->exp) : 0;
+        e->iat = a->iat ? apr_time_from_sec(a->iat) : 0;
+        e->offline = a->kind == OT_KIND_OFFLINE;
+        e->iss = a->iss;
+        e->sub = a->sub;
+        e->sid = a->sid;
+        e->claims = ot_json_dump(a->json, &e->claims_len, p);
+        if (e->exp && e->exp < e->drop_after) {
+            e->drop_after = e->exp;
+        }
+    }
+    return !a->active || e->claims != NULL;
+}
+
+/** Through the cache and back: the answer must be judged as it was. */
+static void round_trip(const ot_answer_t *a, ot_verdict_t before[][3], const apr_int64_t now[3],
+                       apr_pool_t *p)
+{
+    ot_cache_entry_t e, back;
+    ot_verdict_t after[4][3];
+    ot_answer_t *b;
+    const char *err = NULL;
+    char *buf;
+    apr_size_t len;
+    json_t *json;
+
+    if (!a->active || !cache_entry(&e, a, p)
+        || ot_cache_entry_encode(&e, &buf, &len, p) != APR_SUCCESS) {
+        return;
+    }
+    fuzz_require(ot_cache_entry_decode(&back, buf, len, p) == APR_SUCCESS,
+                 "an encoded entry decodes");
+    fuzz_require(back.claims_len == e.claims_len && memcmp(back.claims, e.claims, e.claims_len) == 0
+                 && back.exp == e.exp && back.offline == e.offline, "the entry comes back whole");
+    json = ot_json_parse(back.claims, back.claims_len, NULL, p);
+    fuzz_require(json != NULL, "the cached claims parse again");
+    b = ot_answer_from_json(json, &err, p);
+    fuzz_require(b != NULL && b->kind == a->kind, "the cached answer is the same kind");
+    judge_all(b, after, now);
+    fuzz_require(memcmp(before, after, sizeof(after)) == 0, "the cached answer is judged the same");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    apr_pool_t *p = fuzz_begin();
+    ot_http_resp_t resp;
+    ot_answer_t *a = NULL;
+    ot_err_kind_t kind;
+    const char *why = NULL;
+    ot_verdict_t verdicts[4][3];
+    apr_int64_t now[3] = { 1700000000, 0, 0 };
+
+    memset(&resp, 0, sizeof(resp));
+    resp.err = OT_HTTP_OK;
+    resp.status = 200;
+    resp.body = fuzz_body(data, size);
+    resp.body_len = size;
+    if (ot_introspect_result(&a, &kind, &why, &resp, p) != APR_SUCCESS) {
+        fuzz_require(a == NULL && why != NULL, "a refused answer says why");
+        fuzz_end();
+        return 0;
+    }
+    fuzz_require(a != NULL && json_is_object(a->json), "an answer is a JSON object");
+    now[1] = a->exp > 0 ? a->exp - 1 : 1;
+    now[2] = a->exp > 0 ? a->exp : 2000000000;
+    judge_all(a, verdicts, now);
+    round_trip(a, verdicts, now, p);
+    fuzz_end();
+    return 0;
+}
