@@ -208,6 +208,13 @@ class Nginx:
         self.procs.stop(self.proc)
 
 
+class Target:
+    """Something wrk drives: its URL and the pid whose process tree serves it."""
+
+    def __init__(self, url, pid):
+        self.url, self.pid = url, pid
+
+
 # -- httpd -----------------------------------------------------------------------------------------
 
 MPM_EVENT = """
@@ -324,8 +331,9 @@ class Httpd:
         except FileNotFoundError:
             return ""
 
-    def pids(self):
-        return [self.proc.pid]
+    @property
+    def pid(self):
+        return self.proc.pid
 
     def stop(self):
         self.procs.stop(self.proc)
@@ -409,10 +417,11 @@ class Wrk:
         e = dict(os.environ, BENCH_THREADS=str(self.threads), **(env or {}))
         return self.procs.start(self.argv(url, duration, script, headers), out, env=e), out
 
-    def run(self, url, duration, script=None, env=None, headers=()):
-        """One timed run; its figures, with the CPU use of the machine while it ran."""
+    def run(self, url, duration, script=None, env=None, headers=(), groups=None):
+        """One timed run; its figures, with the CPU use of the machine while it ran and of
+        groups ({name: root pid}) of processes."""
         meter = CpuMeter()
-        meter.start()
+        meter.start(groups)
         p, out = self.start(url, duration, script, env, headers)
         try:
             p.wait(timeout=duration + 120)
@@ -425,7 +434,11 @@ class Wrk:
             text = f.read()
         if "requests in" not in text:
             raise RuntimeError("wrk failed:\n" + text)
-        return dict(parse_wrk(text), cpu=cpu)
+        res = dict(parse_wrk(text), cpu=cpu)
+        for name in (groups or {}):
+            if res["requests"]:
+                res[name + "_us_per_request"] = round(cpu[name + "_ms"] * 1000 / res["requests"], 1)
+        return res
 
 
 # -- CPU accounting -------------------------------------------------------------------------------
@@ -469,12 +482,16 @@ def _busy_total():
 
 
 class CpuMeter:
-    """How busy the machine was during a run, and how much of that was not this run's own
-    processes (other people's builds and tests on the same 2 cores)."""
+    """How busy the machine was during a run, how much of that was not this run's own processes
+    (other people's builds and tests on the same 2 cores), and the CPU time of named groups of
+    processes (a server and its children) in milliseconds."""
 
-    def start(self):
+    def start(self, groups=None):
+        self.groups = groups or {}
         self.pids = _descendants(os.getpid())
         self.ours0 = {pid: _proc_cpu(pid) for pid in self.pids}
+        self.group0 = {name: {pid: _proc_cpu(pid) for pid in _descendants(root)}
+                       for name, root in self.groups.items()}
         self.reaped0 = self._reaped()
         self.busy0, self.total0 = _busy_total()
 
@@ -488,8 +505,48 @@ class CpuMeter:
         busy1, total1 = _busy_total()
         pids = _descendants(os.getpid())
         ours = sum(_proc_cpu(pid) - self.ours0.get(pid, 0) for pid in pids)
-        ours += self._reaped() - self.reaped0
+        client = self._reaped() - self.reaped0
+        ours += client
         total = max(total1 - self.total0, 1)
         busy = busy1 - self.busy0
-        return {"busy": round(busy / total, 3),
-                "foreign": round(max(busy - ours, 0) / total, 3)}
+        out = {"busy": round(busy / total, 3),
+               "foreign": round(max(busy - ours, 0) / total, 3),
+               "client_ms": round(client * 1000 / CLK)}
+        for name, root in self.groups.items():
+            before = self.group0[name]
+            ticks = sum(_proc_cpu(pid) - before.get(pid, 0) for pid in _descendants(root))
+            out[name + "_ms"] = round(ticks * 1000 / CLK)
+        return out
+
+
+# -- profiles -------------------------------------------------------------------------------------
+
+INTERESTING = re.compile(r"^(ot_|offtok_|json_|curl_|Curl_|SSL_|ssl3_|EVP_|SHA256|ap_run_|"
+                         r"ap_process_request_internal|ap_invoke_handler|apr_pool_|malloc|free)")
+
+
+def inclusive(perf_script_text, limit=60):
+    """From `perf script` output: the share of samples whose stack contains each interesting
+    function (inclusive time), most first."""
+    counts, total, stack = {}, 0, []
+
+    def flush():
+        nonlocal total
+        if stack:
+            total += 1
+            for sym in set(stack):
+                if INTERESTING.search(sym):
+                    counts[sym] = counts.get(sym, 0) + 1
+
+    for line in perf_script_text.splitlines():
+        if not line.strip():
+            flush()
+            stack = []
+        elif line[:1] in ("\t", " "):
+            parts = line.split()
+            if len(parts) >= 2:
+                stack.append(re.sub(r"\+0x[0-9a-f]+$", "", parts[1]))
+    flush()
+    rows = sorted(counts.items(), key=lambda kv: -kv[1])[:limit]
+    return f"samples {total}\n" + "".join(f"{100 * n / max(total, 1):6.2f}%  {sym}\n"
+                                          for sym, n in rows)
