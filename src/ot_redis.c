@@ -1,0 +1,403 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The Redis client of one process: connections, the breaker, answers, publication.
+ *
+ * Connections are blocking hiredis contexts with a connect timeout and a command timeout
+ * (SO_RCVTIMEO/SO_SNDTIMEO). A context that failed in any way, a timeout included, is freed,
+ * never reused: hiredis 0.14 leaves it in error for good. Between uses a context waits on a
+ * mutex-guarded stack, so each is used by one thread at a time. A command that fails on a kept
+ * connection (Redis restarted, an idle connection closed) is tried once more on a new one.
+ *
+ * The breaker: a failure to reach Redis closes it for a backoff (250 ms, doubling to 5 s), during
+ * which every call answers APR_EAGAIN at once, so requests never queue behind an unreachable
+ * Redis; the first call after the backoff tries again. The subscriber reopens it as soon as it
+ * gets through (ot_redis_mark_up).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include <apr_uri.h>
+
+#include "ot_redis_int.h"
+#include "ot_stats.h"
+
+#define BACKOFF_MIN apr_time_from_msec(250)
+#define BACKOFF_MAX apr_time_from_sec(5)
+#define DEFAULT_PORT 6379
+#define DB_MAX 1000000
+/** Shortest OfftokRedisKey accepted. */
+#define KEY_MIN 16
+
+void ot_redis_arg(ot_redis_cmd_t *c, const char *s, apr_size_t n)
+{
+    c->argv[c->argc] = s;
+    c->lens[c->argc++] = n;
+}
+
+void ot_redis_arg_str(ot_redis_cmd_t *c, const char *s)
+{
+    ot_redis_arg(c, s, strlen(s));
+}
+
+apr_int64_t ot_redis_ms(apr_time_t t)
+{
+    return t / 1000;
+}
+
+/* ---- configuration ------------------------------------------------------------------------- */
+
+const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_t *p)
+{
+    apr_uri_t uri;
+    char *end;
+    long db = 0;
+
+    if (apr_uri_parse(p, url, &uri) != APR_SUCCESS || uri.scheme == NULL
+        || strcasecmp(uri.scheme, "redis") != 0 || uri.hostname == NULL || !*uri.hostname) {
+        return apr_psprintf(p, "'%s' is not a redis://host[:port][/db] URL", url);
+    }
+    if (uri.user || uri.password) {
+        return "put the password in OfftokRedisPassword, not in the URL";
+    }
+    if (uri.query || uri.fragment) {
+        return apr_psprintf(p, "'%s': a query or fragment means nothing here", url);
+    }
+    if (uri.path && *uri.path && strcmp(uri.path, "/") != 0) {
+        db = strtol(uri.path + 1, &end, 10);
+        if (end == uri.path + 1 || *end || db < 0 || db > DB_MAX) {
+            return apr_psprintf(p, "'%s': the database must be a number from 0", url);
+        }
+    }
+    if (uri.port_str && (uri.port == 0 || strspn(uri.port_str, "0123456789")
+                         != strlen(uri.port_str))) {
+        return apr_psprintf(p, "'%s': bad port", url);
+    }
+    conf->host = uri.hostname;
+    conf->port = uri.port_str ? uri.port : DEFAULT_PORT;
+    conf->db = (int)db;
+    return NULL;
+}
+
+static struct timeval to_tv(apr_interval_time_t t)
+{
+    struct timeval tv;
+
+    tv.tv_sec = (time_t)apr_time_sec(t);
+    tv.tv_usec = (suseconds_t)apr_time_usec(t);
+    return tv;
+}
+
+apr_status_t ot_redis_create(ot_redis_t **pr, const ot_redis_conf_t *conf, int max_idle,
+                             struct ot_stats_t *stats, apr_pool_t *p)
+{
+    ot_redis_t *r = apr_pcalloc(p, sizeof(*r));
+    apr_status_t rv;
+
+    if (conf->host == NULL || conf->key == NULL || conf->key_len < KEY_MIN) {
+        return APR_EINVAL;
+    }
+    r->conf = *conf;
+    r->connect_tv = to_tv(conf->connect_timeout ? conf->connect_timeout
+                          : OT_REDIS_CONNECT_TIMEOUT);
+    r->command_tv = to_tv(conf->command_timeout ? conf->command_timeout
+                          : OT_REDIS_COMMAND_TIMEOUT);
+    ot_redis_derive_keys(r);
+    r->rev_key = apr_pstrcat(p, "offtok:", r->kid, ":rev", NULL);
+    r->nb_key = apr_pstrcat(p, "offtok:", r->kid, ":nb", NULL);
+    r->channel = r->rev_key;
+    r->where = apr_psprintf(p, "%s:%d/%d", conf->host, conf->port, conf->db);
+    r->stats = stats;
+    r->max_idle = max_idle < 1 ? 1 : max_idle > 64 ? 64 : max_idle;
+    r->idle = apr_pcalloc(p, sizeof(*r->idle) * (apr_size_t)r->max_idle);
+    rv = apr_thread_mutex_create(&r->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    *pr = r;
+    return APR_SUCCESS;
+}
+
+void ot_redis_close(ot_redis_t *r)
+{
+    int i;
+
+    apr_thread_mutex_lock(r->mutex);
+    for (i = 0; i < r->n_idle; i++) {
+        redisFree(r->idle[i]);
+    }
+    r->n_idle = 0;
+    while (r->pend_count > 0) {
+        free(r->pend[r->pend_head].buf);
+        r->pend_head = (r->pend_head + 1) % OT_REDIS_PENDING_MAX;
+        r->pend_count--;
+    }
+    apr_thread_mutex_unlock(r->mutex);
+}
+
+const char *ot_redis_rev_name(const ot_redis_t *r)
+{
+    return r->rev_key;
+}
+
+const char *ot_redis_where(const ot_redis_t *r)
+{
+    return r->where;
+}
+
+const char *ot_redis_last_error(ot_redis_t *r, apr_pool_t *p)
+{
+    const char *s;
+
+    apr_thread_mutex_lock(r->mutex);
+    s = apr_pstrdup(p, r->err[0] ? r->err : "no error");
+    apr_thread_mutex_unlock(r->mutex);
+    return s;
+}
+
+void ot_redis_note(ot_redis_t *r, const char *what, const char *detail)
+{
+    apr_thread_mutex_lock(r->mutex);
+    apr_snprintf(r->err, sizeof(r->err), "%s%s%s", what, detail ? ": " : "", detail ? detail : "");
+    apr_thread_mutex_unlock(r->mutex);
+    if (r->stats) {
+        OT_STAT_ADD(r->stats->redis_errors, 1);
+    }
+}
+
+/* ---- the breaker ---------------------------------------------------------------------------- */
+
+void ot_redis_mark_up(ot_redis_t *r)
+{
+    apr_thread_mutex_lock(r->mutex);
+    r->backoff = 0;
+    r->down_until = 0;
+    apr_thread_mutex_unlock(r->mutex);
+}
+
+static void trip(ot_redis_t *r)
+{
+    apr_thread_mutex_lock(r->mutex);
+    r->backoff = r->backoff ? r->backoff * 2 : BACKOFF_MIN;
+    r->backoff = r->backoff > BACKOFF_MAX ? BACKOFF_MAX : r->backoff;
+    r->down_until = apr_time_now() + r->backoff;
+    apr_thread_mutex_unlock(r->mutex);
+}
+
+/* ---- connections ---------------------------------------------------------------------------- */
+
+/** Run one command on a fresh context during set-up; 0 when it was answered without error. */
+static int setup_command(ot_redis_t *r, redisContext *c, int argc, const char **argv,
+                         const char *what)
+{
+    redisReply *reply = redisCommandArgv(c, argc, argv, NULL);
+    int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
+
+    if (!ok) {
+        ot_redis_note(r, what, reply ? reply->str : c->errstr);
+    }
+    if (reply) {
+        freeReplyObject(reply);
+    }
+    return ok;
+}
+
+redisContext *ot_redis_connect(ot_redis_t *r)
+{
+    redisContext *c = redisConnectWithTimeout(r->conf.host, r->conf.port, r->connect_tv);
+    char db[16];
+    const char *auth[] = { "AUTH", r->conf.password };
+    const char *select[] = { "SELECT", db };
+
+    if (c == NULL || c->err) {
+        ot_redis_note(r, "connect", c ? c->errstr : "out of memory");
+        if (c) {
+            redisFree(c);
+        }
+        return NULL;
+    }
+    apr_snprintf(db, sizeof(db), "%d", r->conf.db);
+    if (redisSetTimeout(c, r->command_tv) != REDIS_OK) {
+        ot_redis_note(r, "set-up", c->errstr);
+    }
+    else if ((!r->conf.password || setup_command(r, c, 2, auth, "AUTH"))
+             && (r->conf.db == 0 || setup_command(r, c, 2, select, "SELECT"))) {
+        return c;
+    }
+    redisFree(c);
+    return NULL;
+}
+
+/** Free every idle connection: one of them failed, the others are from the same era. */
+static void drop_idle(ot_redis_t *r)
+{
+    redisContext *gone[64];
+    int n = 0;
+
+    apr_thread_mutex_lock(r->mutex);
+    while (r->n_idle > 0 && n < 64) {
+        gone[n++] = r->idle[--r->n_idle];
+    }
+    apr_thread_mutex_unlock(r->mutex);
+    while (n > 0) {
+        redisFree(gone[--n]);
+    }
+}
+
+/** A context to use; *kept when it was used before. NULL (breaker closed or connect failed). */
+static redisContext *take(ot_redis_t *r, int *kept)
+{
+    redisContext *c = NULL;
+
+    apr_thread_mutex_lock(r->mutex);
+    if (apr_time_now() < r->down_until) {
+        apr_thread_mutex_unlock(r->mutex);
+        return NULL;
+    }
+    if (r->n_idle > 0) {
+        c = r->idle[--r->n_idle];
+    }
+    apr_thread_mutex_unlock(r->mutex);
+    *kept = c != NULL;
+    if (c == NULL && (c = ot_redis_connect(r)) == NULL) {
+        trip(r);
+    }
+    return c;
+}
+
+static void give(ot_redis_t *r, redisContext *c)
+{
+    apr_thread_mutex_lock(r->mutex);
+    if (r->n_idle < r->max_idle) {
+        r->idle[r->n_idle++] = c;
+        c = NULL;
+    }
+    r->backoff = 0;
+    apr_thread_mutex_unlock(r->mutex);
+    if (c) {
+        redisFree(c);
+    }
+}
+
+/** Send n commands at once and read their n replies; 1 when all arrived. */
+static int pipeline(redisContext *c, int n, ot_redis_cmd_t *cmds, redisReply **replies)
+{
+    int i, got = 0;
+    void *reply;
+
+    for (i = 0; i < n; i++) {
+        redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens);
+    }
+    for (i = 0; i < n && redisGetReply(c, &reply) == REDIS_OK; i++) {
+        replies[got++] = reply;
+    }
+    if (got == n && c->err == 0) {
+        return 1;
+    }
+    while (got > 0) {
+        freeReplyObject(replies[--got]);
+    }
+    return 0;
+}
+
+apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies)
+{
+    redisContext *c;
+    int attempt, kept = 0;
+
+    for (attempt = 0; attempt < 2; attempt++) {
+        if ((c = take(r, &kept)) == NULL) {
+            return APR_EAGAIN;
+        }
+        if (pipeline(c, n, cmds, replies)) {
+            give(r, c);
+            return APR_SUCCESS;
+        }
+        ot_redis_note(r, "command", c->errstr);
+        redisFree(c);
+        if (!kept) {
+            break;
+        }
+        drop_idle(r);
+    }
+    trip(r);
+    return APR_EAGAIN;
+}
+
+void ot_redis_free_replies(int n, redisReply **replies)
+{
+    while (n > 0) {
+        freeReplyObject(replies[--n]);
+    }
+}
+
+int ot_redis_refused(ot_redis_t *r, const redisReply *reply, const char *what)
+{
+    if (reply->type != REDIS_REPLY_ERROR) {
+        return 0;
+    }
+    ot_redis_note(r, what, reply->str);
+    return 1;
+}
+
+/* ---- answers ------------------------------------------------------------------------------- */
+
+apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], apr_time_t now,
+                          ot_cache_entry_t *e, apr_pool_t *p)
+{
+    const char *name = ot_redis_answer_name(r, key, p);
+    redisReply *reply;
+    ot_redis_cmd_t cmd = { 0 };
+    apr_status_t rv;
+
+    ot_redis_arg_str(&cmd, "GET");
+    ot_redis_arg_str(&cmd, name);
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (ot_redis_refused(r, reply, "GET")) {
+        rv = APR_EGENERAL;
+    }
+    else if (reply->type != REDIS_REPLY_STRING) {
+        rv = APR_NOTFOUND;
+    }
+    else if (ot_redis_open_answer(r, name, reply->str, reply->len, e, p) != APR_SUCCESS) {
+        ot_redis_note(r, "GET", "a value failed its MAC check or did not decode");
+        rv = APR_EINVAL;
+    }
+    else if (e->drop_after <= now) {
+        rv = APR_NOTFOUND;
+    }
+    ot_redis_free_replies(1, &reply);
+    return rv;
+}
+
+apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
+                          const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p)
+{
+    const char *name = ot_redis_answer_name(r, key, p);
+    apr_int64_t secs = (apr_int64_t)apr_time_sec(e->drop_after - now + APR_USEC_PER_SEC - 1);
+    char *val, ex[24];
+    apr_size_t len;
+    redisReply *reply;
+    ot_redis_cmd_t cmd = { 0 };
+    apr_status_t rv;
+
+    if (e->drop_after <= now) {
+        return APR_SUCCESS;
+    }
+    if ((rv = ot_redis_seal_answer(r, name, e, &val, &len, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    apr_snprintf(ex, sizeof(ex), "%" APR_INT64_T_FMT, secs > 0 ? secs : 1);
+    ot_redis_arg_str(&cmd, "SET");
+    ot_redis_arg_str(&cmd, name);
+    ot_redis_arg(&cmd, val, len);
+    ot_redis_arg_str(&cmd, "EX");
+    ot_redis_arg_str(&cmd, ex);
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = ot_redis_refused(r, reply, "SET") ? APR_EGENERAL : APR_SUCCESS;
+    ot_redis_free_replies(1, &reply);
+    return rv;
+}

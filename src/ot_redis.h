@@ -1,0 +1,199 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_redis.h
+ * @brief The second tier: answers and pushed revocations shared between httpd nodes through Redis
+ *        (hiredis 0.14). Core code: APR, hiredis and OpenSSL, no httpd.
+ *
+ * What is stored (every name carries a key id, the first 16 hex digits of an HMAC of the key, so
+ * that clusters with different OfftokRedisKey can share a Redis without meeting):
+ *
+ *   offtok:<kid>:a:<hex HMAC(k_name, cache key)>   one answer; SET with EX, the entry's lifetime
+ *   offtok:<kid>:rev                               sorted set of revocation messages, scored by
+ *                                                  the time (ms) until which each is in force
+ *   channel offtok:<kid>:rev                       the same messages, published as they happen
+ *
+ * The token never reaches Redis: an answer's name is a keyed digest of the cache key, itself a
+ * digest of URL, client, hint and token. Every value and message starts with a version byte and an
+ * HMAC-SHA256 (over a domain label, the version, the name for answers, and the body), checked
+ * before anything is decoded, so whoever can write to Redis cannot forge an answer or a
+ * revocation; moving a value under another name breaks its MAC too. k_name and k_mac are derived
+ * from OfftokRedisKey with distinct labels. Someone with write access can still delete, replay
+ * (an older answer for the same token, judged by its authentic fetch time; a revocation, which
+ * only refuses more) or withhold: see docs/redis.md.
+ *
+ * One ot_redis_t per process: a mutex-guarded stack of idle connections (a redisContext is not
+ * thread-safe, so each is used by one thread at a time), short connect and command timeouts, and
+ * a breaker: after a failure nobody waits on Redis again until a backoff has passed, so an
+ * outage costs requests nothing. Revocations that could not be published wait in a bounded
+ * queue that the subscriber (ot_redis_sub_*) sends once Redis is back.
+ */
+#ifndef OT_REDIS_H
+#define OT_REDIS_H
+
+#include <apr_pools.h>
+#include <apr_tables.h>
+#include <apr_time.h>
+
+#include "ot_cache.h"
+
+struct ot_stats_t;
+
+/** Connect timeout; a node on the same network connects in well under a millisecond. */
+#define OT_REDIS_CONNECT_TIMEOUT apr_time_from_msec(1000)
+/** Command timeout: a Redis that is slower than this counts as unreachable. */
+#define OT_REDIS_COMMAND_TIMEOUT apr_time_from_msec(500)
+/** Revocations kept for publication while Redis is unreachable (then the oldest go). */
+#define OT_REDIS_PENDING_MAX 1024
+/** Current format version of values and messages. */
+#define OT_REDIS_VERSION 1
+/** Longest string (iss, sub, sid, client) in a revocation message. */
+#define OT_REDIS_VALUE_MAX 4096
+
+/** Where Redis is and how to reach it. */
+typedef struct {
+    const char *host;
+    int port;
+    int db;                          /**< SELECTed after connecting when not 0 */
+    const char *password;            /**< AUTH; NULL for none */
+    const char *key;                 /**< OfftokRedisKey (at least 16 bytes) */
+    apr_size_t key_len;
+    apr_interval_time_t connect_timeout;   /**< 0: OT_REDIS_CONNECT_TIMEOUT */
+    apr_interval_time_t command_timeout;   /**< 0: OT_REDIS_COMMAND_TIMEOUT */
+} ot_redis_conf_t;
+
+/**
+ * Parse redis://host[:port][/db] into conf's host, port (default 6379) and db (default 0).
+ * NULL on success, else a message for the administrator (credentials in the URL are refused).
+ */
+const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_t *p);
+
+typedef struct ot_redis_t ot_redis_t;
+
+/**
+ * The client of one process, from p (which must outlive every use). Connects lazily. max_idle
+ * bounds the connections kept between uses; stats (may be NULL) gets redis_errors.
+ */
+apr_status_t ot_redis_create(ot_redis_t **pr, const ot_redis_conf_t *conf, int max_idle,
+                             struct ot_stats_t *stats, apr_pool_t *p);
+
+/** Close every idle connection (the process is going away). */
+void ot_redis_close(ot_redis_t *r);
+
+/** A short description of the last failure ("connect: Connection refused"); never a secret. */
+const char *ot_redis_last_error(ot_redis_t *r, apr_pool_t *p);
+
+/** The name of the sorted set of revocations, which is also the channel's. */
+const char *ot_redis_rev_name(const ot_redis_t *r);
+
+/** "host:port/db", for logs. */
+const char *ot_redis_where(const ot_redis_t *r);
+
+/** Open the breaker now: the next call tries Redis again (the subscriber got through). */
+void ot_redis_mark_up(ot_redis_t *r);
+
+/* ---- answers ------------------------------------------------------------------------------ */
+
+/** The Redis name of the answer under cache key `key` ("offtok:<kid>:a:<64 hex>"), from p. */
+const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
+                                 apr_pool_t *p);
+
+/**
+ * Fetch the answer stored under cache key `key`. APR_SUCCESS and *e (strings from p) when one is
+ * there, authentic and not past its drop_after at now; APR_NOTFOUND when there is none or it has
+ * expired; APR_EINVAL when a value is there but fails its MAC or does not decode (counted; the
+ * caller treats it as a miss); APR_EAGAIN when Redis is unreachable or the breaker is closed.
+ */
+apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], apr_time_t now,
+                          ot_cache_entry_t *e, apr_pool_t *p);
+
+/** Store e under cache key `key` until its drop_after (at least a second). APR_EAGAIN as above. */
+apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
+                          const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p);
+
+/** The value ot_redis_put stores for e under `name` (version, MAC, entry), from p. */
+apr_status_t ot_redis_seal_answer(const ot_redis_t *r, const char *name,
+                                  const ot_cache_entry_t *e, char **val, apr_size_t *len,
+                                  apr_pool_t *p);
+
+/** Check and decode a value read under `name`: APR_SUCCESS or APR_EINVAL. */
+apr_status_t ot_redis_open_answer(const ot_redis_t *r, const char *name, const char *val,
+                                  apr_size_t len, ot_cache_entry_t *e, apr_pool_t *p);
+
+/* ---- revocations -------------------------------------------------------------------------- */
+
+/** What a revocation message says. */
+typedef enum {
+    OT_REDIS_REV_SUB = 1,            /**< = OT_REVOKE_SUB */
+    OT_REDIS_REV_SID = 2,            /**< = OT_REVOKE_SID */
+    OT_REDIS_REV_NOT_BEFORE = 3      /**< value is the client; not_before in seconds, 0 clears */
+} ot_redis_rev_kind_t;
+
+typedef struct {
+    ot_redis_rev_kind_t kind;
+    const char *iss;                 /**< may be NULL (stored as empty) */
+    const char *value;               /**< sub, sid, or the client of a not-before policy */
+    apr_time_t at;                   /**< when the receiving node applied it */
+    apr_time_t until;                /**< kept in Redis (and tombstoned) until then */
+    apr_int64_t not_before;
+} ot_redis_rev_t;
+
+/** The message for rev (version, MAC, body), from p. APR_EINVAL for a value over the limit. */
+apr_status_t ot_redis_rev_seal(const ot_redis_t *r, const ot_redis_rev_t *rev, char **msg,
+                               apr_size_t *len, apr_pool_t *p);
+
+/** Check and decode a message: APR_SUCCESS (strings from p) or APR_EINVAL. */
+apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t len,
+                               ot_redis_rev_t *rev, apr_pool_t *p);
+
+/**
+ * Publish rev to every node: add it to the sorted set (dropping what has expired there) and
+ * publish it on the channel, in one MULTI/EXEC. When Redis cannot be reached it is queued, and
+ * the subscriber publishes it once Redis is back (APR_EAGAIN then).
+ */
+apr_status_t ot_redis_publish(ot_redis_t *r, const ot_redis_rev_t *rev, apr_time_t now,
+                              apr_pool_t *p);
+
+/** Publish what waits in the queue; APR_SUCCESS once it is empty. */
+apr_status_t ot_redis_flush_pending(ot_redis_t *r, apr_time_t now);
+
+/** Messages waiting in the queue. */
+int ot_redis_pending(ot_redis_t *r);
+
+/**
+ * Every revocation stored and still in force at now, authentic ones only, in the order they
+ * were applied (by `at`): an array of ot_redis_rev_t from p. APR_EAGAIN when unreachable.
+ */
+apr_status_t ot_redis_stored(ot_redis_t *r, apr_array_header_t **revs, apr_time_t now,
+                             apr_pool_t *p);
+
+/* ---- the subscriber ----------------------------------------------------------------------- */
+
+/** What the subscriber tells its owner; called in the subscriber's thread. */
+typedef struct {
+    /** A revocation, stored (when catching up) or live, authentic. */
+    void (*revoked)(void *baton, const ot_redis_rev_t *rev);
+    /** Subscribed and caught up: every revocation in force has been handed over. */
+    void (*up)(void *baton);
+    /**
+     * The subscription is lost (or could not be made): revocations published after `since`
+     * may be missed until the next up(). why is for the log.
+     */
+    void (*down)(void *baton, apr_time_t since, const char *why);
+} ot_redis_sub_fns_t;
+
+typedef struct ot_redis_sub_t ot_redis_sub_t;
+
+/** A subscriber over client r, from p. It does nothing until ot_redis_sub_run. */
+apr_status_t ot_redis_sub_create(ot_redis_sub_t **ps, ot_redis_t *r,
+                                 const ot_redis_sub_fns_t *fns, void *baton, apr_pool_t *p);
+
+/**
+ * Subscribe, catch up, listen, and start over with backoff after any failure, until
+ * ot_redis_sub_stop. Runs in the calling thread (give it one of its own).
+ */
+void ot_redis_sub_run(ot_redis_sub_t *s);
+
+/** From any thread: make ot_redis_sub_run return soon (shuts its socket down). */
+void ot_redis_sub_stop(ot_redis_sub_t *s);
+
+#endif

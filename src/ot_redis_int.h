@@ -1,0 +1,95 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_redis_int.h
+ * @brief Inside the Redis tier: the client structure and the helpers that ot_redis.c (client,
+ *        answers, publication), ot_redis_seal.c (MACs and encodings) and ot_redis_sub.c (the
+ *        subscriber) share. Nothing else includes this.
+ */
+#ifndef OT_REDIS_INT_H
+#define OT_REDIS_INT_H
+
+#include <apr_thread_mutex.h>
+#include <hiredis/hiredis.h>
+
+#include "ot_redis.h"
+#include "ot_util.h"
+
+/** Length of the MAC after the version byte. */
+#define OT_REDIS_MAC_LEN OT_SHA256_LEN
+/** Version byte and MAC. */
+#define OT_REDIS_SEAL_LEN (1 + OT_REDIS_MAC_LEN)
+/** Size of the buffer that keeps the last failure's description. */
+#define OT_REDIS_ERRBUF 160
+
+/**
+ * A revocation message on its way: a tombstone goes into the sorted set (scored by until), a
+ * not-before policy into the hash under its field (issuer and client), where the next one for
+ * the same pair replaces it.
+ */
+typedef struct {
+    char *buf;                       /**< field, then message; malloc'd when queued */
+    apr_size_t field_len;            /**< 0 for a tombstone */
+    apr_size_t len;                  /**< of the message */
+    apr_time_t until;
+} ot_redis_pend_t;
+
+struct ot_redis_t {
+    ot_redis_conf_t conf;
+    struct timeval connect_tv, command_tv;
+    unsigned char k_name[OT_SHA256_LEN];   /**< keys answer names */
+    unsigned char k_mac[OT_SHA256_LEN];    /**< authenticates values and messages */
+    char kid[17];                          /**< key id in every name: 16 hex digits */
+    const char *rev_key;                   /**< the sorted set of tombstones (sub, sid) */
+    const char *nb_key;                    /**< the hash of not-before policies */
+    const char *channel;                   /**< where revocations are published */
+    const char *where;                     /**< host:port/db, for logs */
+    struct ot_stats_t *stats;
+
+    apr_thread_mutex_t *mutex;             /**< guards everything below */
+    redisContext **idle;                   /**< connections between uses; last is newest */
+    int n_idle, max_idle;
+    apr_time_t down_until;                 /**< the breaker: nobody tries before this */
+    apr_interval_time_t backoff;           /**< current breaker delay, 0 when healthy */
+    char err[OT_REDIS_ERRBUF];             /**< the last failure */
+    ot_redis_pend_t pend[OT_REDIS_PENDING_MAX]; /**< ring of unpublished revocations */
+    int pend_head, pend_count;
+};
+
+/** One command of a pipeline: up to six arguments, binary-safe. */
+typedef struct {
+    int argc;
+    const char *argv[6];
+    size_t lens[6];
+} ot_redis_cmd_t;
+
+/** Append an argument of n bytes (ot_redis_arg_str: a string) to c. */
+void ot_redis_arg(ot_redis_cmd_t *c, const char *s, apr_size_t n);
+void ot_redis_arg_str(ot_redis_cmd_t *c, const char *s);
+
+/**
+ * Run n commands in one round trip on a connection of the pool (a kept one that fails is tried
+ * once more on a new one): APR_SUCCESS and the n replies (free them with ot_redis_free_replies),
+ * else APR_EAGAIN (Redis unreachable, slower than the command timeout, or the breaker closed).
+ */
+apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies);
+void ot_redis_free_replies(int n, redisReply **replies);
+
+/** 1 when reply is an error reply (then noted, with what, as the last error). */
+int ot_redis_refused(ot_redis_t *r, const redisReply *reply, const char *what);
+
+/** Derive k_name, k_mac and kid from conf->key. */
+void ot_redis_derive_keys(ot_redis_t *r);
+
+/**
+ * A new connection: connected within the connect timeout, command timeout set, AUTH and SELECT
+ * done. NULL on failure, with the reason noted (ot_redis_note).
+ */
+redisContext *ot_redis_connect(ot_redis_t *r);
+
+/** Remember why something failed (for ot_redis_last_error) and count it. */
+void ot_redis_note(ot_redis_t *r, const char *what, const char *detail);
+
+/** The time as the score of the sorted set: milliseconds since the epoch. */
+apr_int64_t ot_redis_ms(apr_time_t t);
+
+#endif

@@ -1,0 +1,365 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The subscriber: one connection SUBSCRIBEd to the revocation channel, in a thread of its own.
+ *
+ *   connect, AUTH, SELECT, SUBSCRIBE        (the subscription is confirmed before going on)
+ *   publish what waited in the queue        (revocations this process applied while cut off)
+ *   read the sorted set, hand every stored revocation over, in the order they were applied
+ *   up()                                    every revocation in force has been handed over
+ *   listen: poll() the socket and a wake-up pipe; feed redisBufferRead and take replies with
+ *   redisGetReplyFromReader; PING every second, and a PING unanswered for 2 s counts as a loss
+ *   on any failure: down(since), wait (backoff 100 ms doubling to 5 s, with jitter), start over
+ *
+ * Nothing here reads with a timeout (hiredis 0.14 would leave the context in error for good):
+ * poll() says when there is something to read. Order on the connection gives the guarantee that
+ * `since` relies on: when the answer to a PING sent at T arrives, everything published before T
+ * has arrived before it. A revocation published before the SUBSCRIBE was processed is in the
+ * sorted set (it is added there before it is published, in one MULTI), so the set read after the
+ * subscription was confirmed, plus what arrives on the channel, covers everything.
+ *
+ * ot_redis_sub_stop() sets a flag, writes to the pipe and shuts the socket down, so that a
+ * poll(), a nap or a blocking read in progress returns at once.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <apr_strings.h>
+
+#include "ot_redis_int.h"
+
+#define PING_EVERY apr_time_from_sec(1)
+#define PING_WAIT apr_time_from_sec(2)
+#define NAP_MIN apr_time_from_msec(100)
+#define NAP_MAX apr_time_from_sec(5)
+
+struct ot_redis_sub_t {
+    ot_redis_t *r;
+    ot_redis_sub_fns_t fns;
+    void *baton;
+    apr_pool_t *pool;
+    int wake[2];                   /**< self-pipe: stop writes, the loop polls */
+    apr_thread_mutex_t *mutex;     /**< guards fd */
+    int fd;                        /**< the subscribed socket, -1 when none */
+    int stopping;                  /**< atomic */
+    apr_time_t alive;              /**< everything published before this has been handed over */
+    apr_time_t ping_sent;          /**< when the unanswered PING went out; 0 when none */
+    apr_uint32_t seed;             /**< for the jitter */
+};
+
+static int stopping(ot_redis_sub_t *s)
+{
+    return __atomic_load_n(&s->stopping, __ATOMIC_ACQUIRE);
+}
+
+static apr_status_t close_pipe(void *baton)
+{
+    ot_redis_sub_t *s = baton;
+
+    close(s->wake[0]);
+    close(s->wake[1]);
+    return APR_SUCCESS;
+}
+
+apr_status_t ot_redis_sub_create(ot_redis_sub_t **ps, ot_redis_t *r,
+                                 const ot_redis_sub_fns_t *fns, void *baton, apr_pool_t *p)
+{
+    ot_redis_sub_t *s = apr_pcalloc(p, sizeof(*s));
+    apr_status_t rv;
+    int i;
+
+    s->r = r;
+    s->fns = *fns;
+    s->baton = baton;
+    s->pool = p;
+    s->fd = -1;
+    s->seed = (apr_uint32_t)getpid() ^ (apr_uint32_t)apr_time_now();
+    if ((rv = apr_thread_mutex_create(&s->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (pipe(s->wake) != 0) {
+        return errno;
+    }
+    for (i = 0; i < 2; i++) {
+        fcntl(s->wake[i], F_SETFD, FD_CLOEXEC);
+        fcntl(s->wake[i], F_SETFL, O_NONBLOCK);
+    }
+    apr_pool_cleanup_register(p, s, close_pipe, apr_pool_cleanup_null);
+    *ps = s;
+    return APR_SUCCESS;
+}
+
+void ot_redis_sub_stop(ot_redis_sub_t *s)
+{
+    __atomic_store_n(&s->stopping, 1, __ATOMIC_RELEASE);
+    if (write(s->wake[1], "x", 1) < 0) {
+        /* Full: a wake-up is already pending. */
+    }
+    apr_thread_mutex_lock(s->mutex);
+    if (s->fd >= 0) {
+        shutdown(s->fd, SHUT_RDWR);
+    }
+    apr_thread_mutex_unlock(s->mutex);
+}
+
+static void set_fd(ot_redis_sub_t *s, int fd)
+{
+    apr_thread_mutex_lock(s->mutex);
+    s->fd = fd;
+    apr_thread_mutex_unlock(s->mutex);
+}
+
+/**
+ * Wait until fd (or -1: nothing) is readable, the pipe is, or `until` passes. 1: fd readable;
+ * 0: time is up; -1: stopping.
+ */
+static int wait_for(ot_redis_sub_t *s, int fd, apr_time_t until)
+{
+    struct pollfd pf[2];
+    apr_interval_time_t left = until - apr_time_now();
+    int n;
+
+    pf[0].fd = s->wake[0];
+    pf[0].events = POLLIN;
+    pf[1].fd = fd;
+    pf[1].events = POLLIN;
+    pf[0].revents = pf[1].revents = 0;
+    n = poll(pf, fd >= 0 ? 2 : 1, left > 0 ? (int)((left + 999) / 1000) : 0);
+    if (stopping(s) || (n > 0 && pf[0].revents)) {
+        return -1;
+    }
+    return n > 0 && pf[1].revents ? 1 : 0;
+}
+
+/** Write what hiredis has buffered; 1 when all of it went. */
+static int flush(redisContext *c)
+{
+    int done = 0;
+
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+/** 1 when reply is a push of this kind ("message", "subscribe", "pong"). */
+static int is_push(const redisReply *reply, const char *kind)
+{
+    return reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
+        && reply->element[0]->type == REDIS_REPLY_STRING
+        && strcasecmp(reply->element[0]->str, kind) == 0;
+}
+
+/** One reply on the subscribed connection; 0 when it says something went wrong. */
+static int handle(ot_redis_sub_t *s, const redisReply *reply, apr_pool_t *p)
+{
+    const redisReply *m;
+    ot_redis_rev_t rev;
+
+    if (is_push(reply, "message") && reply->elements == 3) {
+        m = reply->element[2];
+        if (m->type == REDIS_REPLY_STRING
+            && ot_redis_rev_open(s->r, m->str, m->len, &rev, p) == APR_SUCCESS) {
+            s->fns.revoked(s->baton, &rev);
+        }
+        else {
+            ot_redis_note(s->r, "message", "a published revocation failed its MAC check");
+        }
+        return 1;
+    }
+    if (is_push(reply, "pong") && s->ping_sent) {
+        s->alive = s->ping_sent;
+        s->ping_sent = 0;
+        return 1;
+    }
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ot_redis_note(s->r, "subscription", reply->str);
+        return 0;
+    }
+    return 1;
+}
+
+/**
+ * Read what arrived and handle every complete reply (allocating from tmp); 0 on failure, with
+ * *why from p.
+ */
+static int drain(ot_redis_sub_t *s, redisContext *c, int *subscribed, const char **why,
+                 apr_pool_t *tmp, apr_pool_t *p)
+{
+    void *reply = NULL;
+    int ok = 1;
+
+    if (redisBufferRead(c) != REDIS_OK) {
+        *why = apr_pstrdup(p, c->errstr);
+        return 0;
+    }
+    while (ok && redisGetReplyFromReader(c, &reply) == REDIS_OK && reply != NULL) {
+        if (subscribed && is_push(reply, "subscribe")) {
+            *subscribed = 1;
+        }
+        ok = handle(s, reply, tmp);
+        freeReplyObject(reply);
+        reply = NULL;
+    }
+    if (c->err) {
+        *why = apr_pstrdup(p, c->errstr);
+        return 0;
+    }
+    if (!ok) {
+        *why = "Redis answered with an error";
+    }
+    return ok;
+}
+
+/* ---- the phases ---------------------------------------------------------------------------- */
+
+/** Connect and subscribe; the context once the subscription is confirmed, else NULL. */
+static redisContext *subscribe(ot_redis_sub_t *s, const char **why, apr_pool_t *p)
+{
+    redisContext *c = ot_redis_connect(s->r);
+    apr_time_t sent = apr_time_now(), deadline = sent + 2 * PING_WAIT;
+    int subscribed = 0, ready;
+
+    if (c == NULL) {
+        *why = ot_redis_last_error(s->r, p);
+        return NULL;
+    }
+    set_fd(s, c->fd);
+    redisAppendCommand(c, "SUBSCRIBE %s", s->r->channel);
+    if (!flush(c)) {
+        *why = apr_pstrdup(p, c->errstr);
+    }
+    while (*why == NULL && !subscribed) {
+        ready = wait_for(s, c->fd, deadline);
+        if (ready < 0) {
+            *why = "stopping";
+        }
+        else if (ready == 0) {
+            *why = "no answer to SUBSCRIBE";
+        }
+        else {
+            drain(s, c, &subscribed, why, p, p);
+        }
+    }
+    if (*why != NULL) {
+        set_fd(s, -1);
+        redisFree(c);
+        return NULL;
+    }
+    s->alive = sent;
+    return c;
+}
+
+/** Publish what waited, hand over what is stored; 1 when caught up. */
+static int catch_up(ot_redis_sub_t *s, const char **why, apr_pool_t *p)
+{
+    apr_array_header_t *revs;
+    int i;
+
+    ot_redis_mark_up(s->r);
+    if (ot_redis_flush_pending(s->r, apr_time_now()) != APR_SUCCESS
+        || ot_redis_stored(s->r, &revs, apr_time_now(), p) != APR_SUCCESS) {
+        *why = ot_redis_last_error(s->r, p);
+        return 0;
+    }
+    for (i = 0; i < revs->nelts; i++) {
+        s->fns.revoked(s->baton, &APR_ARRAY_IDX(revs, i, ot_redis_rev_t));
+    }
+    return 1;
+}
+
+/** Every second: a PING, and what is still queued. 0 when the last PING went unanswered. */
+static int tick(ot_redis_sub_t *s, redisContext *c, apr_time_t now, const char **why,
+                apr_pool_t *p)
+{
+    if (s->ping_sent && now - s->ping_sent >= PING_WAIT) {
+        *why = "no answer to PING";
+        return 0;
+    }
+    if (!s->ping_sent) {
+        redisAppendCommand(c, "PING");
+        if (!flush(c)) {
+            *why = apr_pstrdup(p, c->errstr);
+            return 0;
+        }
+        s->ping_sent = now;
+    }
+    if (ot_redis_pending(s->r) > 0) {
+        ot_redis_flush_pending(s->r, now);
+    }
+    return 1;
+}
+
+/** Listen until something fails (*why) or the subscriber stops. */
+static void listen_loop(ot_redis_sub_t *s, redisContext *c, const char **why, apr_pool_t *p)
+{
+    apr_pool_t *round;
+    apr_time_t next = apr_time_now() + PING_EVERY, now;
+    int ready;
+
+    apr_pool_create(&round, p);
+    s->ping_sent = 0;
+    while (*why == NULL) {
+        now = apr_time_now();
+        if (now >= next) {
+            next = now + PING_EVERY;
+            if (!tick(s, c, now, why, p)) {
+                break;
+            }
+        }
+        ready = wait_for(s, c->fd, next);
+        if (ready < 0) {
+            *why = "stopping";
+        }
+        else if (ready > 0) {
+            drain(s, c, NULL, why, round, p);
+        }
+        apr_pool_clear(round);
+    }
+    apr_pool_destroy(round);
+}
+
+/** Pause between attempts: d with ±25% jitter, cut short by a stop. */
+static void nap(ot_redis_sub_t *s, apr_interval_time_t d)
+{
+    s->seed = s->seed * 1103515245u + 12345u;
+    d = d * 3 / 4 + (apr_interval_time_t)((s->seed >> 8) % (apr_uint32_t)(d / 2 + 1));
+    wait_for(s, -1, apr_time_now() + d);
+}
+
+void ot_redis_sub_run(ot_redis_sub_t *s)
+{
+    apr_interval_time_t backoff = NAP_MIN;
+    apr_pool_t *p;
+    redisContext *c;
+    const char *why;
+
+    apr_pool_create(&p, s->pool);
+    while (!stopping(s)) {
+        why = NULL;
+        c = subscribe(s, &why, p);
+        if (c != NULL && catch_up(s, &why, p)) {
+            s->fns.up(s->baton);
+            backoff = NAP_MIN;
+            listen_loop(s, c, &why, p);
+        }
+        if (c != NULL) {
+            set_fd(s, -1);
+            redisFree(c);
+        }
+        if (stopping(s)) {
+            break;
+        }
+        s->fns.down(s->baton, s->alive, why ? why : "unknown");
+        apr_pool_clear(p);
+        nap(s, backoff);
+        backoff = backoff * 2 > NAP_MAX ? NAP_MAX : backoff * 2;
+    }
+    apr_pool_destroy(p);
+}
