@@ -93,6 +93,8 @@ apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c);
 apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c);
 /** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
 int offtok_longest_ttl(void);
+/** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */
+apr_interval_time_t offtok_longest_timeout(void);
 
 extern const command_rec offtok_cmds[];
 void *offtok_create_dir_conf(apr_pool_t *p, char *dir);

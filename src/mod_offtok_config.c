@@ -29,6 +29,14 @@ int offtok_longest_ttl(void)
     return longest_ttl;
 }
 
+/** The longest total OfftokTimeout read in this configuration generation. */
+static apr_interval_time_t longest_timeout = OT_DEFAULT_TOTAL_TIMEOUT;
+
+apr_interval_time_t offtok_longest_timeout(void)
+{
+    return longest_timeout;
+}
+
 void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
 {
     offtok_dir_conf *c = apr_pcalloc(p, sizeof(*c));
@@ -247,6 +255,9 @@ static const char *set_timeout(cmd_parms *cmd, void *dc, const char *conn, const
     }
     c->connect_timeout = ct;
     c->total_timeout = tt;
+    if (tt > longest_timeout) {
+        longest_timeout = tt;
+    }
     return NULL;
 }
 

@@ -215,7 +215,7 @@ static int replayed(push_t *ps, const char *jti, apr_int64_t until)
 static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
 {
     apr_time_t until = ps->now + apr_time_from_sec(offtok_longest_ttl())
-        + offtok_total_timeout(ps->c) + TOMB_MARGIN;
+        + offtok_longest_timeout() + TOMB_MARGIN;
     apr_status_t rv = ot_revoke_add(ps->proc->shm, kind, ps->c->issuer, value, ps->now, until);
 
     if (rv != APR_SUCCESS) {
