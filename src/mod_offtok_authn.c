@@ -174,7 +174,10 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
 /** The leader's call; runs without any lock held. */
 static void issuer_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
 {
+    apr_time_t started = apr_time_now();
+
     ot_http_post(offtok_proc()->http, (const ot_http_req_t *)baton, resp, p);
+    resp->started = started;     /* copied to every request the call answers */
 }
 
 /** Count an error judged from the answer; the HTTP client counts transport errors itself. */
@@ -219,6 +222,12 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     if (ask->fresh && r->request_time > after) {
         after = r->request_time;
     }
+    if (proc->http == NULL || proc->flight == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0006: this process has no link to the "
+                      "issuer (see OT0053 at its start); answering 503");
+        fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        return APR_EGENERAL;
+    }
     rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, after,
                        req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
                        &resp, &joined, r->pool);
@@ -229,7 +238,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         return rv;
     }
-    *started = apr_time_now() - resp.elapsed;
+    *started = resp.started;
     if (ot_introspect_result(pa, &kind, &why, &resp, r->pool) != APR_SUCCESS) {
         count_error(kind, joined);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT%04d: introspection at %s failed: %s; "
@@ -406,6 +415,14 @@ offtok_req_t *offtok_check(request_rec *r)
         core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0001: AuthType offtok in <%s> has no "
                       "OfftokIntrospectionURL; answering 500", core->d ? core->d : "server");
+        fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
+        return st;
+    }
+    if (c->client_id == NULL || c->client_secret == NULL) {
+        core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0005: AuthType offtok in <%s> has no "
+                      "OfftokClientID or OfftokClientSecret; answering 500",
+                      core->d ? core->d : "server");
         fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
         return st;
     }

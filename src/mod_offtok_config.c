@@ -57,12 +57,13 @@ void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
 #define MERGE_INT(f) (add->f != UNSET ? add->f : base->f)
 
-static apr_array_header_t *merge_list(apr_pool_t *p, apr_array_header_t *base,
-                                      apr_array_header_t *add)
+/** first's elements, then then's (either may be NULL). */
+static apr_array_header_t *merge_list(apr_pool_t *p, apr_array_header_t *first,
+                                      apr_array_header_t *then)
 {
-    if (base == NULL) return add;
-    if (add == NULL) return base;
-    return apr_array_append(p, base, add);
+    if (first == NULL) return then;
+    if (then == NULL) return first;
+    return apr_array_append(p, first, then);
 }
 
 void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
@@ -72,7 +73,8 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->url = MERGE_PTR(url);
     c->client_id = MERGE_PTR(client_id);
     c->client_secret = MERGE_PTR(client_secret);
-    c->client_for = merge_list(p, base->client_for, add->client_for);
+    /* The child's lines first: the first OfftokClientFor matching a token's azp is used. */
+    c->client_for = merge_list(p, add->client_for, base->client_for);
     c->client_auth = MERGE_INT(client_auth);
     c->ca_file = MERGE_PTR(ca_file);
     c->ssl_verify = MERGE_INT(ssl_verify);
@@ -318,6 +320,28 @@ static int is_token_char(char ch)
     return apr_isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
 }
 
+/**
+ * Headers OfftokPassHeader may not set: removing the client's copy of Content-Length or
+ * Transfer-Encoding before the body is read would let the body pass for another request, and the
+ * others carry credentials or steer the connection.
+ */
+static int is_reserved_header(const char *name)
+{
+    static const char *const reserved[] = {
+        "Authorization", "Proxy-Authorization", "Content-Length", "Transfer-Encoding",
+        "Content-Type", "Content-Encoding", "Host", "Connection", "Keep-Alive",
+        "Proxy-Connection", "TE", "Trailer", "Upgrade", "Expect", "Cookie"
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (ot_header_name_eq(name, reserved[i])) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static const char *set_pass_header(cmd_parms *cmd, void *dc, const char *header,
                                    const char *claim)
 {
@@ -331,8 +355,9 @@ static const char *set_pass_header(cmd_parms *cmd, void *dc, const char *header,
                                 cmd->cmd->name, header);
         }
     }
-    if (*header == '\0' || ot_header_name_eq(header, "Authorization")) {
-        return apr_psprintf(cmd->pool, "%s: '%s' cannot be used", cmd->cmd->name, header);
+    if (*header == '\0' || is_reserved_header(header)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' cannot be used: httpd or the back end reads it "
+                            "to frame, route or authenticate the request", cmd->cmd->name, header);
     }
     if (c->pass == NULL) {
         c->pass = apr_array_make(cmd->pool, 2, sizeof(offtok_pass_t));
@@ -359,7 +384,8 @@ static const char *set_cache_size(cmd_parms *cmd, void *dc, const char *arg)
     if (err) {
         return err;
     }
-    err = ot_parse_size(arg, 64 * 1024, (apr_size_t)64 << 30, &sc->cache_size, cmd->pool);
+    err = ot_parse_size(arg, (apr_size_t)1 << 20, (apr_size_t)64 << 30, &sc->cache_size,
+                        cmd->pool);
     return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
 }
 

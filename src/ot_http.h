@@ -55,6 +55,7 @@ typedef struct {
     const char *content_type;      /**< may be NULL */
     const char *location;          /**< Location header of a 3xx, may be NULL */
     apr_interval_time_t elapsed;   /**< wall time of the call */
+    apr_time_t started;            /**< when the call began (set by whoever makes the call) */
     int retried;                   /**< 1 when the first attempt failed at the connection level */
     int new_connections;           /**< connections libcurl opened for this call */
 } ot_http_resp_t;

@@ -212,6 +212,20 @@ const char *ot_parse_ttl(const char *arg, int max, int *out, apr_pool_t *p)
     return NULL;
 }
 
+/** A byte count in the largest unit that divides it: 64K, 1M, 64G. */
+static const char *size_text(apr_size_t n, apr_pool_t *p)
+{
+    static const char units[] = "KMG";
+    int u = -1;
+
+    while (u < 2 && n >= 1024 && n % 1024 == 0) {
+        n /= 1024;
+        u++;
+    }
+    return u < 0 ? apr_psprintf(p, "%" APR_SIZE_T_FMT, n)
+                 : apr_psprintf(p, "%" APR_SIZE_T_FMT "%c", n, units[u]);
+}
+
 const char *ot_parse_size(const char *arg, apr_size_t min, apr_size_t max, apr_size_t *out,
                           apr_pool_t *p)
 {
@@ -234,8 +248,8 @@ const char *ot_parse_size(const char *arg, apr_size_t min, apr_size_t max, apr_s
     *out = (apr_size_t)(v * mult);
     return NULL;
 bad:
-    return apr_psprintf(p, "'%s' is not a size between %" APR_SIZE_T_FMT "K and %"
-                        APR_SIZE_T_FMT "M (e.g. 16M)", arg, min >> 10, max >> 20);
+    return apr_psprintf(p, "'%s' is not a size between %s and %s (e.g. 16M)", arg,
+                        size_text(min, p), size_text(max, p));
 }
 
 static int hex_value(char c)

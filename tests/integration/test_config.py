@@ -21,6 +21,9 @@ BAD = [
     ("OfftokTokenTypeHint id_token", "is not one of auto, access_token, refresh_token, none"),
     ("OfftokPassHeader X:Bad sub", "is not a valid header name"),
     ("OfftokPassHeader Authorization sub", "cannot be used"),
+    ("OfftokPassHeader Content-Length sub", "cannot be used"),
+    ("OfftokPassHeader transfer_encoding sub", "cannot be used"),
+    ("OfftokPassHeader Host sub", "cannot be used"),
     ("OfftokCAFile /nonexistent/ca.pem", "is not a readable file"),
     ("OfftokSSLVerify maybe", "OfftokSSLVerify must be On or Off"),
 ]

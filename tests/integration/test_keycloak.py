@@ -94,3 +94,13 @@ def test_realm_claims_reach_the_environment(httpd, keycloak):
     env = httpd.get("/cgi/env", token=token).json()
     assert env["REMOTE_USER"] == "ada"
     assert env["OFFTOK_CLAIM_typ"] == "Bearer"
+
+
+def test_client_for_in_a_location_overrides_the_server(httpd, keycloak):
+    keycloak.set_mode(**KEYCLOAK_26_8)
+    keycloak.set_client("orders-web", "orders-web-secret")
+    httpd.start("OfftokClientFor orders-web orders-web wrong-secret\n"
+                + protected("/cgi/", keycloak,
+                            OfftokClientFor="orders-web orders-web orders-web-secret"))
+    assert httpd.get("/cgi/env", token=keycloak.mint_offline(client_id="orders-web")) \
+        .status_code == 200
