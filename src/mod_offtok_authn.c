@@ -241,8 +241,14 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     *started = resp.started;
     if (ot_introspect_result(pa, &kind, &why, &resp, r->pool) != APR_SUCCESS) {
         count_error(kind, joined);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT%04d: introspection at %s failed: %s; "
-                      "answering 503", kind == OT_ERR_CLIENT_AUTH ? 3 : 2, c->url, why);
+        if (kind == OT_ERR_CLIENT_AUTH) {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0003: introspection at %s failed: %s; "
+                          "answering 503", c->url, why);
+        }
+        else {
+            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0002: introspection at %s failed: %s; "
+                          "answering 503", c->url, why);
+        }
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         return APR_EGENERAL;
     }
