@@ -415,14 +415,23 @@ class Wrk:
         self.n += 1
         out = os.path.join(self.workdir, f"wrk-{self.n}.out")
         e = dict(os.environ, BENCH_THREADS=str(self.threads), **(env or {}))
-        return self.procs.start(self.argv(url, duration, script, headers), out, env=e), out
+        # Line-buffered, so that "Running ..." shows when the timed part begins (after the
+        # scripts' init, which may read 100,000 tokens).
+        argv = ["stdbuf", "-oL"] + self.argv(url, duration, script, headers)
+        return self.procs.start(argv, out, env=e), out
 
     def run(self, url, duration, script=None, env=None, headers=(), groups=None):
         """One timed run; its figures, with the CPU use of the machine while it ran and of
         groups ({name: root pid}) of processes."""
         meter = CpuMeter()
-        meter.start(groups)
         p, out = self.start(url, duration, script, env, headers)
+        deadline = time.monotonic() + 300
+        while p.poll() is None and time.monotonic() < deadline:
+            with open(out) as f:
+                if "Running" in f.read(200):
+                    break
+            time.sleep(0.01)
+        meter.start(groups, client_pid=p.pid)
         try:
             p.wait(timeout=duration + 120)
         except subprocess.TimeoutExpired:
@@ -486,8 +495,10 @@ class CpuMeter:
     (other people's builds and tests on the same 2 cores), and the CPU time of named groups of
     processes (a server and its children) in milliseconds."""
 
-    def start(self, groups=None):
+    def start(self, groups=None, client_pid=None):
+        """client_pid: a child (wrk) whose CPU so far is not to count (its set-up)."""
         self.groups = groups or {}
+        self.client0 = _proc_cpu(client_pid) if client_pid else 0
         self.pids = _descendants(os.getpid())
         self.ours0 = {pid: _proc_cpu(pid) for pid in self.pids}
         self.group0 = {name: {pid: _proc_cpu(pid) for pid in _descendants(root)}
@@ -505,7 +516,7 @@ class CpuMeter:
         busy1, total1 = _busy_total()
         pids = _descendants(os.getpid())
         ours = sum(_proc_cpu(pid) - self.ours0.get(pid, 0) for pid in pids)
-        client = self._reaped() - self.reaped0
+        client = max(self._reaped() - self.reaped0 - self.client0, 0)
         ours += client
         total = max(total1 - self.total0, 1)
         busy = busy1 - self.busy0
