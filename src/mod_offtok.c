@@ -16,6 +16,8 @@
  *   note_auth_failure     WWW-Authenticate: Bearer ... for AuthType offtok
  *   fixups                the environment for subrequests and internal redirects
  *   handler               pushed revocations and the status page (mod_offtok_handlers.c)
+ *   check_config, child_init, child_stopping: the Redis tier, when OfftokRedis is set
+ *                         (mod_offtok_redis.c)
  */
 #include <string.h>
 #include <httpd.h>
@@ -202,6 +204,7 @@ static void offtok_register_hooks(apr_pool_t *p)
     ap_hook_fixups(offtok_fixups, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
     offtok_register_authz(p);
+    offtok_redis_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(offtok) = {

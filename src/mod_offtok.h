@@ -11,6 +11,7 @@
  *   mod_offtok_env.c     what the back end receives: REMOTE_USER, OFFTOK_CLAIM_*, headers
  *   mod_offtok_handlers.c  offtok-backchannel-logout, offtok-keycloak-admin (pushed revocation)
  *   mod_offtok_status.c  offtok-status: the counters as JSON or Prometheus text
+ *   mod_offtok_redis.c   OfftokRedis: answers and pushed revocations shared between nodes
  */
 #ifndef MOD_OFFTOK_H
 #define MOD_OFFTOK_H
@@ -20,6 +21,7 @@
 #include <apr_tables.h>
 
 #include "ot_answer.h"
+#include "ot_cache.h"
 #include "ot_introspect.h"
 #include "ot_token.h"
 
@@ -76,6 +78,9 @@ typedef struct {
 typedef struct {
     apr_size_t cache_size;
     int max_pending;                   /**< requests that may wait on the issuer per process; 0: auto */
+    const char *redis_url;             /**< OfftokRedis; NULL: nothing is shared */
+    const char *redis_password;        /**< OfftokRedisPassword, resolved */
+    const char *redis_key;             /**< OfftokRedisKey, resolved */
 } offtok_srv_conf;
 
 /** Defaults, applied when reading an unset field. */
@@ -159,9 +164,85 @@ typedef struct {
     struct ot_http_t *http;
     struct ot_flight_t *flight;
     struct ot_jose_keys_t *keys;       /**< the issuers' JWKS, for pushed revocations */
+    struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
 } offtok_proc_t;
 
 /** This process's context (its http and flight members are NULL before child_init). */
 offtok_proc_t *offtok_proc(void);
+
+/* ---- pushed revocations and the Redis tier (mod_offtok_redis.c) --------------------------- */
+
+#ifdef HAVE_HIREDIS
+/**
+ * Apply a valid pushed revocation of a sub or sid in every process of this node (ot_revoke_add)
+ * and, with OfftokRedis, publish it to the other nodes; while Redis is unreachable it is queued
+ * and published once Redis is back. Returns what ot_revoke_add returned.
+ */
+apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind, const char *iss,
+                           const char *value, apr_time_t at, apr_time_t until);
+
+/** The same for a not-before policy (ot_revoke_set_not_before). */
+apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *client,
+                               apr_int64_t not_before, apr_time_t at);
+
+/**
+ * After a local miss: an answer another node stored in Redis. APR_SUCCESS and *e when one is
+ * there and authentic; anything else is a miss (Redis unreachable, nothing there, a value that
+ * fails its MAC).
+ */
+apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key, apr_time_t now,
+                              ot_cache_entry_t *e);
+
+/** Store a fresh answer in Redis too (when OfftokRedis is set; failures are only counted). */
+void offtok_redis_put(request_rec *r, const unsigned char *key, const ot_cache_entry_t *e);
+
+/**
+ * 0 when a positive answer fetched at `fetched` must not be reused: this process's subscription
+ * to revocations is down (or not caught up yet) and the answer predates the loss.
+ */
+int offtok_redis_trusts(apr_time_t fetched);
+
+/** OfftokRedis, OfftokRedisPassword, OfftokRedisKey. */
+const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg);
+
+void offtok_redis_register_hooks(apr_pool_t *p);
+#else
+/* Built without hiredis: the directives are refused, nothing is shared. */
+static APR_INLINE apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind,
+                                             const char *iss, const char *value, apr_time_t at,
+                                             apr_time_t until)
+{
+    return ot_revoke_add(offtok_proc()->shm, kind, iss, value, at, until);
+}
+
+static APR_INLINE apr_status_t offtok_not_before(request_rec *r, const char *iss,
+                                                 const char *client, apr_int64_t not_before,
+                                                 apr_time_t at)
+{
+    return ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before, at);
+}
+
+static APR_INLINE apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key,
+                                                apr_time_t now, ot_cache_entry_t *e)
+{
+    return APR_NOTFOUND;
+}
+
+static APR_INLINE void offtok_redis_put(request_rec *r, const unsigned char *key,
+                                        const ot_cache_entry_t *e)
+{
+}
+
+static APR_INLINE int offtok_redis_trusts(apr_time_t fetched)
+{
+    return 1;
+}
+
+static APR_INLINE void offtok_redis_register_hooks(apr_pool_t *p)
+{
+}
+#endif
 
 #endif

@@ -109,6 +109,9 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
 
     c->cache_size = add->cache_size ? add->cache_size : base->cache_size;
     c->max_pending = MERGE_INT(max_pending);
+    c->redis_url = MERGE_PTR(redis_url);
+    c->redis_password = MERGE_PTR(redis_password);
+    c->redis_key = MERGE_PTR(redis_key);
     return c;
 }
 
@@ -408,11 +411,14 @@ static const char *set_max_pending(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+#ifndef HAVE_HIREDIS
 static const char *refuse_redis(cmd_parms *cmd, void *dc, const char *arg)
 {
-    return apr_psprintf(cmd->pool, "%s: this build of mod_offtok cannot share its cache through "
-                        "Redis yet", cmd->cmd->name);
+    return apr_psprintf(cmd->pool, "%s: this build of mod_offtok has no Redis support (it was "
+                        "built without hiredis: install libhiredis-dev and build it again)",
+                        cmd->cmd->name);
 }
+#endif
 
 #define DIR_OFFSET(f) ((void *)APR_OFFSETOF(offtok_dir_conf, f))
 #define WHERE (RSRC_CONF | ACCESS_CONF)
@@ -461,8 +467,19 @@ const command_rec offtok_cmds[] = {
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,
                   "requests that may wait on the issuer at once in one process"),
-    AP_INIT_TAKE1("OfftokRedis", refuse_redis, NULL, RSRC_CONF, "not available yet"),
-    AP_INIT_TAKE1("OfftokRedisPassword", refuse_redis, NULL, RSRC_CONF, "not available yet"),
-    AP_INIT_TAKE1("OfftokRedisKey", refuse_redis, NULL, RSRC_CONF, "not available yet"),
+#ifdef HAVE_HIREDIS
+    AP_INIT_TAKE1("OfftokRedis", offtok_set_redis, NULL, RSRC_CONF,
+                  "redis://host[:port][/db]: share answers and pushed revocations with other nodes"),
+    AP_INIT_TAKE1("OfftokRedisPassword", offtok_set_redis_password, NULL, RSRC_CONF,
+                  "Redis AUTH password: a literal, env:VAR or file:PATH"),
+    AP_INIT_TAKE1("OfftokRedisKey", offtok_set_redis_key, NULL, RSRC_CONF,
+                  "env:VAR or file:PATH: the secret that keys and authenticates what is in Redis"),
+#else
+    AP_INIT_TAKE1("OfftokRedis", refuse_redis, NULL, RSRC_CONF, "not in this build (no hiredis)"),
+    AP_INIT_TAKE1("OfftokRedisPassword", refuse_redis, NULL, RSRC_CONF,
+                  "not in this build (no hiredis)"),
+    AP_INIT_TAKE1("OfftokRedisKey", refuse_redis, NULL, RSRC_CONF,
+                  "not in this build (no hiredis)"),
+#endif
     { NULL }
 };

@@ -175,10 +175,10 @@ typedef struct {
     /** Subscribed and caught up: every revocation in force has been handed over. */
     void (*up)(void *baton);
     /**
-     * The subscription is lost (or could not be made): revocations published after `since`
-     * may be missed until the next up(). why is for the log.
+     * The subscription is lost, or could not be made: revocations published from now on may
+     * be missed until the next up(). why is for the log.
      */
-    void (*down)(void *baton, apr_time_t since, const char *why);
+    void (*down)(void *baton, const char *why);
 } ot_redis_sub_fns_t;
 
 typedef struct ot_redis_sub_t ot_redis_sub_t;

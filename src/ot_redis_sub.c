@@ -4,18 +4,19 @@
  *
  *   connect, AUTH, SELECT, SUBSCRIBE        (the subscription is confirmed before going on)
  *   publish what waited in the queue        (revocations this process applied while cut off)
- *   read the sorted set, hand every stored revocation over, in the order they were applied
+ *   read the store (tombstones and not-before policies), hand every revocation over, in the
+ *   order they were applied
  *   up()                                    every revocation in force has been handed over
  *   listen: poll() the socket and a wake-up pipe; feed redisBufferRead and take replies with
  *   redisGetReplyFromReader; PING every second, and a PING unanswered for 2 s counts as a loss
- *   on any failure: down(since), wait (backoff 100 ms doubling to 5 s, with jitter), start over
+ *   (Redis gone silent: a partition, a hung server) as much as a closed connection does
+ *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
  *
  * Nothing here reads with a timeout (hiredis 0.14 would leave the context in error for good):
- * poll() says when there is something to read. Order on the connection gives the guarantee that
- * `since` relies on: when the answer to a PING sent at T arrives, everything published before T
- * has arrived before it. A revocation published before the SUBSCRIBE was processed is in the
- * sorted set (it is added there before it is published, in one MULTI), so the set read after the
- * subscription was confirmed, plus what arrives on the channel, covers everything.
+ * poll() says when there is something to read. A revocation published before the SUBSCRIBE was
+ * processed is in the store (it is stored before it is published, in one MULTI), so the store
+ * read after the subscription was confirmed, plus what arrives on the channel, covers
+ * everything: that is what up() promises.
  *
  * ot_redis_sub_stop() sets a flag, writes to the pipe and shuts the socket down, so that a
  * poll(), a nap or a blocking read in progress returns at once.
@@ -44,7 +45,6 @@ struct ot_redis_sub_t {
     apr_thread_mutex_t *mutex;     /**< guards fd */
     int fd;                        /**< the subscribed socket, -1 when none */
     int stopping;                  /**< atomic */
-    apr_time_t alive;              /**< everything published before this has been handed over */
     apr_time_t ping_sent;          /**< when the unanswered PING went out; 0 when none */
     apr_uint32_t seed;             /**< for the jitter */
 };
@@ -173,8 +173,7 @@ static int handle(ot_redis_sub_t *s, const redisReply *reply, apr_pool_t *p)
         }
         return 1;
     }
-    if (is_push(reply, "pong") && s->ping_sent) {
-        s->alive = s->ping_sent;
+    if (is_push(reply, "pong")) {
         s->ping_sent = 0;
         return 1;
     }
@@ -252,7 +251,6 @@ static redisContext *subscribe(ot_redis_sub_t *s, const char **why, apr_pool_t *
         redisFree(c);
         return NULL;
     }
-    s->alive = sent;
     return c;
 }
 
@@ -356,7 +354,7 @@ void ot_redis_sub_run(ot_redis_sub_t *s)
         if (stopping(s)) {
             break;
         }
-        s->fns.down(s->baton, s->alive, why ? why : "unknown");
+        s->fns.down(s->baton, why ? why : "unknown");
         apr_pool_clear(p);
         nap(s, backoff);
         backoff = backoff * 2 > NAP_MAX ? NAP_MAX : backoff * 2;

@@ -31,6 +31,10 @@ int main(void)
     srunner_add_suite(sr, suite_cache());
     srunner_add_suite(sr, suite_jose());
     srunner_add_suite(sr, suite_logout());
+#ifdef HAVE_HIREDIS
+    srunner_add_suite(sr, suite_redis());
+    srunner_add_suite(sr, suite_redis_sub());
+#endif
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);
     srunner_free(sr);

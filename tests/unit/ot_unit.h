@@ -20,5 +20,9 @@ Suite *suite_flight(void);
 Suite *suite_cache(void);
 Suite *suite_jose(void);
 Suite *suite_logout(void);
+#ifdef HAVE_HIREDIS
+Suite *suite_redis(void);
+Suite *suite_redis_sub(void);
+#endif
 
 #endif

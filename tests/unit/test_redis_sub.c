@@ -25,7 +25,6 @@ typedef struct {
     apr_thread_cond_t *cond;
     char log[4096];
     int ups, downs, revs;
-    apr_time_t since;
     char why[160];
 } seen_t;
 
@@ -67,13 +66,12 @@ static void on_up(void *baton)
     apr_thread_mutex_unlock(s->mutex);
 }
 
-static void on_down(void *baton, apr_time_t since, const char *why)
+static void on_down(void *baton, const char *why)
 {
     seen_t *s = baton;
 
     apr_thread_mutex_lock(s->mutex);
     s->downs++;
-    s->since = since;
     apr_cpystrn(s->why, why, sizeof(s->why));
     note(s, "d");
     apr_thread_mutex_unlock(s->mutex);
@@ -229,8 +227,7 @@ START_TEST(test_outage_and_recovery)
     t0 = apr_time_now();
     redis_srv_stop(&sv);
     ck_assert(wait_count(&h.seen, &h.seen.downs, 1, 3));
-    ck_assert(h.seen.since > 0 && h.seen.since <= t0);
-    ck_assert(h.seen.since > t0 - apr_time_from_sec(3));
+    ck_assert_int_lt(apr_time_now() - t0, apr_time_from_msec(500));   /* noticed at once */
     /* Applied here while Redis is away: queued, and published by the subscriber once back. */
     ck_assert_int_eq(ot_redis_publish(h.r, &v, apr_time_now(), ot_test_pool), APR_EAGAIN);
     ck_assert(redis_srv_start(&sv, sv.port, NULL));
@@ -265,7 +262,6 @@ START_TEST(test_silent_redis_detected)
     ck_assert(wait_count(&h.seen, &h.seen.downs, 1, 5));
     ck_assert_int_lt(apr_time_now() - t0, apr_time_from_msec(3500));
     ck_assert_str_eq(h.seen.why, "no answer to PING");
-    ck_assert(h.seen.since <= t0);
     freeReplyObject(redisCommand(c, "CLIENT UNPAUSE"));
     redisFree(c);
     ck_assert(wait_count(&h.seen, &h.seen.ups, 2, 8));
@@ -282,7 +278,7 @@ START_TEST(test_stop_while_unreachable)
     NEED_REDIS();
     start(&h, "sub-stop", redis_free_port());
     ck_assert(wait_count(&h.seen, &h.seen.downs, 1, 3));
-    ck_assert_int_eq(h.seen.since, 0);          /* never caught up */
+    ck_assert_ptr_nonnull(strstr(h.seen.why, "connect"));
     stop(&h);
     ck_assert_int_eq(h.seen.ups, 0);
 }
