@@ -105,35 +105,62 @@ static const char *revoke_iss(const offtok_dir_conf *c, const char *iss)
     return iss ? iss : c->issuer;
 }
 
-/** A cached answer this location may use, or NULL. */
-static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
+/** An entry of either tier that this location may use, as an answer; NULL when it may not. */
+static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cache_entry_t *e,
+                           apr_time_t now)
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *c = ask->conf;
     ot_always_t always = offtok_always(c);
-    ot_cache_entry_t e;
-    apr_time_t now = apr_time_now();
     const char *err;
     json_t *json;
 
-    if (proc->shm == NULL || ot_cache_get(proc->shm, ask->key, now, &e, r->pool) != APR_SUCCESS) {
-        return NULL;
-    }
-    if (!e.active) {
+    if (!e->active) {
         /* Where every answer must be fresh, an old "inactive" is as stale as an old "active". */
-        if (ask->fresh || now - e.fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
+        if (ask->fresh || now - e->fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
             return NULL;
         }
         json = ot_json_own(json_pack("{s:b}", "active", 0), r->pool);
         return ot_answer_from_json(json, &err, r->pool);
     }
-    if (now - e.fetched >= apr_time_from_sec(offtok_cache_ttl(c))
-        || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e.offline)
-        || ot_revoke_applies(proc->shm, revoke_iss(c, e.iss), c->client_id, &e)) {
+    /* offtok_redis_trusts: not while revocations from other nodes may be missing. */
+    if (now - e->fetched >= apr_time_from_sec(offtok_cache_ttl(c))
+        || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e->offline)
+        || ot_revoke_applies(proc->shm, revoke_iss(c, e->iss), c->client_id, e)
+        || !offtok_redis_trusts(e->fetched)) {
         return NULL;
     }
-    json = ot_json_parse(e.claims, e.claims_len, NULL, r->pool);
+    json = ot_json_parse(e->claims, e->claims_len, NULL, r->pool);
     return json ? ot_answer_from_json(json, &err, r->pool) : NULL;
+}
+
+/**
+ * A cached answer this location may use, or NULL: from the local tier, else from Redis (the
+ * second tier, when OfftokRedis is set), which then fills the local tier.
+ */
+static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
+{
+    offtok_proc_t *proc = offtok_proc();
+    apr_time_t now = apr_time_now();
+    ot_cache_entry_t e;
+    ot_answer_t *a;
+    int local;
+
+    if (proc->shm == NULL) {
+        return NULL;
+    }
+    local = ot_cache_get(proc->shm, ask->key, now, &e, r->pool) == APR_SUCCESS;
+    if (local && (a = usable(r, ask, &e, now)) != NULL) {
+        return a;
+    }
+    if (offtok_always(ask->conf) == OT_ALWAYS_ON
+        || offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
+        return NULL;
+    }
+    if (!local) {
+        ot_cache_put(proc->shm, ask->key, &e, now);
+    }
+    return usable(r, ask, &e, now);
 }
 
 static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t *a,
@@ -166,7 +193,10 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
             return;
         }
     }
-    ot_cache_put(proc->shm, ask->key, &e, apr_time_now());
+    /* Not where a revocation already refuses it; Redis takes what is too big for the segment. */
+    if (ot_cache_put(proc->shm, ask->key, &e, apr_time_now()) != APR_EINCOMPLETE) {
+        offtok_redis_put(r, ask->key, &e);
+    }
 }
 
 /* ---- the issuer --------------------------------------------------------------------------- */
