@@ -9,7 +9,8 @@
  *   offtok-status              the counters, as JSON or Prometheus text (mod_offtok_status.c)
  *
  * A push is judged completely (signature, claims, replay) before anything changes; what it
- * revokes goes into the shared segment, so every process sees it at once. Revocations are
+ * revokes goes into the shared segment, so every process sees it at once, and with OfftokRedis
+ * to the other nodes too (offtok_revoke, offtok_not_before). Revocations are
  * recorded at `now`: answers of calls that started earlier are unusable, those in flight included.
  * See docs/pushed-revocation.md.
  */
@@ -216,7 +217,7 @@ static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
 {
     apr_time_t until = ps->now + apr_time_from_sec(offtok_longest_ttl())
         + offtok_longest_timeout() + TOMB_MARGIN;
-    apr_status_t rv = ot_revoke_add(ps->proc->shm, kind, ps->c->issuer, value, ps->now, until);
+    apr_status_t rv = offtok_revoke(ps->r, kind, ps->c->issuer, value, ps->now, until);
 
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0106: %s: cannot record the "
@@ -228,8 +229,8 @@ static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
 
 static int set_not_before(push_t *ps, apr_int64_t not_before)
 {
-    apr_status_t rv = ot_revoke_set_not_before(ps->proc->shm, ps->c->issuer, ps->c->client_id,
-                                               not_before, ps->now);
+    apr_status_t rv = offtok_not_before(ps->r, ps->c->issuer, ps->c->client_id, not_before,
+                                        ps->now);
 
     if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ps->r, "OT0107: %s: the table of not-before "
