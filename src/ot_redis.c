@@ -50,7 +50,7 @@ const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_
 {
     apr_uri_t uri;
     char *end;
-    long db = 0;
+    long db = 0, port;
 
     if (apr_uri_parse(p, url, &uri) != APR_SUCCESS || uri.scheme == NULL
         || strcasecmp(uri.scheme, "redis") != 0 || uri.hostname == NULL || !*uri.hostname) {
@@ -68,12 +68,12 @@ const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_
             return apr_psprintf(p, "'%s': the database must be a number from 0", url);
         }
     }
-    if (uri.port_str && (uri.port == 0 || strspn(uri.port_str, "0123456789")
-                         != strlen(uri.port_str))) {
-        return apr_psprintf(p, "'%s': bad port", url);
+    port = uri.port_str ? strtol(uri.port_str, &end, 10) : DEFAULT_PORT;
+    if (uri.port_str && (end == uri.port_str || *end || port < 1 || port > 65535)) {
+        return apr_psprintf(p, "'%s': the port must be a number from 1 to 65535", url);
     }
     conf->host = uri.hostname;
-    conf->port = uri.port_str ? uri.port : DEFAULT_PORT;
+    conf->port = (int)port;
     conf->db = (int)db;
     return NULL;
 }

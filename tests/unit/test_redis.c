@@ -88,6 +88,9 @@ START_TEST(test_parse_url)
     ck_assert_ptr_nonnull(ot_redis_parse_url(&c, "redis://h/x", ot_test_pool));
     ck_assert_ptr_nonnull(ot_redis_parse_url(&c, "redis://h/-1", ot_test_pool));
     ck_assert_ptr_nonnull(ot_redis_parse_url(&c, "redis://h:0", ot_test_pool));
+    ck_assert_ptr_nonnull(ot_redis_parse_url(&c, "redis://h:99999", ot_test_pool));
+    ck_assert_ptr_nonnull(ot_redis_parse_url(&c, "redis://h:65536", ot_test_pool));
+    ck_assert_ptr_null(ot_redis_parse_url(&c, "redis://h:65535", ot_test_pool));
     ck_assert_ptr_nonnull(ot_redis_parse_url(&c, "redis://:secret@h", ot_test_pool));
     ck_assert(strstr(ot_redis_parse_url(&c, "redis://u:secret@h", ot_test_pool), "secret")
               == NULL);
