@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 #include <hiredis/hiredis.h>
 
 #include "ot_unit.h"
@@ -27,7 +28,7 @@ static ot_redis_t *client(const char *test)
     return redis_client(test, 1, NULL, &stats, ot_test_pool);
 }
 
-static ot_cache_entry_t entry(const char *sub, apr_time_t now)
+static ot_cache_entry_t entry(const char *sub, apr_time_t now, apr_pool_t *p)
 {
     ot_cache_entry_t e;
 
@@ -40,7 +41,7 @@ static ot_cache_entry_t entry(const char *sub, apr_time_t now)
     e.iss = ISS;
     e.sub = sub;
     e.sid = "session-1";
-    e.claims = apr_psprintf(ot_test_pool, "{\"active\":true,\"sub\":\"%s\"}", sub);
+    e.claims = apr_psprintf(p, "{\"active\":true,\"sub\":\"%s\"}", sub);
     e.claims_len = strlen(e.claims);
     return e;
 }
@@ -101,7 +102,7 @@ START_TEST(test_seal_answer)
 {
     ot_redis_t *r = client("seal"), *other = client("seal-other");
     unsigned char key[OT_KEY_LEN];
-    ot_cache_entry_t e = entry("alice", apr_time_now()), got;
+    ot_cache_entry_t e = entry("alice", apr_time_now(), ot_test_pool), got;
     const char *name, *name2;
     char *val, *bad;
     apr_size_t len, i;
@@ -188,7 +189,7 @@ START_TEST(test_get_put)
     ot_redis_t *r;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t e = entry("alice", now), got;
+    ot_cache_entry_t e = entry("alice", now, ot_test_pool), got;
     redisContext *c;
     redisReply *reply;
 
@@ -223,7 +224,7 @@ START_TEST(test_forged_values_ignored)
     ot_redis_t *r;
     unsigned char key[OT_KEY_LEN], key2[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t e = entry("mallory", now), got;
+    ot_cache_entry_t e = entry("mallory", now, ot_test_pool), got;
     const char *name, *name2;
     redisContext *c;
     redisReply *reply;
@@ -319,7 +320,7 @@ START_TEST(test_auth_and_select)
     ot_redis_conf_t conf;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t e = entry("alice", now), got;
+    ot_cache_entry_t e = entry("alice", now, ot_test_pool), got;
     redisContext *c;
     redisReply *reply;
     const char *err;
@@ -430,6 +431,55 @@ START_TEST(test_pending_until_back)
 }
 END_TEST
 
+/** One of the threads of test_threads_share_a_client: put and get its own keys. */
+static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *baton)
+{
+    ot_redis_t *r = baton;
+    apr_pool_t *p;
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e, got;
+    apr_status_t rv = APR_SUCCESS;
+    int i;
+
+    apr_pool_create(&p, NULL);
+    memset(&e, 0, sizeof(e));
+    for (i = 0; i < 200 && rv == APR_SUCCESS; i++) {
+        apr_time_t now = apr_time_now();
+
+        e = entry("alice", now, p);
+        key_of(key, i % 50);
+        rv = ot_redis_put(r, key, &e, now, p);
+        if (rv == APR_SUCCESS) {
+            rv = ot_redis_get(r, key, now, &got, p);
+        }
+        apr_pool_clear(p);
+    }
+    apr_pool_destroy(p);
+    apr_thread_exit(t, rv);
+    return NULL;
+}
+
+START_TEST(test_threads_share_a_client)
+{
+    apr_thread_t *threads[8];
+    apr_status_t rv;
+    ot_redis_t *r;
+    int i;
+
+    NEED_REDIS();
+    r = redis_client("threads", redis_shared.port, NULL, &stats, ot_test_pool);
+    for (i = 0; i < 8; i++) {
+        ck_assert_int_eq(apr_thread_create(&threads[i], NULL, hammer, r, ot_test_pool),
+                         APR_SUCCESS);
+    }
+    for (i = 0; i < 8; i++) {
+        apr_thread_join(&rv, threads[i]);
+        ck_assert_int_eq(rv, APR_SUCCESS);
+    }
+    ot_redis_close(r);
+}
+END_TEST
+
 static void redis_live_tests(TCase *tc)
 {
     tcase_add_test(tc, test_get_put);
@@ -439,6 +489,7 @@ static void redis_live_tests(TCase *tc)
     tcase_add_test(tc, test_auth_and_select);
     tcase_add_test(tc, test_publish_and_stored);
     tcase_add_test(tc, test_pending_until_back);
+    tcase_add_test(tc, test_threads_share_a_client);
 }
 
 Suite *suite_redis(void)
