@@ -22,7 +22,8 @@ pytestmark = pytest.mark.skipif(REDIS_SERVER is None,
 
 LOGOUT = "/offtok/backchannel-logout"
 ADMIN = "/offtok/kc-admin"
-# What a Redis outage legitimately logs.
+# What a Redis outage legitimately logs. The tests ask for the redis fixture first, so that it
+# stops after the nodes: elsewhere, an outage is an error.
 OUTAGE = (r"OT0200: Redis at .* unreachable",)
 
 
@@ -81,10 +82,11 @@ def _reply(f):
     raise RuntimeError(f"unexpected reply {line!r}")
 
 
-@pytest.fixture(autouse=True)
-def module_with_redis(httpd):
+@pytest.fixture(scope="module", autouse=True)
+def module_with_redis(workdir, pki):
     """Skip when the module under test was built without hiredis (it refuses OfftokRedis)."""
-    code, out = httpd.configtest("", server="OfftokRedis redis://127.0.0.1:1")
+    probe = Httpd(os.path.join(workdir, "httpd", "redis-support"), ca_file=pki.ca_file)
+    code, out = probe.configtest("", server="OfftokRedis redis://127.0.0.1:1")
     if "no Redis support" in out:
         pytest.skip("this mod_offtok was built without hiredis")
 
@@ -151,7 +153,6 @@ def caught_up(node, children=2, before=0):
 
 def start_nodes(a, b, keycloak, redis, key):
     for node in (a, b):
-        node.allow_errors(*OUTAGE)
         node.start(site(keycloak), server=server_lines(redis, key))
     for node in (a, b):
         caught_up(node)
@@ -196,7 +197,7 @@ def post_admin(node, action, jws):
 
 # ---- the tests --------------------------------------------------------------------------------
 
-def test_answer_from_node_a_serves_node_b(httpd, node_b, keycloak, redis, redis_key):
+def test_answer_from_node_a_serves_node_b(redis, redis_key, httpd, node_b, keycloak):
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     token = shared(httpd, node_b, keycloak, sub="nina", username="nina")
     r = node_b.get("/cgi/env", token=token)
@@ -211,7 +212,7 @@ def test_answer_from_node_a_serves_node_b(httpd, node_b, keycloak, redis, redis_
                if b":a:" in n)
 
 
-def test_logout_at_node_a_refuses_at_node_b(httpd, node_b, keycloak, redis, redis_key):
+def test_logout_at_node_a_refuses_at_node_b(redis, redis_key, httpd, node_b, keycloak):
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     token = shared(httpd, node_b, keycloak, sub="olga", sid="sid-olga")
     other = shared(httpd, node_b, keycloak, sub="pete", sid="sid-pete")
@@ -226,7 +227,7 @@ def test_logout_at_node_a_refuses_at_node_b(httpd, node_b, keycloak, redis, redi
     assert keycloak.introspection_count() == 0, "other answers stay cached"
 
 
-def test_not_before_at_node_a_refuses_at_node_b(httpd, node_b, keycloak, redis, redis_key):
+def test_not_before_at_node_a_refuses_at_node_b(redis, redis_key, httpd, node_b, keycloak):
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     token = shared(httpd, node_b, keycloak, sub="quinn")
     keycloak.revoke(token)
@@ -239,7 +240,9 @@ def test_not_before_at_node_a_refuses_at_node_b(httpd, node_b, keycloak, redis, 
     assert get(node_b, newer).status_code == 200
 
 
-def test_redis_outage_and_recovery(httpd, node_b, keycloak, redis, redis_key):
+def test_redis_outage_and_recovery(redis, redis_key, httpd, node_b, keycloak):
+    for node in (httpd, node_b):
+        node.allow_errors(*OUTAGE)
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     doomed = shared(httpd, node_b, keycloak, sub="rita", sid="sid-rita")
     kept = shared(httpd, node_b, keycloak, sub="sam", sid="sid-sam")
@@ -269,8 +272,8 @@ def test_redis_outage_and_recovery(httpd, node_b, keycloak, redis, redis_key):
     shared(httpd, node_b, keycloak, sub="uma")
 
 
-def test_restarted_node_still_refuses_pushed_tokens(httpd, node_b, keycloak, redis,
-                                                    redis_key):
+def test_restarted_node_still_refuses_pushed_tokens(redis, redis_key, httpd, node_b,
+                                                    keycloak):
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     logged_out = shared(httpd, node_b, keycloak, sub="vera", sid="sid-vera")
     too_old = shared(httpd, node_b, keycloak, sub="walt")
@@ -289,7 +292,7 @@ def test_restarted_node_still_refuses_pushed_tokens(httpd, node_b, keycloak, red
     assert statuses(node_b, too_old) == {401}
 
 
-def test_forged_value_in_redis_is_ignored(httpd, node_b, keycloak, redis, redis_key):
+def test_forged_value_in_redis_is_ignored(redis, redis_key, httpd, node_b, keycloak):
     node_b.allow_errors(*OUTAGE)
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     token = keycloak.mint_access(sub="xena", username="xena")
@@ -338,3 +341,21 @@ def test_good_redis_configuration_passes(httpd, redis_key):
                                             f"OfftokRedisPassword env:PATH\n"
                                             f"OfftokRedisKey file:{redis_key}\n")
     assert code == 0, out
+
+
+def test_prefork_nodes_and_a_graceful_restart(redis, redis_key, httpd, node_b, keycloak):
+    """Every prefork child subscribes too; a graceful restart stops the old subscribers and the
+    new children catch up, and sharing goes on."""
+    for node in (httpd, node_b):
+        node.allow_errors(r"AH00161")     # prefork: "server reached MaxRequestWorkers"
+        node.start(site(keycloak), server=server_lines(redis, redis_key), mpm="prefork",
+                   servers=3)
+        caught_up(node, children=3)
+    shared(httpd, node_b, keycloak, sub="yves")
+    before = node_b.error_log().count("OT0202")
+    node_b.graceful()
+    caught_up(node_b, children=3, before=before)
+    token = shared(httpd, node_b, keycloak, sub="zoe", sid="sid-zoe")
+    keycloak.revoke(token)
+    assert post_logout(httpd, keycloak.logout_token(sub="zoe")).status_code == 200
+    refused_within(node_b, token, 2.0)
