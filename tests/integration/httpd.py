@@ -47,6 +47,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+def _threads(pid):
+    """How many threads process pid has; 0 once it has exited (a zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return 0 if fields[0] == "Z" else int(fields[17])
+
+
 def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
     """Poll predicate until it is true or the deadline passes (then fail)."""
     deadline = time.monotonic() + timeout
@@ -223,8 +233,24 @@ class Httpd:
         wait_until(self._answers, timeout=10, what="httpd to answer after graceful")
 
     def stop(self):
+        """Stop gracefully (SIGWINCH), and SIGTERM the parent once its threaded children are gone.
+
+        A plain SIGTERM makes every event (or worker) MPM child close the sockets its worker
+        threads are still using (close_worker_sockets), racing with a worker that is finishing
+        the request the test has just had answered: the worker then logs "(9)Bad file
+        descriptor: AH03093 ... apr_pollset_add failure for keep alive", or the child's main
+        thread crashes in apr_os_sock_get on a socket the worker has freed. A graceful stop
+        lets the workers finish; the SIGTERM after it only saves the parent's one-second poll.
+        """
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            threaded = [pid for pid in self.child_pids() if _threads(pid) > 1]
+            self.proc.send_signal(signal.SIGWINCH)
+            deadline = time.monotonic() + 10
+            while (self.proc.poll() is None and any(_threads(pid) for pid in threaded)
+                   and time.monotonic() < deadline):
+                time.sleep(0.02)
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
