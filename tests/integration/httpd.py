@@ -221,8 +221,8 @@ class Httpd:
         try:
             requests.get(self.base + "/index.html", timeout=1)
             return True
-        except requests.ConnectionError:
-            return False
+        except (requests.ConnectionError, requests.Timeout):
+            return False        # not listening yet, or too slow on a busy machine: ask again
 
     def graceful(self):
         """apachectl graceful: SIGUSR1 to the parent; wait for the new generation."""
