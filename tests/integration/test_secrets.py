@@ -14,11 +14,14 @@ import base64
 import glob
 import os
 import secrets
+import shutil
+import socket
+import subprocess
 import urllib.parse
 
 import pytest
 
-from httpd import wait_until
+from httpd import free_port, protected, wait_until
 
 LOGLEVEL = "info offtok:trace8"
 PIECE = 16  # a token piece this long in a log is a leak
@@ -174,23 +177,106 @@ def test_no_token_or_secret_in_the_logs(httpd, oidc, kc_mode, faulty, pki, monke
     for i, (fault, status) in enumerate(faults.items()):
         expect(f"/fault{i}/", f"fault-{i}-" + secrets.token_urlsafe(24), status, f"fault {fault}")
 
-    # The search works: a token planted where httpd itself logs it (the request line) is found.
+    # A token planted where httpd itself logs it (the request line), to show the search works.
     planted = "planted-" + secrets.token_urlsafe(24)
     assert httpd.get("/index.html?probe=" + planted).status_code == 200
-    wait_until(lambda: planted in all_logs(root).get("access.log", ""), timeout=5,
-               what="the planted token in access.log")
     httpd.stop()
 
     logs = all_logs(root)
     assert "OT0010" in logs["error.log"] and "OT0003" in logs["error.log"], \
         "the module logged less than expected: " + logs["error.log"][-2000:]
+    assert leaks(logs, {"planted": forms_of_token(planted)}), "the search misses a planted token"
     logs["access.log"] = "\n".join(line for line in logs["access.log"].splitlines()
-                                   if planted not in line)
+                                   if "?probe=" not in line)
     needles = {label: forms_of_token(token) for label, token in tokens.items()}
     for label, (client_id, secret) in {
             "oidc secret": ("secrets-rs", s_oidc), "kc secret": ("secrets-kc", s_kc),
             "orders-web secret": ("orders-web", s_orders), "wrong secret": ("secrets-rs", s_wrong),
             "fault secret": ("fault-client", s_fault)}.items():
         needles[label] = forms_of_secret(client_id, secret)
+    found = leaks(logs, needles)
+    assert not found, f"{len(found)} log lines with a token or secret:\n" + "\n".join(found[:20])
+
+
+# ---- the Redis tier: its password and key --------------------------------------------------------
+
+REDIS_SERVER = shutil.which("redis-server")
+
+
+def redis_server(port, password, root):
+    proc = subprocess.Popen([REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1",
+                             "--save", "", "--appendonly", "no", "--dir", root,
+                             "--requirepass", password],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+    def listening():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+    wait_until(listening, timeout=10, what="redis-server to listen")
+    return proc
+
+
+def redis_info(port, password, section):
+    """INFO section, asked with the right password (RESP, without a client library)."""
+    def bulk(*args):
+        return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(bulk(b"AUTH", password.encode()) + bulk(b"INFO", section.encode()))
+        f = s.makefile("rb")
+        assert f.readline() == b"+OK\r\n"
+        size = int(f.readline()[1:])
+        return f.read(size)
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server is not installed")
+def test_no_redis_password_or_key_in_the_logs(httpd, kc_mode, monkeypatch):
+    keycloak = kc_mode
+    if "no Redis support" in httpd.configtest("", server="OfftokRedis redis://127.0.0.1:1")[1]:
+        pytest.skip("this mod_offtok was built without hiredis")
+    password, wrong = make_secret("redis"), make_secret("stale")
+    key = secrets.token_hex(32)
+    key_path = os.path.join(httpd.root, "redis.key")
+    with open(key_path, "w") as f:
+        f.write(key + "\n")
+    os.chmod(key_path, 0o600)
+    monkeypatch.setenv("OFFTOK_TEST_REDIS_PASSWORD", password)
+    port = free_port()
+    proc = redis_server(port, password, httpd.root)
+    try:
+        httpd.allow_errors("OT02")            # Redis unreachable or refusing: logged, not fatal
+        httpd.start(protected("/protected/", keycloak, OfftokCacheTTL=300),
+                    server=f"OfftokRedis redis://127.0.0.1:{port}\n"
+                           "OfftokRedisPassword env:OFFTOK_TEST_REDIS_PASSWORD\n"
+                           f"OfftokRedisKey file:{key_path}\n", loglevel=LOGLEVEL)
+        tokens = {f"redis token {i}": keycloak.mint_access(sub=f"r{i}") for i in range(3)}
+        for token in tokens.values():
+            assert httpd.get("/protected/index.html", token=token).status_code == 200
+        proc.kill()
+        proc.wait()
+        # The same port, another password: once the breaker lets it try, the AUTH is refused.
+        proc = redis_server(port, wrong, httpd.root)
+
+        def refused():
+            label = f"redis token {len(tokens)}"
+            tokens[label] = keycloak.mint_access(sub=label[-2:])
+            assert httpd.get("/protected/index.html", token=tokens[label]).status_code == 200
+            return b"errorstat_WRONGPASS" in redis_info(port, wrong, "errorstats")
+        wait_until(refused, timeout=20, interval=0.5, what="Redis to refuse the node's AUTH")
+        httpd.stop()
+    finally:
+        proc.kill()
+        proc.wait()
+    logs = all_logs(httpd.root)
+    assert "OT02" in logs["error.log"], "the outage was not noticed: " + logs["error.log"][-2000:]
+    needles = {label: forms_of_token(token) for label, token in tokens.items()}
+    needles["redis password"] = forms_of_secret("default", password)
+    needles["the other redis password"] = forms_of_secret("default", wrong)
+    raw_key = bytes.fromhex(key)
+    needles["redis key"] = forms_of_token(key) | {
+        key.upper(), base64.b64encode(raw_key).decode().rstrip("=")}
     found = leaks(logs, needles)
     assert not found, f"{len(found)} log lines with a token or secret:\n" + "\n".join(found[:20])
