@@ -8,9 +8,13 @@
 #include "ot_json.h"
 
 /**
- * A NumericDate claim as whole seconds; 0 when absent or not a sane number. Sane includes that
- * apr_time_from_sec() can turn it into microseconds without overflowing (the cache does).
+ * The last second of the year 9999. A larger NumericDate is not a date in seconds: most likely
+ * milliseconds, which would make an exp look as if the token never expired. (It also keeps
+ * apr_time_from_sec(), which the cache uses, far from overflowing.)
  */
+#define OT_LAST_SANE_DATE 253402300799.0
+
+/** A NumericDate claim as whole seconds; 0 when absent or not a sane number. */
 static apr_int64_t numeric_date(const json_t *obj, const char *key)
 {
     const json_t *v = json_object_get(obj, key);
@@ -20,7 +24,7 @@ static apr_int64_t numeric_date(const json_t *obj, const char *key)
         return 0;
     }
     d = json_number_value(v);
-    if (!isfinite(d) || d < 1.0 || d > (double)(APR_INT64_MAX / APR_USEC_PER_SEC)) {
+    if (!isfinite(d) || d < 1.0 || d > OT_LAST_SANE_DATE) {
         return 0;
     }
     return (apr_int64_t)d;

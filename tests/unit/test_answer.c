@@ -108,6 +108,9 @@ START_TEST(verdicts)
                      OT_VERDICT_EXPIRED);
     ck_assert_int_eq(judge("{\"active\":true,\"exp\":1796014601.5}", NULL, NULL, 1),
                      OT_VERDICT_OK);
+    /* exp in milliseconds would never expire: it is not taken for a date */
+    ck_assert_int_eq(judge("{\"active\":true,\"exp\":1796014601000}", NULL, NULL, 1),
+                     OT_VERDICT_EXPIRED);
     ck_assert_int_eq(judge("{\"active\":true,\"nbf\":1796014601}", NULL, NULL, 1),
                      OT_VERDICT_NOT_YET);
     ck_assert_int_eq(judge("{\"active\":true,\"nbf\":1796014600}", NULL, NULL, 1),
