@@ -363,13 +363,6 @@ def opaque(i):
     return b64url(secrets.token_bytes(32))
 
 
-def write_tokens(path, count, shape, claims):
-    with open(path, "w") as f:
-        for i in range(count):
-            f.write((jwt_like(i, claims) if shape == "jwt" else opaque(i)) + "\n")
-    return path
-
-
 # -- wrk ------------------------------------------------------------------------------------------
 
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60000.0}

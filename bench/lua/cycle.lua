@@ -1,9 +1,13 @@
--- GET with each thread walking its own share of the tokens in $BENCH_TOKENS in order, round and
--- round: thread k of T takes tokens k, k+T, k+2T, ... With more tokens per thread than
--- connections, no two requests in flight carry the same token, so nothing can be coalesced.
+-- GET with each thread walking its own share of the tokens in order, round and round: thread j
+-- of T takes tokens j, j+T, j+2T, ... With more tokens per thread than connections, no two
+-- requests in flight carry the same token, so nothing can be coalesced.
+-- Tokens: $BENCH_TEMPLATE and $BENCH_COUNT as in tokens.lua, or the lines of $BENCH_TOKENS (a
+-- few thousand tokens minted by an issuer).
 -- $BENCH_ONCE=1: each token once (for filling the cache), then the thread stops; the run is
 -- ended from outside once the issuer has seen every token.
-local reqs, n, i = {}, 0, 0
+local template = os.getenv("BENCH_TEMPLATE")
+local toks, n, i = {}, 0, 0
+local head, tail
 local once = os.getenv("BENCH_ONCE") == "1"
 
 function setup(thread)
@@ -13,14 +17,24 @@ end
 
 function init(args)
    local k, T = id or 1, tonumber(os.getenv("BENCH_THREADS") or "1")
-   local j = 0
-   for line in io.lines(os.getenv("BENCH_TOKENS")) do
-      j = j + 1
-      if (j - k) % T == 0 then
+   if template then
+      for j = k, tonumber(os.getenv("BENCH_COUNT")), T do
          n = n + 1
-         reqs[n] = wrk.format("GET", wrk.path, { Authorization = "Bearer " .. line })
+         toks[n] = template .. string.format("%07d", j)
+      end
+   else
+      local j = 0
+      for line in io.lines(os.getenv("BENCH_TOKENS")) do
+         j = j + 1
+         if (j - k) % T == 0 then
+            n = n + 1
+            toks[n] = line
+         end
       end
    end
+   local tpl = wrk.format("GET", wrk.path, { Authorization = "Bearer @TOKEN@" })
+   local at = tpl:find("@TOKEN@", 1, true)
+   head, tail = tpl:sub(1, at - 1), tpl:sub(at + 7)
 end
 
 function request()
@@ -31,5 +45,5 @@ function request()
       end
       i = 1
    end
-   return reqs[i]
+   return head .. toks[i] .. tail
 end

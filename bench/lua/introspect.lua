@@ -1,6 +1,6 @@
--- POST RFC 7662 introspection requests straight to the issuer, as the module would send them:
--- form "token=<t>" with HTTP Basic client authentication ($BENCH_BASIC is the base64 of
--- id:secret). Each thread walks its own share of $BENCH_TOKENS in order, as cycle.lua does.
+-- POST RFC 7662 introspection requests straight to the issuer, as the module sends them: form
+-- "token=<t>" with HTTP Basic client authentication ($BENCH_BASIC is the base64 of id:secret).
+-- Each thread walks its own share of $BENCH_TOKENS in order, as cycle.lua does.
 local reqs, n, i = {}, 0, 0
 
 function setup(thread)
@@ -16,6 +16,7 @@ function init(args)
       ["Accept"] = "application/json",
    }
    local j = 0
+   -- A few thousand short opaque tokens: formatting them all here is quick.
    for line in io.lines(os.getenv("BENCH_TOKENS")) do
       j = j + 1
       if (j - k) % T == 0 then

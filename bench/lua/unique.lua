@@ -1,7 +1,7 @@
 -- GET with a token never sent before in this run: $BENCH_TEMPLATE followed by the thread's id
 -- and a counter (characters a b64token allows), so that every request needs its own issuer call.
 local template = os.getenv("BENCH_TEMPLATE")
-local prefix, i = "", 0
+local head, tail, i = "", "", 0
 
 function setup(thread)
    thread_count = (thread_count or 0) + 1
@@ -9,10 +9,13 @@ function setup(thread)
 end
 
 function init(args)
-   prefix = template .. "-" .. tostring(os.time()) .. "-" .. tostring(id or 1) .. "-"
+   local prefix = template .. "-" .. tostring(os.time()) .. "-" .. tostring(id or 1) .. "-"
+   local tpl = wrk.format("GET", wrk.path, { Authorization = "Bearer @TOKEN@" })
+   local at = tpl:find("@TOKEN@", 1, true)
+   head, tail = tpl:sub(1, at - 1) .. prefix, tpl:sub(at + 7)
 end
 
 function request()
    i = i + 1
-   return wrk.format("GET", wrk.path, { Authorization = "Bearer " .. prefix .. i })
+   return head .. i .. tail
 end
