@@ -165,6 +165,8 @@ typedef struct {
     struct ot_flight_t *flight;
     struct ot_jose_keys_t *keys;       /**< the issuers' JWKS, for pushed revocations */
     struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
+    apr_uint32_t quiet_until[3];       /**< OT0002-OT0004 go to debug level until this second */
+    apr_uint32_t quieted[3];           /**< how many went to debug level meanwhile */
 } offtok_proc_t;
 
 /** This process's context (its http and flight members are NULL before child_init). */

@@ -224,6 +224,38 @@ static void count_error(ot_err_kind_t kind, int joined)
     }
 }
 
+/** Seconds during which further failures of one kind are logged at debug level only. */
+#define QUIET_SECONDS 10
+
+/**
+ * The level for an issuer failure of one kind (0: OT0002, 1: OT0003, 2: OT0004): error for the
+ * first in a window of QUIET_SECONDS per process, debug for the rest, so an issuer outage writes
+ * a line per process every few seconds rather than one per request. *quieted: how many went to
+ * debug level since the last error-level line.
+ */
+static int failure_level(int which, apr_uint32_t *quieted)
+{
+    offtok_proc_t *proc = offtok_proc();
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t until = __atomic_load_n(&proc->quiet_until[which], __ATOMIC_RELAXED);
+
+    *quieted = 0;
+    if (now < until
+        || !__atomic_compare_exchange_n(&proc->quiet_until[which], &until, now + QUIET_SECONDS,
+                                        0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&proc->quieted[which], 1, __ATOMIC_RELAXED);
+        return APLOG_DEBUG;
+    }
+    *quieted = __atomic_exchange_n(&proc->quieted[which], 0, __ATOMIC_RELAXED);
+    return APLOG_ERR;
+}
+
+static const char *quieted_text(request_rec *r, apr_uint32_t quieted)
+{
+    return quieted ? apr_psprintf(r->pool, " (and %u more like it at debug level since the "
+                                  "last such line)", quieted) : "";
+}
+
 /**
  * Ask the issuer (or join a call already asking) in a call that starts at or after `after` (0:
  * any, unless the request must be answered freshly). APR_SUCCESS with *pa set; otherwise st is
@@ -238,7 +270,8 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     ot_http_resp_t resp;
     ot_err_kind_t kind;
     const char *why;
-    int joined = 0;
+    int joined = 0, level;
+    apr_uint32_t quieted;
     apr_status_t rv;
 
     memset(&req, 0, sizeof(req));
@@ -262,9 +295,11 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
                        req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
                        &resp, &joined, r->pool);
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0004: %s; answering 503",
+        level = failure_level(2, &quieted);
+        ap_log_rerror(APLOG_MARK, level, 0, r, "OT0004: %s; answering 503%s",
                       rv == APR_EBUSY ? "too many requests are waiting for the issuer "
-                      "(OfftokIssuerMaxPending)" : "the issuer call did not finish in time");
+                      "(OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
+                      quieted_text(r, quieted));
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         return rv;
     }
@@ -272,12 +307,14 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     if (ot_introspect_result(pa, &kind, &why, &resp, r->pool) != APR_SUCCESS) {
         count_error(kind, joined);
         if (kind == OT_ERR_CLIENT_AUTH) {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0003: introspection at %s failed: %s; "
-                          "answering 503", c->url, why);
+            level = failure_level(1, &quieted);
+            ap_log_rerror(APLOG_MARK, level, 0, r, "OT0003: introspection at %s failed: %s; "
+                          "answering 503%s", c->url, why, quieted_text(r, quieted));
         }
         else {
-            ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0002: introspection at %s failed: %s; "
-                          "answering 503", c->url, why);
+            level = failure_level(0, &quieted);
+            ap_log_rerror(APLOG_MARK, level, 0, r, "OT0002: introspection at %s failed: %s; "
+                          "answering 503%s", c->url, why, quieted_text(r, quieted));
         }
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         return APR_EGENERAL;

@@ -5,6 +5,7 @@ import os
 import time
 
 import pytest
+import requests
 
 from httpd import free_port, offtok_lines
 from issuers import FaultyIssuer
@@ -142,3 +143,18 @@ def test_proxy_environment_is_ignored(httpd, faulty, pki, monkeypatch):
     httpd.start(location(faulty.url_for("ok"), pki.ca_file)
                 .replace("<Location", "PassEnv https_proxy\n<Location"))
     assert httpd.get("/cgi/env", token="x").status_code == 200
+
+
+def test_an_outage_is_logged_at_error_level_once_per_window(httpd, faulty, pki):
+    """Per process, the first failure of a kind is an error line; the rest of a 10 s window go
+    to debug level, so an outage does not write one error line per request."""
+    httpd.allow_errors("OT0002")
+    httpd.start(location(faulty.url_for("status/500"), pki.ca_file), servers=1, threads=4)
+    with requests.Session() as s:
+        for i in range(6):
+            r = s.get(httpd.url("/cgi/env"), headers={"Authorization": f"Bearer outage{i}"})
+            assert r.status_code == 503
+    log = httpd.error_log()
+    errors = [l for l in log.splitlines() if "[offtok:error]" in l and "OT0002" in l]
+    debug = [l for l in log.splitlines() if "[offtok:debug]" in l and "OT0002" in l]
+    assert len(errors) == 1 and len(debug) == 5, log[-3000:]
