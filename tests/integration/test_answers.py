@@ -133,3 +133,12 @@ def test_missing_introspection_url_is_500(httpd):
 def test_unprotected_location_is_untouched(site):
     r = site.get("/index.html", headers={"Authorization": "Bearer"})
     assert r.status_code == 200
+
+
+def test_token_of_8000_characters_is_asked_about(site, oidc):
+    """Within 16 KiB and httpd's default header limit: well-formed, so the issuer decides."""
+    oidc.reset_counts()
+    r = site.get("/cgi/env", token="t" * 8000)
+    assert r.status_code == 401
+    assert r.headers["WWW-Authenticate"] == 'Bearer realm="test", error="invalid_token"'
+    assert oidc.introspection_count() == 1
