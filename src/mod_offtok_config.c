@@ -154,8 +154,9 @@ static const char *check_url(cmd_parms *cmd, const char *arg)
                             cmd->cmd->name, arg);
     }
     if (uri.user || uri.password) {
-        return apr_psprintf(cmd->pool, "%s: put credentials in OfftokClientID and "
-                            "OfftokClientSecret, not in the URL", cmd->cmd->name);
+        return apr_psprintf(cmd->pool, "%s: a URL with a user name or password is refused; the "
+                            "issuer's credentials go in OfftokClientID and OfftokClientSecret",
+                            cmd->cmd->name);
     }
     return NULL;
 }

@@ -9,6 +9,7 @@
  *            latency {buckets [{le_ms, count}] (cumulative), count, sum_ms, p50_ms, p99_ms},
  *            jwks_fetches
  *   pushes   accepted, refused
+ *   redis    errors
  *
  * p50 and p99 are estimates, interpolated inside the histogram bucket that holds them.
  */
@@ -29,6 +30,7 @@ typedef struct {
     ot_cache_info_t cache;
     apr_uint64_t calls, errors[OT_ERR_KINDS], errors_total, coalesced, connections, retries;
     apr_uint64_t hist[OT_LAT_BUCKETS], lat_count, lat_sum_us, jwks_fetches, accepted, refused;
+    apr_uint64_t redis_errors;
 } status_t;
 
 static void status_read(status_t *st)
@@ -57,6 +59,7 @@ static void status_read(status_t *st)
     st->jwks_fetches = OT_STAT_GET(s->jwks_fetches);
     st->accepted = OT_STAT_GET(s->pushes_accepted);
     st->refused = OT_STAT_GET(s->pushes_refused);
+    st->redis_errors = OT_STAT_GET(s->redis_errors);
 }
 
 /** The q-quantile (permille) of the latency in ms, interpolated in its bucket; null if none. */
@@ -112,7 +115,7 @@ static int status_json(request_rec *r, const status_t *st)
         json_object_set_new(errors, ot_stats_error_names[i], json_integer((json_int_t)st->errors[i]));
     }
     j = ot_json_own(json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},"
-                              "s:{s:I,s:o,s:I,s:I,s:I,s:I,s:o,s:I},s:{s:I,s:I}}",
+                              "s:{s:I,s:o,s:I,s:I,s:I,s:I,s:o,s:I},s:{s:I,s:I},s:{s:I}}",
         "version", OT_VERSION,
         "cache", "entries", (json_int_t)st->cache.entries, "capacity",
         (json_int_t)st->cache.capacity, "hits", (json_int_t)st->cache.hits, "misses",
@@ -122,7 +125,8 @@ static int status_json(request_rec *r, const status_t *st)
         (json_int_t)st->errors_total, "coalesced", (json_int_t)st->coalesced,
         "connections_opened", (json_int_t)st->connections, "retries", (json_int_t)st->retries,
         "latency", status_latency(st), "jwks_fetches", (json_int_t)st->jwks_fetches,
-        "pushes", "accepted", (json_int_t)st->accepted, "refused", (json_int_t)st->refused),
+        "pushes", "accepted", (json_int_t)st->accepted, "refused", (json_int_t)st->refused,
+        "redis", "errors", (json_int_t)st->redis_errors),
         r->pool);
     if (j == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -196,6 +200,8 @@ static int status_prometheus(request_rec *r, const status_t *st)
          st->accepted);
     prom(r, "pushes_refused_total", "counter", "Pushed logouts and admin actions refused.",
          st->refused);
+    prom(r, "redis_errors_total", "counter", "Redis commands that failed or timed out.",
+         st->redis_errors);
     return OK;
 }
 

@@ -65,7 +65,7 @@ const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_
     if (uri.path && *uri.path && strcmp(uri.path, "/") != 0) {
         db = strtol(uri.path + 1, &end, 10);
         if (end == uri.path + 1 || *end || db < 0 || db > DB_MAX) {
-            return apr_psprintf(p, "'%s': the database must be a number from 0", url);
+            return apr_psprintf(p, "'%s': the database must be a number from 0 to %d", url, DB_MAX);
         }
     }
     port = uri.port_str ? strtol(uri.port_str, &end, 10) : DEFAULT_PORT;

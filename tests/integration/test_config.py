@@ -7,7 +7,7 @@ from httpd import offtok_lines, protected
 
 BAD = [
     ("OfftokIntrospectionURL ftp://x/y", "is not an http:// or https:// URL"),
-    ("OfftokIntrospectionURL https://user:pw@x/y", "not in the URL"),
+    ("OfftokIntrospectionURL https://user:pw@x/y", "a URL with a user name or password"),
     ("OfftokClientAuth private_key_jwt", "is not client_secret_basic or client_secret_post"),
     ("OfftokClientSecret env:OFFTOK_TEST_NOT_SET", "environment variable OFFTOK_TEST_NOT_SET"),
     ("OfftokClientSecret file:/nonexistent/secret", "cannot open secret file"),

@@ -72,6 +72,7 @@ def test_json_has_the_contract_members_and_moves(httpd, oidc):
         assert isinstance(issuer[member], int)
     assert set(issuer["errors"]) >= {"connect", "timeout", "tls", "status", "parse"}
     assert set(before["pushes"]) == {"accepted", "refused"}
+    assert before["redis"]["errors"] == 0
 
     token = oidc.mint_access()
     assert httpd.get("/protected/index.html", token=token).status_code == 200
