@@ -3,8 +3,8 @@
 -- requests in flight carry the same token, so nothing can be coalesced.
 -- Tokens: $BENCH_TEMPLATE and $BENCH_COUNT as in tokens.lua, or the lines of $BENCH_TOKENS (a
 -- few thousand tokens minted by an issuer).
--- $BENCH_ONCE=1: each token once (for filling the cache), then the thread stops; the run is
--- ended from outside once the issuer has seen every token.
+-- $BENCH_ONCE=1: each token once (for filling the cache), then the thread creates the file
+-- $BENCH_DONE<thread number> and stops; the run is ended from outside once every thread has.
 local template = os.getenv("BENCH_TEMPLATE")
 local toks, n, i = {}, 0, 0
 local head, tail
@@ -41,6 +41,10 @@ function request()
    i = i + 1
    if i > n then
       if once then
+         if i == n + 1 then
+            local f = io.open(os.getenv("BENCH_DONE") .. tostring(id or 1), "w")
+            if f then f:close() end
+         end
          wrk.thread:stop()
       end
       i = 1
