@@ -84,7 +84,10 @@ static const char *scalar_text(const json_t *v, apr_pool_t *p)
     if (json_is_real(v)) {
         return real_text(json_real_value(v), p);
     }
-    return ot_json_dump(v, NULL, p);      /* integers as JSON writes them, true, false */
+    if (json_is_integer(v)) {
+        return apr_psprintf(p, "%" APR_INT64_T_FMT, (apr_int64_t)json_integer_value(v));
+    }
+    return json_is_true(v) ? "true" : "false";
 }
 
 /** Arrays holding only scalars are joined with ','; others are not flat. */

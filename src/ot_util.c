@@ -1,4 +1,5 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +29,22 @@ static void sha_part(EVP_MD_CTX *ctx, const char *s)
     }
 }
 
+/** SHA-256, fetched once: OpenSSL 3 otherwise looks the algorithm up on every EVP_sha256() use. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
                   const char *hint, const char *token)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
     sha_part(ctx, url);
     sha_part(ctx, client_id);
     sha_part(ctx, hint);
