@@ -396,8 +396,8 @@ class Wrk:
         self.n = 0
 
     def argv(self, url, duration, script=None, headers=()):
-        argv = ["wrk", f"-c{self.connections}", f"-t{self.threads}", f"-d{duration}s",
-                "--timeout", "10s"]
+        argv = ["wrk", f"-c{self.connections}", f"-t{self.threads}",
+                f"-d{max(1, round(duration))}s", "--timeout", "10s"]
         for h in headers:
             argv += ["-H", h]
         if script:
