@@ -24,12 +24,21 @@
 #include "ot_flight.h"
 #include "ot_stats.h"
 
+/**
+ * Pools of finished calls kept for reuse. Each call's pool has an allocator of its own, and a new
+ * allocator maps its memory afresh (an mmap, and a munmap that interrupts the other CPUs when it
+ * goes): a cleared pool keeps its memory.
+ */
+#define OT_FLIGHT_SPARE 16
+
 struct ot_flight_t {
     apr_thread_mutex_t *mutex;   /**< guards everything below and the state of every call */
     apr_pool_t *hash_pool;       /**< private pool of the hash, only touched under mutex */
     apr_hash_t *calls;           /**< key -> newest joinable ot_flight_call_t */
     apr_abortfunc_t abort_fn;    /**< out-of-memory handler for the calls' pools */
     int pending;                 /**< leaders and waiters now in ot_flight_run */
+    apr_pool_t *spare[OT_FLIGHT_SPARE]; /**< cleared pools of finished calls, for the next ones */
+    int n_spare;
     int max_pending;
     ot_stats_t *stats;
 };
@@ -52,6 +61,31 @@ static apr_status_t hash_pool_destroy(void *baton)
     return APR_SUCCESS;
 }
 
+static apr_status_t spares_destroy(void *baton)
+{
+    ot_flight_t *f = baton;
+
+    while (f->n_spare > 0) {
+        apr_pool_destroy(f->spare[--f->n_spare]);
+    }
+    return APR_SUCCESS;
+}
+
+/** A finished call's pool (no lock held): cleared and kept for the next call, or destroyed. */
+static void call_free(ot_flight_t *f, apr_pool_t *pool)
+{
+    apr_pool_clear(pool);
+    apr_thread_mutex_lock(f->mutex);
+    if (f->n_spare < OT_FLIGHT_SPARE) {
+        f->spare[f->n_spare++] = pool;
+        pool = NULL;
+    }
+    apr_thread_mutex_unlock(f->mutex);
+    if (pool) {
+        apr_pool_destroy(pool);
+    }
+}
+
 apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p)
 {
     ot_flight_t *f;
@@ -72,6 +106,7 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p)
         return rv;
     }
     apr_pool_cleanup_register(p, f->hash_pool, hash_pool_destroy, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(p, f, spares_destroy, apr_pool_cleanup_null);
     f->calls = apr_hash_make(f->hash_pool);
     *pf = f;
     return APR_SUCCESS;
@@ -101,8 +136,10 @@ static apr_status_t call_make(ot_flight_call_t **pc, ot_flight_t *f, const void 
     apr_status_t rv;
 
     *pc = NULL;
-    rv = apr_pool_create_unmanaged_ex(&pool, f->abort_fn, NULL);
-    if (rv != APR_SUCCESS) {
+    if (f->n_spare > 0) {
+        pool = f->spare[--f->n_spare];          /* the mutex is held */
+    }
+    else if ((rv = apr_pool_create_unmanaged_ex(&pool, f->abort_fn, NULL)) != APR_SUCCESS) {
         return rv;
     }
     c = apr_pcalloc(pool, sizeof(*c));
@@ -135,7 +172,7 @@ static void call_leave(ot_flight_t *f, ot_flight_call_t *c)
     gone = call_unref(c);
     apr_thread_mutex_unlock(f->mutex);
     if (gone) {
-        apr_pool_destroy(gone);
+        call_free(f, gone);
     }
 }
 
@@ -214,7 +251,7 @@ static void call_start(ot_flight_t *f, ot_flight_call_t *c, ot_flight_call_t *ol
     c->started = apr_time_now();
     apr_thread_mutex_unlock(f->mutex);
     if (gone) {
-        apr_pool_destroy(gone);
+        call_free(f, gone);
     }
 }
 
