@@ -146,15 +146,15 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
     ot_answer_t *a;
     int local;
 
-    if (proc->shm == NULL) {
+    /* With OfftokAlwaysValidate On no cached answer is ever used: do not even look. */
+    if (proc->shm == NULL || offtok_always(ask->conf) == OT_ALWAYS_ON) {
         return NULL;
     }
     local = ot_cache_get(proc->shm, ask->key, now, &e, r->pool) == APR_SUCCESS;
     if (local && (a = usable(r, ask, &e, now)) != NULL) {
         return a;
     }
-    if (offtok_always(ask->conf) == OT_ALWAYS_ON
-        || offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
+    if (offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
         return NULL;
     }
     if (!local) {
