@@ -1,0 +1,1234 @@
+#!/usr/bin/python3
+"""mod_offtok's soak: many requests of every kind, graceful restarts, and what must hold after.
+
+    tests/soak/soak.py [--requests N | --quick] [--concurrency C] [--max-seconds S]
+                       [--restarts P,P,...] [--seed N] [--workdir DIR] [--keep] [--json FILE]
+                       [--no-malloc-stats]
+
+On 127.0.0.1 it starts the real issuer (oidc-provider, tests/issuer/), the fault-injecting stub
+(tests/integration/stubs/faulty.py) and Debian's httpd (event MPM, two children of 32 threads)
+with the built module (OFFTOK_MODULE, else build/.libs/mod_offtok.so), and sends N requests
+(200,000; 20,000 with --quick) from C threads (16), each on its own keep-alive connection. The
+requests mix valid access and offline tokens, unknown tokens, tokens revoked at the issuer during
+the run, tokens that expire during the run, malformed Authorization headers, and locations whose
+issuer fails; httpd is restarted gracefully at a few points. Afterwards it checks:
+
+  1. no request with an inactive, expired, revoked or unknown token was answered 200, checked
+     against when each token was revoked or expired and against the issuer's own record;
+  2. no 5xx but the expected 503s of the failing-issuer locations, no 500 at all, no request
+     left unanswered and no crashed child;
+  3. each child's RSS (VmRSS) grew by less than 5 % between the second and the last quarter of
+     the run;
+  4. each child's open file descriptors are back, once idle, to where they started;
+  5. every other answer is the one the contract gives (the load is not vacuous: valid tokens are
+     let in, malformed headers get 400, and so on).
+
+It prints a table per kind of request, RSS and descriptor figures per child, one line per check
+and `soak: N passed, M failed`; it exits 1 if a check failed. docs/soak.md explains the choices.
+Run it as root (httpd's children then run as www-data, and their /proc entries are readable).
+"""
+import argparse
+import bisect
+import collections
+import hashlib
+import http.client
+import itertools
+import json
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(REPO, "tests", "integration"))
+
+import httpd as harness  # noqa: E402
+from httpd import Httpd, free_port, wait_until  # noqa: E402
+from issuers import FaultyIssuer, OidcIssuer  # noqa: E402
+from pki import make_pki  # noqa: E402
+
+FULL_REQUESTS = 200_000
+QUICK_REQUESTS = 20_000
+CACHE_TTL = 3                 # OfftokCacheTTL of the cached locations
+NEGATIVE_TTL = 2              # OfftokNegativeCacheTTL of the cached locations
+GRACE = 1.0                   # the brief's allowance after revocation + TTL, and after exp
+CLOCK_SLACK = 0.005           # the issuer logs milliseconds, Python microseconds
+SCOPE = "soak:read"
+RSS_LIMIT = 5.0               # per cent, Q2 -> Q4
+THREADS_PER_CHILD = 32
+CHILDREN = 2
+
+# httpd's children: two of 32 threads, and always two: MinSpareThreads above one child's threads
+# makes httpd start the second one after a graceful restart too, MaxRequestWorkers keeps it from
+# starting a third and MaxSpareThreads (all of them) from stopping one; no request limit per
+# child. ServerLimit 4 leaves room in the scoreboard for the old generation to finish its
+# requests while the new one starts.
+harness.MPM_CONF["soak"] = ("""
+LoadModule mpm_event_module {moddir}/mod_mpm_event.so
+LoadModule cgid_module {moddir}/mod_cgid.so
+ScriptSock {root}/cgid.sock
+StartServers {servers}
+ServerLimit 4
+ThreadsPerChild {threads}
+ThreadLimit {threads}
+MaxRequestWorkers {workers}
+MinSpareThreads {min_spare}
+MaxSpareThreads {workers}
+MaxConnectionsPerChild 0
+""").replace("{min_spare}", str(THREADS_PER_CHILD + 1))
+
+# -- what is sent where ------------------------------------------------------------------------
+
+# The locations that ask oidc-provider, and what sets them apart (docs/soak.md). Every location
+# serves the static file x.txt.
+OIDC_LOCATIONS = {
+    "cached": f"OfftokCacheTTL {CACHE_TTL}, OfftokNegativeCacheTTL {NEGATIVE_TTL}",
+    "always": "OfftokAlwaysValidate On",
+    "proxied": f"OfftokCacheTTL {CACHE_TTL}, OfftokForwardToken Off, ProxyPass to /backend/",
+    "scoped": f"OfftokCacheTTL {CACHE_TTL}, Require offtok-scope {SCOPE}",
+}
+# The failing issuers: location -> (fault path at the stub, or None for a refused connection;
+# OfftokTimeout; the answer every request must get).
+FAULTS = {
+    "f-500": ("status/500", "2 5", 503),
+    "f-reset": ("reset", "2 5", 503),
+    "f-garbage": ("garbage", "2 5", 503),
+    "f-slow": ("slow?seconds=2", "0.25 0.5", 503),
+    "f-refused": (None, "0.5 1", 503),
+    "f-inactive": ("inactive", "2 5", 401),
+}
+CACHED_LIKE = ("cached", "proxied", "scoped")     # locations that reuse answers for CACHE_TTL
+
+# Malformed or unusual Authorization headers: kind -> (the answer the contract's table gives,
+# a function of a valid token giving [(header name, value)] and a query string).
+MALFORMED = {
+    "no-header": (401, lambda t: ([], "")),
+    "basic": (401, lambda t: ([("Authorization", "Basic c29hazpzb2Fr")], "")),
+    "bearer-glued": (401, lambda t: ([("Authorization", "Bearer" + t)], "")),
+    "bearer-empty": (400, lambda t: ([("Authorization", "Bearer ")], "")),
+    "tab": (400, lambda t: ([("Authorization", "Bearer\t" + t)], "")),
+    "space-inside": (400, lambda t: ([("Authorization", f"Bearer {t[:8]} {t[8:]}")], "")),
+    "bad-char": (400, lambda t: ([("Authorization", f"Bearer {t},")], "")),
+    "non-ascii": (400, lambda t: ([("Authorization", b"Bearer " + t.encode() + b"\xe9")], "")),
+    "two-headers": (400, lambda t: ([("Authorization", "Bearer " + t)] * 2, "")),
+    "query-too": (400, lambda t: ([("Authorization", "Bearer " + t)], "?access_token=" + t)),
+    # over httpd's own LimitRequestFieldSize (8190): httpd answers 400 before the module
+    "oversized": (400, lambda t: ([("Authorization", "Bearer " + "A" * 17000)], "")),
+}
+
+# Kinds of request and their shares of the load.
+MIX = [
+    ("valid", 0.40),          # a valid access token at cached/always/proxied/scoped
+    ("lowercase", 0.01),      # the same with "bearer" in lower case (it is accepted)
+    ("offline", 0.04),        # a valid offline token at cached/always
+    ("revocable", 0.14),      # tokens revoked at the issuer during the run
+    ("expiring", 0.04),       # tokens that expire during the run
+    ("unknown", 0.12),        # tokens the issuer never issued (half of them never seen before)
+    ("malformed", 0.10),      # MALFORMED, at cached/always
+    ("fault", 0.12),          # FAULTS
+    ("open", 0.03),           # /index.html, no protection
+]
+
+
+class Token:
+    __slots__ = ("tid", "value", "kind", "scoped", "exp", "sha", "revoke_sent", "revoked_at",
+                 "revoke_at")
+
+    def __init__(self, tid, value, kind, scoped=True, exp=None):
+        self.tid, self.value, self.kind, self.scoped, self.exp = tid, str(value), kind, scoped, exp
+        self.sha = hashlib.sha256(self.value.encode()).hexdigest()
+        self.revoke_sent = self.revoked_at = None
+        self.revoke_at = None          # progress (request count) at which to revoke it
+
+
+def log(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# -- /proc ----------------------------------------------------------------------------------------
+
+def proc_status(pid):
+    """VmRSS, RssAnon, RssFile, RssShmem in KiB (None if the process is gone)."""
+    out = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    out[name] = int(value.split()[0])
+    except OSError:
+        return None
+    return out if "VmRSS" in out else None
+
+
+def malloc_totals(httpd, pids):
+    """pid -> (bytes glibc's malloc holds from the system, bytes of it in use), asked of each
+    idle child with gdb (malloc_stats() prints to the child's stderr, httpd's error log)."""
+    if not shutil.which("gdb"):
+        return {}
+    for pid in pids:
+        try:
+            subprocess.run(["gdb", "-p", str(pid), "-batch", "-ex", "call (void)malloc_stats()"],
+                           capture_output=True, timeout=60)
+        except subprocess.TimeoutExpired:
+            return {}
+    time.sleep(0.5)
+    lines = httpd.error_log().splitlines()
+    totals = []
+    for i, line in enumerate(lines):
+        if line.startswith("Total (incl. mmap):") and i + 2 < len(lines):
+            try:
+                totals.append((int(lines[i + 1].split("=")[1]), int(lines[i + 2].split("=")[1])))
+            except (IndexError, ValueError):
+                pass
+    if len(totals) < len(pids):
+        return {}
+    return dict(zip(pids, totals[-len(pids):]))
+
+
+def fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def threads_of(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return 0 if fields[0] == "Z" else int(fields[17])
+
+
+def tcp_table(pid):
+    """inode -> (local port, remote port, state) for the process's network namespace."""
+    table = {}
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(f"/proc/{pid}/net/{name}") as f:
+                next(f)
+                for line in f:
+                    parts = line.split()
+                    local, remote, state, inode = parts[1], parts[2], parts[3], int(parts[9])
+                    table[inode] = (int(local.rsplit(":", 1)[1], 16),
+                                    int(remote.rsplit(":", 1)[1], 16), state)
+        except OSError:
+            pass
+    return table
+
+
+def fd_breakdown(pid, ports):
+    """Descriptors of pid by kind: client connections, connections to each issuer, to the
+    proxied back end, listeners, other sockets, files, pipes, anon inodes."""
+    kinds = collections.Counter()
+    try:
+        names = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    tcp = None
+    for name in names:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            if tcp is None:
+                tcp = tcp_table(pid)
+            entry = tcp.get(int(target[8:-1]))
+            if entry is None:
+                kinds["socket (unix/other)"] += 1
+                continue
+            local, remote, state = entry
+            if state == "0A":
+                kinds["listening"] += 1
+            elif local == ports["httpd"]:
+                kinds["client conn"] += 1
+            elif remote == ports["oidc"]:
+                kinds["to oidc issuer"] += 1
+            elif remote == ports["faulty"]:
+                kinds["to faulty issuer"] += 1
+            elif remote == ports["httpd"]:
+                kinds["to proxied back end"] += 1
+            else:
+                kinds["tcp (other)"] += 1
+        elif target.startswith("pipe:"):
+            kinds["pipe"] += 1
+        elif target.startswith("anon_inode:"):
+            kinds[target] += 1
+        else:
+            kinds["file"] += 1
+    return dict(kinds)
+
+
+PAIRS = "socket (unix/other)"    # a libcurl handle keeps a socket pair (its wake-up pipe)
+POOL_KINDS = (PAIRS, "to oidc issuer", "to faulty issuer", "to proxied back end")
+
+
+# -- the client -----------------------------------------------------------------------------------
+
+class Connection:
+    """One keep-alive connection; a request that finds it closed by httpd (a graceful restart,
+    MaxKeepAliveRequests, the keep-alive timeout) is sent again once on a new connection, as
+    every HTTP client does for a GET, and counted."""
+
+    def __init__(self, port):
+        self.port = port
+        self.conn = None
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+    def get(self, path, headers):
+        """(status or None, send time, receive time, attempts, error)."""
+        for attempt in (1, 2):
+            fresh = self.conn is None
+            if fresh:
+                self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            conn = self.conn
+            sent = time.time()
+            try:
+                conn.putrequest("GET", path, skip_accept_encoding=True)
+                for name, value in headers:
+                    conn.putheader(name, value)
+                conn.endheaders()
+                response = conn.getresponse()
+                response.read()
+                received = time.time()
+                if response.will_close:
+                    self.close()
+                return response.status, sent, received, attempt, None
+            except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError,
+                    ConnectionAbortedError) as err:
+                self.close()
+                if fresh or attempt == 2:
+                    return None, sent, time.time(), attempt, f"{type(err).__name__}: {err}"
+            except (OSError, http.client.HTTPException) as err:
+                self.close()
+                return None, sent, time.time(), attempt, f"{type(err).__name__}: {err}"
+        raise AssertionError("unreachable")
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+class Soak:
+    def __init__(self, args):
+        self.args = args
+        self.total = args.requests
+        self.lock = threading.Lock()
+        self.tokens = []                      # every Token, by tid
+        self.valid, self.offline, self.revocable, self.expiring = [], [], [], []
+        self.unknown = []
+        # results, by request index
+        n = self.total
+        self.r_kind = [None] * n
+        self.r_loc = [None] * n
+        self.r_tid = [-1] * n
+        self.r_status = [None] * n
+        self.r_sent = [0.0] * n
+        self.r_recv = [0.0] * n
+        self.r_attempts = [0] * n
+        self.r_expect = [None] * n
+        self.errors = []
+        self.next_index = itertools.count()
+        self.done = [0] * args.concurrency
+        self.stop = threading.Event()
+        self.pause_request = threading.Event()
+        self.resume = threading.Event()
+        self.paused = 0
+        self.paused_since = None
+        self.paused_seconds = 0.0             # the load stood still for idle readings
+        self.finished_workers = 0
+        self.samples = []                     # (time, progress, pid, role, status, fds)
+        self.generation = 0
+        self.first_seen = {}                  # pid -> generation when first seen
+        self.restarts = []                    # (progress, time, seconds it took)
+        self.snapshots = {}                   # name -> {pid: breakdown}, {"parent": ...}
+        self.breakdowns = []                  # (progress, {pid: fd_breakdown}) every 5 s
+        self.issuer_errors = []               # control calls that failed (revocations, mints)
+
+    # ---- progress
+
+    def progress(self):
+        return sum(self.done)
+
+    # ---- set-up
+
+    def mint_tokens(self, oidc):
+        def add(value, kind, scoped=True, exp=None):
+            token = Token(len(self.tokens), value, kind, scoped, exp)
+            self.tokens.append(token)
+            return token
+
+        small = self.total < 50_000
+        for i in range(60 if small else 200):
+            scoped = i % 2 == 0
+            t = oidc.mint_access(sub=f"user-{i}", scope="openid " + SCOPE if scoped else "openid",
+                                 ttl=7200)
+            self.valid.append(add(t, "valid", scoped, t.exp))
+        for i in range(10 if small else 20):
+            t = oidc.mint_offline(sub=f"offline-{i}", scope="openid " + SCOPE)
+            self.offline.append(add(t, "offline", True, t.exp))
+        n_revocable = 20 if small else 60
+        for i in range(n_revocable):
+            if i % 4 == 3:
+                t = oidc.mint_offline(sub=f"revoked-{i}", scope="openid " + SCOPE)
+            else:
+                t = oidc.mint_access(sub=f"revoked-{i}", scope="openid " + SCOPE, ttl=7200)
+            token = add(t, "revocable", True, t.exp)
+            # revoked one after the other between 3 % and 95 % of the run
+            token.revoke_at = int(self.total * (0.03 + 0.92 * i / max(1, n_revocable - 1)))
+            self.revocable.append(token)
+        for i in range(300):
+            self.unknown.append(add(secrets.token_urlsafe(32), "unknown", True))
+
+    def mint_expiring(self, oidc, ttl):
+        t = oidc.mint_access(sub=f"expiring-{len(self.expiring)}", scope="openid " + SCOPE,
+                             ttl=ttl)
+        with self.lock:
+            token = Token(len(self.tokens), t, "expiring", True, t.exp)
+            self.tokens.append(token)
+            self.expiring.append(token)
+
+    # ---- choosing a request
+
+    def choose(self, rng):
+        """(kind, location, token or None, path, headers, expected status or None)."""
+        kind = rng.choices(MIX_KINDS, MIX_WEIGHTS)[0]
+        if kind == "open":
+            return kind, "open", None, "/index.html", [], 200
+        if kind == "fault":
+            loc = rng.choice(FAULT_CHOICES)
+            token = rng.choice(self.valid)
+            return kind, loc, token, f"/{loc}/x.txt", bearer(token), FAULTS[loc][2]
+        if kind == "malformed":
+            sub = rng.choice(MALFORMED_KINDS)
+            loc = rng.choice(("cached", "always"))
+            token = rng.choice(self.valid)
+            expected, make = MALFORMED[sub]
+            headers, query = make(token.value)
+            return "malformed:" + sub, loc, token, f"/{loc}/x.txt{query}", headers, expected
+        if kind in ("valid", "lowercase"):
+            token = rng.choice(self.valid)
+            loc = rng.choice(("cached", "always", "proxied", "scoped"))
+            expected = 403 if loc == "scoped" and not token.scoped else 200
+            headers = bearer(token) if kind == "valid" else [("Authorization",
+                                                               "bearer " + token.value)]
+            return kind, loc, token, f"/{loc}/x.txt", headers, expected
+        if kind == "offline":
+            token = rng.choice(self.offline)
+            loc = rng.choice(("cached", "always"))
+            return kind, loc, token, f"/{loc}/x.txt", bearer(token), 200
+        if kind == "revocable":
+            token = self.pick_revocable(rng)
+            loc = rng.choice(("cached", "always", "proxied", "always"))
+            return kind, loc, token, f"/{loc}/x.txt", bearer(token), None   # judged later
+        if kind == "expiring":
+            with self.lock:
+                pool = self.expiring[-4:]
+            if not pool:
+                kind = "unknown"
+            else:
+                token = rng.choice(pool)
+                loc = rng.choice(("cached", "always", "proxied"))
+                return kind, loc, token, f"/{loc}/x.txt", bearer(token), None
+        # unknown: a token from the pool, or one nobody has seen before
+        loc = rng.choice(("cached", "always", "proxied"))
+        if rng.random() < 0.5:
+            token = rng.choice(self.unknown)
+            return "unknown", loc, token, f"/{loc}/x.txt", bearer(token), 401
+        value = secrets.token_urlsafe(rng.choice((16, 32, 48)))
+        return ("unknown-fresh", loc, None, f"/{loc}/x.txt",
+                [("Authorization", "Bearer " + value)], 401)
+
+    def pick_revocable(self, rng):
+        """Mostly a token revoked in the last 8 seconds or one of the next two to be revoked,
+        so that many requests fall around each revocation; otherwise any."""
+        if rng.random() < 0.7:
+            now = time.time()
+            hot = [t for t in self.revocable
+                   if t.revoked_at is not None and now - t.revoked_at < 8]
+            hot += [t for t in self.revocable if t.revoked_at is None][:2]
+            if hot:
+                return rng.choice(hot)
+        return rng.choice(self.revocable)
+
+    # ---- the load
+
+    def worker(self, n, port):
+        rng = random.Random(self.args.seed * 1000 + n)
+        conn = Connection(port)
+        try:
+            while not self.stop.is_set():
+                if self.pause_request.is_set():
+                    conn.close()
+                    with self.lock:
+                        self.paused += 1
+                    self.resume.wait()
+                    with self.lock:
+                        self.paused -= 1
+                    continue
+                i = next(self.next_index)
+                if i >= self.total:
+                    break
+                kind, loc, token, path, headers, expected = self.choose(rng)
+                status, sent, received, attempts, error = conn.get(path, headers)
+                self.r_kind[i], self.r_loc[i] = kind, loc
+                self.r_tid[i] = token.tid if token is not None else -1
+                self.r_status[i], self.r_sent[i], self.r_recv[i] = status, sent, received
+                self.r_attempts[i], self.r_expect[i] = attempts, expected
+                if error:
+                    with self.lock:
+                        self.errors.append((i, kind, loc, error))
+                self.done[n] += 1
+        finally:
+            conn.close()
+            with self.lock:
+                self.finished_workers += 1
+
+    def pause_load(self, what):
+        """Stop sending and close every connection, so that httpd goes idle."""
+        self.paused_since = time.monotonic()
+        self.resume.clear()
+        self.pause_request.set()
+        wait_until(lambda: self.paused + self.finished_workers >= self.args.concurrency,
+                   timeout=60, interval=0.01, what=f"the clients to pause ({what})")
+        return True
+
+    def resume_load(self):
+        self.paused_seconds += time.monotonic() - self.paused_since
+        self.pause_request.clear()
+        self.resume.set()
+
+    # ---- sampling
+
+    def workers_of(self, httpd):
+        """httpd's child processes that serve requests (mod_cgid's daemon has one thread)."""
+        if httpd.proc is None:
+            return []
+        return [pid for pid in httpd.child_pids() if threads_of(pid) > 1]
+
+    def sampler(self, httpd):
+        while not self.stop.is_set():
+            self.sample(httpd)
+            self.stop.wait(0.5)
+
+    def sample(self, httpd):
+        now, progress = time.time(), self.progress()
+        parent = httpd.proc.pid
+        rows = [(parent, "parent")] + [(pid, "child") for pid in self.workers_of(httpd)]
+        for pid, role in rows:
+            if role == "child" and pid not in self.first_seen:
+                self.first_seen[pid] = self.generation
+            status = proc_status(pid)
+            fds = fd_count(pid)
+            if status is not None and fds is not None:
+                self.samples.append((now, progress, pid, role, status, fds))
+
+    def idle_snapshot(self, httpd, name, ports):
+        """Descriptors of every child (and the parent) once they are stable: the same count in
+        four readings 0.5 s apart (at most 20 s)."""
+        deadline = time.monotonic() + 20
+        last, same = None, 0
+        while time.monotonic() < deadline:
+            pids = self.workers_of(httpd)
+            counts = tuple((pid, fd_count(pid)) for pid in pids)
+            clients = sum((fd_breakdown(pid, ports) or {}).get("client conn", 0) for pid in pids)
+            if counts == last and clients == 0:
+                same += 1
+                if same >= 3:
+                    break
+            else:
+                same = 0
+            last = counts
+            time.sleep(0.5)
+        pids = self.workers_of(httpd)
+        snap = {pid: fd_breakdown(pid, ports) for pid in pids}
+        snap["parent"] = fd_breakdown(httpd.proc.pid, ports)
+        self.snapshots[name] = {"time": time.time(), "progress": self.progress(), "fds": snap}
+        if name in ("start", "end") and self.args.malloc_stats:
+            self.snapshots[name]["malloc"] = malloc_totals(httpd, pids)
+        return snap
+
+
+def fd_summary(snap):
+    return ", ".join(f"{pid}: {sum(v.values())}" for pid, v in snap.items() if v)
+
+
+def bearer(token):
+    return [("Authorization", "Bearer " + token.value)]
+
+
+MIX_KINDS = [k for k, _ in MIX]
+MIX_WEIGHTS = [w for _, w in MIX]
+MALFORMED_KINDS = sorted(MALFORMED)
+# f-slow holds a client thread for OfftokTimeout (0.5 s): rarer than the others
+FAULT_CHOICES = ["f-500"] * 5 + ["f-reset"] * 4 + ["f-garbage"] * 4 + ["f-refused"] * 4 + \
+                ["f-inactive"] * 3 + ["f-slow"]
+
+
+# -- configuration ---------------------------------------------------------------------------------
+
+def configuration(oidc, faulty, pki, refused_port, port):
+    def common(url):
+        return (f"OfftokIntrospectionURL {url}\n"
+                f"    OfftokClientID rs-client\n"
+                f"    OfftokClientSecret rs-secret\n"
+                f"    OfftokCAFile {pki.ca_file}")
+
+    def location(path, url, lines, require="valid-user"):
+        return f"""
+<Location "/{path}/">
+    AuthType offtok
+    AuthName "soak"
+    {common(url)}
+    {lines}
+    Require {require}
+</Location>
+"""
+    parts = [
+        location("cached", oidc.introspection_url,
+                 f"OfftokCacheTTL {CACHE_TTL}\n    OfftokNegativeCacheTTL {NEGATIVE_TTL}"),
+        location("always", oidc.introspection_url, "OfftokAlwaysValidate On"),
+        location("scoped", oidc.introspection_url, f"OfftokCacheTTL {CACHE_TTL}",
+                 require=f"offtok-scope {SCOPE}"),
+        location("proxied", oidc.introspection_url,
+                 f"OfftokCacheTTL {CACHE_TTL}\n    OfftokForwardToken Off\n"
+                 f"    OfftokPassHeader X-Soak-User sub\n"
+                 f"    ProxyPass \"http://127.0.0.1:{port}/backend/\""),
+        # the back end refuses any request that still carries the token
+        """
+<Location "/backend/">
+    <If "-n req('Authorization')">
+        Require all denied
+    </If>
+</Location>
+""",
+    ]
+    for loc, (fault, timeout, _) in FAULTS.items():
+        url = (faulty.url_for(fault) if fault else f"https://127.0.0.1:{refused_port}/introspect")
+        parts.append(location(loc, url, f"OfftokTimeout {timeout}\n    OfftokNegativeCacheTTL 0"))
+    server = "KeepAliveTimeout 5\nMaxKeepAliveRequests 100\nOfftokCacheSize 16M\n"
+    return "\n".join(parts), server
+
+
+def install_content(root):
+    for loc in list(OIDC_LOCATIONS) + list(FAULTS) + ["backend"]:
+        d = os.path.join(root, "htdocs", loc)
+        os.makedirs(d, exist_ok=True)
+        os.chmod(d, 0o755)
+        with open(os.path.join(d, "x.txt"), "w") as f:
+            f.write("soak\n")
+        os.chmod(os.path.join(d, "x.txt"), 0o644)
+
+
+# -- the checks ----------------------------------------------------------------------------------
+
+class Report:
+    def __init__(self):
+        self.results = []          # (number, title, passed, details)
+
+    def check(self, number, title, passed, details):
+        self.results.append((number, title, passed, details))
+
+
+def issuer_record(log):
+    """sha256 -> (sorted arrival times, whether each answer was active) of the issuer's
+    introspections."""
+    by_token = collections.defaultdict(list)
+    for entry in log:
+        sha = entry.get("token_sha256")
+        if sha:
+            by_token[sha].append((entry["time"], entry.get("active") is True))
+    record = {}
+    for sha, entries in by_token.items():
+        entries.sort()
+        record[sha] = ([e[0] for e in entries], [e[1] for e in entries])
+    return record
+
+
+def backed(record, sha, start, end):
+    """Whether the issuer answered active for this token to a call that arrived in
+    [start, end]."""
+    times, actives = record.get(sha, ((), ()))
+    i = bisect.bisect_left(times, start - CLOCK_SLACK)
+    while i < len(times) and times[i] <= end + CLOCK_SLACK:
+        if actives[i]:
+            return True
+        i += 1
+    return False
+
+
+def run_checks(soak, httpd, oidc_log, n_done, ports, report):
+    tokens = soak.tokens
+    record = issuer_record(oidc_log)
+    n = n_done
+
+    # ---- 1: nothing inactive let in
+    bad, unbacked, judged_revoked, judged_expired = [], [], collections.Counter(), 0
+    for i in range(n):
+        status = soak.r_status[i]
+        kind, loc = soak.r_kind[i], soak.r_loc[i]
+        if kind is None:
+            continue
+        token = tokens[soak.r_tid[i]] if soak.r_tid[i] >= 0 else None
+        sent, received = soak.r_sent[i], soak.r_recv[i]
+        cached = loc in CACHED_LIKE
+        ttl = CACHE_TTL if cached else 0.0
+        if kind == "revocable" and token.revoked_at is not None and sent >= token.revoked_at:
+            judged_revoked[loc] += 1
+        if kind == "expiring" and sent >= token.exp:
+            judged_expired += 1
+        if status != 200:
+            continue
+        why = None
+        if kind in ("unknown", "unknown-fresh"):
+            why = "an unknown token"
+        elif kind.startswith("malformed:"):
+            why = "a malformed Authorization header"
+        elif loc == "f-inactive":
+            why = "a token the issuer called inactive"
+        elif kind == "revocable" and token.revoked_at is not None:
+            limit = token.revoked_at + (ttl + GRACE if cached else 0.0)
+            if sent >= limit:
+                why = (f"revoked at {token.revoked_at:.3f}, sent {sent - token.revoked_at:.3f} s "
+                       f"later (allowed: {limit - token.revoked_at:.1f} s)")
+        elif kind == "expiring" and sent >= token.exp + GRACE:
+            why = f"expired at {token.exp}, sent {sent - token.exp:.3f} s later"
+        if why:
+            bad.append((i, kind, loc, why))
+        # the issuer's record: an active answer for this token from a call that began no earlier
+        # than the request (always-validate) or the TTL (+1 s) before it, and before its answer
+        if token is not None and loc in OIDC_LOCATIONS:
+            start = sent - (ttl + GRACE if cached else 0.0)
+            if not backed(record, token.sha, start, received):
+                unbacked.append((i, kind, loc, f"no active answer from the issuer for this "
+                                               f"token between {start:.3f} and {received:.3f}"))
+    # the issuer itself: after each revocation it called the token inactive, every time
+    issuer_after = issuer_after_active = 0
+    for token in soak.revocable:
+        if token.revoked_at is None:
+            continue
+        times, actives = record.get(token.sha, ((), ()))
+        for when, active in zip(times, actives):
+            if when > token.revoked_at + CLOCK_SLACK:
+                issuer_after += 1
+                issuer_after_active += active is True
+    revoked = sum(1 for t in soak.revocable if t.revoked_at is not None)
+    due = sum(1 for t in soak.revocable if t.revoke_at < n)     # all of them, unless timed out
+    details = [f"{sum(judged_revoked.values())} requests sent after their token's revocation "
+               f"({', '.join(f'{k} {v}' for k, v in sorted(judged_revoked.items()))}), "
+               f"{revoked} tokens revoked",
+               f"{judged_expired} requests sent after their token's exp",
+               f"issuer's record: {len(oidc_log)} introspections; {issuer_after} of revoked "
+               f"tokens after their revocation, {issuer_after_active} of them active",
+               f"200s without an active answer from the issuer behind them: {len(unbacked)}"]
+    details += [f"  #{i} {kind} at /{loc}/: {why}" for i, kind, loc, why in (bad + unbacked)[:20]]
+    if soak.issuer_errors or revoked < due:
+        details.append(f"revocations or mints that failed: {len(soak.issuer_errors)} "
+                       f"{soak.issuer_errors[:3]}; tokens due for revocation but not revoked: "
+                       f"{due - revoked}")
+    report.check(1, "no inactive, revoked or unknown token answered 200",
+                 not bad and not unbacked and issuer_after_active == 0
+                 and not soak.issuer_errors and revoked >= due,
+                 [f"{len(bad)} such 200s"] + details)
+
+    # ---- 2: no unexpected 5xx, no unanswered request, no crash
+    fives = collections.Counter()
+    unexpected5 = []
+    for i in range(n):
+        status = soak.r_status[i]
+        if status is not None and status >= 500:
+            loc = soak.r_loc[i]
+            fives[(status, "fault" if loc in FAULTS else "other")] += 1
+            if status != 503 or loc not in FAULTS or FAULTS[loc][2] != 503:
+                unexpected5.append((i, soak.r_kind[i], loc, status))
+    unanswered = soak.errors
+    crash_re = re.compile(r"exit signal|Segmentation fault|AH00052|AH00051|AH00060|"
+                          r"\[(?:[a-z_]+:)?(crit|alert|emerg)\]")
+    crashes = [line for line in httpd.error_log().splitlines() if crash_re.search(line)]
+    retried = sum(1 for i in range(n) if soak.r_attempts[i] == 2)
+    details = [f"503 on failing-issuer locations (expected): {fives[(503, 'fault')]}",
+               f"5xx elsewhere: {sum(v for (s, w), v in fives.items() if w == 'other')}, "
+               f"500s: {sum(v for (s, w), v in fives.items() if s == 500)}",
+               f"requests without an answer: {len(unanswered)}; answered on a second "
+               f"connection after httpd closed a kept one: {retried}",
+               f"crash or critical lines in the error log: {len(crashes)}"]
+    details += [f"  #{i} {kind} at /{loc}/: {status}" for i, kind, loc, status in unexpected5[:10]]
+    details += [f"  #{i} {kind} at /{loc}/: {err}" for i, kind, loc, err in unanswered[:10]]
+    details += ["  " + line[:200] for line in crashes[:10]]
+    report.check(2, "no 5xx but the expected 503s, no 500, every request answered",
+                 not unexpected5 and not unanswered and not crashes, details)
+
+    # ---- 5: every other answer as the contract says
+    wrong = []
+    for i in range(n):
+        expected = soak.r_expect[i]
+        kind = soak.r_kind[i]
+        if kind is None or soak.r_status[i] is None:
+            continue
+        token = tokens[soak.r_tid[i]] if soak.r_tid[i] >= 0 else None
+        if kind in ("revocable", "expiring"):
+            expected = judge_timed(kind, soak.r_loc[i], token, soak.r_sent[i], soak.r_recv[i])
+        if expected is not None and soak.r_status[i] != expected:
+            wrong.append((i, kind, soak.r_loc[i], soak.r_status[i], expected))
+    return wrong
+
+
+def judge_timed(kind, loc, token, sent, received):
+    """The answer a revocable or expiring token must get, or None inside the window where
+    either answer is right."""
+    cached = loc in CACHED_LIKE
+    if kind == "revocable":
+        if token.revoked_at is None or received < token.revoke_sent:
+            return 200
+        if cached:
+            after = token.revoked_at + CACHE_TTL + GRACE
+        else:
+            after = token.revoked_at
+        return 401 if sent >= after else None
+    if received < token.exp - GRACE:
+        return 200
+    return 401 if sent >= token.exp + GRACE else None
+
+
+def rss_check(soak, final_pids, n_done, report):
+    """Per child alive at the end (the last generation, which has lived since the first quarter):
+    the median VmRSS of its samples in the second quarter of the run (by requests answered)
+    against that of the last quarter. RssAnon and RssShmem (pages of the shared cache this
+    child has touched) are shown beside it, and the growth within the last quarter (its first
+    half against its second) to tell a steady climb from one that levels off."""
+    rows, failed = [], False
+    by_pid = collections.defaultdict(list)
+    for when, progress, pid, role, status, fds in soak.samples:
+        if role == "child":
+            by_pid[pid].append((progress, status))
+    q = n_done / 4
+
+    def median(samples, field, lo, hi):
+        values = [s.get(field, 0) for p, s in samples if lo <= p < hi]
+        return statistics.median(values) if values else None
+
+    for pid in final_pids:
+        samples = by_pid.get(pid, [])
+        m2, m4 = median(samples, "VmRSS", q, 2 * q), median(samples, "VmRSS", 3 * q, n_done + 1)
+        row = {"pid": pid, "start": samples[0][1]["VmRSS"] if samples else None,
+               "q2": m2, "q4": m4, "growth": None, "samples": len(samples)}
+        if m2 is None or m4 is None:
+            failed = True
+        else:
+            row["growth"] = 100.0 * (m4 - m2) / m2
+            for field, key in (("RssAnon", "anon"), ("RssShmem", "shmem")):
+                row[key] = (median(samples, field, q, 2 * q),
+                            median(samples, field, 3 * q, n_done + 1))
+            h1 = median(samples, "VmRSS", 3 * q, 3.5 * q)
+            h2 = median(samples, "VmRSS", 3.5 * q, n_done + 1)
+            row["q4_trend"] = 100.0 * (h2 - h1) / h1 if h1 and h2 else None
+            failed |= row["growth"] >= RSS_LIMIT
+        rows.append(row)
+    details = [f"{'pid':>8} {'start':>7} {'Q2':>7} {'Q4':>7} {'growth':>7}  "
+               f"{'RssAnon Q2->Q4':>15} {'RssShmem Q2->Q4':>16} {'within Q4':>9}  (KiB, medians)"]
+    for row in rows:
+        if row["growth"] is None:
+            details.append(f"{row['pid']:>8} {row['start'] or '-':>7}  no samples in the second "
+                           f"or the last quarter ({row['samples']} samples): the child did not "
+                           f"live through the run")
+            continue
+        trend = row.get("q4_trend")
+        details.append(
+            f"{row['pid']:>8} {row['start']:>7} {row['q2']:>7.0f} {row['q4']:>7.0f} "
+            f"{row['growth']:>6.2f}%  {row['anon'][0]:>7.0f}->{row['anon'][1]:<7.0f} "
+            f"{row['shmem'][0]:>8.0f}->{row['shmem'][1]:<7.0f} "
+            f"{'-' if trend is None else f'{trend:+.2f}%':>9}")
+    before = soak.snapshots.get("start", {}).get("malloc", {})
+    after = soak.snapshots.get("end", {}).get("malloc", {})
+    for pid in final_pids:
+        if pid in before and pid in after:
+            (sa, ua), (sb, ub) = before[pid], after[pid]
+            details.append(f"child {pid}, glibc malloc when idle, start of Q2 -> end: in use "
+                           f"{ua // 1024} -> {ub // 1024} KiB ({(ub - ua) // 1024:+d}), held from "
+                           f"the system {sa // 1024} -> {sb // 1024} KiB ({(sb - sa) // 1024:+d}), "
+                           f"free inside the heap {(sa - ua) // 1024} -> {(sb - ub) // 1024} KiB")
+    report.check(3, f"each child's RSS grew by less than {RSS_LIMIT:.0f} % from Q2 to Q4",
+                 bool(rows) and not failed, details)
+    return rows
+
+
+POOL_HANDLES = THREADS_PER_CHILD * 3 // 4    # the module's idle libcurl handles per child
+
+
+def fd_check(soak, final_pids, report):
+    """Idle descriptors at the start of the second quarter ("start") and after the load ("end"),
+    with those of the fresh children after the last restart for reference. What is not a
+    connection pool must be back exactly; the pools (the module's idle libcurl handles, each
+    with its wake-up socket pair and kept connections, and mod_proxy's back-end connections)
+    must be within their bounds."""
+    fresh = soak.snapshots.get("fresh", {}).get("fds", {})
+    start = soak.snapshots.get("start", {}).get("fds", {})
+    end = soak.snapshots.get("end", {}).get("fds", {})
+    failed = not final_pids
+    details = []
+    for pid in final_pids:
+        f, a, b = fresh.get(pid) or {}, start.get(pid), end.get(pid)
+        if a is None or b is None:
+            failed = True
+            details.append(f"child {pid}: no idle reading at the {'start' if a is None else 'end'}")
+            continue
+        tf, ta, tb = sum(f.values()), sum(a.values()), sum(b.values())
+        fixed_a = {k: v for k, v in a.items() if k not in POOL_KINDS}
+        fixed_b = {k: v for k, v in b.items() if k not in POOL_KINDS}
+        handles = (b.get(PAIRS, 0) - f.get(PAIRS, 0)) / 2
+        problems = []
+        fixed_f = {k: v for k, v in f.items() if k not in POOL_KINDS and v}
+        if {k: v for k, v in fixed_a.items() if v} != {k: v for k, v in fixed_b.items() if v}:
+            problems.append("descriptors outside the connection pools changed")
+        if f and fixed_f != {k: v for k, v in fixed_b.items() if v}:
+            problems.append("descriptors outside the connection pools differ from the fresh child")
+        if handles > POOL_HANDLES:
+            problems.append(f"{handles:.0f} libcurl handles kept, over the bound {POOL_HANDLES}")
+        for kind in ("to oidc issuer", "to faulty issuer"):
+            if b.get(kind, 0) > max(handles, 0):
+                problems.append(f"{b.get(kind, 0)} connections {kind[3:]}, more than handles")
+        if b.get("to proxied back end", 0) > THREADS_PER_CHILD:
+            problems.append("more back-end connections than threads")
+        failed |= bool(problems)
+        details.append(f"child {pid}: {tf} fresh, {ta} at the start of Q2, {tb} after the load "
+                       f"({'same' if ta == tb else f'{tb - ta:+d}'}); outside the pools "
+                       f"{sum(fixed_a.values())} -> {sum(fixed_b.values())}; "
+                       f"{handles:.0f} pooled libcurl handles at the end"
+                       + (": " + "; ".join(problems) if problems else ""))
+        for kind in sorted(set(f) | set(a) | set(b)):
+            if f.get(kind, 0) or a.get(kind, 0) or b.get(kind, 0):
+                details.append(f"    {kind:<24} {f.get(kind, 0):>4} {a.get(kind, 0):>4} "
+                               f"{b.get(kind, 0):>4}" + ("  (pool)" if kind in POOL_KINDS else ""))
+    most = collections.Counter()
+    for progress, snap in soak.breakdowns:
+        for pid, kinds in snap.items():
+            if pid in final_pids and kinds:
+                for kind in POOL_KINDS:
+                    most[(pid, kind)] = max(most[(pid, kind)], kinds.get(kind, 0))
+    for pid in final_pids:
+        details.append(f"child {pid}, most seen during the load: " + ", ".join(
+            f"{kind} {most[(pid, kind)]}" for kind in POOL_KINDS))
+    pf, pa, pb = fresh.get("parent"), start.get("parent"), end.get("parent")
+    if pa and pb:
+        details.append(f"parent: {sum((pf or {}).values())} fresh, {sum(pa.values())} -> "
+                       f"{sum(pb.values())}")
+    report.check(4, "each child's open descriptors back to where they started once idle",
+                 not failed, details)
+
+
+# -- main -----------------------------------------------------------------------------------------
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=None,
+                        help=f"requests to send (default {FULL_REQUESTS:,})")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"a short run, {QUICK_REQUESTS:,} requests: every path, but too "
+                             "short for the RSS check")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop sending after this long (default: 30 min, 10 min with --quick)")
+    parser.add_argument("--restarts", default="0.06,0.13,0.20",
+                        help="graceful restarts at these fractions of the run (default "
+                             "0.06,0.13,0.20: the last generation lives through Q2 to Q4)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workdir", default=None,
+                        help="default /var/tmp/soak-<pid>, removed at the end unless --keep")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--no-malloc-stats", dest="malloc_stats", action="store_false",
+                        help="do not ask the idle children for glibc's malloc_stats() with gdb "
+                             "at the start of the second quarter and at the end")
+    parser.add_argument("--json", default=None, help="write the figures here as JSON")
+    args = parser.parse_args()
+    if args.requests is None:
+        args.requests = QUICK_REQUESTS if args.quick else FULL_REQUESTS
+    if args.max_seconds is None:
+        args.max_seconds = 600 if args.quick else 1800
+    args.restarts = sorted(float(x) for x in args.restarts.split(",") if x.strip())
+    if any(not 0 < r < 0.25 for r in args.restarts):
+        parser.error("--restarts: each fraction must lie in the first quarter (0 < P < 0.25), "
+                     "so that the last generation of children lives through the quarters "
+                     "compared")
+
+    workdir = args.workdir or f"/var/tmp/soak-{os.getpid()}"
+    os.makedirs(workdir, exist_ok=True)
+    os.chmod(workdir, 0o755)
+    started = time.time()
+    procs = []
+    httpd = None
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+
+    soak = Soak(args)
+    report = Report()
+    try:
+        log(f"soak: {args.requests:,} requests, {args.concurrency} connections, "
+            f"module {harness.module_path()}, work directory {workdir}")
+        pki = make_pki(os.path.join(workdir, "pki"))
+        os.chmod(pki.dirpath, 0o755)
+        for path in os.listdir(pki.dirpath):
+            os.chmod(os.path.join(pki.dirpath, path), 0o644)
+        oidc = OidcIssuer(os.path.join(workdir, "oidc"), pki)
+        procs.append(oidc)
+        faulty = FaultyIssuer(os.path.join(workdir, "faulty"), pki)
+        procs.append(faulty)
+        refused_port = free_port()      # nothing listens there
+        httpd = Httpd(os.path.join(workdir, "httpd"), ca_file=pki.ca_file)
+        install_content(httpd.root)
+        body, server = configuration(oidc, faulty, pki, refused_port, httpd.port)
+        httpd.start(body, server=server, mpm="soak", servers=CHILDREN, threads=THREADS_PER_CHILD,
+                    loglevel="notice")
+        ports = {"httpd": httpd.port, "oidc": oidc.port, "faulty": faulty.port}
+        soak.mint_tokens(oidc)
+        log(f"httpd {httpd.base} (pid {httpd.proc.pid}), oidc-provider {oidc.url}, faulty "
+            f"issuer {faulty.url}; {len(soak.tokens)} tokens minted")
+
+        result = drive(soak, httpd, oidc, ports)
+        n_done, elapsed, timed_out = result
+        final_pids = soak.workers_of(httpd)
+        log("load finished; reading the issuers' records")
+        oidc_log = oidc.introspection_log()
+        faulty_count = faulty.requests()
+        wrong = run_checks(soak, httpd, oidc_log, n_done, ports, report)
+        rss_rows = rss_check(soak, final_pids, n_done, report)
+        fd_check(soak, final_pids, report)
+        details = [f"{len(wrong)} answers other than the contract's"]
+        details += [f"  #{i} {kind} at /{loc}/: {status}, expected {expected}"
+                    for i, kind, loc, status, expected in wrong[:20]]
+        report.check(5, "every other answer is the contract's (valid tokens let in, ...)",
+                     not wrong, details)
+        report.results.sort(key=lambda r: r[0])
+
+        print_summary(soak, httpd, n_done, elapsed, timed_out, oidc_log, faulty_count,
+                      final_pids, report, started)
+        if args.json:
+            write_json(args.json, soak, n_done, elapsed, rss_rows, report, started)
+    except KeyboardInterrupt:
+        log("interrupted")
+        report.check(0, "the run completed", False, ["interrupted"])
+    finally:
+        soak.stop.set()
+        soak.resume.set()
+        if httpd is not None and httpd.proc is not None:
+            httpd.stop()
+        for p in reversed(procs):
+            p.stop()
+        if not args.keep and not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        elif args.keep or args.workdir:
+            print(f"work directory kept: {workdir}")
+    passed = sum(1 for r in report.results if r[2])
+    failed = len(report.results) - passed
+    print(f"soak: {passed} passed, {failed} failed")
+    return 1 if failed or not report.results else 0
+
+
+def drive(soak, httpd, oidc, ports):
+    """Send the load with the restarts, revocations and expiring tokens; (requests done,
+    seconds, whether the time limit stopped it)."""
+    args = soak.args
+    total = soak.total
+    restart_at = [int(total * r) for r in args.restarts]
+    expiring_at = [int(total * (0.02 + 0.9 * k / 29)) for k in range(30)]
+    sampler = threading.Thread(target=soak.sampler, args=(httpd,), daemon=True)
+    workers = [threading.Thread(target=soak.worker, args=(n, httpd.port), daemon=True)
+               for n in range(args.concurrency)]
+    side_done = threading.Event()
+
+    def revoker():
+        """Revokes tokens and mints expiring ones at their points in the run."""
+        pending = sorted(soak.revocable, key=lambda t: t.revoke_at)
+        expiring = list(expiring_at)
+        while not side_done.is_set():
+            progress = soak.progress()
+            try:
+                while pending and progress >= pending[0].revoke_at:
+                    token = pending.pop(0)
+                    token.revoke_sent = time.time()
+                    if not oidc.revoke(token.value):
+                        soak.issuer_errors.append(f"revoke {token.tid}: not found")
+                    token.revoked_at = time.time()
+                while expiring and progress >= expiring[0]:
+                    expiring.pop(0)
+                    soak.mint_expiring(oidc, ttl=5)
+            except Exception as err:   # noqa: BLE001 - reported, and the run goes on
+                soak.issuer_errors.append(f"{type(err).__name__}: {err}")
+            side_done.wait(0.01)
+
+    revoke_thread = threading.Thread(target=revoker, daemon=True)
+    soak.sample(httpd)
+    t0 = time.time()
+    deadline = time.monotonic() + args.max_seconds
+    sampler.start()
+    revoke_thread.start()
+    for w in workers:
+        w.start()
+    timed_out = False
+    warm_taken = False
+    last_report = last_breakdown = time.monotonic()
+    try:
+        while any(w.is_alive() for w in workers):
+            progress = soak.progress()
+            if restart_at and progress >= restart_at[0]:
+                restart_at.pop(0)
+                last = not restart_at
+                if last:
+                    # the last generation: stop sending first, so that its children are read
+                    # idle before they have served anything
+                    soak.pause_load("the last restart")
+                started = time.time()
+                old = set(soak.workers_of(httpd))
+                soak.generation += 1
+                httpd.graceful()
+                took = time.time() - started
+                soak.restarts.append((progress, started, took))
+                log(f"graceful restart {len(soak.restarts)} at request {progress:,} "
+                    f"({100 * progress / total:.0f} %), {took:.1f} s")
+                if last:
+                    wait_until(lambda: not (set(soak.workers_of(httpd)) & old)
+                               and len(soak.workers_of(httpd)) == CHILDREN, timeout=60,
+                               interval=0.1, what="the old generation to exit")
+                    snap = soak.idle_snapshot(httpd, "fresh", ports)
+                    log("idle descriptors of the new children: " + fd_summary(snap))
+                    soak.resume_load()
+            if not warm_taken and progress >= total // 4:
+                # the start of the second quarter: the children have warmed up
+                warm_taken = True
+                soak.pause_load("the second quarter")
+                snap = soak.idle_snapshot(httpd, "start", ports)
+                log("idle descriptors at the start of the second quarter: " + fd_summary(snap))
+                soak.resume_load()
+            if time.monotonic() - last_breakdown > 5:
+                last_breakdown = time.monotonic()
+                soak.breakdowns.append((soak.progress(), {
+                    pid: fd_breakdown(pid, ports) for pid in soak.workers_of(httpd)}))
+            if time.monotonic() > deadline and not soak.stop.is_set():
+                timed_out = True
+                log(f"--max-seconds {args.max_seconds:.0f} reached: stopping the load")
+                soak.stop.set()
+                soak.resume.set()
+            if time.monotonic() - last_report > 15:
+                last_report = time.monotonic()
+                elapsed = time.time() - t0
+                log(f"{progress:,} requests ({100 * progress / total:.0f} %), "
+                    f"{progress / elapsed:.0f}/s")
+            time.sleep(0.02)
+        elapsed = time.time() - t0
+    finally:
+        side_done.set()
+        soak.stop.set()
+        soak.resume.set()
+    revoke_thread.join(30)
+    sampler.join(5)
+    n_done = soak.progress()
+    log(f"{n_done:,} requests in {elapsed:.1f} s ({soak.paused_seconds:.1f} s paused): "
+        f"{n_done / (elapsed - soak.paused_seconds):.0f} requests/s; waiting for httpd to go idle")
+    snap = soak.idle_snapshot(httpd, "end", ports)
+    soak.sample(httpd)
+    log("idle descriptors after the load: " + fd_summary(snap))
+    # the results are written by request index; an index handed out but not finished (the
+    # time limit) has no kind and is skipped by the checks
+    n_indexed = min(soak.total, max((i + 1 for i in range(soak.total)
+                                     if soak.r_kind[i] is not None), default=0))
+    return n_indexed, elapsed, timed_out
+
+
+def print_summary(soak, httpd, n, elapsed, timed_out, oidc_log, faulty_count, final_pids,
+                  report, started):
+    print()
+    busy = elapsed - soak.paused_seconds
+    print(f"== soak: {n:,} requests in {elapsed:.1f} s, of which {soak.paused_seconds:.1f} s "
+          f"paused for idle readings: {n / busy:.0f} requests/s while sending "
+          f"({soak.args.concurrency} connections)"
+          f"{'; STOPPED BY --max-seconds' if timed_out else ''}")
+    print(f"   graceful restarts: {len(soak.restarts)} (" + ", ".join(
+        f"at {p:,} ({100 * p / soak.total:.0f} %) in {t:.1f} s" for p, _, t in soak.restarts)
+        + ")")
+    revoked = [t for t in soak.revocable if t.revoked_at is not None]
+    print(f"   tokens revoked at the issuer during the run: {len(revoked)} of "
+          f"{len(soak.revocable)}; expiring tokens minted: {len(soak.expiring)}")
+    print(f"   issuer calls: oidc-provider {len(oidc_log):,}, faulty stub {faulty_count:,}")
+    if soak.issuer_errors:
+        print(f"   control calls to the issuer that failed: {len(soak.issuer_errors)}: "
+              f"{soak.issuer_errors[:3]}")
+    print(f"   wall time including set-up: {time.time() - started:.0f} s")
+    print()
+    table = collections.defaultdict(collections.Counter)
+    for i in range(n):
+        if soak.r_kind[i] is None:
+            continue
+        kind = soak.r_kind[i]
+        table[(kind, soak.r_loc[i])][soak.r_status[i]] += 1
+    print(f"{'kind':<26} {'location':<11} {'requests':>9}  answers")
+    for (kind, loc), counts in sorted(table.items()):
+        answers = ", ".join(f"{status if status is not None else 'none'}: {count}"
+                            for status, count in sorted(counts.items(),
+                                                        key=lambda kv: (kv[0] is None, kv[0] or 0)))
+        print(f"{kind:<26} {loc:<11} {sum(counts.values()):>9}  {answers}")
+    print()
+    # per generation: the children seen and their RSS
+    gens = collections.defaultdict(list)
+    for pid, gen in soak.first_seen.items():
+        gens[gen].append(pid)
+    by_pid = collections.defaultdict(list)
+    for when, progress, pid, role, status, fds in soak.samples:
+        by_pid[pid].append((progress, status["VmRSS"], fds))
+    print("children by generation (VmRSS KiB: first, last, max; fds first, last sample):")
+    for gen in sorted(gens):
+        for pid in sorted(gens[gen]):
+            rows = by_pid.get(pid)
+            if not rows:
+                continue
+            print(f"   gen {gen} pid {pid:>7}: requests {rows[0][0]:>7,}..{rows[-1][0]:>7,}  "
+                  f"rss {rows[0][1]:>6} {rows[-1][1]:>6} {max(r[1] for r in rows):>6}  "
+                  f"fds {rows[0][2]:>3} {rows[-1][2]:>3}"
+                  f"{'  (alive at the end)' if pid in final_pids else ''}")
+    parent = [(p, s["VmRSS"], f) for _, p, pid, role, s, f in soak.samples if role == "parent"]
+    if parent:
+        print(f"   parent {httpd.proc.pid}: rss {parent[0][1]} -> {parent[-1][1]} KiB, "
+              f"fds {parent[0][2]} -> {parent[-1][2]}")
+    print()
+    for number, title, passed, details in report.results:
+        print(f"check {number}: {'PASS' if passed else 'FAIL'}: {title}")
+        for line in details:
+            print(f"    {line}")
+
+
+def write_json(path, soak, n, elapsed, rss_rows, report, started):
+    data = {
+        "requests": n, "seconds": round(elapsed, 1),
+        "paused_seconds": round(soak.paused_seconds, 1),
+        "requests_per_second": round(n / (elapsed - soak.paused_seconds)),
+        "concurrency": soak.args.concurrency,
+        "restarts": [{"at": p, "seconds": round(t, 2)} for p, _, t in soak.restarts],
+        "rss": rss_rows,
+        "fds": {name: {str(k): v for k, v in snap["fds"].items()}
+                for name, snap in soak.snapshots.items()},
+        "samples": [{"time": round(t, 2), "progress": p, "pid": pid, "role": role, **st,
+                     "fds": f} for t, p, pid, role, st, f in soak.samples],
+        "checks": [{"check": num, "title": title, "passed": ok, "details": det}
+                   for num, title, ok, det in report.results],
+        "wall_seconds": round(time.time() - started),
+    }
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
