@@ -161,24 +161,13 @@ static const char *check_url(cmd_parms *cmd, const char *arg)
     return NULL;
 }
 
+/** A checked URL into the field at cmd->info (OfftokIntrospectionURL, OfftokJWKSURL). */
 static const char *set_url(cmd_parms *cmd, void *dc, const char *arg)
 {
-    offtok_dir_conf *c = dc;
     const char *err = check_url(cmd, arg);
 
     if (err == NULL) {
-        c->url = arg;
-    }
-    return err;
-}
-
-static const char *set_jwks_url(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_dir_conf *c = dc;
-    const char *err = check_url(cmd, arg);
-
-    if (err == NULL) {
-        c->jwks_url = arg;
+        *(const char **)((char *)dc + (apr_size_t)cmd->info) = arg;
     }
     return err;
 }
@@ -426,7 +415,7 @@ static const char *refuse_redis(cmd_parms *cmd, void *dc, const char *arg)
 #define POLICY (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
 
 const command_rec offtok_cmds[] = {
-    AP_INIT_TAKE1("OfftokIntrospectionURL", set_url, NULL, WHERE,
+    AP_INIT_TAKE1("OfftokIntrospectionURL", set_url, DIR_OFFSET(url), WHERE,
                   "RFC 7662 introspection endpoint of the issuer"),
     AP_INIT_TAKE1("OfftokClientID", ap_set_string_slot, DIR_OFFSET(client_id), WHERE,
                   "client id used to authenticate to the issuer"),
@@ -462,7 +451,7 @@ const command_rec offtok_cmds[] = {
                   "header-name claim: set that request header from the claim"),
     AP_INIT_FLAG("OfftokForwardToken", set_flag, DIR_OFFSET(forward_token), POLICY,
                  "Off removes the Authorization header before the back end sees it"),
-    AP_INIT_TAKE1("OfftokJWKSURL", set_jwks_url, NULL, WHERE,
+    AP_INIT_TAKE1("OfftokJWKSURL", set_url, DIR_OFFSET(jwks_url), WHERE,
                   "the issuer's keys (JWKS), for verifying pushed logout tokens and admin actions"),
     AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
