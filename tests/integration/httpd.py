@@ -69,31 +69,23 @@ def wait_until(predicate, timeout=10.0, interval=0.05, what="condition"):
         time.sleep(interval)
 
 
+# event and worker take the same settings; only the module differs.
+THREADED_MPM_CONF = """
+LoadModule mpm_{mpm}_module {moddir}/mod_mpm_{mpm}.so
+LoadModule cgid_module {moddir}/mod_cgid.so
+ScriptSock {root}/cgid.sock
+StartServers {servers}
+ServerLimit {servers}
+ThreadsPerChild {threads}
+ThreadLimit {threads}
+MaxRequestWorkers {workers}
+MinSpareThreads 1
+MaxSpareThreads {workers}
+"""
+
 MPM_CONF = {
-    "event": """
-LoadModule mpm_event_module {moddir}/mod_mpm_event.so
-LoadModule cgid_module {moddir}/mod_cgid.so
-ScriptSock {root}/cgid.sock
-StartServers {servers}
-ServerLimit {servers}
-ThreadsPerChild {threads}
-ThreadLimit {threads}
-MaxRequestWorkers {workers}
-MinSpareThreads 1
-MaxSpareThreads {workers}
-""",
-    "worker": """
-LoadModule mpm_worker_module {moddir}/mod_mpm_worker.so
-LoadModule cgid_module {moddir}/mod_cgid.so
-ScriptSock {root}/cgid.sock
-StartServers {servers}
-ServerLimit {servers}
-ThreadsPerChild {threads}
-ThreadLimit {threads}
-MaxRequestWorkers {workers}
-MinSpareThreads 1
-MaxSpareThreads {workers}
-""",
+    "event": THREADED_MPM_CONF,
+    "worker": THREADED_MPM_CONF,
     "prefork": """
 LoadModule mpm_prefork_module {moddir}/mod_mpm_prefork.so
 LoadModule cgi_module {moddir}/mod_cgi.so
@@ -187,7 +179,7 @@ class Httpd:
             root=self.root, port=self.port, moddir=MODDIR, module=module_path(),
             user="User www-data\nGroup www-data" if os.geteuid() == 0 else "",
             loglevel=loglevel, server=server,
-            mpm=MPM_CONF[mpm].format(moddir=MODDIR, root=self.root, servers=servers,
+            mpm=MPM_CONF[mpm].format(mpm=mpm, moddir=MODDIR, root=self.root, servers=servers,
                                      threads=threads, workers=servers * threads))
         path = os.path.join(self.root, "httpd.conf")
         with open(path, "w") as f:
