@@ -32,6 +32,7 @@ typedef struct {
     const offtok_dir_conf *conf;
     ot_introspect_t in;
     ot_jwt_peek_t peek;
+    int resolved;               /**< peek, hint and credentials are set (resolve_ask) */
     unsigned char key[OT_KEY_LEN];
     int fresh;                  /**< a positive answer must come from a call started after arrival */
 } offtok_ask_t;
@@ -71,22 +72,64 @@ static void pick_client(offtok_ask_t *ask)
     }
 }
 
+/** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
+static void resolve_ask(request_rec *r, offtok_ask_t *ask)
+{
+    const offtok_dir_conf *c = ask->conf;
+
+    if (ask->resolved) {
+        return;
+    }
+    ask->resolved = 1;
+    ot_jwt_peek(&ask->peek, ask->in.token, r->pool);
+    ask->in.hint = ot_token_hint(c->hint_mode >= 0 ? (ot_hint_mode_t)c->hint_mode : OT_HINT_AUTO,
+                                 &ask->peek);
+    pick_client(ask);
+}
+
+/**
+ * The part of the cache key that says how the token is asked about. Where the location's
+ * settings fix the hint and the credentials, it is exactly the client id and hint sent; where
+ * they depend on the token (OfftokTokenTypeHint auto, OfftokClientFor) it is those settings
+ * themselves: the hint and credentials are a function of them and the token, so the key stays
+ * as specific, and a cache hit needs no look into the token. See docs/cache.md.
+ */
+static void key_parts(request_rec *r, const offtok_dir_conf *c, const offtok_ask_t *ask,
+                      const char **client, const char **hint)
+{
+    ot_hint_mode_t mode = c->hint_mode >= 0 ? (ot_hint_mode_t)c->hint_mode : OT_HINT_AUTO;
+    int i;
+
+    *client = ask->in.client_id;
+    *hint = mode == OT_HINT_AUTO ? "\001auto" : ot_token_hint(mode, &ask->peek);
+    if (c->client_for == NULL) {
+        return;
+    }
+    for (i = 0; i < c->client_for->nelts; i++) {
+        const offtok_client_t *cl = &APR_ARRAY_IDX(c->client_for, i, offtok_client_t);
+        *client = apr_pstrcat(r->pool, *client, "\001", cl->azp, "\002", cl->id, NULL);
+    }
+}
+
 static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf *c,
                         const char *token)
 {
     ot_always_t always = offtok_always(c);
+    const char *client, *hint;
 
     memset(ask, 0, sizeof(*ask));
     ask->conf = c;
-    ot_jwt_peek(&ask->peek, token, r->pool);
     ask->in.url = c->url;
     ask->in.auth = c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
-    ask->in.hint = ot_token_hint(c->hint_mode >= 0 ? (ot_hint_mode_t)c->hint_mode : OT_HINT_AUTO,
-                                 &ask->peek);
     ask->in.token = token;
-    pick_client(ask);
-    ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, token);
+    ask->in.client_id = c->client_id ? c->client_id : "";
+    ask->in.client_secret = c->client_secret ? c->client_secret : "";
+    key_parts(r, c, ask, &client, &hint);
+    ot_cache_key(ask->key, ask->in.url, client, hint, token);
     /* With Offline, a token not known to be an access token must be treated as offline. */
+    if (always == OT_ALWAYS_OFFLINE) {
+        resolve_ask(r, ask);
+    }
     ask->fresh = always == OT_ALWAYS_ON
         || (always == OT_ALWAYS_OFFLINE
             && !(ask->peek.typ && strcmp(ask->peek.typ, "Bearer") == 0));
@@ -112,16 +155,13 @@ static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cac
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *c = ask->conf;
     ot_always_t always = offtok_always(c);
-    const char *err;
-    json_t *json;
 
     if (!e->active) {
         /* Where every answer must be fresh, an old "inactive" is as stale as an old "active". */
         if (ask->fresh || now - e->fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
             return NULL;
         }
-        json = ot_json_own(json_pack("{s:b}", "active", 0), r->pool);
-        return ot_answer_from_json(json, &err, r->pool);
+        return ot_answer_inactive(r->pool);
     }
     /* offtok_redis_trusts: not while revocations from other nodes may be missing. */
     if (now - e->fetched >= apr_time_from_sec(offtok_cache_ttl(c))
@@ -130,8 +170,7 @@ static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cac
         || !offtok_redis_trusts(e->fetched)) {
         return NULL;
     }
-    json = ot_json_parse(e->claims, e->claims_len, NULL, r->pool);
-    return json ? ot_answer_from_json(json, &err, r->pool) : NULL;
+    return ot_answer_from_digest(e->claims, e->claims_len, r->pool);
 }
 
 /**
@@ -185,7 +224,7 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
         e.iss = a->iss ? a->iss : ask->conf->issuer;
         e.sub = a->sub;
         e.sid = a->sid;
-        e.claims = ot_json_dump(a->json, &e.claims_len, r->pool);
+        e.claims = ot_answer_digest(a, &e.claims_len, r->pool);
         if (e.exp && e.exp < e.drop_after) {
             e.drop_after = e.exp;
         }
@@ -426,8 +465,11 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
 
     prepare_ask(r, &ask, c, token);
     a = from_cache(r, &ask);
-    if (a == NULL && from_issuer(r, st, &ask, &a, token) != APR_SUCCESS) {
-        return;
+    if (a == NULL) {
+        resolve_ask(r, &ask);
+        if (from_issuer(r, st, &ask, &a, token) != APR_SUCCESS) {
+            return;
+        }
     }
     judge(r, st, c, a, token);
 }

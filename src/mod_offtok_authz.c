@@ -63,7 +63,7 @@ static const char *parse_claim(cmd_parms *cmd, const char *line, const void **pa
 }
 
 /** The request's accepted answer, or NULL with *status telling the provider's answer. */
-static const json_t *accepted_answer(request_rec *r, const char *provider, authz_status *status,
+static ot_answer_t *accepted_answer(request_rec *r, const char *provider, authz_status *status,
                                      offtok_req_t **pst)
 {
     offtok_req_t *st;
@@ -80,7 +80,7 @@ static const json_t *accepted_answer(request_rec *r, const char *provider, authz
         *status = AUTHZ_DENIED_NO_USER;    /* authentication will answer 401/400/503 */
         return NULL;
     }
-    return st->answer->json;
+    return st->answer;
 }
 
 /**
@@ -110,14 +110,14 @@ static authz_status scope_check(request_rec *r, const char *line, const void *pa
     const offtok_require_t *req = parsed;
     offtok_req_t *st = NULL;
     authz_status status;
-    const json_t *answer = accepted_answer(r, "offtok-scope", &status, &st);
+    const ot_answer_t *answer = accepted_answer(r, "offtok-scope", &status, &st);
     const char *scope;
     int i;
 
     if (answer == NULL) {
         return status;
     }
-    scope = ot_json_string(answer, "scope");
+    scope = answer->scope;
     for (i = 0; i < req->words->nelts; i++) {
         if (scope == NULL || !ot_scope_has(scope, APR_ARRAY_IDX(req->words, i, const char *))) {
             ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0041: the token lacks scope %s",
@@ -133,7 +133,7 @@ static authz_status claim_check(request_rec *r, const char *line, const void *pa
     const offtok_require_t *req = parsed;
     offtok_req_t *st = NULL;
     authz_status status;
-    const json_t *answer = accepted_answer(r, "offtok-claim", &status, &st);
+    ot_answer_t *answer = accepted_answer(r, "offtok-claim", &status, &st);
     const char *name;
     const json_t *v;
     int i;
@@ -142,7 +142,7 @@ static authz_status claim_check(request_rec *r, const char *line, const void *pa
         return status;
     }
     name = APR_ARRAY_IDX(req->words, 0, const char *);
-    v = ot_claim_lookup(answer, name);
+    v = ot_claim_lookup(ot_answer_json(answer), name);
     for (i = 1; v && i < req->words->nelts; i++) {
         if (ot_claim_matches(v, APR_ARRAY_IDX(req->words, i, const char *), r->pool)) {
             return AUTHZ_GRANTED;

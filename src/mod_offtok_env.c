@@ -17,27 +17,47 @@
 
 APLOG_USE_MODULE(offtok);
 
+/**
+ * Claim `name` of the answer as the back end sees it; NULL when absent. A top-level claim is
+ * read off the answer as it is; a dotted path (realm_access.roles) needs the JSON.
+ */
+static const char *claim_text(request_rec *r, ot_answer_t *a, const char *name, int *is_string)
+{
+    const ot_claim_t *cl = ot_answer_claim(a, name);
+    const json_t *v;
+
+    if (cl != NULL) {
+        *is_string = cl->type == OT_CT_STRING;
+        return cl->text;
+    }
+    if (strchr(name, '.') == NULL || (v = ot_claim_lookup(ot_answer_json(a), name)) == NULL) {
+        return NULL;
+    }
+    *is_string = json_is_string(v);
+    return ot_claim_text(v, r->pool);
+}
+
 int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c)
 {
     const char *claim = c->user_claim ? c->user_claim : "sub";
-    const json_t *v = ot_claim_lookup(st->answer->json, claim);
-    int i;
+    const char *text;
+    int i, is_string = 0;
+    apr_size_t len;
 
-    if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > OT_VALUE_MAX) {
+    text = claim_text(r, st->answer, claim, &is_string);
+    if (text == NULL || !is_string || (len = strlen(text)) == 0 || len > OT_VALUE_MAX) {
         return 0;
     }
-    st->user = ot_sanitize(json_string_value(v), r->pool);
+    st->user = text;
     st->headers = apr_array_make(r->pool, c->pass ? c->pass->nelts : 0, sizeof(offtok_pass_t));
     for (i = 0; c->pass && i < c->pass->nelts; i++) {
         const offtok_pass_t *ph = &APR_ARRAY_IDX(c->pass, i, offtok_pass_t);
         offtok_pass_t *out;
-        const char *text;
 
-        v = ot_claim_lookup(st->answer->json, ph->claim);
-        if (v == NULL) {
+        text = claim_text(r, st->answer, ph->claim, &is_string);
+        if (text == NULL) {
             continue;
         }
-        text = ot_claim_text(v, r->pool);
         if (strlen(text) > OT_VALUE_MAX) {
             return 0;
         }
@@ -51,8 +71,7 @@ int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
 void offtok_env_apply(request_rec *r, offtok_req_t *st)
 {
     const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
-    const char *key;
-    json_t *v;
+    const ot_answer_t *a = st->answer;
     int i;
 
     if (st->applied || st->status != OK) {
@@ -61,11 +80,11 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
     st->applied = 1;
     r->user = (char *)st->user;
     r->ap_auth_type = "offtok";
-    json_object_foreach(st->answer->json, key, v) {
-        apr_table_setn(r->subprocess_env, ot_claim_env_name(key, r->pool),
-                       ot_claim_text(v, r->pool));
+    for (i = 0; i < a->nclaims; i++) {
+        apr_table_setn(r->subprocess_env, ot_claim_env_name(a->claims[i].name, r->pool),
+                       a->claims[i].text);
     }
-    apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(st->answer->kind));
+    apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(a->kind));
     for (i = 0; i < st->headers->nelts; i++) {
         const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
         apr_table_setn(r->headers_in, h->header, h->claim);

@@ -14,41 +14,83 @@
  */
 #define OT_LAST_SANE_DATE 253402300799.0
 
-/** A NumericDate claim as whole seconds; 0 when absent or not a sane number. */
-static apr_int64_t numeric_date(const json_t *obj, const char *key)
+/** A NumericDate claim as whole seconds; 0 when not a sane number. */
+static apr_int64_t numeric_date(const ot_claim_t *c)
 {
-    const json_t *v = json_object_get(obj, key);
     double d;
 
-    if (!json_is_number(v)) {
+    if (c->type != OT_CT_NUMBER) {
         return 0;
     }
-    d = json_number_value(v);
+    d = strtod(c->value, NULL);
     if (!isfinite(d) || d < 1.0 || d > OT_LAST_SANE_DATE) {
         return 0;
     }
     return (apr_int64_t)d;
 }
 
-/**
- * The contract's rule: a bound token (cnf) is refused; with `typ`, Bearer is an access token,
- * Offline an offline token and anything else is refused; without it, `token_type` makes an
- * access token, else `offline_access` in the scope makes an offline one.
- */
-static void decide_kind(ot_answer_t *a)
+static const char *string_of(const ot_claim_t *c)
 {
-    const char *typ = ot_json_string(a->json, "typ");
-    const char *scope = ot_json_string(a->json, "scope");
+    return c->type == OT_CT_STRING ? c->value : NULL;
+}
 
-    a->typ = typ ? typ : ot_json_string(a->json, "token_type");
-    if (json_object_get(a->json, "cnf") != NULL) {
-        a->kind_refused = 1;
+/**
+ * Read the fields the checks use off the claims, and decide the kind by the contract's rule: a
+ * bound token (cnf) is refused; with `typ`, Bearer is an access token, Offline an offline token
+ * and anything else is refused; without it, `token_type` makes an access token, else
+ * `offline_access` in the scope makes an offline one. Used for fresh and cached answers alike,
+ * so both are judged the same.
+ */
+static void derive(ot_answer_t *a)
+{
+    const ot_claim_t *typ = NULL, *token_type = NULL;
+    int i;
+
+    for (i = 0; i < a->nclaims; i++) {
+        const ot_claim_t *c = &a->claims[i];
+        const char *n = c->name;
+
+        if (strcmp(n, "exp") == 0) {
+            a->has_exp = 1, a->exp = numeric_date(c);
+        }
+        else if (strcmp(n, "nbf") == 0) {
+            a->has_nbf = 1, a->nbf = numeric_date(c);
+        }
+        else if (strcmp(n, "iat") == 0) {
+            a->iat = numeric_date(c);
+        }
+        else if (strcmp(n, "iss") == 0) {
+            a->has_iss = 1, a->iss = string_of(c);
+        }
+        else if (strcmp(n, "sub") == 0) {
+            a->sub = string_of(c);
+        }
+        else if (strcmp(n, "sid") == 0) {
+            a->sid = string_of(c);
+        }
+        else if (strcmp(n, "scope") == 0) {
+            a->scope = string_of(c);
+        }
+        else if (strcmp(n, "aud") == 0) {
+            a->aud = c;
+        }
+        else if (strcmp(n, "cnf") == 0) {
+            a->has_cnf = 1;
+        }
+        else if (strcmp(n, "typ") == 0) {
+            typ = c;
+        }
+        else if (strcmp(n, "token_type") == 0) {
+            token_type = c;
+        }
     }
-    if (json_object_get(a->json, "typ") != NULL) {
-        if (typ && strcmp(typ, "Bearer") == 0) {
+    a->typ = typ && string_of(typ) ? typ->value : token_type ? string_of(token_type) : NULL;
+    a->kind_refused = a->has_cnf;
+    if (typ != NULL) {
+        if (string_of(typ) && strcmp(typ->value, "Bearer") == 0) {
             a->kind = OT_KIND_ACCESS;
         }
-        else if (typ && strcmp(typ, "Offline") == 0) {
+        else if (string_of(typ) && strcmp(typ->value, "Offline") == 0) {
             a->kind = OT_KIND_OFFLINE;
         }
         else {
@@ -56,17 +98,30 @@ static void decide_kind(ot_answer_t *a)
         }
         return;
     }
-    if (json_object_get(a->json, "token_type") != NULL) {
+    if (token_type != NULL) {
         a->kind = OT_KIND_ACCESS;
         return;
     }
-    a->kind = (scope && ot_scope_has(scope, "offline_access")) ? OT_KIND_OFFLINE : OT_KIND_ACCESS;
+    a->kind = (a->scope && ot_scope_has(a->scope, "offline_access"))
+              ? OT_KIND_OFFLINE : OT_KIND_ACCESS;
+}
+
+ot_answer_t *ot_answer_inactive(apr_pool_t *p)
+{
+    ot_answer_t *a = apr_pcalloc(p, sizeof(*a));
+
+    a->pool = p;
+    return a;
 }
 
 ot_answer_t *ot_answer_from_json(json_t *json, const char **err, apr_pool_t *p)
 {
     ot_answer_t *a;
     const json_t *active = json_object_get(json, "active");
+    ot_claim_t *claims;
+    const char *key;
+    json_t *v;
+    int n = 0;
 
     if (!json_is_object(json)) {
         *err = "the answer is not a JSON object";
@@ -76,19 +131,23 @@ ot_answer_t *ot_answer_from_json(json_t *json, const char **err, apr_pool_t *p)
         *err = active ? "\"active\" is not a boolean" : "the answer has no \"active\" member";
         return NULL;
     }
-    a = apr_pcalloc(p, sizeof(*a));
+    a = ot_answer_inactive(p);
     a->json = json;
     a->active = json_is_true(active);
     if (!a->active) {
         return a;
     }
-    a->exp = numeric_date(json, "exp");
-    a->nbf = numeric_date(json, "nbf");
-    a->iat = numeric_date(json, "iat");
-    a->iss = ot_json_string(json, "iss");
-    a->sub = ot_json_string(json, "sub");
-    a->sid = ot_json_string(json, "sid");
-    decide_kind(a);
+    claims = apr_palloc(p, json_object_size(json) * sizeof(*claims));
+    json_object_foreach(json, key, v) {
+        if (ot_claim_from_json(&claims[n], key, v, p) != APR_SUCCESS) {
+            *err = "a claim holds a NUL character";
+            return NULL;
+        }
+        n++;
+    }
+    a->claims = claims;
+    a->nclaims = n;
+    derive(a);
     return a;
 }
 
@@ -110,20 +169,31 @@ ot_answer_t *ot_answer_parse(const char *body, apr_size_t len, const char **err,
 }
 
 /** aud is a string equal to want, or an array holding it. */
-static int audience_has(const json_t *aud, const char *want)
+static int audience_has(const ot_claim_t *aud, const char *want)
 {
     size_t i;
     const json_t *v;
+    json_t *arr;
+    int found = 0;
 
-    if (json_is_string(aud)) {
-        return strcmp(json_string_value(aud), want) == 0;
+    if (aud == NULL) {
+        return 0;
     }
-    json_array_foreach(aud, i, v) {
+    if (aud->type == OT_CT_STRING) {
+        return strcmp(aud->value, want) == 0;
+    }
+    if (aud->type != OT_CT_LIST && aud->type != OT_CT_JSON) {
+        return 0;
+    }
+    arr = ot_claim_json(aud);
+    json_array_foreach(arr, i, v) {
         if (json_is_string(v) && strcmp(json_string_value(v), want) == 0) {
-            return 1;
+            found = 1;
+            break;
         }
     }
-    return 0;
+    json_decref(arr);
+    return found;
 }
 
 ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, apr_int64_t now)
@@ -131,19 +201,19 @@ ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, ap
     if (!a->active) {
         return OT_VERDICT_INACTIVE;
     }
-    if (json_object_get(a->json, "cnf") != NULL) {
+    if (a->has_cnf) {
         return OT_VERDICT_BOUND;
     }
     if (a->kind_refused) {
         return OT_VERDICT_KIND;
     }
-    if (json_object_get(a->json, "exp") != NULL && (a->exp == 0 || a->exp <= now)) {
+    if (a->has_exp && (a->exp == 0 || a->exp <= now)) {
         return OT_VERDICT_EXPIRED;
     }
-    if (json_object_get(a->json, "nbf") != NULL && (a->nbf == 0 || a->nbf > now)) {
+    if (a->has_nbf && (a->nbf == 0 || a->nbf > now)) {
         return OT_VERDICT_NOT_YET;
     }
-    if (policy->issuer && json_object_get(a->json, "iss") != NULL
+    if (policy->issuer && a->has_iss
         && (a->iss == NULL || strcmp(a->iss, policy->issuer) != 0)) {
         return OT_VERDICT_ISSUER;
     }
@@ -151,7 +221,7 @@ ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, ap
         return OT_VERDICT_OFFLINE_DENIED;
     }
     if (policy->audience && a->kind == OT_KIND_ACCESS
-        && !audience_has(json_object_get(a->json, "aud"), policy->audience)) {
+        && !audience_has(a->aud, policy->audience)) {
         return OT_VERDICT_AUDIENCE;
     }
     return OT_VERDICT_OK;
@@ -176,4 +246,154 @@ const char *ot_verdict_text(ot_verdict_t v)
 const char *ot_kind_name(ot_kind_t kind)
 {
     return kind == OT_KIND_OFFLINE ? "offline" : "access";
+}
+
+/*
+ * The digest: the cache's form of a positive answer (ot_cache_entry_t.claims, and so also what
+ * Redis holds). A cache hit reads it without a JSON parser; the strings are used in place.
+ *
+ *  +----------+----------------------------------------------------------------------------+
+ *  | count    | count claims, each:                                                        |
+ *  | u16, BE  |   type: one byte, ot_claim_type_t, | DIGEST_TEXT when a text of its own    |
+ *  |          |         follows (it differs from the value: lists, null, control chars)    |
+ *  |          |   name NUL, value NUL, [text NUL]                                          |
+ *  +----------+----------------------------------------------------------------------------+
+ *
+ * A typical Keycloak answer takes about as many bytes as its compact JSON.
+ */
+#define DIGEST_TEXT 0x80
+#define DIGEST_MAX_CLAIMS 0xffff
+
+const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *p)
+{
+    apr_size_t n = 2;
+    char *buf, *o;
+    int i;
+
+    if (!a->active || a->nclaims > DIGEST_MAX_CLAIMS) {
+        return NULL;
+    }
+    for (i = 0; i < a->nclaims; i++) {
+        const ot_claim_t *c = &a->claims[i];
+        n += 1 + strlen(c->name) + 1 + c->value_len + 1;
+        if (strcmp(c->text, c->value) != 0) {
+            n += strlen(c->text) + 1;
+        }
+    }
+    o = buf = apr_palloc(p, n);
+    *o++ = (char)((a->nclaims >> 8) & 0xff);
+    *o++ = (char)(a->nclaims & 0xff);
+    for (i = 0; i < a->nclaims; i++) {
+        const ot_claim_t *c = &a->claims[i];
+        int own_text = strcmp(c->text, c->value) != 0;
+        apr_size_t k = strlen(c->name) + 1;
+
+        *o++ = (char)(c->type | (own_text ? DIGEST_TEXT : 0));
+        memcpy(o, c->name, k), o += k;
+        memcpy(o, c->value, c->value_len + 1), o += c->value_len + 1;
+        if (own_text) {
+            k = strlen(c->text) + 1;
+            memcpy(o, c->text, k), o += k;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/** The NUL-terminated string at *off in buf[0..len), advancing *off; NULL when there is none. */
+static const char *digest_str(const char *buf, apr_size_t len, apr_size_t *off, apr_size_t *slen)
+{
+    const char *s = buf + *off, *end;
+
+    if (*off >= len || (end = memchr(s, 0, len - *off)) == NULL) {
+        return NULL;
+    }
+    *slen = (apr_size_t)(end - s);
+    *off += *slen + 1;
+    return s;
+}
+
+ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    ot_answer_t *a;
+    ot_claim_t *claims;
+    apr_size_t off = 2, slen;
+    int n, i, active = 0;
+
+    if (buf == NULL || len < 2) {
+        return NULL;
+    }
+    n = (u[0] << 8) | u[1];
+    if ((apr_size_t)n > (len - 2) / 4) {      /* each claim takes at least four bytes */
+        return NULL;
+    }
+    claims = apr_palloc(p, (apr_size_t)n * sizeof(*claims) + 1);
+    for (i = 0; i < n; i++) {
+        ot_claim_t *c = &claims[i];
+        unsigned char type;
+
+        if (off >= len) {
+            return NULL;
+        }
+        type = u[off++];
+        c->type = (char)(type & ~DIGEST_TEXT);
+        if (strchr("snbzlj", c->type) == NULL || c->type == '\0'
+            || (c->name = digest_str(buf, len, &off, &slen)) == NULL
+            || (c->value = digest_str(buf, len, &off, &c->value_len)) == NULL) {
+            return NULL;
+        }
+        c->text = c->value;
+        if ((type & DIGEST_TEXT) && (c->text = digest_str(buf, len, &off, &slen)) == NULL) {
+            return NULL;
+        }
+        /* Whoever wrote it, no control character reaches the back end. */
+        c->text = ot_sanitize(c->text, p);
+        if (strcmp(c->name, "active") == 0) {
+            active = c->type == OT_CT_BOOL && strcmp(c->value, "true") == 0;
+        }
+    }
+    if (off != len || !active) {
+        return NULL;
+    }
+    a = ot_answer_inactive(p);
+    a->active = 1;
+    a->claims = claims;
+    a->nclaims = n;
+    derive(a);
+    return a;
+}
+
+const ot_claim_t *ot_answer_claim(const ot_answer_t *a, const char *name)
+{
+    int i;
+
+    for (i = 0; i < a->nclaims; i++) {
+        if (strcmp(a->claims[i].name, name) == 0) {
+            return &a->claims[i];
+        }
+    }
+    return NULL;
+}
+
+const json_t *ot_answer_json(ot_answer_t *a)
+{
+    json_t *obj;
+    int i;
+
+    if (a->json != NULL) {
+        return a->json;
+    }
+    obj = json_object();
+    if (!a->active) {
+        json_object_set_new(obj, "active", json_false());
+    }
+    for (i = 0; obj && i < a->nclaims; i++) {
+        json_t *v = ot_claim_json(&a->claims[i]);
+        if (v != NULL) {
+            json_object_set_new(obj, a->claims[i].name, v);
+        }
+    }
+    a->json = ot_json_own(obj, a->pool);
+    return a->json;
 }

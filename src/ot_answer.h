@@ -13,24 +13,36 @@
 #include <apr_time.h>
 #include <jansson.h>
 
+#include "ot_claims.h"
+
 /** Largest answer accepted from the issuer. */
 #define OT_ANSWER_MAX (256 * 1024)
 
 typedef enum { OT_KIND_ACCESS = 0, OT_KIND_OFFLINE = 1 } ot_kind_t;
 
-/** One introspection answer. The JSON belongs to the pool it was parsed into. */
+/**
+ * One introspection answer: the fields the checks use, and the top-level claims ready for the
+ * environment. An answer read back from the cache has no JSON tree until something asks for one
+ * (ot_answer_json: `Require offtok-claim`, dotted claim names).
+ */
 typedef struct {
-    json_t *json;         /**< the whole answer, a JSON object */
     int active;
     ot_kind_t kind;       /**< by the contract's rules; meaningful when active */
     int kind_refused;     /**< bound (cnf) or a typ other than Bearer/Offline */
-    apr_int64_t exp;      /**< seconds since the epoch; 0 when absent */
+    apr_int64_t exp;      /**< seconds since the epoch; 0 when absent or not a sane date */
     apr_int64_t nbf;
     apr_int64_t iat;
-    const char *iss;
+    unsigned has_exp:1, has_nbf:1, has_iss:1, has_cnf:1;  /**< the member is there at all */
+    const char *iss;      /**< string members; NULL when absent or not a string */
     const char *sub;
     const char *sid;
+    const char *scope;
     const char *typ;      /**< "typ", else "token_type" (for logs), may be NULL */
+    const ot_claim_t *aud;
+    const ot_claim_t *claims;  /**< every top-level member, in the issuer's order */
+    int nclaims;
+    json_t *json;         /**< the whole answer; use ot_answer_json() */
+    apr_pool_t *pool;
 } ot_answer_t;
 
 /**
@@ -39,8 +51,30 @@ typedef struct {
  */
 ot_answer_t *ot_answer_parse(const char *body, apr_size_t len, const char **err, apr_pool_t *p);
 
-/** Wrap an already-parsed JSON object (e.g. from the cache). Same checks as ot_answer_parse. */
+/** Wrap an already-parsed JSON object. Same checks as ot_answer_parse. */
 ot_answer_t *ot_answer_from_json(json_t *json, const char **err, apr_pool_t *p);
+
+/** An inactive answer, as the negative cache gives it back. */
+ot_answer_t *ot_answer_inactive(apr_pool_t *p);
+
+/**
+ * The cache's form of a positive answer: its claims, typed and with their text, so that a cache
+ * hit needs no JSON parser (the format is in ot_answer.c). NULL when a is inactive or does not
+ * fit the format (over 65535 claims); such an answer is simply not cached.
+ */
+const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *p);
+
+/**
+ * The answer a digest describes. The strings point into buf, which must live as long as p.
+ * NULL when buf is not a well-formed digest of a positive answer.
+ */
+ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p);
+
+/** The top-level claim `name`, or NULL. */
+const ot_claim_t *ot_answer_claim(const ot_answer_t *a, const char *name);
+
+/** The whole answer as a JSON object, built on first use (from the answer's pool). */
+const json_t *ot_answer_json(ot_answer_t *a);
 
 /** What one location requires of an answer. */
 typedef struct {

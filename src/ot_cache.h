@@ -34,7 +34,7 @@ typedef struct {
     const char *iss;
     const char *sub;
     const char *sid;
-    const char *claims;     /**< the whole answer as compact JSON (positive answers) */
+    const char *claims;     /**< positive answers: ot_answer_digest() (binary, holds NULs) */
     apr_size_t claims_len;
 } ot_cache_entry_t;
 
@@ -84,7 +84,7 @@ void ot_cache_info(ot_shm_t *s, ot_cache_info_t *info);
 /**
  * Encode e compactly for another tier (Redis): a versioned, length-prefixed binary form, in a
  * buffer from p. APR_ENOSPC when a string is too long for the format (iss, sub or sid over
- * 65535 bytes), APR_EINVAL for a negative time or a NUL inside the claims.
+ * 65535 bytes), APR_EINVAL for a negative time.
  */
 apr_status_t ot_cache_entry_encode(const ot_cache_entry_t *e, char **buf, apr_size_t *len,
                                    apr_pool_t *p);

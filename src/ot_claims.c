@@ -122,6 +122,43 @@ const char *ot_claim_text(const json_t *v, apr_pool_t *p)
     return text ? ot_sanitize(text, p) : "";
 }
 
+apr_status_t ot_claim_from_json(ot_claim_t *c, const char *name, const json_t *v, apr_pool_t *p)
+{
+    c->name = name;
+    c->text = ot_claim_text(v, p);
+    if (json_is_string(v)) {
+        c->type = OT_CT_STRING;
+        c->value = json_string_value(v);
+        c->value_len = json_string_length(v);
+        return memchr(c->value, 0, c->value_len) ? APR_EINVAL : APR_SUCCESS;
+    }
+    if (json_is_null(v)) {
+        c->type = OT_CT_NULL;
+        c->value = "null";
+    }
+    else if (json_is_number(v) || json_is_boolean(v)) {
+        c->type = json_is_number(v) ? OT_CT_NUMBER : OT_CT_BOOL;
+        c->value = c->text;               /* numbers and booleans read as their JSON */
+    }
+    else {
+        c->type = json_is_array(v) && flat_array_text(v, p) ? OT_CT_LIST : OT_CT_JSON;
+        c->value = ot_json_dump(v, NULL, p);     /* not c->text: that lost its DEL bytes */
+        if (c->value == NULL) {
+            return APR_EINVAL;
+        }
+    }
+    c->value_len = strlen(c->value);
+    return APR_SUCCESS;
+}
+
+json_t *ot_claim_json(const ot_claim_t *c)
+{
+    if (c->type == OT_CT_STRING) {
+        return json_stringn(c->value, c->value_len);
+    }
+    return json_loadb(c->value, c->value_len, JSON_DECODE_ANY, NULL);
+}
+
 const json_t *ot_claim_lookup(const json_t *answer, const char *name)
 {
     const json_t *v = json_object_get(answer, name);

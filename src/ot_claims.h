@@ -16,6 +16,38 @@
 /** Longest value accepted for REMOTE_USER or a passed header. */
 #define OT_VALUE_MAX 4096
 
+/**
+ * How a claim is kept once the answer is parsed (and in the cache): its JSON type as far as the
+ * back end and the checks care. The value is the string itself for OT_CT_STRING and compact
+ * JSON for the others, so that the claim can become JSON again.
+ */
+typedef enum {
+    OT_CT_STRING = 's',
+    OT_CT_NUMBER = 'n',
+    OT_CT_BOOL = 'b',
+    OT_CT_NULL = 'z',
+    OT_CT_LIST = 'l',     /**< an array of strings, numbers and booleans */
+    OT_CT_JSON = 'j'      /**< an object, or an array holding anything else */
+} ot_claim_type_t;
+
+/** One top-level claim of an answer, ready for the environment. */
+typedef struct {
+    const char *name;
+    const char *value;    /**< the string (OT_CT_STRING) or compact JSON; never holds NUL */
+    const char *text;     /**< what the back end sees: ot_claim_text() of the value */
+    apr_size_t value_len;
+    char type;            /**< ot_claim_type_t */
+} ot_claim_t;
+
+/**
+ * Fill c from the JSON value v of claim `name`. APR_EINVAL when it cannot be kept as a claim
+ * (a string holding NUL): such an answer is not cached.
+ */
+apr_status_t ot_claim_from_json(ot_claim_t *c, const char *name, const json_t *v, apr_pool_t *p);
+
+/** The claim's value as JSON again (a new reference), or NULL when it does not parse. */
+json_t *ot_claim_json(const ot_claim_t *c);
+
 /** "OFFTOK_CLAIM_" + name with every character outside A-Za-z0-9_ turned into '_'. */
 const char *ot_claim_env_name(const char *name, apr_pool_t *p);
 

@@ -51,7 +51,7 @@
 
 #define OT_SHM_MAGIC   0x4f54434bu   /* "OTCK" */
 /* Bump on any change to the segment, the stored format or struct ot_shm_t. */
-#define OT_SHM_VERSION 1u
+#define OT_SHM_VERSION 2u
 
 #define LINE_UP(n) (((n) + OT_CACHE_LINE - 1) & ~(apr_size_t)(OT_CACHE_LINE - 1))
 
@@ -270,7 +270,7 @@ apr_uint64_t ot_hash64(apr_uint64_t h, const void *data, apr_size_t n)
 
 /* ---- the stored form of an answer: the blob, also the second tier's format ------------------ */
 
-#define BLOB_VERSION 1
+#define BLOB_VERSION 2   /* 2: the claims are ot_answer_digest()'s, not JSON */
 #define BLOB_EXP 28
 #define BLOB_IAT 36
 
@@ -325,9 +325,6 @@ apr_status_t ot_blob_measure(apr_size_t lens[4], apr_size_t *blen, const ot_cach
             return APR_ENOSPC;
         }
         n += str == NULL ? 0 : lens[i] + 1;
-    }
-    if (e->claims != NULL && memchr(e->claims, 0, lens[3]) != NULL) {
-        return APR_EINVAL;
     }
     *blen = n;
     return APR_SUCCESS;
@@ -384,8 +381,9 @@ apr_status_t ot_blob_parse(ot_cache_entry_t *e, const char *buf, apr_size_t len)
             }
             continue;
         }
+        /* iss, sub and sid are C strings; the claims (a digest) hold NULs of their own. */
         if (lens[i] >= len - off || buf[off + lens[i]] != '\0'
-            || memchr(buf + off, 0, lens[i]) != NULL) {
+            || (i < 3 && memchr(buf + off, 0, lens[i]) != NULL)) {
             return APR_EINVAL;
         }
         *dst[i] = buf + off;

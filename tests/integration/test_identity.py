@@ -56,6 +56,31 @@ def test_environment_of_a_cgi_script(site, oidc):
     assert env["OFFTOK_CLAIM_active"] == "true"
 
 
+def test_a_cached_answer_gives_the_back_end_the_same(site, oidc):
+    """The first request is served from the issuer's answer, the next from the cache (which
+    keeps claims in its own form, not JSON): the back end must not see a difference."""
+    claims = dict(CLAIMS, note="bell\u0007del\u007f", ratio=0.1, big=2**53 - 1,
+                  mixed=[1, None, {"k": "v"}], empty=[])
+    ours = lambda env: {k: v for k, v in env.items()
+                        if k.startswith("OFFTOK_") or k in ("REMOTE_USER", "AUTH_TYPE")}
+    token = oidc.mint_access(sub="u-3", scope="openid read", claims=claims)
+    oidc.reset_counts()
+    fresh = ours(site.get("/cgi/env", token=token).json())
+    cached = ours(site.get("/cgi/env", token=token).json())
+    assert oidc.introspection_count() == 1
+    assert fresh == cached
+    assert cached["OFFTOK_CLAIM_ratio"] == "0.1" and cached["OFFTOK_CLAIM_empty"] == ""
+    assert cached["OFFTOK_CLAIM_big"] == "9007199254740991"      # a JS issuer's largest
+    assert cached["OFFTOK_CLAIM_mixed"] == '[1,null,{"k":"v"}]'
+    assert cached["OFFTOK_CLAIM_note"] == "bell del "
+    token = oidc.mint_access(claims=CLAIMS)
+    fresh = site.get("/app/x", token=token).json()["headers"]
+    cached = site.get("/app/x", token=token).json()["headers"]
+    for h in ("x-remote-user", "x-remote-roles", "x-remote-level"):
+        assert fresh[h] == cached[h]
+    assert cached["x-remote-roles"] == ["admin,reader"]      # a dotted name, from the cache
+
+
 def test_offline_token_kind(site, oidc):
     token = oidc.mint_offline(sub="u-2")
     env = site.get("/cgi/env", token=token).json()

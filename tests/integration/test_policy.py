@@ -84,10 +84,14 @@ def test_scopes(httpd, oidc):
 ], ids=["role", "role-missing", "second-value", "string", "case", "absent", "number", "flat-key"])
 def test_claims(httpd, oidc, require, claims, status):
     httpd.start(protected("/cgi/", oidc, require=require))
-    r = httpd.get("/cgi/env", token=oidc.mint_access(claims=claims))
-    assert r.status_code == status
-    if status == 403:
-        assert www(r) == 'Bearer realm="test", error="insufficient_scope"'
+    token = oidc.mint_access(claims=claims)
+    oidc.reset_counts()
+    for _ in range(2):          # the issuer's answer, then the cached one: judged alike
+        r = httpd.get("/cgi/env", token=token)
+        assert r.status_code == status
+        if status == 403:
+            assert www(r) == 'Bearer realm="test", error="insufficient_scope"'
+    assert oidc.introspection_count() == 1
 
 
 def test_scope_with_valid_user_in_require_all(httpd, oidc):

@@ -207,6 +207,87 @@ START_TEST(introspection_request_and_results)
 }
 END_TEST
 
+
+#define RICH "{\"active\":true,\"sub\":\"ada\",\"iss\":\"https://kc/realms/x\",\"exp\":1796018200," \
+    "\"iat\":1796014000,\"typ\":\"Bearer\",\"aud\":[\"rs-client\",\"account\"],\"n\":null," \
+    "\"ratio\":0.1,\"big\":9007199254740993,\"ok\":false,\"ctl\":\"a\\tb\"," \
+    "\"realm_access\":{\"roles\":[\"admin\",\"x\\u007fy\"]},\"mixed\":[1,null]," \
+    "\"scope\":\"openid profile\"}"
+
+START_TEST(digest_round_trip_keeps_every_claim)
+{
+    ot_answer_t *a = parse(RICH), *b;
+    ot_policy_t pol = { "https://kc/realms/x", "rs-client", 0 };
+    apr_size_t len;
+    const char *d = ot_answer_digest(a, &len, ot_test_pool);
+    int i;
+
+    ck_assert_ptr_nonnull(d);
+    b = ot_answer_from_digest(d, len, ot_test_pool);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(b->nclaims, a->nclaims);
+    for (i = 0; i < a->nclaims; i++) {
+        ck_assert_str_eq(b->claims[i].name, a->claims[i].name);
+        ck_assert_str_eq(b->claims[i].text, a->claims[i].text);
+        ck_assert_int_eq(b->claims[i].type, a->claims[i].type);
+    }
+    ck_assert_ptr_null(b->json);         /* a hit builds no JSON tree ... */
+    ck_assert_int_eq(ot_answer_judge(b, &pol, NOW), OT_VERDICT_OK);
+    ck_assert_int_eq(ot_answer_judge(b, &pol, 1796018200), OT_VERDICT_EXPIRED);
+    pol.audience = "other";
+    ck_assert_int_eq(ot_answer_judge(b, &pol, NOW), OT_VERDICT_AUDIENCE);
+    ck_assert_str_eq(b->sub, "ada");
+    ck_assert_str_eq(b->scope, "openid profile");
+    ck_assert_str_eq(ot_answer_claim(b, "aud")->text, "rs-client,account");
+    ck_assert_str_eq(ot_answer_claim(b, "n")->text, "");
+    ck_assert_str_eq(ot_answer_claim(b, "ratio")->text, "0.1");
+    ck_assert_str_eq(ot_answer_claim(b, "big")->text, "9007199254740993");
+    ck_assert_str_eq(ot_answer_claim(b, "ctl")->text, "a b");
+    ck_assert_str_eq(ot_answer_claim(b, "realm_access")->text,
+                     "{\"roles\":[\"admin\",\"x y\"]}");
+    ck_assert_str_eq(ot_answer_claim(b, "mixed")->text, "[1,null]");
+    /* ... until something asks for one; it is the answer's JSON, control characters and all. */
+    ck_assert(json_equal(a->json, (json_t *)ot_answer_json(b)));
+}
+END_TEST
+
+START_TEST(malformed_digests_are_refused)
+{
+    ot_answer_t *a = parse("{\"active\":true,\"sub\":\"ada\",\"n\":null}");
+    apr_size_t len, n;
+    const char *d = ot_answer_digest(a, &len, ot_test_pool);
+    char *bad;
+
+    for (n = 0; n < len; n++) {          /* every truncation */
+        ck_assert_ptr_null(ot_answer_from_digest(d, n, ot_test_pool));
+    }
+    bad = apr_pmemdup(ot_test_pool, d, len + 1);
+    bad[len] = 'x';                      /* trailing bytes */
+    ck_assert_ptr_null(ot_answer_from_digest(bad, len + 1, ot_test_pool));
+    bad[2] = 'q';                        /* an unknown type */
+    ck_assert_ptr_null(ot_answer_from_digest(bad, len, ot_test_pool));
+    bad = apr_pmemdup(ot_test_pool, d, len);
+    bad[1] = 2;                          /* fewer claims than are there */
+    ck_assert_ptr_null(ot_answer_from_digest(bad, len, ot_test_pool));
+    bad[1] = 4;                          /* more */
+    ck_assert_ptr_null(ot_answer_from_digest(bad, len, ot_test_pool));
+    /* Not a positive answer: no "active": true. */
+    ck_assert_ptr_null(ot_answer_from_digest("\0\1ssub\0ada\0", 11, ot_test_pool));
+    ck_assert_ptr_null(ot_answer_from_digest("\0\1bactive\0false\0", 16, ot_test_pool));
+    ck_assert_ptr_null(ot_answer_digest(parse("{\"active\":false}"), &len, ot_test_pool));
+}
+END_TEST
+
+START_TEST(forged_digest_carries_no_control_character)
+{
+    static const char forged[] = "\0\2bactive\0true\0ssub\0a\nb\0";
+    ot_answer_t *b = ot_answer_from_digest(forged, sizeof(forged) - 1, ot_test_pool);
+
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(ot_answer_claim(b, "sub")->text, "a b");
+}
+END_TEST
+
 Suite *suite_answer(void)
 {
     Suite *s = suite_create("answer");
@@ -220,6 +301,9 @@ Suite *suite_answer(void)
     tcase_add_test(tc, verdicts);
     tcase_add_test(tc, keycloak_offline_answer_without_exp_is_accepted);
     tcase_add_test(tc, introspection_request_and_results);
+    tcase_add_test(tc, digest_round_trip_keeps_every_claim);
+    tcase_add_test(tc, malformed_digests_are_refused);
+    tcase_add_test(tc, forged_digest_carries_no_control_character);
     suite_add_tcase(s, tc);
     return s;
 }
