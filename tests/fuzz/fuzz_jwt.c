@@ -2,10 +2,13 @@
 /*
  * The unverified JWT decoding behind the token_type_hint: ot_jwt_peek and ot_jwt_payload on
  * any token (the input up to its first NUL), and ot_b64url_decode on the raw input, of exactly
- * its size.
+ * its size. The raw input is also made the payload of a token, to hold the peek's own scanner to
+ * jansson: wherever jansson reads an object, the peek finds the same typ and azp; it reads an
+ * object jansson refuses only when jansson refused a duplicate key.
  */
 #include <string.h>
 #include <openssl/evp.h>
+#include <apr_strings.h>
 
 #include "fuzz_common.h"
 #include "ot_token.h"
@@ -28,7 +31,9 @@ static void peek(const char *token, apr_pool_t *p)
     const char *hint;
 
     ot_jwt_peek(&pk, token, p);
-    fuzz_require(pk.is_jwt == (payload != NULL), "peek and payload agree");
+    /* The converse (no JWT where jansson reads none) is peek_payload's, with its one exception. */
+    fuzz_require(payload == NULL || pk.is_jwt, "an object payload makes a JWT");
+    fuzz_require(!pk.is_jwt || count_char(token, '.') == 2, "a JWT is three parts");
     fuzz_require(payload == NULL || (json_is_object(payload) && count_char(token, '.') == 2),
                  "a JWT is three parts whose middle one is an object");
     fuzz_require(pk.is_jwt || (pk.typ == NULL && pk.azp == NULL), "nothing found in a non-JWT");
@@ -47,6 +52,37 @@ static const char *b64url(const char *in, size_t n, apr_pool_t *p)
         else if (*c == '=') *c = '\0';
     }
     return out;
+}
+
+static const char *b64url(const char *in, size_t n, apr_pool_t *p);
+
+static int same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void peek_payload(const uint8_t *data, size_t size, apr_pool_t *p)
+{
+    const char *raw = fuzz_bytes(data, size);
+    const char *token = apr_pstrcat(p, "eyJhbGciOiJSUzI1NiJ9.", b64url(raw, size, p), ".c2ln",
+                                    NULL);
+    ot_jwt_peek_t pk;
+    json_error_t err;
+    json_t *j = json_loadb(raw, size, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &err);
+
+    ot_jwt_peek(&pk, token, p);
+    if (json_is_object(j)) {
+        const json_t *typ = json_object_get(j, "typ"), *azp = json_object_get(j, "azp");
+        fuzz_require(pk.is_jwt, "an object payload makes a JWT");
+        fuzz_require(same(pk.typ, json_is_string(typ) ? json_string_value(typ) : NULL)
+                     && same(pk.azp, json_is_string(azp) ? json_string_value(azp) : NULL),
+                     "the peek finds what jansson finds");
+    }
+    else {
+        fuzz_require(!pk.is_jwt || (j == NULL && json_error_code(&err) == json_error_duplicate_key),
+                     "no JWT where jansson reads no object (but for a duplicate key)");
+    }
+    json_decref(j);
 }
 
 static void decode(const uint8_t *data, size_t size, apr_pool_t *p)
@@ -72,6 +108,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     peek(fuzz_cstr(data, size), p);
     decode(data, size, p);
+    peek_payload(data, size, p);
     fuzz_end();
     return 0;
 }

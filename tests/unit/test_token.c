@@ -105,6 +105,56 @@ START_TEST(jwt_peek_refuses_odd_shapes)
 }
 END_TEST
 
+/** A token whose payload is json (base64url of it, as a JWT's middle part). */
+static const char *jwt_of(const char *json)
+{
+    char *b = (char *)ot_b64_encode(json, strlen(json), ot_test_pool), *c;
+
+    for (c = b; *c; c++) {
+        if (*c == '+') *c = '-';
+        else if (*c == '/') *c = '_';
+        else if (*c == '=') *c = '\0';
+    }
+    return apr_pstrcat(ot_test_pool, "eyJhbGciOiJSUzI1NiJ9.", b, ".c2ln", NULL);
+}
+
+START_TEST(jwt_peek_reads_payloads_as_jansson_does)
+{
+    static const struct {
+        const char *payload;
+        int is_jwt;
+        const char *typ, *azp;
+    } cases[] = {
+        { "{\"typ\":\"Offline\",\"azp\":\"web\"}", 1, "Offline", "web" },
+        { " {\"n\":{\"typ\":\"inner\"},\"a\":[1,-2.5,true,null,\"\\u00e9\"],\"typ\":\"Bearer\"} ",
+          1, "Bearer", NULL },
+        { "{\"name\":\"Jos\xc3\xa9\",\"azp\":\"x\"}", 1, NULL, "x" },
+        { "{\"t\\u0079p\":\"Offline\"}", 1, "Offline", NULL },      /* an escaped key */
+        { "{\"azp\":\"a\\\"b\"}", 1, NULL, "a\"b" },                   /* an escaped value */
+        { "{\"exp\":1e3,\"typ\":\"Bearer\"}", 1, "Bearer", NULL },     /* an exponent */
+        { "{\"typ\":1}", 1, NULL, NULL },
+        { "{\"typ\":\"a\",\"typ\":\"b\"}", 0, NULL, NULL },          /* jansson: duplicate */
+        { "{\"typ\":\"Bearer\"} x", 0, NULL, NULL },                  /* trailing bytes */
+        { "{\"typ\":\"Bearer\",}", 0, NULL, NULL },
+        { "{\"bad\":\"\xc3\x28\"}", 0, NULL, NULL },                  /* invalid UTF-8 */
+        { "{\"n\":01}", 0, NULL, NULL },
+        { "[{\"typ\":\"Bearer\"}]", 0, NULL, NULL },
+        { "{\"typ\":\"Bearer\"", 0, NULL, NULL },
+    };
+    ot_jwt_peek_t pk;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ot_jwt_peek(&pk, jwt_of(cases[i].payload), ot_test_pool);
+        ck_assert_msg(pk.is_jwt == cases[i].is_jwt, "case %zu: is_jwt", i);
+        ck_assert_msg((pk.typ == NULL) == (cases[i].typ == NULL)
+                      && (!pk.typ || strcmp(pk.typ, cases[i].typ) == 0), "case %zu: typ", i);
+        ck_assert_msg((pk.azp == NULL) == (cases[i].azp == NULL)
+                      && (!pk.azp || strcmp(pk.azp, cases[i].azp) == 0), "case %zu: azp", i);
+    }
+}
+END_TEST
+
 Suite *suite_token(void)
 {
     Suite *s = suite_create("token");
@@ -116,6 +166,7 @@ Suite *suite_token(void)
     tcase_add_test(tc, bearer_malformed);
     tcase_add_test(tc, jwt_peek_and_hint);
     tcase_add_test(tc, jwt_peek_refuses_odd_shapes);
+    tcase_add_test(tc, jwt_peek_reads_payloads_as_jansson_does);
     suite_add_tcase(s, tc);
     return s;
 }
