@@ -112,7 +112,12 @@ static int offtok_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
     return OK;
 }
 
-/** Requests that may wait on the issuer in one process: three quarters of its threads. */
+/**
+ * Requests that may wait on the issuer in one process: all its threads but an eighth (at least
+ * one) kept for everything else. Under OfftokAlwaysValidate On every request waits on the
+ * issuer, so a smaller default (three quarters, at first) answered 503 to a healthy server whose
+ * connections happened to gather in one process.
+ */
 static int pending_bound(const offtok_srv_conf *sc)
 {
     int threads = 1;
@@ -123,7 +128,10 @@ static int pending_bound(const offtok_srv_conf *sc)
     if (ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads) != APR_SUCCESS || threads < 1) {
         threads = 1;
     }
-    return threads < 4 ? threads : threads * 3 / 4;
+    if (threads < 4) {
+        return threads;
+    }
+    return threads - (threads / 8 > 1 ? threads / 8 : 1);
 }
 
 static void offtok_child_init(apr_pool_t *pchild, server_rec *s)
