@@ -5,8 +5,9 @@
  *
  * Each easy handle owns a private connection cache and (curl 7.87+) a parsed CA store, so a handle
  * taken from the pool usually finds a kept-alive TLS connection to the issuer and never parses the
- * CA file again. Handles are reset after every attempt (which keeps their connections), put back
- * after a complete answer, and dropped after any other outcome. A CURLSH shares the DNS cache and
+ * CA file again. Handles are reset after every attempt (which keeps their connections) and put
+ * back after every outcome but an internal error: libcurl itself closes a connection that failed,
+ * and the handle's parsed CA store is worth keeping through an issuer outage. A CURLSH shares the DNS cache and
  * TLS sessions between handles, so a handle that must connect anew resumes a TLS session; it does
  * not share connections (libcurl 7.88 KNOWN_BUGS 11.11: not thread-safe).
  *
@@ -509,7 +510,7 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
         resp->retried = 1;
         attempt(&c, curl, 1, resp, p);
     }
-    handle_give(h, curl, resp->err == OT_HTTP_OK);
+    handle_give(h, curl, resp->err != OT_HTTP_EINTERNAL);
 out:
     curl_slist_free_all(c.headers);
     resp->elapsed = apr_time_now() - start;
