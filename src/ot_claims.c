@@ -124,28 +124,35 @@ const char *ot_claim_text(const json_t *v, apr_pool_t *p)
 
 apr_status_t ot_claim_from_json(ot_claim_t *c, const char *name, const json_t *v, apr_pool_t *p)
 {
+    const char *flat;
+
+    /* The same texts as ot_claim_text(), each computed once: this runs on every issuer answer. */
     c->name = name;
-    c->text = ot_claim_text(v, p);
     if (json_is_string(v)) {
         c->type = OT_CT_STRING;
         c->value = json_string_value(v);
         c->value_len = json_string_length(v);
+        c->text = ot_sanitize(c->value, p);
         return memchr(c->value, 0, c->value_len) ? APR_EINVAL : APR_SUCCESS;
     }
     if (json_is_null(v)) {
         c->type = OT_CT_NULL;
         c->value = "null";
+        c->text = "";
     }
     else if (json_is_number(v) || json_is_boolean(v)) {
         c->type = json_is_number(v) ? OT_CT_NUMBER : OT_CT_BOOL;
-        c->value = c->text;               /* numbers and booleans read as their JSON */
+        c->value = c->text = scalar_text(v, p);     /* numbers and booleans read as their JSON */
     }
     else {
-        c->type = json_is_array(v) && flat_array_text(v, p) ? OT_CT_LIST : OT_CT_JSON;
-        c->value = ot_json_dump(v, NULL, p);     /* not c->text: that lost its DEL bytes */
+        flat = json_is_array(v) ? flat_array_text(v, p) : NULL;
+        c->type = flat ? OT_CT_LIST : OT_CT_JSON;
+        c->value = ot_json_dump(v, NULL, p);
         if (c->value == NULL) {
             return APR_EINVAL;
         }
+        /* Not c->value itself for OT_CT_JSON: sanitising takes its DEL bytes. */
+        c->text = ot_sanitize(flat ? flat : c->value, p);
     }
     c->value_len = strlen(c->value);
     return APR_SUCCESS;

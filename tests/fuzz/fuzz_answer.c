@@ -157,6 +157,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *why = NULL;
     ot_verdict_t verdicts[4][3];
     apr_int64_t now[3] = { 1700000000, 0, 0 };
+    int i;
 
     memset(&resp, 0, sizeof(resp));
     resp.err = OT_HTTP_OK;
@@ -169,6 +170,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
     fuzz_require(a != NULL && json_is_object(a->json), "an answer is a JSON object");
+    for (i = 0; i < a->nclaims; i++) {
+        fuzz_require(strcmp(a->claims[i].text,
+                            ot_claim_text(json_object_get(a->json, a->claims[i].name), p)) == 0,
+                     "each claim's text is ot_claim_text of its value");
+    }
     now[1] = a->exp > 0 ? a->exp - 1 : 1;
     now[2] = a->exp > 0 ? a->exp : 2000000000;
     judge_all(a, verdicts, now);
