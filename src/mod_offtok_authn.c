@@ -297,11 +297,13 @@ static const char *quieted_text(request_rec *r, apr_uint32_t quieted)
 
 /**
  * Ask the issuer (or join a call already asking) in a call that starts at or after `after` (0:
- * any, unless the request must be answered freshly). APR_SUCCESS with *pa set; otherwise st is
- * set to the 503 and the reason is logged.
+ * any, unless the request must be answered freshly). APR_SUCCESS with *pa set, and *pjoined
+ * when the call was another request's (which stores the answer); otherwise st is set to the 503
+ * and the reason is logged.
  */
 static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_ask_t *ask,
-                               ot_answer_t **pa, apr_time_t *started, apr_time_t after)
+                               ot_answer_t **pa, apr_time_t *started, apr_time_t after,
+                               int *pjoined)
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *c = ask->conf;
@@ -343,6 +345,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
         return rv;
     }
     *started = resp.started;
+    *pjoined = joined;
     if (ot_introspect_result(pa, &kind, &why, &resp, r->pool) != APR_SUCCESS) {
         count_error(kind, joined);
         if (kind == OT_ERR_CLIENT_AUTH) {
@@ -406,13 +409,15 @@ static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_a
                                 ot_answer_t **pa, const char *token)
 {
     apr_time_t started, after = 0;
-    int round, permanent = 0;
+    int round, permanent = 0, joined = 0;
 
     for (round = 0; round < 2; round++) {
-        if (ask_issuer(r, st, ask, pa, &started, after) != APR_SUCCESS) {
+        if (ask_issuer(r, st, ask, pa, &started, after, &joined) != APR_SUCCESS) {
             return APR_EGENERAL;
         }
-        to_cache(r, ask, *pa, started);
+        if (!joined) {
+            to_cache(r, ask, *pa, started);     /* the leader stores it for everyone */
+        }
         if (!fresh_revoked(ask, *pa, started, &permanent)) {
             return APR_SUCCESS;
         }
