@@ -325,7 +325,7 @@ ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *
         return NULL;
     }
     n = (u[0] << 8) | u[1];
-    if ((apr_size_t)n > (len - 2) / 4) {      /* each claim takes at least four bytes */
+    if ((apr_size_t)n > (len - 2) / 3) {      /* each claim takes at least three bytes */
         return NULL;
     }
     claims = apr_palloc(p, (apr_size_t)n * sizeof(*claims) + 1);

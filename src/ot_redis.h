@@ -7,7 +7,7 @@
  * What is stored (every name carries a key id, the first 16 hex digits of an HMAC of the key, so
  * that clusters with different OfftokRedisKey can share a Redis without meeting):
  *
- *   offtok:<kid>:a:<hex HMAC(k_name, cache key)>   one answer; SET with EX, the entry's lifetime
+ *   offtok:<kid>:a2:<hex HMAC(k_name, cache key)>  one answer; SET with EX, the entry's lifetime
  *   offtok:<kid>:rev                               sorted set of revocation messages, scored by
  *                                                  the time (ms) until which each is in force
  *   channel offtok:<kid>:rev                       the same messages, published as they happen
@@ -93,7 +93,7 @@ void ot_redis_mark_up(ot_redis_t *r);
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
-/** The Redis name of the answer under cache key `key` ("offtok:<kid>:a:<64 hex>"), from p. */
+/** The Redis name of the answer under cache key `key` ("offtok:<kid>:a2:<64 hex>"; the 2 is the entry format), from p. */
 const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
                                  apr_pool_t *p);
 

@@ -6,7 +6,7 @@
  * "offtok-redis-v1 mac"); the key id in every name is the first 8 bytes (hex) of
  * HMAC(OfftokRedisKey, "offtok-redis-v1 id").
  *
- *   answer name   offtok:<kid>:a:<hex HMAC(k_name, cache key)>
+ *   answer name   offtok:<kid>:a2:<hex HMAC(k_name, cache key)>
  *   answer value  version (1) | HMAC(k_mac, "A" version len32(name) name entry) | entry
  *                 entry: ot_cache_entry_encode's versioned, length-checked form
  *   revocation    version (1) | HMAC(k_mac, "R" version body) | body
@@ -70,7 +70,7 @@ const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT
 
     hmac(d, r->k_name, sizeof(r->k_name), key, OT_KEY_LEN);
     to_hex(hex, d, sizeof(d));
-    return apr_pstrcat(p, "offtok:", r->kid, ":a:", hex, NULL);
+    return apr_pstrcat(p, "offtok:", r->kid, ":a2:", hex, NULL);
 }
 
 /* ---- big-endian integers -------------------------------------------------------------------- */

@@ -14,7 +14,7 @@
 #include "fuzz_common.h"
 #include "ot_redis_int.h"
 
-#define NAME "offtok:0123456789abcdef:a:00"
+#define NAME "offtok:0123456789abcdef:a2:00"
 
 /**
  * version | HMAC(k_mac, domain version [len32 name name] body) | body, as ot_redis_seal.c

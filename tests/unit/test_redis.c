@@ -109,7 +109,7 @@ START_TEST(test_seal_answer)
 
     key_of(key, 1);
     name = ot_redis_answer_name(r, key, ot_test_pool);
-    ck_assert_uint_eq(strlen(name), strlen("offtok::a:") + 16 + 64);
+    ck_assert_uint_eq(strlen(name), strlen("offtok::a2:") + 16 + 64);
     ck_assert_str_ne(name, ot_redis_answer_name(other, key, ot_test_pool));
     key_of(key, 2);
     name2 = ot_redis_answer_name(r, key, ot_test_pool);
