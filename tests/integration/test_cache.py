@@ -119,3 +119,21 @@ def test_changed_cache_size_takes_a_new_segment(httpd, oidc):
     assert httpd.get("/cgi/env", token=token).status_code == 200
     assert oidc.introspection_count() == 1
     assert "shared cache of 8388608 bytes (new)" in httpd.error_log()
+
+
+def test_locations_sending_the_same_hint_share_an_entry(httpd, keycloak):
+    """The contract's key: URL, client id used, hint sent, token. /auto/ chooses the hint from
+    the token (access_token for a Keycloak access token), /fixed/ is told to send access_token,
+    /none/ sends no hint: the first two share one entry, the third asks for itself."""
+    httpd.start(protected("/auto/", keycloak, OfftokCacheTTL=60)
+                + protected("/fixed/", keycloak, OfftokCacheTTL=60,
+                            OfftokTokenTypeHint="access_token")
+                + protected("/none/", keycloak, OfftokCacheTTL=60, OfftokTokenTypeHint="none"))
+    token = keycloak.mint_access()
+    keycloak.reset_counts()
+    assert httpd.get("/auto/index.html", token=token).status_code == 404
+    assert httpd.get("/fixed/index.html", token=token).status_code == 404
+    assert keycloak.introspection_count() == 1
+    assert httpd.get("/none/index.html", token=token).status_code == 404
+    assert keycloak.introspection_count() == 2
+    assert [e["token_type_hint"] for e in keycloak.introspection_log()] == ["access_token", None]
