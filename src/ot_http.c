@@ -7,9 +7,9 @@
  * taken from the pool usually finds a kept-alive TLS connection to the issuer and never parses the
  * CA file again. Handles are reset after every attempt (which keeps their connections) and put
  * back after every outcome but an internal error: libcurl itself closes a connection that failed,
- * and the handle's parsed CA store is worth keeping through an issuer outage. A CURLSH shares the DNS cache and
- * TLS sessions between handles, so a handle that must connect anew resumes a TLS session; it does
- * not share connections (libcurl 7.88 KNOWN_BUGS 11.11: not thread-safe).
+ * and the handle's parsed CA store is worth keeping through an issuer outage. A CURLSH shares the
+ * DNS cache and TLS sessions between handles, so a handle that must connect anew resumes a TLS
+ * session; it does not share connections (libcurl 7.88 KNOWN_BUGS 11.11: not thread-safe).
  *
  * A call that fails at the connection level on a handle that had kept a connection is tried once
  * more on a fresh connection, within what is left of the total timeout. libcurl itself already

@@ -7,7 +7,7 @@
 #include "ot_util.h"
 #include "ot_json.h"
 
-/** RFC 6750 b64token characters, before the padding (ASCII only, whatever the locale). */
+/** RFC 6750 b64token characters, before the padding (ASCII, whatever the locale). */
 static int b64token_char(unsigned char c)
 {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
@@ -77,7 +77,8 @@ typedef struct {
 
 static void scan_ws(scan_t *sc)
 {
-    while (sc->s < sc->end && (*sc->s == ' ' || *sc->s == '\t' || *sc->s == '\n' || *sc->s == '\r')) {
+    while (sc->s < sc->end
+           && (*sc->s == ' ' || *sc->s == '\t' || *sc->s == '\n' || *sc->s == '\r')) {
         sc->s++;
     }
 }
