@@ -41,7 +41,7 @@ typedef struct {
 
 /**
  * Fill c from the JSON value v of claim `name`. APR_EINVAL when it cannot be kept as a claim
- * (a string holding NUL): such an answer is not cached.
+ * (a string holding NUL, which jansson does not let through as we parse): the answer is refused.
  */
 apr_status_t ot_claim_from_json(ot_claim_t *c, const char *name, const json_t *v, apr_pool_t *p);
 

@@ -59,9 +59,9 @@ ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *
 }
 
 /*
- * The peek reads only "typ" and "azp" at the top of the payload, on every request that misses
- * the cache (always, under OfftokAlwaysValidate On): building a jansson tree for that cost as
- * much as a tenth of such a request. The scanner below walks the JSON without building anything
+ * The peek reads only "typ" and "azp" at the top of the payload, on every request (they choose
+ * the hint and client that the cache key covers): building a jansson tree for that cost about
+ * 10 µs, as much as the rest of a cache hit. The scanner below walks the JSON without building anything
  * and accepts only what it fully checks (grammar, UTF-8, escapes); anything else — an escape in
  * typ or azp or in a key, a number it cannot vouch for, depth over PEEK_DEPTH, either member
  * twice — makes it give up, and jansson decides as before. It accepts nothing jansson refuses
@@ -235,15 +235,11 @@ static int scan_container(scan_t *sc, int depth, ot_jwt_peek_t *out, apr_pool_t 
         if (sc->s >= sc->end) {
             return 0;
         }
-        if (first && *sc->s == close) {
+        if (*sc->s == close) {          /* after a member, or at once: "{}" (never after ",") */
             sc->s++;
             return 1;
         }
         if (!first) {
-            if (*sc->s == close) {
-                sc->s++;
-                return 1;
-            }
             if (*sc->s != ',') {
                 return 0;
             }
