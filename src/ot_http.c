@@ -3,13 +3,16 @@
  * @file ot_http.c
  * @brief libcurl behind ot_http.h: a per-process pool of easy handles that keep their connections.
  *
- * Each easy handle owns a private connection cache and (curl 7.87+) a parsed CA store, so a handle
- * taken from the pool usually finds a kept-alive TLS connection to the issuer and never parses the
- * CA file again. Handles are reset after every attempt (which keeps their connections) and put
- * back after every outcome but an internal error: libcurl itself closes a connection that failed,
- * and the handle's parsed CA store is worth keeping through an issuer outage. A CURLSH shares the
- * DNS cache and TLS sessions between handles, so a handle that must connect anew resumes a TLS
- * session; it does not share connections (libcurl 7.88 KNOWN_BUGS 11.11: not thread-safe).
+ * Each pooled link is an easy handle driven by a multi handle of its own. The multi handle owns
+ * the link's connection cache and (curl 7.87+) its parsed CA store, so a link taken from the pool
+ * usually finds a kept-alive TLS connection to the issuer and never parses the CA file again.
+ * Driving the multi handle ourselves, rather than through curl_easy_perform, saves a poll of
+ * libcurl's wake-up socket on every exchange. The easy handle is reset after every attempt (its
+ * connections stay in the multi handle) and the link is put back after every outcome but an
+ * internal error: libcurl itself closes a connection that failed, and the parsed CA store is worth
+ * keeping through an issuer outage. A CURLSH shares the DNS cache and TLS sessions between links,
+ * so a link that must connect anew resumes a TLS session; it does not share connections (libcurl
+ * 7.88 KNOWN_BUGS 11.11: not thread-safe).
  *
  * A call that fails at the connection level on a handle that had kept a connection is tried once
  * more on a fresh connection, within what is left of the total timeout. libcurl itself already
@@ -18,20 +21,35 @@
  */
 #include <string.h>
 #include <curl/curl.h>
+#include <openssl/ssl.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include "ot_http.h"
 #include "ot_stats.h"
 
-/** Seconds a handle keeps the parsed CA file before reading it again. */
+/** Seconds a link keeps the parsed CA file before reading it again. */
 #define OT_CA_CACHE_SECS 3600L
+
+/**
+ * Bytes of libcurl's upload buffer. Its default, 64 KiB, is allocated and freed on every exchange;
+ * a chunk that large makes glibc consolidate and trim the thread's heap each time. We send forms of
+ * a few KiB, and 16 KiB is libcurl's smallest.
+ */
+#define OT_UPLOAD_BUFFER 16384L
+
+/** One pooled link to the issuers: an easy handle and the multi handle that keeps its connections. */
+typedef struct {
+    CURL *easy;
+    CURLM *multi;
+} ot_link_t;
 
 struct ot_http_t {
     apr_thread_mutex_t *mutex;       /**< guards idle and n_idle */
-    CURL **idle;                     /**< reset handles with kept connections; last is newest */
+    ot_link_t *idle;                 /**< reset links with kept connections; last is newest */
     int n_idle;
     int max_idle;
-    CURLSH *share;                   /**< DNS cache and TLS sessions, shared by all handles */
+    int openssl;                     /**< libcurl's TLS backend is OpenSSL (see keep_tls_buffers) */
+    CURLSH *share;                   /**< DNS cache and TLS sessions, shared by all links */
     apr_thread_mutex_t *locks[CURL_LOCK_DATA_LAST];  /**< one per kind of shared data */
     ot_stats_t *stats;
 };
@@ -48,6 +66,7 @@ typedef struct {
 
 /** One call: what every attempt needs, and what the last attempt left. */
 typedef struct {
+    const ot_http_t *h;
     const ot_http_req_t *req;
     int post;
     apr_time_t deadline;
@@ -98,13 +117,26 @@ static void share_unlock(CURL *curl, curl_lock_data data, void *baton)
     }
 }
 
-/** Pool cleanup: close the idle handles (and their connections), then the share. */
+/** Close a link: the easy handle, then the multi handle with its connections. */
+static void link_close(ot_link_t *l)
+{
+    if (l->easy) {
+        curl_easy_cleanup(l->easy);
+        l->easy = NULL;
+    }
+    if (l->multi) {
+        curl_multi_cleanup(l->multi);
+        l->multi = NULL;
+    }
+}
+
+/** Pool cleanup: close the idle links (and their connections), then the share. */
 static apr_status_t http_cleanup(void *baton)
 {
     ot_http_t *h = baton;
 
     while (h->n_idle > 0) {
-        curl_easy_cleanup(h->idle[--h->n_idle]);
+        link_close(&h->idle[--h->n_idle]);
     }
     if (h->share && curl_share_cleanup(h->share) == CURLSHE_OK) {
         h->share = NULL;
@@ -144,6 +176,7 @@ static apr_status_t share_create(ot_http_t *h)
 apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, apr_pool_t *p)
 {
     ot_http_t *h;
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     apr_status_t rv;
     int i;
 
@@ -153,8 +186,9 @@ apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, 
     }
     h = apr_pcalloc(p, sizeof(*h));
     h->max_idle = max_handles;
-    h->idle = apr_pcalloc(p, sizeof(CURL *) * (apr_size_t)(max_handles + 1));
+    h->idle = apr_pcalloc(p, sizeof(ot_link_t) * (apr_size_t)(max_handles + 1));
     h->stats = stats;
+    h->openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
     rv = apr_thread_mutex_create(&h->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     for (i = 0; rv == APR_SUCCESS && i < CURL_LOCK_DATA_LAST; ++i) {
         rv = apr_thread_mutex_create(&h->locks[i], APR_THREAD_MUTEX_DEFAULT, p);
@@ -171,36 +205,43 @@ apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, 
     return APR_SUCCESS;
 }
 
-/** Take an idle handle (*warm: it kept a connection) or make a new one; NULL when out of memory. */
-static CURL *handle_take(ot_http_t *h, int *warm)
+/** Take an idle link (*warm: it kept a connection) or make a new one; APR_ENOMEM if out of memory. */
+static apr_status_t link_take(ot_http_t *h, ot_link_t *l, int *warm)
 {
-    CURL *curl = NULL;
+    int found = 0;
 
     apr_thread_mutex_lock(h->mutex);
     if (h->n_idle > 0) {
-        curl = h->idle[--h->n_idle];
+        *l = h->idle[--h->n_idle];
+        found = 1;
     }
     apr_thread_mutex_unlock(h->mutex);
-    *warm = curl != NULL;
-    if (!curl && (curl = curl_easy_init()) != NULL
-        && curl_easy_setopt(curl, CURLOPT_SHARE, h->share) != CURLE_OK) {
-        curl_easy_cleanup(curl);
-        curl = NULL;
+    *warm = found;
+    if (found) {
+        return APR_SUCCESS;
     }
-    return curl;
+    l->easy = curl_easy_init();
+    l->multi = curl_multi_init();
+    if (!l->easy || !l->multi || curl_easy_setopt(l->easy, CURLOPT_SHARE, h->share) != CURLE_OK) {
+        link_close(l);
+        return APR_ENOMEM;
+    }
+    return APR_SUCCESS;
 }
 
-/** Give a reset handle back (keep: its last answer was complete), or close it. */
-static void handle_give(ot_http_t *h, CURL *curl, int keep)
+/** Give a link back (keep: it may be used again), or close it. */
+static void link_give(ot_http_t *h, ot_link_t *l, int keep)
 {
+    int kept = 0;
+
     apr_thread_mutex_lock(h->mutex);
     if (keep && h->n_idle < h->max_idle) {
-        h->idle[h->n_idle++] = curl;
-        curl = NULL;
+        h->idle[h->n_idle++] = *l;
+        kept = 1;
     }
     apr_thread_mutex_unlock(h->mutex);
-    if (curl) {
-        curl_easy_cleanup(curl);
+    if (!kept) {
+        link_close(l);
     }
 }
 
@@ -261,6 +302,20 @@ static long ms_left(apr_time_t deadline)
     return left > 1000 ? (long)((left + 999) / 1000) : 1L;
 }
 
+/**
+ * CURLOPT_SSL_CTX_FUNCTION: keep OpenSSL's record buffers for the life of a connection. libcurl
+ * sets SSL_MODE_RELEASE_BUFFERS, which frees and allocates again two buffers of about 16 KiB on
+ * every exchange; a kept connection is used again within milliseconds, so we keep them (about
+ * 33 KiB per kept connection).
+ */
+static CURLcode keep_tls_buffers(CURL *curl, void *ssl_ctx, void *baton)
+{
+    (void)curl;
+    (void)baton;
+    SSL_CTX_clear_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
+    return CURLE_OK;
+}
+
 /** Where and how to connect: protocols, proxy, keep-alive, TLS verification and CA store. */
 static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
 {
@@ -292,6 +347,9 @@ static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
 #if LIBCURL_VERSION_NUM >= 0x075700
     opt_long(&rc, curl, CURLOPT_CA_CACHE_TIMEOUT, OT_CA_CACHE_SECS);
 #endif
+    if (c->h->openssl && rc == CURLE_OK) {
+        rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, keep_tls_buffers);
+    }
     return rc;
 }
 
@@ -311,6 +369,7 @@ static CURLcode setup_exchange(CURL *curl, ot_call_t *c)
         opt_long(&rc, curl, CURLOPT_HTTPGET, 1L);
     }
     opt_off(&rc, curl, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)req->max_body);
+    opt_long(&rc, curl, CURLOPT_UPLOAD_BUFFERSIZE, OT_UPLOAD_BUFFER);
     if (rc == CURLE_OK) {
         rc = curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_write);
     }
@@ -427,8 +486,44 @@ static void attempt_result(ot_call_t *c, CURL *curl, CURLcode rc, ot_http_resp_t
     resp->errmsg = NULL;
 }
 
-/** One transfer on curl; the handle is reset afterwards (its connections stay). */
-static void attempt(ot_call_t *c, CURL *curl, int fresh, ot_http_resp_t *resp, apr_pool_t *p)
+/**
+ * Run the transfer on l's multi handle until it is done: perform, and wait for its sockets only
+ * while it is still running. CURLOPT_TIMEOUT_MS ends it; the deadline check is a backstop.
+ */
+static CURLcode perform(ot_link_t *l, apr_time_t deadline)
+{
+    CURLcode rc = CURLE_OPERATION_TIMEDOUT;
+    CURLMcode mc;
+    CURLMsg *msg;
+    int running = 1, left;
+
+    if (curl_multi_add_handle(l->multi, l->easy) != CURLM_OK) {
+        return CURLE_FAILED_INIT;
+    }
+    for (;;) {
+        mc = curl_multi_perform(l->multi, &running);
+        if (mc != CURLM_OK || !running || apr_time_now() > deadline + apr_time_from_sec(1)) {
+            break;
+        }
+        mc = curl_multi_wait(l->multi, NULL, 0, 1000, NULL);
+        if (mc != CURLM_OK) {
+            break;
+        }
+    }
+    if (mc != CURLM_OK) {
+        rc = mc == CURLM_OUT_OF_MEMORY ? CURLE_OUT_OF_MEMORY : CURLE_FAILED_INIT;
+    }
+    while ((msg = curl_multi_info_read(l->multi, &left)) != NULL) {
+        if (msg->msg == CURLMSG_DONE && msg->easy_handle == l->easy) {
+            rc = msg->data.result;
+        }
+    }
+    curl_multi_remove_handle(l->multi, l->easy);
+    return rc;
+}
+
+/** One transfer on l; the easy handle is reset afterwards (the connections stay in l's multi). */
+static void attempt(ot_call_t *c, ot_link_t *l, int fresh, ot_http_resp_t *resp, apr_pool_t *p)
 {
     CURLcode rc;
 
@@ -436,15 +531,15 @@ static void attempt(ot_call_t *c, CURL *curl, int fresh, ot_http_resp_t *resp, a
     c->body.p = p;
     c->body.max = c->req->max_body;
     c->errbuf[0] = '\0';
-    rc = setup_link(curl, c, fresh);
+    rc = setup_link(l->easy, c, fresh);
     if (rc == CURLE_OK) {
-        rc = setup_exchange(curl, c);
+        rc = setup_exchange(l->easy, c);
     }
     if (rc == CURLE_OK) {
-        rc = curl_easy_perform(curl);
+        rc = perform(l, c->deadline);
     }
-    attempt_result(c, curl, rc, resp, p);
-    curl_easy_reset(curl);
+    attempt_result(c, l->easy, rc, resp, p);
+    curl_easy_reset(l->easy);
 }
 
 /**
@@ -484,12 +579,13 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
                       apr_pool_t *p)
 {
     ot_call_t c;
-    CURL *curl = NULL;
+    ot_link_t link = { NULL, NULL };
     apr_time_t start = apr_time_now();
     int warm = 0;
 
     memset(resp, 0, sizeof(*resp));
     memset(&c, 0, sizeof(c));
+    c.h = h;
     c.req = req;
     c.post = post;
     c.deadline = start + req->total_timeout;
@@ -501,16 +597,16 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
         resp->errmsg = "header value not allowed, or out of memory";
         goto out;
     }
-    if ((curl = handle_take(h, &warm)) == NULL) {
+    if (link_take(h, &link, &warm) != APR_SUCCESS) {
         resp->errmsg = "cannot make a libcurl handle";
         goto out;
     }
-    attempt(&c, curl, 0, resp, p);
+    attempt(&c, &link, 0, resp, p);
     if (worth_retry(&c, resp, warm)) {
         resp->retried = 1;
-        attempt(&c, curl, 1, resp, p);
+        attempt(&c, &link, 1, resp, p);
     }
-    handle_give(h, curl, resp->err != OT_HTTP_EINTERNAL);
+    link_give(h, &link, resp->err != OT_HTTP_EINTERNAL);
 out:
     curl_slist_free_all(c.headers);
     resp->elapsed = apr_time_now() - start;

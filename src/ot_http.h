@@ -3,11 +3,11 @@
  * @file ot_http.h
  * @brief The HTTP client that talks to the issuer: libcurl behind a small interface.
  *
- * One ot_http_t per process holds a bounded pool of libcurl easy handles. A handle keeps its
- * connections (HTTP/1.1 keep-alive) and its parsed CA store between calls; a thread takes one,
- * resets it, runs one transfer and gives it back. A transfer that failed at the connection level
- * drops its handle. DNS and TLS sessions are shared between handles through a CURLSH; connections
- * are not (libcurl 7.88 KNOWN_BUGS 11.11).
+ * One ot_http_t per process holds a bounded pool of links, each a libcurl easy handle with a multi
+ * handle of its own. A link keeps its connections (HTTP/1.1 keep-alive) and its parsed CA store
+ * between calls; a thread takes one, runs one transfer, resets it and gives it back. Only an
+ * internal error drops a link. DNS and TLS sessions are shared between links through a CURLSH;
+ * connections are not (libcurl 7.88 KNOWN_BUGS 11.11).
  *
  * No httpd headers here: the core links into the module, the unit tests and the fuzzers.
  */
@@ -67,7 +67,7 @@ struct ot_stats_t;
 apr_status_t ot_http_global_init(void);
 
 /**
- * Make a per-process client that keeps at most max_handles idle easy handles.
+ * Make a per-process client that keeps at most max_handles idle links.
  * stats may be NULL; otherwise connection and call counters are added to it: every call adds to
  * connections_opened and retries; a POST also counts as one of issuer_calls, its latency in the
  * histogram, and its transport error (connect, timeout, tls, recv, toobig, internal) in
