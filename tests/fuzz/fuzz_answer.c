@@ -2,7 +2,9 @@
 /*
  * The issuer's answer: the input is the body of an HTTP 200 from the introspection endpoint.
  * It goes through ot_introspect_result (ot_answer_parse) and ot_answer_judge for several
- * policies and times, whose verdict must follow the contract; then through the cache as
+ * policies and times, whose verdict must follow the contract. ot_answer_parse reads plain answers
+ * with a reader of its own: it must accept exactly what jansson alone (ot_answer_parse_tree)
+ * accepts and give the same claims. Then the answer goes through the cache as
  * mod_offtok_authn.c sends it there (its digest in an ot_cache_entry_t, encoded and decoded)
  * and back, where it must be judged the same, give the back end the same texts and become the
  * same JSON again.
@@ -143,7 +145,37 @@ static void round_trip(const ot_answer_t *a, ot_verdict_t before[][3], const apr
                      && strcmp(a->claims[i].text, b->claims[i].text) == 0
                      && a->claims[i].type == b->claims[i].type, "each with the same text");
     }
-    fuzz_require(json_equal(a->json, (json_t *)ot_answer_json(b)), "and the same JSON");
+    fuzz_require(json_equal(ot_answer_json((ot_answer_t *)a), (json_t *)ot_answer_json(b)),
+                 "and the same JSON");
+}
+
+static int same_str(const char *x, const char *y)
+{
+    return x == y || (x && y && strcmp(x, y) == 0);
+}
+
+/** The answer as ot_answer_parse read it (a) against jansson's reading (t). */
+static void same_reading(ot_answer_t *a, const ot_answer_t *t)
+{
+    int i;
+
+    fuzz_require(a->active == t->active && a->nclaims == t->nclaims && a->kind == t->kind
+                 && a->kind_refused == t->kind_refused, "both readers: same answer");
+    fuzz_require(a->exp == t->exp && a->nbf == t->nbf && a->iat == t->iat
+                 && a->has_exp == t->has_exp && a->has_nbf == t->has_nbf
+                 && a->has_iss == t->has_iss && a->has_cnf == t->has_cnf
+                 && same_str(a->iss, t->iss) && same_str(a->sub, t->sub)
+                 && same_str(a->sid, t->sid) && same_str(a->scope, t->scope)
+                 && same_str(a->typ, t->typ) && (a->aud == NULL) == (t->aud == NULL),
+                 "both readers: same fields");
+    for (i = 0; i < a->nclaims; i++) {
+        const ot_claim_t *x = &a->claims[i], *y = &t->claims[i];
+
+        fuzz_require(strcmp(x->name, y->name) == 0 && x->type == y->type
+                     && x->value_len == y->value_len && memcmp(x->value, y->value, x->value_len) == 0
+                     && strcmp(x->text, y->text) == 0, "both readers: same claims");
+    }
+    fuzz_require(!a->active || json_equal(ot_answer_json(a), t->json), "both readers: same JSON");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -152,7 +184,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_begin();
     ot_http_resp_t resp;
-    ot_answer_t *a = NULL;
+    ot_answer_t *a = NULL, *t;
     ot_err_kind_t kind;
     const char *why = NULL;
     ot_verdict_t verdicts[4][3];
@@ -164,15 +196,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     resp.status = 200;
     resp.body = fuzz_body(data, size);
     resp.body_len = size;
+    t = ot_answer_parse_tree(resp.body, resp.body_len, &why, p);
+    why = NULL;
     if (ot_introspect_result(&a, &kind, &why, &resp, p) != APR_SUCCESS) {
         fuzz_require(a == NULL && why != NULL, "a refused answer says why");
+        fuzz_require(t == NULL, "what jansson accepts is accepted");
         fuzz_end();
         return 0;
     }
-    fuzz_require(a != NULL && json_is_object(a->json), "an answer is a JSON object");
+    fuzz_require(a != NULL && t != NULL, "what jansson refuses is refused");
+    fuzz_require(json_is_object(t->json), "an answer is a JSON object");
+    same_reading(a, t);
     for (i = 0; i < a->nclaims; i++) {
         fuzz_require(strcmp(a->claims[i].text,
-                            ot_claim_text(json_object_get(a->json, a->claims[i].name), p)) == 0,
+                            ot_claim_text(json_object_get(t->json, a->claims[i].name), p)) == 0,
                      "each claim's text is ot_claim_text of its value");
     }
     now[1] = a->exp > 0 ? a->exp - 1 : 1;

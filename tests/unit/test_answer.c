@@ -48,6 +48,64 @@ START_TEST(only_objects_with_boolean_active_are_answers)
 }
 END_TEST
 
+/** The claim's value, type and text, read by ot_answer_parse and by jansson alone. */
+static void claim_is(const char *json, const char *name, char type, const char *value,
+                     const char *text)
+{
+    const char *err = NULL;
+    ot_answer_t *both[2];
+    int i;
+
+    both[0] = parse(json);
+    both[1] = ot_answer_parse_tree(json, strlen(json), &err, ot_test_pool);
+    ck_assert_ptr_nonnull(both[1]);
+    for (i = 0; i < 2; i++) {
+        const ot_claim_t *c = ot_answer_claim(both[i], name);
+
+        ck_assert_ptr_nonnull(c);
+        ck_assert_int_eq(c->type, type);
+        ck_assert_str_eq(c->value, value);
+        ck_assert_int_eq(c->value_len, strlen(value));
+        ck_assert_str_eq(c->text, text);
+    }
+}
+
+START_TEST(plain_answers_are_read_without_a_tree)
+{
+    const char *plain = "{ \"active\": true, \"sub\": \"a b\", \"exp\": 1796018200,\n"
+                        "  \"l\": [\"a,b\", \"c\", 1, true], \"e\": [], \"o\": {},\n"
+                        "  \"x\": {\"a\": [1, {\"b\": \"c\"}]}, \"z\": null, \"f\": false }";
+
+    /* Read by the plain reader: no JSON tree until one is asked for. */
+    ck_assert_ptr_null(parse(plain)->json);
+    claim_is(plain, "sub", 's', "a b", "a b");
+    claim_is(plain, "exp", 'n', "1796018200", "1796018200");
+    claim_is(plain, "l", 'l', "[\"a,b\",\"c\",1,true]", "a,b,c,1,true");
+    claim_is(plain, "e", 'l', "[]", "");
+    claim_is(plain, "o", 'j', "{}", "{}");
+    claim_is(plain, "x", 'j', "{\"a\":[1,{\"b\":\"c\"}]}", "{\"a\":[1,{\"b\":\"c\"}]}");
+    claim_is(plain, "z", 'z', "null", "");
+    claim_is(plain, "f", 'b', "false", "false");
+    ck_assert_int_eq(parse(plain)->exp, 1796018200);
+    ck_assert_ptr_nonnull(ot_answer_json(parse(plain)));
+
+    /* Anything else is left to jansson, which gives the same claims or the refusal. */
+    ck_assert_ptr_nonnull(parse("{\"active\":true,\"sub\":\"a\\/b\"}")->json);
+    claim_is("{\"active\":true,\"sub\":\"a\\/b\"}", "sub", 's', "a/b", "a/b");
+    claim_is("{\"active\":true,\"n\":-0}", "n", 'n', "0", "0");
+    claim_is("{\"active\":true,\"n\":1.5}", "n", 'n', "1.5", "1.5");
+    claim_is("{\"active\":true,\"n\":1234567890123456789}", "n", 'n', "1234567890123456789",
+             "1234567890123456789");
+    claim_is("{\"active\":true,\"d\":\"a\x7f" "b\"}", "d", 's', "a\x7f" "b", "a b");
+    refusal("{\"active\":true,\"x\":{\"a\":1,\"a\":2}}");     /* a duplicate, nested */
+    refusal("{\"active\":true,\"n\":01}");
+    refusal("{\"active\":true,\"n\":[1,]}");
+    refusal("{\"active\":true} x");
+    ck_assert_ptr_null(ot_answer_parse("{\"active\":true}\0", 16, &(const char *){ NULL },
+                                       ot_test_pool));       /* a NUL after the object */
+}
+END_TEST
+
 START_TEST(deep_nesting_is_refused)
 {
     apr_size_t depth = 100000, i;
@@ -295,6 +353,7 @@ Suite *suite_answer(void)
 
     tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
     tcase_add_test(tc, only_objects_with_boolean_active_are_answers);
+    tcase_add_test(tc, plain_answers_are_read_without_a_tree);
     tcase_add_test(tc, deep_nesting_is_refused);
     tcase_add_test(tc, oversized_answer_is_refused);
     tcase_add_test(tc, kinds_follow_the_contract);
