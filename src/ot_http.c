@@ -1,7 +1,7 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
  * @file ot_http.c
- * @brief libcurl behind ot_http.h: a per-process pool of easy handles that keep their connections.
+ * @brief libcurl behind ot_http.h: a per-process pool of links that keep their connections.
  *
  * Each pooled link is an easy handle driven by a multi handle of its own. The multi handle owns
  * the link's connection cache and (curl 7.87+) its parsed CA store, so a link taken from the pool
