@@ -3,7 +3,7 @@
 
     tests/soak/soak.py [--requests N | --quick] [--concurrency C] [--max-seconds S]
                        [--restarts P,P,...] [--seed N] [--workdir DIR] [--keep] [--json FILE]
-                       [--no-malloc-stats] [--allocator-defaults]
+                       [--warm-up S] [--no-malloc-stats] [--allocator-defaults]
 
 On 127.0.0.1 it starts the real issuer (oidc-provider, tests/issuer/), the fault-injecting stub
 (tests/integration/stubs/faulty.py) and Debian's httpd (event MPM, two children of 32 threads)
@@ -11,7 +11,10 @@ with the built module (OFFTOK_MODULE, else build/.libs/mod_offtok.so), and sends
 (200,000; 20,000 with --quick) from C threads (16), each on its own keep-alive connection. The
 requests mix valid access and offline tokens, unknown tokens, tokens revoked at the issuer during
 the run, tokens that expire during the run, malformed Authorization headers, and locations whose
-issuer fails; httpd is restarted gracefully at a few points. Afterwards it checks:
+issuer fails; httpd is restarted gracefully at a few points, and after the last restart the new
+children are saturated for a few seconds (the warm-up: more connections than they have threads,
+requests not counted in the run) so that they reach their most threads busy and their pools'
+bound before the quarters check 3 compares. Afterwards it checks:
 
   1. no request with an inactive, expired, revoked or unknown token was answered 200, checked
      against when each token was revoked or expired and against the issuer's own record;
@@ -81,6 +84,17 @@ HTTPD_GLIBC_TUNABLES = "glibc.malloc.tcache_count=0"
 HTTPD_MAX_MEM_FREE = 64       # KiB, httpd's MaxMemFree
 THREADS_PER_CHILD = 32
 CHILDREN = 2
+# The saturation warm-up of the last generation (docs/soak.md, "The warm-up"): right after the
+# last restart, while the load is paused, more connections than the server has threads send, for
+# a few seconds, requests of the mix that reach the module's pools, a share of them to /f-slow/,
+# which holds a thread for 0.5 s. Each child then meets early the most threads busy at once, and
+# the most issuer calls at once (its waiting bound, and so its pool of libcurl handles), that a
+# long-lived child meets sooner or later. These requests are not part of the run's count; checks
+# 1, 2 and 5 judge them with one difference: a request that asks an issuer may also be answered
+# 503, which is the contract's answer once more calls wait than OfftokIssuerMaxPending allows.
+WARM_UP_SECONDS = 5.0
+WARM_UP_CONNECTIONS = 3 * CHILDREN * THREADS_PER_CHILD // 2     # 96, for 64 threads
+WARM_UP_SLOW_SHARE = 0.05
 
 # httpd's children: two of 32 threads, and always two: MinSpareThreads above one child's threads
 # makes httpd start the second one after a graceful restart too, MaxRequestWorkers keeps it from
@@ -301,15 +315,26 @@ def tcp_table(pid):
     return table
 
 
+def unix_inodes(pid):
+    """Inodes of the Unix sockets of the process's network namespace."""
+    try:
+        with open(f"/proc/{pid}/net/unix") as f:
+            next(f)
+            return {int(line.split()[6]) for line in f if len(line.split()) > 6}
+    except OSError:
+        return set()
+
+
 def fd_breakdown(pid, ports):
     """Descriptors of pid by kind: client connections, connections to each issuer, to the
-    proxied back end, listeners, other sockets, files, pipes, anon inodes."""
+    proxied back end, listeners, Unix sockets (libcurl's socket pairs), other sockets, files,
+    pipes, anon inodes."""
     kinds = collections.Counter()
     try:
         names = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return None
-    tcp = None
+    tcp = unix = None
     for name in names:
         try:
             target = os.readlink(f"/proc/{pid}/fd/{name}")
@@ -320,7 +345,11 @@ def fd_breakdown(pid, ports):
                 tcp = tcp_table(pid)
             entry = tcp.get(int(target[8:-1]))
             if entry is None:
-                kinds["socket (unix/other)"] += 1
+                if unix is None:
+                    unix = unix_inodes(pid)
+                # a TCP socket no longer (or not yet) in the kernel's table: one that a reset
+                # or a refused connect left in state CLOSE, until libcurl closes it
+                kinds[PAIRS if int(target[8:-1]) in unix else OTHER_SOCKETS] += 1
                 continue
             local, remote, state = entry
             if state == "0A":
@@ -344,8 +373,9 @@ def fd_breakdown(pid, ports):
     return dict(kinds)
 
 
-PAIRS = "socket (unix/other)"    # a libcurl handle keeps a socket pair (its wake-up pipe)
-POOL_KINDS = (PAIRS, "to oidc issuer", "to faulty issuer", "to proxied back end")
+PAIRS = "socket (unix)"          # a libcurl handle keeps a socket pair (its wake-up pipe)
+OTHER_SOCKETS = "socket (other)"
+POOL_KINDS = (PAIRS, "to oidc issuer", "to faulty issuer", "to proxied back end", OTHER_SOCKETS)
 
 
 # -- the client -----------------------------------------------------------------------------------
@@ -432,6 +462,11 @@ class Soak:
         self.breakdowns = []                  # (progress, {pid: fd_breakdown}) every 5 s
         self.issuer_errors = []               # control calls that failed (revocations, mints)
         self.restart_races = set()            # 502s httpd's proxy race at a restart explains
+        # the warm-up after the last restart: (kind, location, tid, status, sent, received,
+        # allowed answers, error); not part of the run's requests
+        self.warm = []
+        self.warm_seconds = 0.0
+        self.warm_most = collections.Counter()   # (pid, kind) -> most descriptors seen
 
     # ---- progress
 
@@ -585,6 +620,67 @@ class Soak:
         self.paused_seconds += time.monotonic() - self.paused_since
         self.pause_request.clear()
         self.resume.set()
+
+    # ---- the warm-up of the last generation
+
+    def choose_warm(self, rng):
+        """A request of the mix for the warm-up, and the answers it may get: /f-slow/ with a
+        share of WARM_UP_SLOW_SHARE, else any kind of the mix whose answer does not depend on
+        time (no revocable or expiring token), anywhere but /proxied/: with every thread busy,
+        the event MPM closes idle keep-alive connections, mod_proxy's kept ones to the back end
+        among them, and mod_proxy answers 502 (AH01102) when it has just sent a request on one.
+        A request that asks an issuer may also get 503: the warm-up sends more at once than the
+        module's waiting bound lets wait."""
+        if rng.random() < WARM_UP_SLOW_SHARE:
+            token = rng.choice(self.valid)
+            return "fault", "f-slow", token, "/f-slow/x.txt", bearer(token), {503}
+        while True:
+            kind, loc, token, path, headers, expected = self.choose(rng)
+            if kind not in ("revocable", "expiring") and loc != "proxied":
+                break
+        asks_issuer = (token is not None or kind == "unknown-fresh") and loc != "open" \
+            and not kind.startswith("malformed:")
+        return kind, loc, token, path, headers, {expected, 503} if asks_issuer else {expected}
+
+    def warm_up(self, httpd, ports, seconds, connections):
+        """With the load paused: `connections` threads, each on its own keep-alive connection,
+        send warm-up requests for `seconds`; every descriptor kind of the children is read every
+        0.5 s meanwhile, for the most seen."""
+        deadline = time.monotonic() + seconds
+        done = threading.Event()
+
+        def worker(n):
+            rng = random.Random(self.args.seed * 1000 + 500 + n)
+            conn = Connection(httpd.port)
+            try:
+                while time.monotonic() < deadline:
+                    kind, loc, token, path, headers, allowed = self.choose_warm(rng)
+                    status, sent, received, attempts, error = conn.get(path, headers)
+                    with self.lock:
+                        self.warm.append((kind, loc, token.tid if token is not None else -1,
+                                          status, sent, received, allowed, error))
+            finally:
+                conn.close()
+
+        def watch():
+            while not done.is_set():
+                for pid in self.workers_of(httpd):
+                    for kind, v in (fd_breakdown(pid, ports) or {}).items():
+                        self.warm_most[(pid, kind)] = max(self.warm_most[(pid, kind)], v)
+                done.wait(0.5)
+
+        started = time.monotonic()
+        watcher = threading.Thread(target=watch, daemon=True)
+        threads = [threading.Thread(target=worker, args=(n,), daemon=True)
+                   for n in range(connections)]
+        watcher.start()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(seconds + 60)
+        done.set()
+        watcher.join(5)
+        self.warm_seconds = time.monotonic() - started
 
     # ---- sampling
 
@@ -746,10 +842,47 @@ def backed(record, sha, start, end):
     return False
 
 
+def judge_warm_up(soak, record):
+    """The warm-up's requests (not part of the run's count), by the rules of checks 1, 2 and 5,
+    with one difference: a request that asks an issuer may get 503 (the warm-up sends more calls
+    at once than OfftokIssuerMaxPending lets wait). {check: [(j, kind, loc, what)]}."""
+    out = {1: [], 2: [], 5: []}
+    for j, (kind, loc, tid, status, sent, received, allowed, error) in enumerate(soak.warm):
+        token = soak.tokens[tid] if tid >= 0 else None
+        if status is None:
+            out[2].append((j, kind, loc, f"no answer: {error}"))
+            continue
+        if status not in allowed:
+            out[5].append((j, kind, loc, f"{status}, expected {sorted(allowed)}"))
+            if status >= 500:
+                out[2].append((j, kind, loc, status))
+        if status != 200:
+            continue
+        if kind in ("unknown", "unknown-fresh") or kind.startswith("malformed:") \
+                or loc == "f-inactive":
+            out[1].append((j, kind, loc, "200 for an inactive, unknown or malformed token"))
+        elif token is not None and loc in OIDC_LOCATIONS:
+            start = sent - (CACHE_TTL + GRACE if loc in CACHED_LIKE else 0.0)
+            if not backed(record, token.sha, start, received):
+                out[1].append((j, kind, loc, f"no active answer from the issuer for this token "
+                                             f"between {start:.3f} and {received:.3f}"))
+    return out
+
+
+def warm_up_line(soak):
+    counts = collections.Counter(w[3] for w in soak.warm)
+    asks = sum(1 for w in soak.warm if w[3] == 503 and w[6] != {503})
+    return (f"warm-up after the last restart (not counted above): {len(soak.warm):,} requests, "
+            f"answers " + ", ".join(f"{k}: {v}" for k, v in sorted(
+                counts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)))
+            + f"; of the 503s, {asks} where the mix's answer is another (the waiting bound)")
+
+
 def run_checks(soak, httpd, oidc_log, n_done, ports, report):
     tokens = soak.tokens
     record = issuer_record(oidc_log)
     n = n_done
+    warm = judge_warm_up(soak, record)
 
     # ---- 1: nothing inactive let in
     bad, unbacked, judged_revoked, judged_expired = [], [], collections.Counter(), 0
@@ -811,12 +944,17 @@ def run_checks(soak, httpd, oidc_log, n_done, ports, report):
                f"tokens after their revocation, {issuer_after_active} of them active",
                f"200s without an active answer from the issuer behind them: {len(unbacked)}"]
     details += [f"  #{i} {kind} at /{loc}/: {why}" for i, kind, loc, why in (bad + unbacked)[:20]]
+    if soak.warm:
+        details.append(f"warm-up: {len(warm[1])} 200s for an inactive, unknown or malformed "
+                       f"token or not backed by the issuer, of {len(soak.warm):,} requests")
+        details += [f"  warm-up #{j} {kind} at /{loc}/: {why}"
+                    for j, kind, loc, why in warm[1][:10]]
     if soak.issuer_errors or revoked < due:
         details.append(f"revocations or mints that failed: {len(soak.issuer_errors)} "
                        f"{soak.issuer_errors[:3]}; tokens due for revocation but not revoked: "
                        f"{due - revoked}")
     report.check(1, "no inactive, revoked or unknown token answered 200",
-                 not bad and not unbacked and issuer_after_active == 0
+                 not bad and not unbacked and not warm[1] and issuer_after_active == 0
                  and not soak.issuer_errors and revoked >= due,
                  [f"{len(bad)} such 200s"] + details)
 
@@ -849,8 +987,13 @@ def run_checks(soak, httpd, oidc_log, n_done, ports, report):
     details += [f"  #{i} {kind} at /{loc}/: {status}" for i, kind, loc, status in unexpected5[:10]]
     details += [f"  #{i} {kind} at /{loc}/: {err}" for i, kind, loc, err in unanswered[:10]]
     details += ["  " + line[:200] for line in crashes[:10]]
+    if soak.warm:
+        details.append(f"warm-up: {len(warm[2])} requests without an answer or with a 5xx other "
+                       f"than 503, of {len(soak.warm):,}")
+        details += [f"  warm-up #{j} {kind} at /{loc}/: {what}"
+                    for j, kind, loc, what in warm[2][:10]]
     report.check(2, "no 5xx but the expected 503s, no 500, every request answered",
-                 not unexpected5 and not unanswered and not crashes, details)
+                 not unexpected5 and not unanswered and not crashes and not warm[2], details)
 
     # ---- 5: every other answer as the contract says
     wrong = []
@@ -864,7 +1007,7 @@ def run_checks(soak, httpd, oidc_log, n_done, ports, report):
             expected = judge_timed(kind, soak.r_loc[i], token, soak.r_sent[i], soak.r_recv[i])
         if expected is not None and soak.r_status[i] != expected:
             wrong.append((i, kind, soak.r_loc[i], soak.r_status[i], expected))
-    return wrong
+    return wrong, warm[5]
 
 
 RACE_SECONDS = 1.0     # after a graceful restart has finished
@@ -1062,9 +1205,9 @@ def fd_check(soak, final_pids, report):
             problems.append("descriptors outside the connection pools differ from the fresh child")
         if handles > POOL_HANDLES:
             problems.append(f"{handles:.0f} libcurl handles kept, over the bound {POOL_HANDLES}")
-        for kind in ("to oidc issuer", "to faulty issuer"):
+        for kind in ("to oidc issuer", "to faulty issuer", OTHER_SOCKETS):
             if b.get(kind, 0) > max(handles, 0):
-                problems.append(f"{b.get(kind, 0)} connections {kind[3:]}, more than handles")
+                problems.append(f"{b.get(kind, 0)} {kind}, more than handles")
         if b.get("to proxied back end", 0) > THREADS_PER_CHILD:
             problems.append("more back-end connections than threads")
         failed |= bool(problems)
@@ -1086,6 +1229,9 @@ def fd_check(soak, final_pids, report):
     for pid in final_pids:
         details.append(f"child {pid}, most seen during the load: " + ", ".join(
             f"{kind} {most[(pid, kind)]}" for kind in POOL_KINDS))
+        if soak.warm:
+            details.append(f"child {pid}, most seen during the warm-up: " + ", ".join(
+                f"{kind} {soak.warm_most[(pid, kind)]}" for kind in POOL_KINDS + ("client conn",)))
     pf, pa, pb = fresh.get("parent"), start.get("parent"), end.get("parent")
     if pa and pb:
         details.append(f"parent: {sum((pf or {}).values())} fresh, {sum(pa.values())} -> "
@@ -1123,6 +1269,10 @@ def main():
                              f"MaxMemFree {HTTPD_MAX_MEM_FREE}: check 3 then measures glibc's "
                              f"and APR's caches of freed memory filling up as well, and fails "
                              f"at 200,000 requests")
+    parser.add_argument("--warm-up", type=float, default=WARM_UP_SECONDS, metavar="S",
+                        help=f"after the last restart, saturate the new children for S seconds "
+                             f"({WARM_UP_CONNECTIONS} connections, more than their threads; "
+                             f"default {WARM_UP_SECONDS:g}; 0: none) before the load goes on")
     parser.add_argument("--json", default=None, help="write the figures here as JSON")
     args = parser.parse_args()
     if args.requests is None:
@@ -1181,14 +1331,19 @@ def main():
         log("load finished; reading the issuers' records")
         oidc_log = oidc.introspection_log()
         faulty_count = faulty.requests()
-        wrong = run_checks(soak, httpd, oidc_log, n_done, ports, report)
+        wrong, warm_wrong = run_checks(soak, httpd, oidc_log, n_done, ports, report)
         rss_rows = rss_check(soak, final_pids, n_done, report)
         fd_check(soak, final_pids, report)
         details = [f"{len(wrong)} answers other than the contract's"]
         details += [f"  #{i} {kind} at /{loc}/: {status}, expected {expected}"
                     for i, kind, loc, status, expected in wrong[:20]]
+        if soak.warm:
+            details.append(warm_up_line(soak))
+            details.append(f"warm-up: {len(warm_wrong)} answers other than the contract's")
+            details += [f"  warm-up #{j} {kind} at /{loc}/: {what}"
+                        for j, kind, loc, what in warm_wrong[:10]]
         report.check(5, "every other answer is the contract's (valid tokens let in, ...)",
-                     not wrong, details)
+                     not wrong and not warm_wrong, details)
         report.results.sort(key=lambda r: r[0])
 
         print_summary(soak, httpd, n_done, elapsed, timed_out, oidc_log, faulty_count,
@@ -1282,6 +1437,15 @@ def drive(soak, httpd, oidc, ports):
                                interval=0.1, what="the old generation to exit")
                     snap = soak.idle_snapshot(httpd, "fresh", ports)
                     log("idle descriptors of the new children: " + fd_summary(snap))
+                    if args.warm_up > 0:
+                        # more requests at once than both children have threads, and the
+                        # module's pools at their bound, before the quarters check 3 compares
+                        soak.warm_up(httpd, ports, args.warm_up, WARM_UP_CONNECTIONS)
+                        counts = collections.Counter(w[3] for w in soak.warm)
+                        log(f"warm-up: {len(soak.warm):,} requests on {WARM_UP_CONNECTIONS} "
+                            f"connections in {soak.warm_seconds:.1f} s (not counted in the run); "
+                            + ", ".join(f"{k}: {v}" for k, v in sorted(
+                                counts.items(), key=lambda kv: (kv[0] is None, kv[0] or 0))))
                     soak.resume_load()
             if not warm_taken and progress >= total // 4:
                 # the start of the second quarter: the children have warmed up
@@ -1395,6 +1559,11 @@ def write_json(path, soak, n, elapsed, rss_rows, report, started):
         "restarts": [{"at": p, "seconds": round(t, 2)} for p, _, t in soak.restarts],
         "glibc_tunables": None if soak.args.allocator_defaults else HTTPD_GLIBC_TUNABLES,
         "max_mem_free": None if soak.args.allocator_defaults else HTTPD_MAX_MEM_FREE,
+        "warm_up": {"requests": len(soak.warm), "seconds": round(soak.warm_seconds, 1),
+                    "connections": WARM_UP_CONNECTIONS if soak.warm else 0,
+                    "answers": {str(k): v for k, v in collections.Counter(
+                        w[3] for w in soak.warm).items()},
+                    "most": {f"{pid} {kind}": v for (pid, kind), v in soak.warm_most.items()}},
         "rss": rss_rows,
         "fds": {name: {str(k): v for k, v in snap["fds"].items()}
                 for name, snap in soak.snapshots.items()},
