@@ -383,6 +383,8 @@ def parse_wrk(text):
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
     if m:
         out["socket_errors"] = sum(int(x) for x in m.groups())
+        out["socket_error_kinds"] = dict(zip(("connect", "read", "write", "timeout"),
+                                             (int(x) for x in m.groups())))
     m = re.search(r"Latency\s+([\d.]+)(us|ms|s|m)\b", text)
     if m:
         out["latency_ms"] = round(float(m.group(1)) * UNITS[m.group(2)], 3)
