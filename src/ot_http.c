@@ -21,7 +21,6 @@
  */
 #include <string.h>
 #include <curl/curl.h>
-#include <openssl/ssl.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include "ot_http.h"
@@ -48,7 +47,6 @@ struct ot_http_t {
     ot_link_t *idle;                 /**< reset links with kept connections; last is newest */
     int n_idle;
     int max_idle;
-    int openssl;                     /**< libcurl's TLS backend is OpenSSL (see keep_tls_buffers) */
     CURLSH *share;                   /**< DNS cache and TLS sessions, shared by all links */
     apr_thread_mutex_t *locks[CURL_LOCK_DATA_LAST];  /**< one per kind of shared data */
     ot_stats_t *stats;
@@ -66,7 +64,6 @@ typedef struct {
 
 /** One call: what every attempt needs, and what the last attempt left. */
 typedef struct {
-    const ot_http_t *h;
     const ot_http_req_t *req;
     int post;
     apr_time_t deadline;
@@ -176,7 +173,6 @@ static apr_status_t share_create(ot_http_t *h)
 apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, apr_pool_t *p)
 {
     ot_http_t *h;
-    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
     apr_status_t rv;
     int i;
 
@@ -188,7 +184,6 @@ apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, 
     h->max_idle = max_handles;
     h->idle = apr_pcalloc(p, sizeof(ot_link_t) * (apr_size_t)(max_handles + 1));
     h->stats = stats;
-    h->openssl = v && v->ssl_version && strncmp(v->ssl_version, "OpenSSL/", 8) == 0;
     rv = apr_thread_mutex_create(&h->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     for (i = 0; rv == APR_SUCCESS && i < CURL_LOCK_DATA_LAST; ++i) {
         rv = apr_thread_mutex_create(&h->locks[i], APR_THREAD_MUTEX_DEFAULT, p);
@@ -302,20 +297,6 @@ static long ms_left(apr_time_t deadline)
     return left > 1000 ? (long)((left + 999) / 1000) : 1L;
 }
 
-/**
- * CURLOPT_SSL_CTX_FUNCTION: keep OpenSSL's record buffers for the life of a connection. libcurl
- * sets SSL_MODE_RELEASE_BUFFERS, which frees and allocates again two buffers of about 16 KiB on
- * every exchange; a kept connection is used again within milliseconds, so we keep them (about
- * 33 KiB per kept connection).
- */
-static CURLcode keep_tls_buffers(CURL *curl, void *ssl_ctx, void *baton)
-{
-    (void)curl;
-    (void)baton;
-    SSL_CTX_clear_mode((SSL_CTX *)ssl_ctx, SSL_MODE_RELEASE_BUFFERS);
-    return CURLE_OK;
-}
-
 /** Where and how to connect: protocols, proxy, keep-alive, TLS verification and CA store. */
 static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
 {
@@ -347,9 +328,6 @@ static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
 #if LIBCURL_VERSION_NUM >= 0x075700
     opt_long(&rc, curl, CURLOPT_CA_CACHE_TIMEOUT, OT_CA_CACHE_SECS);
 #endif
-    if (c->h->openssl && rc == CURLE_OK) {
-        rc = curl_easy_setopt(curl, CURLOPT_SSL_CTX_FUNCTION, keep_tls_buffers);
-    }
     return rc;
 }
 
@@ -585,7 +563,6 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
 
     memset(resp, 0, sizeof(*resp));
     memset(&c, 0, sizeof(c));
-    c.h = h;
     c.req = req;
     c.post = post;
     c.deadline = start + req->total_timeout;
