@@ -36,7 +36,7 @@
  */
 #define OT_UPLOAD_BUFFER 16384L
 
-/** One pooled link to the issuers: an easy handle and the multi handle that keeps its connections. */
+/** A pooled link to the issuers: an easy handle and the multi handle that keeps its connections. */
 typedef struct {
     CURL *easy;
     CURLM *multi;
@@ -200,7 +200,7 @@ apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, 
     return APR_SUCCESS;
 }
 
-/** Take an idle link (*warm: it kept a connection) or make a new one; APR_ENOMEM if out of memory. */
+/** Take an idle link (*warm: it kept a connection) or make a new one; APR_ENOMEM without memory. */
 static apr_status_t link_take(ot_http_t *h, ot_link_t *l, int *warm)
 {
     int found = 0;

@@ -172,7 +172,8 @@ static void same_reading(ot_answer_t *a, const ot_answer_t *t)
         const ot_claim_t *x = &a->claims[i], *y = &t->claims[i];
 
         fuzz_require(strcmp(x->name, y->name) == 0 && x->type == y->type
-                     && x->value_len == y->value_len && memcmp(x->value, y->value, x->value_len) == 0
+                     && x->value_len == y->value_len
+                     && memcmp(x->value, y->value, x->value_len) == 0
                      && strcmp(x->text, y->text) == 0, "both readers: same claims");
     }
     fuzz_require(!a->active || json_equal(ot_answer_json(a), t->json), "both readers: same JSON");
