@@ -507,6 +507,7 @@ ot_answer_t *ot_answer_parse(const char *body, apr_size_t len, const char **err,
     return ot_answer_parse_tree(body, len, err, p);
 }
 
+/** aud is a string equal to want, or an array holding it. */
 static int audience_has(const ot_claim_t *aud, const char *want)
 {
     size_t i;
