@@ -190,6 +190,16 @@ static char plain_peek(plain_t *r)
     return r->s < r->end ? *r->s : '\0';
 }
 
+/** Take the next non-white byte if it is c. */
+static int plain_take(plain_t *r, char c)
+{
+    if (plain_peek(r) != c) {
+        return 0;
+    }
+    r->s++;
+    return 1;
+}
+
 /** A string of printable ASCII without escapes; *start and *len are its content. */
 static int plain_string(plain_t *r, const char **start, apr_size_t *len)
 {
@@ -258,26 +268,16 @@ static int plain_array(plain_t *r, int depth, int *flat)
 
     *flat = 1;
     r->s++;
-    if (plain_peek(r) == ']') {
-        r->s++;
+    if (plain_take(r, ']')) {
         return 1;
     }
-    for (;;) {
+    do {
         if (!plain_value(r, depth, &kind, &start, &len, &inner)) {
             return 0;
         }
         *flat = *flat && kind != PV_NULL && kind != PV_ARRAY && kind != PV_OBJECT;
-        switch (plain_peek(r)) {
-        case ']':
-            r->s++;
-            return 1;
-        case ',':
-            r->s++;
-            break;
-        default:
-            return 0;
-        }
-    }
+    } while (plain_take(r, ','));
+    return plain_take(r, ']');
 }
 
 /** An object whose names are all different; with out, its members become claims. */
@@ -403,11 +403,10 @@ static int plain_object(plain_t *r, int depth, apr_array_header_t *out, apr_pool
     int n = 0, i, flat;
 
     r->s++;
-    if (plain_peek(r) == '}') {
-        r->s++;
+    if (plain_take(r, '}')) {
         return 1;
     }
-    for (;;) {
+    do {
         if (n == PLAIN_MEMBERS || !plain_string(r, &names[n], &lens[n])) {
             return 0;
         }
@@ -416,10 +415,9 @@ static int plain_object(plain_t *r, int depth, apr_array_header_t *out, apr_pool
                 return 0;
             }
         }
-        if (plain_peek(r) != ':') {
+        if (!plain_take(r, ':')) {
             return 0;
         }
-        r->s++;
         if (out) {
             ot_claim_t *c = apr_array_push(out);
 
@@ -432,17 +430,8 @@ static int plain_object(plain_t *r, int depth, apr_array_header_t *out, apr_pool
             return 0;
         }
         n++;
-        switch (plain_peek(r)) {
-        case '}':
-            r->s++;
-            return 1;
-        case ',':
-            r->s++;
-            break;
-        default:
-            return 0;
-        }
-    }
+    } while (plain_take(r, ','));
+    return plain_take(r, '}');
 }
 
 /** The answer read by the plain reader, or NULL when it gave up (jansson reads it then). */
