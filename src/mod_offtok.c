@@ -201,11 +201,22 @@ static int offtok_fixups(request_rec *r)
     return DECLINED;
 }
 
+/**
+ * Subrequests skip the header_parser hook (httpd runs it for initial requests and internal
+ * redirects only), but carry a copy of the client's headers: scrub them once their own
+ * location's configuration is known, before they are authenticated.
+ */
+static int offtok_strip_sub_headers(request_rec *r)
+{
+    return r->main != NULL ? offtok_strip_headers(r) : DECLINED;
+}
+
 static void offtok_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(offtok_post_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_child_init(offtok_child_init, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_header_parser(offtok_strip_headers, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_post_perdir_config(offtok_strip_sub_headers, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_check_authn(offtok_authn, NULL, NULL, APR_HOOK_MIDDLE, AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_force_authn(offtok_force_authn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_note_auth_failure(offtok_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);

@@ -72,6 +72,8 @@ typedef struct {
     apr_array_header_t *pass;          /**< offtok_pass_t, adds up */
     int forward_token;
     const char *jwks_url;              /**< OfftokJWKSURL: keys for pushed logouts and actions */
+    apr_array_header_t *logout_aud;    /**< OfftokLogoutAudience (const char *); NULL: unset */
+    apr_array_header_t *offline_clients; /**< OfftokOfflineClients (const char *); NULL: any */
 } offtok_dir_conf;
 
 /** Server-wide settings (OfftokCacheSize and friends: server config only). */
@@ -115,6 +117,11 @@ typedef struct {
     const char *error;          /**< RFC 6750 error code for WWW-Authenticate, or NULL */
     const char *scope_needed;   /**< set when an offtok provider denies ("" for a claim) */
     ot_answer_t *answer;        /**< the accepted answer when status is OK */
+    const char *token;          /**< the bearer token, once read */
+    unsigned char key[OT_KEY_LEN]; /**< the cache key it was looked up under (with `seen`) */
+    ot_answer_t *seen;          /**< the answer found (cache or issuer) before this location
+                                     judged it; NULL when none was had */
+    apr_time_t fetched;         /**< when the issuer call behind `seen` started */
     const char *user;           /**< REMOTE_USER */
     apr_array_header_t *headers;/**< name, value pairs for OfftokPassHeader */
     int applied;                /**< environment and headers were set on this request */

@@ -4,8 +4,10 @@
  *
  * offtok_check() computes a request's outcome once, whichever hook asks first (the authz
  * providers in mod_authz_core's user-less pass, or the authentication hook), and keeps it in the
- * request's config. Subrequests and internal redirects reuse the initial request's answer and
- * judge it by their own location's policy.
+ * request's config. Subrequests and internal redirects reuse the initial request's answer only
+ * where their own location would accept it by its own rules (same cache key, age within its TTL,
+ * no fresh call required by its OfftokAlwaysValidate, no revocation since), and judge it by their
+ * own policy; otherwise they check the token again.
  *
  * Nothing here logs a token: a short SHA-256 fingerprint stands in for it.
  */
@@ -71,6 +73,18 @@ static void pick_client(offtok_ask_t *ask)
     }
 }
 
+/**
+ * How an answer is obtained, beyond URL, client and hint: the TLS trust settings. It goes into the
+ * cache key, so that an answer fetched without verifying the issuer (or trusting another CA file)
+ * never serves a location that verifies.
+ */
+static const char *answer_how(request_rec *r, const offtok_dir_conf *c)
+{
+    const char *verify = c->ssl_verify != 0 ? "verify" : "noverify";
+
+    return c->ca_file ? apr_pstrcat(r->pool, verify, " ca=", c->ca_file, NULL) : verify;
+}
+
 /** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
 static void resolve_ask(request_rec *r, offtok_ask_t *ask)
 {
@@ -99,7 +113,7 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     ask->in.auth = c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
     ask->in.token = token;
     resolve_ask(r, ask);
-    ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, token);
+    ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, answer_how(r, c), token);
     /* With Offline, a token not known to be an access token must be treated as offline. */
     ask->fresh = always == OT_ALWAYS_ON
         || (always == OT_ALWAYS_OFFLINE
@@ -119,36 +133,77 @@ static const char *revoke_iss(const offtok_dir_conf *c, const char *iss)
     return iss ? iss : c->issuer;
 }
 
-/** An entry of either tier that this location may use, as an answer; NULL when it may not. */
-static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cache_entry_t *e,
-                           apr_time_t now)
+/**
+ * What the cache and the revocation tables know of an answer whose issuer call started at
+ * `fetched` (without the claims' digest, which only the cache needs).
+ */
+static void entry_of(ot_cache_entry_t *e, const offtok_ask_t *ask, const ot_answer_t *a,
+                     apr_time_t fetched)
+{
+    memset(e, 0, sizeof(*e));
+    e->fetched = fetched;
+    e->drop_after = fetched + apr_time_from_sec(offtok_longest_ttl());
+    e->active = a->active;
+    if (!a->active) {
+        return;
+    }
+    e->exp = a->exp ? apr_time_from_sec(a->exp) : 0;
+    e->iat = a->iat ? apr_time_from_sec(a->iat) : 0;
+    e->offline = a->kind == OT_KIND_OFFLINE;
+    /* Revocations are kept per issuer: an answer without iss belongs to OfftokIssuer. */
+    e->iss = revoke_iss(ask->conf, a->iss);
+    e->sub = a->sub;
+    e->sid = a->sid;
+    e->azp = ot_answer_client(a);
+    if (e->exp && e->exp < e->drop_after) {
+        e->drop_after = e->exp;
+    }
+}
+
+/**
+ * 1 when this location may take an entry (of either tier, or the initial request's answer) as
+ * its answer for a request that arrived at `arrived`. An answer from an issuer call that started
+ * after the request arrived is as fresh as this request can ask for; any other is judged by this
+ * location's TTLs and OfftokAlwaysValidate. A positive one must also be clear of every
+ * revocation recorded since its call started, and of a gap in this process's Redis subscription.
+ */
+static int acceptable(const offtok_ask_t *ask, const ot_cache_entry_t *e, apr_time_t now,
+                      apr_time_t arrived)
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *c = ask->conf;
     ot_always_t always = offtok_always(c);
+    int fresh = e->fetched >= arrived;
 
     if (!e->active) {
         /* Where every answer must be fresh, an old "inactive" is as stale as an old "active". */
-        if (ask->fresh || now - e->fetched >= apr_time_from_sec(offtok_neg_ttl(c))) {
-            return NULL;
-        }
-        return ot_answer_inactive(r->pool);
+        return fresh || (!ask->fresh && now - e->fetched < apr_time_from_sec(offtok_neg_ttl(c)));
     }
-    /* offtok_redis_trusts: not while revocations from other nodes may be missing. */
-    if (now - e->fetched >= apr_time_from_sec(offtok_cache_ttl(c))
-        || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e->offline)
-        || ot_revoke_applies(proc->shm, revoke_iss(c, e->iss), c->client_id, e)
-        || !offtok_redis_trusts(e->fetched)) {
+    if (!fresh && (now - e->fetched >= apr_time_from_sec(offtok_cache_ttl(c))
+                   || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e->offline))) {
+        return 0;
+    }
+    return proc->shm != NULL
+        && !ot_revoke_applies(proc->shm, revoke_iss(c, e->iss), c->client_id, e)
+        && offtok_redis_trusts(e->fetched);
+}
+
+/** An entry of either tier that this location may use, as an answer; NULL when it may not. */
+static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cache_entry_t *e,
+                           apr_time_t now)
+{
+    if (!acceptable(ask, e, now, r->request_time)) {
         return NULL;
     }
-    return ot_answer_from_digest(e->claims, e->claims_len, r->pool);
+    return e->active ? ot_answer_from_digest(e->claims, e->claims_len, r->pool)
+                     : ot_answer_inactive(r->pool);
 }
 
 /**
  * A cached answer this location may use, or NULL: from the local tier, else from Redis (the
  * second tier, when OfftokRedis is set), which then fills the local tier.
  */
-static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
+static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask, apr_time_t *fetched)
 {
     offtok_proc_t *proc = offtok_proc();
     apr_time_t now = apr_time_now();
@@ -162,6 +217,7 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
     }
     local = ot_cache_get(proc->shm, ask->key, now, &e, r->pool) == APR_SUCCESS;
     if (local && (a = usable(r, ask, &e, now)) != NULL) {
+        *fetched = e.fetched;
         return a;
     }
     if (offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
@@ -170,6 +226,7 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask)
     if (!local) {
         ot_cache_put(proc->shm, ask->key, &e, now);
     }
+    *fetched = e.fetched;
     return usable(r, ask, &e, now);
 }
 
@@ -178,30 +235,13 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
 {
     offtok_proc_t *proc = offtok_proc();
     ot_cache_entry_t e;
-    apr_time_t keep = apr_time_from_sec(offtok_longest_ttl());
 
     if (proc->shm == NULL || (!a->active && offtok_neg_ttl(ask->conf) == 0)) {
         return;
     }
-    memset(&e, 0, sizeof(e));
-    e.fetched = started;
-    e.drop_after = started + keep;
-    e.active = a->active;
-    if (a->active) {
-        e.exp = a->exp ? apr_time_from_sec(a->exp) : 0;
-        e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
-        e.offline = a->kind == OT_KIND_OFFLINE;
-        /* Revocations are kept per issuer: an answer without iss belongs to OfftokIssuer. */
-        e.iss = a->iss ? a->iss : ask->conf->issuer;
-        e.sub = a->sub;
-        e.sid = a->sid;
-        e.claims = ot_answer_digest(a, &e.claims_len, r->pool);
-        if (e.exp && e.exp < e.drop_after) {
-            e.drop_after = e.exp;
-        }
-        if (e.claims == NULL) {
-            return;
-        }
+    entry_of(&e, ask, a, started);
+    if (a->active && (e.claims = ot_answer_digest(a, &e.claims_len, r->pool)) == NULL) {
+        return;
     }
     /* Not where a revocation already refuses it; Redis takes what is too big for the segment. */
     if (ot_cache_put(proc->shm, ask->key, &e, apr_time_now()) != APR_EINCOMPLETE) {
@@ -357,13 +397,7 @@ static int fresh_revoked(const offtok_ask_t *ask, const ot_answer_t *a, apr_time
     if (proc->shm == NULL || !a->active) {
         return 0;
     }
-    memset(&e, 0, sizeof(e));
-    e.fetched = started;
-    e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
-    e.active = 1;
-    e.iss = iss;
-    e.sub = a->sub;
-    e.sid = a->sid;
+    entry_of(&e, ask, a, started);
     if (!ot_revoke_applies(proc->shm, iss, c->client_id, &e)) {
         return 0;
     }
@@ -377,7 +411,7 @@ static int fresh_revoked(const offtok_ask_t *ask, const ot_answer_t *a, apr_time
  * call that starts now. APR_SUCCESS with *pa; otherwise st is set.
  */
 static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_ask_t *ask,
-                                ot_answer_t **pa, const char *token)
+                                ot_answer_t **pa, apr_time_t *fetched, const char *token)
 {
     apr_time_t started, after = 0;
     int round, permanent = 0, joined = 0;
@@ -390,6 +424,7 @@ static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_a
             to_cache(r, ask, *pa, started);     /* the leader stores it for everyone */
         }
         if (!fresh_revoked(ask, *pa, started, &permanent)) {
+            *fetched = started;
             return APR_SUCCESS;
         }
         if (permanent) {
@@ -416,6 +451,7 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     policy.issuer = c->issuer;
     policy.audience = c->audience;
     policy.allow_offline = c->offline != 0;
+    policy.offline_clients = c->offline_clients;
     v = ot_answer_judge(a, &policy, (apr_int64_t)apr_time_sec(apr_time_now()));
     if (v != OT_VERDICT_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s",
@@ -431,20 +467,6 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
                       shown(r, token), OT_VALUE_MAX);
         fail(st, HTTP_UNAUTHORIZED, "invalid_token");
     }
-}
-
-static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
-                        const char *token)
-{
-    offtok_ask_t ask;
-    ot_answer_t *a;
-
-    prepare_ask(r, &ask, c, token);
-    a = from_cache(r, &ask);
-    if (a == NULL && from_issuer(r, st, &ask, &a, token) != APR_SUCCESS) {
-        return;
-    }
-    judge(r, st, c, a, token);
 }
 
 /** The request this one descends from (through subrequests and internal redirects). */
@@ -463,28 +485,62 @@ static request_rec *initial_request(request_rec *r)
     }
 }
 
-/** Reuse the initial request's outcome when it asked the same issuer. */
-static int reuse_initial(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c)
+/**
+ * The initial request's outcome, when this subrequest or internal redirect may take it as its
+ * own: the same cache key (URL, client, hint, TLS trust, token), and either an answer this
+ * location accepts by its own rules (judged here by its own policy) or an issuer failure for
+ * that same key. 0 when the token must be checked again here.
+ */
+static int reuse_initial(request_rec *r, offtok_req_t *st, const offtok_ask_t *ask,
+                         const offtok_req_t *ist, request_rec *init)
 {
-    request_rec *init = initial_request(r);
-    const offtok_req_t *ist;
-    const offtok_dir_conf *ic;
+    ot_cache_entry_t e;
 
-    if (init == r
-        || (ist = ap_get_module_config(init->request_config, &offtok_module)) == NULL) {
+    if (ist == NULL || ist->token == NULL || memcmp(ask->key, ist->key, OT_KEY_LEN) != 0) {
         return 0;
     }
-    ic = ap_get_module_config(init->per_dir_config, &offtok_module);
-    if (ic->url == NULL || strcmp(ic->url, c->url) != 0) {
-        return 0;
-    }
-    if (ist->answer == NULL) {
-        st->status = ist->status;
-        st->error = ist->error;
+    if (ist->seen == NULL) {
+        if (ist->status != HTTP_SERVICE_UNAVAILABLE) {
+            return 0;
+        }
+        fail(st, ist->status, NULL);   /* the same issuer just failed for the same question */
         return 1;
     }
-    judge(r, st, c, ist->answer, NULL);
+    entry_of(&e, ask, ist->seen, ist->fetched);
+    if (!acceptable(ask, &e, apr_time_now(), init->request_time)) {
+        return 0;
+    }
+    st->seen = ist->seen;
+    st->fetched = ist->fetched;
     return 1;
+}
+
+static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                        const char *token)
+{
+    request_rec *init = initial_request(r);
+    const offtok_req_t *ist = NULL;
+    offtok_ask_t ask;
+    ot_answer_t *a;
+
+    prepare_ask(r, &ask, c, token);
+    st->token = token;
+    memcpy(st->key, ask.key, OT_KEY_LEN);
+    if (init != r) {
+        ist = ap_get_module_config(init->request_config, &offtok_module);
+        if (reuse_initial(r, st, &ask, ist, init)) {
+            if (st->seen != NULL) {
+                judge(r, st, c, st->seen, token);
+            }
+            return;
+        }
+    }
+    a = from_cache(r, &ask, &st->fetched);
+    if (a == NULL && from_issuer(r, st, &ask, &a, &st->fetched, token) != APR_SUCCESS) {
+        return;
+    }
+    st->seen = a;
+    judge(r, st, c, a, token);
 }
 
 offtok_req_t *offtok_check(request_rec *r)
@@ -512,9 +568,6 @@ offtok_req_t *offtok_check(request_rec *r)
                       "OfftokClientID or OfftokClientSecret; answering 500",
                       core->d ? core->d : "server");
         fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
-        return st;
-    }
-    if (reuse_initial(r, st, c)) {
         return st;
     }
     switch (ot_bearer_parse(apr_table_get(r->headers_in, "Authorization"), &token, r->pool)) {

@@ -91,6 +91,8 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->pass = merge_list(p, base->pass, add->pass);
     c->forward_token = MERGE_INT(forward_token);
     c->jwks_url = MERGE_PTR(jwks_url);
+    c->logout_aud = MERGE_PTR(logout_aud);
+    c->offline_clients = MERGE_PTR(offline_clients);
     return c;
 }
 
@@ -361,6 +363,25 @@ static const char *set_pass_header(cmd_parms *cmd, void *dc, const char *header,
     return NULL;
 }
 
+/**
+ * One client id of a list directive (OfftokLogoutAudience, OfftokOfflineClients) into the array
+ * at cmd->info. A section's own lines replace what it inherits; several lines in one section add
+ * up.
+ */
+static const char *set_client_list(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_array_header_t **list = (apr_array_header_t **)((char *)dc + (apr_size_t)cmd->info);
+
+    if (*arg == '\0') {
+        return apr_psprintf(cmd->pool, "%s: an empty client id", cmd->cmd->name);
+    }
+    if (*list == NULL) {
+        *list = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(*list, const char *) = arg;
+    return NULL;
+}
+
 static const char *set_flag(cmd_parms *cmd, void *dc, int on)
 {
     *(int *)((char *)dc + (apr_size_t)cmd->info) = on;
@@ -453,6 +474,12 @@ const command_rec offtok_cmds[] = {
                  "Off removes the Authorization header before the back end sees it"),
     AP_INIT_TAKE1("OfftokJWKSURL", set_url, DIR_OFFSET(jwks_url), WHERE,
                   "the issuer's keys (JWKS), for verifying pushed logout tokens and admin actions"),
+    AP_INIT_ITERATE("OfftokLogoutAudience", set_client_list, DIR_OFFSET(logout_aud), WHERE,
+                    "client-id ...: the clients whose logout tokens the back-channel logout "
+                    "handler accepts (default OfftokClientID)"),
+    AP_INIT_ITERATE("OfftokOfflineClients", set_client_list, DIR_OFFSET(offline_clients),
+                    POLICY, "client-id ...: accept offline tokens only when issued to one of "
+                    "these clients (default: any)"),
     AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,

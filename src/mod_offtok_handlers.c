@@ -205,11 +205,20 @@ static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **w
         : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;
 }
 
-/** Remember a jti (or action id) until `until` seconds: 0, or 1 when it is a replay. */
-static int replayed(push_t *ps, const char *jti, apr_int64_t until)
+/** 1 when a jti (or action id) was seen before: a replay. */
+static int replayed(push_t *ps, const char *jti)
 {
-    return ot_revoke_seen_jti(ps->proc->shm, ps->c->issuer, jti, apr_time_from_sec(until),
-                              ps->now) == APR_EEXIST;
+    return ot_revoke_jti_known(ps->proc->shm, ps->c->issuer, jti, ps->now);
+}
+
+/**
+ * Remember a jti (or action id) until `until` seconds, once its revocation is applied: a push
+ * whose applying failed is not remembered, so the issuer's retry is applied rather than refused
+ * as a replay. Two copies arriving at once may both be applied, which only revokes twice.
+ */
+static void remember(push_t *ps, const char *jti, apr_int64_t until)
+{
+    ot_revoke_seen_jti(ps->proc->shm, ps->c->issuer, jti, apr_time_from_sec(until), ps->now);
 }
 
 /** Tombstone one sub or sid; 0 on success, else logged. */
@@ -227,10 +236,10 @@ static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
     return 0;
 }
 
-static int set_not_before(push_t *ps, apr_int64_t not_before)
+/** The not-before policy of the client an action names (its resource). */
+static int set_not_before(push_t *ps, const char *client, apr_int64_t not_before)
 {
-    apr_status_t rv = offtok_not_before(ps->r, ps->c->issuer, ps->c->client_id, not_before,
-                                        ps->now);
+    apr_status_t rv = offtok_not_before(ps->r, ps->c->issuer, client, not_before, ps->now);
 
     if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ps->r, "OT0107: %s: the table of not-before "
@@ -291,12 +300,13 @@ static int backchannel(push_t *ps)
         return refuse(ps, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "the logout token: ", why,
                                                         NULL));
     }
-    if (replayed(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x))) {
+    if (replayed(ps, lt.jti)) {
         return refuse(ps, HTTP_BAD_REQUEST, "the logout token's jti was seen before (a replay)");
     }
     if ((rv = backchannel_apply(ps, &lt)) != OK) {
         return rv;
     }
+    remember(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x));
     ap_set_content_type(r, "text/plain");
     return OK;
 }
@@ -310,7 +320,7 @@ static int admin_apply(push_t *ps, const ot_admin_t *act)
 
     if (act->kind == OT_ADMIN_PUSH_NOT_BEFORE
         || (act->kind == OT_ADMIN_LOGOUT && act->not_before > 0)) {
-        failed = set_not_before(ps, act->not_before);
+        failed = set_not_before(ps, act->resource, act->not_before);
     }
     for (i = 0; act->sids && i < act->sids->nelts && !failed; i++) {
         failed = tombstone(ps, OT_REVOKE_SID, APR_ARRAY_IDX(act->sids, i, const char *));
@@ -361,12 +371,13 @@ static int keycloak_admin(push_t *ps)
                               r->pool)) != NULL) {
         return refuse(ps, HTTP_BAD_REQUEST, why);
     }
-    if (replayed(ps, act.id, act.expiration + 1)) {
+    if (replayed(ps, act.id)) {
         return refuse(ps, HTTP_BAD_REQUEST, "its id was seen before (a replay)");
     }
     if ((rv = admin_apply(ps, &act)) != OK) {
         return rv;
     }
+    remember(ps, act.id, act.expiration + 1);
     r->status = HTTP_NO_CONTENT;
     return OK;
 }
@@ -393,6 +404,7 @@ static int push(request_rec *r, int admin)
     ps.now = apr_time_now();
     ps.x.issuer = ps.c->issuer;
     ps.x.client_id = ps.c->client_id;
+    ps.x.audiences = ps.c->logout_aud;
     ps.x.now = apr_time_sec(ps.now);
     ps.x.skew = PUSH_SKEW;
     ps.what = admin ? "Keycloak admin action" : "back-channel logout";

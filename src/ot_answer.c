@@ -524,6 +524,30 @@ static int audience_has(const ot_claim_t *aud, const char *want)
     return found;
 }
 
+const char *ot_answer_client(const ot_answer_t *a)
+{
+    const ot_claim_t *cl = ot_answer_claim(a, "azp");
+
+    if (cl == NULL || cl->type != OT_CT_STRING) {
+        cl = ot_answer_claim(a, "client_id");
+    }
+    return cl && cl->type == OT_CT_STRING ? cl->value : NULL;
+}
+
+/** 1 when the token was issued to one of clients. */
+static int client_among(const ot_answer_t *a, const apr_array_header_t *clients)
+{
+    const char *client = ot_answer_client(a);
+    int i;
+
+    for (i = 0; client != NULL && i < clients->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(clients, i, const char *), client) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, apr_int64_t now)
 {
     if (!a->active) {
@@ -548,6 +572,10 @@ ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, ap
     if (a->kind == OT_KIND_OFFLINE && !policy->allow_offline) {
         return OT_VERDICT_OFFLINE_DENIED;
     }
+    if (a->kind == OT_KIND_OFFLINE && policy->offline_clients != NULL
+        && !client_among(a, policy->offline_clients)) {
+        return OT_VERDICT_OFFLINE_CLIENT;
+    }
     if (policy->audience && a->kind == OT_KIND_ACCESS
         && !audience_has(a->aud, policy->audience)) {
         return OT_VERDICT_AUDIENCE;
@@ -567,6 +595,7 @@ const char *ot_verdict_text(ot_verdict_t v)
     case OT_VERDICT_BOUND:          return "the token is bound to a key (cnf) and cannot be used as a Bearer token";
     case OT_VERDICT_KIND:           return "the token is not an access or offline token";
     case OT_VERDICT_OFFLINE_DENIED: return "offline tokens are not accepted here";
+    case OT_VERDICT_OFFLINE_CLIENT: return "an offline token of a client not in OfftokOfflineClients";
     }
     return "refused";
 }

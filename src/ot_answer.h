@@ -10,6 +10,7 @@
 #define OT_ANSWER_H
 
 #include <apr_pools.h>
+#include <apr_tables.h>
 #include <apr_time.h>
 #include <jansson.h>
 
@@ -81,6 +82,9 @@ ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *
 /** The top-level claim `name`, or NULL. */
 const ot_claim_t *ot_answer_claim(const ot_answer_t *a, const char *name);
 
+/** The client the token was issued to: the string azp, else the string client_id; or NULL. */
+const char *ot_answer_client(const ot_answer_t *a);
+
 /** The whole answer as a JSON object, built on first use (from the answer's pool). */
 const json_t *ot_answer_json(ot_answer_t *a);
 
@@ -89,6 +93,8 @@ typedef struct {
     const char *issuer;    /**< OfftokIssuer, or NULL */
     const char *audience;  /**< OfftokAudience, or NULL */
     int allow_offline;     /**< OfftokOfflineTokens Allow */
+    const apr_array_header_t *offline_clients; /**< OfftokOfflineClients (const char *), or
+                                                    NULL for any client */
 } ot_policy_t;
 
 typedef enum {
@@ -100,7 +106,8 @@ typedef enum {
     OT_VERDICT_AUDIENCE,
     OT_VERDICT_BOUND,
     OT_VERDICT_KIND,
-    OT_VERDICT_OFFLINE_DENIED
+    OT_VERDICT_OFFLINE_DENIED,
+    OT_VERDICT_OFFLINE_CLIENT
 } ot_verdict_t;
 
 /** Judge a at `now` (seconds since the epoch) for policy. */

@@ -369,7 +369,7 @@ static apr_uint32_t stripe_alloc(stripe_t *v, apr_uint32_t need)
 
 /** Store e under key (the caller holds the lock and the odd seqlock). */
 static void stripe_store(stripe_t *v, const unsigned char *key, apr_uint64_t kh,
-                         const ot_cache_entry_t *e, const apr_size_t lens[4], apr_size_t blen,
+                         const ot_cache_entry_t *e, const apr_size_t lens[OT_BLOB_STRS], apr_size_t blen,
                          apr_time_t now)
 {
     apr_uint32_t prev, need = chunks_for(REC_PREFIX + blen), *bucket, c;
@@ -452,7 +452,7 @@ apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_
                           apr_time_t now)
 {
     apr_uint64_t kh = ot_key_hash(key);
-    apr_size_t lens[4], blen = 0;
+    apr_size_t lens[OT_BLOB_STRS], blen = 0;
     apr_status_t rv = ot_blob_measure(lens, &blen, e);
     stripe_t v;
 

@@ -34,6 +34,7 @@ typedef struct {
     const char *iss;
     const char *sub;
     const char *sid;
+    const char *azp;        /**< the client the token was issued to: azp, else client_id */
     const char *claims;     /**< positive answers: ot_answer_digest() (binary, holds NULs) */
     apr_size_t claims_len;
 } ot_cache_entry_t;
@@ -116,12 +117,20 @@ apr_status_t ot_revoke_set_not_before(ot_shm_t *s, const char *iss, const char *
                                       apr_int64_t not_before, apr_time_t at);
 
 /**
- * 1 when entry e (answer of issuer iss for client) must not be used: a matching sub or sid
- * revocation recorded after e->fetched, or a not-before policy that e->iat predates (or, when
- * e has no iat, a policy set after e->fetched).
+ * 1 when entry e (answer of issuer iss, at a location whose OfftokClientID is client) must not
+ * be used: a matching sub or sid revocation recorded after e->fetched, or a not-before policy
+ * that e->iat predates (or, when e has no iat, a policy set after e->fetched). The policies
+ * looked at are client's (it covers every answer) and e->azp's (the tokens issued to it).
  */
 int ot_revoke_applies(ot_shm_t *s, const char *iss, const char *client,
                       const ot_cache_entry_t *e);
+
+/**
+ * 1 when a jti (of a logout token or admin action) was remembered by ot_revoke_seen_jti and is
+ * still in force at now: a replay. Pushes are checked with this first and remembered only once
+ * their revocation is applied, so that one whose applying failed can be sent again.
+ */
+int ot_revoke_jti_known(ot_shm_t *s, const char *iss, const char *jti, apr_time_t now);
 
 /**
  * Remember a jti (of a logout token or admin action) until `until`. APR_EEXIST when it was

@@ -76,6 +76,39 @@ static int aud_has(const json_t *aud, const char *client_id)
     return 0;
 }
 
+/** 1 when v is one of list (const char *). */
+static int listed(const apr_array_header_t *list, const char *v)
+{
+    int i;
+
+    for (i = 0; list != NULL && i < list->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(list, i, const char *), v) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/** 1 when a logout token's aud names a client it may be addressed to. */
+static int logout_aud_ok(const json_t *aud, const ot_push_expect_t *x)
+{
+    const json_t *v;
+    size_t i;
+
+    if (x->audiences == NULL) {
+        return x->client_id != NULL && aud_has(aud, x->client_id);
+    }
+    if (json_is_string(aud)) {
+        return listed(x->audiences, json_string_value(aud));
+    }
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && listed(x->audiences, json_string_value(v))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /** typ, when present, must say logout+jwt (RFC 7515 §4.1.9: "application/" may be left out). */
 static int typ_ok(const json_t *header)
 {
@@ -157,8 +190,9 @@ const char *ot_logout_check(ot_logout_t *out, const json_t *header, const json_t
         || strcmp(iss, x->issuer) != 0) {
         return "its iss is not OfftokIssuer";
     }
-    if (x->client_id == NULL || !aud_has(json_object_get(payload, "aud"), x->client_id)) {
-        return "its aud does not contain OfftokClientID";
+    if (!logout_aud_ok(json_object_get(payload, "aud"), x)) {
+        return x->audiences ? "its aud names no client of OfftokLogoutAudience"
+                            : "its aud does not contain OfftokClientID";
     }
     why = logout_times(out, payload, x);
     if (why == NULL) {
@@ -252,8 +286,9 @@ const char *ot_admin_check(ot_admin_t *out, const json_t *payload, ot_admin_kind
         return apr_pstrcat(p, "its action is not ", admin_actions[kind], NULL);
     }
     if (!get_value(&resource, payload, "resource") || resource == NULL
-        || x->client_id == NULL || strcmp(resource, x->client_id) != 0) {
-        return "its resource is not OfftokClientID";
+        || ((x->client_id == NULL || strcmp(resource, x->client_id) != 0)
+            && !listed(x->audiences, resource))) {
+        return "its resource is neither OfftokClientID nor a client of OfftokLogoutAudience";
     }
     if (!get_time(&out->expiration, json_object_get(payload, "expiration"))) {
         return "its expiration is missing or not a time";
@@ -264,5 +299,6 @@ const char *ot_admin_check(ot_admin_t *out, const json_t *payload, ot_admin_kind
     if (!get_value(&out->id, payload, "id") || out->id == NULL) {
         return "its id is missing or not a string of 1 to 1024 characters";
     }
+    out->resource = resource;
     return admin_members(out, payload, p);
 }

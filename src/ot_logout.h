@@ -25,9 +25,13 @@
 /** What the receiving location expects. */
 typedef struct {
     const char *issuer;     /**< OfftokIssuer: a logout token's iss */
-    const char *client_id;  /**< OfftokClientID: in a logout token's aud, an action's resource */
+    const char *client_id;  /**< OfftokClientID: an action's resource; a logout token's aud
+                                 where audiences is NULL */
     apr_int64_t now;        /**< seconds since the epoch */
     apr_int64_t skew;       /**< seconds of clock difference allowed on iat */
+    const apr_array_header_t *audiences; /**< OfftokLogoutAudience (const char *): a logout
+                                 token's aud must name one; also accepted as an action's
+                                 resource. NULL when unset */
 } ot_push_expect_t;
 
 /** A logout token that checked out. */
@@ -65,6 +69,7 @@ typedef struct {
     apr_int64_t expiration;
     apr_int64_t not_before;         /**< 0: none (k_logout) or clear (k_push_not_before) */
     apr_array_header_t *sids;       /**< const char *: keycloakSessionIds (k_logout) */
+    const char *resource;           /**< the client the action is for */
 } ot_admin_t;
 
 /** The kind named by a path segment ("k_logout", ...); -1 when none. */

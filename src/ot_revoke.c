@@ -208,19 +208,25 @@ static int nb_find(const rev_t *r, apr_uint64_t h)
     return -1;
 }
 
+/** The not-before policies of the two (issuer, client) pairs in q->h (0: none). */
 static int nb_check(const rev_t *r, const rev_query_t *q)
 {
-    int i = nb_find(r, q->h[0]);
     apr_int64_t nb;
+    int i, k;
 
-    if (i < 0) {
-        return 0;
+    for (k = 0; k < 2; k++) {
+        if (q->h[k] == 0 || (i = nb_find(r, q->h[k])) < 0) {
+            continue;
+        }
+        nb = r->nb[i].not_before;
+        if (nb <= 0 || nb > OT_REV_NB_MAX) {
+            continue;       /* torn (only 1..max is ever stored): the read is retried */
+        }
+        if (q->iat != 0 ? q->iat < apr_time_from_sec(nb) : q->fetched < r->nb[i].at) {
+            return 1;
+        }
     }
-    nb = r->nb[i].not_before;
-    if (nb <= 0 || nb > OT_REV_NB_MAX) {
-        return 0;           /* torn (only 1..max is ever stored): the read is retried */
-    }
-    return q->iat != 0 ? q->iat < apr_time_from_sec(nb) : q->fetched < r->nb[i].at;
+    return 0;
 }
 
 /** The lock's owner died: repair what it may have left half done, and stay on the safe side. */
@@ -378,11 +384,43 @@ int ot_revoke_applies(ot_shm_t *s, const char *iss, const char *client,
     if (__atomic_load_n(&r->nnb, __ATOMIC_ACQUIRE) == 0) {
         return 0;
     }
+    /* The location's own client's policy covers every answer; another client's (a
+     * k_push_not_before for a client in OfftokLogoutAudience) the tokens issued to it. */
     q.h[0] = rev_hash(H_NOT_BEFORE, iss, client ? client : "");
-    q.h[1] = 0;
+    q.h[1] = e->azp && (client == NULL || strcmp(e->azp, client) != 0)
+        ? rev_hash(H_NOT_BEFORE, iss, e->azp) : 0;
     q.fetched = e->fetched;
     q.iat = e->iat;
     return rev_read(r, nb_check, &q);
+}
+
+/** The jti table's slot holding h in force at now; -1 when none. Under the lock. */
+static int jti_find(const rev_t *r, apr_uint64_t h, apr_time_t now)
+{
+    int i;
+
+    for (i = 0; i < OT_REV_JTIS; i++) {
+        if (r->jti[i].until > now && r->jti[i].h == h) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+int ot_revoke_jti_known(ot_shm_t *s, const char *iss, const char *jti, apr_time_t now)
+{
+    rev_t *r = s->rev;
+    int found;
+
+    if (jti == NULL || *jti == '\0') {
+        return 0;
+    }
+    if (ot_lock_take(&r->lock, rev_recover, r) != APR_SUCCESS) {
+        return 1;           /* cannot tell: refuse the push, the issuer sends it again */
+    }
+    found = jti_find(r, rev_hash(H_JTI, iss, jti), now) >= 0;
+    ot_lock_release(&r->lock);
+    return found;
 }
 
 apr_status_t ot_revoke_seen_jti(ot_shm_t *s, const char *iss, const char *jti, apr_time_t until,

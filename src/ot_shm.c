@@ -51,7 +51,7 @@
 
 #define OT_SHM_MAGIC   0x4f54434bu   /* "OTCK" */
 /* Bump on any change to the segment, the stored format or struct ot_shm_t. */
-#define OT_SHM_VERSION 2u
+#define OT_SHM_VERSION 3u
 
 #define LINE_UP(n) (((n) + OT_CACHE_LINE - 1) & ~(apr_size_t)(OT_CACHE_LINE - 1))
 
@@ -59,7 +59,7 @@
 #define OT_STRIPE_BITS_MIN 4
 #define OT_STRIPE_BITS_MAX 8
 #define OT_CHUNK_OVERHEAD 8           /* next 4, ref 1, kind 1, at most 2 of bucket */
-#define OT_TYPICAL_IDS (65 + 37 + 37) /* iss, sub and sid of a Keycloak answer, with NULs */
+#define OT_TYPICAL_IDS (65 + 37 + 37 + 16) /* iss, sub, sid, azp of a Keycloak answer, NULs */
 #define OT_TYPICAL_CLAIMS 600
 
 /** The first bytes of the segment. */
@@ -270,11 +270,13 @@ apr_uint64_t ot_hash64(apr_uint64_t h, const void *data, apr_size_t n)
 
 /* ---- the stored form of an answer: the blob, also the second tier's format ------------------ */
 
-#define BLOB_VERSION 2   /* 2: the claims are ot_answer_digest()'s, not JSON */
+#define BLOB_VERSION 3   /* 2: the claims are ot_answer_digest()'s, not JSON; 3: azp */
 #define BLOB_EXP 28
 #define BLOB_IAT 36
 
-enum { F_ACTIVE = 1, F_OFFLINE = 2, F_STR0 = 4, F_ALL = 63 }; /* F_STR0 << i: string i present */
+#define BLOB_AZP_LEN 44  /* azp's length, after the times (so their offsets stayed) */
+
+enum { F_ACTIVE = 1, F_OFFLINE = 2, F_STR0 = 4, F_ALL = 127 }; /* F_STR0 << i: string i present */
 
 typedef struct {
     char *buf;
@@ -304,13 +306,17 @@ apr_time_t ot_blob_time(const unsigned char *p)
     return (apr_time_t)get_be(p, 8);
 }
 
-/** String i of e: iss, sub, sid, claims. */
+/** String i of e: iss, sub, sid, claims, azp. */
 static const char *entry_str(const ot_cache_entry_t *e, int i)
 {
-    return i == 0 ? e->iss : i == 1 ? e->sub : i == 2 ? e->sid : e->claims;
+    return i == 0 ? e->iss : i == 1 ? e->sub : i == 2 ? e->sid : i == 3 ? e->claims : e->azp;
 }
 
-apr_status_t ot_blob_measure(apr_size_t lens[4], apr_size_t *blen, const ot_cache_entry_t *e)
+/** 1 for the strings that are C strings (all but the claims' digest). */
+#define IS_CSTR(i) ((i) != 3)
+
+apr_status_t ot_blob_measure(apr_size_t lens[OT_BLOB_STRS], apr_size_t *blen,
+                             const ot_cache_entry_t *e)
 {
     apr_size_t n = OT_BLOB_FIXED;
     int i;
@@ -318,10 +324,10 @@ apr_status_t ot_blob_measure(apr_size_t lens[4], apr_size_t *blen, const ot_cach
     if (e->fetched < 0 || e->drop_after < 0 || e->exp < 0 || e->iat < 0) {
         return APR_EINVAL;
     }
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < OT_BLOB_STRS; i++) {
         const char *str = entry_str(e, i);
-        lens[i] = str == NULL ? 0 : i < 3 ? strlen(str) : e->claims_len;
-        if (lens[i] > (i < 3 ? 0xffffu : 0xffffffffu)) {
+        lens[i] = str == NULL ? 0 : IS_CSTR(i) ? strlen(str) : e->claims_len;
+        if (lens[i] > (IS_CSTR(i) ? 0xffffu : 0xffffffffu)) {
             return APR_ENOSPC;
         }
         n += str == NULL ? 0 : lens[i] + 1;
@@ -331,14 +337,14 @@ apr_status_t ot_blob_measure(apr_size_t lens[4], apr_size_t *blen, const ot_cach
 }
 
 void ot_blob_emit(ot_blob_write_fn write, void *baton, const ot_cache_entry_t *e,
-                  const apr_size_t lens[4])
+                  const apr_size_t lens[OT_BLOB_STRS])
 {
     unsigned char fixed[OT_BLOB_FIXED];
     int i;
 
     fixed[0] = BLOB_VERSION;
     fixed[1] = (unsigned char)((e->active ? F_ACTIVE : 0) | (e->offline ? F_OFFLINE : 0));
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < OT_BLOB_STRS; i++) {
         fixed[1] |= entry_str(e, i) != NULL ? (unsigned char)(F_STR0 << i) : 0;
     }
     put_be(fixed + 2, lens[0], 2);
@@ -349,8 +355,9 @@ void ot_blob_emit(ot_blob_write_fn write, void *baton, const ot_cache_entry_t *e
     put_be(fixed + OT_BLOB_DROP, (apr_uint64_t)e->drop_after, 8);
     put_be(fixed + BLOB_EXP, (apr_uint64_t)e->exp, 8);
     put_be(fixed + BLOB_IAT, (apr_uint64_t)e->iat, 8);
+    put_be(fixed + BLOB_AZP_LEN, lens[4], 2);
     write(baton, fixed, OT_BLOB_FIXED);
-    for (i = 0; i < 4; i++) {
+    for (i = 0; i < OT_BLOB_STRS; i++) {
         if (entry_str(e, i) != NULL) {
             write(baton, entry_str(e, i), lens[i]);
             write(baton, "", 1);
@@ -361,8 +368,8 @@ void ot_blob_emit(ot_blob_write_fn write, void *baton, const ot_cache_entry_t *e
 apr_status_t ot_blob_parse(ot_cache_entry_t *e, const char *buf, apr_size_t len)
 {
     const unsigned char *u = (const unsigned char *)buf;
-    const char **dst[4];
-    apr_size_t lens[4], off = OT_BLOB_FIXED;
+    const char **dst[OT_BLOB_STRS];
+    apr_size_t lens[OT_BLOB_STRS], off = OT_BLOB_FIXED;
     ot_cache_entry_t r;
     int i;
 
@@ -371,19 +378,19 @@ apr_status_t ot_blob_parse(ot_cache_entry_t *e, const char *buf, apr_size_t len)
         return APR_EINVAL;
     }
     memset(&r, 0, sizeof(r));
-    dst[0] = &r.iss, dst[1] = &r.sub, dst[2] = &r.sid, dst[3] = &r.claims;
+    dst[0] = &r.iss, dst[1] = &r.sub, dst[2] = &r.sid, dst[3] = &r.claims, dst[4] = &r.azp;
     lens[0] = get_be(u + 2, 2), lens[1] = get_be(u + 4, 2), lens[2] = get_be(u + 6, 2);
-    lens[3] = get_be(u + 8, 4);
-    for (i = 0; i < 4; i++) {
+    lens[3] = get_be(u + 8, 4), lens[4] = get_be(u + BLOB_AZP_LEN, 2);
+    for (i = 0; i < OT_BLOB_STRS; i++) {
         if (!(u[1] & (F_STR0 << i))) {
             if (lens[i] != 0) {
                 return APR_EINVAL;
             }
             continue;
         }
-        /* iss, sub and sid are C strings; the claims (a digest) hold NULs of their own. */
+        /* iss, sub, sid and azp are C strings; the claims (a digest) hold NULs of their own. */
         if (lens[i] >= len - off || buf[off + lens[i]] != '\0'
-            || (i < 3 && memchr(buf + off, 0, lens[i]) != NULL)) {
+            || (IS_CSTR(i) && memchr(buf + off, 0, lens[i]) != NULL)) {
             return APR_EINVAL;
         }
         *dst[i] = buf + off;
@@ -414,7 +421,7 @@ static void flat_write(void *baton, const void *data, apr_size_t n)
 apr_status_t ot_cache_entry_encode(const ot_cache_entry_t *e, char **buf, apr_size_t *len,
                                    apr_pool_t *p)
 {
-    apr_size_t lens[4], n;
+    apr_size_t lens[OT_BLOB_STRS], n;
     flat_t f;
     apr_status_t rv = ot_blob_measure(lens, &n, e);
 

@@ -37,7 +37,9 @@
 /** Bytes before the blob in a record's first chunk: key, hnext and blob length. */
 #define OT_REC_PREFIX 40
 /** Bytes of the blob's fixed part: version, flags, four lengths, four times. */
-#define OT_BLOB_FIXED 44
+#define OT_BLOB_FIXED 46
+/** Strings of a blob: iss, sub, sid, claims, azp. */
+#define OT_BLOB_STRS 5
 /** Offsets in the blob of fetched and drop_after, which the evictor reads in place. */
 #define OT_BLOB_FETCHED 12
 #define OT_BLOB_DROP 20
@@ -175,14 +177,15 @@ typedef void (*ot_blob_write_fn)(void *baton, const void *data, apr_size_t n);
 
 /**
  * Check e and measure its blob (the ot_cache_entry_encode format): the lengths of iss, sub,
- * sid and claims in lens, the total in *blen. APR_ENOSPC when a string is too long for the
+ * sid, claims and azp in lens, the total in *blen. APR_ENOSPC when a string is too long for the
  * format, APR_EINVAL for a negative time or a NUL inside the claims.
  */
-apr_status_t ot_blob_measure(apr_size_t lens[4], apr_size_t *blen, const ot_cache_entry_t *e);
+apr_status_t ot_blob_measure(apr_size_t lens[OT_BLOB_STRS], apr_size_t *blen,
+                             const ot_cache_entry_t *e);
 
 /** Write the blob of e, measured by ot_blob_measure, through write. */
 void ot_blob_emit(ot_blob_write_fn write, void *baton, const ot_cache_entry_t *e,
-                  const apr_size_t lens[4]);
+                  const apr_size_t lens[OT_BLOB_STRS]);
 
 /**
  * Parse a blob of exactly len bytes; the strings of *e then point into buf. APR_EINVAL, and *e

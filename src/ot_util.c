@@ -39,7 +39,7 @@ static void sha256_fetch(void)
 }
 
 void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
-                  const char *hint, const char *token)
+                  const char *hint, const char *how, const char *token)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
@@ -48,6 +48,7 @@ void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char 
     sha_part(ctx, url);
     sha_part(ctx, client_id);
     sha_part(ctx, hint);
+    sha_part(ctx, how);
     sha_part(ctx, token);
     EVP_DigestFinal_ex(ctx, out, NULL);
     EVP_MD_CTX_free(ctx);

@@ -49,7 +49,7 @@ static void use_token(const char *token, apr_pool_t *p)
     fp = ot_token_fingerprint(token, p);
     fuzz_require(strncmp(fp, "sha256:", 7) == 0 && strlen(fp) == 19, "fingerprint shape");
     ot_cache_key(key, "https://issuer.example/introspect", "rs-client",
-                 ot_token_hint(OT_HINT_AUTO, &peek), token);
+                 ot_token_hint(OT_HINT_AUTO, &peek), "verify", token);
     for (i = 0; i < sizeof(auths) / sizeof(auths[0]); i++) {
         memset(&in, 0, sizeof(in));
         memset(&req, 0, sizeof(req));

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apr_pool_t *p = fuzz_begin();
     const char *h, *b;
     json_t *header, *payload;
-    ot_push_expect_t x = { ISSUER, "rs-client", NOW, 60 };
+    ot_push_expect_t x = { ISSUER, "rs-client", NOW, 60, NULL };
 
     fuzz_split(data, size, &h, &b);
     ot_admin_kind(h);

@@ -28,7 +28,7 @@ static const char *refusal(const char *json)
 
 static ot_verdict_t judge(const char *json, const char *iss, const char *aud, int offline_ok)
 {
-    ot_policy_t pol = { iss, aud, offline_ok };
+    ot_policy_t pol = { iss, aud, offline_ok, NULL };
     return ot_answer_judge(parse(json), &pol, NOW);
 }
 
@@ -217,6 +217,30 @@ START_TEST(keycloak_offline_answer_without_exp_is_accepted)
 }
 END_TEST
 
+/* OfftokOfflineClients: the client an offline token was issued to (azp, else client_id). */
+START_TEST(offline_tokens_only_of_listed_clients)
+{
+    apr_array_header_t *clients = apr_array_make(ot_test_pool, 2, sizeof(const char *));
+    ot_policy_t pol = { NULL, "orders-api", 1, NULL };
+    const char *azp = "{\"active\":true,\"typ\":\"Offline\",\"azp\":\"orders-web\"}";
+    const char *cid = "{\"active\":true,\"typ\":\"Offline\",\"client_id\":\"orders-web\"}";
+    const char *none = "{\"active\":true,\"typ\":\"Offline\"}";
+    const char *access = "{\"active\":true,\"typ\":\"Bearer\",\"azp\":\"other\","
+                         "\"aud\":\"orders-api\"}";
+
+    APR_ARRAY_PUSH(clients, const char *) = "mobile";
+    pol.offline_clients = clients;
+    ck_assert_int_eq(ot_answer_judge(parse(azp), &pol, NOW), OT_VERDICT_OFFLINE_CLIENT);
+    ck_assert_int_eq(ot_answer_judge(parse(none), &pol, NOW), OT_VERDICT_OFFLINE_CLIENT);
+    APR_ARRAY_PUSH(clients, const char *) = "orders-web";
+    ck_assert_int_eq(ot_answer_judge(parse(azp), &pol, NOW), OT_VERDICT_OK);
+    ck_assert_int_eq(ot_answer_judge(parse(cid), &pol, NOW), OT_VERDICT_OK);
+    ck_assert_int_eq(ot_answer_judge(parse(none), &pol, NOW), OT_VERDICT_OFFLINE_CLIENT);
+    /* access tokens are judged by their audience, not by this list */
+    ck_assert_int_eq(ot_answer_judge(parse(access), &pol, NOW), OT_VERDICT_OK);
+}
+END_TEST
+
 START_TEST(introspection_request_and_results)
 {
     ot_http_req_t req;
@@ -275,7 +299,7 @@ END_TEST
 START_TEST(digest_round_trip_keeps_every_claim)
 {
     ot_answer_t *a = parse(RICH), *b;
-    ot_policy_t pol = { "https://kc/realms/x", "rs-client", 0 };
+    ot_policy_t pol = { "https://kc/realms/x", "rs-client", 0, NULL };
     apr_size_t len;
     const char *d = ot_answer_digest(a, &len, ot_test_pool);
     int i;
@@ -357,6 +381,7 @@ Suite *suite_answer(void)
     tcase_add_test(tc, deep_nesting_is_refused);
     tcase_add_test(tc, oversized_answer_is_refused);
     tcase_add_test(tc, kinds_follow_the_contract);
+    tcase_add_test(tc, offline_tokens_only_of_listed_clients);
     tcase_add_test(tc, verdicts);
     tcase_add_test(tc, keycloak_offline_answer_without_exp_is_accepted);
     tcase_add_test(tc, introspection_request_and_results);

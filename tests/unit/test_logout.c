@@ -11,7 +11,7 @@
 #define ISS "https://sso.example.org/realms/acme"
 #define CLIENT "orders-api"
 
-static const ot_push_expect_t expect = { ISS, CLIENT, NOW, 60 };
+static const ot_push_expect_t expect = { ISS, CLIENT, NOW, 60, NULL };
 
 static json_t *js(const char *text)
 {
@@ -154,6 +154,42 @@ static const char *admin(const char *text, ot_admin_kind_t kind, ot_admin_t *act
     return ot_admin_check(act, js(text), kind, &expect, ot_test_pool);
 }
 
+/* OfftokLogoutAudience: Keycloak addresses a user's logout to the clients the user logged in
+ * through; with the list set, those are the audiences accepted (OfftokClientID only if listed),
+ * and an admin action may name any of them or OfftokClientID as its resource. */
+START_TEST(logout_audience_list)
+{
+    apr_array_header_t *aud = apr_array_make(ot_test_pool, 2, sizeof(const char *));
+    ot_push_expect_t x = expect;
+    json_t *p = logout_payload();
+    ot_logout_t lt;
+    ot_admin_t act;
+
+    APR_ARRAY_PUSH(aud, const char *) = "orders-web";
+    APR_ARRAY_PUSH(aud, const char *) = "orders-mobile";
+    x.audiences = aud;
+    ck_assert_ptr_nonnull(ot_logout_check(&lt, logout_header(), p, &x, ot_test_pool));
+    json_object_set_new(p, "aud", json_string("orders-mobile"));
+    ck_assert_ptr_null(ot_logout_check(&lt, logout_header(), p, &x, ot_test_pool));
+    json_object_set_new(p, "aud", json_pack("[s,s]", "account", "orders-web"));
+    ck_assert_ptr_null(ot_logout_check(&lt, logout_header(), p, &x, ot_test_pool));
+    json_object_set_new(p, "aud", json_string("orders-admin"));
+    ck_assert_ptr_nonnull(ot_logout_check(&lt, logout_header(), p, &x, ot_test_pool));
+
+    ck_assert_ptr_null(ot_admin_check(&act, js("{\"id\":\"r1\",\"expiration\":1796015030,"
+        "\"resource\":\"orders-web\",\"action\":\"PUSH_NOT_BEFORE\",\"notBefore\":5}"),
+        OT_ADMIN_PUSH_NOT_BEFORE, &x, ot_test_pool));
+    ck_assert_str_eq(act.resource, "orders-web");
+    ck_assert_ptr_null(ot_admin_check(&act, js("{\"id\":\"r2\",\"expiration\":1796015030,"
+        "\"resource\":\"" CLIENT "\",\"action\":\"PUSH_NOT_BEFORE\",\"notBefore\":5}"),
+        OT_ADMIN_PUSH_NOT_BEFORE, &x, ot_test_pool));
+    ck_assert_str_eq(act.resource, CLIENT);
+    ck_assert_ptr_nonnull(ot_admin_check(&act, js("{\"id\":\"r3\",\"expiration\":1796015030,"
+        "\"resource\":\"orders-admin\",\"action\":\"PUSH_NOT_BEFORE\",\"notBefore\":5}"),
+        OT_ADMIN_PUSH_NOT_BEFORE, &x, ot_test_pool));
+}
+END_TEST
+
 START_TEST(admin_kinds_by_path)
 {
     ck_assert_int_eq(ot_admin_kind("k_push_not_before"), OT_ADMIN_PUSH_NOT_BEFORE);
@@ -257,6 +293,7 @@ Suite *suite_logout(void)
     tcase_add_test(tc, logout_keycloak_token_accepted);
     tcase_add_test(tc, logout_typ_header);
     tcase_add_test(tc, logout_iss_and_aud);
+    tcase_add_test(tc, logout_audience_list);
     tcase_add_test(tc, logout_times);
     tcase_add_test(tc, logout_events_nonce_subject);
     tcase_add_test(tc, logout_needs_sub_or_sid);

@@ -12,13 +12,16 @@ START_TEST(cache_key_separates_fields)
 {
     unsigned char a[OT_SHA256_LEN], b[OT_SHA256_LEN], c[OT_SHA256_LEN];
 
-    ot_cache_key(a, "https://i/x", "client", "access_token", "tok");
-    ot_cache_key(b, "https://i/x", "client", NULL, "tok");
+    ot_cache_key(a, "https://i/x", "client", "access_token", "verify", "tok");
+    ot_cache_key(b, "https://i/x", "client", NULL, "verify", "tok");
     ck_assert(memcmp(a, b, sizeof(a)) != 0);
     /* Moving a character from one field to the next must change the key. */
-    ot_cache_key(b, "https://i/x", "clien", "taccess_token", "tok");
+    ot_cache_key(b, "https://i/x", "clien", "taccess_token", "verify", "tok");
     ck_assert(memcmp(a, b, sizeof(a)) != 0);
-    ot_cache_key(c, "https://i/x", "client", "access_token", "tok");
+    /* Answers fetched with weaker TLS checks are kept apart (issue 13, hole 6). */
+    ot_cache_key(b, "https://i/x", "client", "access_token", "noverify", "tok");
+    ck_assert(memcmp(a, b, sizeof(a)) != 0);
+    ot_cache_key(c, "https://i/x", "client", "access_token", "verify", "tok");
     ck_assert(memcmp(a, c, sizeof(a)) == 0);
 }
 END_TEST
