@@ -205,20 +205,45 @@ static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **w
         : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;
 }
 
-/** 1 when a jti (or action id) was seen before: a replay. */
-static int replayed(push_t *ps, const char *jti)
+/** One push to apply once (ot_revoke_once): the handler's apply function and its outcome. */
+typedef struct {
+    push_t *ps;
+    const void *what;                   /**< the ot_logout_t or ot_admin_t */
+    int (*apply)(push_t *ps, const void *what);
+    int status;                         /**< what apply answered */
+} push_job_t;
+
+static apr_status_t run_job(void *baton)
 {
-    return ot_revoke_jti_known(ps->proc->shm, ps->c->issuer, jti, ps->now);
+    push_job_t *job = baton;
+
+    job->status = job->apply(job->ps, job->what);
+    return job->status == OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
 /**
- * Remember a jti (or action id) until `until` seconds, once its revocation is applied: a push
- * whose applying failed is not remembered, so the issuer's retry is applied rather than refused
- * as a replay. Two copies arriving at once may both be applied, which only revokes twice.
+ * Apply a push unless its jti (or action id) is remembered from an earlier copy, and remember it
+ * (until `until` seconds) only once applied, so that the issuer's retry of a push that failed
+ * here is applied, not refused as a replay. OK, or the status to answer.
  */
-static void remember(push_t *ps, const char *jti, apr_int64_t until)
+static int apply_once(push_t *ps, const char *jti, apr_int64_t until,
+                      int (*apply)(push_t *ps, const void *what), const void *what)
 {
-    ot_revoke_seen_jti(ps->proc->shm, ps->c->issuer, jti, apr_time_from_sec(until), ps->now);
+    push_job_t job = { ps, what, apply, OK };
+    apr_status_t rv = ot_revoke_once(ps->proc->shm, ps->c->issuer, jti,
+                                     apr_time_from_sec(until), ps->now, run_job, &job);
+
+    if (rv == APR_EEXIST) {
+        return refuse(ps, HTTP_BAD_REQUEST, apr_pstrcat(ps->r->pool, "the ", ps->what,
+                      "'s jti or id was seen before (a replay)", NULL));
+    }
+    if (rv != APR_SUCCESS && job.status == OK) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0106: %s: cannot read the table of "
+                      "pushes seen in shared memory", ps->what);
+        OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return job.status;
 }
 
 /** Tombstone one sub or sid; 0 on success, else logged. */
@@ -257,8 +282,9 @@ static int set_not_before(push_t *ps, const char *client, apr_int64_t not_before
 
 /* ---- offtok-backchannel-logout ------------------------------------------------------------- */
 
-static int backchannel_apply(push_t *ps, const ot_logout_t *lt)
+static int backchannel_apply(push_t *ps, const void *what)
 {
+    const ot_logout_t *lt = what;
     request_rec *r = ps->r;
 
     if ((lt->sub && tombstone(ps, OT_REVOKE_SUB, lt->sub))
@@ -300,21 +326,19 @@ static int backchannel(push_t *ps)
         return refuse(ps, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "the logout token: ", why,
                                                         NULL));
     }
-    if (replayed(ps, lt.jti)) {
-        return refuse(ps, HTTP_BAD_REQUEST, "the logout token's jti was seen before (a replay)");
-    }
-    if ((rv = backchannel_apply(ps, &lt)) != OK) {
+    rv = apply_once(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x), backchannel_apply, &lt);
+    if (rv != OK) {
         return rv;
     }
-    remember(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x));
     ap_set_content_type(r, "text/plain");
     return OK;
 }
 
 /* ---- offtok-keycloak-admin ----------------------------------------------------------------- */
 
-static int admin_apply(push_t *ps, const ot_admin_t *act)
+static int admin_apply(push_t *ps, const void *what)
 {
+    const ot_admin_t *act = what;
     request_rec *r = ps->r;
     int i, failed = 0;
 
@@ -371,13 +395,9 @@ static int keycloak_admin(push_t *ps)
                               r->pool)) != NULL) {
         return refuse(ps, HTTP_BAD_REQUEST, why);
     }
-    if (replayed(ps, act.id)) {
-        return refuse(ps, HTTP_BAD_REQUEST, "its id was seen before (a replay)");
-    }
-    if ((rv = admin_apply(ps, &act)) != OK) {
+    if ((rv = apply_once(ps, act.id, act.expiration + 1, admin_apply, &act)) != OK) {
         return rv;
     }
-    remember(ps, act.id, act.expiration + 1);
     r->status = HTTP_NO_CONTENT;
     return OK;
 }

@@ -125,12 +125,18 @@ apr_status_t ot_revoke_set_not_before(ot_shm_t *s, const char *iss, const char *
 int ot_revoke_applies(ot_shm_t *s, const char *iss, const char *client,
                       const ot_cache_entry_t *e);
 
+/** Applies what a push revokes; anything but APR_SUCCESS is a failure. */
+typedef apr_status_t (*ot_revoke_apply_fn)(void *baton);
+
 /**
- * 1 when a jti (of a logout token or admin action) was remembered by ot_revoke_seen_jti and is
- * still in force at now: a replay. Pushes are checked with this first and remembered only once
- * their revocation is applied, so that one whose applying failed can be sent again.
+ * Apply a push once: APR_EEXIST when its jti (or action id) is still remembered from an earlier
+ * copy (a replay: apply is not called); otherwise apply, and only when it succeeded remember the
+ * jti until `until`. A push whose applying failed is not remembered, so the issuer's retry is
+ * applied rather than refused as a replay; two copies arriving at once may both be applied,
+ * which only revokes twice. Returns what apply returned, or APR_EEXIST.
  */
-int ot_revoke_jti_known(ot_shm_t *s, const char *iss, const char *jti, apr_time_t now);
+apr_status_t ot_revoke_once(ot_shm_t *s, const char *iss, const char *jti, apr_time_t until,
+                            apr_time_t now, ot_revoke_apply_fn apply, void *baton);
 
 /**
  * Remember a jti (of a logout token or admin action) until `until`. APR_EEXIST when it was

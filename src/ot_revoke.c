@@ -407,20 +407,31 @@ static int jti_find(const rev_t *r, apr_uint64_t h, apr_time_t now)
     return -1;
 }
 
-int ot_revoke_jti_known(ot_shm_t *s, const char *iss, const char *jti, apr_time_t now)
+apr_status_t ot_revoke_once(ot_shm_t *s, const char *iss, const char *jti, apr_time_t until,
+                            apr_time_t now, ot_revoke_apply_fn apply, void *baton)
 {
     rev_t *r = s->rev;
+    apr_status_t rv;
     int found;
 
     if (jti == NULL || *jti == '\0') {
-        return 0;
+        return APR_EINVAL;
     }
-    if (ot_lock_take(&r->lock, rev_recover, r) != APR_SUCCESS) {
-        return 1;           /* cannot tell: refuse the push, the issuer sends it again */
+    if ((rv = ot_lock_take(&r->lock, rev_recover, r)) != APR_SUCCESS) {
+        return rv;
     }
     found = jti_find(r, rev_hash(H_JTI, iss, jti), now) >= 0;
     ot_lock_release(&r->lock);
-    return found;
+    if (found) {
+        return APR_EEXIST;
+    }
+    if ((rv = apply(baton)) != APR_SUCCESS) {
+        return rv;
+    }
+    /* Applied: a failure to remember (or a copy remembered meanwhile) only lets a replay
+     * revoke once more. */
+    ot_revoke_seen_jti(s, iss, jti, until, now);
+    return APR_SUCCESS;
 }
 
 apr_status_t ot_revoke_seen_jti(ot_shm_t *s, const char *iss, const char *jti, apr_time_t until,

@@ -58,6 +58,7 @@ static ot_cache_entry_t entry(const char *sub, const char *sid, apr_time_t fetch
     e.iss = ISS;
     e.sub = sub;
     e.sid = sid;
+    e.azp = "orders-web";
     e.claims = filled(claims_len, (unsigned)claims_len, p);
     e.claims_len = claims_len;
     return e;
@@ -73,7 +74,7 @@ static int same_entry(const ot_cache_entry_t *a, const ot_cache_entry_t *b)
     return a->fetched == b->fetched && a->drop_after == b->drop_after && a->exp == b->exp
            && a->iat == b->iat && a->active == b->active && a->offline == b->offline
            && same_str(a->iss, b->iss) && same_str(a->sub, b->sub) && same_str(a->sid, b->sid)
-           && a->claims_len == b->claims_len
+           && same_str(a->azp, b->azp) && a->claims_len == b->claims_len
            && (a->claims == b->claims || (a->claims && b->claims
                                           && memcmp(a->claims, b->claims, a->claims_len) == 0));
 }
@@ -271,7 +272,8 @@ START_TEST(test_largest_and_too_big)
     ot_shm_t *s = new_cache(16 * 1024 * 1024);
     ot_cache_entry_t e = entry("carol", "sess", T0, T0 + apr_time_from_sec(60), 0, ot_test_pool);
     ot_cache_entry_t got;
-    apr_size_t fixed = OT_REC_PREFIX + OT_BLOB_FIXED + strlen(ISS) + 1 + 6 + 5 + 1;
+    apr_size_t fixed = OT_REC_PREFIX + OT_BLOB_FIXED + strlen(ISS) + 1 + 6 + 5 + 1
+                       + strlen("orders-web") + 1;
     unsigned char key[OT_KEY_LEN];
 
     ck_assert_uint_eq(s->g->max_record, OT_MAX_RECORD);
@@ -498,6 +500,59 @@ START_TEST(test_not_before)
 }
 END_TEST
 
+/* A k_push_not_before for another client (OfftokLogoutAudience) covers the tokens issued to it
+ * (the entry's azp), wherever they are checked; the location's own client's covers them all. */
+START_TEST(test_not_before_of_the_tokens_client)
+{
+    ot_shm_t *s = new_cache(SMALL);
+    apr_time_t at = T0 + apr_time_from_sec(50);
+    ot_cache_entry_t e = entry("erin", "S", T0, T0 + apr_time_from_sec(300), 50, ot_test_pool);
+    apr_int64_t nb = 1700000010;
+
+    e.iat = apr_time_from_sec(nb - 1);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "orders-web", nb, at), APR_SUCCESS);
+    ck_assert(ot_revoke_applies(s, ISS, "rs-client", &e));        /* azp orders-web */
+    e.azp = "orders-mobile";
+    ck_assert(!ot_revoke_applies(s, ISS, "rs-client", &e));
+    e.azp = NULL;
+    ck_assert(!ot_revoke_applies(s, ISS, "rs-client", &e));
+    ck_assert(ot_revoke_applies(s, ISS, "orders-web", &e));       /* the location's own */
+    e.iat = apr_time_from_sec(nb);
+    e.azp = "orders-web";
+    ck_assert(!ot_revoke_applies(s, ISS, "rs-client", &e));
+}
+END_TEST
+
+static int applied;
+
+static apr_status_t apply_fails_once(void *baton)
+{
+    return applied++ == 0 ? APR_EGENERAL : APR_SUCCESS;
+}
+
+/* A push whose applying failed is not remembered: the issuer's retry is applied (issue 13,
+ * hole 7); once applied, a copy is a replay. */
+START_TEST(test_push_remembered_only_once_applied)
+{
+    ot_shm_t *s = new_cache(SMALL);
+    apr_time_t until = T0 + apr_time_from_sec(120);
+
+    applied = 0;
+    ck_assert_int_eq(ot_revoke_once(s, ISS, "jti-9", until, T0, apply_fails_once, NULL),
+                     APR_EGENERAL);
+    ck_assert_int_eq(ot_revoke_once(s, ISS, "jti-9", until, T0 + 1, apply_fails_once, NULL),
+                     APR_SUCCESS);
+    ck_assert_int_eq(applied, 2);
+    ck_assert_int_eq(ot_revoke_once(s, ISS, "jti-9", until, T0 + 2, apply_fails_once, NULL),
+                     APR_EEXIST);
+    ck_assert_int_eq(applied, 2);
+    ck_assert_int_eq(ot_revoke_once(s, ISS, "", until, T0 + 2, apply_fails_once, NULL),
+                     APR_EINVAL);
+    ck_assert_int_eq(ot_revoke_once(s, ISS, "jti-9", until, until, apply_fails_once, NULL),
+                     APR_SUCCESS);          /* forgotten once its time is over */
+}
+END_TEST
+
 START_TEST(test_revoke_table_full)
 {
     ot_shm_t *s = new_cache(SMALL);
@@ -581,7 +636,7 @@ START_TEST(test_encode_decode)
             ck_assert(got.claims == NULL || strlen(got.claims) == got.claims_len);
         }
     }
-    e.iss = e.sub = e.sid = e.claims = NULL;
+    e.iss = e.sub = e.sid = e.azp = e.claims = NULL;
     e.claims_len = 0;
     ck_assert_int_eq(ot_cache_entry_encode(&e, &buf, &len, ot_test_pool), APR_SUCCESS);
     ck_assert_uint_eq(len, OT_BLOB_FIXED);
@@ -599,7 +654,8 @@ Suite *suite_cache(void)
         test_create_reuse, test_insert_hit, test_expiry_replace_remove, test_evict_expired_first,
         test_evict_lru, test_full_cache_never_fails, test_largest_and_too_big,
         test_sizing_100k_in_128m, test_forked_writers, test_dead_lock_holder,
-        test_revoke_sub_sid, test_not_before, test_revoke_table_full,
+        test_revoke_sub_sid, test_not_before, test_not_before_of_the_tokens_client,
+        test_push_remembered_only_once_applied, test_revoke_table_full,
         test_jti_replay_across_processes, test_encode_decode,
     };
     Suite *s = suite_create("cache");
