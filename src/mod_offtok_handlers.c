@@ -238,7 +238,7 @@ static int apply_once(push_t *ps, const char *jti, apr_int64_t until,
                       "'s jti or id was seen before (a replay)", NULL));
     }
     if (rv != APR_SUCCESS && job.status == OK) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0106: %s: cannot read the table of "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0112: %s: cannot read the table of "
                       "pushes seen in shared memory", ps->what);
         OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
         return HTTP_INTERNAL_SERVER_ERROR;
