@@ -224,26 +224,28 @@ static apr_status_t run_job(void *baton)
 /**
  * Apply a push unless its jti (or action id) is remembered from an earlier copy, and remember it
  * (until `until` seconds) only once applied, so that the issuer's retry of a push that failed
- * here is applied, not refused as a replay. OK, or the status to answer.
+ * here is applied, not refused as a replay. APR_EEXIST for a replay (nothing applied);
+ * otherwise APR_SUCCESS and *status: OK, or the status to answer.
  */
-static int apply_once(push_t *ps, const char *jti, apr_int64_t until,
-                      int (*apply)(push_t *ps, const void *what), const void *what)
+static apr_status_t apply_once(push_t *ps, const char *jti, apr_int64_t until,
+                               int (*apply)(push_t *ps, const void *what), const void *what,
+                               int *status)
 {
     push_job_t job = { ps, what, apply, OK };
     apr_status_t rv = ot_revoke_once(ps->proc->shm, ps->c->issuer, jti,
                                      apr_time_from_sec(until), ps->now, run_job, &job);
 
     if (rv == APR_EEXIST) {
-        return refuse(ps, HTTP_BAD_REQUEST, apr_pstrcat(ps->r->pool, "the ", ps->what,
-                      "'s jti or id was seen before (a replay)", NULL));
+        return rv;
     }
+    *status = job.status;
     if (rv != APR_SUCCESS && job.status == OK) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0112: %s: cannot read the table of "
                       "pushes seen in shared memory", ps->what);
         OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
-        return HTTP_INTERNAL_SERVER_ERROR;
+        *status = HTTP_INTERNAL_SERVER_ERROR;
     }
-    return job.status;
+    return APR_SUCCESS;
 }
 
 /** Tombstone one sub or sid; 0 on success, else logged. */
@@ -326,7 +328,10 @@ static int backchannel(push_t *ps)
         return refuse(ps, HTTP_BAD_REQUEST, apr_pstrcat(r->pool, "the logout token: ", why,
                                                         NULL));
     }
-    rv = apply_once(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x), backchannel_apply, &lt);
+    if (apply_once(ps, lt.jti, ot_logout_replay_until(&lt, &ps->x), backchannel_apply, &lt,
+                   &rv) == APR_EEXIST) {
+        return refuse(ps, HTTP_BAD_REQUEST, "the logout token's jti was seen before (a replay)");
+    }
     if (rv != OK) {
         return rv;
     }
@@ -395,7 +400,10 @@ static int keycloak_admin(push_t *ps)
                               r->pool)) != NULL) {
         return refuse(ps, HTTP_BAD_REQUEST, why);
     }
-    if ((rv = apply_once(ps, act.id, act.expiration + 1, admin_apply, &act)) != OK) {
+    if (apply_once(ps, act.id, act.expiration + 1, admin_apply, &act, &rv) == APR_EEXIST) {
+        return refuse(ps, HTTP_BAD_REQUEST, "its id was seen before (a replay)");
+    }
+    if (rv != OK) {
         return rv;
     }
     r->status = HTTP_NO_CONTENT;
