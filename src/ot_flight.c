@@ -300,8 +300,8 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
 
 /* ---- the bound on waiting, and shedding when the issuer is slow -------------------------- */
 
-/** What the issuer's recent latency explains: four times its average and 10 ms, at most 1 s. */
-#define PATIENCE_FLOOR apr_time_from_msec(10)
+/** What the issuer's recent latency explains: eight times its average and 50 ms, at most 1 s. */
+#define PATIENCE_FLOOR apr_time_from_msec(50)
 #define PATIENCE_MAX apr_time_from_sec(1)
 
 /** A call took d (mutex held): the first sets the average, later ones move it by an eighth. */
@@ -312,7 +312,7 @@ static void note_latency(ot_flight_t *f, apr_interval_time_t d)
 
 static apr_interval_time_t patience(const ot_flight_t *f)
 {
-    apr_interval_time_t t = 4 * f->latency + PATIENCE_FLOOR;
+    apr_interval_time_t t = 8 * f->latency + PATIENCE_FLOOR;
 
     return t < PATIENCE_MAX ? t : PATIENCE_MAX;
 }

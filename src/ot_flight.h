@@ -46,7 +46,7 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
  * On APR_SUCCESS *resp is a deep copy from p and *joined says whether another thread's call
  * answered. A request that would start a call asks admit first (may be NULL).
  * When max_pending requests already wait, a request waits for a place as long as the issuer's
- * recent latency explains (four times its moving average plus 10 ms, at most a second, at most
+ * recent latency explains (eight times its moving average plus 50 ms, at most a second, at most
  * wait_limit), and not at all while a call of this process has been running longer than that.
  * APR_EBUSY: no place (the issuer is slow; answer 503). APR_TIMEUP: the leader did not finish
  * within wait_limit. Otherwise what admit returned.

@@ -234,8 +234,8 @@ const char *ot_rate_parse(ot_rate_t *r, const char *rate, const char *burst, apr
 
     r->rate = 0;
     r->burst = 0;
-    if (strcasecmp(rate, "Off") == 0 && burst == NULL) {
-        return NULL;
+    if (strcasecmp(rate, "Off") == 0) {
+        return burst ? "Off takes no burst" : NULL;
     }
     v = number(rate, 0);
     if (v <= 0) {
