@@ -263,6 +263,30 @@ START_TEST(test_healthy_burst_waits)
 }
 END_TEST
 
+/*
+ * However good its history, an issuer with a call overdue now is slow: a request over the bound
+ * gets APR_EBUSY at once instead of waiting for a place.
+ */
+START_TEST(test_overdue_call_sheds_at_once)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, slow = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &slow, 2);
+
+    run_callers(warm, 1);           /* latency 20 ms: 210 ms explained */
+    c[1].iss = &fast;
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(400);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_EBUSY);
+    ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(150));
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    ck_assert_int_eq(fast.fetches, 1);
+}
+END_TEST
+
 /* An admission that refuses stops a new call, but never a request joining one. */
 static apr_status_t refuse_all(void *baton)
 {
@@ -356,6 +380,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_queued_call_bounded);
     tcase_add_test(tc, test_busy);
     tcase_add_test(tc, test_healthy_burst_waits);
+    tcase_add_test(tc, test_overdue_call_sheds_at_once);
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_answer_outlives_leader);
     tcase_add_test(tc, test_wait_limit);
