@@ -141,6 +141,8 @@ static void offtok_child_init(apr_pool_t *pchild, server_rec *s)
     apr_status_t rv;
 
     offtok_proc();
+    proc.miss_rate = sc->miss_rate;
+    proc.issuer_rate = sc->issuer_rate;
     rv = ot_http_create(&proc.http, bound < 64 ? bound : 64, proc.stats, pchild);
     if (rv == APR_SUCCESS) {
         rv = ot_flight_create(&proc.flight, bound, pchild);

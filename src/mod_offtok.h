@@ -22,7 +22,9 @@
 
 #include "ot_answer.h"
 #include "ot_cache.h"
+#include "ot_flight.h"
 #include "ot_introspect.h"
+#include "ot_rate.h"
 #include "ot_token.h"
 
 #ifndef OT_VERSION
@@ -83,6 +85,9 @@ typedef struct {
     const char *redis_url;             /**< OfftokRedis; NULL: nothing is shared */
     const char *redis_password;        /**< OfftokRedisPassword, resolved */
     const char *redis_key;             /**< OfftokRedisKey, resolved */
+    ot_rate_t miss_rate;               /**< OfftokMissRate; rate 0: Off */
+    ot_rate_t issuer_rate;             /**< OfftokIssuerMaxRate; rate 0: Off */
+    int miss_rate_set, issuer_rate_set;
 } offtok_srv_conf;
 
 /** Defaults, applied when reading an unset field. */
@@ -125,6 +130,7 @@ typedef struct {
     const char *user;           /**< REMOTE_USER */
     apr_array_header_t *headers;/**< name, value pairs for OfftokPassHeader */
     int applied;                /**< environment and headers were set on this request */
+    int retry_after;            /**< seconds for Retry-After with a 429 */
 } offtok_req_t;
 
 /** Check the request's token once (or reuse the initial request's result). Never NULL. */
@@ -145,7 +151,7 @@ int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
 /** Remove client-sent copies of the headers OfftokPassHeader names (header_parser hook). */
 int offtok_strip_headers(request_rec *r);
 
-/** Write WWW-Authenticate (and Retry-After for 503) for st's outcome. */
+/** Write WWW-Authenticate (or Retry-After for 503 and 429) for st's outcome. */
 void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
 
 void offtok_register_authz(apr_pool_t *p);
@@ -174,10 +180,41 @@ typedef struct {
     struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
     apr_uint32_t quiet_until[3];       /**< OT0002-OT0004 go to debug level until this second */
     apr_uint32_t quieted[3];           /**< how many went to debug level meanwhile */
+    ot_rate_t miss_rate;               /**< OfftokMissRate (rate 0: Off), from the main server */
+    ot_rate_t issuer_rate;             /**< OfftokIssuerMaxRate (rate 0: Off) */
 } offtok_proc_t;
 
 /** This process's context (its http and flight members are NULL before child_init). */
 offtok_proc_t *offtok_proc(void);
+
+/* ---- floods of made-up tokens (mod_offtok_flood.c) ---------------------------------------- */
+
+/** One request's admission to the issuer-call budgets. */
+typedef struct {
+    unsigned char key[OT_RATE_KEY_LEN];    /**< the client address's */
+    ot_rate_verdict_t verdict;             /**< set when the admission was asked */
+    apr_interval_time_t retry;             /**< with a refusal: until a token is back */
+} offtok_flood_t;
+
+/**
+ * 1 when token is certain to fail at this location (a JWT's expired payload, another iss than
+ * OfftokIssuer, a refused typ, a signature failing with a cached key of the issuer): st is then
+ * the 401, logged as OT0400, and no issuer call is made. Nothing is cached.
+ */
+int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                         const char *token);
+
+/**
+ * The admission for ot_flight_run (into *out, asking through fl): none for a token with a
+ * cached answer of any age (known) or when neither budget is set.
+ */
+void offtok_flood_admit(request_rec *r, offtok_flood_t *fl, int known, ot_flight_admit_t *out);
+
+/** After ot_flight_run: 1 when a budget refused the call; st is then the 429. */
+int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t *fl);
+
+/** A key or metadata fetch was made: count it against OfftokIssuerMaxRate. */
+void offtok_flood_fetched(void);
 
 /* ---- pushed revocations and the Redis tier (mod_offtok_redis.c) --------------------------- */
 

@@ -36,6 +36,7 @@ typedef struct {
     ot_jwt_peek_t peek;
     unsigned char key[OT_KEY_LEN];
     int fresh;                  /**< a positive answer must come from a call started after arrival */
+    int known;                  /**< a tier holds an answer of any age (flood budgets: no charge) */
 } offtok_ask_t;
 
 int offtok_is_ours(request_rec *r)
@@ -203,7 +204,7 @@ static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cac
  * A cached answer this location may use, or NULL: from the local tier, else from Redis (the
  * second tier, when OfftokRedis is set), which then fills the local tier.
  */
-static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask, apr_time_t *fetched)
+static ot_answer_t *from_cache(request_rec *r, offtok_ask_t *ask, apr_time_t *fetched)
 {
     offtok_proc_t *proc = offtok_proc();
     apr_time_t now = apr_time_now();
@@ -211,11 +212,15 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask, apr_time
     ot_answer_t *a;
     int local;
 
-    /* With OfftokAlwaysValidate On no cached answer is ever used: do not even look. */
-    if (proc->shm == NULL || offtok_always(ask->conf) == OT_ALWAYS_ON) {
+    if (proc->shm == NULL) {
         return NULL;
     }
     local = ot_cache_get(proc->shm, ask->key, now, &e, r->pool) == APR_SUCCESS;
+    ask->known = local;
+    /* With OfftokAlwaysValidate On no cached answer is ever used (the look says known only). */
+    if (offtok_always(ask->conf) == OT_ALWAYS_ON) {
+        return NULL;
+    }
     if (local && (a = usable(r, ask, &e, now)) != NULL) {
         *fetched = e.fetched;
         return a;
@@ -223,6 +228,7 @@ static ot_answer_t *from_cache(request_rec *r, const offtok_ask_t *ask, apr_time
     if (offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
         return NULL;
     }
+    ask->known = 1;
     if (!local) {
         ot_cache_put(proc->shm, ask->key, &e, now);
     }
@@ -321,6 +327,8 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     ot_http_req_t req;
     ot_http_resp_t resp;
     ot_err_kind_t kind;
+    offtok_flood_t flood;
+    ot_flight_admit_t admit;
     const char *why;
     int joined = 0, level;
     apr_uint32_t quieted;
@@ -343,14 +351,19 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         return APR_EGENERAL;
     }
+    /* Floods of made-up tokens: a new call for an unknown token is charged (mod_offtok_flood.c). */
+    offtok_flood_admit(r, &flood, ask->known, &admit);
     rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, after,
                        req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
-                       &resp, &joined, r->pool);
+                       &admit, &resp, &joined, r->pool);
+    if (rv != APR_SUCCESS && offtok_flood_refused(r, st, &flood)) {
+        return rv;
+    }
     if (rv != APR_SUCCESS) {
         level = failure_level(2, &quieted);
         ap_log_rerror(APLOG_MARK, level, 0, r, "OT0004: %s; answering 503%s",
-                      rv == APR_EBUSY ? "too many requests are waiting for the issuer "
-                      "(OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
+                      rv == APR_EBUSY ? "too many requests are waiting for the issuer, which "
+                      "is slow (OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
                       quieted_text(r, quieted));
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         return rv;
@@ -536,6 +549,10 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
         }
     }
     a = from_cache(r, &ask, &st->fetched);
+    /* Floods of made-up tokens: what is certain to fail costs no call (mod_offtok_flood.c). */
+    if (a == NULL && offtok_flood_certain(r, st, c, token)) {
+        return;
+    }
     if (a == NULL && from_issuer(r, st, &ask, &a, &st->fetched, token) != APR_SUCCESS) {
         return;
     }

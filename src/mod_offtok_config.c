@@ -114,6 +114,10 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->redis_url = MERGE_PTR(redis_url);
     c->redis_password = MERGE_PTR(redis_password);
     c->redis_key = MERGE_PTR(redis_key);
+    c->miss_rate = add->miss_rate_set ? add->miss_rate : base->miss_rate;
+    c->miss_rate_set = add->miss_rate_set || base->miss_rate_set;
+    c->issuer_rate = add->issuer_rate_set ? add->issuer_rate : base->issuer_rate;
+    c->issuer_rate_set = add->issuer_rate_set || base->issuer_rate_set;
     return c;
 }
 
@@ -422,6 +426,24 @@ static const char *set_max_pending(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/** OfftokMissRate and OfftokIssuerMaxRate: per-second [burst] | Off (cmd_data: which). */
+static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate, const char *burst)
+{
+    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    int miss = cmd->info != NULL;
+
+    if (err) {
+        return err;
+    }
+    err = ot_rate_parse(miss ? &sc->miss_rate : &sc->issuer_rate, rate, burst, cmd->pool);
+    if (err) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    *(miss ? &sc->miss_rate_set : &sc->issuer_rate_set) = 1;
+    return NULL;
+}
+
 #ifndef HAVE_HIREDIS
 static const char *refuse_redis(cmd_parms *cmd, void *dc, const char *arg)
 {
@@ -484,6 +506,10 @@ const command_rec offtok_cmds[] = {
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,
                   "requests that may wait on the issuer at once in one process"),
+    AP_INIT_TAKE12("OfftokMissRate", set_rate, (void *)"miss", RSRC_CONF,
+                   "per-second [burst] or Off: issuer calls for unknown tokens per client address"),
+    AP_INIT_TAKE12("OfftokIssuerMaxRate", set_rate, NULL, RSRC_CONF,
+                   "per-second [burst] or Off: issuer calls for the whole server"),
 #ifdef HAVE_HIREDIS
     AP_INIT_TAKE1("OfftokRedis", offtok_set_redis, NULL, RSRC_CONF,
                   "redis://host[:port][/db]: share answers and pushed revocations with other nodes"),

@@ -160,6 +160,11 @@ void offtok_set_challenge(request_rec *r, const offtok_req_t *st)
         apr_table_setn(r->err_headers_out, "Retry-After", "5");
         return;
     }
+    if (st->status == HTTP_TOO_MANY_REQUESTS) {
+        apr_table_setn(r->err_headers_out, "Retry-After",
+                       apr_itoa(r->pool, st->retry_after > 0 ? st->retry_after : 1));
+        return;
+    }
     if (st->status == HTTP_INTERNAL_SERVER_ERROR) {
         return;
     }

@@ -175,6 +175,7 @@ static apr_status_t fetch_jwks(void *baton, const char *url, const char **body,
     req.connect_timeout = offtok_connect_timeout(c);
     req.total_timeout = offtok_total_timeout(c);
     req.max_body = OT_JWKS_MAX;
+    offtok_flood_fetched();
     ot_http_get(offtok_proc()->http, &req, &resp, p);
     if (resp.err != OT_HTTP_OK) {
         *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),

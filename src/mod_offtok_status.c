@@ -10,6 +10,8 @@
  *            jwks_fetches
  *   pushes   accepted, refused
  *   redis    errors
+ *   flood    refused_miss_rate, refused_issuer_rate, refused_certain, shed_slow, overflow
+ *            (mod_offtok_flood.c; overflow: addresses that had to share the overflow bucket)
  *
  * p50 and p99 are estimates, interpolated inside the histogram bucket that holds them.
  */
@@ -23,6 +25,7 @@
 #include "mod_offtok.h"
 #include "ot_cache.h"
 #include "ot_json.h"
+#include "ot_rate.h"
 #include "ot_stats.h"
 
 /** Everything the status page shows, read once. */
@@ -106,6 +109,51 @@ static json_t *status_latency(const status_t *st)
                      "p50_ms", quantile_ms(st, 500), "p99_ms", quantile_ms(st, 990));
 }
 
+/* ---- floods of made-up tokens (docs/flood.md) --------------------------------------------- */
+
+/** The flood counters, in JSON and Prometheus order. */
+static void flood_read(apr_uint64_t v[5])
+{
+    offtok_proc_t *proc = offtok_proc();
+
+    v[0] = OT_STAT_GET(proc->stats->refused_miss_rate);
+    v[1] = OT_STAT_GET(proc->stats->refused_issuer_rate);
+    v[2] = OT_STAT_GET(proc->stats->refused_certain);
+    v[3] = OT_STAT_GET(proc->stats->shed_slow);
+    v[4] = proc->shm ? ot_rate_overflows(ot_shm_rate(proc->shm)) : 0;
+}
+
+static json_t *flood_json(void)
+{
+    apr_uint64_t v[5];
+
+    flood_read(v);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "refused_miss_rate", (json_int_t)v[0],
+                     "refused_issuer_rate", (json_int_t)v[1], "refused_certain",
+                     (json_int_t)v[2], "shed_slow", (json_int_t)v[3], "overflow",
+                     (json_int_t)v[4]);
+}
+
+static void prom(request_rec *r, const char *name, const char *type, const char *help,
+                 apr_uint64_t value);
+
+static void flood_prometheus(request_rec *r)
+{
+    apr_uint64_t v[5];
+
+    flood_read(v);
+    prom(r, "refused_miss_rate_total", "counter", "429s: a client address over OfftokMissRate.",
+         v[0]);
+    prom(r, "refused_issuer_rate_total", "counter", "429s: the server over OfftokIssuerMaxRate.",
+         v[1]);
+    prom(r, "refused_certain_total", "counter",
+         "401s without an issuer call: tokens certain to fail.", v[2]);
+    prom(r, "issuer_shed_total", "counter",
+         "503s: over OfftokIssuerMaxPending while the issuer is slow.", v[3]);
+    prom(r, "rate_overflow_total", "counter",
+         "Times an address had to share the overflow bucket (the table was full).", v[4]);
+}
+
 static int status_json(request_rec *r, const status_t *st)
 {
     json_t *errors = json_object(), *j;
@@ -131,6 +179,7 @@ static int status_json(request_rec *r, const status_t *st)
     if (j == NULL) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
+    json_object_set_new(j, "flood", flood_json());
     ap_set_content_type(r, "application/json");
     ap_rputs(ot_json_dump(j, NULL, r->pool), r);
     ap_rputs("\n", r);
@@ -202,6 +251,7 @@ static int status_prometheus(request_rec *r, const status_t *st)
          st->refused);
     prom(r, "redis_errors_total", "counter", "Redis commands that failed or timed out.",
          st->redis_errors);
+    flood_prometheus(r);
     return OK;
 }
 

@@ -56,6 +56,9 @@ int ot_shm_reusable(const ot_shm_t *s, apr_size_t cache_bytes);
 /** The server-wide counters that live in the segment. */
 struct ot_stats_t *ot_shm_stats(ot_shm_t *s);
 
+/** The issuer-call budgets in the segment, for ot_rate.h's functions. */
+void *ot_shm_rate(ot_shm_t *s);
+
 /** Bytes one entry of claims_len bytes of claims takes in the segment (documented sizing). */
 apr_size_t ot_cache_entry_footprint(apr_size_t claims_len);
 

@@ -40,8 +40,13 @@ struct ot_flight_t {
     apr_pool_t *spare[OT_FLIGHT_SPARE]; /**< cleared pools of finished calls, for the next ones */
     int n_spare;
     int max_pending;
+    int room_waiters;            /**< requests over max_pending waiting for a place */
+    apr_thread_cond_t *room;     /**< signalled when a place frees up and someone waits */
+    apr_interval_time_t latency; /**< moving average of the calls' durations (1/8 weight) */
     ot_stats_t *stats;
 };
+
+static void note_latency(ot_flight_t *f, apr_interval_time_t d);
 
 /** One issuer call and everyone waiting for it. */
 typedef struct {
@@ -99,6 +104,9 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p)
     f->max_pending = max_pending;
     f->abort_fn = apr_pool_abort_get(p);
     rv = apr_thread_mutex_create(&f->mutex, APR_THREAD_MUTEX_DEFAULT, p);
+    if (rv == APR_SUCCESS) {
+        rv = apr_thread_cond_create(&f->room, p);
+    }
     if (rv == APR_SUCCESS) {
         rv = apr_pool_create_unmanaged_ex(&f->hash_pool, f->abort_fn, NULL);
     }
@@ -169,6 +177,9 @@ static void call_leave(ot_flight_t *f, ot_flight_call_t *c)
 
     apr_thread_mutex_lock(f->mutex);
     --f->pending;
+    if (f->room_waiters > 0) {
+        apr_thread_cond_signal(f->room);
+    }
     gone = call_unref(c);
     apr_thread_mutex_unlock(f->mutex);
     if (gone) {
@@ -275,6 +286,7 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
     fetch(baton, &c->resp, c->pool);
 
     apr_thread_mutex_lock(f->mutex);
+    note_latency(f, apr_time_now() - c->started);
     c->done = 1;
     if (apr_hash_get(f->calls, c->key, (apr_ssize_t)c->key_len) == c) {
         apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, NULL);
@@ -286,20 +298,83 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
     return APR_SUCCESS;
 }
 
+/* ---- the bound on waiting, and shedding when the issuer is slow -------------------------- */
+
+/** What the issuer's recent latency explains: eight times its average and 50 ms, at most 1 s. */
+#define PATIENCE_FLOOR apr_time_from_msec(50)
+#define PATIENCE_MAX apr_time_from_sec(1)
+
+/** A call took d (mutex held): the first sets the average, later ones move it by an eighth. */
+static void note_latency(ot_flight_t *f, apr_interval_time_t d)
+{
+    f->latency = f->latency == 0 ? (d > 0 ? d : 1) : f->latency + (d - f->latency) / 8;
+}
+
+static apr_interval_time_t patience(const ot_flight_t *f)
+{
+    apr_interval_time_t t = 8 * f->latency + PATIENCE_FLOOR;
+
+    return t < PATIENCE_MAX ? t : PATIENCE_MAX;
+}
+
+/** How long the oldest call this process is running has been running (mutex held). */
+static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
+{
+    apr_interval_time_t oldest = 0;
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(NULL, f->calls); hi; hi = apr_hash_next(hi)) {
+        const ot_flight_call_t *c = apr_hash_this_val(hi);
+        if (c->started != 0 && !c->done && now - c->started > oldest) {
+            oldest = now - c->started;
+        }
+    }
+    return oldest;
+}
+
+/**
+ * max_pending requests already wait (mutex held, and held again on return). A healthy issuer
+ * frees a place within what its latency explains: wait that long (no longer than wait_limit)
+ * for one. A call already running longer than that says the issuer is slow: APR_EBUSY at once,
+ * as when no place freed up in time.
+ */
+static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit)
+{
+    apr_time_t now = apr_time_now(), until;
+    apr_interval_time_t limit = patience(f);
+
+    if (oldest_call(f, now) > limit) {
+        return APR_EBUSY;
+    }
+    until = now + (limit < wait_limit ? limit : wait_limit);
+    while (f->pending >= f->max_pending) {
+        if ((now = apr_time_now()) >= until) {
+            return APR_EBUSY;
+        }
+        f->room_waiters++;
+        apr_thread_cond_timedwait(f->room, f->mutex, until - now);
+        f->room_waiters--;
+    }
+    return APR_SUCCESS;
+}
+
 apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
                            apr_time_t not_before, apr_interval_time_t wait_limit,
                            ot_flight_fetch_fn *fetch, void *baton,
+                           const ot_flight_admit_t *admit,
                            ot_http_resp_t *resp, int *joined, apr_pool_t *p)
 {
     ot_flight_call_t *c;
+    apr_status_t rv;
 
     *joined = 0;
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
-    if (f->pending >= f->max_pending) {
+    if (f->pending >= f->max_pending && wait_for_room(f, wait_limit) != APR_SUCCESS) {
         apr_thread_mutex_unlock(f->mutex);
         if (f->stats) {
             OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
+            OT_STAT_ADD(f->stats->shed_slow, 1);
         }
         return APR_EBUSY;
     }
@@ -307,6 +382,10 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
     if (c && (c->started == 0 || c->started >= not_before)) {
         *joined = 1;
         return call_join(f, c, wait_limit, resp, p);
+    }
+    if (admit && admit->fn && (rv = admit->fn(admit->baton)) != APR_SUCCESS) {
+        apr_thread_mutex_unlock(f->mutex);
+        return rv;
     }
     return call_lead(f, c, key, key_len, wait_limit, fetch, baton, resp, p);
 }

@@ -7,7 +7,8 @@
  * calls the issuer and the others wait for its answer. A caller may only join a call that started
  * at or after its own not_before; with OfftokAlwaysValidate that is the request's arrival, so no
  * request is ever answered by a call that began before it arrived. The leader holds no lock while
- * it calls. The number of requests waiting on the issuer in this process is bounded.
+ * it calls. The number of requests waiting on the issuer in this process is bounded; the bound
+ * turns requests away only when the issuer is slow, not when a burst of a healthy one fills it.
  */
 #ifndef OT_FLIGHT_H
 #define OT_FLIGHT_H
@@ -21,6 +22,18 @@ typedef struct ot_flight_t ot_flight_t;
 /** Make the call; fill resp from pool p (which outlives the waiters' copies). */
 typedef void ot_flight_fetch_fn(void *baton, ot_http_resp_t *resp, apr_pool_t *p);
 
+/**
+ * Asked, with the coalescer's lock held, before a request starts a new call (never when it joins
+ * one): APR_SUCCESS lets it; anything else is what ot_flight_run then returns, with no call made.
+ * Keep it short.
+ */
+typedef apr_status_t ot_flight_admit_fn(void *baton);
+
+typedef struct {
+    ot_flight_admit_fn *fn;
+    void *baton;
+} ot_flight_admit_t;
+
 /** Create a coalescer that lets at most max_pending requests wait on calls at once. */
 apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
 
@@ -31,17 +44,23 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
  * request arriving meanwhile shares it. A fetch may thus start up to wait_limit after its leader
  * entered: bound the fetch by the leading request's own deadline (ot_http_req_t.deadline).
  * On APR_SUCCESS *resp is a deep copy from p and *joined says whether another thread's call
- * answered. APR_EBUSY: max_pending requests already wait (answer 503). APR_TIMEUP: the leader
- * did not finish within wait_limit.
+ * answered. A request that would start a call asks admit first (may be NULL).
+ * When max_pending requests already wait, a request waits for a place as long as the issuer's
+ * recent latency explains (eight times its moving average plus 50 ms, at most a second, at most
+ * wait_limit), and not at all while a call of this process has been running longer than that.
+ * APR_EBUSY: no place (the issuer is slow; answer 503). APR_TIMEUP: the leader did not finish
+ * within wait_limit. Otherwise what admit returned.
  */
 apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
                            apr_time_t not_before, apr_interval_time_t wait_limit,
                            ot_flight_fetch_fn *fetch, void *baton,
+                           const ot_flight_admit_t *admit,
                            ot_http_resp_t *resp, int *joined, apr_pool_t *p);
 
 /**
  * Count into stats (may be NULL; call before any thread uses f): coalesced gets one for each
- * request answered by another thread's call, issuer_errors[OT_ERR_BUSY] one for each APR_EBUSY.
+ * request answered by another thread's call, issuer_errors[OT_ERR_BUSY] and shed_slow one for each
+ * APR_EBUSY.
  */
 struct ot_stats_t;
 void ot_flight_set_stats(ot_flight_t *f, struct ot_stats_t *stats);

@@ -283,6 +283,9 @@ static int check_with(json_t **payload, const jws_in_t *in, const cjose_jwk_t *j
     return ok;
 }
 
+/** Why a JWS whose signature verifies is still refused (not a forgery, so compared by address). */
+static const char not_an_object[] = "its payload is not a JSON object";
+
 static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
                                   const char *jwks, apr_size_t jwks_len, const jws_in_t *in,
                                   apr_pool_t *p)
@@ -299,7 +302,7 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
         tried++;
         if (check_with(&payload, in, jwk, p)) {
             if (!json_is_object(payload)) {
-                *why = "its payload is not a JSON object";
+                *why = not_an_object;
                 *no_key = 0;
                 return OT_JOSE_INVALID;
             }
@@ -515,4 +518,26 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
     }
     snapshot(&s, k, url, p);
     return verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+}
+
+int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,
+                          apr_size_t len, apr_pool_t *p)
+{
+    const char *why = NULL;
+    ot_jws_t jws;
+    jws_in_t in;
+    snap_t s;
+    int no_key = 0;
+
+    /* HMAC, none, crit, no kid: not for the issuer's public keys to judge. */
+    if (k == NULL || url == NULL || parse_compact(&in, &why, compact, len, p) != APR_SUCCESS
+        || in.kid == NULL) {
+        return 0;
+    }
+    snapshot(&s, k, url, p);
+    if (s.jwks == NULL) {
+        return 0;
+    }
+    return verify_in(&jws, &why, &no_key, s.jwks, s.len, &in, p) == OT_JOSE_INVALID
+        && !no_key && why != not_an_object;
 }

@@ -80,6 +80,14 @@ ot_jose_result_t ot_jose_verify_jwks(ot_jws_t *jws, const char **why, int *no_ke
                                      const char *compact, apr_size_t len, apr_pool_t *p);
 
 /**
+ * 1 when the keys already cached for url (never fetched for this) hold a key with compact's
+ * `kid` for its asymmetric `alg` and that key does not verify it: the token is certainly not
+ * the issuer's. 0 in every other case (no keys yet, unknown kid, no kid, HMAC, not a JWS).
+ */
+int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,
+                          apr_size_t len, apr_pool_t *p);
+
+/**
  * Check a JWKS document: APR_SUCCESS when it is a JSON object with a `keys` array holding at
  * least one key this code can verify with; otherwise *why says what is wrong.
  */

@@ -22,6 +22,9 @@
  *  |   not-before[64] {hash(iss, client), not_before, at}                                  |
  *  |   jtis[4096] {hash(iss, jti), until}                                                  |
  *  +--------------------------------------------------------------------------------------+
+ *  | issuer-call budgets (ot_rate.c), one robust lock: the server's bucket, the overflow  |
+ *  |   bucket, slots[4096] {client address key, tokens, stamp}                             |
+ *  +--------------------------------------------------------------------------------------+
  *  | stripe 0 | stripe 1 | ... | stripe N-1     N = 16..256, a power of two; the top bits |
  *  |                                            of the key's hash pick the stripe         |
  *  +--------------------------------------------------------------------------------------+
@@ -47,11 +50,12 @@
 #include <errno.h>
 #include <string.h>
 #include <apr_strings.h>
+#include "ot_rate.h"
 #include "ot_shm.h"
 
 #define OT_SHM_MAGIC   0x4f54434bu   /* "OTCK" */
 /* Bump on any change to the segment, the stored format or struct ot_shm_t. */
-#define OT_SHM_VERSION 3u
+#define OT_SHM_VERSION 4u
 
 #define LINE_UP(n) (((n) + OT_CACHE_LINE - 1) & ~(apr_size_t)(OT_CACHE_LINE - 1))
 
@@ -112,7 +116,9 @@ static void shm_geometry(ot_geom_t *g, apr_size_t cache_bytes)
     g->off_stats = LINE_UP(sizeof(ot_shm_hdr_t));
     g->off_counters = g->off_stats + LINE_UP(sizeof(ot_stats_t));
     g->off_rev = g->off_counters + LINE_UP(sizeof(ot_counters_t));
-    g->off_stripes = g->off_rev + LINE_UP(g->rev_size);
+    g->rate_size = ot_rate_area_size();
+    g->off_rate = g->off_rev + LINE_UP(g->rev_size);
+    g->off_stripes = g->off_rate + LINE_UP(g->rate_size);
     stripe_geometry(g, cache_bytes < OT_SHM_MIN_CACHE ? OT_SHM_MIN_CACHE : cache_bytes);
     g->total = g->off_stripes + (apr_size_t)g->nstripes * g->stripe_size;
 }
@@ -129,6 +135,7 @@ static void shm_attach(ot_shm_t *s, apr_shm_t *shm)
     s->stats = (ot_stats_t *)(s->base + hdr->g.off_stats);
     s->counters = (ot_counters_t *)(s->base + hdr->g.off_counters);
     s->rev = s->base + hdr->g.off_rev;
+    s->rate = s->base + hdr->g.off_rate;
 }
 
 apr_status_t ot_shm_create(ot_shm_t **ps, apr_size_t cache_bytes, apr_pool_t *p)
@@ -151,6 +158,9 @@ apr_status_t ot_shm_create(ot_shm_t **ps, apr_size_t cache_bytes, apr_pool_t *p)
     memcpy(&hdr->g, &g, sizeof(g));        /* padding too, for ot_shm_reusable's memcmp */
     shm_attach(s, shm);
     rv = ot_revoke_init(s);
+    if (rv == APR_SUCCESS) {
+        rv = ot_rate_init(s->rate);
+    }
     if (rv == APR_SUCCESS) {
         rv = ot_cache_init(s);
     }
@@ -188,6 +198,11 @@ int ot_shm_reusable(const ot_shm_t *s, apr_size_t cache_bytes)
 struct ot_stats_t *ot_shm_stats(ot_shm_t *s)
 {
     return s->stats;
+}
+
+void *ot_shm_rate(ot_shm_t *s)
+{
+    return s->rate;
 }
 
 apr_size_t ot_cache_entry_footprint(apr_size_t claims_len)

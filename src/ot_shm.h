@@ -62,7 +62,8 @@ typedef struct {
     apr_size_t total;         /**< bytes used from the aligned base */
     apr_size_t stats_size;    /**< sizeof(ot_stats_t) of the build that made the segment */
     apr_size_t rev_size;      /**< bytes of the revocation area */
-    apr_size_t off_stats, off_counters, off_rev, off_stripes;
+    apr_size_t rate_size;     /**< bytes of the issuer-call budgets (ot_rate.c) */
+    apr_size_t off_stats, off_counters, off_rev, off_rate, off_stripes;
     apr_size_t stripe_size;   /**< bytes of one stripe, a multiple of the cache line */
     apr_size_t off_buckets, off_next, off_ref, off_kind, off_chunks; /**< inside a stripe */
     apr_uint32_t nstripes, stripe_bits, nchunks, nbuckets, max_record, chunk_size;
@@ -101,6 +102,7 @@ struct ot_shm_t {
     ot_stats_t *stats;
     ot_counters_t *counters;
     void *rev;                 /**< the revocation area (ot_revoke.c) */
+    void *rate;                /**< the issuer-call budgets (ot_rate.c) */
 };
 
 /** Make l a process-shared robust mutex. */

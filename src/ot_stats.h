@@ -36,6 +36,10 @@ typedef struct ot_stats_t {
     apr_uint64_t pushes_accepted;
     apr_uint64_t pushes_refused;
     apr_uint64_t redis_errors;
+    apr_uint64_t refused_miss_rate;   /**< 429: the client address was over OfftokMissRate */
+    apr_uint64_t refused_issuer_rate; /**< 429: the server was over OfftokIssuerMaxRate */
+    apr_uint64_t refused_certain;     /**< 401 without an issuer call: certain to fail */
+    apr_uint64_t shed_slow;           /**< 503: over OfftokIssuerMaxPending while the issuer is slow */
 } ot_stats_t;
 
 /** Add n to a counter; safe from any process or thread. */

@@ -3,7 +3,8 @@
  * What an issuer pushes before anything is believed: a compact JWS (a logout token, an admin
  * action), "\n", and the JWKS it is checked against (when empty, the seeds' key set below).
  * The JWKS goes through ot_jose_jwks_check, the JWS through ot_jose_verify_jwks and, with the
- * JWKS behind a fetch function, through the key cache of ot_jose_verify.
+ * JWKS behind a fetch function, through the key cache of ot_jose_verify; then through
+ * ot_jose_known_forgery, which must never call a token that verifies a forgery.
  */
 #include <string.h>
 #include <apr_time.h>
@@ -77,7 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fetch_ctx_t ctx;
     ot_jws_t jws;
     apr_time_t now = apr_time_from_sec(1700000000);
-    int no_key, round;
+    int no_key, round, verified;
 
     fuzz_split(data, size, &compact, &jwks);
     if (*jwks == '\0') {
@@ -87,8 +88,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     why = NULL;
     memset(&jws, 0, sizeof(jws));
-    if (ot_jose_verify_jwks(&jws, &why, &no_key, jwks, strlen(jwks), compact, strlen(compact), p)
-        == OT_JOSE_OK) {
+    verified = ot_jose_verify_jwks(&jws, &why, &no_key, jwks, strlen(jwks), compact,
+                                   strlen(compact), p) == OT_JOSE_OK;
+    if (verified) {
         check_verified(&jws);
     }
     else {
@@ -113,6 +115,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     fuzz_require(ctx.fetches <= 1, "at most one fetch per min_refresh");
+    fuzz_require(!(verified && ot_jose_known_forgery(keys, "https://issuer.example/certs",
+                                                     compact, strlen(compact), p)),
+                 "a token that verifies is never a known forgery");
     fuzz_end();
     return 0;
 }

@@ -17,6 +17,7 @@ Suite *suite_answer(void);
 Suite *suite_claims(void);
 Suite *suite_http(void);
 Suite *suite_flight(void);
+Suite *suite_rate(void);
 Suite *suite_cache(void);
 Suite *suite_jose(void);
 Suite *suite_logout(void);

@@ -69,7 +69,7 @@ static void *APR_THREAD_FUNC caller_run(apr_thread_t *t, void *baton)
         c->iss->leader_pool = p;
     }
     c->rv = ot_flight_run(c->f, (const unsigned char *)c->key, strlen(c->key), not_before,
-                          c->wait_limit, fake_fetch, c->iss, &resp, &c->joined, p);
+                          c->wait_limit, fake_fetch, c->iss, NULL, &resp, &c->joined, p);
     c->returned = apr_time_now();
     if (c->rv == APR_SUCCESS) {
         c->answer_started = apr_atoi64(resp.body);
@@ -236,6 +236,95 @@ START_TEST(test_busy)
 }
 END_TEST
 
+/*
+ * A burst over the bound while the issuer is healthy waits for places instead of failing: the
+ * issuer answers in 100 ms, and six requests for six keys meet a bound of three.
+ */
+START_TEST(test_healthy_burst_waits)
+{
+    issuer_t iss = { apr_time_from_msec(100), 0, NULL };
+    ot_flight_t *f = make_flight(3);
+    caller_t *warm = make_callers(f, &iss, 1);
+    caller_t *c = make_callers(f, &iss, 6);
+    static const char *keys[] = { "k0", "k1", "k2", "k3", "k4", "k5" };
+    int i;
+
+    run_callers(warm, 1);           /* the issuer's latency is known: 100 ms */
+    for (i = 0; i < 6; ++i) {
+        c[i].key = keys[i];
+    }
+    run_callers(c, 6);
+    for (i = 0; i < 6; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
+    ck_assert_int_eq(iss.fetches, 7);
+    ck_assert_uint_eq(stats.shed_slow, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * However good its history, an issuer with a call overdue now is slow: a request over the bound
+ * gets APR_EBUSY at once instead of waiting for a place.
+ */
+START_TEST(test_overdue_call_sheds_at_once)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, slow = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &slow, 2);
+
+    run_callers(warm, 1);           /* latency 20 ms: 210 ms explained */
+    c[1].iss = &fast;
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(400);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_EBUSY);
+    ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(150));
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    ck_assert_int_eq(fast.fetches, 1);
+}
+END_TEST
+
+/* An admission that refuses stops a new call, but never a request joining one. */
+static apr_status_t refuse_all(void *baton)
+{
+    ++*(int *)baton;
+    return APR_EAGAIN;
+}
+
+START_TEST(test_admission)
+{
+    issuer_t iss = { apr_time_from_msec(300), 0, NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 1);
+    ot_flight_admit_t admit = { refuse_all, NULL };
+    ot_http_resp_t resp;
+    apr_thread_t *t;
+    apr_status_t rv;
+    int asked = 0, joined = 0;
+
+    admit.baton = &asked;
+    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"new", 3, 0, apr_time_from_sec(5),
+                                   fake_fetch, &iss, &admit, &resp, &joined, ot_test_pool),
+                     APR_EAGAIN);
+    ck_assert_int_eq(asked, 1);
+    ck_assert_int_eq(iss.fetches, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+    /* A call for token-key is under way: joining it asks nothing. */
+    ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
+    apr_sleep(apr_time_from_msec(100));
+    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"token-key", 9, 0,
+                                   apr_time_from_sec(5), fake_fetch, &iss, &admit, &resp,
+                                   &joined, ot_test_pool), APR_SUCCESS);
+    apr_thread_join(&rv, t);
+    ck_assert_int_eq(joined, 1);
+    ck_assert_int_eq(asked, 1);
+    ck_assert_int_eq(iss.fetches, 1);
+}
+END_TEST
+
 /* The leader's pool is gone as soon as it has its answer; the waiters' answers are intact. */
 START_TEST(test_answer_outlives_leader)
 {
@@ -290,6 +379,9 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_late_caller_leads_next);
     tcase_add_test(tc, test_queued_call_bounded);
     tcase_add_test(tc, test_busy);
+    tcase_add_test(tc, test_healthy_burst_waits);
+    tcase_add_test(tc, test_overdue_call_sheds_at_once);
+    tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_answer_outlives_leader);
     tcase_add_test(tc, test_wait_limit);
     suite_add_tcase(s, tc);

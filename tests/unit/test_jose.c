@@ -312,6 +312,35 @@ START_TEST(cache_fetches_once_and_on_unknown_kid)
 }
 END_TEST
 
+/* A forgery is known only from keys already cached: never fetched, never for a kid not held. */
+START_TEST(known_forgery_from_cached_keys)
+{
+    fake_t f = { jwks_of(public_jwk(rsa1, NULL), NULL), 0 };
+    const char *good = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *other_key = sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *unknown_kid = sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa2\"}", PAYLOAD);
+    const char *no_kid = sign(rsa2, "{\"alg\":\"RS256\"}", PAYLOAD);
+    const char *url = "https://issuer/certs";
+    ot_jose_keys_t *k;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    /* No keys in the cache yet: nothing is known, and nothing is fetched. */
+    ck_assert_int_eq(ot_jose_known_forgery(k, url, other_key, strlen(other_key), ot_test_pool), 0);
+    ck_assert_int_eq(f.fetches, 0);
+    ck_assert_int_eq(cached(k, &f, good, T0), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 1);
+    ck_assert_int_eq(ot_jose_known_forgery(k, url, other_key, strlen(other_key), ot_test_pool), 1);
+    ck_assert_int_eq(ot_jose_known_forgery(k, url, good, strlen(good), ot_test_pool), 0);
+    ck_assert_int_eq(ot_jose_known_forgery(k, url, unknown_kid, strlen(unknown_kid),
+                                           ot_test_pool), 0);
+    ck_assert_int_eq(ot_jose_known_forgery(k, url, no_kid, strlen(no_kid), ot_test_pool), 0);
+    ck_assert_int_eq(ot_jose_known_forgery(k, url, "a.b.c", 5, ot_test_pool), 0);
+    ck_assert_int_eq(ot_jose_known_forgery(k, "https://other/certs", other_key,
+                                           strlen(other_key), ot_test_pool), 0);
+    ck_assert_int_eq(f.fetches, 1);
+}
+END_TEST
+
 START_TEST(cache_unreachable_keys)
 {
     fake_t f = { NULL, 0 };
@@ -366,6 +395,7 @@ Suite *suite_jose(void)
     tcase_add_test(tc, refuses_odd_shapes);
     tcase_add_test(tc, jwks_check);
     tcase_add_test(tc, cache_fetches_once_and_on_unknown_kid);
+    tcase_add_test(tc, known_forgery_from_cached_keys);
     tcase_add_test(tc, cache_unreachable_keys);
     tcase_add_test(tc, cache_old_keys_refreshed_or_kept);
     suite_add_tcase(s, tc);

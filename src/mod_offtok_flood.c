@@ -1,0 +1,147 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * Floods of made-up tokens (docs/flood.md): what keeps them from becoming floods of issuer calls.
+ *
+ *   offtok_flood_certain   a JWT certain to fail here is refused (401) without an issuer call:
+ *                          expired payload, another iss than OfftokIssuer, a refused typ, a
+ *                          signature that fails with a cached key of the issuer
+ *   offtok_flood_admit     the admission ot_flight_run asks before a request starts a call for a
+ *                          token with no cached answer: OfftokMissRate for the client address,
+ *                          OfftokIssuerMaxRate for the server (ot_rate.c, in the shared segment)
+ *   offtok_flood_refused   the 429 for a request the budgets refused
+ *   offtok_flood_fetched   a key or metadata fetch counts against OfftokIssuerMaxRate
+ *
+ * Nothing here is stored in the cache: these refusals depend on the location and on the moment.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_log.h>
+#include <apr_strings.h>
+
+#include "mod_offtok.h"
+#include "ot_cache.h"
+#include "ot_jose.h"
+#include "ot_json.h"
+#include "ot_stats.h"
+#include "ot_util.h"
+
+APLOG_USE_MODULE(offtok);
+
+/** The payload's typ values the contract accepts (any other is refused after introspection). */
+static int typ_accepted(const char *typ)
+{
+    return strcmp(typ, "Bearer") == 0 || strcmp(typ, "DPoP") == 0 || strcmp(typ, "Offline") == 0;
+}
+
+/** Why the unverified payload of a JWT is certain to be refused here, or NULL. */
+static const char *payload_fails(const offtok_dir_conf *c, const json_t *payload,
+                                 apr_time_t now)
+{
+    const json_t *exp = json_object_get(payload, "exp");
+    const char *iss = ot_json_string(payload, "iss");
+    const char *typ = ot_json_string(payload, "typ");
+
+    /* exp has no leeway (the contract's OfftokClockSkew); 0 or nonsense is the issuer's call. */
+    if (json_is_number(exp) && json_number_value(exp) >= 1
+        && json_number_value(exp) <= (double)apr_time_sec(now)) {
+        return "its payload has expired";
+    }
+    if (c->issuer && iss && strcmp(iss, c->issuer) != 0) {
+        return "its payload names another iss than OfftokIssuer";
+    }
+    if (typ && !typ_accepted(typ)) {
+        return "its payload's typ is one the module refuses";
+    }
+    return NULL;
+}
+
+int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                         const char *token)
+{
+    offtok_proc_t *proc = offtok_proc();
+    json_t *payload = ot_jwt_payload(token, r->pool);
+    const char *why;
+
+    if (payload == NULL) {
+        return 0;                   /* opaque, or not JSON we read: only the issuer can tell */
+    }
+    why = payload_fails(c, payload, apr_time_now());
+    if (why == NULL && c->jwks_url
+        && ot_jose_known_forgery(proc->keys, c->jwks_url, token, strlen(token), r->pool)) {
+        why = "its signature fails with the issuer's key of its kid";
+    }
+    if (why == NULL) {
+        return 0;
+    }
+    OT_STAT_ADD(proc->stats->refused_certain, 1);
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0400: token %s refused without asking the "
+                  "issuer: %s", ot_token_fingerprint(token, r->pool), why);
+    st->status = HTTP_UNAUTHORIZED;
+    st->error = "invalid_token";
+    st->answer = NULL;
+    return 1;
+}
+
+/** ot_flight_admit_fn: take from the budgets; remember which one refused. */
+static apr_status_t admit(void *baton)
+{
+    offtok_flood_t *fl = baton;
+    offtok_proc_t *proc = offtok_proc();
+
+    fl->verdict = ot_rate_take(ot_shm_rate(proc->shm), fl->key, &proc->miss_rate,
+                               &proc->issuer_rate, apr_time_now(), &fl->retry);
+    return fl->verdict == OT_RATE_OK ? APR_SUCCESS : APR_EAGAIN;
+}
+
+void offtok_flood_admit(request_rec *r, offtok_flood_t *fl, int known, ot_flight_admit_t *out)
+{
+    offtok_proc_t *proc = offtok_proc();
+
+    memset(fl, 0, sizeof(*fl));
+    memset(out, 0, sizeof(*out));
+    /* A token with a cached answer of any age is not charged: only made-up ones cost budget. */
+    if (known || proc->shm == NULL
+        || (proc->miss_rate.rate <= 0 && proc->issuer_rate.rate <= 0)) {
+        return;
+    }
+    ot_rate_addr_key(fl->key, r->useragent_ip);
+    out->fn = admit;
+    out->baton = fl;
+}
+
+int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t *fl)
+{
+    offtok_proc_t *proc = offtok_proc();
+    int client = fl->verdict == OT_RATE_CLIENT;
+
+    if (fl->verdict == OT_RATE_OK) {
+        return 0;
+    }
+    if (client) {
+        OT_STAT_ADD(proc->stats->refused_miss_rate, 1);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0401: this client address is over its "
+                      "budget of issuer calls for unknown tokens (OfftokMissRate); answering "
+                      "429 (Retry-After %" APR_TIME_T_FMT ")", apr_time_sec(fl->retry));
+    }
+    else {
+        OT_STAT_ADD(proc->stats->refused_issuer_rate, 1);
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0402: the server is over its budget of "
+                      "issuer calls (OfftokIssuerMaxRate); answering 429 (Retry-After %"
+                      APR_TIME_T_FMT ")", apr_time_sec(fl->retry));
+    }
+    st->status = HTTP_TOO_MANY_REQUESTS;
+    st->error = NULL;
+    st->answer = NULL;
+    st->retry_after = (int)apr_time_sec(fl->retry);
+    return 1;
+}
+
+void offtok_flood_fetched(void)
+{
+    offtok_proc_t *proc = offtok_proc();
+
+    if (proc->shm != NULL) {
+        ot_rate_charge_server(ot_shm_rate(proc->shm), &proc->issuer_rate, apr_time_now());
+    }
+}
