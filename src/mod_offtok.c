@@ -28,6 +28,8 @@
 #include <http_request.h>
 #include <ap_mpm.h>
 #include <apr_strings.h>
+#include <apr_optional_hooks.h>
+#include <mod_status.h>
 
 #include "mod_offtok.h"
 #include "ot_cache.h"
@@ -223,6 +225,8 @@ static void offtok_register_hooks(apr_pool_t *p)
     ap_hook_force_authn(offtok_force_authn, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_note_auth_failure(offtok_note_auth_failure, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(offtok_fixups, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_fixups(offtok_answers_fixups, NULL, NULL, APR_HOOK_LAST);
+    APR_OPTIONAL_HOOK(ap, status_hook, offtok_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
     offtok_register_authz(p);
     offtok_redis_register_hooks(p);

@@ -159,6 +159,22 @@ void offtok_register_authz(apr_pool_t *p);
 /** The handlers offtok-backchannel-logout, offtok-keycloak-admin and offtok-status. */
 int offtok_handler(request_rec *r);
 
+/**
+ * Count an answer the module decided (offtok_answers_total): status and a reason of
+ * ot_stats_answer_rows (an unknown reason counts as that status's "other"). Only a client
+ * request's first decision counts; subrequests never do. mod_offtok_answers.c.
+ */
+void offtok_count_answer(request_rec *r, int status, const char *reason);
+
+/** The reason offtok_count_answer takes for an ot_verdict_t refusal. */
+const char *offtok_verdict_reason(int verdict);
+
+/** fixups hook: a request whose token was accepted and that passed every check counts as 200. */
+int offtok_answers_fixups(request_rec *r);
+
+/** mod_status's status_hook: the module's section of server-status (mod_offtok_status_html.c). */
+int offtok_status_hook(request_rec *r, int flags);
+
 /** The offtok-status handler's answer (JSON, or Prometheus text on ?format=prometheus). */
 int offtok_status(request_rec *r);
 

@@ -349,6 +349,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0006: this process has no link to the "
                       "issuer (see OT0053 at its start); answering 503");
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, "no_link");
         return APR_EGENERAL;
     }
     /* Floods of made-up tokens: a new call for an unknown token is charged (mod_offtok_flood.c). */
@@ -366,6 +367,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
                       "is slow (OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
                       quieted_text(r, quieted));
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, rv == APR_EBUSY ? "busy" : "wait_timeout");
         return rv;
     }
     *started = resp.started;
@@ -383,6 +385,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
                           "answering 503%s", c->url, why, quieted_text(r, quieted));
         }
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, ot_stats_error_names[kind]);
         return APR_EGENERAL;
     }
     return APR_SUCCESS;
@@ -450,6 +453,7 @@ static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_a
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0111: token %s refused: revoked by a "
                   "pushed logout or not-before policy", shown(r, token));
     fail(st, HTTP_UNAUTHORIZED, "invalid_token");
+    offtok_count_answer(r, HTTP_UNAUTHORIZED, "revoked");
     return APR_EGENERAL;
 }
 
@@ -470,6 +474,7 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s",
                       shown(r, token), ot_verdict_text(v));
         fail(st, HTTP_UNAUTHORIZED, "invalid_token");
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, offtok_verdict_reason(v));
         return;
     }
     st->answer = a;
@@ -479,6 +484,7 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
                       "REMOTE_USER is missing, not a string, or a value is over %d bytes",
                       shown(r, token), OT_VALUE_MAX);
         fail(st, HTTP_UNAUTHORIZED, "invalid_token");
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, "claim_limit");
     }
 }
 
@@ -577,6 +583,7 @@ offtok_req_t *offtok_check(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0001: AuthType offtok in <%s> has no "
                       "OfftokIntrospectionURL; answering 500", core->d ? core->d : "server");
         fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
+        offtok_count_answer(r, HTTP_INTERNAL_SERVER_ERROR, "config");
         return st;
     }
     if (c->client_id == NULL || c->client_secret == NULL) {
@@ -585,15 +592,18 @@ offtok_req_t *offtok_check(request_rec *r)
                       "OfftokClientID or OfftokClientSecret; answering 500",
                       core->d ? core->d : "server");
         fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
+        offtok_count_answer(r, HTTP_INTERNAL_SERVER_ERROR, "config");
         return st;
     }
     switch (ot_bearer_parse(apr_table_get(r->headers_in, "Authorization"), &token, r->pool)) {
     case OT_BEARER_NONE:
         fail(st, HTTP_UNAUTHORIZED, NULL);
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, "no_token");
         return st;
     case OT_BEARER_MALFORMED:
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0020: malformed Bearer credentials");
         fail(st, HTTP_BAD_REQUEST, "invalid_request");
+        offtok_count_answer(r, HTTP_BAD_REQUEST, "malformed");
         return st;
     case OT_BEARER_OK:
         break;
@@ -602,6 +612,7 @@ offtok_req_t *offtok_check(request_rec *r)
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0021: a token in the Authorization header "
                       "and another in the query string");
         fail(st, HTTP_BAD_REQUEST, "invalid_request");
+        offtok_count_answer(r, HTTP_BAD_REQUEST, "query_token");
         return st;
     }
     check_token(r, st, c, token);

@@ -101,6 +101,7 @@ static void offtok_insert_error_filter(request_rec *r)
 
     if (r->status == HTTP_FORBIDDEN && st != NULL && st->scope_needed != NULL
         && offtok_is_ours(r)) {
+        offtok_count_answer(r, HTTP_FORBIDDEN, st->scope_needed[0] ? "scope" : "claim");
         offtok_set_challenge(r, st);
     }
 }

@@ -1,7 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
  * SetHandler offtok-status: the server-wide counters (they live in the shared segment, so every
- * process answers the same) as a JSON object, or as Prometheus text with ?format=prometheus.
+ * process answers the same) as a JSON object, as Prometheus text with ?format=prometheus, or as
+ * an HTML page with ?format=html (mod_offtok_status_html.c, which also writes the module's
+ * section of mod_status's server-status page).
  *
  *   version
  *   cache    entries, capacity, hits, misses, evictions, too_big
@@ -12,9 +14,14 @@
  *   redis    errors
  *   flood    refused_miss_rate, refused_issuer_rate, refused_certain, shed_slow, overflow
  *            (mod_offtok_flood.c; overflow: addresses that had to share the overflow bucket)
+ *   answers  {status: {reason: n}}   (offtok_answers_total{status,reason}; docs/status.md)
  *
- * p50 and p99 are estimates, interpolated inside the histogram bucket that holds them.
+ * Every plain counter is named once, in offtok_counters below, and every output walks that table;
+ * the three families with labels (issuer errors by kind, the latency histogram, the answers) are
+ * written next to it from their own tables in ot_stats.c. p50 and p99 are estimates, interpolated
+ * inside the histogram bucket that holds them.
  */
+#include <stddef.h>
 #include <string.h>
 #include <httpd.h>
 #include <http_config.h>
@@ -23,20 +30,63 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
-#include "ot_cache.h"
+#include "mod_offtok_status.h"
 #include "ot_json.h"
 #include "ot_rate.h"
-#include "ot_stats.h"
 
-/** Everything the status page shows, read once. */
-typedef struct {
-    ot_cache_info_t cache;
-    apr_uint64_t calls, errors[OT_ERR_KINDS], errors_total, coalesced, connections, retries;
-    apr_uint64_t hist[OT_LAT_BUCKETS], lat_count, lat_sum_us, jwks_fetches, accepted, refused;
-    apr_uint64_t redis_errors;
-} status_t;
+#define AT(field) offsetof(offtok_status_t, field)
 
-static void status_read(status_t *st)
+const offtok_counter_t offtok_counters[] = {
+    { "cache", "entries", "cache_entries", 1, "Answers in the shared cache.", AT(cache.entries) },
+    { "cache", "capacity", "cache_capacity", 1, "Answers the shared cache can hold (estimate).",
+      AT(cache.capacity) },
+    { "cache", "hits", "cache_hits_total", 0, "Cache look-ups that found an answer.",
+      AT(cache.hits) },
+    { "cache", "misses", "cache_misses_total", 0, "Cache look-ups that found none.",
+      AT(cache.misses) },
+    { "cache", "evictions", "cache_evictions_total", 0, "Live answers evicted to make room.",
+      AT(cache.evictions) },
+    { "cache", "too_big", "cache_too_big_total", 0,
+      "Answers too large for a cache entry (used, not stored).", AT(cache.too_big) },
+    { "issuer", "calls", "issuer_calls_total", 0, "Introspection calls made.", AT(calls) },
+    { "issuer", "errors_total", NULL, 0, "Failed issuer calls, all kinds together.",
+      AT(errors_total) },
+    { "issuer", "coalesced", "issuer_coalesced_total", 0,
+      "Requests answered by another thread's issuer call.", AT(coalesced) },
+    { "issuer", "connections_opened", "issuer_connections_opened_total", 0,
+      "Connections opened to the issuer.", AT(connections) },
+    { "issuer", "retries", "issuer_retries_total", 0,
+      "Issuer calls retried on a fresh connection.", AT(retries) },
+    { "issuer", "jwks_fetches", "jwks_fetches_total", 0, "Fetches of the issuers' keys.",
+      AT(jwks_fetches) },
+    { "pushes", "accepted", "pushes_accepted_total", 0,
+      "Pushed logouts and admin actions accepted.", AT(accepted) },
+    { "pushes", "refused", "pushes_refused_total", 0,
+      "Pushed logouts and admin actions refused.", AT(refused) },
+    { "redis", "errors", "redis_errors_total", 0, "Redis commands that failed or timed out.",
+      AT(redis_errors) },
+    { "flood", "refused_miss_rate", "refused_miss_rate_total", 0,
+      "429s: a client address over OfftokMissRate.", AT(refused_miss_rate) },
+    { "flood", "refused_issuer_rate", "refused_issuer_rate_total", 0,
+      "429s: the server over OfftokIssuerMaxRate.", AT(refused_issuer_rate) },
+    { "flood", "refused_certain", "refused_certain_total", 0,
+      "401s without an issuer call: tokens certain to fail.", AT(refused_certain) },
+    { "flood", "shed_slow", "issuer_shed_total", 0,
+      "503s: over OfftokIssuerMaxPending while the issuer is slow.", AT(shed_slow) },
+    { "flood", "overflow", "rate_overflow_total", 0,
+      "Times an address had to share the overflow bucket (the table was full).", AT(overflow) },
+    { NULL, NULL, NULL, 0, NULL, 0 }
+};
+
+apr_uint64_t offtok_counter_value(const offtok_status_t *st, const offtok_counter_t *c)
+{
+    apr_uint64_t v;
+
+    memcpy(&v, (const char *)st + c->off, sizeof(v));
+    return v;
+}
+
+void offtok_status_read(offtok_status_t *st)
 {
     offtok_proc_t *proc = offtok_proc();
     ot_stats_t *s = proc->stats;
@@ -63,35 +113,50 @@ static void status_read(status_t *st)
     st->accepted = OT_STAT_GET(s->pushes_accepted);
     st->refused = OT_STAT_GET(s->pushes_refused);
     st->redis_errors = OT_STAT_GET(s->redis_errors);
+    st->refused_miss_rate = OT_STAT_GET(s->refused_miss_rate);
+    st->refused_issuer_rate = OT_STAT_GET(s->refused_issuer_rate);
+    st->refused_certain = OT_STAT_GET(s->refused_certain);
+    st->shed_slow = OT_STAT_GET(s->shed_slow);
+    st->overflow = proc->shm ? ot_rate_overflows(ot_shm_rate(proc->shm)) : 0;
+    for (i = 0; i < OT_ANSWER_ROWS; i++) {
+        st->answers[i] = OT_STAT_GET(s->answers[i]);
+    }
 }
 
-/** The q-quantile (permille) of the latency in ms, interpolated in its bucket; null if none. */
-static json_t *quantile_ms(const status_t *st, apr_uint64_t permille)
+double offtok_status_quantile_ms(const offtok_status_t *st, apr_uint64_t permille)
 {
     apr_uint64_t rank, cum = 0;
     double lo, hi;
     int i;
 
     if (st->lat_count == 0) {
-        return json_null();
+        return -1.0;
     }
     rank = (st->lat_count * permille + 999) / 1000;
     for (i = 0; i < OT_LAT_BUCKETS; i++) {
         if (cum + st->hist[i] >= rank && st->hist[i] > 0) {
             lo = i ? (double)ot_lat_bounds_us[i - 1] : 0.0;
             if (i == OT_LAT_BUCKETS - 1) {
-                return json_real(lo / 1000.0);     /* the open bucket: its lower bound */
+                return lo / 1000.0;     /* the open bucket: its lower bound */
             }
             hi = (double)ot_lat_bounds_us[i];
-            return json_real((lo + (hi - lo) * (double)(rank - cum) / (double)st->hist[i])
-                             / 1000.0);
+            return (lo + (hi - lo) * (double)(rank - cum) / (double)st->hist[i]) / 1000.0;
         }
         cum += st->hist[i];
     }
-    return json_null();
+    return -1.0;
 }
 
-static json_t *status_latency(const status_t *st)
+/* ---- JSON --------------------------------------------------------------------------------- */
+
+static json_t *quantile_json(const offtok_status_t *st, apr_uint64_t permille)
+{
+    double q = offtok_status_quantile_ms(st, permille);
+
+    return q < 0 ? json_null() : json_real(q);
+}
+
+static json_t *status_latency(const offtok_status_t *st)
 {
     json_t *buckets = json_array();
     apr_uint64_t cum = 0;
@@ -106,113 +171,66 @@ static json_t *status_latency(const status_t *st)
     }
     return json_pack("{s:o,s:I,s:f,s:o,s:o}", "buckets", buckets, "count",
                      (json_int_t)st->lat_count, "sum_ms", (double)st->lat_sum_us / 1000.0,
-                     "p50_ms", quantile_ms(st, 500), "p99_ms", quantile_ms(st, 990));
+                     "p50_ms", quantile_json(st, 500), "p99_ms", quantile_json(st, 990));
 }
 
-/* ---- floods of made-up tokens (docs/flood.md) --------------------------------------------- */
-
-/** The flood counters, in JSON and Prometheus order. */
-static void flood_read(apr_uint64_t v[5])
+/** {"200": {"granted": n, ...}, "401": {...}, ...}: every row, zero or not. */
+static json_t *status_answers(const offtok_status_t *st, apr_pool_t *p)
 {
-    offtok_proc_t *proc = offtok_proc();
-
-    v[0] = OT_STAT_GET(proc->stats->refused_miss_rate);
-    v[1] = OT_STAT_GET(proc->stats->refused_issuer_rate);
-    v[2] = OT_STAT_GET(proc->stats->refused_certain);
-    v[3] = OT_STAT_GET(proc->stats->shed_slow);
-    v[4] = proc->shm ? ot_rate_overflows(ot_shm_rate(proc->shm)) : 0;
-}
-
-static json_t *flood_json(void)
-{
-    apr_uint64_t v[5];
-
-    flood_read(v);
-    return json_pack("{s:I,s:I,s:I,s:I,s:I}", "refused_miss_rate", (json_int_t)v[0],
-                     "refused_issuer_rate", (json_int_t)v[1], "refused_certain",
-                     (json_int_t)v[2], "shed_slow", (json_int_t)v[3], "overflow",
-                     (json_int_t)v[4]);
-}
-
-static void prom(request_rec *r, const char *name, const char *type, const char *help,
-                 apr_uint64_t value);
-
-static void flood_prometheus(request_rec *r)
-{
-    apr_uint64_t v[5];
-
-    flood_read(v);
-    prom(r, "refused_miss_rate_total", "counter", "429s: a client address over OfftokMissRate.",
-         v[0]);
-    prom(r, "refused_issuer_rate_total", "counter", "429s: the server over OfftokIssuerMaxRate.",
-         v[1]);
-    prom(r, "refused_certain_total", "counter",
-         "401s without an issuer call: tokens certain to fail.", v[2]);
-    prom(r, "issuer_shed_total", "counter",
-         "503s: over OfftokIssuerMaxPending while the issuer is slow.", v[3]);
-    prom(r, "rate_overflow_total", "counter",
-         "Times an address had to share the overflow bucket (the table was full).", v[4]);
-}
-
-static int status_json(request_rec *r, const status_t *st)
-{
-    json_t *errors = json_object(), *j;
+    json_t *all = json_object(), *by;
+    const char *code;
     int i;
 
+    for (i = 0; i < OT_ANSWER_ROWS; i++) {
+        code = apr_itoa(p, ot_stats_answer_rows[i].status);
+        if ((by = json_object_get(all, code)) == NULL) {
+            json_object_set_new(all, code, by = json_object());
+        }
+        json_object_set_new(by, ot_stats_answer_rows[i].reason,
+                            json_integer((json_int_t)st->answers[i]));
+    }
+    return all;
+}
+
+static int status_json(request_rec *r, const offtok_status_t *st)
+{
+    json_t *root = ot_json_own(json_object(), r->pool), *errors = json_object(), *issuer, *sec;
+    const offtok_counter_t *c;
+    int i;
+
+    json_object_set_new(root, "version", json_string(OT_VERSION));
+    for (c = offtok_counters; c->section; c++) {
+        if ((sec = json_object_get(root, c->section)) == NULL) {
+            json_object_set_new(root, c->section, sec = json_object());
+        }
+        json_object_set_new(sec, c->key, json_integer((json_int_t)offtok_counter_value(st, c)));
+    }
     for (i = 0; i < OT_ERR_KINDS; i++) {
         json_object_set_new(errors, ot_stats_error_names[i], json_integer((json_int_t)st->errors[i]));
     }
-    j = ot_json_own(json_pack("{s:s,s:{s:I,s:I,s:I,s:I,s:I,s:I},"
-                              "s:{s:I,s:o,s:I,s:I,s:I,s:I,s:o,s:I},s:{s:I,s:I},s:{s:I}}",
-        "version", OT_VERSION,
-        "cache", "entries", (json_int_t)st->cache.entries, "capacity",
-        (json_int_t)st->cache.capacity, "hits", (json_int_t)st->cache.hits, "misses",
-        (json_int_t)st->cache.misses, "evictions", (json_int_t)st->cache.evictions, "too_big",
-        (json_int_t)st->cache.too_big,
-        "issuer", "calls", (json_int_t)st->calls, "errors", errors, "errors_total",
-        (json_int_t)st->errors_total, "coalesced", (json_int_t)st->coalesced,
-        "connections_opened", (json_int_t)st->connections, "retries", (json_int_t)st->retries,
-        "latency", status_latency(st), "jwks_fetches", (json_int_t)st->jwks_fetches,
-        "pushes", "accepted", (json_int_t)st->accepted, "refused", (json_int_t)st->refused,
-        "redis", "errors", (json_int_t)st->redis_errors),
-        r->pool);
-    if (j == NULL) {
-        return HTTP_INTERNAL_SERVER_ERROR;
-    }
-    json_object_set_new(j, "flood", flood_json());
+    issuer = json_object_get(root, "issuer");
+    json_object_set_new(issuer, "errors", errors);
+    json_object_set_new(issuer, "latency", status_latency(st));
+    json_object_set_new(root, "answers", status_answers(st, r->pool));
     ap_set_content_type(r, "application/json");
-    ap_rputs(ot_json_dump(j, NULL, r->pool), r);
+    ap_rputs(ot_json_dump(root, NULL, r->pool), r);
     ap_rputs("\n", r);
     return OK;
 }
 
-static void prom(request_rec *r, const char *name, const char *type, const char *help,
-                 apr_uint64_t value)
+/* ---- Prometheus --------------------------------------------------------------------------- */
+
+static void prom_family(request_rec *r, const char *name, const char *type, const char *help)
 {
-    ap_rprintf(r, "# HELP offtok_%s %s\n# TYPE offtok_%s %s\nofftok_%s %" APR_UINT64_T_FMT "\n",
-               name, help, name, type, name, value);
+    ap_rprintf(r, "# HELP offtok_%s %s\n# TYPE offtok_%s %s\n", name, help, name, type);
 }
 
-static void prom_issuer(request_rec *r, const status_t *st)
+static void prom_latency(request_rec *r, const offtok_status_t *st)
 {
     apr_uint64_t cum = 0;
     int i;
 
-    prom(r, "issuer_calls_total", "counter", "Introspection calls made.", st->calls);
-    ap_rputs("# HELP offtok_issuer_errors_total Failed issuer calls, by kind.\n"
-             "# TYPE offtok_issuer_errors_total counter\n", r);
-    for (i = 0; i < OT_ERR_KINDS; i++) {
-        ap_rprintf(r, "offtok_issuer_errors_total{kind=\"%s\"} %" APR_UINT64_T_FMT "\n",
-                   ot_stats_error_names[i], st->errors[i]);
-    }
-    prom(r, "issuer_coalesced_total", "counter",
-         "Requests answered by another thread's issuer call.", st->coalesced);
-    prom(r, "issuer_connections_opened_total", "counter",
-         "Connections opened to the issuer.", st->connections);
-    prom(r, "issuer_retries_total", "counter", "Issuer calls retried on a fresh connection.",
-         st->retries);
-    ap_rputs("# HELP offtok_issuer_latency_seconds Latency of introspection calls.\n"
-             "# TYPE offtok_issuer_latency_seconds histogram\n", r);
+    prom_family(r, "issuer_latency_seconds", "histogram", "Latency of introspection calls.");
     for (i = 0; i < OT_LAT_BUCKETS; i++) {
         cum += st->hist[i];
         if (i < OT_LAT_BUCKETS - 1) {
@@ -229,63 +247,93 @@ static void prom_issuer(request_rec *r, const status_t *st)
                (double)st->lat_sum_us / 1e6, st->lat_count);
 }
 
-static int status_prometheus(request_rec *r, const status_t *st)
+static void prom_labelled(request_rec *r, const offtok_status_t *st)
 {
+    int i;
+
+    prom_family(r, "issuer_errors_total", "counter", "Failed issuer calls, by kind.");
+    for (i = 0; i < OT_ERR_KINDS; i++) {
+        ap_rprintf(r, "offtok_issuer_errors_total{kind=\"%s\"} %" APR_UINT64_T_FMT "\n",
+                   ot_stats_error_names[i], st->errors[i]);
+    }
+    prom_family(r, "answers_total", "counter",
+                "Answers the module decided, by HTTP status and reason.");
+    for (i = 0; i < OT_ANSWER_ROWS; i++) {
+        ap_rprintf(r, "offtok_answers_total{status=\"%d\",reason=\"%s\"} %" APR_UINT64_T_FMT
+                   "\n", ot_stats_answer_rows[i].status, ot_stats_answer_rows[i].reason,
+                   st->answers[i]);
+    }
+    prom_latency(r, st);
+}
+
+static int status_prometheus(request_rec *r, const offtok_status_t *st)
+{
+    const offtok_counter_t *c;
+
     ap_set_content_type(r, "text/plain; version=0.0.4; charset=utf-8");
-    ap_rprintf(r, "# HELP offtok_info mod_offtok's version.\n# TYPE offtok_info gauge\n"
-               "offtok_info{version=\"%s\"} 1\n", OT_VERSION);
-    prom(r, "cache_entries", "gauge", "Answers in the shared cache.", st->cache.entries);
-    prom(r, "cache_capacity", "gauge", "Answers the shared cache can hold (estimate).",
-         st->cache.capacity);
-    prom(r, "cache_hits_total", "counter", "Cache look-ups that found an answer.",
-         st->cache.hits);
-    prom(r, "cache_misses_total", "counter", "Cache look-ups that found none.",
-         st->cache.misses);
-    prom(r, "cache_evictions_total", "counter", "Live answers evicted to make room.",
-         st->cache.evictions);
-    prom_issuer(r, st);
-    prom(r, "jwks_fetches_total", "counter", "Fetches of the issuers' keys.", st->jwks_fetches);
-    prom(r, "pushes_accepted_total", "counter", "Pushed logouts and admin actions accepted.",
-         st->accepted);
-    prom(r, "pushes_refused_total", "counter", "Pushed logouts and admin actions refused.",
-         st->refused);
-    prom(r, "redis_errors_total", "counter", "Redis commands that failed or timed out.",
-         st->redis_errors);
-    flood_prometheus(r);
+    prom_family(r, "info", "gauge", "mod_offtok's version.");
+    ap_rprintf(r, "offtok_info{version=\"%s\"} 1\n", OT_VERSION);
+    for (c = offtok_counters; c->section; c++) {
+        if (c->metric == NULL) {
+            continue;       /* the sum of a labelled family: Prometheus sums for itself */
+        }
+        prom_family(r, c->metric, c->gauge ? "gauge" : "counter", c->help);
+        ap_rprintf(r, "offtok_%s %" APR_UINT64_T_FMT "\n", c->metric,
+                   offtok_counter_value(st, c));
+    }
+    prom_labelled(r, st);
     return OK;
 }
 
-/** 1 when the query string asks for format=prometheus. */
-static int wants_prometheus(const char *args, apr_pool_t *p)
+/* ---- the handler -------------------------------------------------------------------------- */
+
+typedef enum { FORMAT_JSON, FORMAT_PROMETHEUS, FORMAT_HTML } format_t;
+
+/** The format=... the query string asks for (JSON when none or another). */
+static format_t wanted_format(const char *args, apr_pool_t *p)
 {
     char *copy, *pair, *last;
 
     if (args == NULL) {
-        return 0;
+        return FORMAT_JSON;
     }
     copy = apr_pstrdup(p, args);
     for (pair = apr_strtok(copy, "&", &last); pair; pair = apr_strtok(NULL, "&", &last)) {
         if (strcmp(pair, "format=prometheus") == 0) {
-            return 1;
+            return FORMAT_PROMETHEUS;
+        }
+        if (strcmp(pair, "format=html") == 0) {
+            return FORMAT_HTML;
         }
     }
-    return 0;
+    return FORMAT_JSON;
 }
 
 int offtok_status(request_rec *r)
 {
-    status_t st;
+    static const char *const types[] = {
+        "application/json", "text/plain; version=0.0.4; charset=utf-8", "text/html; charset=utf-8"
+    };
+    offtok_status_t st;
+    format_t f;
 
     if (r->method_number != M_GET) {
         ap_allow_methods(r, REPLACE_ALLOW, "GET", "HEAD", NULL);
         return HTTP_METHOD_NOT_ALLOWED;
     }
     apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
-    status_read(&st);
+    f = wanted_format(r->args, r->pool);
     if (r->header_only) {
-        ap_set_content_type(r, wants_prometheus(r->args, r->pool)
-                            ? "text/plain; version=0.0.4; charset=utf-8" : "application/json");
+        ap_set_content_type(r, types[f]);
         return OK;
     }
-    return wants_prometheus(r->args, r->pool) ? status_prometheus(r, &st) : status_json(r, &st);
+    offtok_status_read(&st);
+    switch (f) {
+    case FORMAT_PROMETHEUS:
+        return status_prometheus(r, &st);
+    case FORMAT_HTML:
+        return offtok_status_html(r, &st);
+    default:
+        return status_json(r, &st);
+    }
 }

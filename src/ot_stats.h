@@ -24,6 +24,22 @@ typedef enum {
 } ot_err_kind_t;
 extern const char *const ot_stats_error_names[OT_ERR_KINDS];
 
+/**
+ * The answers the module decides, by HTTP status and a short reason: one row per pair, counted
+ * in ot_stats_t.answers and shown as offtok_answers_total{status,reason}. Each status has an
+ * "other" row, so a reason missing from the table is still counted. Keep in sync with
+ * ot_stats_answer_rows (ot_stats.c) and docs/status.md.
+ */
+typedef struct {
+    int status;
+    const char *reason;
+} ot_stats_answer_row_t;
+#define OT_ANSWER_ROWS 44
+extern const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS];
+
+/** The row of (status, reason): its own, else that status's "other", else -1 (not counted). */
+int ot_stats_answer_index(int status, const char *reason);
+
 typedef struct ot_stats_t {
     apr_uint64_t issuer_calls;        /**< introspection calls made */
     apr_uint64_t issuer_errors[OT_ERR_KINDS];
@@ -40,6 +56,7 @@ typedef struct ot_stats_t {
     apr_uint64_t refused_issuer_rate; /**< 429: the server was over OfftokIssuerMaxRate */
     apr_uint64_t refused_certain;     /**< 401 without an issuer call: certain to fail */
     apr_uint64_t shed_slow;           /**< 503: over OfftokIssuerMaxPending while the issuer is slow */
+    apr_uint64_t answers[OT_ANSWER_ROWS];   /**< answers decided, by ot_stats_answer_rows */
 } ot_stats_t;
 
 /** Add n to a counter; safe from any process or thread. */
