@@ -206,7 +206,8 @@ static int status_json(request_rec *r, const offtok_status_t *st)
         json_object_set_new(sec, c->key, json_integer((json_int_t)offtok_counter_value(st, c)));
     }
     for (i = 0; i < OT_ERR_KINDS; i++) {
-        json_object_set_new(errors, ot_stats_error_names[i], json_integer((json_int_t)st->errors[i]));
+        json_object_set_new(errors, ot_stats_error_names[i],
+                            json_integer((json_int_t)st->errors[i]));
     }
     issuer = json_object_get(root, "issuer");
     json_object_set_new(issuer, "errors", errors);

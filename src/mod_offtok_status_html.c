@@ -90,8 +90,9 @@ int offtok_status_html(request_rec *r, const offtok_status_t *st)
     ap_set_content_type(r, "text/html; charset=utf-8");
     ap_rprintf(r, "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">\n"
                "<title>mod_offtok status</title></head>\n<body>\n"
-               "<h1>mod_offtok %s</h1>\n<p>Server-wide counters, as of %s. Also as <a href=\"?format=prometheus\">Prometheus text</a> and "
-               "<a href=\"?\">JSON</a>.</p>\n", esc(r, OT_VERSION),
+               "<h1>mod_offtok %s</h1>\n<p>Server-wide counters, as of %s. Also as "
+               "<a href=\"?format=prometheus\">Prometheus text</a> and <a href=\"?\">JSON</a>."
+               "</p>\n", esc(r, OT_VERSION),
                esc(r, ap_ht_time(r->pool, apr_time_now(), "%Y-%m-%d %H:%M:%S %Z", 1)));
     html_body(r, st);
     ap_rputs("</body></html>\n", r);
