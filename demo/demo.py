@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """mod_offtok's demo: a real issuer and an httpd with the module, on loopback, for a newcomer.
 
-Started by tests/tools/demo (which installs what is missing and builds the module first):
+Started by demo/demo (which installs what is missing and builds the module first):
 
     demo.py              start everything, print curl lines, stay until Ctrl-C, clean up
     demo.py --detach     the same, but leave it running in the background and return
@@ -40,10 +40,10 @@ import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-TOOLS = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(os.path.dirname(TOOLS))
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
 INTEGRATION = os.path.join(REPO, "tests", "integration")
-DEMO_CMD = os.path.join(TOOLS, "demo")
+DEMO_CMD = os.path.join(HERE, "demo")
 
 MARKER = ".offtok-demo"          # marks a directory as the demo's own (so it may be emptied)
 PID_FILE = "demo.pid"
@@ -160,7 +160,7 @@ def prepare_dir(cfg):
     os.makedirs(cfg.dir, exist_ok=True)
     os.chmod(cfg.dir, 0o755)
     with open(cfg.path(MARKER), "w") as f:
-        f.write("directory of mod_offtok's demo (tests/tools/demo); removed when it stops\n")
+        f.write("directory of mod_offtok's demo (demo/demo); removed when it stops\n")
 
 
 # -- the legacy app behind mod_proxy -------------------------------------------------------------
