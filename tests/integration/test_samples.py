@@ -6,6 +6,7 @@ secret are replaced. tests/packaging/deb-smoke proves the same through Debian's 
 a2enconf."""
 import json
 import os
+import re
 import urllib.parse
 
 import pytest
@@ -117,3 +118,17 @@ def test_cgi_sample_refuses_to_load_without_a_cgi_module(httpd, faulty):
     text = text.replace("<IfModule !mod_cgi.c>", "<IfModule !mod_offtok_no_such_either.c>")
     rc, out = httpd.configtest(text)
     assert rc != 0 and "a2enmod cgid" in out, out
+
+
+@pytest.mark.parametrize("name", ["cgi.conf", "keycloak.conf", "reverse-proxy.conf"])
+@pytest.mark.parametrize("where", ["server config", "virtual host"])
+def test_every_sample_loads_in_the_server_config_and_in_a_virtual_host(httpd, name, where):
+    """The samples hold sections only; the one server-wide setting lives in offtok.conf, so
+    none of them sets OfftokCacheSize a second time or breaks inside <VirtualHost>."""
+    text = open(os.path.join(REPO, "conf", name)).read()
+    assert "OfftokCacheSize" not in text.replace("(OfftokCacheSize)", "")
+    text = re.sub(r"(file|env):\S+", "sample-secret", text)
+    if where == "virtual host":
+        text = f"<VirtualHost 127.0.0.1:{httpd.port}>\n{text}\n</VirtualHost>\n"
+    rc, out = httpd.configtest(text)
+    assert rc == 0, out
