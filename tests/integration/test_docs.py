@@ -58,7 +58,7 @@ def test_the_source_list_is_what_httpd_knows(tmp_path):
 def test_the_check_fails_for_a_directive_missing_from_the_reference(tmp_path):
     tree = tmp_path / "tree"
     for rel in ("tests/docs/check-quick-reference", "docs/quick-reference.md",
-                "docs/directives.md", "conf/offtok.conf", "src"):
+                "docs/directives.md", "docs/troubleshooting.md", "conf/offtok.conf", "src"):
         src, dst = os.path.join(REPO, rel), tree / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst)
@@ -70,11 +70,14 @@ def test_the_check_fails_for_a_directive_missing_from_the_reference(tmp_path):
     quick = ref.read_text().replace("| `OfftokSSLVerify` | `On` \\| `Off` | `On` |",
                                     "| `OfftokSSLVerify` | `On` \\| `Off` | `Off` |")
     ref.write_text(quick)
+    trouble = tree / "docs" / "troubleshooting.md"
+    trouble.write_text(trouble.read_text().replace("| `OT0021` |", "| OT0021 |"))
     res = subprocess.run([str(tree / "tests/docs/check-quick-reference")], capture_output=True,
                          text=True)
     assert res.returncode == 1
     assert "OfftokNegativeCacheTTL: in the source, not in docs/quick-reference.md" in res.stdout
     assert "OfftokSSLVerify: default '`Off`'" in res.stdout
+    assert "OT0021: logged by the source, no row in docs/troubleshooting.md" in res.stdout
 
 
 def test_the_master_conf_is_valid_as_shipped_and_with_its_examples_on(tmp_path):
