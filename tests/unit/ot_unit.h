@@ -21,6 +21,7 @@ Suite *suite_rate(void);
 Suite *suite_cache(void);
 Suite *suite_jose(void);
 Suite *suite_logout(void);
+Suite *suite_stats(void);
 #ifdef HAVE_HIREDIS
 Suite *suite_redis(void);
 Suite *suite_redis_sub(void);
