@@ -189,10 +189,15 @@ static int offtok_force_authn(request_rec *r)
 
 static int offtok_note_auth_failure(request_rec *r, const char *auth_type)
 {
+    offtok_req_t *st;
+
     if (strcasecmp(auth_type, "offtok") != 0) {
         return DECLINED;
     }
-    offtok_set_challenge(r, offtok_check(r));
+    st = offtok_check(r);
+    offtok_count_answer(r, HTTP_UNAUTHORIZED, st->scope_needed == NULL ? NULL
+                        : st->scope_needed[0] ? "scope" : "claim");
+    offtok_set_challenge(r, st);
     return OK;
 }
 

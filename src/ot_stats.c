@@ -36,7 +36,8 @@ void ot_stats_latency(ot_stats_t *stats, apr_uint64_t us)
  * Every answer the module decides. 200: the token was accepted (the back end answers what it
  * will). 400/401: the token or the request (docs/status.md names each reason's log tag). 403:
  * Require offtok-scope or offtok-claim not met. 429: rate limits (OfftokMissRate,
- * OfftokIssuerMaxRate). 500: the location's configuration. 503: the issuer (or what stands for it)
+ * OfftokIssuerMaxRate); a scope or claim denial that httpd answers 401 (after authentication,
+ * next to providers that need a user) counts as 401 scope or claim. 500: the location's configuration. 503: the issuer (or what stands for it)
  * could not answer; the issuer error kinds come first, under the names of ot_stats_error_names.
  */
 const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS] = {
@@ -45,7 +46,8 @@ const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS] = {
     { 401, "no_token" }, { 401, "inactive" }, { 401, "expired" }, { 401, "not_yet" },
     { 401, "issuer" }, { 401, "audience" }, { 401, "bound" }, { 401, "kind" },
     { 401, "offline_denied" }, { 401, "revoked" }, { 401, "claim_limit" },
-    { 401, "invalid_dpop_proof" }, { 401, "use_dpop_nonce" }, { 401, "other" },
+    { 401, "invalid_dpop_proof" }, { 401, "use_dpop_nonce" }, { 401, "scope" },
+    { 401, "claim" }, { 401, "other" },
     { 403, "scope" }, { 403, "claim" }, { 403, "other" },
     { 429, "miss_rate" }, { 429, "issuer_rate" }, { 429, "other" },
     { 500, "config" }, { 500, "other" },

@@ -201,3 +201,33 @@ def test_server_status_has_a_mod_offtok_section(httpd, faulty):
     assert int(lines["offtok_cache_capacity"]) == j["cache"]["capacity"]
     assert int(lines["offtok_answers_401_inactive"]) == j["answers"]["401"]["inactive"] >= 1
     assert "<" not in auto.text
+
+
+def test_a_scope_denial_that_httpd_answers_401_counts_as_401_scope(httpd, faulty):
+    """Next to a provider that needs a user, httpd decides after authentication and answers 401
+    (docs/authorization.md): that is counted once, as 401 scope, not as a 200."""
+    httpd.start(f"""
+<Location "/either/">
+    AuthType offtok
+    AuthName "either"
+    OfftokIntrospectionURL {faulty.url_for("ok")}
+    OfftokClientID rs-client
+    OfftokClientSecret rs-secret
+    OfftokCAFile {faulty.ca_file}
+    <RequireAny>
+        Require offtok-scope reports
+        Require user somebody-else
+    </RequireAny>
+</Location>
+<Location "{STATUS}">
+    SetHandler offtok-status
+    Require ip 127.0.0.1
+</Location>
+""")
+    httpd.allow_errors(r"AH01631")
+    start = answers(prometheus(httpd)[0])
+    r = httpd.get("/either/index.html", token="good-token-5")
+    assert r.status_code == 401
+    after = answers(prometheus(httpd)[0])
+    changed = {k: after[k] - start[k] for k in after if after[k] != start[k]}
+    assert changed == {("401", "scope"): 1}
