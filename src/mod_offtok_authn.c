@@ -367,7 +367,8 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
                       "is slow (OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
                       quieted_text(r, quieted));
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
-        offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, rv == APR_EBUSY ? "busy" : "wait_timeout");
+        offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE,
+                            rv == APR_EBUSY ? "busy" : "wait_timeout");
         return rv;
     }
     *started = resp.started;

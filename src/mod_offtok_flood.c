@@ -80,6 +80,7 @@ int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf
     st->status = HTTP_UNAUTHORIZED;
     st->error = "invalid_token";
     st->answer = NULL;
+    offtok_count_answer(r, HTTP_UNAUTHORIZED, "certain");
     return 1;
 }
 
@@ -131,6 +132,7 @@ int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t 
                       APR_TIME_T_FMT ")", apr_time_sec(fl->retry));
     }
     st->status = HTTP_TOO_MANY_REQUESTS;
+    offtok_count_answer(r, HTTP_TOO_MANY_REQUESTS, client ? "miss_rate" : "issuer_rate");
     st->error = NULL;
     st->answer = NULL;
     st->retry_after = (int)apr_time_sec(fl->retry);

@@ -37,15 +37,16 @@ void ot_stats_latency(ot_stats_t *stats, apr_uint64_t us)
  * will). 400/401: the token or the request (docs/status.md names each reason's log tag). 403:
  * Require offtok-scope or offtok-claim not met. 429: rate limits (OfftokMissRate,
  * OfftokIssuerMaxRate); a scope or claim denial that httpd answers 401 (after authentication,
- * next to providers that need a user) counts as 401 scope or claim. 500: the location's configuration. 503: the issuer (or what stands for it)
- * could not answer; the issuer error kinds come first, under the names of ot_stats_error_names.
+ * next to providers that need a user) counts as 401 scope or claim. 500: the location's
+ * configuration. 503: the issuer (or what stands for it) could not answer; the issuer error
+ * kinds come first, under the names of ot_stats_error_names.
  */
 const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS] = {
     { 200, "granted" }, { 200, "other" },
     { 400, "malformed" }, { 400, "query_token" }, { 400, "dpop_and_bearer" }, { 400, "other" },
     { 401, "no_token" }, { 401, "inactive" }, { 401, "expired" }, { 401, "not_yet" },
     { 401, "issuer" }, { 401, "audience" }, { 401, "bound" }, { 401, "kind" },
-    { 401, "offline_denied" }, { 401, "revoked" }, { 401, "claim_limit" },
+    { 401, "offline_denied" }, { 401, "revoked" }, { 401, "claim_limit" }, { 401, "certain" },
     { 401, "invalid_dpop_proof" }, { 401, "use_dpop_nonce" }, { 401, "scope" },
     { 401, "claim" }, { 401, "other" },
     { 403, "scope" }, { 403, "claim" }, { 403, "other" },

@@ -34,7 +34,7 @@ typedef struct {
     int status;
     const char *reason;
 } ot_stats_answer_row_t;
-#define OT_ANSWER_ROWS 46
+#define OT_ANSWER_ROWS 47
 extern const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS];
 
 /** The row of (status, reason): its own, else that status's "other", else -1 (not counted). */
