@@ -231,3 +231,14 @@ def test_a_scope_denial_that_httpd_answers_401_counts_as_401_scope(httpd, faulty
     after = answers(prometheus(httpd)[0])
     changed = {k: after[k] - start[k] for k in after if after[k] != start[k]}
     assert changed == {("401", "scope"): 1}
+
+
+def test_429s_are_counted_by_their_budget(httpd, faulty):
+    """OfftokMissRate's 429 is counted as 429 miss_rate (the 429 itself is mod_offtok_flood.c's)."""
+    httpd.start(conf(httpd, faulty), server="OfftokMissRate 0.1 1", servers=1)
+    start = answers(prometheus(httpd)[0])
+    assert httpd.get("/ok/index.html", token="first-unknown-token").status_code == 200
+    assert httpd.get("/ok/index.html", token="second-unknown-token").status_code == 429
+    after = answers(prometheus(httpd)[0])
+    changed = {k: after[k] - start[k] for k in after if after[k] != start[k]}
+    assert changed == {("200", "granted"): 1, ("429", "miss_rate"): 1}
