@@ -84,6 +84,7 @@ typedef struct {
     int max_pending;                   /**< requests that may wait on the issuer per process; 0: auto */
     const char *redis_url;             /**< OfftokRedis; NULL: nothing is shared */
     const char *redis_password;        /**< OfftokRedisPassword, resolved */
+    const char *redis_user;            /**< OfftokRedisUser */
     const char *redis_key;             /**< OfftokRedisKey, resolved */
     ot_rate_t miss_rate;               /**< OfftokMissRate; rate 0: Off */
     ot_rate_t issuer_rate;             /**< OfftokIssuerMaxRate; rate 0: Off */
@@ -234,6 +235,13 @@ void offtok_flood_fetched(void);
 
 /* ---- pushed revocations and the Redis tier (mod_offtok_redis.c) --------------------------- */
 
+/** What offtok_redis_once found. */
+typedef enum {
+    OFFTOK_ONCE_FIRST,               /**< recorded: no node used it before */
+    OFFTOK_ONCE_SEEN,                /**< some node used it before: a replay */
+    OFFTOK_ONCE_UNAVAILABLE          /**< no Redis, or it could not be asked */
+} offtok_once_t;
+
 #ifdef HAVE_HIREDIS
 /**
  * Apply a valid pushed revocation of a sub or sid in every process of this node (ot_revoke_add)
@@ -264,9 +272,19 @@ void offtok_redis_put(request_rec *r, const unsigned char *key, const ot_cache_e
  */
 int offtok_redis_trusts(apr_time_t fetched);
 
+/**
+ * Record that `id` (of `table`: "push" for logout jtis and action ids, later "dpop") from issuer
+ * `iss` is used, until `until`, across all nodes (SET NX in Redis). OFFTOK_ONCE_FIRST: no node
+ * saw it before; OFFTOK_ONCE_SEEN: one did (a replay); OFFTOK_ONCE_UNAVAILABLE: no OfftokRedis,
+ * or Redis could not be asked — the caller decides (accept a logout, refuse a proof).
+ */
+offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *iss,
+                                const char *id, apr_time_t until);
+
 /** OfftokRedis, OfftokRedisPassword, OfftokRedisKey. */
 const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg);
 const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg);
 const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg);
 
 void offtok_redis_register_hooks(apr_pool_t *p);
@@ -300,6 +318,13 @@ static APR_INLINE void offtok_redis_put(request_rec *r, const unsigned char *key
 static APR_INLINE int offtok_redis_trusts(apr_time_t fetched)
 {
     return 1;
+}
+
+static APR_INLINE offtok_once_t offtok_redis_once(request_rec *r, const char *table,
+                                                  const char *iss, const char *id,
+                                                  apr_time_t until)
+{
+    return OFFTOK_ONCE_UNAVAILABLE;
 }
 
 static APR_INLINE void offtok_redis_register_hooks(apr_pool_t *p)

@@ -113,6 +113,7 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->max_pending = MERGE_INT(max_pending);
     c->redis_url = MERGE_PTR(redis_url);
     c->redis_password = MERGE_PTR(redis_password);
+    c->redis_user = MERGE_PTR(redis_user);
     c->redis_key = MERGE_PTR(redis_key);
     c->miss_rate = add->miss_rate_set ? add->miss_rate : base->miss_rate;
     c->miss_rate_set = add->miss_rate_set || base->miss_rate_set;
@@ -512,7 +513,10 @@ const command_rec offtok_cmds[] = {
                    "per-second [burst] or Off: issuer calls for the whole server"),
 #ifdef HAVE_HIREDIS
     AP_INIT_TAKE1("OfftokRedis", offtok_set_redis, NULL, RSRC_CONF,
-                  "redis://host[:port][/db]: share answers and pushed revocations with other nodes"),
+                  "redis://host[:port][/db] or redis-sentinel://host:port,.../master[/db]: share "
+                  "answers and pushed revocations with other nodes"),
+    AP_INIT_TAKE1("OfftokRedisUser", offtok_set_redis_user, NULL, RSRC_CONF,
+                  "Redis ACL user sent with AUTH (with OfftokRedisPassword)"),
     AP_INIT_TAKE1("OfftokRedisPassword", offtok_set_redis_password, NULL, RSRC_CONF,
                   "Redis AUTH password: a literal, env:VAR or file:PATH"),
     AP_INIT_TAKE1("OfftokRedisKey", offtok_set_redis_key, NULL, RSRC_CONF,
@@ -520,6 +524,8 @@ const command_rec offtok_cmds[] = {
 #else
     AP_INIT_TAKE1("OfftokRedis", refuse_redis, NULL, RSRC_CONF, "not in this build (no hiredis)"),
     AP_INIT_TAKE1("OfftokRedisPassword", refuse_redis, NULL, RSRC_CONF,
+                  "not in this build (no hiredis)"),
+    AP_INIT_TAKE1("OfftokRedisUser", refuse_redis, NULL, RSRC_CONF,
                   "not in this build (no hiredis)"),
     AP_INIT_TAKE1("OfftokRedisKey", refuse_redis, NULL, RSRC_CONF,
                   "not in this build (no hiredis)"),

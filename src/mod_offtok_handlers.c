@@ -212,13 +212,24 @@ typedef struct {
     const void *what;                   /**< the ot_logout_t or ot_admin_t */
     int (*apply)(push_t *ps, const void *what);
     int status;                         /**< what apply answered */
+    const char *jti;
+    apr_time_t until;
 } push_job_t;
 
+/**
+ * Apply the push unless another node did (with OfftokRedis: SET NX, offtok_redis_once; when
+ * Redis cannot be asked, this node's table alone decides, as a replay only revokes again).
+ */
 static apr_status_t run_job(void *baton)
 {
     push_job_t *job = baton;
+    push_t *ps = job->ps;
+    offtok_once_t once = offtok_redis_once(ps->r, "push", ps->c->issuer, job->jti, job->until);
 
-    job->status = job->apply(job->ps, job->what);
+    if (once == OFFTOK_ONCE_SEEN) {
+        return APR_EEXIST;
+    }
+    job->status = job->apply(ps, job->what);
     return job->status == OK ? APR_SUCCESS : APR_EGENERAL;
 }
 
@@ -232,7 +243,7 @@ static apr_status_t apply_once(push_t *ps, const char *jti, apr_int64_t until,
                                int (*apply)(push_t *ps, const void *what), const void *what,
                                int *status)
 {
-    push_job_t job = { ps, what, apply, OK };
+    push_job_t job = { ps, what, apply, OK, jti, apr_time_from_sec(until) };
     apr_status_t rv = ot_revoke_once(ps->proc->shm, ps->c->issuer, jti,
                                      apr_time_from_sec(until), ps->now, run_job, &job);
 

@@ -2,7 +2,9 @@
 /*
  * Several nodes, one Redis (OfftokRedis): the glue around ot_redis*.c. Built only with hiredis.
  *
- *   directives       OfftokRedis, OfftokRedisPassword, OfftokRedisKey (server config only)
+ *   directives       OfftokRedis, OfftokRedisUser, OfftokRedisPassword, OfftokRedisKey (server
+ *                    config only); redis-sentinel:// finds and follows the master
+ *                    (ot_redis_sentinel.c)
  *   check_config     OfftokRedisKey is required with OfftokRedis (so `apachectl -t` says so)
  *   child_init       this process's client (a pool of connections with a breaker) and its
  *                    subscriber thread; signals are blocked in that thread
@@ -10,7 +12,8 @@
  *                    a pre-cleanup of the child pool does the same on older httpd
  *   authn            offtok_redis_get after a local miss, offtok_redis_put for fresh answers,
  *                    offtok_redis_trusts before reusing a positive answer
- *   handlers         offtok_revoke / offtok_not_before: apply here, then publish
+ *   handlers         offtok_revoke / offtok_not_before: apply here, then publish;
+ *                    offtok_redis_once: an id accepted once across all nodes (SET NX)
  *
  * "Caught up": each process keeps down_since, 0 while its subscription is complete. While it is
  * not (before the first catch-up, and after a loss until the next one), positive answers fetched
@@ -32,6 +35,7 @@
 #include <ap_mpm.h>
 #include <mpm_common.h>
 #include <apr_strings.h>
+#include <apr_lib.h>
 #include <apr_thread_proc.h>
 
 #include "mod_offtok.h"
@@ -93,6 +97,26 @@ const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg)
     return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
 }
 
+const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = main_conf(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY), *q;
+
+    for (q = arg; err == NULL && *q; q++) {
+        if (!apr_isgraph(*q)) {
+            err = "a Redis user name has no spaces or control characters";
+        }
+    }
+    if (err == NULL && *arg == '\0') {
+        err = "an empty user name";
+    }
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    sc->redis_user = arg;
+    return NULL;
+}
+
 const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg)
 {
     offtok_srv_conf *sc = main_conf(cmd->server);
@@ -128,9 +152,16 @@ static int redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
                      "authenticates what the nodes store in Redis");
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (sc->redis_url == NULL && (sc->redis_key != NULL || sc->redis_password != NULL)) {
+    if (sc->redis_url == NULL && (sc->redis_key != NULL || sc->redis_password != NULL
+                                  || sc->redis_user != NULL)) {
         ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_WARNING, 0, NULL, "OT0209: "
-                     "OfftokRedisKey or OfftokRedisPassword without OfftokRedis: ignored");
+                     "OfftokRedisKey, OfftokRedisUser or OfftokRedisPassword without "
+                     "OfftokRedis: ignored");
+    }
+    if (sc->redis_url != NULL && sc->redis_user != NULL && sc->redis_password == NULL) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL, "OT0230: OfftokRedisUser "
+                     "needs OfftokRedisPassword (Redis's AUTH takes a user and a password)");
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
 }
@@ -274,6 +305,7 @@ static void client_conf(ot_redis_conf_t *conf, const offtok_srv_conf *sc, apr_po
     memset(conf, 0, sizeof(*conf));
     ot_redis_parse_url(conf, sc->redis_url, p);
     conf->password = sc->redis_password;
+    conf->user = sc->redis_user;
     conf->key = sc->redis_key;
     conf->key_len = strlen(sc->redis_key);
 }
@@ -422,4 +454,28 @@ apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *clie
         publish(r, &rev);
     }
     return rv;
+}
+
+/* ---- once across all nodes ---------------------------------------------------------------- */
+
+offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *iss,
+                                const char *id, apr_time_t until)
+{
+    struct offtok_redis_t *rp = this_process();
+    apr_status_t rv;
+
+    if (rp == NULL) {
+        return OFFTOK_ONCE_UNAVAILABLE;
+    }
+    rv = ot_redis_once(rp->client, table, iss, id, until, apr_time_now(), r->pool);
+    if (rv == APR_EEXIST) {
+        return OFFTOK_ONCE_SEEN;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0231: Redis could not say whether this "
+                      "%s id was used on another node (%s)", table,
+                      ot_redis_last_error(rp->client, r->pool));
+        return OFFTOK_ONCE_UNAVAILABLE;
+    }
+    return OFFTOK_ONCE_FIRST;
 }

@@ -46,15 +46,33 @@ apr_int64_t ot_redis_ms(apr_time_t t)
 
 /* ---- configuration ------------------------------------------------------------------------- */
 
+int ot_redis_have_tls(void)
+{
+#ifdef HAVE_HIREDIS_SSL
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_t *p)
 {
     apr_uri_t uri;
     char *end;
     long db = 0, port;
 
+    if (strncasecmp(url, "redis-sentinel://", 17) == 0) {
+        return ot_redis_sentinel_parse(conf, url, p);
+    }
     if (apr_uri_parse(p, url, &uri) != APR_SUCCESS || uri.scheme == NULL
-        || strcasecmp(uri.scheme, "redis") != 0 || uri.hostname == NULL || !*uri.hostname) {
+        || (strcasecmp(uri.scheme, "redis") != 0 && strcasecmp(uri.scheme, "rediss") != 0)
+        || uri.hostname == NULL || !*uri.hostname) {
         return apr_psprintf(p, "'%s' is not a redis://host[:port][/db] URL", url);
+    }
+    if (strcasecmp(uri.scheme, "rediss") == 0 && !ot_redis_have_tls()) {
+        return "rediss:// (TLS) needs hiredis 1.0 or later with hiredis_ssl, and this build "
+               "has a hiredis without TLS (Debian 12 ships 0.14): use redis:// on a private "
+               "network or a tunnel (stunnel, WireGuard), or build against hiredis >= 1.0";
     }
     if (uri.user || uri.password) {
         return "put the password in OfftokRedisPassword, not in the URL";
@@ -75,6 +93,7 @@ const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_
     conf->host = uri.hostname;
     conf->port = (int)port;
     conf->db = (int)db;
+    conf->tls = strcasecmp(uri.scheme, "rediss") == 0;
     return NULL;
 }
 
@@ -93,7 +112,8 @@ apr_status_t ot_redis_create(ot_redis_t **pr, const ot_redis_conf_t *conf, int m
     ot_redis_t *r = apr_pcalloc(p, sizeof(*r));
     apr_status_t rv;
 
-    if (conf->host == NULL || conf->key == NULL || conf->key_len < KEY_MIN) {
+    if ((conf->host == NULL && conf->master == NULL) || conf->key == NULL
+        || conf->key_len < KEY_MIN) {
         return APR_EINVAL;
     }
     r->conf = *conf;
@@ -105,7 +125,13 @@ apr_status_t ot_redis_create(ot_redis_t **pr, const ot_redis_conf_t *conf, int m
     r->rev_key = apr_pstrcat(p, "offtok:", r->kid, ":rev", NULL);
     r->nb_key = apr_pstrcat(p, "offtok:", r->kid, ":nb", NULL);
     r->channel = r->rev_key;
-    r->where = apr_psprintf(p, "%s:%d/%d", conf->host, conf->port, conf->db);
+    r->where = conf->master ? apr_psprintf(p, "%s via Sentinel %s:%d/%d", conf->master,
+                                            conf->sentinels[0].host, conf->sentinels[0].port,
+                                            conf->db)
+        : apr_psprintf(p, "%s:%d/%d", conf->host, conf->port, conf->db);
+    if (conf->tls && (rv = ot_redis_tls_init(r, p)) != APR_SUCCESS) {
+        return rv;
+    }
     r->stats = stats;
     r->max_idle = max_idle < 1 ? 1 : max_idle > 64 ? 64 : max_idle;
     r->idle = apr_pcalloc(p, sizeof(*r->idle) * (apr_size_t)r->max_idle);
@@ -201,11 +227,22 @@ static int setup_command(ot_redis_t *r, redisContext *c, int argc, const char **
     return ok;
 }
 
-redisContext *ot_redis_connect(ot_redis_t *r)
+/** AUTH with the user when there is one; 1 when Redis accepted it. */
+static int authenticate(ot_redis_t *r, redisContext *c)
 {
-    redisContext *c = redisConnectWithTimeout(r->conf.host, r->conf.port, r->connect_tv);
+    const char *argv[] = { "AUTH", r->conf.user, r->conf.password };
+
+    if (r->conf.user == NULL) {
+        argv[1] = r->conf.password;
+        return setup_command(r, c, 2, argv, "AUTH");
+    }
+    return setup_command(r, c, 3, argv, "AUTH");
+}
+
+redisContext *ot_redis_open(ot_redis_t *r, const char *host, int port, int data)
+{
+    redisContext *c = redisConnectWithTimeout(host, port, r->connect_tv);
     char db[16];
-    const char *auth[] = { "AUTH", r->conf.password };
     const char *select[] = { "SELECT", db };
 
     if (c == NULL || c->err) {
@@ -219,12 +256,23 @@ redisContext *ot_redis_connect(ot_redis_t *r)
     if (redisSetTimeout(c, r->command_tv) != REDIS_OK) {
         ot_redis_note(r, "set-up", c->errstr);
     }
-    else if ((!r->conf.password || setup_command(r, c, 2, auth, "AUTH"))
-             && (r->conf.db == 0 || setup_command(r, c, 2, select, "SELECT"))) {
+    else if (r->tls && ot_redis_tls_start(r, c, host) != APR_SUCCESS) {
+        /* noted */
+    }
+    else if ((!r->conf.password || authenticate(r, c) || !data)
+             && (!data || r->conf.db == 0 || setup_command(r, c, 2, select, "SELECT"))) {
         return c;
     }
     redisFree(c);
     return NULL;
+}
+
+redisContext *ot_redis_connect(ot_redis_t *r)
+{
+    if (r->conf.master != NULL) {
+        return ot_redis_sentinel_connect(r);
+    }
+    return ot_redis_open(r, r->conf.host, r->conf.port, 1);
 }
 
 /** Free every idle connection: one of them failed, the others are from the same era. */
@@ -257,6 +305,11 @@ static redisContext *take(ot_redis_t *r, int *kept)
         c = r->idle[--r->n_idle];
     }
     apr_thread_mutex_unlock(r->mutex);
+    if (c != NULL && !ot_redis_sentinel_current(r, c)) {
+        redisFree(c);                 /* to a master that is no more: so are the others */
+        drop_idle(r);
+        c = NULL;
+    }
     *kept = c != NULL;
     if (c == NULL && (c = ot_redis_connect(r)) == NULL) {
         trip(r);
@@ -266,8 +319,10 @@ static redisContext *take(ot_redis_t *r, int *kept)
 
 static void give(ot_redis_t *r, redisContext *c)
 {
+    int current = ot_redis_sentinel_current(r, c);
+
     apr_thread_mutex_lock(r->mutex);
-    if (r->n_idle < r->max_idle) {
+    if (current && r->n_idle < r->max_idle) {
         r->idle[r->n_idle++] = c;
         c = NULL;
     }
@@ -299,6 +354,19 @@ static int pipeline(redisContext *c, int n, ot_redis_cmd_t *cmds, redisReply **r
     return 0;
 }
 
+/** 1 when one of the n replies says the server is a replica now (a failover demoted it). */
+static int demoted(int n, redisReply **replies)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (replies[i]->type == REDIS_REPLY_ERROR && strncmp(replies[i]->str, "READONLY", 8) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
 apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies)
 {
     redisContext *c;
@@ -309,10 +377,15 @@ apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply
             return APR_EAGAIN;
         }
         if (pipeline(c, n, cmds, replies)) {
-            give(r, c);
-            return APR_SUCCESS;
+            if (!(r->conf.master && demoted(n, replies))) {
+                give(r, c);
+                return APR_SUCCESS;
+            }
+            ot_redis_free_replies(n, replies);
+            ot_redis_sentinel_forget(r);
+            kept = 1;
         }
-        ot_redis_note(r, "command", c->errstr);
+        ot_redis_note(r, "command", c->err ? c->errstr : "READONLY: the master became a replica");
         redisFree(c);
         if (!kept) {
             break;

@@ -49,12 +49,28 @@ struct ot_stats_t;
 /** Longest string (iss, sub, sid, client) in a revocation message. */
 #define OT_REDIS_VALUE_MAX 4096
 
-/** Where Redis is and how to reach it. */
+/** Default port of a Sentinel. */
+#define OT_REDIS_SENTINEL_PORT 26379
+/** Most sentinels one redis-sentinel:// URL may list. */
+#define OT_REDIS_SENTINELS_MAX 16
+
+/** One host and port. */
 typedef struct {
     const char *host;
     int port;
+} ot_redis_addr_t;
+
+/** Where Redis is and how to reach it. */
+typedef struct {
+    const char *host;                /**< redis://: the server; NULL with Sentinel */
+    int port;
     int db;                          /**< SELECTed after connecting when not 0 */
+    const char *user;                /**< ACL user sent with AUTH; NULL: AUTH password alone */
     const char *password;            /**< AUTH; NULL for none */
+    int tls;                         /**< rediss:// (only where hiredis_ssl is, OT_REDIS_HAVE_TLS) */
+    const char *master;              /**< redis-sentinel://: the master's name, else NULL */
+    ot_redis_addr_t sentinels[OT_REDIS_SENTINELS_MAX];
+    int n_sentinels;
     const char *key;                 /**< OfftokRedisKey (at least 16 bytes) */
     apr_size_t key_len;
     apr_interval_time_t connect_timeout;   /**< 0: OT_REDIS_CONNECT_TIMEOUT */
@@ -62,8 +78,11 @@ typedef struct {
 } ot_redis_conf_t;
 
 /**
- * Parse redis://host[:port][/db] into conf's host, port (default 6379) and db (default 0).
- * NULL on success, else a message for the administrator (credentials in the URL are refused).
+ * Parse redis://host[:port][/db] into conf's host, port (default 6379) and db (default 0), or
+ * redis-sentinel://host[:port][,host[:port]...]/master-name[/db] into sentinels (default port
+ * 26379), master and db, or rediss:// as redis:// with tls set (refused, with the reason, where
+ * hiredis has no TLS). NULL on success, else a message for the administrator (credentials in
+ * the URL are refused).
  */
 const char *ot_redis_parse_url(ot_redis_conf_t *conf, const char *url, apr_pool_t *p);
 
@@ -85,8 +104,11 @@ const char *ot_redis_last_error(ot_redis_t *r, apr_pool_t *p);
 /** The name of the sorted set of revocations, which is also the channel's. */
 const char *ot_redis_rev_name(const ot_redis_t *r);
 
-/** "host:port/db", for logs. */
+/** "host:port/db" (with Sentinel: "master-name via Sentinel host:port,.../db"), for logs. */
 const char *ot_redis_where(const ot_redis_t *r);
+
+/** 1 when this build can speak TLS to Redis (hiredis >= 1.0 with hiredis_ssl). */
+int ot_redis_have_tls(void);
 
 /** Open the breaker now: the next call tries Redis again (the subscriber got through). */
 void ot_redis_mark_up(ot_redis_t *r);
@@ -118,6 +140,21 @@ apr_status_t ot_redis_seal_answer(const ot_redis_t *r, const char *name,
 /** Check and decode a value read under `name`: APR_SUCCESS or APR_EINVAL. */
 apr_status_t ot_redis_open_answer(const ot_redis_t *r, const char *name, const char *val,
                                   apr_size_t len, ot_cache_entry_t *e, apr_pool_t *p);
+
+/* ---- once across all nodes (ot_redis_once.c) --------------------------------------------- */
+
+/**
+ * Record that `id` of `table` (a short label: "push", "dpop") from issuer `iss` was used, until
+ * `until`, with SET NX EX under a keyed name ("offtok:<kid>:once:<64 hex>", so neither the id
+ * nor the issuer shows). APR_SUCCESS: first use anywhere; APR_EEXIST: some node recorded it
+ * before; APR_EAGAIN: Redis could not be asked (the caller decides what that means).
+ */
+apr_status_t ot_redis_once(ot_redis_t *r, const char *table, const char *iss, const char *id,
+                           apr_time_t until, apr_time_t now, apr_pool_t *p);
+
+/** The name ot_redis_once uses, from p. */
+const char *ot_redis_once_name(const ot_redis_t *r, const char *table, const char *iss,
+                               const char *id, apr_pool_t *p);
 
 /* ---- revocations -------------------------------------------------------------------------- */
 

@@ -44,6 +44,7 @@ struct ot_redis_t {
     const char *channel;                   /**< where revocations are published */
     const char *where;                     /**< host:port/db, for logs */
     struct ot_stats_t *stats;
+    void *tls;                             /**< redisSSLContext with rediss://, else NULL */
 
     apr_thread_mutex_t *mutex;             /**< guards everything below */
     redisContext **idle;                   /**< connections between uses; last is newest */
@@ -51,6 +52,9 @@ struct ot_redis_t {
     apr_time_t down_until;                 /**< the breaker: nobody tries before this */
     apr_interval_time_t backoff;           /**< current breaker delay, 0 when healthy */
     char err[OT_REDIS_ERRBUF];             /**< the last failure */
+    char master_host[256];                 /**< Sentinel: the master last found; "" unknown */
+    int master_port;
+    int sentinel_next;                     /**< Sentinel: the one to ask first */
     ot_redis_pend_t pend[OT_REDIS_PENDING_MAX]; /**< ring of unpublished revocations */
     int pend_head, pend_count;
 };
@@ -85,6 +89,47 @@ void ot_redis_derive_keys(ot_redis_t *r);
  * done. NULL on failure, with the reason noted (ot_redis_note).
  */
 redisContext *ot_redis_connect(ot_redis_t *r);
+
+/**
+ * A connection to host:port with the timeouts set, TLS when configured, and AUTH done; for data
+ * (not a Sentinel) SELECT too, and a refused AUTH fails it. A Sentinel that refuses AUTH is used
+ * anyway (many run without a password): what it answers next decides. NULL on failure, noted.
+ */
+redisContext *ot_redis_open(ot_redis_t *r, const char *host, int port, int data);
+
+/* ---- TLS (ot_redis_tls.c; APR_ENOTIMPL where hiredis has no hiredis_ssl) ----------------------- */
+
+/** Make r->tls: verifies the server against the system's CA store (OpenSSL's default paths). */
+apr_status_t ot_redis_tls_init(ot_redis_t *r, apr_pool_t *p);
+
+/** Start TLS on c, checking that the certificate names host; noted on failure. */
+apr_status_t ot_redis_tls_start(ot_redis_t *r, redisContext *c, const char *host);
+
+/* ---- Sentinel (ot_redis_sentinel.c) ----------------------------------------------------------- */
+
+/** Parse the redis-sentinel:// URL into conf; NULL or a message (see ot_redis_parse_url). */
+const char *ot_redis_sentinel_parse(ot_redis_conf_t *conf, const char *url, apr_pool_t *p);
+
+/**
+ * A data connection to the master: the one last found if it still says it is the master
+ * (ROLE), else the one the Sentinels name now (asked in turn), checked the same way.
+ */
+redisContext *ot_redis_sentinel_connect(ot_redis_t *r);
+
+/** Forget the master (it answered READONLY: a replica now); the next connection asks again. */
+void ot_redis_sentinel_forget(ot_redis_t *r);
+
+/** 1 when c goes to the master last found (always 1 without Sentinel). */
+int ot_redis_sentinel_current(ot_redis_t *r, const redisContext *c);
+
+/** A connection to one of the Sentinels, SUBSCRIBEd to +switch-master; NULL when none answers. */
+redisContext *ot_redis_sentinel_watch(ot_redis_t *r);
+
+/**
+ * Read what the watch connection brought. 0 when it failed (free it); 1 otherwise, with *moved
+ * set when a Sentinel announced a new master for ours (already recorded).
+ */
+int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, int *moved);
 
 /** Remember why something failed (for ot_redis_last_error) and count it. */
 void ot_redis_note(ot_redis_t *r, const char *what, const char *detail);

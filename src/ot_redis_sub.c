@@ -12,6 +12,11 @@
  *   (Redis gone silent: a partition, a hung server) as much as a closed connection does
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
  *
+ * With Sentinel, a second connection, to a Sentinel, is SUBSCRIBEd to +switch-master (opened
+ * when missing, at most once a second, and kept across reconnections). A switch of our master
+ * ends the subscription (and a nap) at once: the subscriber starts over on the new master and
+ * catches up there, exactly as after an outage.
+ *
  * Nothing here reads with a timeout (hiredis 0.14 would leave the context in error for good):
  * poll() says when there is something to read. A revocation published before the SUBSCRIBE was
  * processed is in the store (it is stored before it is published, in one MULTI), so the store
@@ -47,6 +52,8 @@ struct ot_redis_sub_t {
     int stopping;                  /**< atomic */
     apr_time_t ping_sent;          /**< when the unanswered PING went out; 0 when none */
     apr_uint32_t seed;             /**< for the jitter */
+    redisContext *watch;           /**< Sentinel: subscribed to +switch-master, or NULL */
+    apr_time_t watch_tried;        /**< when a watch connection was last tried */
 };
 
 static int stopping(ot_redis_sub_t *s)
@@ -111,26 +118,60 @@ static void set_fd(ot_redis_sub_t *s, int fd)
     apr_thread_mutex_unlock(s->mutex);
 }
 
+/** Sentinel: watch for +switch-master when not watching yet (not more than once a second). */
+static void watch(ot_redis_sub_t *s)
+{
+    static const apr_interval_time_t every = apr_time_from_sec(1);
+    apr_time_t now = apr_time_now();
+
+    if (s->r->conf.master != NULL && s->watch == NULL && now - s->watch_tried >= every) {
+        s->watch_tried = now;
+        s->watch = ot_redis_sentinel_watch(s->r);
+    }
+}
+
+/** What the watch connection brought: 1 when our master moved. */
+static int heard(ot_redis_sub_t *s)
+{
+    int moved = 0;
+
+    if (!ot_redis_sentinel_heard(s->r, s->watch, &moved)) {
+        redisFree(s->watch);
+        s->watch = NULL;
+    }
+    return moved;
+}
+
 /**
  * Wait until fd (or -1: nothing) is readable, the pipe is, or `until` passes. 1: fd readable;
- * 0: time is up; -1: stopping.
+ * 0: time is up; -1: stopping; 2: a Sentinel said our master moved.
  */
 static int wait_for(ot_redis_sub_t *s, int fd, apr_time_t until)
 {
-    struct pollfd pf[2];
-    apr_interval_time_t left = until - apr_time_now();
-    int n;
+    struct pollfd pf[3];
+    apr_interval_time_t left;
+    int n, i;
 
-    pf[0].fd = s->wake[0];
-    pf[0].events = POLLIN;
-    pf[1].fd = fd;
-    pf[1].events = POLLIN;
-    pf[0].revents = pf[1].revents = 0;
-    n = poll(pf, fd >= 0 ? 2 : 1, left > 0 ? (int)((left + 999) / 1000) : 0);
-    if (stopping(s) || (n > 0 && pf[0].revents)) {
-        return -1;
+    for (;;) {
+        left = until - apr_time_now();
+        pf[0].fd = s->wake[0];
+        pf[1].fd = fd;
+        pf[2].fd = s->watch ? s->watch->fd : -1;
+        for (i = 0; i < 3; i++) {
+            pf[i].events = POLLIN;
+            pf[i].revents = 0;
+        }
+        n = poll(pf, 3, left > 0 ? (int)((left + 999) / 1000) : 0);
+        if (stopping(s) || (n > 0 && pf[0].revents)) {
+            return -1;
+        }
+        if (n > 0 && pf[2].revents && heard(s)) {
+            return 2;
+        }
+        if (n <= 0 || pf[1].revents) {
+            return n > 0 ? 1 : 0;
+        }
     }
-    return n > 0 && pf[1].revents ? 1 : 0;
 }
 
 /** Write what hiredis has buffered; 1 when all of it went. */
@@ -242,6 +283,9 @@ static redisContext *subscribe(ot_redis_sub_t *s, const char **why, apr_pool_t *
         else if (ready == 0) {
             *why = "no answer to SUBSCRIBE";
         }
+        else if (ready == 2) {
+            *why = "Sentinel switched the master";
+        }
         else {
             drain(s, c, &subscribed, why, p, p);
         }
@@ -291,6 +335,7 @@ static int tick(ot_redis_sub_t *s, redisContext *c, apr_time_t now, const char *
     if (ot_redis_pending(s->r) > 0) {
         ot_redis_flush_pending(s->r, now);
     }
+    watch(s);
     return 1;
 }
 
@@ -315,6 +360,9 @@ static void listen_loop(ot_redis_sub_t *s, redisContext *c, const char **why, ap
         if (ready < 0) {
             *why = "stopping";
         }
+        else if (ready == 2) {
+            *why = "Sentinel switched the master";
+        }
         else if (ready > 0) {
             drain(s, c, NULL, why, round, p);
         }
@@ -328,6 +376,7 @@ static void nap(ot_redis_sub_t *s, apr_interval_time_t d)
 {
     s->seed = s->seed * 1103515245u + 12345u;
     d = d * 3 / 4 + (apr_interval_time_t)((s->seed >> 8) % (apr_uint32_t)(d / 2 + 1));
+    watch(s);
     wait_for(s, -1, apr_time_now() + d);
 }
 
@@ -358,6 +407,10 @@ void ot_redis_sub_run(ot_redis_sub_t *s)
         apr_pool_clear(p);
         nap(s, backoff);
         backoff = backoff * 2 > NAP_MAX ? NAP_MAX : backoff * 2;
+    }
+    if (s->watch != NULL) {
+        redisFree(s->watch);
+        s->watch = NULL;
     }
     apr_pool_destroy(p);
 }
