@@ -59,8 +59,7 @@ static const char *parse_addr(ot_redis_addr_t *a, const char *s, apr_size_t n, a
     }
     for (q = h; q < h_end; q++) {
         if (!host_char(*q, *s == '[')) {
-            return *q == '@' ? "put the password in OfftokRedisPassword, not in the URL"
-                : "a Sentinel's host may hold letters, digits, '.', '-' and '_' only";
+            return "a Sentinel's host may hold letters, digits, '.', '-' and '_' only";
         }
     }
     if (h_end == h) {
@@ -112,6 +111,9 @@ const char *ot_redis_sentinel_parse(ot_redis_conf_t *conf, const char *url, apr_
 
     if (slash == NULL) {
         return apr_psprintf(p, "'%s' names no master: " USAGE, url);
+    }
+    if (memchr(s, '@', (apr_size_t)(slash - s)) != NULL) {
+        return "put the password in OfftokRedisPassword, not in the URL";
     }
     conf->n_sentinels = 0;
     while (s <= slash) {
