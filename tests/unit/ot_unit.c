@@ -36,6 +36,7 @@ int main(void)
 #ifdef HAVE_HIREDIS
     srunner_add_suite(sr, suite_redis());
     srunner_add_suite(sr, suite_redis_sub());
+    srunner_add_suite(sr, suite_redis_sentinel());
 #endif
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -25,6 +25,7 @@ Suite *suite_stats(void);
 #ifdef HAVE_HIREDIS
 Suite *suite_redis(void);
 Suite *suite_redis_sub(void);
+Suite *suite_redis_sentinel(void);
 #endif
 
 #endif
