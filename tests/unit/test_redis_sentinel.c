@@ -140,6 +140,20 @@ START_TEST(test_once_across_clients)
     reply = redisCommand(c, "TTL %s", ot_redis_once_name(a, "push", ISS, "old", ot_test_pool));
     ck_assert_int_eq(reply->integer, 1);
     freeReplyObject(reply);
+    /* Someone who can write to Redis, without the key, marks an id before it arrives: not seen. */
+    freeReplyObject(redisCommand(c, "SET %s 1 EX 30",
+                                 ot_redis_once_name(a, "push", ISS, "early", ot_test_pool)));
+    ck_assert_int_eq(ot_redis_once(b, "push", ISS, "early", until, now, ot_test_pool),
+                     APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(ot_redis_last_error(b, ot_test_pool), "not our marker"));
+    /* ... but a marker copied from another id does not move either. */
+    reply = redisCommand(c, "GET %s", ot_redis_once_name(a, "push", ISS, "jti-x", ot_test_pool));
+    freeReplyObject(redisCommand(c, "SET %s %b EX 30",
+                                 ot_redis_once_name(a, "push", ISS, "moved", ot_test_pool),
+                                 reply->str, reply->len));
+    freeReplyObject(reply);
+    ck_assert_int_eq(ot_redis_once(b, "push", ISS, "moved", until, now, ot_test_pool),
+                     APR_SUCCESS);
     redisFree(c);
     ot_redis_close(a);
     ot_redis_close(b);
