@@ -365,6 +365,68 @@ def test_user_without_password_is_refused(httpd, redis_key):
     assert "OT0230: OfftokRedisUser needs OfftokRedisPassword" in out
 
 
+class TlsRedis(RedisServer):
+    """redis-server speaking TLS only, with one of the pki fixture's server certificates."""
+
+    def __init__(self, root, cert, key, ca):
+        super().__init__(root)
+        self.tls = ["--tls-cert-file", cert, "--tls-key-file", key, "--tls-ca-cert-file", ca,
+                    "--tls-auth-clients", "no"]
+
+    def start(self):
+        self.proc = subprocess.Popen(
+            [shutil.which("redis-server"), "--port", "0", "--tls-port", str(self.port),
+             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", self.dir]
+            + self.tls, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True)
+        wait_until(self._listens, timeout=10, what="redis-server (TLS) to listen")
+
+    def _listens(self):
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+
+@pytest.mark.parametrize("which", ["good", "wrong_host", "unknown_ca", "expired"])
+def test_rediss_verifies_the_server(which, workdir, pki, redis_key, httpd, node_b, keycloak,
+                                    monkeypatch, request):
+    """Only where the build has hiredis_ssl: the certificate must chain to the system's CA
+    store (here the test CA, through SSL_CERT_FILE) and name the host of the URL."""
+    code, out = httpd.configtest("", server=f"OfftokRedis rediss://127.0.0.1:1\n"
+                                            f"OfftokRedisKey file:{redis_key}")
+    if code != 0:
+        pytest.skip("this build has no TLS to Redis (hiredis < 1.0 or no hiredis_ssl)")
+    monkeypatch.setenv("SSL_CERT_FILE", pki.ca_file)
+    cert, key = pki.server_pair(which)
+    server = TlsRedis(os.path.join(workdir, "redis", request.node.name[:40]), cert, key,
+                      pki.ca_file)
+    server.start()
+    request.addfinalizer(server.stop)
+    lines = f"OfftokRedis rediss://127.0.0.1:{server.port}\nOfftokRedisKey file:{redis_key}\n"
+    if which == "good":
+        for node in (httpd, node_b):
+            node.allow_errors(*OUTAGE)          # the server stops before the nodes do
+        start_nodes(httpd, node_b, keycloak, lines)
+        token = shared(httpd, node_b, keycloak, sub="tls", sid="sid-tls")
+        keycloak.revoke(token)
+        assert post_logout(httpd, keycloak.logout_token(sub="tls")).status_code == 200
+        refused_within(node_b, token, 2.0)
+        return
+    for node in (httpd, node_b):
+        node.allow_errors(r"OT0200: Redis at .* unreachable \(TLS: SSL_connect failed")
+        node.start(site(keycloak), server=lines)
+    for node in (httpd, node_b):
+        wait_until(lambda: "OT0200" in node.error_log(), timeout=10, what="the refusal logged")
+        assert "TLS: SSL_connect failed" in node.error_log()
+    token = keycloak.mint_access(sub="notls")
+    assert get(httpd, token).status_code == 200
+    keycloak.reset_counts()
+    assert get(node_b, token).status_code == 200
+    assert keycloak.introspection_count() == 1, "nothing shared over an unverified link"
+
+
 def test_rediss_is_refused_without_hiredis_ssl(httpd, redis_key):
     code, out = httpd.configtest("", server=f"OfftokRedis rediss://127.0.0.1:6380\n"
                                             f"OfftokRedisKey file:{redis_key}")
