@@ -64,6 +64,8 @@ struct offtok_redis_t {
     apr_time_t down_since;       /**< atomic: 0 while caught up */
     int complained;              /**< atomic: OT0200 logged, OT0201 not yet */
     apr_time_t warned;           /**< atomic: last request-path warning */
+    char master[300];            /**< Sentinel: the master last logged (subscriber thread) */
+    const char *where_master;    /**< Sentinel: the master's name */
 };
 
 static offtok_srv_conf *main_conf(server_rec *s)
@@ -200,10 +202,28 @@ static void sub_down(void *baton, const char *why)
     }
 }
 
+/** Sentinel: say which node is the master when it is another than last time (OT0232). */
+static void log_master(struct offtok_redis_t *rp)
+{
+    apr_pool_t *p;
+    const char *m;
+
+    apr_pool_create(&p, NULL);
+    m = ot_redis_master(rp->client, p);
+    if (m != NULL && strcmp(m, rp->master) != 0) {
+        ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rp->s, "OT0232: Redis master %s is at %s "
+                     "(found through Sentinel%s)", rp->where_master, m,
+                     rp->master[0] ? apr_psprintf(p, "; it was at %s", rp->master) : "");
+        apr_cpystrn(rp->master, m, sizeof(rp->master));
+    }
+    apr_pool_destroy(p);
+}
+
 static void sub_up(void *baton)
 {
     struct offtok_redis_t *rp = baton;
 
+    log_master(rp);
     __atomic_store_n(&rp->down_since, 0, __ATOMIC_RELEASE);
     if (__atomic_exchange_n(&rp->complained, 0, __ATOMIC_ACQ_REL)) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rp->s, "OT0201: Redis at %s reachable again; "
@@ -327,6 +347,7 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
     rp->s = s;
     rp->down_since = apr_time_now();          /* not caught up yet */
     client_conf(&conf, sc, pchild);
+    rp->where_master = conf.master;
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
     apr_pool_create(&subpool, pchild);        /* the subscriber's alone */
     rv = ot_redis_create(&rp->client, &conf, threads < 16 ? threads : 16, offtok_proc()->stats,

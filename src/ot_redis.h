@@ -110,6 +110,9 @@ const char *ot_redis_where(const ot_redis_t *r);
 /** 1 when this build can speak TLS to Redis (hiredis >= 1.0 with hiredis_ssl). */
 int ot_redis_have_tls(void);
 
+/** With Sentinel, "host:port" of the master found last (from p), else NULL. */
+const char *ot_redis_master(ot_redis_t *r, apr_pool_t *p);
+
 /** Open the breaker now: the next call tries Redis again (the subscriber got through). */
 void ot_redis_mark_up(ot_redis_t *r);
 

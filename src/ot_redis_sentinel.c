@@ -157,6 +157,17 @@ static int get_master(ot_redis_t *r, char *host, apr_size_t n, int *port)
     return *host != '\0';
 }
 
+const char *ot_redis_master(ot_redis_t *r, apr_pool_t *p)
+{
+    char host[sizeof(r->master_host)];
+    int port;
+
+    if (r->conf.master == NULL || !get_master(r, host, sizeof(host), &port)) {
+        return NULL;
+    }
+    return apr_psprintf(p, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, port);
+}
+
 void ot_redis_sentinel_forget(ot_redis_t *r)
 {
     set_master(r, "", 0);

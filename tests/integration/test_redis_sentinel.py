@@ -151,6 +151,8 @@ def test_sentinel_failover_under_load(sentinels, redis_key, httpd, node_b, keycl
         node.allow_errors(*FAILOVER)
     server = f"OfftokRedis {sentinels.url()}\nOfftokRedisKey file:{redis_key}\n"
     start_nodes(httpd, node_b, keycloak, server)
+    assert f"OT0232: Redis master {MASTER} is at 127.0.0.1:{sentinels.master.port} " \
+           "(found through Sentinel)" in node_b.error_log()
     kept = shared(httpd, node_b, keycloak, sub="kim", sid="sid-kim")
     during = shared(httpd, node_b, keycloak, sub="dora", sid="sid-dora")
     after = shared(httpd, node_b, keycloak, sub="abe", sid="sid-abe")
@@ -191,6 +193,8 @@ def test_sentinel_failover_under_load(sentinels, redis_key, httpd, node_b, keycl
         assert statuses(node, during) == {401}
         wait_until(lambda: node.error_log().count("OT0201") >= 2, timeout=15,
                    what="both children to catch up on the new master")
+    assert f"OT0232: Redis master {MASTER} is at 127.0.0.1:{sentinels.replica.port} " \
+           f"(found through Sentinel; it was at 127.0.0.1:{old})" in node_b.error_log()
     # After the failover: B answers from its cache again until the push reaches it.
     keycloak.revoke(after)
     keycloak.reset_counts()
