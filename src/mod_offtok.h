@@ -281,6 +281,10 @@ int offtok_redis_trusts(apr_time_t fetched);
 offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *iss,
                                 const char *id, apr_time_t until);
 
+/** Undo offtok_redis_once's record of id (what it guarded failed here; a retry must pass). */
+void offtok_redis_once_forget(request_rec *r, const char *table, const char *iss,
+                              const char *id);
+
 /** OfftokRedis, OfftokRedisPassword, OfftokRedisKey. */
 const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg);
 const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg);
@@ -325,6 +329,11 @@ static APR_INLINE offtok_once_t offtok_redis_once(request_rec *r, const char *ta
                                                   apr_time_t until)
 {
     return OFFTOK_ONCE_UNAVAILABLE;
+}
+
+static APR_INLINE void offtok_redis_once_forget(request_rec *r, const char *table,
+                                                const char *iss, const char *id)
+{
 }
 
 static APR_INLINE void offtok_redis_register_hooks(apr_pool_t *p)

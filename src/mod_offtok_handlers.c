@@ -218,7 +218,8 @@ typedef struct {
 
 /**
  * Apply the push unless another node did (with OfftokRedis: SET NX, offtok_redis_once; when
- * Redis cannot be asked, this node's table alone decides, as a replay only revokes again).
+ * Redis cannot be asked, this node's table alone decides, as a replay only revokes again). A
+ * push that fails here is forgotten in Redis too, so that the issuer's retry is applied.
  */
 static apr_status_t run_job(void *baton)
 {
@@ -230,6 +231,9 @@ static apr_status_t run_job(void *baton)
         return APR_EEXIST;
     }
     job->status = job->apply(ps, job->what);
+    if (job->status != OK && once == OFFTOK_ONCE_FIRST) {
+        offtok_redis_once_forget(ps->r, "push", ps->c->issuer, job->jti);
+    }
     return job->status == OK ? APR_SUCCESS : APR_EGENERAL;
 }
 

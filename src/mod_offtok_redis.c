@@ -500,3 +500,13 @@ offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *i
     }
     return OFFTOK_ONCE_FIRST;
 }
+
+void offtok_redis_once_forget(request_rec *r, const char *table, const char *iss,
+                              const char *id)
+{
+    struct offtok_redis_t *rp = this_process();
+
+    if (rp != NULL) {
+        ot_redis_once_forget(rp->client, table, iss, id, r->pool);
+    }
+}

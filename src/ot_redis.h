@@ -155,6 +155,10 @@ apr_status_t ot_redis_open_answer(const ot_redis_t *r, const char *name, const c
 apr_status_t ot_redis_once(ot_redis_t *r, const char *table, const char *iss, const char *id,
                            apr_time_t until, apr_time_t now, apr_pool_t *p);
 
+/** Forget what ot_redis_once recorded for id (the push it guarded failed here). */
+apr_status_t ot_redis_once_forget(ot_redis_t *r, const char *table, const char *iss,
+                                  const char *id, apr_pool_t *p);
+
 /** The name ot_redis_once uses, from p. */
 const char *ot_redis_once_name(const ot_redis_t *r, const char *table, const char *iss,
                                const char *id, apr_pool_t *p);

@@ -125,3 +125,20 @@ apr_status_t ot_redis_once(ot_redis_t *r, const char *table, const char *iss, co
     ot_redis_free_replies(2, replies);
     return rv;
 }
+
+apr_status_t ot_redis_once_forget(ot_redis_t *r, const char *table, const char *iss,
+                                  const char *id, apr_pool_t *p)
+{
+    redisReply *reply;
+    ot_redis_cmd_t cmd = { 0 };
+    apr_status_t rv;
+
+    ot_redis_arg_str(&cmd, "DEL");
+    ot_redis_arg_str(&cmd, ot_redis_once_name(r, table, iss, id, p));
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = ot_redis_refused(r, reply, "DEL") ? APR_EGENERAL : APR_SUCCESS;
+    ot_redis_free_replies(1, &reply);
+    return rv;
+}

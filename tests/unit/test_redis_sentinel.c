@@ -129,6 +129,12 @@ START_TEST(test_once_across_clients)
     ck_assert_int_eq(ot_redis_once(b, "dpop", ISS, "jti-x", until, now, ot_test_pool),
                      APR_SUCCESS);
     ck_assert_int_eq(ot_redis_once(b, "push", ISS, "", until, now, ot_test_pool), APR_EINVAL);
+    /* A push that failed is forgotten, and its retry is a first use again. */
+    ck_assert_int_eq(ot_redis_once(a, "push", ISS, "failed", until, now, ot_test_pool),
+                     APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_once_forget(a, "push", ISS, "failed", ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_once(b, "push", ISS, "failed", until, now, ot_test_pool),
+                     APR_SUCCESS);
     c = redis_raw(redis_shared.port);
     reply = redisCommand(c, "TTL %s", ot_redis_once_name(a, "push", ISS, "jti-x", ot_test_pool));
     ck_assert_int_gt(reply->integer, 25);
