@@ -54,6 +54,7 @@ struct ot_redis_sub_t {
     apr_uint32_t seed;             /**< for the jitter */
     redisContext *watch;           /**< Sentinel: subscribed to +switch-master, or NULL */
     apr_time_t watch_tried;        /**< when a watch connection was last tried */
+    apr_interval_time_t watch_every; /**< between tries: 1 s, doubling to 30 s while failing */
 };
 
 static int stopping(ot_redis_sub_t *s)
@@ -82,6 +83,7 @@ apr_status_t ot_redis_sub_create(ot_redis_sub_t **ps, ot_redis_t *r,
     s->baton = baton;
     s->pool = p;
     s->fd = -1;
+    s->watch_every = apr_time_from_sec(1);
     s->seed = (apr_uint32_t)getpid() ^ (apr_uint32_t)apr_time_now();
     if ((rv = apr_thread_mutex_create(&s->mutex, APR_THREAD_MUTEX_DEFAULT, p)) != APR_SUCCESS) {
         return rv;
@@ -118,16 +120,21 @@ static void set_fd(ot_redis_sub_t *s, int fd)
     apr_thread_mutex_unlock(s->mutex);
 }
 
-/** Sentinel: watch for +switch-master when not watching yet (not more than once a second). */
+/**
+ * Sentinel: watch for +switch-master when not watching yet; after a failed try, not again for
+ * 1 s, doubling to 30 s (a try may block for the connect timeout of each Sentinel).
+ */
 static void watch(ot_redis_sub_t *s)
 {
-    static const apr_interval_time_t every = apr_time_from_sec(1);
     apr_time_t now = apr_time_now();
 
-    if (s->r->conf.master != NULL && s->watch == NULL && now - s->watch_tried >= every) {
-        s->watch_tried = now;
-        s->watch = ot_redis_sentinel_watch(s->r);
+    if (s->r->conf.master == NULL || s->watch != NULL || now - s->watch_tried < s->watch_every) {
+        return;
     }
+    s->watch_tried = now;
+    s->watch = ot_redis_sentinel_watch(s->r);
+    s->watch_every = s->watch ? apr_time_from_sec(1)
+        : s->watch_every * 2 > apr_time_from_sec(30) ? apr_time_from_sec(30) : s->watch_every * 2;
 }
 
 /** What the watch connection brought: 1 when our master moved. */
@@ -320,6 +327,7 @@ static int catch_up(ot_redis_sub_t *s, const char **why, apr_pool_t *p)
 static int tick(ot_redis_sub_t *s, redisContext *c, apr_time_t now, const char **why,
                 apr_pool_t *p)
 {
+    watch(s);                           /* first: it may block, and the PING is not sent yet */
     if (s->ping_sent && now - s->ping_sent >= PING_WAIT) {
         *why = "no answer to PING";
         return 0;
@@ -330,12 +338,11 @@ static int tick(ot_redis_sub_t *s, redisContext *c, apr_time_t now, const char *
             *why = apr_pstrdup(p, c->errstr);
             return 0;
         }
-        s->ping_sent = now;
+        s->ping_sent = apr_time_now();
     }
     if (ot_redis_pending(s->r) > 0) {
         ot_redis_flush_pending(s->r, now);
     }
-    watch(s);
     return 1;
 }
 
@@ -351,10 +358,10 @@ static void listen_loop(ot_redis_sub_t *s, redisContext *c, const char **why, ap
     while (*why == NULL) {
         now = apr_time_now();
         if (now >= next) {
-            next = now + PING_EVERY;
             if (!tick(s, c, now, why, p)) {
                 break;
             }
+            next = apr_time_now() + PING_EVERY;   /* time to read the answer, whatever tick took */
         }
         ready = wait_for(s, c->fd, next);
         if (ready < 0) {

@@ -237,6 +237,22 @@ def test_switch_master_moves_a_live_subscription(sentinels, redis_key, httpd, no
     assert names, "the revocation was written to the new master"
 
 
+def test_sentinels_gone_master_still_serves(sentinels, redis_key, httpd, node_b, keycloak):
+    """The Sentinels are only asked where the master is: without them the nodes go on sharing
+    through the master they found, with no loss logged."""
+    server = f"OfftokRedis {sentinels.url()}\nOfftokRedisKey file:{redis_key}\n"
+    start_nodes(httpd, node_b, keycloak, server)
+    for s in sentinels.sentinels:
+        s.stop()
+    time.sleep(3)                       # several PINGs and watch attempts
+    token = shared(httpd, node_b, keycloak, sub="vic", sid="sid-vic")
+    keycloak.revoke(token)
+    assert post_logout(httpd, keycloak.logout_token(sub="vic")).status_code == 200
+    refused_within(node_b, token, 2.0)
+    for node in (httpd, node_b):
+        assert "OT0200" not in node.error_log()
+
+
 # ---- ACL users -------------------------------------------------------------------------------
 
 def as_user(redis, user, password, *args):
