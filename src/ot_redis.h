@@ -67,7 +67,7 @@ typedef struct {
     int db;                          /**< SELECTed after connecting when not 0 */
     const char *user;                /**< ACL user sent with AUTH; NULL: AUTH password alone */
     const char *password;            /**< AUTH; NULL for none */
-    int tls;                         /**< rediss:// (only where hiredis_ssl is, OT_REDIS_HAVE_TLS) */
+    int tls;                         /**< rediss:// (only where ot_redis_have_tls()) */
     const char *master;              /**< redis-sentinel://: the master's name, else NULL */
     ot_redis_addr_t sentinels[OT_REDIS_SENTINELS_MAX];
     int n_sentinels;

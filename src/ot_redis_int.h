@@ -97,7 +97,7 @@ redisContext *ot_redis_connect(ot_redis_t *r);
  */
 redisContext *ot_redis_open(ot_redis_t *r, const char *host, int port, int data);
 
-/* ---- TLS (ot_redis_tls.c; APR_ENOTIMPL where hiredis has no hiredis_ssl) ----------------------- */
+/* ---- TLS (ot_redis_tls.c; APR_ENOTIMPL where hiredis has no hiredis_ssl) ------------------- */
 
 /** Make r->tls: verifies the server against the system's CA store (OpenSSL's default paths). */
 apr_status_t ot_redis_tls_init(ot_redis_t *r, apr_pool_t *p);
@@ -105,7 +105,7 @@ apr_status_t ot_redis_tls_init(ot_redis_t *r, apr_pool_t *p);
 /** Start TLS on c, checking that the certificate names host; noted on failure. */
 apr_status_t ot_redis_tls_start(ot_redis_t *r, redisContext *c, const char *host);
 
-/* ---- Sentinel (ot_redis_sentinel.c) ----------------------------------------------------------- */
+/* ---- Sentinel (ot_redis_sentinel.c) ------------------------------------------------------- */
 
 /** Parse the redis-sentinel:// URL into conf; NULL or a message (see ot_redis_parse_url). */
 const char *ot_redis_sentinel_parse(ot_redis_conf_t *conf, const char *url, apr_pool_t *p);

@@ -13,9 +13,9 @@
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
  *
  * With Sentinel, a second connection, to a Sentinel, is SUBSCRIBEd to +switch-master (opened
- * when missing, at most once a second, and kept across reconnections). A switch of our master
- * ends the subscription (and a nap) at once: the subscriber starts over on the new master and
- * catches up there, exactly as after an outage.
+ * when missing, retried after 1 s doubling to 30 s, kept across reconnections). A switch of our
+ * master ends the subscription (and a nap) at once: the subscriber starts over on the new master
+ * and catches up there, exactly as after an outage.
  *
  * Nothing here reads with a timeout (hiredis 0.14 would leave the context in error for good):
  * poll() says when there is something to read. A revocation published before the SUBSCRIBE was

@@ -3,8 +3,9 @@
  * TLS to Redis (rediss://), where hiredis >= 1.0 comes with hiredis_ssl (configure defines
  * HAVE_HIREDIS_SSL). The SSL_CTX is ours, not redisCreateSSLContext's: it verifies the server's
  * chain against OpenSSL's default CA store and, which hiredis does not do, that the certificate
- * names the host we connected to (SSL_set1_host, or the IP address for an address). Elsewhere rediss:// is refused when the
- * configuration is read (ot_redis_parse_url), and these answer APR_ENOTIMPL.
+ * names the host we connected to (SSL_set1_host; for an address, its IP names). Elsewhere
+ * rediss:// is refused when the configuration is read (ot_redis_parse_url), and these answer
+ * APR_ENOTIMPL.
  */
 #include "ot_redis_int.h"
 
