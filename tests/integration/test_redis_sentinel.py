@@ -253,6 +253,31 @@ def test_sentinels_gone_master_still_serves(sentinels, redis_key, httpd, node_b,
         assert "OT0200" not in node.error_log()
 
 
+def test_sentinel_with_an_acl_user(sentinels, redis_key, httpd, node_b, keycloak):
+    """OfftokRedisUser with Sentinel: the user exists on master and replica (ACLs are not
+    replicated), ROLE is allowed, and the password-less Sentinels refuse the AUTH they are sent
+    but answer anyway. After a switch the nodes share through the new master as that user."""
+    for node in (httpd, node_b):
+        node.allow_errors(*FAILOVER)
+    for data in (sentinels.master, sentinels.replica):
+        data.command("ACL", "SETUSER", "offtok", "on", ">sentinel-case-pw", "~offtok:*",
+                     "&offtok:*", "+@all", "-@dangerous", "+role")
+    server = (f"OfftokRedis {sentinels.url()}\nOfftokRedisKey file:{redis_key}\n"
+              f"OfftokRedisUser offtok\nOfftokRedisPassword sentinel-case-pw\n")
+    start_nodes(httpd, node_b, keycloak, server)
+    shared(httpd, node_b, keycloak, sub="acl-s")
+    users = {line.split("user=")[1].split()[0] for line in
+             sentinels.master.command("CLIENT", "LIST").decode().splitlines()
+             if "lib-name" not in line and "cmd=client" not in line and "user=" in line}
+    assert "offtok" in users
+    assert sentinels.sentinels[0].command("SENTINEL", "FAILOVER", MASTER) == "OK"
+    wait_until(lambda: sentinels.sentinels[0].master_port() == sentinels.replica.port,
+               timeout=30, what="the switch")
+    wait_until(lambda: shared_once(httpd, node_b, keycloak, "acl-t"), timeout=30, interval=0.1,
+               what="sharing through the new master as the ACL user")
+    assert "sentinel-case-pw" not in httpd.error_log() + node_b.error_log()
+
+
 # ---- ACL users -------------------------------------------------------------------------------
 
 def as_user(redis, user, password, *args):
