@@ -235,6 +235,7 @@ static void offtok_register_hooks(apr_pool_t *p)
     ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
     offtok_register_authz(p);
     offtok_redis_register_hooks(p);
+    offtok_dpop_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(offtok) = {

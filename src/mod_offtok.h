@@ -76,6 +76,12 @@ typedef struct {
     const char *jwks_url;              /**< OfftokJWKSURL: keys for pushed logouts and actions */
     apr_array_header_t *logout_aud;    /**< OfftokLogoutAudience (const char *); NULL: unset */
     apr_array_header_t *offline_clients; /**< OfftokOfflineClients (const char *); NULL: any */
+    int clock_skew;                    /**< OfftokClockSkew, seconds */
+    int dpop;                          /**< OfftokDPoP: ot_bind_mode_t */
+    apr_array_header_t *dpop_algs;     /**< OfftokDPoPAlgorithms: const char *, replaced */
+    int dpop_max_age;                  /**< OfftokDPoPMaxAge, seconds */
+    int dpop_nonce;                    /**< OfftokDPoPNonce */
+    int mtls;                          /**< OfftokMTLS: ot_bind_mode_t */
 } offtok_dir_conf;
 
 /** Server-wide settings (OfftokCacheSize and friends: server config only). */
@@ -97,6 +103,8 @@ typedef struct {
 #define OT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(2)
 #define OT_DEFAULT_TOTAL_TIMEOUT apr_time_from_sec(5)
 #define OT_DEFAULT_CACHE_SIZE (16 * 1024 * 1024)
+#define OT_DEFAULT_CLOCK_SKEW 30
+#define OT_DEFAULT_DPOP_MAX_AGE 60
 
 /** Effective values of a merged per-directory configuration. */
 int offtok_cache_ttl(const offtok_dir_conf *c);
@@ -104,6 +112,12 @@ int offtok_neg_ttl(const offtok_dir_conf *c);
 ot_always_t offtok_always(const offtok_dir_conf *c);
 apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c);
 apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c);
+int offtok_clock_skew(const offtok_dir_conf *c);
+int offtok_dpop_max_age(const offtok_dir_conf *c);
+ot_bind_mode_t offtok_dpop_mode(const offtok_dir_conf *c);
+ot_bind_mode_t offtok_mtls_mode(const offtok_dir_conf *c);
+/** OfftokDPoPAlgorithms, or the default list. */
+const apr_array_header_t *offtok_dpop_algs(const offtok_dir_conf *c);
 /** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
 int offtok_longest_ttl(void);
 /** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */
@@ -132,6 +146,10 @@ typedef struct {
     apr_array_header_t *headers;/**< name, value pairs for OfftokPassHeader */
     int applied;                /**< environment and headers were set on this request */
     int retry_after;            /**< seconds for Retry-After with a 429 */
+    ot_scheme_t scheme;         /**< the scheme the credentials came under */
+    const char *jkt;            /**< the verified DPoP proof's key thumbprint (RFC 7638) */
+    struct ot_dpop_proof_t *proof; /**< the verified proof, until its jti is recorded */
+    const char *binding;        /**< OFFTOK_TOKEN_BINDING once accepted: dpop, mtls or none */
 } offtok_req_t;
 
 /** Check the request's token once (or reuse the initial request's result). Never NULL. */
@@ -156,6 +174,42 @@ int offtok_strip_headers(request_rec *r);
 void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
 
 void offtok_register_authz(apr_pool_t *p);
+
+/* ---- sender-constrained tokens (mod_offtok_dpop.c) ---------------------------------------- */
+
+/**
+ * Read the Authorization header for the schemes this location takes (and the DPoP header's
+ * presence). 1 with *token set; 0 when st is set (401 without error, or 400).
+ */
+int offtok_dpop_credentials(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                            const char **token);
+
+/**
+ * For the DPoP scheme: check the proof (RFC 9449 §4.3, all but replay) before the token is
+ * looked up; a subrequest or internal redirect reuses the initial request's verified
+ * thumbprint. 1 to go on; 0 when st is set (401 invalid_dpop_proof or use_dpop_nonce).
+ */
+int offtok_dpop_prove(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                      const char *token);
+
+/** Fill bound (modes, scheme, proven thumbprints) for judging answer a here. */
+void offtok_dpop_bound(request_rec *r, const offtok_req_t *st, const offtok_dir_conf *c,
+                       const ot_answer_t *a, ot_bound_t *bound);
+
+/**
+ * After every other check passed: record the proof's jti in every process (and with
+ * OfftokRedis on every node). 1 when accepted; 0 when st is set (401 replay, 503).
+ */
+int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c);
+
+/**
+ * Write the challenges (RFC 6750 §3, RFC 9449 §7) for st: `bearer` is the Bearer challenge as
+ * the location writes it without DPoP, realm the quoted AuthName (or NULL).
+ */
+void offtok_dpop_challenge(request_rec *r, const offtok_req_t *st, const char *bearer,
+                           const char *realm);
+
+void offtok_dpop_register_hooks(apr_pool_t *p);
 
 /** The handlers offtok-backchannel-logout, offtok-keycloak-admin and offtok-status. */
 int offtok_handler(request_rec *r);

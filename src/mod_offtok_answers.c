@@ -65,7 +65,11 @@ const char *offtok_verdict_reason(int verdict)
     case OT_VERDICT_NOT_YET:        return "not_yet";
     case OT_VERDICT_ISSUER:         return "issuer";
     case OT_VERDICT_AUDIENCE:       return "audience";
-    case OT_VERDICT_BOUND:          return "bound";
+    case OT_VERDICT_BOUND:          /* and every other refusal of a token's binding */
+    case OT_VERDICT_CNF_UNKNOWN: case OT_VERDICT_DPOP_NO_JKT: case OT_VERDICT_DPOP_OFF:
+    case OT_VERDICT_DPOP_KEY: case OT_VERDICT_UNBOUND_DPOP: case OT_VERDICT_CERT:
+    case OT_VERDICT_MTLS_OFF: case OT_VERDICT_UNBOUND:
+                                    return "bound";
     case OT_VERDICT_KIND:           return "kind";
     case OT_VERDICT_OFFLINE_DENIED: return "offline_denied";
     default:                        return "other";

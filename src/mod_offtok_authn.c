@@ -118,7 +118,8 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     /* With Offline, a token not known to be an access token must be treated as offline. */
     ask->fresh = always == OT_ALWAYS_ON
         || (always == OT_ALWAYS_OFFLINE
-            && !(ask->peek.typ && strcmp(ask->peek.typ, "Bearer") == 0));
+            && !(ask->peek.typ && (strcmp(ask->peek.typ, "Bearer") == 0
+                                   || strcmp(ask->peek.typ, "DPoP") == 0)));
 }
 
 /* ---- the cache ---------------------------------------------------------------------------- */
@@ -464,13 +465,15 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
                   const char *token)
 {
     ot_policy_t policy;
+    ot_bound_t bound;
     ot_verdict_t v;
 
+    offtok_dpop_bound(r, st, c, a, &bound);               /* DPoP and certificate binding */
     policy.issuer = c->issuer;
     policy.audience = c->audience;
     policy.allow_offline = c->offline != 0;
     policy.offline_clients = c->offline_clients;
-    v = ot_answer_judge(a, &policy, (apr_int64_t)apr_time_sec(apr_time_now()));
+    v = ot_answer_judge_bound(a, &policy, &bound, (apr_int64_t)apr_time_sec(apr_time_now()));
     if (v != OT_VERDICT_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s",
                       shown(r, token), ot_verdict_text(v));
@@ -480,13 +483,16 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     }
     st->answer = a;
     st->status = OK;
+    st->binding = ot_answer_binding(a, &bound);
     if (!offtok_env_prepare(r, st, c)) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0011: token %s refused: the claim for "
                       "REMOTE_USER is missing, not a string, or a value is over %d bytes",
                       shown(r, token), OT_VALUE_MAX);
         fail(st, HTTP_UNAUTHORIZED, "invalid_token");
         offtok_count_answer(r, HTTP_UNAUTHORIZED, "claim_limit");
+        return;
     }
+    offtok_dpop_accept(r, st, c);                         /* the proof's jti, last of all */
 }
 
 /** The request this one descends from (through subrequests and internal redirects). */
@@ -596,24 +602,17 @@ offtok_req_t *offtok_check(request_rec *r)
         offtok_count_answer(r, HTTP_INTERNAL_SERVER_ERROR, "config");
         return st;
     }
-    switch (ot_bearer_parse(apr_table_get(r->headers_in, "Authorization"), &token, r->pool)) {
-    case OT_BEARER_NONE:
-        fail(st, HTTP_UNAUTHORIZED, NULL);
-        offtok_count_answer(r, HTTP_UNAUTHORIZED, "no_token");
+    if (!offtok_dpop_credentials(r, st, c, &token)) {      /* Bearer or DPoP (OT0020) */
         return st;
-    case OT_BEARER_MALFORMED:
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0020: malformed Bearer credentials");
-        fail(st, HTTP_BAD_REQUEST, "invalid_request");
-        offtok_count_answer(r, HTTP_BAD_REQUEST, "malformed");
-        return st;
-    case OT_BEARER_OK:
-        break;
     }
     if (r->args && ot_query_has_param(r->args, "access_token")) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0021: a token in the Authorization header "
                       "and another in the query string");
         fail(st, HTTP_BAD_REQUEST, "invalid_request");
         offtok_count_answer(r, HTTP_BAD_REQUEST, "query_token");
+        return st;
+    }
+    if (!offtok_dpop_prove(r, st, c, token)) {             /* before the token is looked up */
         return st;
     }
     check_token(r, st, c, token);

@@ -14,6 +14,7 @@
 
 #include "mod_offtok.h"
 #include "ot_claims.h"
+#include "ot_dpop.h"
 #include "ot_util.h"
 
 APLOG_USE_MODULE(offtok);
@@ -51,6 +52,11 @@ void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
     c->offline = UNSET;
     c->hint_mode = UNSET;
     c->forward_token = UNSET;
+    c->clock_skew = UNSET;
+    c->dpop = UNSET;
+    c->dpop_max_age = UNSET;
+    c->dpop_nonce = UNSET;
+    c->mtls = UNSET;
     return c;
 }
 
@@ -93,6 +99,12 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->jwks_url = MERGE_PTR(jwks_url);
     c->logout_aud = MERGE_PTR(logout_aud);
     c->offline_clients = MERGE_PTR(offline_clients);
+    c->clock_skew = MERGE_INT(clock_skew);
+    c->dpop = MERGE_INT(dpop);
+    c->dpop_algs = MERGE_PTR(dpop_algs);
+    c->dpop_max_age = MERGE_INT(dpop_max_age);
+    c->dpop_nonce = MERGE_INT(dpop_nonce);
+    c->mtls = MERGE_INT(mtls);
     return c;
 }
 
@@ -145,6 +157,40 @@ apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c)
 apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c)
 {
     return c->total_timeout != UNSET ? c->total_timeout : OT_DEFAULT_TOTAL_TIMEOUT;
+}
+
+int offtok_clock_skew(const offtok_dir_conf *c)
+{
+    return c->clock_skew != UNSET ? c->clock_skew : OT_DEFAULT_CLOCK_SKEW;
+}
+
+int offtok_dpop_max_age(const offtok_dir_conf *c)
+{
+    return c->dpop_max_age != UNSET ? c->dpop_max_age : OT_DEFAULT_DPOP_MAX_AGE;
+}
+
+ot_bind_mode_t offtok_dpop_mode(const offtok_dir_conf *c)
+{
+    return c->dpop != UNSET ? (ot_bind_mode_t)c->dpop : OT_BIND_ALLOW;
+}
+
+ot_bind_mode_t offtok_mtls_mode(const offtok_dir_conf *c)
+{
+    return c->mtls != UNSET ? (ot_bind_mode_t)c->mtls : OT_BIND_ALLOW;
+}
+
+const apr_array_header_t *offtok_dpop_algs(const offtok_dir_conf *c)
+{
+    static const char *const names[] = { "ES256", "ES384", "PS256", "RS256" };
+    static apr_array_header_t deflt;
+
+    if (c->dpop_algs) {
+        return c->dpop_algs;
+    }
+    deflt.elts = (char *)names;
+    deflt.nelts = deflt.nalloc = 4;
+    deflt.elt_size = sizeof(const char *);
+    return &deflt;
 }
 
 /* ---- directive handlers ------------------------------------------------------------------- */
@@ -299,6 +345,41 @@ static const char *set_hint(cmd_parms *cmd, void *dc, const char *arg)
     /* Same order as ot_hint_mode_t. */
     static const char *const names[] = { "auto", "access_token", "refresh_token", "none" };
     return set_keyword(cmd, dc, arg, names, 4);
+}
+
+/** OfftokDPoP and OfftokMTLS, in the order of ot_bind_mode_t. */
+static const char *set_bind_mode(cmd_parms *cmd, void *dc, const char *arg)
+{
+    static const char *const names[] = { "Allow", "Off", "Require" };
+    return set_keyword(cmd, dc, arg, names, 3);
+}
+
+static const char *set_dpop_alg(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+
+    if (!ot_dpop_alg_known(arg)) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not an asymmetric algorithm this module "
+                            "checks (ES256, ES384, ES512, PS256, PS384, PS512, RS256, RS384, "
+                            "RS512; never none or HS*)", cmd->cmd->name, arg);
+    }
+    if (c->dpop_algs == NULL) {
+        c->dpop_algs = apr_array_make(cmd->pool, 4, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(c->dpop_algs, const char *) = arg;
+    return NULL;
+}
+
+/** A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). */
+static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
+{
+    int *field = (int *)((char *)dc + (apr_size_t)cmd->info);
+    const char *err = ot_parse_ttl(arg, 3600, field, cmd->pool);
+
+    if (err == NULL && *field == 0 && strcmp(cmd->cmd->name, "OfftokClockSkew") != 0) {
+        err = "must be at least 1";
+    }
+    return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
 }
 
 static const char *set_ttl(cmd_parms *cmd, void *dc, const char *arg)
@@ -503,6 +584,19 @@ const command_rec offtok_cmds[] = {
     AP_INIT_ITERATE("OfftokOfflineClients", set_client_list, DIR_OFFSET(offline_clients),
                     POLICY, "client-id ...: accept offline tokens only when issued to one of "
                     "these clients (default: any)"),
+    AP_INIT_TAKE1("OfftokClockSkew", set_seconds, DIR_OFFSET(clock_skew), WHERE,
+                  "seconds of leeway where a token's or proof's time meets this clock (30)"),
+    AP_INIT_TAKE1("OfftokDPoP", set_bind_mode, DIR_OFFSET(dpop), POLICY,
+                  "Off, Allow or Require: DPoP-bound tokens with proofs (RFC 9449)"),
+    AP_INIT_ITERATE("OfftokDPoPAlgorithms", set_dpop_alg, NULL, WHERE,
+                    "proof algorithms accepted (default ES256 ES384 PS256 RS256)"),
+    AP_INIT_TAKE1("OfftokDPoPMaxAge", set_seconds, DIR_OFFSET(dpop_max_age), WHERE,
+                  "seconds a DPoP proof's iat may lie in the past (default 60)"),
+    AP_INIT_FLAG("OfftokDPoPNonce", set_flag, DIR_OFFSET(dpop_nonce), POLICY,
+                 "On requires server-provided nonces in DPoP proofs (RFC 9449 section 8)"),
+    AP_INIT_TAKE1("OfftokMTLS", set_bind_mode, DIR_OFFSET(mtls), POLICY,
+                  "Off, Allow or Require: certificate-bound tokens (RFC 8705) checked against "
+                  "this connection's client certificate"),
     AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,

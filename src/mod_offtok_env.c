@@ -85,6 +85,7 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
                        a->claims[i].text);
     }
     apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(a->kind));
+    apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_BINDING", st->binding ? st->binding : "none");
     for (i = 0; i < st->headers->nelts; i++) {
         const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
         apr_table_setn(r->headers_in, h->header, h->claim);
@@ -180,6 +181,6 @@ void offtok_set_challenge(request_rec *r, const offtok_req_t *st)
         v = apr_pstrcat(r->pool, v, sep, "scope=\"", quoted(st->scope_needed, r->pool), "\"",
                         NULL);
     }
-    apr_table_setn(r->err_headers_out,
-                   r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate" : "WWW-Authenticate", v);
+    /* Which of the Bearer and DPoP challenges go out: mod_offtok_dpop.c. */
+    offtok_dpop_challenge(r, st, v, realm ? quoted(realm, r->pool) : NULL);
 }

@@ -36,9 +36,43 @@ static const char *string_of(const ot_claim_t *c)
 }
 
 /**
- * Read the fields the checks use off the claims, and decide the kind by the contract's rule: a
- * bound token (cnf) is refused; with `typ`, Bearer is an access token, Offline an offline token
- * and anything else is refused; without it, `token_type` makes an access token, else
+ * cnf (RFC 7800): its jkt and x5t#S256, as strings. Anything else in it, or nothing the module
+ * knows, marks it unknown: a confirmation that cannot be checked is refused.
+ */
+static void read_cnf(ot_answer_t *a, const ot_claim_t *c)
+{
+    json_t *cnf = c->type == OT_CT_JSON ? ot_json_parse(c->value, strlen(c->value), NULL,
+                                                        a->pool)
+                                        : NULL;
+    const char *name;
+    json_t *v;
+
+    a->has_cnf = 1;
+    a->cnf_unknown = 1;
+    if (!json_is_object(cnf) || json_object_size(cnf) == 0) {
+        return;
+    }
+    json_object_foreach(cnf, name, v) {
+        if (!json_is_string(v) || json_string_length(v) == 0) {
+            return;
+        }
+        if (strcmp(name, "jkt") == 0) {
+            a->cnf_jkt = apr_pstrdup(a->pool, json_string_value(v));
+        }
+        else if (strcmp(name, "x5t#S256") == 0) {
+            a->cnf_x5t = apr_pstrdup(a->pool, json_string_value(v));
+        }
+        else {
+            return;
+        }
+    }
+    a->cnf_unknown = 0;
+}
+
+/**
+ * Read the fields the checks use off the claims, and decide the kind by the contract's rule
+ * (a bound token is judged by ot_answer_judge against what the request proved); with `typ`,
+ * Bearer and DPoP are access tokens, Offline an offline token and anything else is refused; without it, `token_type` makes an access token, else
  * `offline_access` in the scope makes an offline one. Used for fresh and cached answers alike,
  * so both are judged the same.
  */
@@ -76,7 +110,7 @@ static void derive(ot_answer_t *a)
             a->aud = c;
         }
         else if (strcmp(n, "cnf") == 0) {
-            a->has_cnf = 1;
+            read_cnf(a, c);
         }
         else if (strcmp(n, "typ") == 0) {
             typ = c;
@@ -86,9 +120,12 @@ static void derive(ot_answer_t *a)
         }
     }
     a->typ = typ && string_of(typ) ? typ->value : token_type ? string_of(token_type) : NULL;
-    a->kind_refused = a->has_cnf;
+    a->typ_dpop = (typ && string_of(typ) && strcmp(typ->value, "DPoP") == 0)
+        || (token_type && string_of(token_type) && strcasecmp(token_type->value, "DPoP") == 0);
+    a->kind_refused = 0;
     if (typ != NULL) {
-        if (string_of(typ) && strcmp(typ->value, "Bearer") == 0) {
+        if (string_of(typ)
+            && (strcmp(typ->value, "Bearer") == 0 || strcmp(typ->value, "DPoP") == 0)) {
             a->kind = OT_KIND_ACCESS;
         }
         else if (string_of(typ) && strcmp(typ->value, "Offline") == 0) {
@@ -550,11 +587,21 @@ static int client_among(const ot_answer_t *a, const apr_array_header_t *clients)
 
 ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, apr_int64_t now)
 {
+    static const ot_bound_t bearer;
+
+    return ot_answer_judge_bound(a, policy, &bearer, now);
+}
+
+ot_verdict_t ot_answer_judge_bound(const ot_answer_t *a, const ot_policy_t *policy,
+                                   const ot_bound_t *bound, apr_int64_t now)
+{
+    ot_verdict_t v;
+
     if (!a->active) {
         return OT_VERDICT_INACTIVE;
     }
-    if (a->has_cnf) {
-        return OT_VERDICT_BOUND;
+    if ((v = ot_bound_judge(a, bound)) != OT_VERDICT_OK) {
+        return v;
     }
     if (a->kind_refused) {
         return OT_VERDICT_KIND;
@@ -592,10 +639,18 @@ const char *ot_verdict_text(ot_verdict_t v)
     case OT_VERDICT_NOT_YET:        return "the token is not valid yet (nbf)";
     case OT_VERDICT_ISSUER:         return "the answer's iss is not OfftokIssuer";
     case OT_VERDICT_AUDIENCE:       return "the token's aud does not contain OfftokAudience";
-    case OT_VERDICT_BOUND:          return "the token is bound to a key (cnf) and cannot be used as a Bearer token";
+    case OT_VERDICT_BOUND:          return "the token is DPoP-bound and came as a Bearer token";
     case OT_VERDICT_KIND:           return "the token is not an access or offline token";
     case OT_VERDICT_OFFLINE_DENIED: return "offline tokens are not accepted here";
     case OT_VERDICT_OFFLINE_CLIENT: return "an offline token of a client not in OfftokOfflineClients";
+    case OT_VERDICT_CNF_UNKNOWN:    return "the token's cnf holds a confirmation this server cannot check";
+    case OT_VERDICT_DPOP_NO_JKT:    return "the token is typed DPoP but has no cnf.jkt";
+    case OT_VERDICT_DPOP_OFF:       return "the token is DPoP-bound and OfftokDPoP is Off here";
+    case OT_VERDICT_DPOP_KEY:       return "the DPoP proof's key is not the one the token is bound to (cnf.jkt)";
+    case OT_VERDICT_UNBOUND_DPOP:   return "the token is not bound and came under the DPoP scheme";
+    case OT_VERDICT_CERT:           return "the token is bound to a client certificate this connection did not present";
+    case OT_VERDICT_MTLS_OFF:       return "the token is certificate-bound and OfftokMTLS is Off here";
+    case OT_VERDICT_UNBOUND:        return "the token is not bound as OfftokDPoP/OfftokMTLS Require asks";
     }
     return "refused";
 }

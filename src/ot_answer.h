@@ -29,7 +29,7 @@ typedef enum { OT_KIND_ACCESS = 0, OT_KIND_OFFLINE = 1 } ot_kind_t;
 typedef struct {
     int active;
     ot_kind_t kind;       /**< by the contract's rules; meaningful when active */
-    int kind_refused;     /**< bound (cnf) or a typ other than Bearer/Offline */
+    int kind_refused;     /**< a typ other than Bearer, DPoP or Offline */
     apr_int64_t exp;      /**< seconds since the epoch; 0 when absent or not a sane date */
     apr_int64_t nbf;
     apr_int64_t iat;
@@ -39,6 +39,10 @@ typedef struct {
     const char *sid;
     const char *scope;
     const char *typ;      /**< "typ", else "token_type" (for logs), may be NULL */
+    const char *cnf_jkt;  /**< cnf.jkt: bound to a DPoP key (RFC 9449 §6) */
+    const char *cnf_x5t;  /**< cnf."x5t#S256": bound to a client certificate (RFC 8705 §3) */
+    unsigned cnf_unknown:1;  /**< cnf is not an object of jkt and x5t#S256 strings only */
+    unsigned typ_dpop:1;  /**< typ or token_type is DPoP */
     const ot_claim_t *aud;
     const ot_claim_t *claims;  /**< every top-level member, in the issuer's order */
     int nclaims;
@@ -97,6 +101,21 @@ typedef struct {
                                                     NULL for any client */
 } ot_policy_t;
 
+/** OfftokDPoP and OfftokMTLS. Zero is the default, so that a zeroed ot_bound_t is Allow. */
+typedef enum { OT_BIND_ALLOW = 0, OT_BIND_OFF = 1, OT_BIND_REQUIRE = 2 } ot_bind_mode_t;
+
+/**
+ * What a location requires of a token's binding (cnf), and what the request proved. All zero:
+ * OfftokDPoP and OfftokMTLS Allow, the Bearer scheme, no proof and no client certificate.
+ */
+typedef struct {
+    ot_bind_mode_t dpop;   /**< OfftokDPoP */
+    ot_bind_mode_t mtls;   /**< OfftokMTLS */
+    int scheme_dpop;       /**< the token came as `Authorization: DPoP` */
+    const char *jkt;       /**< the thumbprint of the verified DPoP proof's key, or NULL */
+    const char *x5t;       /**< x5t#S256 of this connection's client certificate, or NULL */
+} ot_bound_t;
+
 typedef enum {
     OT_VERDICT_OK = 0,
     OT_VERDICT_INACTIVE,
@@ -107,11 +126,33 @@ typedef enum {
     OT_VERDICT_BOUND,
     OT_VERDICT_KIND,
     OT_VERDICT_OFFLINE_DENIED,
-    OT_VERDICT_OFFLINE_CLIENT
+    OT_VERDICT_OFFLINE_CLIENT,
+    OT_VERDICT_CNF_UNKNOWN,    /**< cnf holds what this server cannot check */
+    OT_VERDICT_DPOP_NO_JKT,    /**< typed DPoP, without cnf.jkt */
+    OT_VERDICT_DPOP_OFF,       /**< DPoP-bound, under OfftokDPoP Off */
+    OT_VERDICT_DPOP_KEY,       /**< the proof's key is not cnf.jkt */
+    OT_VERDICT_UNBOUND_DPOP,   /**< an unbound token sent as DPoP */
+    OT_VERDICT_CERT,           /**< certificate-bound, and not to this connection's certificate */
+    OT_VERDICT_MTLS_OFF,       /**< certificate-bound, under OfftokMTLS Off */
+    OT_VERDICT_UNBOUND         /**< not bound as OfftokDPoP or OfftokMTLS Require asks */
 } ot_verdict_t;
 
-/** Judge a at `now` (seconds since the epoch) for policy. */
+/** The binding part of ot_answer_judge_bound: OT_VERDICT_OK or a binding verdict (ot_bound.c). */
+ot_verdict_t ot_bound_judge(const ot_answer_t *a, const ot_bound_t *bound);
+
+/** The binding an accepted answer was held to: "dpop", "mtls" or "none" (OFFTOK_TOKEN_BINDING). */
+const char *ot_answer_binding(const ot_answer_t *a, const ot_bound_t *bound);
+
+/** Judge a at `now` (seconds since the epoch) for policy, as a Bearer token with no proof. */
 ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, apr_int64_t now);
+
+/**
+ * ot_answer_judge for a request that proved what `bound` says (the contract's Sender-constrained
+ * tokens: cnf.jkt against the DPoP proof, cnf.x5t#S256 against the client certificate, typ
+ * DPoP, the schemes and the Require/Off modes).
+ */
+ot_verdict_t ot_answer_judge_bound(const ot_answer_t *a, const ot_policy_t *policy,
+                                   const ot_bound_t *bound, apr_int64_t now);
 
 /** A short phrase for a verdict, for the log ("token expired", ...). */
 const char *ot_verdict_text(ot_verdict_t v);

@@ -31,15 +31,13 @@ static int is_b64token(const char *s, apr_size_t len)
     return i == len;
 }
 
-ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *p)
+/** After a scheme name of n bytes: the credentials (as ot_bearer_parse says). */
+static ot_bearer_t parse_after(const char *header, apr_size_t n, const char **token,
+                               apr_pool_t *p)
 {
-    const char *s;
+    const char *s = header + n;
     apr_size_t len;
 
-    if (header == NULL || strncasecmp(header, "Bearer", 6) != 0) {
-        return OT_BEARER_NONE;
-    }
-    s = header + 6;
     if (*s == '\0') {
         return OT_BEARER_MALFORMED;            /* "Bearer" and nothing */
     }
@@ -56,6 +54,36 @@ ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *
     }
     *token = apr_pstrmemdup(p, s, len);
     return OT_BEARER_OK;
+}
+
+ot_bearer_t ot_credentials_parse(const char *header, int bearer, int dpop, ot_scheme_t *scheme,
+                                 const char **token, apr_pool_t *p)
+{
+    ot_bearer_t rv = OT_BEARER_NONE;
+
+    *scheme = OT_SCHEME_NONE;
+    if (header == NULL) {
+        return OT_BEARER_NONE;
+    }
+    if (bearer && strncasecmp(header, "Bearer", 6) == 0) {
+        rv = parse_after(header, 6, token, p);
+        *scheme = OT_SCHEME_BEARER;
+    }
+    else if (dpop && strncasecmp(header, "DPoP", 4) == 0) {
+        rv = parse_after(header, 4, token, p);
+        *scheme = OT_SCHEME_DPOP;
+    }
+    if (rv == OT_BEARER_NONE) {
+        *scheme = OT_SCHEME_NONE;
+    }
+    return rv;
+}
+
+ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *p)
+{
+    ot_scheme_t scheme;
+
+    return ot_credentials_parse(header, 1, 0, &scheme, token, p);
 }
 
 /*

@@ -28,6 +28,17 @@ typedef enum {
  */
 ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *p);
 
+/** The scheme credentials came under. */
+typedef enum { OT_SCHEME_NONE = 0, OT_SCHEME_BEARER, OT_SCHEME_DPOP } ot_scheme_t;
+
+/**
+ * ot_bearer_parse for the schemes a location takes: Bearer when `bearer` is set, DPoP (RFC 9449
+ * §7.1, the same token68 syntax) when `dpop` is set; any other scheme is OT_BEARER_NONE.
+ * *scheme is the scheme the credentials came under (OT_SCHEME_NONE with OT_BEARER_NONE).
+ */
+ot_bearer_t ot_credentials_parse(const char *header, int bearer, int dpop, ot_scheme_t *scheme,
+                                 const char **token, apr_pool_t *p);
+
 /** What the peek found in a JWT-shaped token. */
 typedef struct {
     int is_jwt;           /**< three base64url parts whose middle one is a JSON object */

@@ -1,0 +1,375 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * Sender-constrained tokens: DPoP (RFC 9449) and certificate-bound tokens (RFC 8705 §3).
+ *
+ *   post_config    the replay table of proofs (ot_replay.c, a shared segment of its own) and the
+ *                  nonce key, made once in the parent and kept across restarts (ap_retained_data),
+ *                  so every child of every generation sees the same ones
+ *   credentials    which schemes this location takes (OfftokDPoP), and Bearer with a DPoP
+ *                  header (400)
+ *   prove          the proof checked before the token is looked up (ot_dpop.c)
+ *   bound          what the request proved, for ot_answer_judge_bound (cnf.jkt, x5t#S256)
+ *   accept         the proof's jti recorded once every check passed: here, then in Redis
+ *   challenge      WWW-Authenticate for both schemes, DPoP-Nonce
+ *
+ * The URL a proof's htu must name is the initial request's: scheme, host and port as
+ * ap_construct_url builds them (UseCanonicalName), and the path the client sent, before any
+ * rewrite, Alias or internal redirect.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <apr_optional.h>
+#include <apr_random.h>
+#include <apr_strings.h>
+#include <mod_ssl.h>
+
+#include "mod_offtok.h"
+#include "ot_dpop.h"
+#include "ot_replay.h"
+
+APLOG_USE_MODULE(offtok);
+
+#define RETAINED_KEY "mod_offtok-dpop-retained"
+
+/** What lives across configuration generations: the table and the random nonce secret. */
+typedef struct {
+    apr_pool_t *pool;                          /**< no parent: not destroyed at restarts */
+    ot_replay_t *replay;
+    unsigned char secret[OT_DPOP_KEY_LEN];     /**< made at the first start */
+} dpop_retained_t;
+
+/** This process's view: the retained table and the nonce key of this generation. */
+static struct {
+    ot_replay_t *replay;
+    unsigned char nonce_key[OT_DPOP_KEY_LEN];
+} dpop;
+
+static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
+
+static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
+{
+    offtok_srv_conf *sc = ap_get_module_config(s->module_config, &offtok_module);
+    dpop_retained_t *ret = ap_retained_data_get(RETAINED_KEY);
+    apr_status_t rv;
+
+    if (ap_state_query(AP_SQ_MAIN_STATE) == AP_SQ_MS_CREATE_PRE_CONFIG) {
+        return OK;
+    }
+    if (ret == NULL) {
+        ret = ap_retained_data_create(RETAINED_KEY, sizeof(*ret));
+        if ((rv = apr_generate_random_bytes(ret->secret, sizeof(ret->secret))) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0707: cannot make the DPoP nonce "
+                         "secret");
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    if (ret->replay == NULL) {
+        apr_pool_create(&ret->pool, NULL);
+        apr_pool_tag(ret->pool, "offtok-dpop");
+        if ((rv = ot_replay_create(&ret->replay, 0, ret->pool)) != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0707: cannot create the shared "
+                         "table of DPoP proofs");
+            apr_pool_destroy(ret->pool);
+            ret->pool = NULL;
+            return HTTP_INTERNAL_SERVER_ERROR;
+        }
+    }
+    dpop.replay = ret->replay;
+    /* With OfftokRedisKey every node derives the same key; else this server's own secret. */
+    if (sc->redis_key) {
+        ot_dpop_nonce_key(dpop.nonce_key, sc->redis_key, strlen(sc->redis_key));
+    }
+    else {
+        memcpy(dpop.nonce_key, ret->secret, sizeof(dpop.nonce_key));
+    }
+    ssl_lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
+    return OK;
+}
+
+void offtok_dpop_register_hooks(apr_pool_t *p)
+{
+    ap_hook_post_config(dpop_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+static void fail(offtok_req_t *st, int status, const char *error)
+{
+    st->status = status;
+    st->error = error;
+    st->answer = NULL;
+}
+
+static request_rec *initial_request(request_rec *r)
+{
+    while (r->main || r->prev) {
+        r = r->main ? r->main : r->prev;
+    }
+    return r;
+}
+
+/* ---- credentials and the proof ------------------------------------------------------------ */
+
+int offtok_dpop_credentials(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                            const char **token)
+{
+    ot_bind_mode_t mode = offtok_dpop_mode(c);
+    const char *auth = apr_table_get(r->headers_in, "Authorization");
+
+    switch (ot_credentials_parse(auth, mode != OT_BIND_REQUIRE, mode != OT_BIND_OFF,
+                                 &st->scheme, token, r->pool)) {
+    case OT_BEARER_NONE:
+        fail(st, HTTP_UNAUTHORIZED, NULL);
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, "no_token");
+        return 0;
+    case OT_BEARER_MALFORMED:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0020: malformed %s credentials",
+                      st->scheme == OT_SCHEME_DPOP ? "DPoP" : "Bearer");
+        fail(st, HTTP_BAD_REQUEST, "invalid_request");
+        offtok_count_answer(r, HTTP_BAD_REQUEST, "malformed");
+        return 0;
+    case OT_BEARER_OK:
+        break;
+    }
+    if (st->scheme == OT_SCHEME_BEARER && mode != OT_BIND_OFF
+        && apr_table_get(r->headers_in, "DPoP") != NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0700: Bearer credentials with a DPoP "
+                      "proof: Bearer and DPoP credentials in one request");
+        fail(st, HTTP_BAD_REQUEST, "invalid_request");
+        offtok_count_answer(r, HTTP_BAD_REQUEST, "dpop_and_bearer");
+        return 0;
+    }
+    return 1;
+}
+
+/** The URL the client sent the initial request to, without its query. */
+static const char *request_url(request_rec *r)
+{
+    request_rec *init = initial_request(r);
+    const char *path = init->unparsed_uri;
+
+    if (path == NULL || *path != '/') {
+        path = init->parsed_uri.path ? init->parsed_uri.path : "/";
+    }
+    path = apr_pstrmemdup(r->pool, path, strcspn(path, "?#"));
+    return ap_construct_url(r->pool, path, init);
+}
+
+/**
+ * The initial request's verified proof, when it accepted this very token with it (the proof is
+ * then recorded): a subrequest or internal redirect takes its thumbprint, checked once.
+ */
+static int reuse_proof(request_rec *r, offtok_req_t *st, const char *token)
+{
+    request_rec *init = initial_request(r);
+    const offtok_req_t *ist;
+
+    if (init == r
+        || (ist = ap_get_module_config(init->request_config, &offtok_module)) == NULL
+        || ist->status != OK || ist->scheme != OT_SCHEME_DPOP || ist->jkt == NULL
+        || ist->token == NULL || strcmp(ist->token, token) != 0) {
+        return 0;
+    }
+    st->jkt = ist->jkt;
+    return 1;
+}
+
+int offtok_dpop_prove(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                      const char *token)
+{
+    ot_dpop_ask_t ask;
+    ot_dpop_proof_t *proof;
+    const char *why = "";
+
+    if (st->scheme != OT_SCHEME_DPOP || reuse_proof(r, st, token)) {
+        return 1;
+    }
+    memset(&ask, 0, sizeof(ask));
+    ask.method = initial_request(r)->method;
+    ask.url = request_url(r);
+    ask.token = token;
+    ask.now = apr_time_now();
+    ask.max_age = offtok_dpop_max_age(c);
+    ask.skew = offtok_clock_skew(c);
+    ask.algs = offtok_dpop_algs(c);
+    ask.nonce_key = c->dpop_nonce == 1 ? dpop.nonce_key : NULL;
+    proof = apr_pcalloc(r->pool, sizeof(*proof));
+    switch (ot_dpop_verify(proof, &why, &ask, apr_table_get(r->headers_in, "DPoP"), r->pool)) {
+    case OT_DPOP_OK:
+        st->jkt = proof->jkt;
+        st->proof = proof;
+        return 1;
+    case OT_DPOP_NONCE:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0702: DPoP proof for %s without a "
+                      "current nonce; answering use_dpop_nonce", ask.url);
+        fail(st, HTTP_UNAUTHORIZED, "use_dpop_nonce");
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, "use_dpop_nonce");
+        return 0;
+    case OT_DPOP_INVALID:
+    default:
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0701: DPoP proof refused: %s", why);
+        fail(st, HTTP_UNAUTHORIZED, "invalid_dpop_proof");
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, "invalid_dpop_proof");
+        return 0;
+    }
+}
+
+/* ---- the binding ---------------------------------------------------------------------------- */
+
+/** x5t#S256 of this connection's client certificate, or NULL (none, or no mod_ssl). */
+static const char *client_cert_x5t(request_rec *r)
+{
+    char *pem;
+
+    if (ssl_lookup == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0709: a certificate-bound token, and "
+                      "mod_ssl is not loaded: no client certificate to check it against");
+        return NULL;
+    }
+    pem = ssl_lookup(r->pool, r->server, r->connection, r, "SSL_CLIENT_CERT");
+    return (pem && *pem) ? ot_cert_thumbprint(pem, r->pool) : NULL;
+}
+
+void offtok_dpop_bound(request_rec *r, const offtok_req_t *st, const offtok_dir_conf *c,
+                       const ot_answer_t *a, ot_bound_t *bound)
+{
+    bound->dpop = offtok_dpop_mode(c);
+    bound->mtls = offtok_mtls_mode(c);
+    bound->scheme_dpop = st->scheme == OT_SCHEME_DPOP;
+    bound->jkt = st->jkt;
+    bound->x5t = (a->cnf_x5t && bound->mtls != OT_BIND_OFF) ? client_cert_x5t(r) : NULL;
+}
+
+/** DPoP-Nonce on an answer: with Cache-Control: no-store (RFC 9449 §8.2). */
+static void send_nonce(request_rec *r)
+{
+    apr_table_setn(r->err_headers_out, "DPoP-Nonce",
+                   ot_dpop_nonce(dpop.nonce_key, apr_time_now(), r->pool));
+    apr_table_setn(r->err_headers_out, "Cache-Control", "no-store");
+}
+
+/**
+ * With OfftokRedis, the proof on every node (offtok_redis_once, table "dpop", the replay key in
+ * hex as id): APR_SUCCESS when no node had it, APR_EEXIST for a replay, APR_EAGAIN when Redis
+ * cannot say (or this process has no Redis client although OfftokRedis is set). Without
+ * OfftokRedis, APR_SUCCESS: the shared table has said all there is to say.
+ */
+static apr_status_t redis_once(request_rec *r, const unsigned char key[32], apr_time_t until)
+{
+    const offtok_srv_conf *sc = ap_get_module_config(r->server->module_config, &offtok_module);
+    char hex[65];
+    int i;
+
+    if (sc->redis_url == NULL) {
+        return APR_SUCCESS;
+    }
+    for (i = 0; i < 32; i++) {
+        apr_snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    }
+    switch (offtok_redis_once(r, "dpop", NULL, hex, until)) {
+    case OFFTOK_ONCE_FIRST:
+        return APR_SUCCESS;
+    case OFFTOK_ONCE_SEEN:
+        return APR_EEXIST;
+    default:
+        return APR_EAGAIN;
+    }
+}
+
+int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c)
+{
+    const ot_dpop_proof_t *proof = st->proof;
+    unsigned char key[32];
+    apr_time_t now = apr_time_now(), until;
+    apr_status_t rv;
+
+    if (proof == NULL) {
+        return 1;
+    }
+    st->proof = NULL;
+    until = apr_time_from_sec(proof->iat + offtok_dpop_max_age(c) + offtok_clock_skew(c));
+    ot_dpop_replay_key(key, proof);
+    rv = dpop.replay ? ot_replay_once(dpop.replay, key, until, now) : APR_ENOSPC;
+    if (rv == APR_SUCCESS) {
+        rv = redis_once(r, key, until);
+    }
+    if (rv == APR_EEXIST) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0703: DPoP proof refused: its jti was "
+                      "used before (a replay)");
+        fail(st, HTTP_UNAUTHORIZED, "invalid_dpop_proof");
+        offtok_count_answer(r, HTTP_UNAUTHORIZED, "invalid_dpop_proof");
+        return 0;
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, r, "OT0704: cannot record a DPoP proof (%s); "
+                      "answering 503", rv == APR_ENOSPC ? "the table of proofs is full"
+                      : "Redis does not answer");
+        fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
+        offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, rv == APR_ENOSPC ? "other" : "redis");
+        return 0;
+    }
+    if (proof->nonce_old) {
+        send_nonce(r);
+    }
+    return 1;
+}
+
+/* ---- challenges ------------------------------------------------------------------------------ */
+
+static const char *dpop_challenge(request_rec *r, const offtok_req_t *st, const char *realm,
+                                  const offtok_dir_conf *c)
+{
+    const apr_array_header_t *algs = offtok_dpop_algs(c);
+    const char *v = "DPoP", *sep = " ";
+    int i;
+
+    if (st->scheme == OT_SCHEME_DPOP && st->error) {
+        v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
+        sep = ", ";
+    }
+    if (realm) {
+        v = apr_pstrcat(r->pool, v, sep, "realm=\"", realm, "\"", NULL);
+        sep = ", ";
+    }
+    if (st->scheme == OT_SCHEME_DPOP && st->scope_needed && *st->scope_needed
+        && strpbrk(st->scope_needed, "\"\\") == NULL) {
+        v = apr_pstrcat(r->pool, v, sep, "scope=\"", st->scope_needed, "\"", NULL);
+    }
+    v = apr_pstrcat(r->pool, v, sep, "algs=\"", NULL);
+    for (i = 0; i < algs->nelts; i++) {
+        v = apr_pstrcat(r->pool, v, i ? " " : "", APR_ARRAY_IDX(algs, i, const char *), NULL);
+    }
+    return apr_pstrcat(r->pool, v, "\"", NULL);
+}
+
+void offtok_dpop_challenge(request_rec *r, const offtok_req_t *st, const char *bearer,
+                           const char *realm)
+{
+    const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
+    const char *name = r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate" : "WWW-Authenticate";
+    ot_bind_mode_t mode = offtok_dpop_mode(c);
+
+    if (mode == OT_BIND_OFF || (st->scheme == OT_SCHEME_BEARER
+                                && st->status != HTTP_UNAUTHORIZED)) {
+        apr_table_setn(r->err_headers_out, name, bearer);
+        return;
+    }
+    if (mode == OT_BIND_ALLOW && st->status == HTTP_UNAUTHORIZED) {
+        if (st->scheme == OT_SCHEME_DPOP) {
+            bearer = realm ? apr_pstrcat(r->pool, "Bearer realm=\"", realm, "\"", NULL)
+                           : "Bearer";
+        }
+        apr_table_setn(r->err_headers_out, name, bearer);
+        apr_table_addn(r->err_headers_out, name, dpop_challenge(r, st, realm, c));
+    }
+    else {
+        apr_table_setn(r->err_headers_out, name, dpop_challenge(r, st, realm, c));
+    }
+    if (st->error && strcmp(st->error, "use_dpop_nonce") == 0) {
+        send_nonce(r);
+    }
+}

@@ -1,0 +1,468 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * DPoP proofs checked as RFC 9449 §4.3 lists the checks, in its order, except that a missing or
+ * stale nonce is reported last, so that a client told to fetch a nonce has an otherwise valid
+ * proof. The header is read here before cjose sees anything (cjose aborts on some malformed
+ * base64url), and the key is the proof's own `jwk`: public members only, of a type and size
+ * that fit the algorithm.
+ */
+#include <string.h>
+#include <apr_lib.h>
+#include <apr_strings.h>
+#include <cjose/cjose.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "ot_dpop.h"
+#include "ot_json.h"
+#include "ot_url.h"
+#include "ot_util.h"
+
+#define MIN_RSA_BITS 2048
+
+/** An algorithm a proof may use and the key it needs. */
+typedef struct {
+    const char *name;
+    const char *kty;
+    const char *crv;              /**< for EC and OKP */
+} dpop_alg_t;
+
+static const dpop_alg_t dpop_algs[] = {
+    { "ES256", "EC", "P-256" }, { "ES384", "EC", "P-384" }, { "ES512", "EC", "P-521" },
+    { "RS256", "RSA", NULL }, { "RS384", "RSA", NULL }, { "RS512", "RSA", NULL },
+    { "PS256", "RSA", NULL }, { "PS384", "RSA", NULL }, { "PS512", "RSA", NULL },
+};
+
+/** Members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
+static const char *const private_members[] = { "d", "p", "q", "dp", "dq", "qi", "oth", "k" };
+
+static const dpop_alg_t *find_alg(const char *name)
+{
+    apr_size_t i;
+
+    for (i = 0; name && i < sizeof(dpop_algs) / sizeof(dpop_algs[0]); i++) {
+        if (strcmp(dpop_algs[i].name, name) == 0) {
+            return &dpop_algs[i];
+        }
+    }
+    return NULL;
+}
+
+int ot_dpop_alg_known(const char *name)
+{
+    return find_alg(name) != NULL;
+}
+
+const char *ot_dpop_b64url(const unsigned char *in, apr_size_t n, apr_pool_t *p)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    char *out = apr_palloc(p, (n + 2) / 3 * 4 + 1), *o = out;
+    apr_size_t i;
+
+    for (i = 0; i + 2 < n; i += 3) {
+        *o++ = a[in[i] >> 2];
+        *o++ = a[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+        *o++ = a[((in[i + 1] & 15) << 2) | (in[i + 2] >> 6)];
+        *o++ = a[in[i + 2] & 63];
+    }
+    if (n - i == 1) {
+        *o++ = a[in[i] >> 2];
+        *o++ = a[(in[i] & 3) << 4];
+    }
+    else if (n - i == 2) {
+        *o++ = a[in[i] >> 2];
+        *o++ = a[((in[i] & 3) << 4) | (in[i + 1] >> 4)];
+        *o++ = a[(in[i + 1] & 15) << 2];
+    }
+    *o = '\0';
+    return out;
+}
+
+static const char *sha256_b64url(const void *data, apr_size_t n, apr_pool_t *p)
+{
+    unsigned char md[OT_SHA256_LEN];
+    unsigned int mdlen = 0;
+
+    EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL);
+    return ot_dpop_b64url(md, OT_SHA256_LEN, p);
+}
+
+/* ---- the key --------------------------------------------------------------------------------- */
+
+/** One required member of a JWK as a non-empty string that decodes as base64url (or crv/kty). */
+static const char *member(const json_t *jwk, const char *name, int b64, apr_size_t *dlen,
+                          apr_pool_t *p)
+{
+    const char *v = ot_json_string(jwk, name);
+    char *raw;
+
+    *dlen = 0;
+    if (v == NULL || *v == '\0') {
+        return NULL;
+    }
+    if (b64 && ot_b64url_decode(&raw, dlen, v, strlen(v), p) != APR_SUCCESS) {
+        return NULL;
+    }
+    return v;
+}
+
+/** RFC 7638: the required members, in lexical order, no white space. NULL: not a usable key. */
+static const char *thumbprint_of(const json_t *jwk, apr_size_t *rsa_bytes, apr_pool_t *p)
+{
+    const char *kty = ot_json_string(jwk, "kty"), *a, *b, *c, *text;
+    apr_size_t n1, n2, n3;
+
+    if (kty == NULL) {
+        return NULL;
+    }
+    if (strcmp(kty, "RSA") == 0) {
+        if (!(a = member(jwk, "e", 1, &n1, p)) || !(b = member(jwk, "n", 1, &n2, p))) {
+            return NULL;
+        }
+        *rsa_bytes = n2;
+        text = apr_psprintf(p, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
+    }
+    else if (strcmp(kty, "EC") == 0) {
+        if (!(a = member(jwk, "crv", 0, &n1, p)) || !(b = member(jwk, "x", 1, &n2, p))
+            || !(c = member(jwk, "y", 1, &n3, p)) || strchr(a, '"') || strchr(a, '\\')) {
+            return NULL;
+        }
+        text = apr_psprintf(p, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
+                            a, b, c);
+    }
+    else if (strcmp(kty, "OKP") == 0) {
+        if (!(a = member(jwk, "crv", 0, &n1, p)) || !(b = member(jwk, "x", 1, &n2, p))
+            || strchr(a, '"') || strchr(a, '\\')) {
+            return NULL;
+        }
+        text = apr_psprintf(p, "{\"crv\":\"%s\",\"kty\":\"OKP\",\"x\":\"%s\"}", a, b);
+    }
+    else {
+        return NULL;
+    }
+    return sha256_b64url(text, strlen(text), p);
+}
+
+const char *ot_dpop_jwk_thumbprint(const char *jwk_json, apr_size_t len, apr_pool_t *p)
+{
+    json_t *jwk = ot_json_parse(jwk_json, len, NULL, p);
+    apr_size_t rsa = 0;
+
+    return json_is_object(jwk) ? thumbprint_of(jwk, &rsa, p) : NULL;
+}
+
+static apr_status_t jwk_cleanup(void *data)
+{
+    cjose_jwk_release(data);
+    return APR_SUCCESS;
+}
+
+/** The proof's key, when it is public and fits alg: *jkt is its thumbprint. Else *why. */
+static cjose_jwk_t *proof_key(const char **jkt, const char **why, json_t *jwk,
+                              const dpop_alg_t *alg, apr_pool_t *p)
+{
+    const char *kty = ot_json_string(jwk, "kty"), *crv = ot_json_string(jwk, "crv");
+    apr_size_t i, rsa_bytes = 0;
+    cjose_jwk_t *key;
+    cjose_err err;
+
+    if (!json_is_object(jwk)) {
+        *why = "its header has no jwk object";
+        return NULL;
+    }
+    for (i = 0; i < sizeof(private_members) / sizeof(private_members[0]); i++) {
+        if (json_object_get(jwk, private_members[i]) != NULL) {
+            *why = apr_psprintf(p, "its jwk holds private or symmetric key material (%s)",
+                                private_members[i]);
+            return NULL;
+        }
+    }
+    if (kty == NULL || strcmp(kty, alg->kty) != 0
+        || (alg->crv && (crv == NULL || strcmp(crv, alg->crv) != 0))) {
+        *why = apr_psprintf(p, "its jwk is not a key for %s", alg->name);
+        return NULL;
+    }
+    if ((*jkt = thumbprint_of(jwk, &rsa_bytes, p)) == NULL
+        || (alg->kty[0] == 'R' && rsa_bytes * 8 < MIN_RSA_BITS)) {
+        *why = "its jwk lacks a member, has one that is not base64url, or is too small";
+        return NULL;
+    }
+    if ((key = cjose_jwk_import_json((cjose_header_t *)jwk, &err)) == NULL) {
+        *why = "its jwk cannot be imported";
+        return NULL;
+    }
+    apr_pool_cleanup_register(p, key, jwk_cleanup, apr_pool_cleanup_null);
+    return key;
+}
+
+/* ---- the proof ------------------------------------------------------------------------------ */
+
+/** Three non-empty base64url parts; *hlen is the first one's length. */
+static int compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
+{
+    apr_size_t i, dots = 0, start = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (i == start || ++dots > 2) {
+                return 0;
+            }
+            if (dots == 1) {
+                *hlen = i;
+            }
+            start = i + 1;
+        }
+        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
+            return 0;
+        }
+    }
+    return dots == 2 && start < len;
+}
+
+static json_t *decode_part(const char *s, apr_size_t n, apr_pool_t *p)
+{
+    char *raw;
+    apr_size_t len;
+    json_t *j;
+
+    if (ot_b64url_decode(&raw, &len, s, n, p) != APR_SUCCESS
+        || (j = ot_json_parse(raw, len, NULL, p)) == NULL || !json_is_object(j)) {
+        return NULL;
+    }
+    return j;
+}
+
+/** 1 when alg is one of the location's algorithms. */
+static int alg_allowed(const apr_array_header_t *algs, const char *alg)
+{
+    int i;
+
+    for (i = 0; algs && i < algs->nelts; i++) {
+        if (strcmp(APR_ARRAY_IDX(algs, i, const char *), alg) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/** The header: typ, alg and key. Returns the key, or NULL with *why. */
+static cjose_jwk_t *check_header(ot_dpop_proof_t *out, const char **why,
+                                 const ot_dpop_ask_t *ask, const char *hdr, apr_size_t hlen,
+                                 apr_pool_t *p)
+{
+    json_t *h = decode_part(hdr, hlen, p);
+    const char *typ, *alg;
+    const dpop_alg_t *a;
+
+    if (h == NULL) {
+        *why = "its header is not a JSON object";
+        return NULL;
+    }
+    if ((typ = ot_json_string(h, "typ")) == NULL || strcasecmp(typ, "dpop+jwt") != 0) {
+        *why = "its typ is not dpop+jwt";
+        return NULL;
+    }
+    alg = ot_json_string(h, "alg");
+    if (alg == NULL || (a = find_alg(alg)) == NULL || !alg_allowed(ask->algs, alg)) {
+        *why = "its alg is not one of OfftokDPoPAlgorithms";
+        return NULL;
+    }
+    if (json_object_get(h, "crit") != NULL) {
+        *why = "it names critical header extensions (crit)";
+        return NULL;
+    }
+    return proof_key(&out->jkt, why, json_object_get(h, "jwk"), a, p);
+}
+
+/** The signature, with the proof's own key. The payload as a JSON object, or NULL. */
+static json_t *check_signature(const char **why, const char *compact, apr_size_t len,
+                               const cjose_jwk_t *key, apr_pool_t *p)
+{
+    cjose_err err;
+    cjose_jws_t *jws = cjose_jws_import(compact, len, &err);
+    uint8_t *text = NULL;
+    size_t text_len = 0;
+    json_t *payload = NULL;
+
+    if (jws == NULL) {
+        *why = "it is not a JWS";
+        return NULL;
+    }
+    if (!cjose_jws_verify(jws, key, &err)
+        || !cjose_jws_get_plaintext(jws, &text, &text_len, &err)) {
+        *why = "its signature does not verify with its jwk";
+    }
+    else if ((payload = ot_json_parse((const char *)text, text_len, NULL, p)) == NULL
+             || !json_is_object(payload)) {
+        *why = "its payload is not a JSON object";
+        payload = NULL;
+    }
+    cjose_jws_release(jws);
+    return payload;
+}
+
+/** iat as whole seconds; 0 when absent or not a number. */
+static int read_iat(const json_t *payload, apr_int64_t *iat)
+{
+    const json_t *v = json_object_get(payload, "iat");
+
+    if (json_is_integer(v)) {
+        *iat = (apr_int64_t)json_integer_value(v);
+        return 1;
+    }
+    if (json_is_real(v) && json_real_value(v) > 0 && json_real_value(v) < 1e11) {
+        *iat = (apr_int64_t)json_real_value(v);
+        return 1;
+    }
+    return 0;
+}
+
+/** htm, htu, iat, ath: the claims about this request. */
+static int check_claims(ot_dpop_proof_t *out, const char **why, const ot_dpop_ask_t *ask,
+                        const json_t *pl, apr_pool_t *p)
+{
+    const char *htm = ot_json_string(pl, "htm"), *htu = ot_json_string(pl, "htu");
+    const char *ath = ot_json_string(pl, "ath"), *want;
+    apr_int64_t now = (apr_int64_t)apr_time_sec(ask->now);
+
+    out->jti = ot_json_string(pl, "jti");
+    if (out->jti == NULL || *out->jti == '\0' || strlen(out->jti) > OT_DPOP_JTI_MAX
+        || htm == NULL || htu == NULL || !read_iat(pl, &out->iat)) {
+        *why = "it lacks jti, htm, htu or iat, or one is not of its type";
+        return 0;
+    }
+    if (strcmp(htm, ask->method) != 0) {
+        *why = "its htm is not the request's method";
+        return 0;
+    }
+    out->htu = ot_url_normalize(htu, p);
+    want = ot_url_normalize(ask->url, p);
+    if (out->htu == NULL || want == NULL || strcmp(out->htu, want) != 0) {
+        *why = apr_psprintf(p, "its htu is not this request's URL (%s)", want ? want : "?");
+        return 0;
+    }
+    if (out->iat < now - ask->max_age || out->iat > now + ask->skew) {
+        *why = out->iat < now ? "its iat is older than OfftokDPoPMaxAge"
+                              : "its iat is in the future (beyond OfftokClockSkew)";
+        return 0;
+    }
+    want = sha256_b64url(ask->token, strlen(ask->token), p);
+    if (ath == NULL || strcmp(ath, want) != 0) {
+        *why = "its ath is not the access token's hash";
+        return 0;
+    }
+    return 1;
+}
+
+/** 1 when the proof's nonce is the current or the previous window's; *old for the previous. */
+static int nonce_fits(const ot_dpop_ask_t *ask, const json_t *pl, int *old, apr_pool_t *p)
+{
+    const char *nonce = ot_json_string(pl, "nonce");
+    apr_time_t window = apr_time_from_sec(OT_DPOP_NONCE_WINDOW);
+
+    if (nonce == NULL) {
+        return 0;
+    }
+    if (strcmp(nonce, ot_dpop_nonce(ask->nonce_key, ask->now, p)) == 0) {
+        return 1;
+    }
+    *old = strcmp(nonce, ot_dpop_nonce(ask->nonce_key, ask->now - window, p)) == 0;
+    return *old;
+}
+
+ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot_dpop_ask_t *ask,
+                                const char *header, apr_pool_t *p)
+{
+    apr_size_t len = header ? strlen(header) : 0, hlen = 0;
+    const cjose_jwk_t *key;
+    json_t *payload;
+
+    memset(out, 0, sizeof(*out));
+    if (len == 0) {
+        *why = "there is no DPoP header";
+        return OT_DPOP_INVALID;
+    }
+    if (strchr(header, ',') != NULL) {
+        *why = "there is more than one DPoP header";
+        return OT_DPOP_INVALID;
+    }
+    if (len > OT_DPOP_MAX || !compact_shape(header, len, &hlen)) {
+        *why = "it is not a compact JWS (three non-empty base64url parts) or is too long";
+        return OT_DPOP_INVALID;
+    }
+    if ((key = check_header(out, why, ask, header, hlen, p)) == NULL
+        || (payload = check_signature(why, header, len, key, p)) == NULL
+        || !check_claims(out, why, ask, payload, p)) {
+        return OT_DPOP_INVALID;
+    }
+    if (ask->nonce_key && !nonce_fits(ask, payload, &out->nonce_old, p)) {
+        *why = "its nonce is missing or stale";
+        return OT_DPOP_NONCE;
+    }
+    return OT_DPOP_OK;
+}
+
+/* ---- nonces, replay keys, certificates -------------------------------------------------------- */
+
+const char *ot_dpop_nonce(const unsigned char key[OT_DPOP_KEY_LEN], apr_time_t now,
+                          apr_pool_t *p)
+{
+    apr_uint64_t w = (apr_uint64_t)apr_time_sec(now) / OT_DPOP_NONCE_WINDOW;
+    unsigned char msg[24] = "offtok-dpop-nonce", md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int i;
+
+    for (i = 0; i < 8; i++) {
+        msg[16 + i] = (unsigned char)(w >> (56 - 8 * i));
+    }
+    HMAC(EVP_sha256(), key, OT_DPOP_KEY_LEN, msg, sizeof(msg), md, &mdlen);
+    return ot_dpop_b64url(md, 24, p);
+}
+
+void ot_dpop_nonce_key(unsigned char key[OT_DPOP_KEY_LEN], const char *secret, apr_size_t len)
+{
+    static const char label[] = "mod_offtok DPoP nonce key";
+    unsigned int mdlen = 0;
+
+    HMAC(EVP_sha256(), secret, (int)len, (const unsigned char *)label, sizeof(label) - 1, key,
+         &mdlen);
+}
+
+void ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int mdlen = 0;
+
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, proof->jti, strlen(proof->jti) + 1);
+    EVP_DigestUpdate(ctx, proof->htu, strlen(proof->htu));
+    EVP_DigestFinal_ex(ctx, key, &mdlen);
+    EVP_MD_CTX_free(ctx);
+}
+
+const char *ot_cert_thumbprint(const char *pem, apr_pool_t *p)
+{
+    BIO *bio;
+    X509 *x;
+    unsigned char *der = NULL;
+    const char *out = NULL;
+    int n;
+
+    if (pem == NULL || *pem == '\0' || (bio = BIO_new_mem_buf(pem, -1)) == NULL) {
+        return NULL;
+    }
+    x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+    if (x == NULL) {
+        return NULL;
+    }
+    if ((n = i2d_X509(x, &der)) > 0) {
+        out = sha256_b64url(der, (apr_size_t)n, p);
+        OPENSSL_free(der);
+    }
+    X509_free(x);
+    return out;
+}

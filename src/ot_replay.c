@@ -1,0 +1,120 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * The replay table of DPoP proofs, shared by every process of the server.
+ *
+ *  +----------------------------------------------------------------------------------------+
+ *  | lock (a process-shared robust mutex alone on its cache line)                            |
+ *  +----------------------------------------------------------------------------------------+
+ *  | slots[N] {first 16 bytes of the key, until (apr_time_t)}   N a power of two            |
+ *  +----------------------------------------------------------------------------------------+
+ *
+ * A key's home is its first bytes modulo N; it may sit in any of the OT_REPLAY_PROBE slots from
+ * there (wrapping). A slot whose until has passed is free. A lookup reads every slot of the
+ * window, so freeing a slot never hides an entry behind it. One lock for the table: a proof
+ * costs one short critical section, far less than checking its signature.
+ */
+#include <string.h>
+#include <apr_shm.h>
+
+#include "ot_replay.h"
+#include "ot_shm.h"
+
+#define KEY_BYTES 16
+
+typedef struct {
+    unsigned char key[KEY_BYTES];
+    apr_time_t until;
+} slot_t;
+
+typedef struct {
+    ot_lock_t lock;
+    apr_uint32_t nslots;
+} OT_LINE_ALIGNED table_t;
+
+struct ot_replay_t {
+    apr_shm_t *shm;
+    table_t *t;
+    slot_t *slots;
+};
+
+apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *p)
+{
+    ot_replay_t *r = apr_pcalloc(p, sizeof(*r));
+    apr_uint32_t n = 1024;
+    apr_size_t size;
+    apr_status_t rv;
+
+    while (n < (slots ? slots : OT_REPLAY_SLOTS)) {
+        n <<= 1;
+    }
+    size = sizeof(table_t) + OT_CACHE_LINE + (apr_size_t)n * sizeof(slot_t);
+    if ((rv = apr_shm_create(&r->shm, size, NULL, p)) != APR_SUCCESS) {
+        return rv;
+    }
+    r->t = (table_t *)(((apr_uintptr_t)apr_shm_baseaddr_get(r->shm) + OT_CACHE_LINE - 1)
+                       & ~(apr_uintptr_t)(OT_CACHE_LINE - 1));
+    memset(r->t, 0, sizeof(table_t) + (apr_size_t)n * sizeof(slot_t));
+    r->t->nslots = n;
+    r->slots = (slot_t *)(r->t + 1);
+    if ((rv = ot_lock_init(&r->t->lock)) != APR_SUCCESS) {
+        return rv;
+    }
+    *pr = r;
+    return APR_SUCCESS;
+}
+
+/**
+ * A writer that died holding the lock wrote at most a slot's key before its until: that slot's
+ * until still lies in the past, so it is free as before. Nothing to repair.
+ */
+static void recover(void *baton)
+{
+    (void)baton;
+}
+
+apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t until,
+                            apr_time_t now)
+{
+    apr_uint32_t mask = r->t->nslots - 1, home, i, free_at = 0;
+    int have_free = 0;
+    apr_status_t rv;
+
+    home = ((apr_uint32_t)key[0] << 24 | (apr_uint32_t)key[1] << 16
+            | (apr_uint32_t)key[2] << 8 | key[3]) & mask;
+    if ((rv = ot_lock_take(&r->t->lock, recover, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < OT_REPLAY_PROBE && i <= mask; i++) {
+        slot_t *s = &r->slots[(home + i) & mask];
+        if (s->until > now) {
+            if (memcmp(s->key, key, KEY_BYTES) == 0) {
+                ot_lock_release(&r->t->lock);
+                return APR_EEXIST;
+            }
+        }
+        else if (!have_free) {
+            have_free = 1;
+            free_at = (home + i) & mask;
+        }
+    }
+    if (have_free) {
+        memcpy(r->slots[free_at].key, key, KEY_BYTES);
+        r->slots[free_at].until = until;
+    }
+    ot_lock_release(&r->t->lock);
+    return have_free ? APR_SUCCESS : APR_ENOSPC;
+}
+
+apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now)
+{
+    apr_uint32_t i, n = 0;
+
+    if (ot_lock_take(&r->t->lock, recover, r) != APR_SUCCESS) {
+        return 0;
+    }
+    for (i = 0; i < r->t->nslots; i++) {
+        n += r->slots[i].until > now;
+    }
+    ot_lock_release(&r->t->lock);
+    return n;
+}

@@ -1,0 +1,520 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/* DPoP proofs (ot_dpop.c), htu normalisation (ot_url.c), the replay table (ot_replay.c), the
+ * DPoP scheme (ot_token.c) and the binding verdicts (ot_answer.c). Proofs are signed here with
+ * keys cjose makes. */
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include <cjose/cjose.h>
+#include <openssl/evp.h>
+
+#include "ot_unit.h"
+#include "ot_answer.h"
+#include "ot_dpop.h"
+#include "ot_json.h"
+#include "ot_replay.h"
+#include "ot_token.h"
+#include "ot_url.h"
+
+#define NOW 1796014600
+#define URL "https://rs.example/api/items"
+#define TOKEN "the-access-token"
+
+/* ---- htu normalisation ---------------------------------------------------------------------- */
+
+static const char *norm(const char *url)
+{
+    return ot_url_normalize(url, ot_test_pool);
+}
+
+START_TEST(urls_are_normalised_per_rfc_3986)
+{
+    ck_assert_str_eq(norm("https://rs.example/a"), "https://rs.example/a");
+    ck_assert_str_eq(norm("HTTPS://RS.Example/a"), "https://rs.example/a");
+    ck_assert_str_eq(norm("https://rs.example:443/a"), "https://rs.example/a");
+    ck_assert_str_eq(norm("http://rs.example:80/a"), "http://rs.example/a");
+    ck_assert_str_eq(norm("http://rs.example:0080/a"), "http://rs.example/a");
+    ck_assert_str_eq(norm("https://rs.example:8443/a"), "https://rs.example:8443/a");
+    ck_assert_str_eq(norm("https://rs.example:/a"), "https://rs.example/a");
+    ck_assert_str_eq(norm("https://rs.example"), "https://rs.example/");
+    ck_assert_str_eq(norm("https://rs.example?q=1"), "https://rs.example/");
+    ck_assert_str_eq(norm("https://rs.example/a?q=1#f"), "https://rs.example/a");
+    ck_assert_str_eq(norm("https://rs.example/a#f?x"), "https://rs.example/a");
+    ck_assert_str_eq(norm("https://rs.example/%7e%41b%2f"), "https://rs.example/~Ab%2F");
+    ck_assert_str_eq(norm("https://rs.example/%e2%82%ac"), "https://rs.example/%E2%82%AC");
+    ck_assert_str_eq(norm("https://rs.example/a/./b/../c"), "https://rs.example/a/c");
+    ck_assert_str_eq(norm("https://rs.example/a/b/.."), "https://rs.example/a/");
+    ck_assert_str_eq(norm("https://rs.example/../../a"), "https://rs.example/a");
+    ck_assert_str_eq(norm("https://rs.example/a/%2E%2E/b"), "https://rs.example/b");
+    ck_assert_str_eq(norm("https://rs.example/..."), "https://rs.example/...");
+    ck_assert_str_eq(norm("http://[::1]:8080/x"), "http://[::1]:8080/x");
+    ck_assert_str_eq(norm("http://[::1]:80/x"), "http://[::1]/x");
+    ck_assert_str_eq(norm("https://rs.example/Path"), "https://rs.example/Path");
+}
+END_TEST
+
+START_TEST(urls_that_cannot_be_htu_are_refused)
+{
+    ck_assert_ptr_null(norm(NULL));
+    ck_assert_ptr_null(norm(""));
+    ck_assert_ptr_null(norm("/api/items"));
+    ck_assert_ptr_null(norm("ftp://rs.example/"));
+    ck_assert_ptr_null(norm("https:///a"));
+    ck_assert_ptr_null(norm("https://user@rs.example/a"));
+    ck_assert_ptr_null(norm("https://rs.example:99999/a"));
+    ck_assert_ptr_null(norm("https://rs.example:0/a"));
+    ck_assert_ptr_null(norm("https://rs.example:8x/a"));
+    ck_assert_ptr_null(norm("https://rs.example/a%"));
+    ck_assert_ptr_null(norm("https://rs.example/a%4"));
+    ck_assert_ptr_null(norm("https://rs.example/a%zz"));
+    ck_assert_ptr_null(norm("https://rs.example/a b"));
+    ck_assert_ptr_null(norm("https://rs.example/a\tb"));
+    ck_assert_ptr_null(norm("https://[::1/a"));
+    ck_assert_ptr_null(norm("https://:80/a"));
+}
+END_TEST
+
+/* ---- proofs ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    cjose_jwk_t *jwk;
+    json_t *pub;          /* the public JWK */
+    json_t *priv;         /* with d */
+} test_key_t;
+
+static apr_status_t key_cleanup(void *data)
+{
+    test_key_t *k = data;
+
+    cjose_jwk_release(k->jwk);
+    json_decref(k->pub);
+    json_decref(k->priv);
+    return APR_SUCCESS;
+}
+
+static test_key_t *make_key(void)
+{
+    test_key_t *k = apr_pcalloc(ot_test_pool, sizeof(*k));
+    cjose_err err;
+    char *s;
+
+    k->jwk = cjose_jwk_create_EC_random(CJOSE_JWK_EC_P_256, &err);
+    ck_assert_ptr_nonnull(k->jwk);
+    s = cjose_jwk_to_json(k->jwk, false, &err);
+    k->pub = json_loads(s, 0, NULL);
+    free(s);
+    s = cjose_jwk_to_json(k->jwk, true, &err);
+    k->priv = json_loads(s, 0, NULL);
+    free(s);
+    apr_pool_cleanup_register(ot_test_pool, k, key_cleanup, apr_pool_cleanup_null);
+    return k;
+}
+
+static const char *b64url_sha256(const char *s)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+
+    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    return ot_dpop_b64url(md, 32, ot_test_pool);
+}
+
+/** A proof signed by signer carrying jwk; header and payload given as JSON to merge in. */
+static const char *sign(const test_key_t *signer, const json_t *jwk, const char *typ,
+                        const char *payload_json)
+{
+    json_t *hdr = json_pack("{s:s, s:O}", "alg", "ES256", "jwk", jwk);
+    cjose_err err;
+    cjose_jws_t *jws;
+    const char *out;
+    char *copy;
+
+    if (typ) {
+        json_object_set_new(hdr, "typ", json_string(typ));
+    }
+    jws = cjose_jws_sign(signer->jwk, (cjose_header_t *)hdr, (const uint8_t *)payload_json,
+                         strlen(payload_json), &err);
+    ck_assert_ptr_nonnull(jws);
+    ck_assert(cjose_jws_export(jws, &out, &err));
+    copy = apr_pstrdup(ot_test_pool, out);
+    cjose_jws_release(jws);
+    json_decref(hdr);
+    return copy;
+}
+
+static const char *payload(const char *jti, const char *htm, const char *htu, long iat,
+                           const char *token, const char *nonce)
+{
+    return apr_psprintf(ot_test_pool, "{\"jti\":\"%s\",\"htm\":\"%s\",\"htu\":\"%s\","
+                        "\"iat\":%ld,\"ath\":\"%s\"%s%s%s}", jti, htm, htu, iat,
+                        b64url_sha256(token), nonce ? ",\"nonce\":\"" : "", nonce ? nonce : "",
+                        nonce ? "\"" : "");
+}
+
+static ot_dpop_ask_t ask_for(apr_array_header_t *algs, const unsigned char *nonce_key)
+{
+    ot_dpop_ask_t a;
+
+    memset(&a, 0, sizeof(a));
+    a.method = "GET";
+    a.url = URL;
+    a.token = TOKEN;
+    a.now = apr_time_from_sec(NOW);
+    a.max_age = 60;
+    a.skew = 30;
+    a.algs = algs;
+    a.nonce_key = nonce_key;
+    return a;
+}
+
+static apr_array_header_t *algs_of(const char *names)
+{
+    apr_array_header_t *a = apr_array_make(ot_test_pool, 4, sizeof(const char *));
+    char *last, *s = apr_pstrdup(ot_test_pool, names), *w;
+
+    for (w = apr_strtok(s, " ", &last); w; w = apr_strtok(NULL, " ", &last)) {
+        APR_ARRAY_PUSH(a, const char *) = w;
+    }
+    return a;
+}
+
+static ot_dpop_result_t verify(const ot_dpop_ask_t *ask, const char *proof, const char **why)
+{
+    ot_dpop_proof_t out;
+    const char *w = NULL;
+    ot_dpop_result_t rv = ot_dpop_verify(&out, &w, ask, proof, ot_test_pool);
+
+    if (why) {
+        *why = w;
+    }
+    return rv;
+}
+
+START_TEST(a_valid_proof_gives_its_thumbprint_and_jti)
+{
+    test_key_t *k = make_key();
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256"), NULL);
+    const char *p = sign(k, k->pub, "dpop+jwt", payload("j1", "GET", URL "?x=1", NOW, TOKEN,
+                                                         NULL));
+    char *text = json_dumps(k->pub, JSON_COMPACT);
+    ot_dpop_proof_t out;
+    const char *why = NULL;
+
+    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, p, ot_test_pool), OT_DPOP_OK);
+    ck_assert_str_eq(out.jti, "j1");
+    ck_assert_str_eq(out.htu, URL);
+    ck_assert_int_eq(out.iat, NOW);
+    ck_assert_str_eq(out.jkt, ot_dpop_jwk_thumbprint(text, strlen(text), ot_test_pool));
+    free(text);
+}
+END_TEST
+
+START_TEST(every_bad_field_is_refused)
+{
+    test_key_t *k = make_key(), *other = make_key();
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256 RS256"), NULL);
+    const char *good = payload("j", "GET", URL, NOW, TOKEN, NULL), *why;
+
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "JWT", good), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "typ"));
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, NULL, good), NULL), OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, sign(k, k->priv, "dpop+jwt", good), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "private"));
+    ck_assert_int_eq(verify(&ask, sign(other, k->pub, "dpop+jwt", good), &why),
+                     OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "signature"));
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "POST", URL, NOW, TOKEN, NULL)), NULL),
+                     OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL "/x", NOW, TOKEN, NULL)), &why),
+                     OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "htu"));
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW - 61, TOKEN, NULL)), NULL),
+                     OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW - 60, TOKEN, NULL)), NULL),
+                     OT_DPOP_OK);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW + 31, TOKEN, NULL)), NULL),
+                     OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW + 30, TOKEN, NULL)), NULL),
+                     OT_DPOP_OK);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW, "other", NULL)), &why),
+                     OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "ath"));
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("", "GET", URL, NOW, TOKEN, NULL)), NULL),
+                     OT_DPOP_INVALID);
+    ask.algs = algs_of("RS256");
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "alg"));
+}
+END_TEST
+
+START_TEST(headers_that_are_not_one_proof_are_refused)
+{
+    test_key_t *k = make_key();
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256"), NULL);
+    const char *p = sign(k, k->pub, "dpop+jwt", payload("j", "GET", URL, NOW, TOKEN, NULL));
+
+    ck_assert_int_eq(verify(&ask, NULL, NULL), OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, "", NULL), OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, apr_pstrcat(ot_test_pool, p, ", ", p, NULL), NULL),
+                     OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, "a.b", NULL), OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, "e30.e30.", NULL), OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, "e30.e30.e30", NULL), OT_DPOP_INVALID);
+}
+END_TEST
+
+START_TEST(nonces_rotate_and_the_previous_one_passes)
+{
+    test_key_t *k = make_key();
+    unsigned char key[OT_DPOP_KEY_LEN];
+    ot_dpop_ask_t ask;
+    ot_dpop_proof_t out;
+    const char *why, *now_nonce, *old_nonce, *older_nonce;
+    apr_time_t window = apr_time_from_sec(OT_DPOP_NONCE_WINDOW);
+
+    ot_dpop_nonce_key(key, "a redis key of some length", 26);
+    ask = ask_for(algs_of("ES256"), key);
+    now_nonce = ot_dpop_nonce(key, ask.now, ot_test_pool);
+    old_nonce = ot_dpop_nonce(key, ask.now - window, ot_test_pool);
+    older_nonce = ot_dpop_nonce(key, ask.now - 2 * window, ot_test_pool);
+    ck_assert_str_ne(now_nonce, old_nonce);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW, TOKEN, NULL)), NULL),
+                     OT_DPOP_NONCE);
+    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, sign(k, k->pub, "dpop+jwt",
+                     payload("j", "GET", URL, NOW, TOKEN, now_nonce)), ot_test_pool), OT_DPOP_OK);
+    ck_assert_int_eq(out.nonce_old, 0);
+    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, sign(k, k->pub, "dpop+jwt",
+                     payload("j", "GET", URL, NOW, TOKEN, old_nonce)), ot_test_pool), OT_DPOP_OK);
+    ck_assert_int_eq(out.nonce_old, 1);
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt",
+                                       payload("j", "GET", URL, NOW, TOKEN, older_nonce)), NULL),
+                     OT_DPOP_NONCE);
+    /* Another key makes other nonces. */
+    ot_dpop_nonce_key(key, "another key", 11);
+    ck_assert_str_ne(ot_dpop_nonce(key, ask.now, ot_test_pool), now_nonce);
+    /* An invalid proof is invalid, whatever its nonce. */
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "JWT",
+                                       payload("j", "GET", URL, NOW, TOKEN, NULL)), NULL),
+                     OT_DPOP_INVALID);
+}
+END_TEST
+
+START_TEST(thumbprint_is_rfc_7638)
+{
+    /* RFC 7638 §3.1. */
+    static const char jwk[] =
+        "{\"kty\":\"RSA\",\"n\":\"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86"
+        "zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt"
+        "7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn"
+        "1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-c"
+        "sFCur-kEgU8awapJzKnqDKgw\",\"e\":\"AQAB\",\"alg\":\"RS256\",\"kid\":\"2011-04-29\"}";
+
+    ck_assert_str_eq(ot_dpop_jwk_thumbprint(jwk, strlen(jwk), ot_test_pool),
+                     "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+    ck_assert_ptr_null(ot_dpop_jwk_thumbprint("{\"kty\":\"oct\",\"k\":\"AAAA\"}", 25,
+                                              ot_test_pool));
+    ck_assert_ptr_null(ot_dpop_jwk_thumbprint("{\"kty\":\"EC\",\"crv\":\"P-256\",\"x\":\"AA\"}",
+                                              36, ot_test_pool));
+}
+END_TEST
+
+START_TEST(only_asymmetric_algorithms_are_known)
+{
+    ck_assert(ot_dpop_alg_known("ES256"));
+    ck_assert(ot_dpop_alg_known("PS512"));
+    ck_assert(!ot_dpop_alg_known("HS256"));
+    ck_assert(!ot_dpop_alg_known("none"));
+    ck_assert(!ot_dpop_alg_known(NULL));
+}
+END_TEST
+
+/* ---- the replay table ------------------------------------------------------------------------ */
+
+START_TEST(replay_table_takes_a_key_once_until_it_expires)
+{
+    ot_replay_t *r;
+    unsigned char k[32] = { 1, 2, 3, 4, 5 };
+    apr_time_t now = apr_time_from_sec(NOW), until = now + apr_time_from_sec(90);
+
+    ck_assert_int_eq(ot_replay_create(&r, 1024, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_once(r, k, until, now + 1), APR_EEXIST);
+    ck_assert_int_eq(ot_replay_live(r, now), 1);
+    k[15] = 9;
+    ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_SUCCESS);
+    k[15] = 0;
+    ck_assert_int_eq(ot_replay_once(r, k, until + 10, until), APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(a_full_window_is_refused_never_evicted)
+{
+    ot_replay_t *r;
+    unsigned char k[32] = { 7, 7, 7, 7 };
+    apr_time_t now = apr_time_from_sec(NOW), until = now + apr_time_from_sec(90);
+    int i;
+
+    ck_assert_int_eq(ot_replay_create(&r, 1024, ot_test_pool), APR_SUCCESS);
+    for (i = 0; i < OT_REPLAY_PROBE; i++) {
+        k[10] = (unsigned char)i;
+        k[11] = (unsigned char)(i >> 8);
+        ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_SUCCESS);
+    }
+    k[12] = 1;
+    ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_ENOSPC);
+    k[12] = 0;
+    k[10] = 0;
+    k[11] = 0;
+    ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_EEXIST);
+    /* Once they expire, the window is free again. */
+    k[12] = 1;
+    ck_assert_int_eq(ot_replay_once(r, k, until + 10, until), APR_SUCCESS);
+}
+END_TEST
+
+/* ---- the DPoP scheme ------------------------------------------------------------------------- */
+
+START_TEST(dpop_scheme_is_parsed_where_allowed)
+{
+    ot_scheme_t s;
+    const char *t = NULL;
+
+    ck_assert_int_eq(ot_credentials_parse("DPoP abc", 1, 1, &s, &t, ot_test_pool), OT_BEARER_OK);
+    ck_assert_int_eq(s, OT_SCHEME_DPOP);
+    ck_assert_str_eq(t, "abc");
+    ck_assert_int_eq(ot_credentials_parse("dpop  abc", 1, 1, &s, &t, ot_test_pool),
+                     OT_BEARER_OK);
+    ck_assert_int_eq(ot_credentials_parse("DPoP abc", 1, 0, &s, &t, ot_test_pool),
+                     OT_BEARER_NONE);
+    ck_assert_int_eq(s, OT_SCHEME_NONE);
+    ck_assert_int_eq(ot_credentials_parse("Bearer abc", 0, 1, &s, &t, ot_test_pool),
+                     OT_BEARER_NONE);
+    ck_assert_int_eq(ot_credentials_parse("DPoP a b", 1, 1, &s, &t, ot_test_pool),
+                     OT_BEARER_MALFORMED);
+    ck_assert_int_eq(s, OT_SCHEME_DPOP);
+    ck_assert_int_eq(ot_credentials_parse("Bearer a, DPoP b", 1, 1, &s, &t, ot_test_pool),
+                     OT_BEARER_MALFORMED);
+    ck_assert_int_eq(ot_credentials_parse("DPoPx abc", 1, 1, &s, &t, ot_test_pool),
+                     OT_BEARER_NONE);
+    ck_assert_int_eq(ot_bearer_parse("DPoP abc", &t, ot_test_pool), OT_BEARER_NONE);
+}
+END_TEST
+
+/* ---- verdicts on bound tokens ---------------------------------------------------------------- */
+
+static ot_verdict_t judge_bound(const char *json, ot_bound_t b)
+{
+    const char *err = NULL;
+    ot_answer_t *a = ot_answer_parse(json, strlen(json), &err, ot_test_pool);
+    ot_policy_t pol = { NULL, NULL, 1 };
+
+    ck_assert_ptr_nonnull(a);
+    return ot_answer_judge_bound(a, &pol, &b, NOW);
+}
+
+START_TEST(binding_verdicts_follow_the_contract)
+{
+    const char *jkt = "{\"active\":true,\"token_type\":\"DPoP\",\"cnf\":{\"jkt\":\"K\"}}";
+    const char *x5t = "{\"active\":true,\"cnf\":{\"x5t#S256\":\"C\"}}";
+    const char *plain = "{\"active\":true,\"typ\":\"Bearer\"}";
+    ot_bound_t dpop = { OT_BIND_ALLOW, OT_BIND_ALLOW, 1, "K", NULL };
+    ot_bound_t bearer = { OT_BIND_ALLOW, OT_BIND_ALLOW, 0, NULL, NULL };
+    ot_bound_t b;
+
+    ck_assert_int_eq(judge_bound(jkt, dpop), OT_VERDICT_OK);
+    b = dpop, b.jkt = "other";
+    ck_assert_int_eq(judge_bound(jkt, b), OT_VERDICT_DPOP_KEY);
+    ck_assert_int_eq(judge_bound(jkt, bearer), OT_VERDICT_BOUND);
+    b = dpop, b.dpop = OT_BIND_OFF;
+    ck_assert_int_eq(judge_bound(jkt, b), OT_VERDICT_DPOP_OFF);
+    ck_assert_int_eq(judge_bound(plain, dpop), OT_VERDICT_UNBOUND_DPOP);
+    ck_assert_int_eq(judge_bound(plain, bearer), OT_VERDICT_OK);
+    b = bearer, b.dpop = OT_BIND_REQUIRE;
+    ck_assert_int_eq(judge_bound(plain, b), OT_VERDICT_UNBOUND);
+    b = dpop, b.dpop = OT_BIND_REQUIRE;
+    ck_assert_int_eq(judge_bound(jkt, b), OT_VERDICT_OK);
+    /* typ DPoP without cnf.jkt, under either scheme. */
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"typ\":\"DPoP\"}", dpop),
+                     OT_VERDICT_DPOP_NO_JKT);
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"typ\":\"DPoP\"}", bearer),
+                     OT_VERDICT_DPOP_NO_JKT);
+    /* Keycloak: typ DPoP with cnf.jkt is an access token. */
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"typ\":\"DPoP\",\"cnf\":{\"jkt\":\"K\"}}",
+                                 dpop), OT_VERDICT_OK);
+    /* Certificates. */
+    b = bearer, b.x5t = "C";
+    ck_assert_int_eq(judge_bound(x5t, b), OT_VERDICT_OK);
+    b.x5t = "D";
+    ck_assert_int_eq(judge_bound(x5t, b), OT_VERDICT_CERT);
+    ck_assert_int_eq(judge_bound(x5t, bearer), OT_VERDICT_CERT);
+    b = dpop, b.x5t = "C";
+    ck_assert_int_eq(judge_bound(x5t, b), OT_VERDICT_OK);
+    b = bearer, b.x5t = "C", b.mtls = OT_BIND_OFF;
+    ck_assert_int_eq(judge_bound(x5t, b), OT_VERDICT_MTLS_OFF);
+    b = bearer, b.mtls = OT_BIND_REQUIRE;
+    ck_assert_int_eq(judge_bound(plain, b), OT_VERDICT_UNBOUND);
+    /* Both Require: bound either way. */
+    b = dpop, b.dpop = OT_BIND_REQUIRE, b.mtls = OT_BIND_REQUIRE;
+    ck_assert_int_eq(judge_bound(jkt, b), OT_VERDICT_OK);
+    b = bearer, b.x5t = "C", b.dpop = OT_BIND_REQUIRE, b.mtls = OT_BIND_REQUIRE;
+    ck_assert_int_eq(judge_bound(x5t, b), OT_VERDICT_OK);
+    /* cnf that cannot be checked. */
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"cnf\":{}}", dpop), OT_VERDICT_CNF_UNKNOWN);
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"cnf\":{\"jwk\":{}}}", dpop),
+                     OT_VERDICT_CNF_UNKNOWN);
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"cnf\":{\"jkt\":\"K\",\"kid\":\"x\"}}",
+                                 dpop), OT_VERDICT_CNF_UNKNOWN);
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"cnf\":\"K\"}", dpop),
+                     OT_VERDICT_CNF_UNKNOWN);
+    ck_assert_int_eq(judge_bound("{\"active\":true,\"cnf\":{\"jkt\":1}}", dpop),
+                     OT_VERDICT_CNF_UNKNOWN);
+}
+END_TEST
+
+START_TEST(binding_survives_the_cache_digest)
+{
+    const char *json = "{\"active\":true,\"sub\":\"a\",\"cnf\":{\"jkt\":\"K\"}}";
+    const char *err = NULL;
+    ot_answer_t *a = ot_answer_parse(json, strlen(json), &err, ot_test_pool), *b;
+    apr_size_t len = 0;
+    const char *d = ot_answer_digest(a, &len, ot_test_pool);
+
+    b = ot_answer_from_digest(d, len, ot_test_pool);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_str_eq(b->cnf_jkt, "K");
+    ck_assert_int_eq(b->cnf_unknown, 0);
+}
+END_TEST
+
+Suite *suite_dpop(void)
+{
+    Suite *s = suite_create("dpop");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_add_test(tc, urls_are_normalised_per_rfc_3986);
+    tcase_add_test(tc, urls_that_cannot_be_htu_are_refused);
+    tcase_add_test(tc, a_valid_proof_gives_its_thumbprint_and_jti);
+    tcase_add_test(tc, every_bad_field_is_refused);
+    tcase_add_test(tc, headers_that_are_not_one_proof_are_refused);
+    tcase_add_test(tc, nonces_rotate_and_the_previous_one_passes);
+    tcase_add_test(tc, thumbprint_is_rfc_7638);
+    tcase_add_test(tc, only_asymmetric_algorithms_are_known);
+    tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
+    tcase_add_test(tc, a_full_window_is_refused_never_evicted);
+    tcase_add_test(tc, dpop_scheme_is_parsed_where_allowed);
+    tcase_add_test(tc, binding_verdicts_follow_the_contract);
+    tcase_add_test(tc, binding_survives_the_cache_digest);
+    suite_add_tcase(s, tc);
+    return s;
+}
