@@ -287,6 +287,13 @@ class Httpd:
                              allow_redirects=False, **kw)
 
 
+def challenges(resp):
+    """The WWW-Authenticate fields of a requests answer, one per challenge, in order. Where both
+    the Bearer and the DPoP schemes are allowed (OfftokDPoP Allow, the default), a 401 carries
+    the Bearer challenge first, then the DPoP one."""
+    return resp.raw.headers.getlist("WWW-Authenticate")
+
+
 # -- configuration snippets ------------------------------------------------------------------
 
 def offtok_lines(issuer, **extra):

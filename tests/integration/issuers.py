@@ -240,11 +240,12 @@ class OidcIssuer(_IntrospectionEndpoint):
         self.jwks_url = discovery["jwks_uri"]
 
     def mint_access(self, sub="alice", scope="openid", claims=None, ttl=300, sid=None,
-                    client_id="app-client", aud=None):
-        """An access token; claims (e.g. realm_access) appear in introspection answers."""
+                    client_id="app-client", aud=None, jkt=None, cert=None):
+        """An access token; claims (e.g. realm_access) appear in introspection answers. jkt (a
+        JWK thumbprint) binds it to a DPoP key, cert (PEM) to a client certificate."""
         return Token(self.call("POST", self.url + "/test/mint/access", _without_none(
             sub=sub, scope=scope, claims=claims, ttl=ttl, sid=sid, client_id=client_id,
-            aud=aud)))
+            aud=aud, jkt=jkt, cert=cert)))
 
     def mint_offline(self, sub="alice", scope="openid offline_access", claims=None,
                      ttl=30 * 86400, sid=None, client_id="app-client"):

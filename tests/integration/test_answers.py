@@ -1,7 +1,7 @@
 """Every row of the contract's answers table (RFC 6750), seen from a client."""
 import pytest
 
-from httpd import offtok_lines, protected
+from httpd import challenges, offtok_lines, protected
 
 
 @pytest.fixture
@@ -19,20 +19,22 @@ def site(httpd, oidc):
 def test_no_authorization_header(site):
     r = site.get("/cgi/env")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="test"'
+    assert challenges(r)[0] == 'Bearer realm="test"'
+    # 0.2: where DPoP is allowed too (the default), its challenge follows, without error.
+    assert challenges(r)[1:] == ['DPoP realm="test", algs="ES256 ES384 PS256 RS256"']
 
 
 def test_no_realm_without_authname(site):
     r = site.get("/norealm/x")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == "Bearer"
+    assert challenges(r) == ["Bearer", 'DPoP algs="ES256 ES384 PS256 RS256"']
 
 
 @pytest.mark.parametrize("value", ["Basic YWxpY2U6c2VjcmV0", "Digest username=x", "Bearerx abc"])
 def test_another_scheme(site, value):
     r = site.get("/cgi/env", headers={"Authorization": value})
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="test"'
+    assert challenges(r)[0] == 'Bearer realm="test"'
 
 
 @pytest.mark.parametrize("value", [
@@ -90,7 +92,7 @@ def test_token_only_in_query_is_not_read(site, oidc):
     before = oidc.introspection_count()
     r = site.get(f"/cgi/env?access_token={token}")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="test"'
+    assert challenges(r)[0] == 'Bearer realm="test"'
     assert oidc.introspection_count() == before
 
 
@@ -103,7 +105,7 @@ def test_token_in_body_is_not_read(site, oidc):
 def test_inactive_token(site):
     r = site.get("/cgi/env", token="unknown-token")
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="test", error="invalid_token"'
+    assert challenges(r)[0] == 'Bearer realm="test", error="invalid_token"'
 
 
 def test_expired_token(site, oidc):
@@ -140,5 +142,5 @@ def test_token_of_8000_characters_is_asked_about(site, oidc):
     oidc.reset_counts()
     r = site.get("/cgi/env", token="t" * 8000)
     assert r.status_code == 401
-    assert r.headers["WWW-Authenticate"] == 'Bearer realm="test", error="invalid_token"'
+    assert challenges(r)[0] == 'Bearer realm="test", error="invalid_token"'
     assert oidc.introspection_count() == 1

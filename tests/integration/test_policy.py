@@ -2,11 +2,12 @@
 and OfftokAlwaysValidate refusing a revoked token on the very next request."""
 import pytest
 
-from httpd import protected
+from httpd import challenges, protected
 
 
 def www(r):
-    return r.headers.get("WWW-Authenticate")
+    """The first challenge (under OfftokDPoP Allow a 401 carries a DPoP one after it)."""
+    return (challenges(r) or [None])[0]
 
 
 def test_issuer_must_match(httpd, oidc):

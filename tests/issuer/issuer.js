@@ -15,8 +15,10 @@
 //   - extra claims for refresh tokens in introspection answers (addRefreshTokenExtras);
 //   - a JSON control API under /test/ on the same port, with no authentication: it listens on
 //     the loopback interface only and exists for tests (tests/integration/issuers.py wraps it):
-//       POST /test/mint/access   {sub, client_id, scope, ttl, claims, sid, aud} -> {token, jti,
-//                                iat, exp, sid}; claims appear in introspection answers
+//       POST /test/mint/access   {sub, client_id, scope, ttl, claims, sid, aud, jkt, cert} ->
+//                                {token, jti, iat, exp, sid}; claims appear in introspection
+//                                answers; jkt (a JWK thumbprint) makes a DPoP-bound token, cert
+//                                (a PEM client certificate) a certificate-bound one
 //       POST /test/mint/offline  the same, for a refresh token with offline_access in its scope
 //       POST /test/revoke        {token} -> {revoked}
 //       GET  /test/introspections        -> {count, log: [{time, token_type_hint, client_id,
@@ -206,6 +208,15 @@ const provider = new Provider(issuer, {
     jwtIntrospection: { enabled: true },
     revocation: { enabled: true },
     backchannelLogout: { enabled: true },
+    // Sender-constrained tokens: DPoP-bound (cnf.jkt, token_type DPoP) and certificate-bound
+    // (cnf.x5t#S256) access tokens, as its token endpoint would issue them; minted through the
+    // control API with jkt or cert. The tests' proofs go to mod_offtok, never to this issuer.
+    dPoP: { enabled: true },
+    mTLS: {
+      enabled: true,
+      certificateBoundAccessTokens: true,
+      getCertificate: (ctx) => ctx.socket.getPeerCertificate?.(true)?.raw?.toString('base64'),
+    },
   },
   issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
     && code.scopes.has('offline_access'),
@@ -275,7 +286,7 @@ const DEFAULT_TTL = { access: 300, offline: 30 * 24 * 3600 };
 // Mints a token through oidc-provider's own models, as its token endpoint would store it.
 // kind "offline" is a refresh token whose scope includes offline_access.
 async function mint(kind, {
-  sub, client_id: clientId = 'app-client', scope, ttl, claims, sid, aud,
+  sub, client_id: clientId = 'app-client', scope, ttl, claims, sid, aud, jkt, cert,
 }) {
   if (typeof sub !== 'string' || !sub) throw new ControlError(400, 'sub is required');
   const client = await provider.Client.find(clientId);
@@ -300,6 +311,8 @@ async function mint(kind, {
     aud,
   });
   if (claims && kind === 'access') token.extra = claims;
+  if (jkt) token.setThumbprint('jkt', jkt);
+  if (cert) token.setThumbprint('x5t', cert);
   const value = await token.save();
   if (claims && kind === 'offline') refreshTokenExtras.set(token.jti, claims);
 

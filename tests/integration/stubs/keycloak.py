@@ -294,7 +294,8 @@ class Realm:
             if mode["refresh_own_client_only"] and payload.get("azp") != client_id:
                 return None
         else:
-            if typ != "Bearer" or alg != "RS256":
+            # Keycloak 26.4+ types DPoP-bound access tokens DPoP (with cnf.jkt).
+            if typ not in ("Bearer", "DPoP") or alg != "RS256":
                 return None
             aud = payload.get("aud")
             audiences = aud if isinstance(aud, list) else [aud]
