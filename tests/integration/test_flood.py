@@ -28,7 +28,10 @@ def get_from(httpd, source, token, path="/protected/index.html"):
                                            "Connection": "close"})
         r = conn.getresponse()
         r.read()
-        return r.status, dict(r.getheaders())
+        headers = dict(r.getheaders())
+        # Repeated fields (a 401's Bearer and DPoP challenges) are joined, as requests does.
+        headers.update({name: ", ".join(r.msg.get_all(name)) for name in r.msg.keys()})
+        return r.status, headers
     finally:
         conn.close()
 
