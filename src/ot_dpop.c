@@ -21,6 +21,8 @@
 #include "ot_util.h"
 
 #define MIN_RSA_BITS 2048
+#define MAX_RSA_BITS 8192
+#define MAX_RSA_E_BYTES 4
 
 /** An algorithm a proof may use and the key it needs. */
 typedef struct {
@@ -122,7 +124,8 @@ static const char *thumbprint_of(const json_t *jwk, apr_size_t *rsa_bytes, apr_p
         if (!(a = member(jwk, "e", 1, &n1, p)) || !(b = member(jwk, "n", 1, &n2, p))) {
             return NULL;
         }
-        *rsa_bytes = n2;
+        /* A huge modulus or exponent would make every verification slow: refuse them. */
+        *rsa_bytes = (n1 > MAX_RSA_E_BYTES || n2 > MAX_RSA_BITS / 8) ? 0 : n2;
         text = apr_psprintf(p, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
     }
     else if (strcmp(kty, "EC") == 0) {
@@ -187,7 +190,7 @@ static cjose_jwk_t *proof_key(const char **jkt, const char **why, json_t *jwk,
     }
     if ((*jkt = thumbprint_of(jwk, &rsa_bytes, p)) == NULL
         || (alg->kty[0] == 'R' && rsa_bytes * 8 < MIN_RSA_BITS)) {
-        *why = "its jwk lacks a member, has one that is not base64url, or is too small";
+        *why = "its jwk lacks a member, has one that is not base64url, or is too small or large";
         return NULL;
     }
     if ((key = cjose_jwk_import_json((cjose_header_t *)jwk, &err)) == NULL) {
