@@ -320,22 +320,30 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
 
 /* ---- challenges ------------------------------------------------------------------------------ */
 
+/**
+ * The DPoP challenge (RFC 9449 §7.1): realm, the error when the client used DPoP, the scope
+ * for a 403, algs. A nonce request is the contract's `DPoP error="use_dpop_nonce"` as it is.
+ */
 static const char *dpop_challenge(request_rec *r, const offtok_req_t *st, const char *realm,
                                   const offtok_dir_conf *c)
 {
     const apr_array_header_t *algs = offtok_dpop_algs(c);
+    int mine = st->scheme == OT_SCHEME_DPOP;
     const char *v = "DPoP", *sep = " ";
     int i;
 
-    if (st->scheme == OT_SCHEME_DPOP && st->error) {
-        v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
-        sep = ", ";
+    if (mine && st->error && strcmp(st->error, "use_dpop_nonce") == 0) {
+        return "DPoP error=\"use_dpop_nonce\"";
     }
     if (realm) {
         v = apr_pstrcat(r->pool, v, sep, "realm=\"", realm, "\"", NULL);
         sep = ", ";
     }
-    if (st->scheme == OT_SCHEME_DPOP && st->scope_needed && *st->scope_needed
+    if (mine && st->error) {
+        v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
+        sep = ", ";
+    }
+    if (mine && st->scope_needed && *st->scope_needed
         && strpbrk(st->scope_needed, "\"\\") == NULL) {
         v = apr_pstrcat(r->pool, v, sep, "scope=\"", st->scope_needed, "\"", NULL);
     }
