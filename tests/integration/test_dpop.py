@@ -530,3 +530,20 @@ DirectoryIndex index.html
 def test_bad_arguments_fail_the_config_test(httpd, oidc, line, message):
     code, out = httpd.configtest(protected("/cgi/", oidc, extra=line))
     assert code != 0 and message in out, out
+
+
+def test_rows_of_answers_use_the_dpop_challenge_on_a_dpop_request(httpd, oidc, key, bound):
+    """403 insufficient_scope and 401 for an inactive token, under the DPoP scheme."""
+    httpd.allow_errors("AH01630")
+    httpd.start(protected("/cgi/", oidc, require="offtok-scope missing-scope"))
+    r = dpop_get(httpd, bound, key.proof("GET", httpd.url(ENV), bound))
+    assert r.status_code == 403
+    assert challenges(r) == ['DPoP realm="test", error="insufficient_scope", '
+                             'scope="missing-scope", algs="ES256 ES384 PS256 RS256"']
+    oidc.revoke(bound)
+    httpd.stop()
+    httpd.start(site(oidc, OfftokCacheTTL=0))
+    r = dpop_get(httpd, bound, key.proof("GET", httpd.url(ENV), bound))
+    assert r.status_code == 401
+    assert challenges(r) == ['Bearer realm="test"', 'DPoP realm="test", '
+                             'error="invalid_token", algs="ES256 ES384 PS256 RS256"']
