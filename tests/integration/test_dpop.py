@@ -547,3 +547,22 @@ def test_rows_of_answers_use_the_dpop_challenge_on_a_dpop_request(httpd, oidc, k
     assert r.status_code == 401
     assert challenges(r) == ['Bearer realm="test"', 'DPoP realm="test", '
                              'error="invalid_token", algs="ES256 ES384 PS256 RS256"']
+
+
+def test_dpop_answers_are_counted(httpd, oidc, key, bound):
+    """offtok_answers_total{status,reason} on the status page counts the DPoP refusals."""
+    httpd.start(site(oidc) + """
+<Location "/offtok-status">
+    SetHandler offtok-status
+    Require ip 127.0.0.1
+</Location>
+""")
+    proof = key.proof("GET", httpd.url(ENV), bound)
+    assert dpop_get(httpd, bound, proof).status_code == 200
+    assert dpop_get(httpd, bound, proof).status_code == 401                   # a replay
+    assert dpop_get(httpd, bound, key.proof("GET", httpd.url(ENV), bound, iat=1)).status_code == 401
+    assert httpd.get(ENV, bound).status_code == 401                           # bound, as Bearer
+    text = httpd.get("/offtok-status?format=prometheus").text
+    assert 'offtok_answers_total{status="401",reason="invalid_dpop_proof"} 2' in text
+    assert 'offtok_answers_total{status="401",reason="bound"} 1' in text
+    assert 'offtok_answers_total{status="200",reason="granted"} 1' in text
