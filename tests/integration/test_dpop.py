@@ -461,7 +461,7 @@ def test_replay_is_refused_by_another_node_through_redis(httpd, two_nodes, oidc,
     r = dpop_get(node_b, bound, proof)
     assert r.status_code == 401
     assert "OT0703" in node_b.error_log()
-    assert any(k.startswith(b"offtok:") and b":dp:" in k for k in redis.command("KEYS", "*"))
+    assert any(k.startswith(b"offtok:") and b":once:" in k for k in redis.command("KEYS", "*"))
 
 
 def test_nonce_from_one_node_is_taken_by_another(httpd, two_nodes, oidc, key, bound):
