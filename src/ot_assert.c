@@ -216,11 +216,27 @@ static const char *sign_secret(const char *secret, const char *input, apr_pool_t
     return ot_b64url_encode(mac, len, p);
 }
 
+const char *ot_jws_sign(const char *header, const char *payload, EVP_PKEY *key,
+                        const char *secret, apr_pool_t *p)
+{
+    const char *alg = key ? ot_assert_key_alg(key) : "HS256";
+    const char *input, *sig;
+
+    if (alg == NULL || (key == NULL && (secret == NULL || *secret == '\0'))) {
+        return NULL;
+    }
+    input = apr_pstrcat(p, ot_b64url_encode((const unsigned char *)header, strlen(header), p),
+                        ".", ot_b64url_encode((const unsigned char *)payload, strlen(payload), p),
+                        NULL);
+    sig = key ? sign_key(key, alg, input, p) : sign_secret(secret, input, p);
+    return sig ? apr_pstrcat(p, input, ".", sig, NULL) : NULL;
+}
+
 const char *ot_assertion_make(const ot_assert_claims_t *cl, EVP_PKEY *key, const char *kid,
                               const char *secret, const char **err, apr_pool_t *p)
 {
     const char *alg = key ? ot_assert_key_alg(key) : "HS256";
-    const char *head, *body, *input, *sig;
+    const char *head, *body, *jwt;
 
     if (alg == NULL || (key == NULL && (secret == NULL || *secret == '\0'))) {
         *err = key ? "the key cannot sign a JWS" : "no client secret to sign with";
@@ -232,12 +248,9 @@ const char *ot_assertion_make(const ot_assert_claims_t *cl, EVP_PKEY *key, const
         *err = "cannot build the assertion (out of memory or no randomness)";
         return NULL;
     }
-    input = apr_pstrcat(p, ot_b64url_encode((const unsigned char *)head, strlen(head), p), ".",
-                        ot_b64url_encode((const unsigned char *)body, strlen(body), p), NULL);
-    sig = key ? sign_key(key, alg, input, p) : sign_secret(secret, input, p);
-    if (sig == NULL) {
+    jwt = ot_jws_sign(head, body, key, secret, p);
+    if (jwt == NULL) {
         *err = apr_pstrcat(p, "signing the assertion with ", alg, " failed", NULL);
-        return NULL;
     }
-    return apr_pstrcat(p, input, ".", sig, NULL);
+    return jwt;
 }

@@ -55,6 +55,14 @@ const char *ot_assertion_make(const ot_assert_claims_t *cl, struct evp_pkey_st *
                               const char *kid, const char *secret, const char **err,
                               apr_pool_t *p);
 
+/**
+ * Sign header and payload (JSON texts) as a compact JWS: with key in its algorithm
+ * (ot_assert_key_alg), or, when key is NULL, HS256 with secret. The header must name that alg.
+ * NULL on failure.
+ */
+const char *ot_jws_sign(const char *header, const char *payload, struct evp_pkey_st *key,
+                        const char *secret, apr_pool_t *p);
+
 /** base64url without padding (RFC 7515 §2). */
 const char *ot_b64url_encode(const unsigned char *in, apr_size_t len, apr_pool_t *p);
 

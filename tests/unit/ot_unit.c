@@ -33,6 +33,7 @@ int main(void)
     srunner_add_suite(sr, suite_jose());
     srunner_add_suite(sr, suite_logout());
     srunner_add_suite(sr, suite_stats());
+    srunner_add_suite(sr, suite_assert());
 #ifdef HAVE_HIREDIS
     srunner_add_suite(sr, suite_redis());
     srunner_add_suite(sr, suite_redis_sub());
