@@ -147,6 +147,10 @@ const char *offtok_client_missing(const offtok_dir_conf *c)
     if (c->client_id == NULL) {
         return "OfftokClientID";
     }
+    if ((auth == OT_AUTH_KEY_JWT || auth == OT_AUTH_SECRET_JWT) && c->assertion_aud == NULL
+        && c->issuer == NULL) {
+        return "OfftokIssuer or OfftokClientAssertionAudience (the aud of client assertions)";
+    }
     if (auth == OT_AUTH_KEY_JWT) {
         return c->client_key ? NULL : "OfftokClientKey (for private_key_jwt)";
     }
@@ -179,7 +183,13 @@ static const char *section_problem(const offtok_dir_conf *c, apr_pool_t *p)
     return NULL;
 }
 
-/** The sections' configurations of s (Directory, Location and friends), unmerged. */
+/** 1 when a section (or, with sec NULL, its server) names an issuer to introspect at. */
+static int introspects(const offtok_dir_conf *sec, const offtok_dir_conf *base)
+{
+    return (sec && (sec->url || sec->issuer)) || base->url || base->issuer;
+}
+
+/** Judge the sections of one server (Directory, Location and friends) merged with base. */
 static void check_sections(const char **problem, apr_array_header_t *secs,
                            const offtok_dir_conf *base, apr_pool_t *p)
 {
@@ -193,18 +203,15 @@ static void check_sections(const char **problem, apr_array_header_t *secs,
     elts = (ap_conf_vector_t **)secs->elts;
     for (i = 0; *problem == NULL && i < secs->nelts; i++) {
         sec = ap_get_module_config(elts[i], &offtok_module);
-        if (sec && sec->url) {
-            *problem = section_problem(offtok_merge_dir_conf(p, (void *)base, (void *)sec), p);
-        }
-        else if (sec && sec->client_auth >= 0 && base->url) {
+        if (sec && introspects(sec, base)) {
             *problem = section_problem(offtok_merge_dir_conf(p, (void *)base, (void *)sec), p);
         }
     }
 }
 
 /**
- * apachectl -t: every section that introspects (has OfftokIntrospectionURL, its own or its
- * server's) must have what its OfftokClientAuth needs. Sections are judged merged with their
+ * apachectl -t: every section that introspects (has OfftokIntrospectionURL or OfftokIssuer, its
+ * own or its server's) must have what its OfftokClientAuth needs. Sections are judged merged with their
  * server's defaults only, not with enclosing sections: set the directives together.
  */
 static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -216,7 +223,7 @@ static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 
     for (; s != NULL && problem == NULL; s = s->next) {
         base = ap_get_module_config(s->lookup_defaults, &offtok_module);
-        if (base && base->url) {
+        if (base && introspects(NULL, base)) {
             problem = section_problem(base, ptemp);
         }
         core = ap_get_core_module_config(s->module_config);

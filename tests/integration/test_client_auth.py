@@ -385,3 +385,26 @@ def test_no_secret_key_or_assertion_in_logs_at_trace8(httpd, oidc, workdir):
         body = [line for line in f.read().splitlines() if not line.startswith("-----")]
     assert not any(line in log for line in body)
     assert "client_assertion=" not in log
+
+
+def test_rotated_secret_is_read_at_graceful_restart(httpd, oidc, workdir):
+    """Files are read again at every restart, as root: even one the children cannot read."""
+    client_id = new_client_id("rotg")
+    oidc.update_client(client_id, client_secret="before", grant_types=[], response_types=[],
+                       redirect_uris=[])
+    secret_file = os.path.join(workdir, f"{client_id}.secret")
+    with open(secret_file, "w") as f:
+        f.write("before\n")
+    os.chmod(secret_file, 0o600)
+    httpd.start(location(oidc, client_id, "client_secret_basic",
+                         [f"OfftokClientSecret file:{secret_file}"]))
+    token = oidc.mint_access()
+    assert httpd.get("/protected/index.html", token=token).status_code == 200
+    oidc.update_client(client_id, client_secret="after")
+    with open(secret_file, "w") as f:
+        f.write("after\n")
+    httpd.graceful()
+    oidc.reset_counts()
+    for _ in range(3):
+        assert httpd.get("/protected/index.html", token=token).status_code == 200
+    assert [e["status"] for e in last_log(oidc, client_id)] == [200] * 3
