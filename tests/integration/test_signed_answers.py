@@ -112,3 +112,20 @@ def test_signed_answers_need_an_issuer_at_configtest(httpd, faulty):
                            faulty.ca_file).replace(f"OfftokIssuer {FAULTY_ISSUER}", "")
     code, out = httpd.configtest(conf)
     assert code != 0 and "OT0505" in out and "OfftokSignedAnswers" in out
+
+
+def test_internal_redirect_into_a_signed_location_asks_again(httpd, faulty):
+    """An internal redirect reuses the initial request's answer only under the same key: not
+    from a location without signed answers into one that requires them."""
+    httpd.allow_errors(r"OT0002")
+    url, jwks = faulty.url_for("ok"), faulty.url_for("jwks")
+    plain = signed_location(url, FAULTY_ISSUER, jwks, faulty.ca_file, path="/plain/",
+                            signed=False, always=False).replace(
+        "Require valid-user", "Require valid-user\n    RewriteEngine On\n"
+        "    RewriteRule ^ /protected/index.html [L]")
+    httpd.start(plain + signed_location(url, FAULTY_ISSUER, jwks, faulty.ca_file,
+                                        always=False), servers=1)
+    faulty.reset_counts()
+    r = httpd.get("/plain/anything", token="opaque-" + uuid.uuid4().hex)
+    assert r.status_code == 503
+    assert faulty.requests() == 2
