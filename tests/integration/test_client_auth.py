@@ -255,18 +255,21 @@ def test_tls_client_auth(httpd, oidc, pki, workdir, right):
                      [f"OfftokClientSecret {oidc.rs_client_secret}"], path="/plain/")
     pages(httpd, "plain")
     httpd.start(location(oidc, client_id, "tls_client_auth",
-                         [f"OfftokClientCertificate {cert} {key}"]) + plain)
+                         [f"OfftokClientCertificate {cert} {key}"]) + plain, servers=1)
     token = oidc.mint_access()
-    for _ in range(2):
+    for _ in range(3):
         assert httpd.get("/protected/index.html", token=token).status_code == (200 if right else 503)
         assert httpd.get("/plain/index.html", token=token).status_code == 200
     log = last_log(oidc, client_id)
+    cn = client_id if right else client_id + "-other"
+    assert [e["tls_client_cn"] for e in log] == [cn] * 3
     if right:
-        assert [e["client_auth"] for e in log] == ["tls_client_auth"] * 2
+        assert [e["client_auth"] for e in log] == ["tls_client_auth"] * 3
     else:
         assert re.search(r"OT0003: .*OfftokClientAuth tls_client_auth", httpd.error_log())
-    assert all(e["client_auth"] == "client_secret_basic"
-               for e in last_log(oidc, oidc.rs_client_id)[-2:])
+    plain_log = last_log(oidc, oidc.rs_client_id)[-3:]
+    assert [(e["client_auth"], e["tls_client_cn"]) for e in plain_log] == \
+        [("client_secret_basic", None)] * 3
 
 
 def test_tls_client_auth_needs_a_certificate_at_configtest(httpd, oidc):

@@ -21,7 +21,7 @@
 //       POST /test/revoke        {token} -> {revoked}
 //       GET  /test/introspections        -> {count, log: [{time, token_type_hint, client_id,
 //                                client_auth, token_sha256, status, active, accept,
-//                                content_type, assertion_signature}]}
+//                                content_type, assertion_signature, tls_client_cn}]}
 //       POST /test/introspections/reset
 //       POST /test/clients       {client_id, ...metadata}: add a client or change its metadata
 //       POST /test/backchannel-logout  {sub, sid, revoke} -> {sub, sid, revoked, notified}
@@ -277,6 +277,8 @@ provider.use(async function logIntrospections(ctx, next) {
     accept: ctx.headers.accept ?? null,
     // The signature part of a client assertion, so that tests can look for it in httpd's logs.
     assertion_signature: params.client_assertion?.split('.')[2] ?? null,
+    // The common name of the TLS client certificate on the connection the request came on.
+    tls_client_cn: ctx.socket.getPeerCertificate?.()?.subject?.CN ?? null,
     content_type: ctx.response.type || null,
     active: typeof ctx.body === 'object' ? ctx.body?.active ?? null : null,
   });
