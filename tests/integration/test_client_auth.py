@@ -411,3 +411,50 @@ def test_rotated_secret_is_read_at_graceful_restart(httpd, oidc, workdir):
     for _ in range(3):
         assert httpd.get("/protected/index.html", token=token).status_code == 200
     assert [e["status"] for e in last_log(oidc, client_id)] == [200] * 3
+
+
+# ---- the Keycloak-shaped stand-in (stubs/keycloak.py) -------------------------------------------
+
+def test_keycloak_client_secret_jwt(httpd, keycloak):
+    """Keycloak's "Signed Jwt with Client Secret": HS256, aud the realm's issuer URL, a jti it
+    has never seen (the stand-in refuses a reused one, as Keycloak does)."""
+    httpd.start(location(keycloak, keycloak.rs_client_id, "client_secret_jwt",
+                         [f"OfftokClientSecret {keycloak.rs_client_secret}",
+                          f"OfftokIssuer {keycloak.issuer}"]))
+    keycloak.reset_counts()
+    token = keycloak.mint_access()
+    for _ in range(3):
+        assert httpd.get("/protected/index.html", token=token).status_code == 200
+    log = keycloak.introspection_log()
+    assert [(e["client_auth"], e["status"]) for e in log] == [("client_secret_jwt", 200)] * 3
+
+
+def test_keycloak_secret_rotation_with_grace_period(httpd, keycloak, workdir):
+    """Keycloak's client secret rotation: the previous secret works until its grace period ends,
+    then the module reads the file again on the first refusal and the request still succeeds."""
+    client_id = new_client_id("kcrot")
+    keycloak.set_client(client_id, "old-" + client_id)
+    secret_file = os.path.join(workdir, f"{client_id}.secret")
+    with open(secret_file, "w") as f:
+        f.write(f"old-{client_id}\n")
+    os.chmod(secret_file, 0o644)
+    httpd.start(location(keycloak, client_id, "client_secret_basic",
+                         [f"OfftokClientSecret file:{secret_file}"]), servers=1)
+    token = keycloak.mint_access()
+    assert httpd.get("/protected/index.html", token=token).status_code == 200
+    keycloak.set_client(client_id, "new-" + client_id, grace=2)
+    with open(secret_file + ".tmp", "w") as f:
+        f.write(f"new-{client_id}\n")
+    os.chmod(secret_file + ".tmp", 0o644)
+    os.replace(secret_file + ".tmp", secret_file)
+    keycloak.reset_counts()
+    # Within the grace period the old secret still works: nothing to read again yet.
+    assert httpd.get("/protected/index.html", token=token).status_code == 200
+    assert "OT0500" not in httpd.error_log()
+
+    def switched():
+        assert httpd.get("/protected/index.html", token=token).status_code == 200
+        return "OT0500" in httpd.error_log()
+    wait_until(switched, timeout=10, interval=0.3, what="the module to switch to the new secret")
+    statuses = [e["status"] for e in keycloak.introspection_log() if e["client_id"] == client_id]
+    assert statuses.count(401) == 1 and statuses[-1] == 200
