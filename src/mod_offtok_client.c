@@ -211,8 +211,8 @@ static void check_sections(const char **problem, apr_array_header_t *secs,
 
 /**
  * apachectl -t: every section that introspects (has OfftokIntrospectionURL or OfftokIssuer, its
- * own or its server's) must have what its OfftokClientAuth needs. Sections are judged merged with their
- * server's defaults only, not with enclosing sections: set the directives together.
+ * own or its server's) must have what its OfftokClientAuth needs. Sections are judged merged
+ * with their server's defaults only, not with enclosing sections: set the directives together.
  */
 static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s)
@@ -277,8 +277,11 @@ static const char *current_credentials(offtok_call_t *call, ot_introspect_t *in,
     apr_size_t len;
 
     if (in->auth == OT_AUTH_KEY_JWT) {
-        key = ot_cred_get_key(store, c->client_key->file, c->client_key->pkey,
-                              &call->gen[GEN_KEY], p);
+        key = c->client_key ? ot_cred_get_key(store, c->client_key->file, c->client_key->pkey,
+                                              &call->gen[GEN_KEY], p) : NULL;
+        if (key == NULL) {
+            return "no OfftokClientKey to sign with";
+        }
     }
     else if (in->auth == OT_AUTH_TLS) {
         req->client_cert = ot_cred_get(store, c->client_cert->cert_file, c->client_cert->cert,

@@ -258,7 +258,8 @@ def test_tls_client_auth(httpd, oidc, pki, workdir, right):
                          [f"OfftokClientCertificate {cert} {key}"]) + plain, servers=1)
     token = oidc.mint_access()
     for _ in range(3):
-        assert httpd.get("/protected/index.html", token=token).status_code == (200 if right else 503)
+        status = httpd.get("/protected/index.html", token=token).status_code
+        assert status == (200 if right else 503)
         assert httpd.get("/plain/index.html", token=token).status_code == 200
     log = last_log(oidc, client_id)
     cn = client_id if right else client_id + "-other"

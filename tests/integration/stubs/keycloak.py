@@ -11,9 +11,10 @@ Keycloak's own endpoints (paths as in Keycloak):
   ``client_secret_jwt``: an HS256 assertion with ``iss`` = ``sub`` = the client, ``aud`` the
   realm's issuer URL, an ``exp`` to come and a ``jti`` never seen before; a secret rotated
   with a grace period is accepted until the grace period ends; bad credentials 401
-  ``invalid_client``, public clients 403), ``token_type_hint`` only ``access_token``/``refresh_token`` (else
-  400), duplicate parameters 400, inactive is exactly ``{"active":false}``, active answers are
-  the token's claims plus ``client_id``, ``username``, ``token_type`` and ``active``.
+  ``invalid_client``, public clients 403), ``token_type_hint`` only
+  ``access_token``/``refresh_token`` (else 400), duplicate parameters 400, inactive is exactly
+  ``{"active":false}``, active answers are the token's claims plus ``client_id``, ``username``,
+  ``token_type`` and ``active``.
 - ``GET /realms/test/protocol/openid-connect/certs`` — the realm's RSA key as a JWKS.
 
 Tokens are JWTs as Keycloak makes them: access tokens (``typ`` Bearer, RS256) and refresh and
