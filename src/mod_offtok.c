@@ -33,6 +33,7 @@
 
 #include "mod_offtok.h"
 #include "ot_cache.h"
+#include "ot_cred.h"
 #include "ot_flight.h"
 #include "ot_http.h"
 #include "ot_jose.h"
@@ -42,6 +43,8 @@
 #define RETAINED_KEY "mod_offtok-retained"
 /** A JWKS URL is fetched at most this often by one process (unknown kids cannot force more). */
 #define OFFTOK_JWKS_MIN_REFRESH apr_time_from_sec(10)
+/** A credential file is read again at most this often per process (after invalid_client). */
+#define OFFTOK_CRED_MIN_REREAD apr_time_from_sec(5)
 
 /** What survives from one configuration generation to the next in the parent. */
 typedef struct {
@@ -153,6 +156,9 @@ static void offtok_child_init(apr_pool_t *pchild, server_rec *s)
         ot_flight_set_stats(proc.flight, proc.stats);
         rv = ot_jose_keys_create(&proc.keys, OFFTOK_JWKS_MIN_REFRESH, pchild);
     }
+    if (rv == APR_SUCCESS) {
+        rv = ot_cred_store_create(&proc.creds, OFFTOK_CRED_MIN_REREAD, pchild);
+    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0053: cannot set up the issuer link in "
                      "this process");
@@ -234,6 +240,7 @@ static void offtok_register_hooks(apr_pool_t *p)
     APR_OPTIONAL_HOOK(ap, status_hook, offtok_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
     offtok_register_authz(p);
+    offtok_client_register_hooks(p);
     offtok_redis_register_hooks(p);
     offtok_dpop_register_hooks(p);
 }

@@ -41,7 +41,29 @@ typedef struct {
     const char *azp;        /**< NULL for the default */
     const char *id;
     const char *secret;
+    const char *secret_file;   /**< the file the secret came from (file:PATH), else NULL */
 } offtok_client_t;
+
+struct evp_pkey_st;
+
+/** OfftokClientKey: the file, and what it held at start-up. */
+typedef struct {
+    const char *file;
+    const char *kid;           /**< NULL: no kid in the assertions' header */
+    const char *pem;
+    apr_size_t pem_len;
+    struct evp_pkey_st *pkey;
+} offtok_key_t;
+
+/** OfftokClientCertificate: the files, and what they held at start-up. */
+typedef struct {
+    const char *cert_file;
+    const char *key_file;
+    const char *cert;
+    apr_size_t cert_len;
+    const char *key;
+    apr_size_t key_len;
+} offtok_cert_t;
 
 /** One OfftokPassHeader line. */
 typedef struct {
@@ -82,6 +104,12 @@ typedef struct {
     int dpop_max_age;                  /**< OfftokDPoPMaxAge, seconds */
     int dpop_nonce;                    /**< OfftokDPoPNonce */
     int mtls;                          /**< OfftokMTLS: ot_bind_mode_t */
+    const char *client_secret_file;    /**< OfftokClientSecret file:PATH (read again on
+                                            invalid_client), else NULL */
+    const offtok_key_t *client_key;    /**< OfftokClientKey */
+    const char *assertion_aud;         /**< OfftokClientAssertionAudience */
+    const offtok_cert_t *client_cert;  /**< OfftokClientCertificate */
+    int signed_answers;                /**< OfftokSignedAnswers */
 } offtok_dir_conf;
 
 /** Server-wide settings (OfftokCacheSize and friends: server config only). */
@@ -233,6 +261,54 @@ int offtok_status_hook(request_rec *r, int flags);
 /** The offtok-status handler's answer (JSON, or Prometheus text on ?format=prometheus). */
 int offtok_status(request_rec *r);
 
+/* ---- client authentication at the issuer (mod_offtok_client.c) ----------------------------- */
+
+/** One issuer call as the leader makes it: the request, and the credentials of the moment. */
+typedef struct {
+    request_rec *r;
+    const offtok_dir_conf *conf;
+    ot_introspect_t in;
+    const char *secret_file;           /**< where in.client_secret came from, or NULL */
+    ot_http_req_t req;                 /**< transport settings (CA, timeouts, deadline) */
+    unsigned gen[3];                   /**< generations used: secret, key, certificate */
+} offtok_call_t;
+
+/** Set up call; req holds the transport settings (copied). */
+void offtok_call_init(offtok_call_t *call, request_rec *r, const offtok_dir_conf *c,
+                      const ot_introspect_t *in, const char *secret_file,
+                      const ot_http_req_t *req);
+
+/**
+ * The leader's call (an ot_flight_fetch_fn, run without any lock held): a fresh client assertion
+ * where the method needs one, the client certificate where it needs one; when the issuer refuses
+ * the client, the credential files are read again and, if one changed, the call is made once
+ * more with the new one.
+ */
+void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p);
+
+/**
+ * ot_introspect_result for call, checking a signed answer first where OfftokSignedAnswers On
+ * asks for one. A refused client names its OfftokClientAuth method in *why.
+ */
+apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_err_kind_t *kind,
+                                const char **why, const ot_http_resp_t *resp);
+
+/** NULL when c has what its OfftokClientAuth needs, else what is missing (for OT0005). */
+const char *offtok_client_missing(const offtok_dir_conf *c);
+
+/** Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf). */
+apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p);
+
+/** OfftokClientKey, OfftokClientCertificate, OfftokClientAuth. */
+const char *offtok_set_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid);
+const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
+                                   const char *key);
+const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg);
+
+/** The check_config hook that makes `apachectl -t` refuse incomplete client authentication. */
+void offtok_client_register_hooks(apr_pool_t *p);
+
 /* ---- per process -------------------------------------------------------------------------- */
 
 struct ot_http_t;
@@ -240,6 +316,7 @@ struct ot_flight_t;
 struct ot_shm_t;
 struct ot_stats_t;
 struct ot_jose_keys_t;
+struct ot_cred_store_t;
 
 /** What lives once per server process: the shared segment's mapping, the issuer link. */
 typedef struct {
@@ -248,6 +325,7 @@ typedef struct {
     struct ot_http_t *http;
     struct ot_flight_t *flight;
     struct ot_jose_keys_t *keys;       /**< the issuers' JWKS, for pushed revocations */
+    struct ot_cred_store_t *creds;     /**< credential files read again (rotation) */
     struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
     apr_uint32_t quiet_until[3];       /**< OT0002-OT0004 go to debug level until this second */
     apr_uint32_t quieted[3];           /**< how many went to debug level meanwhile */

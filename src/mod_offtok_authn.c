@@ -35,6 +35,7 @@ typedef struct {
     ot_introspect_t in;
     ot_jwt_peek_t peek;
     unsigned char key[OT_KEY_LEN];
+    const char *secret_file;    /**< where in.client_secret came from (file:), else NULL */
     int fresh;                  /**< a positive answer must come from a call started after arrival */
     int known;                  /**< a tier holds an answer of any age (flood budgets: no charge) */
 } offtok_ask_t;
@@ -61,6 +62,7 @@ static void pick_client(offtok_ask_t *ask)
 
     ask->in.client_id = c->client_id ? c->client_id : "";
     ask->in.client_secret = c->client_secret ? c->client_secret : "";
+    ask->secret_file = c->client_secret_file;
     if (c->client_for == NULL || ask->peek.azp == NULL) {
         return;
     }
@@ -69,21 +71,25 @@ static void pick_client(offtok_ask_t *ask)
         if (strcmp(cl->azp, ask->peek.azp) == 0) {
             ask->in.client_id = cl->id;
             ask->in.client_secret = cl->secret;
+            ask->secret_file = cl->secret_file;
             return;
         }
     }
 }
 
 /**
- * How an answer is obtained, beyond URL, client and hint: the TLS trust settings. It goes into the
- * cache key, so that an answer fetched without verifying the issuer (or trusting another CA file)
- * never serves a location that verifies.
+ * How an answer is obtained, beyond URL, client and hint: the TLS trust settings, and whether it
+ * had to be signed (OfftokSignedAnswers). It goes into the cache key, so that an answer fetched
+ * without verifying the issuer (or trusting another CA file, or without a signature) never serves
+ * a location that verifies.
  */
 static const char *answer_how(request_rec *r, const offtok_dir_conf *c)
 {
     const char *verify = c->ssl_verify != 0 ? "verify" : "noverify";
+    const char *how = c->ca_file ? apr_pstrcat(r->pool, verify, " ca=", c->ca_file, NULL)
+                                 : verify;
 
-    return c->ca_file ? apr_pstrcat(r->pool, verify, " ca=", c->ca_file, NULL) : verify;
+    return c->signed_answers == 1 ? apr_pstrcat(r->pool, how, " signed", NULL) : how;
 }
 
 /** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
@@ -113,6 +119,7 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     ask->in.url = c->url;
     ask->in.auth = c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
     ask->in.token = token;
+    ask->in.signed_answers = c->signed_answers == 1;
     resolve_ask(r, ask);
     ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, answer_how(r, c), token);
     /* With Offline, a token not known to be an access token must be treated as offline. */
@@ -258,15 +265,6 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
 
 /* ---- the issuer --------------------------------------------------------------------------- */
 
-/** The leader's call; runs without any lock held. */
-static void issuer_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
-{
-    apr_time_t started = apr_time_now();
-
-    ot_http_post(offtok_proc()->http, (const ot_http_req_t *)baton, resp, p);
-    resp->started = started;     /* copied to every request the call answers */
-}
-
 /** Count an error judged from the answer; the HTTP client counts transport errors itself. */
 static void count_error(ot_err_kind_t kind, int joined)
 {
@@ -327,6 +325,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     const offtok_dir_conf *c = ask->conf;
     ot_http_req_t req;
     ot_http_resp_t resp;
+    offtok_call_t call;
     ot_err_kind_t kind;
     offtok_flood_t flood;
     ot_flight_admit_t admit;
@@ -336,12 +335,12 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     apr_status_t rv;
 
     memset(&req, 0, sizeof(req));
-    ot_introspect_request(&req, &ask->in, r->pool);
     req.ca_file = c->ca_file;
     req.verify = c->ssl_verify != 0;
     req.connect_timeout = offtok_connect_timeout(c);
     req.total_timeout = offtok_total_timeout(c);
     req.deadline = r->request_time + req.total_timeout;
+    offtok_call_init(&call, r, c, &ask->in, ask->secret_file, &req);
 
     if (ask->fresh && r->request_time > after) {
         after = r->request_time;
@@ -356,7 +355,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     /* Floods of made-up tokens: a new call for an unknown token is charged (mod_offtok_flood.c). */
     offtok_flood_admit(r, &flood, ask->known, &admit);
     rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, after,
-                       req.total_timeout + apr_time_from_sec(1), issuer_fetch, &req,
+                       req.total_timeout + apr_time_from_sec(1), offtok_call_fetch, &call,
                        &admit, &resp, &joined, r->pool);
     if (rv != APR_SUCCESS && offtok_flood_refused(r, st, &flood)) {
         return rv;
@@ -374,7 +373,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     }
     *started = resp.started;
     *pjoined = joined;
-    if (ot_introspect_result(pa, &kind, &why, &resp, r->pool) != APR_SUCCESS) {
+    if (offtok_call_result(&call, pa, &kind, &why, &resp) != APR_SUCCESS) {
         count_error(kind, joined);
         if (kind == OT_ERR_CLIENT_AUTH) {
             level = failure_level(1, &quieted);
@@ -577,7 +576,7 @@ offtok_req_t *offtok_check(request_rec *r)
 {
     offtok_req_t *st = ap_get_module_config(r->request_config, &offtok_module);
     const offtok_dir_conf *c;
-    const char *token = NULL;
+    const char *token = NULL, *missing;
 
     if (st != NULL) {
         return st;
@@ -593,11 +592,10 @@ offtok_req_t *offtok_check(request_rec *r)
         offtok_count_answer(r, HTTP_INTERNAL_SERVER_ERROR, "config");
         return st;
     }
-    if (c->client_id == NULL || c->client_secret == NULL) {
+    if ((missing = offtok_client_missing(c)) != NULL) {
         core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0005: AuthType offtok in <%s> has no "
-                      "OfftokClientID or OfftokClientSecret; answering 500",
-                      core->d ? core->d : "server");
+                      "%s; answering 500", core->d ? core->d : "server", missing);
         fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
         offtok_count_answer(r, HTTP_INTERNAL_SERVER_ERROR, "config");
         return st;

@@ -57,6 +57,7 @@ void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
     c->dpop_max_age = UNSET;
     c->dpop_nonce = UNSET;
     c->mtls = UNSET;
+    c->signed_answers = UNSET;
     return c;
 }
 
@@ -105,6 +106,12 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->dpop_max_age = MERGE_INT(dpop_max_age);
     c->dpop_nonce = MERGE_INT(dpop_nonce);
     c->mtls = MERGE_INT(mtls);
+    c->client_secret_file = add->client_secret ? add->client_secret_file
+                                               : base->client_secret_file;
+    c->client_key = MERGE_PTR(client_key);
+    c->assertion_aud = MERGE_PTR(assertion_aud);
+    c->client_cert = MERGE_PTR(client_cert);
+    c->signed_answers = MERGE_INT(signed_answers);
     return c;
 }
 
@@ -231,6 +238,7 @@ static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
     const char *err;
 
     c->client_secret = ot_secret_resolve(arg, &err, cmd->pool);
+    c->client_secret_file = strncmp(arg, "file:", 5) == 0 ? arg + 5 : NULL;
     return c->client_secret ? NULL : apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
 }
 
@@ -248,24 +256,8 @@ static const char *set_client_for(cmd_parms *cmd, void *dc, const char *azp, con
     cl->azp = azp;
     cl->id = id;
     cl->secret = ot_secret_resolve(secret, &err, cmd->pool);
+    cl->secret_file = strncmp(secret, "file:", 5) == 0 ? secret + 5 : NULL;
     return cl->secret ? NULL : apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, azp, err);
-}
-
-static const char *set_client_auth(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_dir_conf *c = dc;
-
-    if (strcasecmp(arg, "client_secret_basic") == 0) {
-        c->client_auth = OT_AUTH_BASIC;
-    }
-    else if (strcasecmp(arg, "client_secret_post") == 0) {
-        c->client_auth = OT_AUTH_POST;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not client_secret_basic or "
-                            "client_secret_post", cmd->cmd->name, arg);
-    }
-    return NULL;
 }
 
 static const char *set_ca_file(cmd_parms *cmd, void *dc, const char *arg)
@@ -548,8 +540,17 @@ const command_rec offtok_cmds[] = {
                   "client secret: a literal, env:VAR or file:PATH"),
     AP_INIT_TAKE3("OfftokClientFor", set_client_for, NULL, WHERE,
                   "azp client-id secret: introspect tokens of client azp with these credentials"),
-    AP_INIT_TAKE1("OfftokClientAuth", set_client_auth, NULL, WHERE,
-                  "client_secret_basic (default) or client_secret_post"),
+    AP_INIT_TAKE1("OfftokClientAuth", offtok_set_client_auth, NULL, WHERE,
+                  "client_secret_basic (default), client_secret_post, client_secret_jwt, "
+                  "private_key_jwt or tls_client_auth"),
+    AP_INIT_TAKE12("OfftokClientKey", offtok_set_client_key, NULL, WHERE,
+                   "file:PATH [kid]: PEM private key that signs private_key_jwt assertions"),
+    AP_INIT_TAKE1("OfftokClientAssertionAudience", set_url, DIR_OFFSET(assertion_aud), WHERE,
+                  "aud of client assertions (default: OfftokIssuer)"),
+    AP_INIT_TAKE2("OfftokClientCertificate", offtok_set_client_cert, NULL, WHERE,
+                  "cert-file key-file: TLS client certificate for the issuer (tls_client_auth)"),
+    AP_INIT_FLAG("OfftokSignedAnswers", set_flag, DIR_OFFSET(signed_answers), WHERE,
+                 "On: ask for and require RFC 9701 signed introspection answers"),
     AP_INIT_TAKE1("OfftokCAFile", set_ca_file, NULL, WHERE,
                   "CA bundle for TLS to the issuer (default: the system trust store)"),
     AP_INIT_FLAG("OfftokSSLVerify", set_flag, DIR_OFFSET(ssl_verify), WHERE,

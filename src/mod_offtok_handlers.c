@@ -159,38 +159,6 @@ static int content_type_is(request_rec *r, const char *type)
 
 /* ---- verification and revocation ----------------------------------------------------------- */
 
-/** Fetch a JWKS with this location's TLS settings and timeouts (ot_jose_fetch_fn). */
-static apr_status_t fetch_jwks(void *baton, const char *url, const char **body,
-                               apr_size_t *len, const char **why, apr_pool_t *p)
-{
-    const offtok_dir_conf *c = baton;
-    ot_http_req_t req;
-    ot_http_resp_t resp;
-
-    memset(&req, 0, sizeof(req));
-    req.url = url;
-    req.accept = "application/jwk-set+json, application/json";
-    req.ca_file = c->ca_file;
-    req.verify = c->ssl_verify != 0;
-    req.connect_timeout = offtok_connect_timeout(c);
-    req.total_timeout = offtok_total_timeout(c);
-    req.max_body = OT_JWKS_MAX;
-    offtok_flood_fetched();
-    ot_http_get(offtok_proc()->http, &req, &resp, p);
-    if (resp.err != OT_HTTP_OK) {
-        *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),
-                            resp.errmsg ? resp.errmsg : "");
-        return APR_EGENERAL;
-    }
-    if (resp.status != HTTP_OK) {
-        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, resp.status);
-        return APR_EGENERAL;
-    }
-    *body = resp.body;
-    *len = resp.body_len;
-    return APR_SUCCESS;
-}
-
 /** Verify a compact JWS: OK with *jws, or the status to answer (400, 503) with *why. */
 static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **why)
 {
@@ -201,7 +169,7 @@ static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **w
         return HTTP_SERVICE_UNAVAILABLE;
     }
     res = ot_jose_verify(jws, why, ps->proc->keys, ps->c->jwks_url, compact, strlen(compact),
-                         fetch_jwks, (void *)ps->c, ps->now, ps->r->pool);
+                         offtok_fetch_jwks, (void *)ps->c, ps->now, ps->r->pool);
     return res == OT_JOSE_OK ? OK
         : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;
 }

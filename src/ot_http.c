@@ -21,10 +21,14 @@
  */
 #include <string.h>
 #include <curl/curl.h>
+#include <openssl/evp.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
 #include "ot_http.h"
 #include "ot_stats.h"
+
+/** Bytes of a client identity: SHA-256 of the client certificate and key; zeros for none. */
+#define OT_IDENT_LEN 32
 
 /** Seconds a link keeps the parsed CA file before reading it again. */
 #define OT_CA_CACHE_SECS 3600L
@@ -40,6 +44,7 @@
 typedef struct {
     CURL *easy;
     CURLM *multi;
+    unsigned char ident[OT_IDENT_LEN];  /**< the client identity its connections were made with */
 } ot_link_t;
 
 struct ot_http_t {
@@ -200,21 +205,36 @@ apr_status_t ot_http_create(ot_http_t **ph, int max_handles, ot_stats_t *stats, 
     return APR_SUCCESS;
 }
 
-/** Take an idle link (*warm: it kept a connection) or make a new one; APR_ENOMEM without memory. */
-static apr_status_t link_take(ot_http_t *h, ot_link_t *l, int *warm)
+/** Take idle link i out of the pool into *l (under h->mutex). */
+static void idle_remove(ot_http_t *h, int i, ot_link_t *l)
 {
-    int found = 0;
+    *l = h->idle[i];
+    memmove(&h->idle[i], &h->idle[i + 1], sizeof(ot_link_t) * (apr_size_t)(h->n_idle - i - 1));
+    h->n_idle--;
+}
+
+/**
+ * Take the newest idle link of this client identity (*warm: it kept a connection) or make a new
+ * one; APR_ENOMEM without memory.
+ */
+static apr_status_t link_take(ot_http_t *h, ot_link_t *l, const unsigned char *ident, int *warm)
+{
+    int found = 0, i;
 
     apr_thread_mutex_lock(h->mutex);
-    if (h->n_idle > 0) {
-        *l = h->idle[--h->n_idle];
-        found = 1;
+    for (i = h->n_idle - 1; i >= 0; i--) {
+        if (memcmp(h->idle[i].ident, ident, OT_IDENT_LEN) == 0) {
+            idle_remove(h, i, l);
+            found = 1;
+            break;
+        }
     }
     apr_thread_mutex_unlock(h->mutex);
     *warm = found;
     if (found) {
         return APR_SUCCESS;
     }
+    memcpy(l->ident, ident, OT_IDENT_LEN);
     l->easy = curl_easy_init();
     l->multi = curl_multi_init();
     if (!l->easy || !l->multi || curl_easy_setopt(l->easy, CURLOPT_SHARE, h->share) != CURLE_OK) {
@@ -224,12 +244,25 @@ static apr_status_t link_take(ot_http_t *h, ot_link_t *l, int *warm)
     return APR_SUCCESS;
 }
 
-/** Give a link back (keep: it may be used again), or close it. */
+/**
+ * Give a link back (keep: it may be used again), or close it. A full pool gives up its oldest
+ * link of another identity for it (so a changed certificate does not leave the pool clogged
+ * with links nobody takes any more).
+ */
 static void link_give(ot_http_t *h, ot_link_t *l, int keep)
 {
-    int kept = 0;
+    ot_link_t old = { NULL, NULL, { 0 } };
+    int kept = 0, i;
 
     apr_thread_mutex_lock(h->mutex);
+    if (keep && h->n_idle >= h->max_idle) {
+        for (i = 0; i < h->n_idle; i++) {
+            if (memcmp(h->idle[i].ident, l->ident, OT_IDENT_LEN) != 0) {
+                idle_remove(h, i, &old);
+                break;
+            }
+        }
+    }
     if (keep && h->n_idle < h->max_idle) {
         h->idle[h->n_idle++] = *l;
         kept = 1;
@@ -238,6 +271,24 @@ static void link_give(ot_http_t *h, ot_link_t *l, int keep)
     if (!kept) {
         link_close(l);
     }
+    link_close(&old);
+}
+
+/** The client identity of req: SHA-256 over its certificate and key, zeros without them. */
+static void req_ident(unsigned char *ident, const ot_http_req_t *req)
+{
+    EVP_MD_CTX *ctx;
+
+    memset(ident, 0, OT_IDENT_LEN);
+    if (req->client_cert == NULL || (ctx = EVP_MD_CTX_new()) == NULL) {
+        return;
+    }
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, req->client_cert, req->client_cert_len);
+    EVP_DigestUpdate(ctx, "\n--\n", 4);
+    EVP_DigestUpdate(ctx, req->client_key, req->client_key_len);
+    EVP_DigestFinal_ex(ctx, ident, NULL);
+    EVP_MD_CTX_free(ctx);
 }
 
 static size_t body_write(char *ptr, size_t size, size_t nmemb, void *baton)
@@ -297,6 +348,28 @@ static long ms_left(apr_time_t deadline)
     return left > 1000 ? (long)((left + 999) / 1000) : 1L;
 }
 
+/**
+ * The TLS client certificate (tls_client_auth), from memory: the files were read at start-up as
+ * root, and the child may not be able to read them. No TLS session of the share is used or
+ * left: a session resumed elsewhere would carry this identity to a call made without it.
+ */
+static void setup_client_cert(CURLcode *rc, CURL *curl, const ot_http_req_t *req)
+{
+    struct curl_blob cert, key;
+
+    cert.data = (void *)req->client_cert;
+    cert.len = req->client_cert_len;
+    cert.flags = CURL_BLOB_COPY;
+    key.data = (void *)req->client_key;
+    key.len = req->client_key_len;
+    key.flags = CURL_BLOB_COPY;
+    opt_ptr(rc, curl, CURLOPT_SSLCERT_BLOB, &cert);
+    opt_ptr(rc, curl, CURLOPT_SSLCERTTYPE, "PEM");
+    opt_ptr(rc, curl, CURLOPT_SSLKEY_BLOB, &key);
+    opt_ptr(rc, curl, CURLOPT_SSLKEYTYPE, "PEM");
+    opt_long(rc, curl, CURLOPT_SSL_SESSIONID_CACHE, 0L);
+}
+
 /** Where and how to connect: protocols, proxy, keep-alive, TLS verification and CA store. */
 static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
 {
@@ -328,6 +401,9 @@ static CURLcode setup_link(CURL *curl, const ot_call_t *c, int fresh)
 #if LIBCURL_VERSION_NUM >= 0x075700
     opt_long(&rc, curl, CURLOPT_CA_CACHE_TIMEOUT, OT_CA_CACHE_SECS);
 #endif
+    if (req->client_cert) {
+        setup_client_cert(&rc, curl, req);
+    }
     return rc;
 }
 
@@ -557,7 +633,8 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
                       apr_pool_t *p)
 {
     ot_call_t c;
-    ot_link_t link = { NULL, NULL };
+    ot_link_t link = { NULL, NULL, { 0 } };
+    unsigned char ident[OT_IDENT_LEN];
     apr_time_t start = apr_time_now();
     int warm = 0;
 
@@ -574,7 +651,8 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
         resp->errmsg = "header value not allowed, or out of memory";
         goto out;
     }
-    if (link_take(h, &link, &warm) != APR_SUCCESS) {
+    req_ident(ident, req);
+    if (link_take(h, &link, ident, &warm) != APR_SUCCESS) {
         resp->errmsg = "cannot make a libcurl handle";
         goto out;
     }

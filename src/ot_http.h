@@ -7,7 +7,10 @@
  * handle of its own. A link keeps its connections (HTTP/1.1 keep-alive) and its parsed CA store
  * between calls; a thread takes one, runs one transfer, resets it and gives it back. Only an
  * internal error drops a link. DNS and TLS sessions are shared between links through a CURLSH;
- * connections are not (libcurl 7.88 KNOWN_BUGS 11.11).
+ * connections are not (libcurl 7.88 KNOWN_BUGS 11.11). A link belongs to one client identity
+ * (no certificate, or one certificate and key, by their digest): a call takes only a link of
+ * its own identity, so a connection made with one certificate never carries a call made with
+ * another, and calls with a client certificate neither take nor leave TLS sessions in the share.
  *
  * No httpd headers here: the core links into the module, the unit tests and the fuzzers.
  */
@@ -43,6 +46,10 @@ typedef struct {
     apr_size_t max_body;           /**< answers larger than this fail with OT_HTTP_ETOOBIG */
     apr_time_t deadline;           /**< if not 0, the call also ends by then (the request's own
                                         budget, for a call that waited before it started) */
+    const char *client_cert;       /**< PEM certificate (chain) presented to the issuer, or NULL */
+    apr_size_t client_cert_len;
+    const char *client_key;        /**< its PEM private key */
+    apr_size_t client_key_len;
 } ot_http_req_t;
 
 /** The answer, allocated from the pool given to the call. */

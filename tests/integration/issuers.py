@@ -354,9 +354,10 @@ class KeycloakStandin(_IntrospectionEndpoint):
         mode now in force."""
         return self._control("mode", switches)
 
-    def set_client(self, client_id, secret=None):
-        """Add or change a client; secret None makes it public."""
-        self._control("clients", {"client_id": client_id, "secret": secret})
+    def set_client(self, client_id, secret=None, grace=0):
+        """Add or change a client; secret None makes it public; grace (seconds) keeps the
+        previous secret valid that long (Keycloak's rotated secret)."""
+        self._control("clients", {"client_id": client_id, "secret": secret, "grace": grace})
 
     def introspection_count(self):
         return self._control("introspections", method="GET")["count"]

@@ -8,7 +8,12 @@ from httpd import offtok_lines, protected
 BAD = [
     ("OfftokIntrospectionURL ftp://x/y", "is not an http:// or https:// URL"),
     ("OfftokIntrospectionURL https://user:pw@x/y", "a URL with a user name or password"),
-    ("OfftokClientAuth private_key_jwt", "is not client_secret_basic or client_secret_post"),
+    ("OfftokClientAuth none", "is not client_secret_basic, client_secret_post, client_secret_jwt, "
+     "private_key_jwt or tls_client_auth"),
+    ("OfftokClientKey /etc/key.pem", "give the key as file:PATH"),
+    ("OfftokClientCertificate /nonexistent.crt /nonexistent.key", "does not exist"),
+    ("OfftokClientAssertionAudience not-a-url", "is not an http:// or https:// URL"),
+    ("OfftokSignedAnswers maybe", "OfftokSignedAnswers"),
     ("OfftokClientSecret env:OFFTOK_TEST_NOT_SET", "environment variable OFFTOK_TEST_NOT_SET"),
     ("OfftokClientSecret file:/nonexistent/secret", "cannot open secret file"),
     ("OfftokTimeout 0", "is not a number of seconds"),

@@ -41,7 +41,7 @@ class Replica(RedisServer):
              "--save", "", "--appendonly", "no", "--dir", self.dir,
              "--replicaof", "127.0.0.1", str(self.master_port)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(self._answers, timeout=10, what="the replica to answer")
+        wait_until(self._answers, timeout=30, what="the replica to answer")
 
 
 class Sentinel(RedisServer):
@@ -58,7 +58,7 @@ class Sentinel(RedisServer):
     def start(self):
         self.proc = subprocess.Popen([REDIS_SENTINEL, self.conf], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
-        wait_until(self._answers, timeout=10, what="redis-sentinel to answer")
+        wait_until(self._answers, timeout=30, what="redis-sentinel to answer")
 
     def master_port(self):
         addr = self.command("SENTINEL", "get-master-addr-by-name", MASTER)

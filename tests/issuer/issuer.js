@@ -22,7 +22,8 @@
 //       POST /test/mint/offline  the same, for a refresh token with offline_access in its scope
 //       POST /test/revoke        {token} -> {revoked}
 //       GET  /test/introspections        -> {count, log: [{time, token_type_hint, client_id,
-//                                client_auth, token_sha256, status, active}]}
+//                                client_auth, token_sha256, status, active, accept,
+//                                content_type, assertion_signature, tls_client_cn}]}
 //       POST /test/introspections/reset
 //       POST /test/clients       {client_id, ...metadata}: add a client or change its metadata
 //       POST /test/backchannel-logout  {sub, sid, revoke} -> {sub, sid, revoked, notified}
@@ -53,7 +54,16 @@ if (!args.cert || !args.key) {
 
 // Listen before anything else: the issuer URL contains the port, which the system may pick.
 // Nobody knows the port before the READY line, so no request arrives before the handler is set.
-const server = https.createServer({ cert: readFileSync(args.cert), key: readFileSync(args.key) });
+// Client certificates are asked for but not required (tls_client_auth, RFC 8705 §2): a client
+// that sends none is served as before; one that sends one is judged by oidc-provider's mTLS
+// feature below, against the tests' CA (--ca).
+const server = https.createServer({
+  cert: readFileSync(args.cert),
+  key: readFileSync(args.key),
+  requestCert: true,
+  rejectUnauthorized: false,
+  ...(args.ca ? { ca: readFileSync(args.ca) } : {}),
+});
 await new Promise((resolve, reject) => {
   server.once('error', reject);
   server.listen(Number(args.port ?? 0), '127.0.0.1', resolve);
@@ -196,6 +206,14 @@ const provider = new Provider(issuer, {
   // offline_access here also enables the refresh_token grant, without which oidc-provider does
   // not look refresh tokens up at introspection.
   scopes: ['openid', 'offline_access', 'profile', 'email'],
+  // Client assertions (private_key_jwt, client_secret_jwt) in every algorithm mod_offtok signs.
+  enabledJWA: {
+    clientAuthSigningAlgValues: ['HS256', 'RS256', 'PS256', 'ES256', 'ES384', 'ES512', 'EdDSA'],
+  },
+  clientAuthMethods: [
+    'none', 'client_secret_basic', 'client_secret_post', 'client_secret_jwt', 'private_key_jwt',
+    'tls_client_auth',
+  ],
   features: {
     devInteractions: { enabled: false },
     introspection: {
@@ -206,6 +224,17 @@ const provider = new Provider(issuer, {
         || token.clientId === client.clientId,
     },
     jwtIntrospection: { enabled: true },
+    // tls_client_auth (test configuration): the certificate of this TLS connection, trusted when
+    // it chains to the tests' CA, matched on its subject DN written "CN=<common name>".
+    mTLS: {
+      enabled: true,
+      tlsClientAuth: true,
+      getCertificate: (ctx) => ctx.socket.getPeerX509Certificate?.() ?? undefined,
+      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+        && ctx.socket.getPeerCertificate()?.subject?.CN !== undefined
+        && `CN=${ctx.socket.getPeerCertificate().subject.CN}` === expected,
+    },
     revocation: { enabled: true },
     backchannelLogout: { enabled: true },
     // Sender-constrained tokens: DPoP-bound (cnf.jkt, token_type DPoP) and certificate-bound
@@ -248,12 +277,20 @@ provider.use(async function logIntrospections(ctx, next) {
   let clientAuth = null;
   if (ctx.headers.authorization) clientAuth = 'client_secret_basic';
   else if (params.client_secret) clientAuth = 'client_secret_post';
+  else if (params.client_assertion) clientAuth = 'client_assertion';
+  else if (ctx.socket.getPeerCertificate?.()?.subject) clientAuth = 'tls_client_auth';
   Object.assign(entry, {
     token_type_hint: params.token_type_hint ?? null,
     client_id: ctx.oidc?.authorization?.clientId ?? params.client_id ?? null,
     client_auth: clientAuth,
     token_sha256: params.token ? sha256(params.token) : null,
     status: ctx.status,
+    accept: ctx.headers.accept ?? null,
+    // The signature part of a client assertion, so that tests can look for it in httpd's logs.
+    assertion_signature: params.client_assertion?.split('.')[2] ?? null,
+    // The common name of the TLS client certificate on the connection the request came on.
+    tls_client_cn: ctx.socket.getPeerCertificate?.()?.subject?.CN ?? null,
+    content_type: ctx.response.type || null,
     active: typeof ctx.body === 'object' ? ctx.body?.active ?? null : null,
   });
 });

@@ -34,6 +34,7 @@ int main(void)
     srunner_add_suite(sr, suite_logout());
     srunner_add_suite(sr, suite_stats());
     srunner_add_suite(sr, suite_dpop());
+    srunner_add_suite(sr, suite_assert());
 #ifdef HAVE_HIREDIS
     srunner_add_suite(sr, suite_redis());
     srunner_add_suite(sr, suite_redis_sub());

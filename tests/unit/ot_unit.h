@@ -23,6 +23,7 @@ Suite *suite_jose(void);
 Suite *suite_logout(void);
 Suite *suite_stats(void);
 Suite *suite_dpop(void);
+Suite *suite_assert(void);
 #ifdef HAVE_HIREDIS
 Suite *suite_redis(void);
 Suite *suite_redis_sub(void);

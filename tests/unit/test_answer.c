@@ -246,7 +246,7 @@ START_TEST(introspection_request_and_results)
     ot_http_req_t req;
     ot_http_resp_t resp;
     ot_introspect_t in = { "https://i/introspect", "rs client", "p@ss:w", OT_AUTH_BASIC,
-                           "refresh_token", "a+b/c=" };
+                           "refresh_token", "a+b/c=", NULL, 0 };
     ot_answer_t *a;
     ot_err_kind_t kind;
     const char *why;

@@ -28,6 +28,12 @@ The answer is chosen by the request's path, whatever the method; each path answe
     /reset              headers and half the body, then a TCP reset
     /hang               reads the request and never answers (until the client leaves)
     /crlf               200, claims holding CR and LF
+    /signed             200, the /ok answer as an RFC 9701 signed answer (RS256, key in /jwks),
+                        Content-Type application/token-introspection+jwt; the query changes it:
+                        aud (default rs-client), iss (default https://faulty.example), typ (the
+                        header's, default token-introspection+jwt), iat (seconds added to now),
+                        key=wrong (signed with a key that is not in /jwks), alg=none (unsigned)
+    /jwks               the JWKS that holds /signed's key
 
 Every answer is HTTP/1.1 with keep-alive and a Content-Length, so connection reuse shows in the
 log (same client_port), unless close mode is on: then each answer says "Connection: close" and
@@ -49,9 +55,25 @@ import threading
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from common import StubHandler, StubServer, announce, compact_json, sha256_hex, tls_arguments
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from common import (StubHandler, StubServer, announce, b64url, compact_json, sha256_hex,
+                    tls_arguments)
 
 MiB = 1024 * 1024
+SIGNED_ISSUER = "https://faulty.example"
+# The key of /signed and /jwks, and one that /jwks does not hold (key=wrong).
+SIGNING_KEYS = {name: rsa.generate_private_key(public_exponent=65537, key_size=2048)
+                for name in ("good", "wrong")}
+
+
+def rsa_jwk(key, kid):
+    numbers = key.public_key().public_numbers()
+    def uint(value):
+        return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+    return {"kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256", "n": uint(numbers.n),
+            "e": uint(numbers.e)}
 
 
 class State:
@@ -202,6 +224,27 @@ class FaultHandler(StubHandler):
     def fault_crlf(self):
         self.send_json(200, self.state.active_answer({
             "sub": "alice\r\nX-Injected: yes", "name": "line one\nline two", "note": "cr\ronly"}))
+
+    def fault_jwks(self):
+        self.send_json(200, {"keys": [rsa_jwk(SIGNING_KEYS["good"], "faulty-rs256")]})
+
+    def fault_signed(self):
+        now = int(time.time())
+        payload = {"iss": self.query.get("iss", SIGNED_ISSUER),
+                   "aud": self.query.get("aud", "rs-client"),
+                   "iat": now + int(self.query.get("iat", "0")),
+                   "token_introspection": self.ok_answer()}
+        alg = self.query.get("alg", "RS256")
+        header = {"alg": alg, "kid": "faulty-rs256",
+                  "typ": self.query.get("typ", "token-introspection+jwt")}
+        signing_input = (b64url(compact_json(header)) + "." + b64url(compact_json(payload)))
+        signature = ""
+        if alg != "none":
+            key = SIGNING_KEYS["wrong" if self.query.get("key") == "wrong" else "good"]
+            signature = b64url(key.sign(signing_input.encode(), padding.PKCS1v15(),
+                                        hashes.SHA256()))
+        self.send_body(200, (signing_input + "." + signature).encode(),
+                       "application/token-introspection+jwt")
 
     def fault_reset(self):
         body = compact_json(self.ok_answer())

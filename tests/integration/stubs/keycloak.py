@@ -7,10 +7,14 @@ has one realm, ``test``, no users, sessions only as ids, and mints tokens on req
 Keycloak's own endpoints (paths as in Keycloak):
 
 - ``POST /realms/test/protocol/openid-connect/token/introspect`` — RFC 7662 as Keycloak does it:
-  confidential clients only (``client_secret_basic`` or ``client_secret_post``; bad credentials
-  401, public clients 403), ``token_type_hint`` only ``access_token``/``refresh_token`` (else
-  400), duplicate parameters 400, inactive is exactly ``{"active":false}``, active answers are
-  the token's claims plus ``client_id``, ``username``, ``token_type`` and ``active``.
+  confidential clients only (``client_secret_basic``, ``client_secret_post`` or
+  ``client_secret_jwt``: an HS256 assertion with ``iss`` = ``sub`` = the client, ``aud`` the
+  realm's issuer URL, an ``exp`` to come and a ``jti`` never seen before; a secret rotated
+  with a grace period is accepted until the grace period ends; bad credentials 401
+  ``invalid_client``, public clients 403), ``token_type_hint`` only
+  ``access_token``/``refresh_token`` (else 400), duplicate parameters 400, inactive is exactly
+  ``{"active":false}``, active answers are the token's claims plus ``client_id``, ``username``,
+  ``token_type`` and ``active``.
 - ``GET /realms/test/protocol/openid-connect/certs`` — the realm's RSA key as a JWKS.
 
 Tokens are JWTs as Keycloak makes them: access tokens (``typ`` Bearer, RS256) and refresh and
@@ -39,8 +43,9 @@ Control API (JSON in, JSON out, same port, under ``/control/``), for tests only:
   false`` to spare offline tokens (for sub/sid) → ``{"revoked": n}``.
 - ``POST /control/not-before`` ``{"not_before": seconds}`` — the realm's not-before.
 - ``POST /control/mode`` — the switches above; answers the current mode.
-- ``POST /control/clients`` ``{"client_id", "secret"}`` — add or change a client; a null secret
-  makes it public.
+- ``POST /control/clients`` ``{"client_id", "secret", "grace"}`` — add or change a client; a null
+  secret makes it public; ``grace`` (seconds) keeps the previous secret valid that long, as
+  Keycloak's client secret rotation does with its "rotated secret".
 - ``GET /control/introspections`` → ``{"count", "log"}``; ``POST /control/introspections/reset``.
 - ``POST /control/sign/admin`` ``{"action": "k_logout"|"k_push_not_before"|"k_test_available",
   "resource", "not_before", "session_ids", ...}`` → ``{"jws"}``: a signed admin action.
@@ -179,6 +184,8 @@ class Realm:
         self.keys = RealmKeys()
         self.lock = threading.Lock()
         self.clients = dict(INITIAL_CLIENTS)
+        self.rotated = {}  # client id -> (previous secret, valid until epoch seconds)
+        self.assertion_jtis = set()
         self.tokens = {}  # jti -> {"sub", "sid", "typ", "azp", "username"} of live tokens
         self.not_before = 0
         self.mode = {"refresh_needs_hint": True, "refresh_own_client_only": False,
@@ -247,6 +254,9 @@ class Realm:
         entry = {"time": time.time()}
         fields = dict(form)
         client_id, secret, entry["client_auth"] = _client_credentials(fields, authorization)
+        if entry["client_auth"] is None and "client_assertion" in fields:
+            entry["client_auth"] = "client_secret_jwt"
+            client_id, secret = self._assertion_client(fields), None
         token = fields.get("token")
         entry.update(token_type_hint=fields.get("token_type_hint"), client_id=client_id,
                      token_sha256=sha256_hex(token) if token is not None else None)
@@ -264,8 +274,11 @@ class Realm:
             expected = self.clients.get(client_id)
         if known and expected is None:
             return 403, _error("invalid_request", "Client not allowed.")
-        if not known or secret is None or not hmac.compare_digest(
-                expected.encode(), secret.encode()):
+        if "client_assertion" in fields and secret is None:
+            authenticated = client_id is not None
+        else:
+            authenticated = known and secret is not None and self._secret_ok(client_id, secret)
+        if not authenticated:
             return 401, _error("invalid_client", "Invalid client or Invalid client credentials")
         if not fields.get("token"):
             return 400, _error("invalid_request", "Token not provided.")
@@ -274,6 +287,46 @@ class Realm:
             return 400, _error("invalid_request", f"Unsupported token type [{hint}].")
         claims = self._active_claims(fields["token"], hint, client_id)
         return 200, claims if claims else {"active": False}
+
+    def _secrets(self, client_id):
+        """The secrets a client may use now: its own, and a rotated one within its grace."""
+        with self.lock:
+            current = self.clients.get(client_id)
+            previous, until = self.rotated.get(client_id, (None, 0))
+        return [value for value in (current, previous if time.time() < until else None) if value]
+
+    def _secret_ok(self, client_id, secret):
+        return any(hmac.compare_digest(value.encode(), secret.encode())
+                   for value in self._secrets(client_id))
+
+    def _assertion_client(self, fields):
+        """The client a client_secret_jwt assertion authenticates, or None."""
+        if fields.get("client_assertion_type") != \
+                "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return None
+        try:
+            header_b64, payload_b64, signature_b64 = fields["client_assertion"].split(".")
+            header = json.loads(b64url_decode(header_b64))
+            claims = json.loads(b64url_decode(payload_b64))
+            signature = b64url_decode(signature_b64)
+        except ValueError:
+            return None
+        client_id = claims.get("sub")
+        signing_input = (header_b64 + "." + payload_b64).encode()
+        if (header.get("alg") != "HS256" or claims.get("iss") != client_id
+                or fields.get("client_id", client_id) != client_id
+                or claims.get("aud") not in (self.issuer, [self.issuer])
+                or not isinstance(claims.get("exp"), int) or claims["exp"] < time.time()):
+            return None
+        if not any(hmac.compare_digest(hmac.new(value.encode(), signing_input,
+                                                hashlib.sha256).digest(), signature)
+                   for value in self._secrets(client_id)):
+            return None
+        with self.lock:
+            if claims.get("jti") is None or (client_id, claims["jti"]) in self.assertion_jtis:
+                return None          # Keycloak refuses a reused assertion
+            self.assertion_jtis.add((client_id, claims["jti"]))
+        return client_id
 
     def _active_claims(self, token, hint, client_id):
         alg, payload = self.keys.verify(token)
@@ -363,8 +416,13 @@ class Realm:
             self.mode.update({name: bool(value) for name, value in switches.items()})
             return dict(self.mode)
 
-    def set_client(self, client_id, secret=None):
+    def set_client(self, client_id, secret=None, grace=0):
         with self.lock:
+            previous = self.clients.get(client_id)
+            if grace and previous:
+                self.rotated[client_id] = (previous, time.time() + grace)
+            else:
+                self.rotated.pop(client_id, None)
             self.clients[client_id] = secret
         return {"client_id": client_id}
 

@@ -1,0 +1,526 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * How the module proves itself to the issuer, and what it requires of the answer:
+ *
+ *   directives    OfftokClientAuth, OfftokClientKey, OfftokClientCertificate (read as root at
+ *                 start-up); check_config refuses a method that lacks what it needs
+ *   the call      offtok_call_fetch: the leader's issuer call with a fresh assertion
+ *                 (private_key_jwt, client_secret_jwt) or the client certificate
+ *                 (tls_client_auth); on invalid_client the credential files are read again
+ *                 (ot_cred.h) and a call refused only for an old credential is made once more
+ *   the answer    offtok_call_result: RFC 9701 signed answers under OfftokSignedAnswers On
+ *
+ * Nothing here logs a secret, a key or an assertion: paths and method names only.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <apr_strings.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include "mod_offtok.h"
+#include "ot_assert.h"
+#include "ot_cred.h"
+#include "ot_jose.h"
+#include "ot_signed.h"
+
+APLOG_USE_MODULE(offtok);
+
+/** Leeway for a signed answer's iat (OfftokClockSkew's default, which this does not read yet). */
+#define SIGNED_SKEW apr_time_from_sec(30)
+
+/** Indexes of offtok_call_t.gen. */
+enum { GEN_SECRET = 0, GEN_KEY = 1, GEN_CERT = 2 };
+
+/* ---- directives --------------------------------------------------------------------------- */
+
+const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_dir_conf *c = dc;
+    int i;
+
+    for (i = OT_AUTH_BASIC; i <= OT_AUTH_TLS; i++) {
+        if (strcasecmp(arg, ot_client_auth_name((ot_client_auth_t)i)) == 0) {
+            c->client_auth = i;
+            return NULL;
+        }
+    }
+    return apr_psprintf(cmd->pool, "%s: '%s' is not client_secret_basic, client_secret_post, "
+                        "client_secret_jwt, private_key_jwt or tls_client_auth",
+                        cmd->cmd->name, arg);
+}
+
+/** A file named in a directive, read now (as root): its content, or an error for cmd. */
+static const char *read_file(cmd_parms *cmd, const char *arg, ot_cred_kind_t kind,
+                             const char **path, apr_size_t *len, const char **err)
+{
+    const char *data;
+
+    *path = ap_server_root_relative(cmd->pool, arg);
+    if (*path == NULL) {
+        *err = apr_psprintf(cmd->pool, "%s: '%s' is not a valid path", cmd->cmd->name, arg);
+        return NULL;
+    }
+    data = ot_cred_read(*path, kind, len, err, cmd->pool);
+    if (data == NULL) {
+        *err = apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, *err);
+    }
+    return data;
+}
+
+const char *offtok_set_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid)
+{
+    offtok_dir_conf *c = dc;
+    offtok_key_t *k = apr_pcalloc(cmd->pool, sizeof(*k));
+    const char *err = NULL;
+
+    if (strncmp(file, "file:", 5) != 0) {
+        return apr_psprintf(cmd->pool, "%s: give the key as file:PATH", cmd->cmd->name);
+    }
+    k->pem = read_file(cmd, file + 5, OT_CRED_PEM, &k->file, &k->pem_len, &err);
+    if (k->pem == NULL) {
+        return err;
+    }
+    k->pkey = ot_assert_key_parse(k->pem, k->pem_len, &err, cmd->pool);
+    if (k->pkey == NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s: %s", cmd->cmd->name, k->file, err);
+    }
+    k->kid = kid;
+    c->client_key = k;
+    return NULL;
+}
+
+/** NULL when cert (PEM) and key (PEM) are a certificate and its private key. */
+static const char *cert_pair_problem(const char *cert, apr_size_t cert_len, const char *key,
+                                     apr_size_t key_len)
+{
+    BIO *cb = BIO_new_mem_buf(cert, (int)cert_len), *kb = BIO_new_mem_buf(key, (int)key_len);
+    X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, (void *)"") : NULL;
+    const char *problem = x == NULL ? "the certificate file holds no PEM certificate"
+        : k == NULL ? "the key file holds no PEM private key (an encrypted key is not accepted)"
+        : X509_check_private_key(x, k) != 1 ? "the key does not belong to the certificate"
+        : NULL;
+
+    X509_free(x);
+    EVP_PKEY_free(k);
+    BIO_free(cb);
+    BIO_free(kb);
+    return problem;
+}
+
+const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
+                                   const char *key)
+{
+    offtok_dir_conf *c = dc;
+    offtok_cert_t *t = apr_pcalloc(cmd->pool, sizeof(*t));
+    const char *err = NULL;
+
+    t->cert = read_file(cmd, cert, OT_CRED_PEM, &t->cert_file, &t->cert_len, &err);
+    if (t->cert != NULL) {
+        t->key = read_file(cmd, key, OT_CRED_PEM, &t->key_file, &t->key_len, &err);
+    }
+    if (t->cert == NULL || t->key == NULL) {
+        return err;
+    }
+    if ((err = cert_pair_problem(t->cert, t->cert_len, t->key, t->key_len)) != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    c->client_cert = t;
+    return NULL;
+}
+
+static ot_client_auth_t auth_of(const offtok_dir_conf *c)
+{
+    return c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
+}
+
+const char *offtok_client_missing(const offtok_dir_conf *c)
+{
+    ot_client_auth_t auth = auth_of(c);
+
+    if (c->client_id == NULL) {
+        return "OfftokClientID";
+    }
+    if ((auth == OT_AUTH_KEY_JWT || auth == OT_AUTH_SECRET_JWT) && c->assertion_aud == NULL
+        && c->issuer == NULL) {
+        return "OfftokIssuer or OfftokClientAssertionAudience (the aud of client assertions)";
+    }
+    if (auth == OT_AUTH_KEY_JWT) {
+        return c->client_key ? NULL : "OfftokClientKey (for private_key_jwt)";
+    }
+    if (auth == OT_AUTH_TLS) {
+        return c->client_cert ? NULL : "OfftokClientCertificate (for tls_client_auth)";
+    }
+    return c->client_secret ? NULL : "OfftokClientSecret";
+}
+
+/** What keeps c (a section, merged with its server's defaults) from working, or NULL. */
+static const char *section_problem(const offtok_dir_conf *c, apr_pool_t *p)
+{
+    ot_client_auth_t auth = auth_of(c);
+
+    if ((auth == OT_AUTH_KEY_JWT || auth == OT_AUTH_SECRET_JWT) && c->assertion_aud == NULL
+        && c->issuer == NULL) {
+        return apr_pstrcat(p, "OfftokClientAuth ", ot_client_auth_name(auth),
+                           " needs OfftokClientAssertionAudience or OfftokIssuer (the aud of "
+                           "its assertions)", NULL);
+    }
+    if (auth == OT_AUTH_KEY_JWT && c->client_key == NULL) {
+        return "OfftokClientAuth private_key_jwt needs OfftokClientKey";
+    }
+    if (auth == OT_AUTH_TLS && c->client_cert == NULL) {
+        return "OfftokClientAuth tls_client_auth needs OfftokClientCertificate";
+    }
+    if (c->signed_answers == 1 && c->issuer == NULL) {
+        return "OfftokSignedAnswers On needs OfftokIssuer (the iss signed answers must carry)";
+    }
+    return NULL;
+}
+
+/** 1 when a section (or, with sec NULL, its server) names an issuer to introspect at. */
+static int introspects(const offtok_dir_conf *sec, const offtok_dir_conf *base)
+{
+    return (sec && (sec->url || sec->issuer)) || base->url || base->issuer;
+}
+
+/** Judge the sections of one server (Directory, Location and friends) merged with base. */
+static void check_sections(const char **problem, apr_array_header_t *secs,
+                           const offtok_dir_conf *base, apr_pool_t *p)
+{
+    ap_conf_vector_t **elts;
+    const offtok_dir_conf *sec;
+    int i;
+
+    if (secs == NULL) {
+        return;
+    }
+    elts = (ap_conf_vector_t **)secs->elts;
+    for (i = 0; *problem == NULL && i < secs->nelts; i++) {
+        sec = ap_get_module_config(elts[i], &offtok_module);
+        if (sec && introspects(sec, base)) {
+            *problem = section_problem(offtok_merge_dir_conf(p, (void *)base, (void *)sec), p);
+        }
+    }
+}
+
+/**
+ * apachectl -t: every section that introspects (has OfftokIntrospectionURL or OfftokIssuer, its
+ * own or its server's) must have what its OfftokClientAuth needs. Sections are judged merged
+ * with their server's defaults only, not with enclosing sections: set the directives together.
+ */
+static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                               server_rec *s)
+{
+    const char *problem = NULL;
+    core_server_config *core;
+    const offtok_dir_conf *base;
+
+    for (; s != NULL && problem == NULL; s = s->next) {
+        base = ap_get_module_config(s->lookup_defaults, &offtok_module);
+        if (base && introspects(NULL, base)) {
+            problem = section_problem(base, ptemp);
+        }
+        core = ap_get_core_module_config(s->module_config);
+        if (base && problem == NULL) {
+            check_sections(&problem, core->sec_dir, base, ptemp);
+            check_sections(&problem, core->sec_url, base, ptemp);
+        }
+    }
+    if (problem) {
+        ap_log_error(APLOG_MARK, APLOG_STARTUP | APLOG_CRIT, 0, NULL, "OT0505: %s", problem);
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    return OK;
+}
+
+void offtok_client_register_hooks(apr_pool_t *p)
+{
+    ap_hook_check_config(client_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+/* ---- the call ----------------------------------------------------------------------------- */
+
+void offtok_call_init(offtok_call_t *call, request_rec *r, const offtok_dir_conf *c,
+                      const ot_introspect_t *in, const char *secret_file,
+                      const ot_http_req_t *req)
+{
+    memset(call, 0, sizeof(*call));
+    call->r = r;
+    call->conf = c;
+    call->in = *in;
+    call->secret_file = secret_file;
+    call->req = *req;
+}
+
+/** The assertion's aud: OfftokClientAssertionAudience, else the issuer identifier. */
+static const char *assertion_aud(const offtok_dir_conf *c)
+{
+    return c->assertion_aud ? c->assertion_aud : c->issuer;
+}
+
+/** Fill in the credentials of this moment (the store's newer ones, if any) and sign. */
+static const char *current_credentials(offtok_call_t *call, ot_introspect_t *in,
+                                       ot_http_req_t *req, apr_pool_t *p)
+{
+    const offtok_dir_conf *c = call->conf;
+    ot_cred_store_t *store = offtok_proc()->creds;
+    ot_assert_claims_t claims;
+    struct evp_pkey_st *key = NULL;
+    const char *err = NULL;
+    unsigned gen2 = 0;
+    apr_size_t len;
+
+    if (in->auth == OT_AUTH_KEY_JWT) {
+        key = c->client_key ? ot_cred_get_key(store, c->client_key->file, c->client_key->pkey,
+                                              &call->gen[GEN_KEY], p) : NULL;
+        if (key == NULL) {
+            return "no OfftokClientKey to sign with";
+        }
+    }
+    else if (in->auth == OT_AUTH_TLS) {
+        req->client_cert = ot_cred_get(store, c->client_cert->cert_file, c->client_cert->cert,
+                                       c->client_cert->cert_len, &req->client_cert_len,
+                                       &call->gen[GEN_CERT], p);
+        req->client_key = ot_cred_get(store, c->client_cert->key_file, c->client_cert->key,
+                                      c->client_cert->key_len, &req->client_key_len, &gen2, p);
+        call->gen[GEN_CERT] += gen2;
+    }
+    else if (call->secret_file) {
+        in->client_secret = ot_cred_get(store, call->secret_file, in->client_secret,
+                                        strlen(in->client_secret), &len, &call->gen[GEN_SECRET],
+                                        p);
+    }
+    if (in->auth != OT_AUTH_SECRET_JWT && in->auth != OT_AUTH_KEY_JWT) {
+        return NULL;
+    }
+    claims.client_id = in->client_id;
+    claims.aud = assertion_aud(c);
+    claims.now = apr_time_now();
+    claims.lifetime = OT_ASSERTION_LIFETIME;
+    in->assertion = ot_assertion_make(&claims, key, key ? c->client_key->kid : NULL,
+                                      in->client_secret, &err, p);
+    return in->assertion ? NULL : err;
+}
+
+/** One POST with the credentials of this moment. */
+static void post_once(offtok_call_t *call, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    ot_introspect_t in = call->in;
+    ot_http_req_t req = call->req;
+    const char *err = current_credentials(call, &in, &req, p);
+
+    if (err != NULL) {
+        memset(resp, 0, sizeof(*resp));
+        resp->err = OT_HTTP_EINTERNAL;
+        resp->errmsg = apr_pstrcat(p, "cannot make the client assertion: ", err, NULL);
+        return;
+    }
+    ot_introspect_request(&req, &in, p);
+    ot_http_post(offtok_proc()->http, &req, resp, p);
+}
+
+/** Read one credential file again; 1 when what it holds now is newer than what was used. */
+static int reread(offtok_call_t *call, const char *path, ot_cred_kind_t kind,
+                  const char *initial, apr_size_t initial_len, unsigned used, apr_pool_t *p)
+{
+    ot_cred_store_t *store = offtok_proc()->creds;
+    const char *err = NULL;
+    unsigned gen = 0;
+    apr_status_t rv;
+
+    rv = ot_cred_reload(store, path, kind, initial, initial_len, apr_time_now(), &gen, &err, p);
+    if (rv != APR_SUCCESS && rv != APR_EAGAIN) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, call->r, "OT0501: the issuer refused the client "
+                      "(%s) and the credential file cannot be read again: %s",
+                      ot_client_auth_name(call->in.auth), err);
+        return 0;
+    }
+    return gen != used;
+}
+
+/** The generations of the certificate and key files, added up. */
+static unsigned pair_gen(const offtok_cert_t *t, apr_pool_t *p)
+{
+    ot_cred_store_t *store = offtok_proc()->creds;
+    unsigned cert_gen = 0, key_gen = 0;
+    apr_size_t len;
+
+    ot_cred_get(store, t->cert_file, t->cert, t->cert_len, &len, &cert_gen, p);
+    ot_cred_get(store, t->key_file, t->key, t->key_len, &len, &key_gen, p);
+    return cert_gen + key_gen;
+}
+
+/** After invalid_client: read the method's files again; 1 when one has changed. */
+static int reread_credentials(offtok_call_t *call, apr_pool_t *p)
+{
+    const offtok_dir_conf *c = call->conf;
+    const offtok_cert_t *t = c->client_cert;
+    int changed = 0;
+
+    if (offtok_proc()->creds == NULL) {
+        return 0;
+    }
+    switch (call->in.auth) {
+    case OT_AUTH_KEY_JWT:
+        return reread(call, c->client_key->file, OT_CRED_KEY, c->client_key->pem,
+                      c->client_key->pem_len, call->gen[GEN_KEY], p);
+    case OT_AUTH_TLS:
+        /* Generations of the pair add up, as in current_credentials. */
+        changed = reread(call, t->cert_file, OT_CRED_PEM, t->cert, t->cert_len, 0, p);
+        changed |= reread(call, t->key_file, OT_CRED_PEM, t->key, t->key_len, 0, p);
+        return changed && call->gen[GEN_CERT] != pair_gen(t, p);
+    default:
+        return call->secret_file
+            && reread(call, call->secret_file, OT_CRED_SECRET, call->in.client_secret,
+                      strlen(call->in.client_secret), call->gen[GEN_SECRET], p);
+    }
+}
+
+void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
+{
+    offtok_call_t *call = baton;
+    apr_time_t started = apr_time_now();
+
+    post_once(call, resp, p);
+    /* Under tls_client_auth a certificate the issuer refuses may end the handshake. */
+    if ((ot_introspect_invalid_client(resp, p)
+         || (resp->err == OT_HTTP_ETLS && call->in.auth == OT_AUTH_TLS))
+        && reread_credentials(call, p)) {
+        ap_log_rerror(APLOG_MARK, APLOG_NOTICE, 0, call->r, "OT0500: the issuer refused the "
+                      "client (%s); its credential file has changed since it was read: asking "
+                      "again with the new one", ot_client_auth_name(call->in.auth));
+        post_once(call, resp, p);
+    }
+    resp->started = started;     /* copied to every request the call answers */
+}
+
+/* ---- the answer --------------------------------------------------------------------------- */
+
+apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    const offtok_dir_conf *c = baton;
+    ot_http_req_t req;
+    ot_http_resp_t resp;
+
+    memset(&req, 0, sizeof(req));
+    req.url = url;
+    req.accept = "application/jwk-set+json, application/json";
+    req.ca_file = c->ca_file;
+    req.verify = c->ssl_verify != 0;
+    req.connect_timeout = offtok_connect_timeout(c);
+    req.total_timeout = offtok_total_timeout(c);
+    req.max_body = OT_JWKS_MAX;
+    offtok_flood_fetched();
+    ot_http_get(offtok_proc()->http, &req, &resp, p);
+    if (resp.err != OT_HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),
+                            resp.errmsg ? resp.errmsg : "");
+        return APR_EGENERAL;
+    }
+    if (resp.status != HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, resp.status);
+        return APR_EGENERAL;
+    }
+    *body = resp.body;
+    *len = resp.body_len;
+    return APR_SUCCESS;
+}
+
+/** A short printable form of a Content-Type the issuer sent, for the log. */
+static const char *shown_type(const char *ct, apr_pool_t *p)
+{
+    char *out;
+    apr_size_t i;
+
+    if (ct == NULL) {
+        return "none";
+    }
+    out = apr_pstrndup(p, ct, 64);
+    for (i = 0; out[i]; i++) {
+        if ((unsigned char)out[i] < 0x20 || (unsigned char)out[i] > 0x7e) {
+            out[i] = '?';
+        }
+    }
+    return out;
+}
+
+/** A 200 answer under OfftokSignedAnswers On: into *plain (its token_introspection), or *why. */
+static apr_status_t unwrap_signed(offtok_call_t *call, const ot_http_resp_t *resp,
+                                  ot_http_resp_t *plain, const char **why)
+{
+    request_rec *r = call->r;
+    const offtok_dir_conf *c = call->conf;
+    offtok_proc_t *proc = offtok_proc();
+    ot_signed_rules_t rules;
+    ot_jose_result_t res;
+    ot_jws_t jws;
+    const char *compact;
+    apr_size_t n;
+    apr_time_t now = apr_time_now();
+
+    if (!ot_signed_content_type(resp->content_type)) {
+        *why = apr_psprintf(r->pool, "the issuer sent an unsigned answer (Content-Type %s) where "
+                            "OfftokSignedAnswers On requires a signed one",
+                            shown_type(resp->content_type, r->pool));
+        return APR_EINVAL;
+    }
+    if (c->jwks_url == NULL || proc->keys == NULL) {
+        *why = "OfftokSignedAnswers On needs OfftokJWKSURL (the issuer's keys)";
+        return APR_EINVAL;
+    }
+    ot_signed_trim(&compact, &n, resp->body, resp->body_len);
+    res = ot_jose_verify(&jws, why, proc->keys, c->jwks_url, compact, n, offtok_fetch_jwks,
+                         (void *)c, now, r->pool);
+    if (res != OT_JOSE_OK) {
+        *why = apr_pstrcat(r->pool, res == OT_JOSE_NO_KEYS ? "the issuer's keys could not be "
+                           "fetched to verify its signed answer: " : "the signed answer does "
+                           "not verify: ", *why, NULL);
+        return APR_EINVAL;
+    }
+    rules.issuer = c->issuer;
+    rules.client_id = call->in.client_id;
+    rules.earliest = (resp->started ? resp->started : now) - SIGNED_SKEW;
+    rules.latest = now + SIGNED_SKEW;
+    *plain = *resp;
+    plain->content_type = "application/json";
+    if (ot_signed_check(&plain->body, &plain->body_len, why, &jws, &rules, r->pool)
+        != APR_SUCCESS) {
+        *why = apr_pstrcat(r->pool, "the signed answer is refused: ", *why, NULL);
+        return APR_EINVAL;
+    }
+    return APR_SUCCESS;
+}
+
+apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_err_kind_t *kind,
+                                const char **why, const ot_http_resp_t *resp)
+{
+    request_rec *r = call->r;
+    ot_http_resp_t plain;
+    apr_status_t rv;
+
+    if (call->in.signed_answers && resp->err == OT_HTTP_OK && resp->status == HTTP_OK) {
+        if (unwrap_signed(call, resp, &plain, why) != APR_SUCCESS) {
+            *answer = NULL;
+            *kind = OT_ERR_PARSE;
+            return APR_EGENERAL;
+        }
+        resp = &plain;
+    }
+    rv = ot_introspect_result(answer, kind, why, resp, r->pool);
+    if (rv != APR_SUCCESS && *kind == OT_ERR_CLIENT_AUTH) {
+        *why = apr_pstrcat(r->pool, *why, " (OfftokClientAuth ",
+                           ot_client_auth_name(call->in.auth), ")", NULL);
+    }
+    else if (rv != APR_SUCCESS && call->in.auth == OT_AUTH_TLS && *kind == OT_ERR_TLS) {
+        *why = apr_pstrcat(r->pool, *why, " (OfftokClientAuth tls_client_auth: is "
+                           "OfftokClientCertificate one the issuer accepts?)", NULL);
+    }
+    return rv;
+}

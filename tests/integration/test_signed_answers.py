@@ -1,0 +1,131 @@
+"""RFC 9701 signed introspection answers (contract, Added in 0.2: OfftokSignedAnswers).
+
+Issuers: oidc-provider 8 (tests/issuer/issuer.js, features.jwtIntrospection) for the real thing
+and for an unsigned answer where a signed one is required; the fault stub (stubs/faulty.py,
+/signed and /jwks) for signed answers that are wrong in one way each.
+"""
+import re
+import uuid
+
+import pytest
+
+from test_client_auth import last_log, new_client_id, pages
+
+FAULTY_ISSUER = "https://faulty.example"
+
+
+def signed_location(url, issuer, jwks_url, ca_file, client_id="rs-client", secret="rs-secret",
+                    path="/protected/", signed=True, always=True):
+    return f"""
+<Location "{path}">
+    AuthType offtok
+    AuthName "test"
+    OfftokIntrospectionURL {url}
+    OfftokClientID {client_id}
+    OfftokClientSecret {secret}
+    OfftokCAFile {ca_file}
+    OfftokIssuer {issuer}
+    OfftokJWKSURL {jwks_url}
+    OfftokSignedAnswers {"On" if signed else "Off"}
+    {"OfftokAlwaysValidate On" if always else ""}
+    Require valid-user
+</Location>
+"""
+
+
+def signing_client(oidc, sign=True):
+    client_id = new_client_id("sig")
+    secret = uuid.uuid4().hex
+    metadata = dict(client_secret=secret, grant_types=[], response_types=[], redirect_uris=[])
+    if sign:
+        metadata["introspection_signed_response_alg"] = "RS256"
+    oidc.update_client(client_id, **metadata)
+    return client_id, secret
+
+
+def test_signed_answer_from_oidc_provider_is_accepted(httpd, oidc):
+    client_id, secret = signing_client(oidc)
+    httpd.start(signed_location(oidc.introspection_url, oidc.issuer, oidc.jwks_url,
+                                oidc.ca_file, client_id, secret, path="/cgi/"))
+    token = oidc.mint_access(sub="signed-alice")
+    r = httpd.get("/cgi/env", token=token)
+    assert r.status_code == 200
+    # The answer used is the token_introspection member: its claims reach the back end.
+    assert r.json()["OFFTOK_CLAIM_sub"] == "signed-alice"
+    entry = last_log(oidc, client_id)[-1]
+    assert entry["accept"] == "application/token-introspection+jwt"
+    assert entry["content_type"].startswith("application/token-introspection+jwt")
+
+
+def test_unsigned_answer_where_signed_is_required_is_503(httpd, faulty):
+    httpd.allow_errors(r"OT0002")
+    httpd.start(signed_location(faulty.url_for("ok"), FAULTY_ISSUER, faulty.url_for("jwks"),
+                                faulty.ca_file))
+    r = httpd.get("/protected/index.html", token="opaque-" + uuid.uuid4().hex)
+    assert r.status_code == 503 and "Retry-After" in r.headers
+    assert re.search(r"OT0002: .*unsigned answer \(Content-Type application/json",
+                     httpd.error_log())
+
+
+def test_cached_unsigned_answer_is_not_used_where_signed_is_required(httpd, faulty):
+    """The cache key covers whether signed answers were required (contract, Cached answers):
+    both locations ask the same URL as the same client; the issuer answers unsigned."""
+    httpd.allow_errors(r"OT0002")
+    pages(httpd, "plain")
+    url, jwks = faulty.url_for("ok"), faulty.url_for("jwks")
+    httpd.start(signed_location(url, FAULTY_ISSUER, jwks, faulty.ca_file, path="/plain/",
+                                signed=False, always=False)
+                + signed_location(url, FAULTY_ISSUER, jwks, faulty.ca_file, always=False),
+                servers=1)
+    token = "opaque-" + uuid.uuid4().hex
+    faulty.reset_counts()
+    assert httpd.get("/plain/index.html", token=token).status_code == 200
+    assert httpd.get("/protected/index.html", token=token).status_code == 503
+    assert httpd.get("/plain/index.html", token=token).status_code == 200
+    assert faulty.requests() == 2
+
+
+@pytest.mark.parametrize("query,status", [
+    ("", 200),
+    ("typ=application/token-introspection%2Bjwt", 200),
+    ("key=wrong", 503),              # signed with a key the issuer does not publish
+    ("alg=none", 503),               # unsigned JWT
+    ("aud=someone-else", 503),       # addressed to another client
+    ("iss=https://other.example", 503),
+    ("typ=JWT", 503),                # some other JWT of the issuer's
+    ("iat=-3600", 503),              # stale (replayed) answer
+    ("iat=3600", 503),               # from the future
+])
+def test_signed_answer_faults(httpd, faulty, query, status):
+    if status == 503:
+        httpd.allow_errors(r"OT0002")
+    url = faulty.url_for("signed" + ("?" + query if query else ""))
+    httpd.start(signed_location(url, FAULTY_ISSUER, faulty.url_for("jwks"), faulty.ca_file))
+    r = httpd.get("/protected/index.html", token="opaque-token-" + uuid.uuid4().hex)
+    assert r.status_code == status
+    if status == 503:
+        assert re.search(r"OT0002: .*signed answer", httpd.error_log())
+
+
+def test_signed_answers_need_an_issuer_at_configtest(httpd, faulty):
+    conf = signed_location(faulty.url_for("signed"), FAULTY_ISSUER, faulty.url_for("jwks"),
+                           faulty.ca_file).replace(f"OfftokIssuer {FAULTY_ISSUER}", "")
+    code, out = httpd.configtest(conf)
+    assert code != 0 and "OT0505" in out and "OfftokSignedAnswers" in out
+
+
+def test_internal_redirect_into_a_signed_location_asks_again(httpd, faulty):
+    """An internal redirect reuses the initial request's answer only under the same key: not
+    from a location without signed answers into one that requires them."""
+    httpd.allow_errors(r"OT0002")
+    url, jwks = faulty.url_for("ok"), faulty.url_for("jwks")
+    plain = signed_location(url, FAULTY_ISSUER, jwks, faulty.ca_file, path="/plain/",
+                            signed=False, always=False).replace(
+        "Require valid-user", "Require valid-user\n    RewriteEngine On\n"
+        "    RewriteRule ^ /protected/index.html [L]")
+    httpd.start(plain + signed_location(url, FAULTY_ISSUER, jwks, faulty.ca_file,
+                                        always=False), servers=1)
+    faulty.reset_counts()
+    r = httpd.get("/plain/anything", token="opaque-" + uuid.uuid4().hex)
+    assert r.status_code == 503
+    assert faulty.requests() == 2
