@@ -224,27 +224,24 @@ const provider = new Provider(issuer, {
         || token.clientId === client.clientId,
     },
     jwtIntrospection: { enabled: true },
-    // tls_client_auth (test configuration): the certificate of this TLS connection, trusted when
-    // it chains to the tests' CA, matched on its subject DN written "CN=<common name>".
-    mTLS: {
-      enabled: true,
-      tlsClientAuth: true,
-      getCertificate: (ctx) => ctx.socket.getPeerX509Certificate?.() ?? undefined,
-      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
-      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
-        && ctx.socket.getPeerCertificate()?.subject?.CN !== undefined
-        && `CN=${ctx.socket.getPeerCertificate().subject.CN}` === expected,
-    },
     revocation: { enabled: true },
     backchannelLogout: { enabled: true },
     // Sender-constrained tokens: DPoP-bound (cnf.jkt, token_type DPoP) and certificate-bound
     // (cnf.x5t#S256) access tokens, as its token endpoint would issue them; minted through the
     // control API with jkt or cert. The tests' proofs go to mod_offtok, never to this issuer.
     dPoP: { enabled: true },
+    // One mTLS feature serves both: tls_client_auth (the certificate of this TLS connection,
+    // trusted when it chains to the tests' CA, matched on its subject DN written
+    // "CN=<common name>") and certificate-bound access tokens minted through the control API.
     mTLS: {
       enabled: true,
+      tlsClientAuth: true,
       certificateBoundAccessTokens: true,
-      getCertificate: (ctx) => ctx.socket.getPeerCertificate?.(true)?.raw?.toString('base64'),
+      getCertificate: (ctx) => ctx.socket.getPeerX509Certificate?.() ?? undefined,
+      certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+      certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_subject_dn'
+        && ctx.socket.getPeerCertificate()?.subject?.CN !== undefined
+        && `CN=${ctx.socket.getPeerCertificate().subject.CN}` === expected,
     },
   },
   issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
