@@ -19,6 +19,7 @@
 #include <apr_uri.h>
 
 #include "ot_redis_int.h"
+#include "ot_shm.h"
 #include "ot_stats.h"
 
 #define BACKOFF_MIN apr_time_from_msec(250)
@@ -414,31 +415,77 @@ int ot_redis_refused(ot_redis_t *r, const redisReply *reply, const char *what)
 
 /* ---- answers ------------------------------------------------------------------------------- */
 
+/*
+ * Newer wins: the value stays when the one already there was fetched later. Both carry their
+ * fetched time in plain, big-endian, at the same offset (ARGV[3], 0-based), covered by their MAC;
+ * bytes are compared one by one (Lua's string < follows the server's locale).
+ */
+static const char PUT_SCRIPT[] =
+    "local v, o = ARGV[1], tonumber(ARGV[3])\n"
+    "local cur = redis.pcall('GET', KEYS[1])\n"
+    "if type(cur) == 'string' and #cur >= o + 8 and cur:byte(1) == v:byte(1) then\n"
+    "  for i = o + 1, o + 8 do\n"
+    "    local a, b = cur:byte(i), v:byte(i)\n"
+    "    if a > b then return 0 end\n"
+    "    if a < b then break end\n"
+    "  end\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], v, 'PX', ARGV[2])\n"
+    "return 1\n";
+
+/** Never later than now; an inactive answer, like a revocation, up to OT_REDIS_SKEW later. */
+static void clamp_fetched(ot_cache_entry_t *e, apr_time_t now)
+{
+    apr_time_t f = e->fetched, late = f + OT_REDIS_SKEW;
+
+    if (!e->active) {
+        f = late < now ? late : now;
+        f = f > e->fetched ? f : e->fetched;
+    }
+    if (f > now) {
+        f = now;
+    }
+    if (f < e->fetched) {
+        e->drop_after -= e->fetched - f;      /* the same lifetime, counted from now */
+    }
+    e->fetched = f;
+}
+
 apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], apr_time_t now,
                           ot_cache_entry_t *e, apr_pool_t *p)
 {
     const char *name = ot_redis_answer_name(r, key, p);
+    char cap[24];
     redisReply *reply;
     ot_redis_cmd_t cmd = { 0 };
     apr_status_t rv;
 
-    ot_redis_arg_str(&cmd, "GET");
+    /* At most one byte more than the cap: a value that long is not ours, and is not pulled. */
+    apr_snprintf(cap, sizeof(cap), "%d", OT_REDIS_ANSWER_CAP);
+    ot_redis_arg_str(&cmd, "GETRANGE");
     ot_redis_arg_str(&cmd, name);
+    ot_redis_arg_str(&cmd, "0");
+    ot_redis_arg_str(&cmd, cap);
     if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
         return rv;
     }
-    if (ot_redis_refused(r, reply, "GET")) {
+    if (ot_redis_refused(r, reply, "GETRANGE")) {
         rv = APR_EGENERAL;
     }
-    else if (reply->type != REDIS_REPLY_STRING) {
+    else if (reply->type != REDIS_REPLY_STRING || reply->len == 0) {
         rv = APR_NOTFOUND;
+    }
+    else if (reply->len > OT_REDIS_ANSWER_CAP) {
+        ot_redis_note(r, "GET", "a value is longer than any answer this module stores");
+        rv = APR_EINVAL;
     }
     else if (ot_redis_open_answer(r, name, reply->str, reply->len, e, p) != APR_SUCCESS) {
         ot_redis_note(r, "GET", "a value failed its MAC check or did not decode");
         rv = APR_EINVAL;
     }
-    else if (e->drop_after <= now) {
-        rv = APR_NOTFOUND;
+    else {
+        clamp_fetched(e, now);
+        rv = e->drop_after <= now ? APR_NOTFOUND : APR_SUCCESS;
     }
     ot_redis_free_replies(1, &reply);
     return rv;
@@ -448,8 +495,8 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
                           const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p)
 {
     const char *name = ot_redis_answer_name(r, key, p);
-    apr_int64_t secs = (apr_int64_t)apr_time_sec(e->drop_after - now + APR_USEC_PER_SEC - 1);
-    char *val, ex[24];
+    apr_int64_t ms = (apr_int64_t)((e->drop_after - now + 999) / 1000);
+    char *val, px[24], off[8];
     apr_size_t len;
     redisReply *reply;
     ot_redis_cmd_t cmd = { 0 };
@@ -461,16 +508,23 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
     if ((rv = ot_redis_seal_answer(r, name, e, &val, &len, p)) != APR_SUCCESS) {
         return rv;
     }
-    apr_snprintf(ex, sizeof(ex), "%" APR_INT64_T_FMT, secs > 0 ? secs : 1);
-    ot_redis_arg_str(&cmd, "SET");
+    if (len > OT_REDIS_ANSWER_CAP) {
+        return APR_ENOSPC;
+    }
+    apr_snprintf(px, sizeof(px), "%" APR_INT64_T_FMT, ms > 1000 ? ms : 1000);
+    apr_snprintf(off, sizeof(off), "%d", OT_REDIS_SEAL_LEN + OT_BLOB_FETCHED);
+    ot_redis_arg_str(&cmd, "EVAL");
+    ot_redis_arg_str(&cmd, PUT_SCRIPT);
+    ot_redis_arg_str(&cmd, "1");
     ot_redis_arg_str(&cmd, name);
     ot_redis_arg(&cmd, val, len);
-    ot_redis_arg_str(&cmd, "EX");
-    ot_redis_arg_str(&cmd, ex);
+    ot_redis_arg_str(&cmd, px);
+    ot_redis_arg_str(&cmd, off);
     if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
         return rv;
     }
-    rv = ot_redis_refused(r, reply, "SET") ? APR_EGENERAL : APR_SUCCESS;
+    rv = ot_redis_refused(r, reply, "EVAL (store an answer)") ? APR_EGENERAL
+        : reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 ? APR_EEXIST : APR_SUCCESS;
     ot_redis_free_replies(1, &reply);
     return rv;
 }

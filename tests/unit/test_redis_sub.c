@@ -46,7 +46,7 @@ static void note(seen_t *s, const char *what)
     apr_thread_cond_broadcast(s->cond);
 }
 
-static void on_revoked(void *baton, const ot_redis_rev_t *rev)
+static void on_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
 {
     seen_t *s = baton;
 
