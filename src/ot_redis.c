@@ -417,18 +417,24 @@ int ot_redis_refused(ot_redis_t *r, const redisReply *reply, const char *what)
 
 /*
  * Newer wins: the value stays when the one already there was fetched later. Both carry their
- * fetched time in plain, big-endian, at the same offset (ARGV[3], 0-based), covered by their MAC;
- * bytes are compared one by one (Lua's string < follows the server's locale).
+ * fetched time in plain, big-endian, at the same offset (ARGV[3], 0-based), covered by their MAC,
+ * which Redis cannot check: a stored time later than the writer's clock allows (ARGV[4], now plus
+ * OT_REDIS_SKEW) is not believed, so junk cannot hold the name for longer than that. Bytes are
+ * compared one by one (Lua's string < follows the server's locale).
  */
 static const char PUT_SCRIPT[] =
-    "local v, o = ARGV[1], tonumber(ARGV[3])\n"
-    "local cur = redis.pcall('GET', KEYS[1])\n"
-    "if type(cur) == 'string' and #cur >= o + 8 and cur:byte(1) == v:byte(1) then\n"
-    "  for i = o + 1, o + 8 do\n"
-    "    local a, b = cur:byte(i), v:byte(i)\n"
-    "    if a > b then return 0 end\n"
-    "    if a < b then break end\n"
+    "local v, o, lim = ARGV[1], tonumber(ARGV[3]), ARGV[4]\n"
+    "local function cmp(a, ai, b, bi)\n"
+    "  for i = 0, 7 do\n"
+    "    local x, y = a:byte(ai + i), b:byte(bi + i)\n"
+    "    if x ~= y then return x < y and -1 or 1 end\n"
     "  end\n"
+    "  return 0\n"
+    "end\n"
+    "local cur = redis.pcall('GET', KEYS[1])\n"
+    "if type(cur) == 'string' and #cur >= o + 8 and cur:byte(1) == v:byte(1)\n"
+    "   and cmp(cur, o + 1, lim, 1) <= 0 and cmp(cur, o + 1, v, o + 1) > 0 then\n"
+    "  return 0\n"
     "end\n"
     "redis.call('SET', KEYS[1], v, 'PX', ARGV[2])\n"
     "return 1\n";
@@ -496,7 +502,9 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
 {
     const char *name = ot_redis_answer_name(r, key, p);
     apr_int64_t ms = (apr_int64_t)((e->drop_after - now + 999) / 1000);
-    char *val, px[24], off[8];
+    char *val, px[24], off[8], lim[8];
+    apr_uint64_t t = (apr_uint64_t)(now + OT_REDIS_SKEW);
+    int i;
     apr_size_t len;
     redisReply *reply;
     ot_redis_cmd_t cmd = { 0 };
@@ -513,6 +521,9 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
     }
     apr_snprintf(px, sizeof(px), "%" APR_INT64_T_FMT, ms > 1000 ? ms : 1000);
     apr_snprintf(off, sizeof(off), "%d", OT_REDIS_SEAL_LEN + OT_BLOB_FETCHED);
+    for (i = 7; i >= 0; i--, t >>= 8) {
+        lim[i] = (char)(t & 0xff);
+    }
     ot_redis_arg_str(&cmd, "EVAL");
     ot_redis_arg_str(&cmd, PUT_SCRIPT);
     ot_redis_arg_str(&cmd, "1");
@@ -520,6 +531,7 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
     ot_redis_arg(&cmd, val, len);
     ot_redis_arg_str(&cmd, px);
     ot_redis_arg_str(&cmd, off);
+    ot_redis_arg(&cmd, lim, sizeof(lim));
     if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
         return rv;
     }
