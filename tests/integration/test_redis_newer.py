@@ -1,0 +1,166 @@
+"""Newer wins across nodes (issue 13, holes 3, 4 and 8): two httpd nodes, one redis-server of the
+test's own and the Keycloak stand-in (tests/integration/stubs/keycloak.py) as issuer, whose
+introspection log tells whether a node asked it and which can hold an answer back, as a slow
+issuer call does. Fixtures and helpers come from test_redis.py."""
+import threading
+import time
+
+from httpd import protected, wait_until
+from test_redis import (  # noqa: F401 (fixtures)
+    OUTAGE, caught_up, get, module_with_redis, node_b, post_admin, push_locations, redis,
+    redis_key, server_lines, shared, statuses)
+
+ALWAYS = "/cgi/env"
+
+
+def site(issuer):
+    """/protected/ reuses answers for 300 s, /cgi/ asks the issuer every time; neither reuses an
+    inactive answer (OfftokNegativeCacheTTL 0)."""
+    return (protected("/protected/", issuer, OfftokIssuer=issuer.issuer, OfftokCacheTTL=300,
+                      OfftokNegativeCacheTTL=0)
+            + protected("/cgi/", issuer, OfftokIssuer=issuer.issuer, OfftokAlwaysValidate="On",
+                        OfftokNegativeCacheTTL=0)
+            + push_locations(issuer))
+
+
+def start_nodes(a, b, keycloak, redis, key, **kw):
+    for node in (a, b):
+        node.start(site(keycloak), server=server_lines(redis, key), **kw)
+    for node in (a, b):
+        caught_up(node, children=kw.get("servers", 2))
+
+
+def stored_answers(redis):
+    """(name, value) of every answer in Redis."""
+    return [(n, redis.command("GET", n)) for n in redis.command("KEYS", "*") if b":a2:" in n]
+
+
+def is_active(value):
+    """The active flag of a stored answer: version, MAC (32), then the entry's version, flags."""
+    return bool(value[34] & 1)
+
+
+def test_slow_nodes_older_positive_never_replaces_newer_inactive(redis, redis_key, httpd,
+                                                                  node_b, keycloak):
+    """Contract, *Cached answers shared between locations*: an inactive answer replaces every
+    older positive one for the same key, in every tier, whatever OfftokNegativeCacheTTL says."""
+    start_nodes(httpd, node_b, keycloak, redis, redis_key)
+    token = keycloak.mint_access(sub="ada")
+    keycloak.reset_counts()
+    keycloak.hold_next_answer(2.5)
+    slow = {}
+    call = threading.Thread(target=lambda: slow.update(r=get(httpd, token)))
+    call.start()
+    wait_until(lambda: keycloak.introspection_count() >= 1, what="node A's call to start")
+    # While node A's call is under way, the token is revoked and node B learns it.
+    keycloak.revoke(token)
+    assert get(node_b, token, ALWAYS).status_code == 401
+    call.join()
+    assert slow["r"].status_code == 200, "node A's answer was decided before the revocation"
+    answers = stored_answers(redis)
+    assert len(answers) == 1
+    assert not is_active(answers[0][1]), "node A's older positive replaced the inactive answer"
+    assert statuses(node_b, token) == {401}
+
+
+def test_replayed_older_positive_in_redis_is_not_used(redis, redis_key, httpd, node_b,
+                                                      keycloak):
+    """Someone who can write to Redis puts node A's older (authentic) positive answer back over
+    the inactive one: node B, which knows the token is inactive, does not take it."""
+    start_nodes(httpd, node_b, keycloak, redis, redis_key)
+    token = keycloak.mint_access(sub="bea")
+    assert get(httpd, token).status_code == 200
+    [(name, older)] = stored_answers(redis)
+    assert is_active(older)
+    keycloak.revoke(token)
+    assert get(node_b, token, ALWAYS).status_code == 401
+    [(_, inactive)] = stored_answers(redis)
+    assert not is_active(inactive)
+    redis.command("SET", name, older, "EX", 300)
+    assert statuses(node_b, token) == {401}
+
+
+def test_inactive_stored_with_negative_ttl_0_refuses_at_ttl_location(redis, redis_key, httpd,
+                                                                     node_b, keycloak):
+    """With OfftokNegativeCacheTTL 0 the inactive answer is still stored (never reused as an
+    answer): the TTL location on the node that learnt it stops accepting the older positive."""
+    start_nodes(httpd, node_b, keycloak, redis, redis_key)
+    token = shared(httpd, node_b, keycloak, sub="cleo")
+    keycloak.revoke(token)
+    assert statuses(node_b, token) == {200}, "cached within the TTL"
+    assert get(node_b, token, ALWAYS).status_code == 401
+    keycloak.reset_counts()
+    assert statuses(node_b, token, n=3) == {401}
+    assert keycloak.introspection_count() == 3, "the inactive answer is not reused (TTL 0)"
+
+
+def stays_refused(nodes, token, seconds=1.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for node in nodes:
+            assert statuses(node, token, n=2) == {401}
+        time.sleep(0.1)
+
+
+def test_older_not_before_never_lowers_newer(redis, redis_key, httpd, node_b, keycloak):
+    """Contract, offtok-keycloak-admin: a notBefore replaces the previous one only when its action
+    is newer (expiration, then notBefore), on every node; a delayed older one changes nothing."""
+    start_nodes(httpd, node_b, keycloak, redis, redis_key)
+    token = shared(httpd, node_b, keycloak, sub="dora")
+    now = int(time.time())
+    newer = keycloak.admin_action("k_push_not_before", not_before=token.iat + 1,
+                                  expiration=now + 60)
+    assert post_admin(httpd, "k_push_not_before", newer).status_code in (200, 204)
+    stays_refused([httpd, node_b], token, 0.3)
+    # Delayed, at the other node: an older clear, then an older lower notBefore.
+    for not_before in (0, token.iat - 100):
+        older = keycloak.admin_action("k_push_not_before", not_before=not_before,
+                                      expiration=now + 30)
+        assert post_admin(node_b, "k_push_not_before", older).status_code in (200, 204)
+    # The same expiration and a lower notBefore is not newer either.
+    same = keycloak.admin_action("k_push_not_before", not_before=token.iat - 5,
+                                 expiration=now + 60)
+    assert post_admin(httpd, "k_push_not_before", same).status_code in (200, 204)
+    stays_refused([httpd, node_b], token)
+    # A newer clear does lower it, everywhere.
+    clear = keycloak.admin_action("k_push_not_before", not_before=0, expiration=now + 90)
+    assert post_admin(node_b, "k_push_not_before", clear).status_code in (200, 204)
+    wait_until(lambda: statuses(httpd, token, n=2) == {200}, timeout=3,
+               what="node A to take the newer clear")
+
+
+def test_prefork_subscribers_under_load(redis, redis_key, httpd, node_b, keycloak):
+    """Prefork children with OfftokRedis take requests while their subscriber threads take a
+    stream of revocations (issue 13, hole 8: the thread allocates on an allocator of its own).
+    Run by tests/tools/sanitize under ASan; here, nothing crashes and nothing is let through."""
+    for node in (httpd, node_b):
+        node.allow_errors(r"AH00161")     # prefork: "server reached MaxRequestWorkers"
+    start_nodes(httpd, node_b, keycloak, redis, redis_key, mpm="prefork", servers=3)
+    kept = shared(httpd, node_b, keycloak, sub="kept")
+    stop = threading.Event()
+    seen = []
+
+    def load():
+        while not stop.is_set():
+            seen.append(get(node_b, kept).status_code)
+
+    workers = [threading.Thread(target=load) for _ in range(4)]
+    for w in workers:
+        w.start()
+    try:
+        for i in range(60):
+            jws = keycloak.logout_token(sub=f"gone-{i}", sid=f"sid-gone-{i}")
+            assert httpd.post("/offtok/backchannel-logout",
+                              data={"logout_token": jws}).status_code == 200
+    finally:
+        stop.set()
+        for w in workers:
+            w.join()
+    assert seen and set(seen) == {200}
+    gone = shared(httpd, node_b, keycloak, sub="last", sid="sid-last")
+    keycloak.revoke(gone)
+    assert httpd.post("/offtok/backchannel-logout",
+                      data={"logout_token": keycloak.logout_token(sub="last")}).status_code == 200
+    wait_until(lambda: statuses(node_b, gone, n=4) == {401}, timeout=3,
+               what="node B to refuse the last one")
+    assert "exit signal" not in node_b.error_log() + httpd.error_log()
