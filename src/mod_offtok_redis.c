@@ -441,8 +441,8 @@ apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key, apr_time
     }
     rv = ot_redis_get(rp->client, key, now, e, r->pool);
     if (rv == APR_EINVAL) {
-        warn(r, rp, "an answer in Redis failed its MAC check (written without OfftokRedisKey, "
-             "or with another key) and was ignored");
+        warn(r, rp, "an answer in Redis failed its MAC check or was too long (written "
+             "without OfftokRedisKey, or with another key) and was ignored");
     }
     else if (rv == APR_EGENERAL) {
         warn(r, rp, "Redis refused to give an answer");
