@@ -35,7 +35,9 @@
  * it either way. Newer: a greater order, then a greater not_before, both big-endian at
  * OT_REDIS_REV_ORDER and OT_REDIS_REV_NB (58 and 50, 0-based; Lua counts from 1), compared byte
  * by byte (Lua's string < follows the server's locale). A stored value of another length or
- * version is not a policy of this format, and is replaced.
+ * version is not a policy of this format, and is replaced. A script runs whole, so publishing
+ * first changes nothing for subscribers, and a hash that someone replaced by another type cannot
+ * keep the policy from the nodes that are listening.
  */
 static const char NB_SCRIPT[] =
     "local m = ARGV[2]\n"
@@ -49,8 +51,8 @@ static const char NB_SCRIPT[] =
     "    if x ~= y then keep = x > y; break end\n"
     "  end\n"
     "end\n"
-    "if not keep then redis.call('HSET', KEYS[1], ARGV[1], m) end\n"
     "redis.call('PUBLISH', KEYS[2], m)\n"
+    "if not keep then redis.pcall('HSET', KEYS[1], ARGV[1], m) end\n"
     "return keep and 0 or 1\n";
 
 _Static_assert(OT_REDIS_REV_ORDER == 58 && OT_REDIS_REV_NB == 50,
