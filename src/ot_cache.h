@@ -71,10 +71,11 @@ apr_status_t ot_cache_get(ot_shm_t *s, const unsigned char *key, apr_time_t now,
                           ot_cache_entry_t *e, apr_pool_t *p);
 
 /**
- * Store e under key, replacing what was there. When the segment is full the expired entries go
- * first, then the least recently used. APR_ENOSPC when e can never fit (too large): the caller
- * goes on without caching. An entry whose fetched time is older than a matching revocation
- * (see below) is not stored (APR_EINCOMPLETE).
+ * Store e under key, replacing what was there unless that was fetched later (newer wins: an
+ * inactive answer stays the tombstone of every older positive one). When the segment is full
+ * the expired entries go first, then the least recently used. APR_ENOSPC when e can never fit
+ * (too large): the caller goes on without caching. A positive entry whose fetched time is older
+ * than a matching revocation (see below) is not stored (APR_EINCOMPLETE).
  */
 apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
                           apr_time_t now);
