@@ -510,7 +510,7 @@ START_TEST(test_not_before_of_the_tokens_client)
     apr_int64_t nb = 1700000010;
 
     e.iat = apr_time_from_sec(nb - 1);
-    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "orders-web", nb, at), APR_SUCCESS);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "orders-web", nb, 1, at), APR_SUCCESS);
     ck_assert(ot_revoke_applies(s, ISS, "rs-client", &e));        /* azp orders-web */
     e.azp = "orders-mobile";
     ck_assert(!ot_revoke_applies(s, ISS, "rs-client", &e));
