@@ -247,7 +247,15 @@ static ot_answer_t *from_cache(request_rec *r, offtok_ask_t *ask, apr_time_t *fe
         return NULL;
     }
     ask->known = ask->known || known(ask, &e);
-    /* Newer wins: never an answer older than the local one (an inactive one above all). */
+    /*
+     * Another node's call never counts as made for this request (acceptable()'s "fresh"), however
+     * its clock reads: so its TTL and OfftokAlwaysValidate Offline are applied. Newer wins: never
+     * an answer older than the local one (an inactive one above all).
+     */
+    if (e.fetched >= r->request_time) {
+        e.drop_after -= e.fetched - (r->request_time - 1);
+        e.fetched = r->request_time - 1;
+    }
     if (local && e.fetched <= l.fetched) {
         return NULL;
     }
