@@ -439,20 +439,26 @@ static const char PUT_SCRIPT[] =
     "redis.call('SET', KEYS[1], v, 'PX', ARGV[2])\n"
     "return 1\n";
 
-/** Never later than now; an inactive answer, like a revocation, up to OT_REDIS_SKEW later. */
-static void clamp_fetched(ot_cache_entry_t *e, apr_time_t now)
+/**
+ * Put e->fetched on this node's clock (see ot_redis_get). pttl_ms: what Redis says the value has
+ * left to live, -1 when it does not say.
+ */
+static void rebase_fetched(ot_cache_entry_t *e, apr_time_t now, apr_int64_t pttl_ms)
 {
-    apr_time_t f = e->fetched, late = f + OT_REDIS_SKEW;
+    apr_time_t f = e->fetched, late;
 
+    if (pttl_ms >= 0) {
+        /* Redis drops it at now + pttl on our clock, which is the writer's drop_after on its. */
+        late = now + apr_time_from_msec(pttl_ms) - (e->drop_after - e->fetched);
+        f = late < f ? late : f;
+    }
     if (!e->active) {
-        f = late < now ? late : now;
-        f = f > e->fetched ? f : e->fetched;
+        late = f + OT_REDIS_SKEW < now ? f + OT_REDIS_SKEW : now;
+        f = late > f ? late : f;
     }
-    if (f > now) {
-        f = now;
-    }
+    f = f < now ? f : now;
     if (f < e->fetched) {
-        e->drop_after -= e->fetched - f;      /* the same lifetime, counted from now */
+        e->drop_after -= e->fetched - f;      /* the same lifetime, from the earlier start */
     }
     e->fetched = f;
 }
@@ -462,19 +468,22 @@ apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], ap
 {
     const char *name = ot_redis_answer_name(r, key, p);
     char cap[24];
-    redisReply *reply;
-    ot_redis_cmd_t cmd = { 0 };
+    redisReply *replies[2], *reply;
+    ot_redis_cmd_t cmds[2] = { { 0 } };
     apr_status_t rv;
 
     /* At most one byte more than the cap: a value that long is not ours, and is not pulled. */
     apr_snprintf(cap, sizeof(cap), "%d", OT_REDIS_ANSWER_CAP);
-    ot_redis_arg_str(&cmd, "GETRANGE");
-    ot_redis_arg_str(&cmd, name);
-    ot_redis_arg_str(&cmd, "0");
-    ot_redis_arg_str(&cmd, cap);
-    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+    ot_redis_arg_str(&cmds[0], "GETRANGE");
+    ot_redis_arg_str(&cmds[0], name);
+    ot_redis_arg_str(&cmds[0], "0");
+    ot_redis_arg_str(&cmds[0], cap);
+    ot_redis_arg_str(&cmds[1], "PTTL");
+    ot_redis_arg_str(&cmds[1], name);
+    if ((rv = ot_redis_run(r, 2, cmds, replies)) != APR_SUCCESS) {
         return rv;
     }
+    reply = replies[0];
     if (ot_redis_refused(r, reply, "GETRANGE")) {
         rv = APR_EGENERAL;
     }
@@ -490,10 +499,11 @@ apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], ap
         rv = APR_EINVAL;
     }
     else {
-        clamp_fetched(e, now);
+        rebase_fetched(e, now, replies[1]->type == REDIS_REPLY_INTEGER
+                       ? (apr_int64_t)replies[1]->integer : -1);
         rv = e->drop_after <= now ? APR_NOTFOUND : APR_SUCCESS;
     }
-    ot_redis_free_replies(1, &reply);
+    ot_redis_free_replies(2, replies);
     return rv;
 }
 

@@ -146,10 +146,14 @@ const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT
  * much is read), fails its MAC or does not decode (counted; the caller treats it as a miss);
  * APR_EAGAIN when Redis is unreachable or the breaker is closed.
  *
- * e->fetched is never later than now: an answer stored by a node whose clock runs ahead is taken
- * as fetched now (its drop_after moved back as much), so it cannot outlive a TTL or escape a
- * revocation. An inactive answer is taken as fetched up to OT_REDIS_SKEW later (never past
- * now), as revocations from other nodes are.
+ * e->fetched is put on this node's clock: the value's remaining lifetime in Redis (PTTL, on
+ * Redis's clock) says when its writer's drop_after falls on ours, and fetched is taken no later
+ * than that lifetime before it, nor than its authentic fetched time, nor than now (drop_after
+ * moved back as much). So an answer stored by a node whose clock runs ahead can neither extend
+ * a TTL, however often it is read again, nor escape a revocation; someone who can write to
+ * Redis cannot extend it either (a longer PTTL loses to the authentic time). An inactive answer
+ * is a tombstone, taken as fetched up to OT_REDIS_SKEW later (never past now), as revocations
+ * from other nodes are.
  */
 apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], apr_time_t now,
                           ot_cache_entry_t *e, apr_pool_t *p);
