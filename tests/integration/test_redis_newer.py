@@ -2,13 +2,16 @@
 test's own and the Keycloak stand-in (tests/integration/stubs/keycloak.py) as issuer, whose
 introspection log tells whether a node asked it and which can hold an answer back, as a slow
 issuer call does. Fixtures and helpers come from test_redis.py."""
+import hashlib
+import hmac
+import struct
 import threading
 import time
 
 from httpd import protected, wait_until
 from test_redis import (  # noqa: F401 (fixtures)
-    OUTAGE, caught_up, get, module_with_redis, node_b, post_admin, push_locations, redis,
-    redis_key, server_lines, shared, statuses)
+    OUTAGE, caught_up, get, module_with_redis, node_b, post_admin, post_logout, push_locations,
+    redis, redis_key, server_lines, shared, statuses)
 
 ALWAYS = "/cgi/env"
 
@@ -100,6 +103,61 @@ def stays_refused(nodes, token, seconds=1.0):
         for node in nodes:
             assert statuses(node, token, n=2) == {401}
         time.sleep(0.1)
+
+
+def _answer_mac(k_mac, name, entry):
+    """As src/ot_redis_seal.c: HMAC(k_mac, "A" version len32(name) name entry)."""
+    return hmac.new(k_mac, b"A\x01" + struct.pack(">I", len(name)) + name + entry,
+                    hashlib.sha256).digest()
+
+
+def write_as_if_ahead(redis, key_path, seconds):
+    """Rewrite the one answer in Redis as a node whose clock runs `seconds` ahead would have
+    written it: fetched and drop_after moved on, sealed with OfftokRedisKey, the same lifetime
+    left in Redis."""
+    [(name, value)] = stored_answers(redis)
+    raw = open(key_path, "rb").read()
+    for key in (raw.strip(), raw):
+        k_mac = hmac.new(key, b"offtok-redis-v1 mac", hashlib.sha256).digest()
+        if _answer_mac(k_mac, name, value[33:]) == value[1:33]:
+            break
+    else:
+        raise AssertionError("the test does not seal answers as the module does")
+    entry = bytearray(value[33:])
+    for off in (12, 20):                    # fetched, drop_after (µs, big-endian)
+        t, = struct.unpack(">q", entry[off:off + 8])
+        entry[off:off + 8] = struct.pack(">q", t + seconds * 1000000)
+    pttl = redis.command("PTTL", name)
+    redis.command("SET", name, value[:1] + _answer_mac(k_mac, name, bytes(entry)) + bytes(entry),
+                  "PX", pttl)
+
+
+def test_answer_from_a_node_whose_clock_runs_ahead(redis, redis_key, httpd, node_b, keycloak):
+    """Contract, *Cached answers shared between locations*: answers are never taken as fetched
+    later than the local clock allows; a node whose clock runs ahead (an hour here) can neither
+    extend a TTL nor escape a revocation."""
+    short = protected("/index.html", keycloak, OfftokIssuer=keycloak.issuer, OfftokCacheTTL=2)
+    for node in (httpd, node_b):
+        node.start(site(keycloak) + short, server=server_lines(redis, redis_key))
+    for node in (httpd, node_b):
+        caught_up(node)
+    token = keycloak.mint_access(sub="eve")
+    assert get(httpd, token, "/index.html").status_code == 200
+    write_as_if_ahead(redis, redis_key, 3600)
+    keycloak.revoke(token)
+    assert get(node_b, token, "/index.html").status_code == 200, "within its 2 s"
+    time.sleep(2.2)
+    assert {get(node_b, token, "/index.html").status_code for _ in range(3)} == {401}, \
+        "the answer outlived its TTL"
+    # Pushed after the answer was fetched, however far ahead its writer's clock was.
+    redis.command("FLUSHALL")
+    late = keycloak.mint_access(sub="fay")
+    assert get(httpd, late).status_code == 200
+    write_as_if_ahead(redis, redis_key, 3600)
+    keycloak.revoke(late)
+    assert post_logout(httpd, keycloak.logout_token(sub="fay")).status_code == 200
+    time.sleep(0.3)
+    assert statuses(node_b, late, n=3) == {401}, "the answer escaped the logout"
 
 
 def test_older_not_before_never_lowers_newer(redis, redis_key, httpd, node_b, keycloak):
