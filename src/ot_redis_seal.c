@@ -247,7 +247,8 @@ apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t 
     out.value = out.iss ? get_str(b, n, &off, p) : NULL;
     if (out.value == NULL || off != n || out.kind < OT_REDIS_REV_SUB
         || out.kind > OT_REDIS_REV_NOT_BEFORE || out.at < 0 || out.until < 0
-        || out.not_before < 0 || out.order < 0 || (out.kind != OT_REDIS_REV_NOT_BEFORE && *out.value == '\0')) {
+        || out.not_before < 0 || out.order < 0
+        || (out.kind != OT_REDIS_REV_NOT_BEFORE && *out.value == '\0')) {
         return APR_EINVAL;
     }
     *rev = out;

@@ -8,8 +8,9 @@
  *   order they were applied
  *   up()                                    every revocation in force has been handed over
  *   listen: poll() the socket and a wake-up pipe; feed redisBufferRead and take replies with
- *   redisGetReplyFromReader (an unfinished reply over PARTIAL_MAX counts as a loss); PING every second, and a PING unanswered for 2 s counts as a loss
- *   (Redis gone silent: a partition, a hung server) as much as a closed connection does
+ *   redisGetReplyFromReader (an unfinished reply over PARTIAL_MAX counts as a loss); PING
+ *   every second, and a PING unanswered for 2 s counts as a loss (Redis gone silent: a
+ *   partition, a hung server) as much as a closed connection does
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
  *
  * With Sentinel, a second connection, to a Sentinel, is SUBSCRIBEd to +switch-master (opened

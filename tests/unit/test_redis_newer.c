@@ -116,7 +116,7 @@ START_TEST(test_older_answer_never_replaces_newer)
 }
 END_TEST
 
-/* ---- hole 4: an older not-before policy never replaces a newer one ---------------------------- */
+/* ---- hole 4: an older not-before policy never replaces a newer one ------------------------ */
 
 START_TEST(test_older_policy_never_replaces_newer)
 {
