@@ -361,7 +361,8 @@ static int demoted(int n, redisReply **replies)
     int i;
 
     for (i = 0; i < n; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR && strncmp(replies[i]->str, "READONLY", 8) == 0) {
+        /* A script's write says so inside its error (Redis 6: "ERR Error running script ..."). */
+        if (replies[i]->type == REDIS_REPLY_ERROR && strstr(replies[i]->str, "READONLY") != NULL) {
             return 1;
         }
     }

@@ -37,7 +37,8 @@
  * by byte (Lua's string < follows the server's locale). A stored value of another length or
  * version is not a policy of this format, and is replaced. A script runs whole, so publishing
  * first changes nothing for subscribers, and a hash that someone replaced by another type cannot
- * keep the policy from the nodes that are listening.
+ * keep the policy from the nodes that are listening; only a demoted master (READONLY) fails it,
+ * so that it is sent again to the new one.
  */
 static const char NB_SCRIPT[] =
     "local m = ARGV[2]\n"
@@ -52,7 +53,12 @@ static const char NB_SCRIPT[] =
     "  end\n"
     "end\n"
     "redis.call('PUBLISH', KEYS[2], m)\n"
-    "if not keep then redis.pcall('HSET', KEYS[1], ARGV[1], m) end\n"
+    "if not keep then\n"
+    "  local ok = redis.pcall('HSET', KEYS[1], ARGV[1], m)\n"
+    "  if type(ok) == 'table' and ok.err and string.find(ok.err, 'READONLY') then\n"
+    "    return redis.error_reply(ok.err)\n"
+    "  end\n"
+    "end\n"
     "return keep and 0 or 1\n";
 
 _Static_assert(OT_REDIS_REV_ORDER == 58 && OT_REDIS_REV_NB == 50,
