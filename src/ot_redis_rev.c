@@ -14,9 +14,8 @@
  *   channel offtok:<kid>:rev   every message, as it is published
  *
  * Each publication is one MULTI/EXEC (a tombstone) or one script (a policy): store, then
- * PUBLISH. A subscriber that subscribes and
- * then reads the store therefore sees every message in one place or the other, or both
- * (applying one twice changes nothing). A message is the same bytes everywhere, MAC'd as
+ * PUBLISH. A subscriber that subscribes and then reads the store therefore sees every message
+ * in one place or the other, or both (applying one twice changes nothing). A message is the same bytes everywhere, MAC'd as
  * ot_redis_seal.c describes.
  *
  * Catching up reads the store through a script that refuses to hand over more than
