@@ -4,6 +4,7 @@ introspection log tells whether a node asked it and which can hold an answer bac
 issuer call does. Fixtures and helpers come from test_redis.py."""
 import hashlib
 import hmac
+import re
 import struct
 import threading
 import time
@@ -229,3 +230,19 @@ def test_prefork_subscribers_under_load(redis, redis_key, httpd, node_b, keycloa
                       data={"logout_token": keycloak.logout_token(sub="last")}).status_code == 200
     wait_until(lambda: statuses(node_b, gone, n=4) == {401}, timeout=3,
                what="node B to refuse the last one")
+
+
+def test_revocation_values_from_redis_are_escaped_in_the_log(redis, redis_key, httpd, node_b,
+                                                            keycloak):
+    """A sub from a logout reaches the other nodes through Redis; they log it (OT0204, debug)
+    escaped as the handler that received it logs it (OT0103), never as raw bytes."""
+    start_nodes(httpd, node_b, keycloak, redis, redis_key)
+    sub = "mallory\nOT0999: injected\x1b[31m"
+    assert post_logout(httpd, keycloak.logout_token(sub=sub)).status_code == 200
+    wait_until(lambda: "OT0204" in node_b.error_log(), timeout=3, what="node B to apply it")
+    [here] = re.findall(r"OT0103: back-channel logout accepted: sub (.*), sid", httpd.error_log())
+    there = set(re.findall(r"OT0204: revocation from Redis \(sub (.*) of ", node_b.error_log()))
+    assert "mallory" in here and "\x1b" not in here
+    assert there == {here}, "every child of node B logs it as node A's handler does"
+    for log in (httpd.error_log(), node_b.error_log()):
+        assert not any(line.startswith("OT0999") for line in log.splitlines())
