@@ -383,9 +383,13 @@ typedef enum {
 apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind, const char *iss,
                            const char *value, apr_time_t at, apr_time_t until);
 
-/** The same for a not-before policy (ot_revoke_set_not_before). */
+/**
+ * The same for a not-before policy (ot_revoke_set_not_before), ordered by `order` (the Keycloak
+ * action's expiration): an older one than the policy in force changes nothing, here or on the
+ * other nodes, and returns APR_SUCCESS.
+ */
 apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *client,
-                               apr_int64_t not_before, apr_time_t at);
+                               apr_int64_t not_before, apr_int64_t order, apr_time_t at);
 
 /**
  * After a local miss: an answer another node stored in Redis. APR_SUCCESS and *e when one is
@@ -435,9 +439,12 @@ static APR_INLINE apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t ki
 
 static APR_INLINE apr_status_t offtok_not_before(request_rec *r, const char *iss,
                                                  const char *client, apr_int64_t not_before,
-                                                 apr_time_t at)
+                                                 apr_int64_t order, apr_time_t at)
 {
-    return ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before, at);
+    apr_status_t rv = ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before,
+                                               order, at);
+
+    return rv == APR_EEXIST ? APR_SUCCESS : rv;
 }
 
 static APR_INLINE apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key,

@@ -209,6 +209,16 @@ static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cac
 }
 
 /**
+ * 1 when e counts as a cached answer of any age for the flood budgets: an inactive one stored
+ * only as the tombstone of older positive ones (OfftokNegativeCacheTTL 0) does not, so a token
+ * repeated after its inactive answer is charged as before.
+ */
+static int known(const offtok_ask_t *ask, const ot_cache_entry_t *e)
+{
+    return e->active || offtok_neg_ttl(ask->conf) > 0;
+}
+
+/**
  * A cached answer this location may use, or NULL: from the local tier, else from Redis (the
  * second tier, when OfftokRedis is set), which then fills the local tier.
  */
@@ -216,30 +226,40 @@ static ot_answer_t *from_cache(request_rec *r, offtok_ask_t *ask, apr_time_t *fe
 {
     offtok_proc_t *proc = offtok_proc();
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t e;
+    ot_cache_entry_t e, l;
     ot_answer_t *a;
     int local;
 
     if (proc->shm == NULL) {
         return NULL;
     }
-    local = ot_cache_get(proc->shm, ask->key, now, &e, r->pool) == APR_SUCCESS;
-    ask->known = local;
+    local = ot_cache_get(proc->shm, ask->key, now, &l, r->pool) == APR_SUCCESS;
+    ask->known = local && known(ask, &l);
     /* With OfftokAlwaysValidate On no cached answer is ever used (the look says known only). */
     if (offtok_always(ask->conf) == OT_ALWAYS_ON) {
         return NULL;
     }
-    if (local && (a = usable(r, ask, &e, now)) != NULL) {
-        *fetched = e.fetched;
+    if (local && (a = usable(r, ask, &l, now)) != NULL) {
+        *fetched = l.fetched;
         return a;
     }
     if (offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
         return NULL;
     }
-    ask->known = 1;
-    if (!local) {
-        ot_cache_put(proc->shm, ask->key, &e, now);
+    ask->known = ask->known || known(ask, &e);
+    /*
+     * Another node's call never counts as made for this request (acceptable()'s "fresh"), however
+     * its clock reads: so its TTL and OfftokAlwaysValidate Offline are applied. Newer wins: never
+     * an answer older than the local one (an inactive one above all).
+     */
+    if (e.fetched >= r->request_time) {
+        e.drop_after -= e.fetched - (r->request_time - 1);
+        e.fetched = r->request_time - 1;
     }
+    if (local && e.fetched <= l.fetched) {
+        return NULL;
+    }
+    ot_cache_put(proc->shm, ask->key, &e, now);
     *fetched = e.fetched;
     return usable(r, ask, &e, now);
 }
@@ -250,7 +270,12 @@ static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t 
     offtok_proc_t *proc = offtok_proc();
     ot_cache_entry_t e;
 
-    if (proc->shm == NULL || (!a->active && offtok_neg_ttl(ask->conf) == 0)) {
+    /*
+     * An inactive answer is stored whatever OfftokNegativeCacheTTL says: it is the tombstone
+     * that keeps every older positive one for the key from being used again, in both tiers.
+     * With a negative TTL of 0 it is never reused as an answer (usable()).
+     */
+    if (proc->shm == NULL) {
         return;
     }
     entry_of(&e, ask, a, started);

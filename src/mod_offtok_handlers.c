@@ -247,10 +247,14 @@ static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
     return 0;
 }
 
-/** The not-before policy of the client an action names (its resource). */
-static int set_not_before(push_t *ps, const char *client, apr_int64_t not_before)
+/**
+ * The not-before policy of the client an action names (its resource), ordered by the action's
+ * expiration: an older action than the one in force changes nothing.
+ */
+static int set_not_before(push_t *ps, const ot_admin_t *act)
 {
-    apr_status_t rv = offtok_not_before(ps->r, ps->c->issuer, client, not_before, ps->now);
+    apr_status_t rv = offtok_not_before(ps->r, ps->c->issuer, act->resource, act->not_before,
+                                        act->expiration, ps->now);
 
     if (rv == APR_ENOSPC) {
         ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, ps->r, "OT0107: %s: the table of not-before "
@@ -333,7 +337,7 @@ static int admin_apply(push_t *ps, const void *what)
 
     if (act->kind == OT_ADMIN_PUSH_NOT_BEFORE
         || (act->kind == OT_ADMIN_LOGOUT && act->not_before > 0)) {
-        failed = set_not_before(ps, act->resource, act->not_before);
+        failed = set_not_before(ps, act);
     }
     for (i = 0; act->sids && i < act->sids->nelts && !failed; i++) {
         failed = tombstone(ps, OT_REVOKE_SID, APR_ARRAY_IDX(act->sids, i, const char *));

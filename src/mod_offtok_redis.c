@@ -7,7 +7,8 @@
  *                    (ot_redis_sentinel.c)
  *   check_config     OfftokRedisKey is required with OfftokRedis (so `apachectl -t` says so)
  *   child_init       this process's client (a pool of connections with a breaker) and its
- *                    subscriber thread; signals are blocked in that thread
+ *                    subscriber thread; signals are blocked in that thread, and it allocates
+ *                    only from a root pool on an allocator of its own (prefork's are unlocked)
  *   child_stopping   (httpd 2.4.49+) stop the subscriber: flag, wake-up pipe, socket shut down;
  *                    a pre-cleanup of the child pool does the same on older httpd
  *   authn            offtok_redis_get after a local miss, offtok_redis_put for fresh answers,
@@ -45,8 +46,6 @@
 
 APLOG_USE_MODULE(offtok);
 
-/** Clock difference between nodes that a revocation from another node allows for. */
-#define OT_REDIS_SKEW apr_time_from_sec(5)
 /** Revocations are kept (here and in Redis) this long beyond the longest TTL. */
 #define OT_REDIS_MARGIN apr_time_from_sec(60)
 /** Request-path warnings (errors Redis answered, values failing their MAC): one per period. */
@@ -60,6 +59,7 @@ struct offtok_redis_t {
     ot_redis_t *client;
     ot_redis_sub_t *sub;
     apr_thread_t *thread;
+    apr_pool_t *pool;            /**< the subscriber thread's, on an allocator of its own */
     int stopped;                 /**< the subscriber was stopped and joined */
     apr_time_t down_since;       /**< atomic: 0 while caught up */
     int complained;              /**< atomic: OT0200 logged, OT0201 not yet */
@@ -237,7 +237,7 @@ static void sub_up(void *baton)
 }
 
 /** A revocation from another node (or this one's, coming back): apply it here. */
-static void sub_revoked(void *baton, const ot_redis_rev_t *rev)
+static void sub_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
 {
     struct offtok_redis_t *rp = baton;
     apr_time_t now = apr_time_now(), late = rev->at + OT_REDIS_SKEW;
@@ -249,16 +249,22 @@ static void sub_revoked(void *baton, const ot_redis_rev_t *rev)
     until = rev->until > keep ? rev->until : keep;
     if (rev->kind == OT_REDIS_REV_NOT_BEFORE) {
         rv = ot_revoke_set_not_before(offtok_proc()->shm, rev->iss, rev->value, rev->not_before,
-                                      at);
+                                      rev->order, at);
+        rv = rv == APR_EEXIST ? APR_SUCCESS : rv;      /* as new or newer is in force here */
     }
     else {
         rv = ot_revoke_add(offtok_proc()->shm, (ot_revoke_kind_t)rev->kind, rev->iss,
                            rev->value, at, until);
     }
+    if (!APLOG_IS_LEVEL(rp->s, rv == APR_SUCCESS ? APLOG_DEBUG : APLOG_WARNING)) {
+        return;
+    }
+    /* Escaped as the handlers escape them: the issuer chose these bytes (a sub, a sid). */
     ap_log_error(APLOG_MARK, rv == APR_SUCCESS ? APLOG_DEBUG : APLOG_WARNING, rv, rp->s,
                  "OT0204: revocation from Redis (%s %s of %s)%s",
                  rev->kind == OT_REDIS_REV_SUB ? "sub" : rev->kind == OT_REDIS_REV_SID ? "sid"
-                 : "not-before for client", rev->value, *rev->iss ? rev->iss : "OfftokIssuer",
+                 : "not-before for client", ap_escape_logitem(p, rev->value),
+                 *rev->iss ? ap_escape_logitem(p, rev->iss) : "OfftokIssuer",
                  rv == APR_SUCCESS ? " applied" : ": could not be recorded");
 }
 
@@ -286,7 +292,7 @@ static apr_status_t start_thread(struct offtok_redis_t *rp, apr_pool_t *pchild)
     sigdelset(&all, SIGILL);
     sigdelset(&all, SIGABRT);
     pthread_sigmask(SIG_BLOCK, &all, &old);
-    rv = apr_thread_create(&rp->thread, NULL, sub_main, rp, pchild);
+    rv = apr_thread_create(&rp->thread, NULL, sub_main, rp, rp->pool);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     return rv;
 }
@@ -305,6 +311,34 @@ static apr_status_t stop_subscriber(void *baton)
         apr_thread_join(&rv, rp->thread);
         ot_redis_close(rp->client);
     }
+    if (rp->pool != NULL && (rp->thread == NULL || rp->stopped)) {
+        apr_pool_destroy(rp->pool);
+        rp->pool = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+/**
+ * The subscriber thread's pool: a root pool on an allocator of its own. Under prefork the
+ * child's pools have allocators without a mutex, which the request thread uses all the time;
+ * a subpool of pchild would share it, and the two threads would corrupt its free lists. The
+ * thread's own pool (apr_thread_create) and everything the subscriber allocates come from here.
+ */
+static apr_status_t subscriber_pool(apr_pool_t **pp)
+{
+    apr_allocator_t *alloc;
+    apr_status_t rv = apr_allocator_create(&alloc);
+
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    apr_allocator_max_free_set(alloc, 1024 * 1024);
+    rv = apr_pool_create_ex(pp, NULL, NULL, alloc);
+    if (rv != APR_SUCCESS) {
+        apr_allocator_destroy(alloc);
+        return rv;
+    }
+    apr_allocator_owner_set(alloc, *pp);
     return APR_SUCCESS;
 }
 
@@ -336,7 +370,6 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
     offtok_srv_conf *sc = main_conf(s);
     struct offtok_redis_t *rp;
     ot_redis_conf_t conf;
-    apr_pool_t *subpool;
     int threads = 1;
     apr_status_t rv;
 
@@ -349,11 +382,13 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
     client_conf(&conf, sc, pchild);
     rp->where_master = conf.master;
     ap_mpm_query(AP_MPMQ_MAX_THREADS, &threads);
-    apr_pool_create(&subpool, pchild);        /* the subscriber's alone */
     rv = ot_redis_create(&rp->client, &conf, threads < 16 ? threads : 16, offtok_proc()->stats,
                          pchild);
     if (rv == APR_SUCCESS) {
-        rv = ot_redis_sub_create(&rp->sub, rp->client, &fns, rp, subpool);
+        rv = subscriber_pool(&rp->pool);
+    }
+    if (rv == APR_SUCCESS) {
+        rv = ot_redis_sub_create(&rp->sub, rp->client, &fns, rp, rp->pool);
     }
     if (rv == APR_SUCCESS) {
         rv = start_thread(rp, pchild);
@@ -361,6 +396,9 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0210: cannot start the Redis client of "
                      "this process; it shares nothing with the other nodes");
+        if (rp->pool != NULL) {
+            apr_pool_destroy(rp->pool);
+        }
         return;
     }
     apr_pool_pre_cleanup_register(pchild, rp, stop_subscriber);
@@ -403,8 +441,8 @@ apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key, apr_time
     }
     rv = ot_redis_get(rp->client, key, now, e, r->pool);
     if (rv == APR_EINVAL) {
-        warn(r, rp, "an answer in Redis failed its MAC check (written without OfftokRedisKey, "
-             "or with another key) and was ignored");
+        warn(r, rp, "an answer in Redis failed its MAC check or was too long (written "
+             "without OfftokRedisKey, or with another key) and was ignored");
     }
     else if (rv == APR_EGENERAL) {
         warn(r, rp, "Redis refused to give an answer");
@@ -459,9 +497,10 @@ apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind, const char *is
 }
 
 apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *client,
-                               apr_int64_t not_before, apr_time_t at)
+                               apr_int64_t not_before, apr_int64_t order, apr_time_t at)
 {
-    apr_status_t rv = ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before, at);
+    apr_status_t rv = ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before,
+                                               order, at);
     ot_redis_rev_t rev;
 
     if (rv == APR_SUCCESS || rv == APR_ENOSPC) {
@@ -472,9 +511,11 @@ apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *clie
         rev.at = at;
         rev.until = at + apr_time_from_sec(offtok_longest_ttl()) + OT_REDIS_MARGIN;
         rev.not_before = not_before;
+        rev.order = order;
         publish(r, &rev);
     }
-    return rv;
+    /* As new or newer is in force: a delayed or replayed action, which changes nothing. */
+    return rv == APR_EEXIST ? APR_SUCCESS : rv;
 }
 
 /* ---- once across all nodes ---------------------------------------------------------------- */

@@ -465,7 +465,7 @@ apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    if (ot_revoke_tombstoned(s, e->iss, e)) {
+    if (e->active && ot_revoke_tombstoned(s, e->iss, e)) {
         return APR_EINCOMPLETE;
     }
     stripe_view(&v, s, ot_key_stripe(s, key));

@@ -71,10 +71,11 @@ apr_status_t ot_cache_get(ot_shm_t *s, const unsigned char *key, apr_time_t now,
                           ot_cache_entry_t *e, apr_pool_t *p);
 
 /**
- * Store e under key, replacing what was there. When the segment is full the expired entries go
- * first, then the least recently used. APR_ENOSPC when e can never fit (too large): the caller
- * goes on without caching. An entry whose fetched time is older than a matching revocation
- * (see below) is not stored (APR_EINCOMPLETE).
+ * Store e under key, replacing what was there unless that was fetched later (newer wins: an
+ * inactive answer stays the tombstone of every older positive one). When the segment is full
+ * the expired entries go first, then the least recently used. APR_ENOSPC when e can never fit
+ * (too large): the caller goes on without caching. A positive entry whose fetched time is older
+ * than a matching revocation (see below) is not stored (APR_EINCOMPLETE).
  */
 apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
                           apr_time_t now);
@@ -114,10 +115,13 @@ apr_status_t ot_revoke_add(ot_shm_t *s, ot_revoke_kind_t kind, const char *iss,
 
 /**
  * Set the not-before policy of (iss, client): not_before in seconds since the epoch (0 clears
- * it), recorded at `at`. Replaces the previous one.
+ * it), recorded at `at`, ordered by `order` (the action's expiration, in seconds). It replaces
+ * the pair's previous policy only when newer: a greater order, or the same order and a greater
+ * not_before. APR_EEXIST when the policy in force is as new or newer (nothing changed);
+ * APR_ENOSPC when the table is full (every cached answer then goes back to the issuer).
  */
 apr_status_t ot_revoke_set_not_before(ot_shm_t *s, const char *iss, const char *client,
-                                      apr_int64_t not_before, apr_time_t at);
+                                      apr_int64_t not_before, apr_int64_t order, apr_time_t at);
 
 /**
  * 1 when entry e (answer of issuer iss, at a location whose OfftokClientID is client) must not

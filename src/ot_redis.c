@@ -19,6 +19,7 @@
 #include <apr_uri.h>
 
 #include "ot_redis_int.h"
+#include "ot_shm.h"
 #include "ot_stats.h"
 
 #define BACKOFF_MIN apr_time_from_msec(250)
@@ -360,7 +361,8 @@ static int demoted(int n, redisReply **replies)
     int i;
 
     for (i = 0; i < n; i++) {
-        if (replies[i]->type == REDIS_REPLY_ERROR && strncmp(replies[i]->str, "READONLY", 8) == 0) {
+        /* A script's write says so inside its error (Redis 6: "ERR Error running script ..."). */
+        if (replies[i]->type == REDIS_REPLY_ERROR && strstr(replies[i]->str, "READONLY") != NULL) {
             return 1;
         }
     }
@@ -414,33 +416,95 @@ int ot_redis_refused(ot_redis_t *r, const redisReply *reply, const char *what)
 
 /* ---- answers ------------------------------------------------------------------------------- */
 
+/*
+ * Newer wins: the value stays when the one already there was fetched later. Both carry their
+ * fetched time in plain, big-endian, at the same offset (ARGV[3], 0-based), covered by their MAC,
+ * which Redis cannot check: a stored time later than the writer's clock allows (ARGV[4], now plus
+ * OT_REDIS_SKEW) is not believed, so junk cannot hold the name for longer than that. Bytes are
+ * compared one by one (Lua's string < follows the server's locale).
+ */
+static const char PUT_SCRIPT[] =
+    "local v, o, lim = ARGV[1], tonumber(ARGV[3]), ARGV[4]\n"
+    "local function cmp(a, ai, b, bi)\n"
+    "  for i = 0, 7 do\n"
+    "    local x, y = a:byte(ai + i), b:byte(bi + i)\n"
+    "    if x ~= y then return x < y and -1 or 1 end\n"
+    "  end\n"
+    "  return 0\n"
+    "end\n"
+    "local cur = redis.pcall('GET', KEYS[1])\n"
+    "if type(cur) == 'string' and #cur >= o + 8 and cur:byte(1) == v:byte(1)\n"
+    "   and cmp(cur, o + 1, lim, 1) <= 0 and cmp(cur, o + 1, v, o + 1) > 0 then\n"
+    "  return 0\n"
+    "end\n"
+    "redis.call('SET', KEYS[1], v, 'PX', ARGV[2])\n"
+    "return 1\n";
+
+/**
+ * Put e->fetched on this node's clock (see ot_redis_get). pttl_ms: what Redis says the value has
+ * left to live, -1 when it does not say.
+ */
+static void rebase_fetched(ot_cache_entry_t *e, apr_time_t now, apr_int64_t pttl_ms)
+{
+    apr_time_t f = e->fetched, late;
+
+    if (pttl_ms >= 0) {
+        /* Redis drops it at now + pttl on our clock, which is the writer's drop_after on its. */
+        late = now + apr_time_from_msec(pttl_ms) - (e->drop_after - e->fetched);
+        f = late < f ? late : f;
+    }
+    if (!e->active) {
+        late = f + OT_REDIS_SKEW < now ? f + OT_REDIS_SKEW : now;
+        f = late > f ? late : f;
+    }
+    f = f < now ? f : now;
+    if (f < e->fetched) {
+        e->drop_after -= e->fetched - f;      /* the same lifetime, from the earlier start */
+    }
+    e->fetched = f;
+}
+
 apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], apr_time_t now,
                           ot_cache_entry_t *e, apr_pool_t *p)
 {
     const char *name = ot_redis_answer_name(r, key, p);
-    redisReply *reply;
-    ot_redis_cmd_t cmd = { 0 };
+    char cap[24];
+    redisReply *replies[2], *reply;
+    ot_redis_cmd_t cmds[2] = { { 0 } };
     apr_status_t rv;
 
-    ot_redis_arg_str(&cmd, "GET");
-    ot_redis_arg_str(&cmd, name);
-    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+    /* At most one byte more than the cap: a value that long is not ours, and is not pulled. */
+    apr_snprintf(cap, sizeof(cap), "%d", OT_REDIS_ANSWER_CAP);
+    ot_redis_arg_str(&cmds[0], "GETRANGE");
+    ot_redis_arg_str(&cmds[0], name);
+    ot_redis_arg_str(&cmds[0], "0");
+    ot_redis_arg_str(&cmds[0], cap);
+    ot_redis_arg_str(&cmds[1], "PTTL");
+    ot_redis_arg_str(&cmds[1], name);
+    if ((rv = ot_redis_run(r, 2, cmds, replies)) != APR_SUCCESS) {
         return rv;
     }
-    if (ot_redis_refused(r, reply, "GET")) {
+    reply = replies[0];
+    if (ot_redis_refused(r, reply, "GETRANGE")) {
         rv = APR_EGENERAL;
     }
-    else if (reply->type != REDIS_REPLY_STRING) {
+    else if (reply->type != REDIS_REPLY_STRING || reply->len == 0) {
         rv = APR_NOTFOUND;
+    }
+    else if (reply->len > OT_REDIS_ANSWER_CAP) {
+        ot_redis_note(r, "GET", "a value is longer than any answer this module stores");
+        rv = APR_EINVAL;
     }
     else if (ot_redis_open_answer(r, name, reply->str, reply->len, e, p) != APR_SUCCESS) {
         ot_redis_note(r, "GET", "a value failed its MAC check or did not decode");
         rv = APR_EINVAL;
     }
-    else if (e->drop_after <= now) {
-        rv = APR_NOTFOUND;
+    else {
+        rebase_fetched(e, now, replies[1]->type == REDIS_REPLY_INTEGER
+                       ? (apr_int64_t)replies[1]->integer : -1);
+        rv = e->drop_after <= now ? APR_NOTFOUND : APR_SUCCESS;
     }
-    ot_redis_free_replies(1, &reply);
+    ot_redis_free_replies(2, replies);
     return rv;
 }
 
@@ -448,8 +512,10 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
                           const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p)
 {
     const char *name = ot_redis_answer_name(r, key, p);
-    apr_int64_t secs = (apr_int64_t)apr_time_sec(e->drop_after - now + APR_USEC_PER_SEC - 1);
-    char *val, ex[24];
+    apr_int64_t ms = (apr_int64_t)((e->drop_after - now + 999) / 1000);
+    char *val, px[24], off[8], lim[8];
+    apr_uint64_t t = (apr_uint64_t)(now + OT_REDIS_SKEW);
+    int i;
     apr_size_t len;
     redisReply *reply;
     ot_redis_cmd_t cmd = { 0 };
@@ -461,16 +527,27 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
     if ((rv = ot_redis_seal_answer(r, name, e, &val, &len, p)) != APR_SUCCESS) {
         return rv;
     }
-    apr_snprintf(ex, sizeof(ex), "%" APR_INT64_T_FMT, secs > 0 ? secs : 1);
-    ot_redis_arg_str(&cmd, "SET");
+    if (len > OT_REDIS_ANSWER_CAP) {
+        return APR_ENOSPC;
+    }
+    apr_snprintf(px, sizeof(px), "%" APR_INT64_T_FMT, ms > 1000 ? ms : 1000);
+    apr_snprintf(off, sizeof(off), "%d", OT_REDIS_SEAL_LEN + OT_BLOB_FETCHED);
+    for (i = 7; i >= 0; i--, t >>= 8) {
+        lim[i] = (char)(t & 0xff);
+    }
+    ot_redis_arg_str(&cmd, "EVAL");
+    ot_redis_arg_str(&cmd, PUT_SCRIPT);
+    ot_redis_arg_str(&cmd, "1");
     ot_redis_arg_str(&cmd, name);
     ot_redis_arg(&cmd, val, len);
-    ot_redis_arg_str(&cmd, "EX");
-    ot_redis_arg_str(&cmd, ex);
+    ot_redis_arg_str(&cmd, px);
+    ot_redis_arg_str(&cmd, off);
+    ot_redis_arg(&cmd, lim, sizeof(lim));
     if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
         return rv;
     }
-    rv = ot_redis_refused(r, reply, "SET") ? APR_EGENERAL : APR_SUCCESS;
+    rv = ot_redis_refused(r, reply, "EVAL (store an answer)") ? APR_EGENERAL
+        : reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 ? APR_EEXIST : APR_SUCCESS;
     ot_redis_free_replies(1, &reply);
     return rv;
 }

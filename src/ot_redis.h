@@ -44,8 +44,25 @@ struct ot_stats_t;
 #define OT_REDIS_COMMAND_TIMEOUT apr_time_from_msec(500)
 /** Revocations kept for publication while Redis is unreachable (then the oldest go). */
 #define OT_REDIS_PENDING_MAX 1024
-/** Current format version of values and messages. */
+/** Current format version of answer values. */
 #define OT_REDIS_VERSION 1
+/** Current format version of revocation messages (2: with the not-before policy's order). */
+#define OT_REDIS_REV_VERSION 2
+/**
+ * Clock difference between nodes allowed for: a revocation from another node is recorded as of
+ * max(its time, min(now, its time + OT_REDIS_SKEW)), and so is an inactive answer read from
+ * Redis, so that an answer fetched just after them on a clock a few seconds ahead is still
+ * caught. Answers are never taken as fetched later than the local clock.
+ */
+#define OT_REDIS_SKEW apr_time_from_sec(5)
+/**
+ * Longest answer value read or written: the longest introspection answer the module accepts
+ * (256 KiB) plus the sealing and the entry's fixed part. A longer value is never pulled whole.
+ */
+#define OT_REDIS_ANSWER_CAP (256 * 1024 + 1 + 32 + 64)
+/** Revocations a node reads when it catches up: at most this many, of at most this size. */
+#define OT_REDIS_STORED_MAX 65536
+#define OT_REDIS_STORED_BYTES (32 * 1024 * 1024)
 /** Longest string (iss, sub, sid, client) in a revocation message. */
 #define OT_REDIS_VALUE_MAX 4096
 
@@ -125,13 +142,28 @@ const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT
 /**
  * Fetch the answer stored under cache key `key`. APR_SUCCESS and *e (strings from p) when one is
  * there, authentic and not past its drop_after at now; APR_NOTFOUND when there is none or it has
- * expired; APR_EINVAL when a value is there but fails its MAC or does not decode (counted; the
- * caller treats it as a miss); APR_EAGAIN when Redis is unreachable or the breaker is closed.
+ * expired; APR_EINVAL when a value is there but is longer than OT_REDIS_ANSWER_CAP (only that
+ * much is read), fails its MAC or does not decode (counted; the caller treats it as a miss);
+ * APR_EAGAIN when Redis is unreachable or the breaker is closed.
+ *
+ * e->fetched is put on this node's clock: the value's remaining lifetime in Redis (PTTL, on
+ * Redis's clock) says when its writer's drop_after falls on ours, and fetched is taken no later
+ * than that lifetime before it, nor than its authentic fetched time, nor than now (drop_after
+ * moved back as much). So an answer stored by a node whose clock runs ahead can neither extend
+ * a TTL, however often it is read again, nor escape a revocation; someone who can write to
+ * Redis cannot extend it either (a longer PTTL loses to the authentic time). An inactive answer
+ * is a tombstone, taken as fetched up to OT_REDIS_SKEW later (never past now), as revocations
+ * from other nodes are.
  */
 apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], apr_time_t now,
                           ot_cache_entry_t *e, apr_pool_t *p);
 
-/** Store e under cache key `key` until its drop_after (at least a second). APR_EAGAIN as above. */
+/**
+ * Store e under cache key `key` until its drop_after (at least a second), unless what is there is
+ * newer (a later fetched time in its value's plain entry, compared by a script in Redis, so that
+ * a slow node's older answer never replaces a newer one, an inactive one in particular):
+ * APR_EEXIST then. APR_ENOSPC for a value over OT_REDIS_ANSWER_CAP. APR_EAGAIN as above.
+ */
 apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
                           const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p);
 
@@ -179,6 +211,7 @@ typedef struct {
     apr_time_t at;                   /**< when the receiving node applied it */
     apr_time_t until;                /**< kept in Redis (and tombstoned) until then */
     apr_int64_t not_before;
+    apr_int64_t order;               /**< not-before: the action's expiration (seconds) */
 } ot_redis_rev_t;
 
 /** The message for rev (version, MAC, body), from p. APR_EINVAL for a value over the limit. */
@@ -191,7 +224,9 @@ apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t 
 
 /**
  * Publish rev to every node: add it to the sorted set (dropping what has expired there) and
- * publish it on the channel, in one MULTI/EXEC. When Redis cannot be reached it is queued, and
+ * publish it on the channel, in one MULTI/EXEC; a not-before policy replaces the one stored
+ * for its (issuer, client) only when it is newer (a script compares their order and
+ * not-before), and is published either way (every node keeps the newer one). When Redis cannot be reached it is queued, and
  * the subscriber publishes it once Redis is back (APR_EAGAIN then).
  */
 apr_status_t ot_redis_publish(ot_redis_t *r, const ot_redis_rev_t *rev, apr_time_t now,
@@ -205,7 +240,10 @@ int ot_redis_pending(ot_redis_t *r);
 
 /**
  * Every revocation stored and still in force at now, authentic ones only, in the order they
- * were applied (by `at`): an array of ot_redis_rev_t from p. APR_EAGAIN when unreachable.
+ * were applied (by `at`): an array of ot_redis_rev_t from p. APR_EAGAIN when unreachable;
+ * APR_EGENERAL when Redis holds more than OT_REDIS_STORED_MAX of them or more than
+ * OT_REDIS_STORED_BYTES (nothing is handed over then: the node stays "not caught up").
+ * Messages longer than any this module writes are skipped without being read (counted).
  */
 apr_status_t ot_redis_stored(ot_redis_t *r, apr_array_header_t **revs, apr_time_t now,
                              apr_pool_t *p);
@@ -214,8 +252,8 @@ apr_status_t ot_redis_stored(ot_redis_t *r, apr_array_header_t **revs, apr_time_
 
 /** What the subscriber tells its owner; called in the subscriber's thread. */
 typedef struct {
-    /** A revocation, stored (when catching up) or live, authentic. */
-    void (*revoked)(void *baton, const ot_redis_rev_t *rev);
+    /** A revocation, stored (when catching up) or live, authentic; p for scratch. */
+    void (*revoked)(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p);
     /** Subscribed and caught up: every revocation in force has been handed over. */
     void (*up)(void *baton);
     /**

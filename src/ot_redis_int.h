@@ -18,6 +18,14 @@
 #define OT_REDIS_MAC_LEN OT_SHA256_LEN
 /** Version byte and MAC. */
 #define OT_REDIS_SEAL_LEN (1 + OT_REDIS_MAC_LEN)
+/** Longest revocation message: sealing, fixed part, two strings at their limit. */
+#define OT_REDIS_REV_MAX (OT_REDIS_SEAL_LEN + 37 + 2 * OT_REDIS_VALUE_MAX)
+/**
+ * Offsets (0-based, in a sealed message) of a not-before policy's order and not_before, which
+ * the script that stores policies compares: newer is a greater order, then a greater not_before.
+ */
+#define OT_REDIS_REV_ORDER (OT_REDIS_SEAL_LEN + 25)
+#define OT_REDIS_REV_NB (OT_REDIS_SEAL_LEN + 17)
 /** Size of the buffer that keeps the last failure's description. */
 #define OT_REDIS_ERRBUF 160
 
@@ -59,11 +67,11 @@ struct ot_redis_t {
     int pend_head, pend_count;
 };
 
-/** One command of a pipeline: up to six arguments, binary-safe. */
+/** One command of a pipeline: up to ten arguments, binary-safe. */
 typedef struct {
     int argc;
-    const char *argv[6];
-    size_t lens[6];
+    const char *argv[10];
+    size_t lens[10];
 } ot_redis_cmd_t;
 
 /** Append an argument of n bytes (ot_redis_arg_str: a string) to c. */

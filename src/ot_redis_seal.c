@@ -9,9 +9,11 @@
  *   answer name   offtok:<kid>:a2:<hex HMAC(k_name, cache key)>
  *   answer value  version (1) | HMAC(k_mac, "A" version len32(name) name entry) | entry
  *                 entry: ot_cache_entry_encode's versioned, length-checked form
- *   revocation    version (1) | HMAC(k_mac, "R" version body) | body
- *                 body: kind u8 | at i64 | until i64 | not_before i64 | len16 iss | iss
- *                       | len16 value | value        (integers big-endian, times in µs)
+ *   revocation    version (2) | HMAC(k_mac, "R" version body) | body
+ *                 body: kind u8 | at i64 | until i64 | not_before i64 | order i64
+ *                       | len16 iss | iss | len16 value | value
+ *                 (integers big-endian, times in µs, not_before and order in seconds; a
+ *                 script in Redis compares order and not_before in place: OT_REDIS_REV_ORDER)
  *
  * The MAC is compared in constant time before a single byte of the rest is interpreted.
  */
@@ -28,8 +30,10 @@
 #define LABEL_ID "offtok-redis-v1 id"
 #define DOMAIN_ANSWER 'A'
 #define DOMAIN_REVOKE 'R'
-/** kind, at, until, not_before, and the two lengths. */
-#define REV_FIXED (1 + 8 + 8 + 8 + 2 + 2)
+/** kind, at, until, not_before, order, and the two lengths. */
+#define REV_FIXED (1 + 8 + 8 + 8 + 8 + 2 + 2)
+/** Where the strings start in the body. */
+#define REV_STRINGS 33
 
 static void hmac(unsigned char out[OT_SHA256_LEN], const void *key, apr_size_t key_len,
                  const void *data, apr_size_t len)
@@ -181,7 +185,7 @@ apr_status_t ot_redis_rev_seal(const ot_redis_t *r, const ot_redis_rev_t *rev, c
 
     if (rev->kind < OT_REDIS_REV_SUB || rev->kind > OT_REDIS_REV_NOT_BEFORE
         || il > OT_REDIS_VALUE_MAX || vl > OT_REDIS_VALUE_MAX || rev->at < 0 || rev->until < 0
-        || rev->not_before < 0) {
+        || rev->not_before < 0 || rev->order < 0) {
         return APR_EINVAL;
     }
     n = REV_FIXED + il + vl;
@@ -191,9 +195,10 @@ apr_status_t ot_redis_rev_seal(const ot_redis_t *r, const ot_redis_rev_t *rev, c
     put_u64(b + 1, (apr_uint64_t)rev->at);
     put_u64(b + 9, (apr_uint64_t)rev->until);
     put_u64(b + 17, (apr_uint64_t)rev->not_before);
-    put_str(put_str(b + 25, iss, il), rev->value ? rev->value : "", vl);
-    out[0] = OT_REDIS_VERSION;
-    rev_mac(out + 1, r, OT_REDIS_VERSION, (const char *)b, n, p);
+    put_u64(b + 25, (apr_uint64_t)rev->order);
+    put_str(put_str(b + REV_STRINGS, iss, il), rev->value ? rev->value : "", vl);
+    out[0] = OT_REDIS_REV_VERSION;
+    rev_mac(out + 1, r, OT_REDIS_REV_VERSION, (const char *)b, n, p);
     *msg = (char *)out;
     *len = OT_REDIS_SEAL_LEN + n;
     return APR_SUCCESS;
@@ -221,14 +226,15 @@ apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t 
 {
     const unsigned char *b = (const unsigned char *)msg + OT_REDIS_SEAL_LEN;
     unsigned char mac[OT_SHA256_LEN];
-    apr_size_t n, off = 25;
+    apr_size_t n, off = REV_STRINGS;
     ot_redis_rev_t out;
 
-    if (msg == NULL || len < OT_REDIS_SEAL_LEN + REV_FIXED || msg[0] != OT_REDIS_VERSION) {
+    if (msg == NULL || len < OT_REDIS_SEAL_LEN + REV_FIXED || len > OT_REDIS_REV_MAX
+        || msg[0] != OT_REDIS_REV_VERSION) {
         return APR_EINVAL;
     }
     n = len - OT_REDIS_SEAL_LEN;
-    rev_mac(mac, r, OT_REDIS_VERSION, (const char *)b, n, p);
+    rev_mac(mac, r, OT_REDIS_REV_VERSION, (const char *)b, n, p);
     if (CRYPTO_memcmp(mac, msg + 1, OT_REDIS_MAC_LEN) != 0) {
         return APR_EINVAL;
     }
@@ -236,11 +242,13 @@ apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t 
     out.at = (apr_time_t)get_u64(b + 1);
     out.until = (apr_time_t)get_u64(b + 9);
     out.not_before = (apr_int64_t)get_u64(b + 17);
+    out.order = (apr_int64_t)get_u64(b + 25);
     out.iss = get_str(b, n, &off, p);
     out.value = out.iss ? get_str(b, n, &off, p) : NULL;
     if (out.value == NULL || off != n || out.kind < OT_REDIS_REV_SUB
         || out.kind > OT_REDIS_REV_NOT_BEFORE || out.at < 0 || out.until < 0
-        || out.not_before < 0 || (out.kind != OT_REDIS_REV_NOT_BEFORE && *out.value == '\0')) {
+        || out.not_before < 0 || out.order < 0
+        || (out.kind != OT_REDIS_REV_NOT_BEFORE && *out.value == '\0')) {
         return APR_EINVAL;
     }
     *rev = out;

@@ -8,8 +8,9 @@
  *   order they were applied
  *   up()                                    every revocation in force has been handed over
  *   listen: poll() the socket and a wake-up pipe; feed redisBufferRead and take replies with
- *   redisGetReplyFromReader; PING every second, and a PING unanswered for 2 s counts as a loss
- *   (Redis gone silent: a partition, a hung server) as much as a closed connection does
+ *   redisGetReplyFromReader (an unfinished reply over PARTIAL_MAX counts as a loss); PING
+ *   every second, and a PING unanswered for 2 s counts as a loss (Redis gone silent: a
+ *   partition, a hung server) as much as a closed connection does
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
  *
  * With Sentinel, a second connection, to a Sentinel, is SUBSCRIBEd to +switch-master (opened
@@ -40,6 +41,12 @@
 #define PING_WAIT apr_time_from_sec(2)
 #define NAP_MIN apr_time_from_msec(100)
 #define NAP_MAX apr_time_from_sec(5)
+/**
+ * Most bytes of an unfinished reply the subscriber buffers: a message is at most
+ * OT_REDIS_REV_MAX, so more is someone with write access to Redis publishing junk, and the
+ * connection is dropped (and made again) rather than the junk read whole.
+ */
+#define PARTIAL_MAX (64 * 1024)
 
 struct ot_redis_sub_t {
     ot_redis_t *r;
@@ -214,7 +221,7 @@ static int handle(ot_redis_sub_t *s, const redisReply *reply, apr_pool_t *p)
         m = reply->element[2];
         if (m->type == REDIS_REPLY_STRING
             && ot_redis_rev_open(s->r, m->str, m->len, &rev, p) == APR_SUCCESS) {
-            s->fns.revoked(s->baton, &rev);
+            s->fns.revoked(s->baton, &rev, p);
         }
         else {
             ot_redis_note(s->r, "message", "a published revocation failed its MAC check");
@@ -256,6 +263,11 @@ static int drain(ot_redis_sub_t *s, redisContext *c, int *subscribed, const char
     }
     if (c->err) {
         *why = apr_pstrdup(p, c->errstr);
+        return 0;
+    }
+    if (ok && c->reader->len - c->reader->pos > PARTIAL_MAX) {
+        *why = "a message on the channel is longer than any revocation";
+        ot_redis_note(s->r, "subscription", *why);
         return 0;
     }
     if (!ok) {
@@ -318,7 +330,7 @@ static int catch_up(ot_redis_sub_t *s, const char **why, apr_pool_t *p)
         return 0;
     }
     for (i = 0; i < revs->nelts; i++) {
-        s->fns.revoked(s->baton, &APR_ARRAY_IDX(revs, i, ot_redis_rev_t));
+        s->fns.revoked(s->baton, &APR_ARRAY_IDX(revs, i, ot_redis_rev_t), p);
     }
     return 1;
 }

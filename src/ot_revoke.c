@@ -20,9 +20,14 @@
  *   replaces, so a revocation is never lost; it costs one issuer call per cached token.
  *   The marker is never cleared: once the longest TTL has passed, the answers it hits are
  *   past drop_after anyway.
- * - 64 not-before policies (issuer, client). One more sets the marker to its `at`, so every
- *   answer cached before it goes back to the issuer (which applies its own not-before), and
- *   answers APR_ENOSPC so the caller can log it.
+ * - 64 not-before policies (issuer, client). A policy replaces the pair's previous one only
+ *   when it is newer: a later order (the Keycloak action's expiration), or the same order and a
+ *   later not-before; so a delayed, queued or replayed older policy never lowers a newer one.
+ *   A clear (not-before 0) is kept as a policy of 0 with its order, so that an older policy
+ *   arriving after it is ignored too; a cleared slot is reused when the table is full. One more
+ *   policy than fits sets the marker to its `at`, so every answer cached before it goes back to
+ *   the issuer (which applies its own not-before), and answers APR_ENOSPC so the caller can
+ *   log it.
  * - 4,096 jtis. When full, an expired one is replaced; when none is, the one expiring first:
  *   its replay is then no longer caught, and a replayed logout only revokes again.
  * - A writer that dies holding the lock may leave a change half made: the lock's next taker
@@ -46,7 +51,8 @@ typedef struct {
 
 typedef struct {
     apr_uint64_t h;
-    apr_int64_t not_before;   /* seconds since the epoch */
+    apr_int64_t not_before;   /* seconds since the epoch; 0: cleared (the order is kept) */
+    apr_int64_t order;        /* the action's expiration: which of two policies is newer */
     apr_time_t at;
 } rev_nb_t;
 
@@ -220,7 +226,7 @@ static int nb_check(const rev_t *r, const rev_query_t *q)
         }
         nb = r->nb[i].not_before;
         if (nb <= 0 || nb > OT_REV_NB_MAX) {
-            continue;       /* torn (only 1..max is ever stored): the read is retried */
+            continue;       /* cleared, or torn (a torn read is retried by the caller) */
         }
         if (q->iat != 0 ? q->iat < apr_time_from_sec(nb) : q->fetched < r->nb[i].at) {
             return 1;
@@ -313,15 +319,41 @@ apr_status_t ot_revoke_add(ot_shm_t *s, ot_revoke_kind_t kind, const char *iss,
     return rv;
 }
 
+/** 1 when (order, not_before) is newer than what slot i holds. */
+static int nb_newer(const rev_nb_t *old, apr_int64_t not_before, apr_int64_t order)
+{
+    return order > old->order || (order == old->order && not_before > old->not_before);
+}
+
+/** A slot for a new pair: a free one, else the cleared one of the lowest order; -1 if none. */
+static int nb_slot(rev_t *r)
+{
+    apr_uint32_t i;
+    int pick = -1;
+
+    if (r->nnb < OT_REV_NBS) {
+        i = r->nnb;
+        r->nb[i].h = 0;
+        __atomic_store_n(&r->nnb, r->nnb + 1, __ATOMIC_RELAXED);
+        return (int)i;
+    }
+    for (i = 0; i < r->nnb; i++) {
+        if (r->nb[i].not_before == 0 && (pick < 0 || r->nb[i].order < r->nb[pick].order)) {
+            pick = (int)i;
+        }
+    }
+    return pick;
+}
+
 apr_status_t ot_revoke_set_not_before(ot_shm_t *s, const char *iss, const char *client,
-                                      apr_int64_t not_before, apr_time_t at)
+                                      apr_int64_t not_before, apr_int64_t order, apr_time_t at)
 {
     apr_uint64_t h = rev_hash(H_NOT_BEFORE, iss, client ? client : "");
     rev_t *r = s->rev;
     apr_status_t rv;
     int i;
 
-    if (not_before < 0 || not_before > OT_REV_NB_MAX) {
+    if (not_before < 0 || not_before > OT_REV_NB_MAX || order < 0) {
         return APR_EINVAL;
     }
     rv = rev_lock(r);
@@ -329,22 +361,18 @@ apr_status_t ot_revoke_set_not_before(ot_shm_t *s, const char *iss, const char *
         return rv;
     }
     i = nb_find(r, h);
-    if (i < 0 && not_before != 0 && r->nnb == OT_REV_NBS) {
+    if (i >= 0 && !nb_newer(&r->nb[i], not_before, order)) {
+        rv = APR_EEXIST;
+        i = -1;
+    }
+    else if (i < 0 && (i = nb_slot(r)) < 0 && not_before != 0) {
         set_max(&r->stale_before, at);
         rv = APR_ENOSPC;
     }
-    else if (i < 0 && not_before != 0) {
-        i = (int)r->nnb;
-        r->nb[i].h = h;
-        __atomic_store_n(&r->nnb, r->nnb + 1, __ATOMIC_RELAXED);
-    }
-    else if (i >= 0 && not_before == 0) {
-        r->nb[i] = r->nb[r->nnb - 1];
-        __atomic_store_n(&r->nnb, r->nnb - 1, __ATOMIC_RELAXED);
-        i = -1;
-    }
     if (i >= 0) {
+        r->nb[i].h = h;
         r->nb[i].not_before = not_before;
+        r->nb[i].order = order;
         r->nb[i].at = at;
     }
     rev_unlock(r);

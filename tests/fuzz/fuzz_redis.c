@@ -26,9 +26,10 @@ static const char *seal(const ot_redis_t *r, char domain, const char *name, cons
     apr_size_t nl = name ? strlen(name) : 0, hl = name ? 6 + nl : 2, n;
     unsigned char *buf = apr_palloc(p, hl + len), *out;
     unsigned int mac_len = OT_REDIS_MAC_LEN;
+    unsigned char version = name ? OT_REDIS_VERSION : OT_REDIS_REV_VERSION;
 
     buf[0] = (unsigned char)domain;
-    buf[1] = OT_REDIS_VERSION;
+    buf[1] = version;
     if (name) {
         buf[2] = (unsigned char)(nl >> 24), buf[3] = (unsigned char)(nl >> 16);
         buf[4] = (unsigned char)(nl >> 8), buf[5] = (unsigned char)nl;
@@ -37,7 +38,7 @@ static const char *seal(const ot_redis_t *r, char domain, const char *name, cons
     memcpy(buf + hl, body, len);
     n = OT_REDIS_SEAL_LEN + len;
     out = apr_palloc(p, n);
-    out[0] = OT_REDIS_VERSION;
+    out[0] = version;
     HMAC(EVP_sha256(), r->k_mac, (int)sizeof(r->k_mac), buf, hl + len, out + 1, &mac_len);
     memcpy(out + OT_REDIS_SEAL_LEN, body, len);
     *out_len = n;
@@ -47,7 +48,7 @@ static const char *seal(const ot_redis_t *r, char domain, const char *name, cons
 /** The seal above is still the one ot_redis_seal.c makes: else the decoders go unfuzzed. */
 static void check_seal(const ot_redis_t *r, apr_pool_t *p)
 {
-    ot_redis_rev_t rev = { OT_REDIS_REV_SUB, "https://issuer.example", "alice", 1, 2, 0 };
+    ot_redis_rev_t rev = { OT_REDIS_REV_SUB, "https://issuer.example", "alice", 1, 2, 0, 0 };
     char *msg;
     const char *mine;
     apr_size_t len, mine_len;
@@ -90,7 +91,8 @@ static void revocation(const ot_redis_t *r, const char *body, apr_size_t len, ap
     fuzz_require(rev.kind >= OT_REDIS_REV_SUB && rev.kind <= OT_REDIS_REV_NOT_BEFORE, "kind");
     fuzz_require(rev.iss != NULL && strlen(rev.iss) <= OT_REDIS_VALUE_MAX
                  && rev.value != NULL && strlen(rev.value) <= OT_REDIS_VALUE_MAX, "strings");
-    fuzz_require(rev.at >= 0 && rev.until >= 0 && rev.not_before >= 0, "no negative time");
+    fuzz_require(rev.at >= 0 && rev.until >= 0 && rev.not_before >= 0 && rev.order >= 0,
+                 "no negative time");
     fuzz_require(ot_redis_rev_seal(r, &rev, &again, &again_len, p) == APR_SUCCESS
                  && again_len == n && memcmp(again, msg, n) == 0, "seals to the same message");
 }

@@ -354,6 +354,10 @@ class KeycloakStandin(_IntrospectionEndpoint):
         mode now in force."""
         return self._control("mode", switches)
 
+    def hold_next_answer(self, seconds):
+        """The next introspection answer is decided at once but sent seconds later."""
+        self._control("hold", {"seconds": seconds})
+
     def set_client(self, client_id, secret=None, grace=0):
         """Add or change a client; secret None makes it public; grace (seconds) keeps the
         previous secret valid that long (Keycloak's rotated secret)."""

@@ -39,6 +39,23 @@ def test_negative_cache(httpd, oidc):
     assert oidc.introspection_count() == 4
 
 
+def test_inactive_answer_replaces_older_active_whatever_the_negative_ttl(httpd, oidc):
+    """Contract, *Cached answers shared between locations*: once a location learns the token is
+    inactive, no location accepts the older "active", even with OfftokNegativeCacheTTL 0."""
+    httpd.start(protected("/cgi/", oidc, OfftokCacheTTL=300, OfftokNegativeCacheTTL=0)
+                + protected("/protected/", oidc, OfftokAlwaysValidate="On",
+                            OfftokNegativeCacheTTL=0))
+    token = oidc.mint_access()
+    assert httpd.get("/cgi/env", token=token).status_code == 200
+    oidc.revoke(token)
+    assert httpd.get("/cgi/env", token=token).status_code == 200      # cached, TTL 300
+    assert httpd.get("/protected/index.html", token=token).status_code == 401
+    oidc.reset_counts()
+    for _ in range(3):
+        assert httpd.get("/cgi/env", token=token).status_code == 401
+    assert oidc.introspection_count() == 3, "the inactive answer is not reused as an answer"
+
+
 def test_locations_share_answers_within_their_own_ttl(httpd, oidc):
     httpd.start(protected("/cgi/", oidc, OfftokCacheTTL=60)
                 + protected("/protected/", oidc, OfftokCacheTTL=1))

@@ -93,6 +93,19 @@ def test_miss_rate_does_not_charge_known_tokens(httpd, keycloak):
     assert get_from(httpd, "127.0.0.3", made_up())[0] == 429
 
 
+def test_repeated_made_up_token_is_charged_with_negative_ttl_0(httpd, keycloak):
+    """With OfftokNegativeCacheTTL 0 an inactive answer is stored only as the tombstone of older
+    positive ones (issue 13): it is no cached answer for the budget, so a made-up token sent
+    again is charged again."""
+    httpd.start(flood_config(keycloak, OfftokNegativeCacheTTL=0),
+                server="OfftokMissRate 0.1 1", servers=1)
+    token = made_up()
+    keycloak.reset_counts()
+    assert get_from(httpd, "127.0.0.4", token)[0] == 401        # the budget's one call
+    assert get_from(httpd, "127.0.0.4", token)[0] == 429
+    assert keycloak.introspection_count() == 1
+
+
 def test_issuer_max_rate_holds_across_addresses(httpd, keycloak):
     httpd.start(flood_config(keycloak), server="OfftokIssuerMaxRate 2 4", servers=2)
     keycloak.reset_counts()

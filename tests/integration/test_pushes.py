@@ -293,7 +293,10 @@ def test_push_not_before_refuses_older_tokens_at_once_and_zero_clears(httpd, key
     new = keycloak.mint_access(sub="hal")
     assert new.iat >= not_before
     assert get(httpd, new).status_code == 200
-    clear = keycloak.admin_action("k_push_not_before", not_before=0)
+    # A clear replaces the policy only when its action is newer (a later expiration): the stand-in
+    # gives now + 30 s, which may be the first action's in the same second.
+    clear = keycloak.admin_action("k_push_not_before", not_before=0,
+                                  expiration=int(time.time()) + 60)
     assert post_admin(httpd, "k_push_not_before", clear).status_code in (200, 204)
     assert set(statuses(httpd, old, n=8)) == {200}
 
@@ -359,7 +362,8 @@ def test_replayed_admin_action_changes_nothing(httpd, keycloak):
     httpd.start(config(keycloak))
     jws = keycloak.admin_action("k_push_not_before", not_before=int(time.time()) + 5)
     assert post_admin(httpd, "k_push_not_before", jws).status_code in (200, 204)
-    clear = keycloak.admin_action("k_push_not_before", not_before=0)
+    clear = keycloak.admin_action("k_push_not_before", not_before=0,
+                                  expiration=int(time.time()) + 60)   # newer: it clears
     assert post_admin(httpd, "k_push_not_before", clear).status_code in (200, 204)
     token = cached_then_revoked(httpd, keycloak, sub="kim")
     assert post_admin(httpd, "k_push_not_before", jws).status_code == 400

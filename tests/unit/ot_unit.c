@@ -35,10 +35,12 @@ int main(void)
     srunner_add_suite(sr, suite_stats());
     srunner_add_suite(sr, suite_dpop());
     srunner_add_suite(sr, suite_assert());
+    srunner_add_suite(sr, suite_policy_order());
 #ifdef HAVE_HIREDIS
     srunner_add_suite(sr, suite_redis());
     srunner_add_suite(sr, suite_redis_sub());
     srunner_add_suite(sr, suite_redis_sentinel());
+    srunner_add_suite(sr, suite_redis_newer());
 #endif
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -24,10 +24,12 @@ Suite *suite_logout(void);
 Suite *suite_stats(void);
 Suite *suite_dpop(void);
 Suite *suite_assert(void);
+Suite *suite_policy_order(void);
 #ifdef HAVE_HIREDIS
 Suite *suite_redis(void);
 Suite *suite_redis_sub(void);
 Suite *suite_redis_sentinel(void);
+Suite *suite_redis_newer(void);
 #endif
 
 #endif

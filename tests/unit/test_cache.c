@@ -483,7 +483,7 @@ START_TEST(test_not_before)
     ot_cache_entry_t e = entry("erin", "S", T0, T0 + apr_time_from_sec(300), 50, ot_test_pool);
     apr_int64_t nb = 1700000010;
 
-    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", nb, at), APR_SUCCESS);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", nb, 1, at), APR_SUCCESS);
     e.iat = apr_time_from_sec(nb - 1);
     ck_assert(ot_revoke_applies(s, ISS, "app", &e));
     ck_assert(!ot_revoke_applies(s, ISS, "other-app", &e));
@@ -494,9 +494,9 @@ START_TEST(test_not_before)
     e.fetched = at;
     ck_assert(!ot_revoke_applies(s, ISS, "app", &e));
     e.fetched = T0;
-    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", 0, at), APR_SUCCESS);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", 0, 2, at), APR_SUCCESS);
     ck_assert(!ot_revoke_applies(s, ISS, "app", &e));
-    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", -1, at), APR_EINVAL);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", -1, 3, at), APR_EINVAL);
 }
 END_TEST
 
@@ -510,7 +510,7 @@ START_TEST(test_not_before_of_the_tokens_client)
     apr_int64_t nb = 1700000010;
 
     e.iat = apr_time_from_sec(nb - 1);
-    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "orders-web", nb, at), APR_SUCCESS);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "orders-web", nb, 1, at), APR_SUCCESS);
     ck_assert(ot_revoke_applies(s, ISS, "rs-client", &e));        /* azp orders-web */
     e.azp = "orders-mobile";
     ck_assert(!ot_revoke_applies(s, ISS, "rs-client", &e));

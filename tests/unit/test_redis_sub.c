@@ -46,7 +46,7 @@ static void note(seen_t *s, const char *what)
     apr_thread_cond_broadcast(s->cond);
 }
 
-static void on_revoked(void *baton, const ot_redis_rev_t *rev)
+static void on_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
 {
     seen_t *s = baton;
 
@@ -284,6 +284,28 @@ START_TEST(test_stop_while_unreachable)
 }
 END_TEST
 
+START_TEST(test_oversized_message_not_read_whole)
+{
+    harness_t h;
+    redisContext *c;
+    apr_size_t big = 4 * 1024 * 1024;
+    char *junk = apr_palloc(ot_test_pool, big);
+
+    NEED_REDIS();
+    start(&h, "sub-oversized", redis_shared.port);
+    ck_assert(wait_count(&h.seen, &h.seen.ups, 1, 5));
+    /* Whoever can write to Redis publishes megabytes: the connection goes, and comes back. */
+    memset(junk, 'x', big);
+    c = redis_raw(redis_shared.port);
+    freeReplyObject(redisCommand(c, "PUBLISH %s %b", ot_redis_rev_name(h.r), junk, big));
+    redisFree(c);
+    ck_assert(wait_count(&h.seen, &h.seen.downs, 1, 3));
+    ck_assert_str_eq(h.seen.why, "a message on the channel is longer than any revocation");
+    ck_assert(wait_count(&h.seen, &h.seen.ups, 2, 5));
+    stop(&h);
+}
+END_TEST
+
 Suite *suite_redis_sub(void)
 {
     Suite *s = suite_create("redis_sub");
@@ -297,6 +319,7 @@ Suite *suite_redis_sub(void)
     tcase_add_test(tc, test_outage_and_recovery);
     tcase_add_test(tc, test_silent_redis_detected);
     tcase_add_test(tc, test_stop_while_unreachable);
+    tcase_add_test(tc, test_oversized_message_not_read_whole);
     suite_add_tcase(s, tc);
     return s;
 }

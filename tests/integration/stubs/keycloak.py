@@ -43,6 +43,9 @@ Control API (JSON in, JSON out, same port, under ``/control/``), for tests only:
   false`` to spare offline tokens (for sub/sid) → ``{"revoked": n}``.
 - ``POST /control/not-before`` ``{"not_before": seconds}`` — the realm's not-before.
 - ``POST /control/mode`` — the switches above; answers the current mode.
+- ``POST /control/hold`` ``{"seconds"}`` — the next introspection's answer is decided when the
+  request arrives but sent only that much later (a slow issuer call that started before what
+  happens meanwhile).
 - ``POST /control/clients`` ``{"client_id", "secret", "grace"}`` — add or change a client; a null
   secret makes it public; ``grace`` (seconds) keeps the previous secret valid that long, as
   Keycloak's client secret rotation does with its "rotated secret".
@@ -191,6 +194,16 @@ class Realm:
         self.mode = {"refresh_needs_hint": True, "refresh_own_client_only": False,
                      "access_needs_audience": False}
         self.introspections = []
+        self.holds = []  # seconds to hold the next answers back, in order
+
+    def hold(self, seconds):
+        with self.lock:
+            self.holds.append(float(seconds))
+        return {"held": len(self.holds)}
+
+    def take_hold(self):
+        with self.lock:
+            return self.holds.pop(0) if self.holds else 0
 
     # -- minting and revoking ------------------------------------------------------------------
 
@@ -469,6 +482,7 @@ class Handler(StubHandler):
         ("POST", "/control/revoke"): lambda realm, body: realm.revoke(**body),
         ("POST", "/control/not-before"): lambda realm, body: realm.set_not_before(**body),
         ("POST", "/control/mode"): lambda realm, body: realm.set_mode(**body),
+        ("POST", "/control/hold"): lambda realm, body: realm.hold(**body),
         ("POST", "/control/clients"): lambda realm, body: realm.set_client(**body),
         ("GET", "/control/introspections"): lambda realm, body: realm.introspection_log(),
         ("POST", "/control/introspections/reset"):
@@ -488,6 +502,7 @@ class Handler(StubHandler):
         if self.path == INTROSPECT_PATH:
             status, answer = self.realm.introspect(self.read_form(),
                                                    self.headers.get("Authorization"))
+            time.sleep(self.realm.take_hold())
             self.send_json(status, answer)
         else:
             self.control("POST")
