@@ -297,26 +297,47 @@ def challenges(resp):
 # -- configuration snippets ------------------------------------------------------------------
 
 def offtok_lines(issuer, **extra):
-    """The directives that point a location at an issuer, plus extra ones (name=value)."""
-    lines = [
-        f"OfftokIntrospectionURL {issuer.introspection_url}",
-        f"OfftokClientID {getattr(issuer, 'rs_client_id', 'rs-client')}",
-        f"OfftokClientSecret {getattr(issuer, 'rs_client_secret', 'rs-secret')}",
-        f"OfftokCAFile {issuer.ca_file}",
-    ]
-    for name, value in extra.items():
-        lines.append(f"{name} {value}")
+    """The directives that point a location at an issuer, plus extra ones (name=value).
+
+    Naming one of the four the issuer gives (OfftokIntrospectionURL, OfftokClientID,
+    OfftokClientSecret, OfftokCAFile) puts that value in its place instead; a list or tuple
+    value gives one line per item (OfftokPassHeader=["X-A a", "X-B b"])."""
+    directives = {
+        "OfftokIntrospectionURL": issuer.introspection_url,
+        "OfftokClientID": getattr(issuer, "rs_client_id", "rs-client"),
+        "OfftokClientSecret": getattr(issuer, "rs_client_secret", "rs-secret"),
+        "OfftokCAFile": issuer.ca_file,
+    }
+    directives.update(extra)
+    lines = []
+    for name, value in directives.items():
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            lines.append(f"{name} {item}")
+    return "\n    ".join(lines)
+
+
+def require_lines(require):
+    """The authorization of a location: one line is the arguments of one Require
+    ("valid-user", "offtok-scope read"); a list of lines or a text of several lines is the block
+    as written (Require lines, <RequireAll> and the like)."""
+    if isinstance(require, (list, tuple)):
+        lines = list(require)
+    elif "\n" in require.strip():
+        lines = require.strip("\n").splitlines()
+    else:
+        return f"Require {require}"
     return "\n    ".join(lines)
 
 
 def protected(path, issuer, require="valid-user", extra="", **directives):
-    """A <Location> protected with AuthType offtok."""
+    """A <Location> protected with AuthType offtok: offtok_lines(issuer, **directives), then the
+    authorization (require_lines(require)), then the extra lines as written."""
     return f"""
 <Location "{path}">
     AuthType offtok
     AuthName "test"
     {offtok_lines(issuer, **directives)}
-    Require {require}
+    {require_lines(require)}
     {extra}
 </Location>
 """

@@ -71,8 +71,7 @@ def test_secret_from_a_file_and_the_environment(httpd, oidc, monkeypatch):
     with open(path, "w") as f:
         f.write(oidc.rs_client_secret + "\n")
     os.chmod(path, 0o600)            # read by the parent as root, before it drops privileges
-    httpd.start(protected("/cgi/", oidc).replace(
-        f"OfftokClientSecret {oidc.rs_client_secret}", f"OfftokClientSecret file:{path}"))
+    httpd.start(protected("/cgi/", oidc, OfftokClientSecret=f"file:{path}"))
     assert httpd.get("/cgi/env", token=oidc.mint_access()).status_code == 200
 
 

@@ -11,7 +11,7 @@ from httpd import free_port, offtok_lines
 from issuers import FaultyIssuer
 
 
-def location(issuer_url, ca_file, timeout="1 2", path="/cgi/"):
+def location(issuer_url, ca_file, timeout="1 2", path="/cgi/", extra=""):
     return f"""
 <Location "{path}">
     AuthType offtok
@@ -20,6 +20,7 @@ def location(issuer_url, ca_file, timeout="1 2", path="/cgi/"):
     OfftokClientID rs-client
     OfftokClientSecret rs-secret
     OfftokCAFile {ca_file}
+    {extra}
     OfftokTimeout {timeout}
     OfftokNegativeCacheTTL 0
     Require valid-user
@@ -90,7 +91,7 @@ def test_wrong_secret_at_the_real_issuer(httpd, oidc):
     httpd.start(f"""
 <Location "/cgi/">
     AuthType offtok
-    {offtok_lines(oidc).replace("OfftokClientSecret rs-secret", "OfftokClientSecret wrong")}
+    {offtok_lines(oidc, OfftokClientSecret="wrong")}
     Require valid-user
 </Location>
 """)
@@ -115,8 +116,7 @@ def test_tls_failures(httpd, workdir, pki, cert):
 def test_ssl_verify_off_accepts_an_unknown_ca(httpd, workdir, pki):
     with FaultyIssuer(os.path.join(workdir, "faulty-unknown-ca-off"), pki,
                       cert="unknown_ca") as stub:
-        httpd.start(location(stub.url_for("ok"), pki.ca_file).replace(
-            "OfftokTimeout", "OfftokSSLVerify Off\n    OfftokTimeout"))
+        httpd.start(location(stub.url_for("ok"), pki.ca_file, extra="OfftokSSLVerify Off"))
         assert httpd.get("/cgi/env", token="x").status_code == 200
 
 
@@ -140,8 +140,7 @@ def test_proxy_environment_is_ignored(httpd, faulty, pki, monkeypatch):
     """An https_proxy nobody configured for the issuer is not used."""
     monkeypatch.setenv("https_proxy", f"http://127.0.0.1:{free_port()}")
     monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{free_port()}")
-    httpd.start(location(faulty.url_for("ok"), pki.ca_file)
-                .replace("<Location", "PassEnv https_proxy\n<Location"))
+    httpd.start("PassEnv https_proxy\n" + location(faulty.url_for("ok"), pki.ca_file))
     assert httpd.get("/cgi/env", token="x").status_code == 200
 
 

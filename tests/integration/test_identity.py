@@ -17,10 +17,9 @@ CLAIMS = {
 @pytest.fixture
 def site(httpd, oidc, backend):
     proxy = protected("/app/", oidc, extra=f'ProxyPass "{backend}/"',
-                      OfftokPassHeader="X-Remote-User preferred_username") \
-        .replace("Require valid-user", """OfftokPassHeader X-Remote-Roles realm_access.roles
-    OfftokPassHeader X-Remote-Level level
-    Require valid-user""")
+                      OfftokPassHeader=["X-Remote-User preferred_username",
+                                        "X-Remote-Roles realm_access.roles",
+                                        "X-Remote-Level level"])
     httpd.start(protected("/cgi/", oidc) + proxy + f"""
 <Location "/open/">
     OfftokPassHeader X-Remote-User preferred_username

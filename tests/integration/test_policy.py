@@ -96,19 +96,19 @@ def test_claims(httpd, oidc, require, claims, status):
 
 
 def test_scope_with_valid_user_in_require_all(httpd, oidc):
-    httpd.start(protected("/cgi/", oidc, require="valid-user").replace(
-        "Require valid-user",
-        "<RequireAll>\n Require valid-user\n Require offtok-scope admin\n</RequireAll>"))
+    httpd.start(protected("/cgi/", oidc, require=[
+        "<RequireAll>", "    Require valid-user", "    Require offtok-scope admin", "</RequireAll>"]))
     assert httpd.get("/cgi/env", token=oidc.mint_access(scope="admin")).status_code == 200
     assert httpd.get("/cgi/env", token=oidc.mint_access(scope="read")).status_code == 403
 
 
 def test_token_checked_once_per_request(httpd, oidc):
-    httpd.start(protected("/cgi/", oidc, OfftokAlwaysValidate="On",
-                          require="offtok-scope read").replace(
-        "Require offtok-scope read",
-        "<RequireAll>\n Require offtok-scope read\n Require offtok-claim sub alice\n"
-        " Require valid-user\n</RequireAll>"))
+    httpd.start(protected("/cgi/", oidc, OfftokAlwaysValidate="On", require="""
+<RequireAll>
+    Require offtok-scope read
+    Require offtok-claim sub alice
+    Require valid-user
+</RequireAll>"""))
     token = oidc.mint_access(scope="read")
     oidc.reset_counts()
     assert httpd.get("/cgi/env", token=token).status_code == 200
@@ -117,8 +117,8 @@ def test_token_checked_once_per_request(httpd, oidc):
 
 def test_no_challenge_on_a_granted_request(httpd, oidc):
     """A scope line that denies, followed by one that grants: 200, and no WWW-Authenticate."""
-    httpd.start(protected("/cgi/", oidc, require="offtok-scope admin").replace(
-        "Require offtok-scope admin", "Require offtok-scope admin\n    Require offtok-scope read"))
+    httpd.start(protected("/cgi/", oidc,
+                          require=["Require offtok-scope admin", "Require offtok-scope read"]))
     r = httpd.get("/cgi/env", token=oidc.mint_access(scope="read"))
     assert r.status_code == 200
     assert "WWW-Authenticate" not in r.headers

@@ -22,11 +22,8 @@ ADMIN = "/offtok/kc-admin"
 
 def push_locations(issuer, jwks_url=None, client_id=None):
     """The two push handlers for issuer, reachable from the loopback interface only."""
-    lines = offtok_lines(issuer, OfftokIssuer=issuer.issuer,
-                         OfftokJWKSURL=jwks_url or issuer.jwks_url)
-    if client_id:
-        lines = lines.replace(f"OfftokClientID {issuer.rs_client_id}",
-                              f"OfftokClientID {client_id}")
+    lines = offtok_lines(issuer, OfftokClientID=client_id or issuer.rs_client_id,
+                         OfftokIssuer=issuer.issuer, OfftokJWKSURL=jwks_url or issuer.jwks_url)
     return "".join(f"""
 <Location "{path}">
     SetHandler {handler}
@@ -286,7 +283,7 @@ def test_push_not_before_refuses_older_tokens_at_once_and_zero_clears(httpd, key
     not_before = old.iat + 1
     jws = keycloak.admin_action("k_push_not_before", not_before=not_before)
     r = post_admin(httpd, "k_push_not_before", jws)
-    assert r.status_code in (200, 204)
+    assert r.status_code == 204
     assert set(statuses(httpd, old)) == {401}
     assert len(pids(httpd, 401)) >= 2
     wait_until(lambda: time.time() >= not_before, what="the not-before to pass")
@@ -297,7 +294,7 @@ def test_push_not_before_refuses_older_tokens_at_once_and_zero_clears(httpd, key
     # gives now + 30 s, which may be the first action's in the same second.
     clear = keycloak.admin_action("k_push_not_before", not_before=0,
                                   expiration=int(time.time()) + 60)
-    assert post_admin(httpd, "k_push_not_before", clear).status_code in (200, 204)
+    assert post_admin(httpd, "k_push_not_before", clear).status_code == 204
     assert set(statuses(httpd, old, n=8)) == {200}
 
 
@@ -306,18 +303,18 @@ def test_k_logout_purges_its_sessions_and_sets_not_before(httpd, keycloak):
     doomed = cached_then_revoked(httpd, keycloak, sub="ida", sid="sid-ida-1")
     kept = cached_then_revoked(httpd, keycloak, sub="ida", sid="sid-ida-2")
     jws = keycloak.admin_action("k_logout", session_ids=["sid-ida-1"])
-    assert post_admin(httpd, "k_logout", jws).status_code in (200, 204)
+    assert post_admin(httpd, "k_logout", jws).status_code == 204
     assert get(httpd, doomed).status_code == 401
     assert get(httpd, kept).status_code == 200
     jws = keycloak.admin_action("k_logout", not_before=int(time.time()) + 1)
-    assert post_admin(httpd, "k_logout", jws).status_code in (200, 204)
+    assert post_admin(httpd, "k_logout", jws).status_code == 204
     assert get(httpd, kept).status_code == 401
 
 
 def test_k_test_available(httpd, keycloak):
     httpd.start(config(keycloak))
     jws = keycloak.admin_action("k_test_available")
-    assert post_admin(httpd, "k_test_available", jws).status_code in (200, 204)
+    assert post_admin(httpd, "k_test_available", jws).status_code == 204
 
 
 def _bad_action(keycloak, kind):
@@ -354,17 +351,17 @@ def test_invalid_admin_action_changes_nothing(httpd, keycloak, kind):
     token = cached_then_revoked(httpd, keycloak, sub="jo", sid="sid-jo")
     path, jws = _bad_action(keycloak, kind)
     r = post_admin(httpd, path, jws)
-    assert 400 <= r.status_code < 500
+    assert r.status_code == 400
     assert get(httpd, token).status_code == 200, "nothing changed"
 
 
 def test_replayed_admin_action_changes_nothing(httpd, keycloak):
     httpd.start(config(keycloak))
     jws = keycloak.admin_action("k_push_not_before", not_before=int(time.time()) + 5)
-    assert post_admin(httpd, "k_push_not_before", jws).status_code in (200, 204)
+    assert post_admin(httpd, "k_push_not_before", jws).status_code == 204
     clear = keycloak.admin_action("k_push_not_before", not_before=0,
                                   expiration=int(time.time()) + 60)   # newer: it clears
-    assert post_admin(httpd, "k_push_not_before", clear).status_code in (200, 204)
+    assert post_admin(httpd, "k_push_not_before", clear).status_code == 204
     token = cached_then_revoked(httpd, keycloak, sub="kim")
     assert post_admin(httpd, "k_push_not_before", jws).status_code == 400
     assert get(httpd, token).status_code == 200, "the replayed not-before was not applied"
@@ -379,17 +376,20 @@ def test_unknown_admin_path_and_method(httpd, keycloak):
 
 def test_not_before_applies_to_the_pushed_client_only(httpd, keycloak):
     """A not-before pushed to one OfftokClientID leaves locations of another client alone."""
-    other = protected("/other/", keycloak, OfftokIssuer=keycloak.issuer, OfftokCacheTTL=300)
-    other = other.replace("OfftokClientID rs-client", "OfftokClientID app-client") \
-        .replace("OfftokClientSecret rs-secret", "OfftokClientSecret app-secret")
+    other = protected("/other/", keycloak, OfftokClientID="app-client",
+                      OfftokClientSecret="app-secret", OfftokIssuer=keycloak.issuer,
+                      OfftokCacheTTL=300)
+    os.makedirs(os.path.join(httpd.root, "htdocs", "other"))
+    with open(os.path.join(httpd.root, "htdocs", "other", "index.html"), "w") as f:
+        f.write("other client's content\n")
     httpd.start(config(keycloak) + other)
     token = keycloak.mint_access(sub="lee", aud=["rs-client", "app-client"])
     assert get(httpd, token).status_code == 200
-    assert httpd.get("/other/index.html", token=token).status_code in (200, 404)
+    assert httpd.get("/other/index.html", token=token).status_code == 200
     jws = keycloak.admin_action("k_push_not_before", not_before=token.iat + 1)
-    assert post_admin(httpd, "k_push_not_before", jws).status_code in (200, 204)
+    assert post_admin(httpd, "k_push_not_before", jws).status_code == 204
     assert get(httpd, token).status_code == 401
-    assert httpd.get("/other/index.html", token=token).status_code in (200, 404)
+    assert httpd.get("/other/index.html", token=token).status_code == 200
 
 
 def test_sample_keycloak_conf_names_the_handlers():

@@ -358,7 +358,7 @@ def test_admin_action_replayed_to_another_node_is_refused(redis, redis_key, http
     start_nodes(httpd, node_b, keycloak, f"OfftokRedis redis://127.0.0.1:{redis.port}\n"
                                          f"OfftokRedisKey file:{redis_key}\n")
     jws = keycloak.admin_action("k_push_not_before", not_before=int(time.time()) - 5)
-    assert post_admin(httpd, "k_push_not_before", jws).status_code in (200, 204)
+    assert post_admin(httpd, "k_push_not_before", jws).status_code == 204
     assert post_admin(node_b, "k_push_not_before", jws).status_code == 400
 
 

@@ -176,8 +176,8 @@ def test_answer_fetched_without_verification_never_serves_a_verifying_location(h
     """The cache key covers ... the TLS trust settings (CA file, verification)."""
     httpd.allow_errors(r"OT0002")
     httpd.start(protected("/noverify/", oidc, OfftokSSLVerify="Off", OfftokCacheTTL=300)
-                + protected("/verify/", oidc, OfftokCacheTTL=300).replace(
-                    f"OfftokCAFile {oidc.ca_file}", f"OfftokCAFile {pki.unknown_ca_file}"))
+                + protected("/verify/", oidc, OfftokCAFile=pki.unknown_ca_file,
+                            OfftokCacheTTL=300))
     token = oidc.mint_access()
     assert httpd.get("/noverify/index.html", token=token).status_code == 404
     r = httpd.get("/verify/index.html", token=token)
