@@ -154,7 +154,7 @@ http {{
 
 
 def keycloak_answer(path):
-    """The typical Keycloak answer from shared/keycloak/, compact, issued a minute ago and
+    """The typical Keycloak answer of bench/keycloak-answer.json, compact, issued a minute ago and
     expiring in 2100, so that it stays valid for any run."""
     with open(path) as f:
         answer = json.load(f)
