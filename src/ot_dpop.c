@@ -94,12 +94,17 @@ static const char *sha256_b64url(const void *data, apr_size_t n, apr_pool_t *p)
 
 /* ---- the key --------------------------------------------------------------------------------- */
 
-/** One required member of a JWK as a non-empty string that decodes as base64url (or crv/kty). */
+/**
+ * One required member of a JWK as a non-empty string that decodes as base64url (or crv/kty).
+ * *dlen is the length of its value without leading zero bytes: a modulus or exponent is as
+ * large as its value, whatever its encoding.
+ */
 static const char *member(const json_t *jwk, const char *name, int b64, apr_size_t *dlen,
                           apr_pool_t *p)
 {
     const char *v = ot_json_string(jwk, name);
     char *raw;
+    apr_size_t i = 0;
 
     *dlen = 0;
     if (v == NULL || *v == '\0') {
@@ -108,7 +113,27 @@ static const char *member(const json_t *jwk, const char *name, int b64, apr_size
     if (b64 && ot_b64url_decode(&raw, dlen, v, strlen(v), p) != APR_SUCCESS) {
         return NULL;
     }
+    while (b64 && i < *dlen && raw[i] == '\0') {
+        i++;
+    }
+    *dlen -= i;
     return v;
+}
+
+/** 1 when the RSA exponent e (base64url) is odd and at least 3: e = 1 lets anyone sign. */
+static int rsa_exponent_sound(const char *e, apr_pool_t *p)
+{
+    char *raw;
+    apr_size_t n = 0, i;
+    int big = 0;
+
+    if (ot_b64url_decode(&raw, &n, e, strlen(e), p) != APR_SUCCESS || n == 0) {
+        return 0;
+    }
+    for (i = 0; i + 1 < n; i++) {
+        big |= raw[i] != '\0';
+    }
+    return ((unsigned char)raw[n - 1] & 1) && (big || (unsigned char)raw[n - 1] >= 3);
 }
 
 /** RFC 7638: the required members, in lexical order, no white space. NULL: not a usable key. */
@@ -125,7 +150,8 @@ static const char *thumbprint_of(const json_t *jwk, apr_size_t *rsa_bytes, apr_p
             return NULL;
         }
         /* A huge modulus or exponent would make every verification slow: refuse them. */
-        *rsa_bytes = (n1 > MAX_RSA_E_BYTES || n2 > MAX_RSA_BITS / 8) ? 0 : n2;
+        *rsa_bytes = (n1 > MAX_RSA_E_BYTES || n2 > MAX_RSA_BITS / 8
+                      || !rsa_exponent_sound(a, p)) ? 0 : n2;
         text = apr_psprintf(p, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
     }
     else if (strcmp(kty, "EC") == 0) {

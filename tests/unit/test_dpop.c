@@ -15,6 +15,7 @@
 #include "ot_replay.h"
 #include "ot_token.h"
 #include "ot_url.h"
+#include "ot_util.h"
 
 #define NOW 1796014600
 #define URL "https://rs.example/api/items"
@@ -338,6 +339,126 @@ START_TEST(only_asymmetric_algorithms_are_known)
 }
 END_TEST
 
+/* ---- the proof's key: its parameters --------------------------------------------------------- */
+
+/** A proof signed with alg by key, carrying jwk (its own public JWK, perhaps altered). */
+static const char *sign_alg(cjose_jwk_t *key, const char *alg, const json_t *jwk)
+{
+    json_t *hdr = json_pack("{s:s, s:s, s:O}", "alg", alg, "typ", "dpop+jwt", "jwk", jwk);
+    const char *pl = payload("j", "GET", URL, NOW, TOKEN, NULL), *out;
+    cjose_err err;
+    cjose_jws_t *jws = cjose_jws_sign(key, (cjose_header_t *)hdr, (const uint8_t *)pl,
+                                      strlen(pl), &err);
+    char *copy;
+
+    ck_assert_ptr_nonnull(jws);
+    ck_assert(cjose_jws_export(jws, &out, &err));
+    copy = apr_pstrdup(ot_test_pool, out);
+    cjose_jws_release(jws);
+    json_decref(hdr);
+    return copy;
+}
+
+/** The public JWK of key, with member name's decoded bytes prefixed by pad zero bytes. */
+static json_t *public_padded(cjose_jwk_t *key, const char *name, apr_size_t pad)
+{
+    cjose_err err;
+    char *s = cjose_jwk_to_json(key, false, &err), *raw, *padded;
+    json_t *pub = json_loads(s, 0, NULL);
+    const char *v = json_string_value(json_object_get(pub, name));
+    apr_size_t len = 0;
+
+    free(s);
+    ck_assert_int_eq(ot_b64url_decode(&raw, &len, v, strlen(v), ot_test_pool), APR_SUCCESS);
+    padded = apr_pcalloc(ot_test_pool, pad + len);
+    memcpy(padded + pad, raw, len);
+    json_object_set_new(pub, name, json_string(ot_dpop_b64url((const unsigned char *)padded,
+                                                              pad + len, ot_test_pool)));
+    return pub;
+}
+
+START_TEST(rsa_keys_are_measured_by_their_value_not_their_encoding)
+{
+    static const uint8_t f4[] = { 1, 0, 1 }, padded_e[] = { 0, 1, 0, 1 };
+    ot_dpop_ask_t ask = ask_for(algs_of("RS256"), NULL);
+    cjose_err err;
+    cjose_jwk_t *big = cjose_jwk_create_RSA_random(2048, f4, sizeof(f4), &err);
+    cjose_jwk_t *small = cjose_jwk_create_RSA_random(1024, f4, sizeof(f4), &err);
+    const char *why = NULL;
+    json_t *pub;
+
+    ck_assert_ptr_nonnull(big);
+    ck_assert_ptr_nonnull(small);
+    pub = public_padded(big, "n", 0);
+    ck_assert_int_eq(verify(&ask, sign_alg(big, "RS256", pub), &why), OT_DPOP_OK);
+    json_decref(pub);
+    /* A 1024-bit modulus is too small, however many zero bytes lead its encoding. */
+    pub = public_padded(small, "n", 0);
+    ck_assert_int_eq(verify(&ask, sign_alg(small, "RS256", pub), NULL), OT_DPOP_INVALID);
+    json_decref(pub);
+    pub = public_padded(small, "n", 128);
+    ck_assert_int_eq(verify(&ask, sign_alg(small, "RS256", pub), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "jwk"));
+    json_decref(pub);
+    /* Zero bytes ahead of a sound value (Java's BigInteger writes one) change nothing. */
+    pub = public_padded(big, "n", 1);
+    ck_assert_int_eq(verify(&ask, sign_alg(big, "RS256", pub), NULL), OT_DPOP_OK);
+    json_decref(pub);
+    pub = public_padded(big, "e", 0);
+    json_object_set_new(pub, "e", json_string(ot_dpop_b64url(padded_e, 4, ot_test_pool)));
+    ck_assert_int_eq(verify(&ask, sign_alg(big, "RS256", pub), NULL), OT_DPOP_OK);
+    json_decref(pub);
+    /* e = 1 makes the signature the message itself (anyone could sign); an even e is no key. */
+    pub = public_padded(big, "n", 0);
+    json_object_set_new(pub, "e", json_string("AQ"));
+    ck_assert_int_eq(verify(&ask, sign_alg(big, "RS256", pub), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "too small"));
+    json_object_set_new(pub, "e", json_string("AAE"));
+    ck_assert_int_eq(verify(&ask, sign_alg(big, "RS256", pub), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "too small"));
+    json_object_set_new(pub, "e", json_string("AQAA"));
+    ck_assert_int_eq(verify(&ask, sign_alg(big, "RS256", pub), &why), OT_DPOP_INVALID);
+    ck_assert_ptr_nonnull(strstr(why, "too small"));
+    json_decref(pub);
+    cjose_jwk_release(big);
+    cjose_jwk_release(small);
+}
+END_TEST
+
+START_TEST(ec_keys_off_their_curve_or_of_another_size_are_refused)
+{
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256 ES384"), NULL);
+    cjose_err err;
+    cjose_jwk_t *k = cjose_jwk_create_EC_random(CJOSE_JWK_EC_P_256, &err);
+    cjose_jwk_t *k384 = cjose_jwk_create_EC_random(CJOSE_JWK_EC_P_384, &err);
+    json_t *pub = public_padded(k, "y", 0);
+    const char *y = json_string_value(json_object_get(pub, "y"));
+    char *bent = apr_pstrdup(ot_test_pool, y);
+
+    ck_assert_int_eq(verify(&ask, sign_alg(k, "ES256", pub), NULL), OT_DPOP_OK);
+    /* Another y: the point is not on P-256. */
+    bent[3] = bent[3] == 'A' ? 'B' : 'A';
+    json_object_set_new(pub, "y", json_string(bent));
+    ck_assert_int_eq(verify(&ask, sign_alg(k, "ES256", pub), NULL), OT_DPOP_INVALID);
+    json_decref(pub);
+    /* A coordinate with a leading zero byte more than the curve's size. */
+    pub = public_padded(k, "x", 1);
+    ck_assert_int_eq(verify(&ask, sign_alg(k, "ES256", pub), NULL), OT_DPOP_INVALID);
+    json_decref(pub);
+    /* A P-384 key named as P-256, and the other way round. */
+    pub = public_padded(k384, "x", 0);
+    json_object_set_new(pub, "crv", json_string("P-256"));
+    ck_assert_int_eq(verify(&ask, sign_alg(k384, "ES384", pub), NULL), OT_DPOP_INVALID);
+    json_decref(pub);
+    pub = public_padded(k, "x", 0);
+    json_object_set_new(pub, "kty", json_string("RSA"));
+    ck_assert_int_eq(verify(&ask, sign_alg(k, "ES256", pub), NULL), OT_DPOP_INVALID);
+    json_decref(pub);
+    cjose_jwk_release(k);
+    cjose_jwk_release(k384);
+}
+END_TEST
+
 /* ---- the replay table ------------------------------------------------------------------------ */
 
 START_TEST(replay_table_takes_a_key_once_until_it_expires)
@@ -510,6 +631,8 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, nonces_rotate_and_the_previous_one_passes);
     tcase_add_test(tc, thumbprint_is_rfc_7638);
     tcase_add_test(tc, only_asymmetric_algorithms_are_known);
+    tcase_add_test(tc, rsa_keys_are_measured_by_their_value_not_their_encoding);
+    tcase_add_test(tc, ec_keys_off_their_curve_or_of_another_size_are_refused);
     tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
     tcase_add_test(tc, dpop_scheme_is_parsed_where_allowed);
