@@ -291,7 +291,12 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
         return 1;
     }
     st->proof = NULL;
-    until = apr_time_from_sec(proof->iat + offtok_dpop_max_age(c) + offtok_clock_skew(c));
+    /*
+     * The proof passes while the whole second of now is at most iat + max age: until the end of
+     * that second, so a table entry never lapses while its proof still passes (OfftokClockSkew
+     * may be 0).
+     */
+    until = apr_time_from_sec(proof->iat + offtok_dpop_max_age(c) + offtok_clock_skew(c) + 1);
     ot_dpop_replay_key(key, proof);
     rv = dpop.replay ? ot_replay_once(dpop.replay, key, until, now) : APR_ENOSPC;
     if (rv == APR_SUCCESS) {

@@ -124,6 +124,26 @@ def test_replay_is_refused_by_another_process(httpd, oidc, key, bound):
     assert len(pids) >= 2
 
 
+def test_a_proof_at_the_end_of_its_window_is_still_recorded(httpd, oidc, key, bound):
+    """OfftokClockSkew 0 and OfftokDPoPMaxAge 1: a proof with iat one second back passes for the
+    rest of this second; its entry must outlive that, or a second use in the same second passes."""
+    httpd.start(site(oidc, OfftokDPoPMaxAge=1, OfftokClockSkew=0))
+    url = httpd.url(ENV)
+    dpop_get(httpd, bound, key.proof("GET", url, bound))        # the token's answer is cached
+    tried = 0
+    for _ in range(10):
+        if time.time() % 1 > 0.5:
+            time.sleep(1 - time.time() % 1 + 0.01)
+        proof = key.proof("GET", url, bound, iat=int(time.time()) - 1)
+        if dpop_get(httpd, bound, proof).status_code != 200:
+            continue                       # the second ended before the server read it
+        tried += 1
+        r = dpop_get(httpd, bound, proof)
+        assert r.status_code == 401, "a replay at the end of the proof's window was accepted"
+        assert 'error="invalid_dpop_proof"' in challenges(r)[1]
+    assert tried >= 3
+
+
 def test_a_refused_proof_is_not_recorded(httpd, oidc, key, bound):
     """The jti is recorded only after every check, the binding included: a proof first sent with
     a token bound to another key can still be used with its own token."""
