@@ -289,6 +289,73 @@ def test_host_header_decides_without_use_canonical_name(httpd, oidc, key, bound)
     assert r.status_code == 200
 
 
+def raw_get(httpd, target, host, token, proof):
+    """One request with the request target written as given (absolute-form, encoded path): the
+    status and the WWW-Authenticate fields."""
+    import socket
+    with socket.create_connection(("127.0.0.1", httpd.port), timeout=30) as s:
+        s.sendall((f"GET {target} HTTP/1.1\r\nHost: {host}\r\nAuthorization: DPoP {token}\r\n"
+                   f"DPoP: {proof}\r\nConnection: close\r\n\r\n").encode())
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    return int(head[0].split()[1]), [h.split(":", 1)[1].strip() for h in head[1:]
+                                     if h.lower().startswith("www-authenticate:")]
+
+
+def test_absolute_form_target_does_not_escape_use_canonical_name(httpd, oidc, key, bound):
+    """GET http://other.example/... (absolute-form) names a host, as Host does: under
+    UseCanonicalName On the proof must still name ServerName's URL."""
+    httpd.start(site(oidc) + "\nUseCanonicalName On\n")
+    own = httpd.url(ENV)
+    status, _ = raw_get(httpd, f"http://other.example{ENV}", "other.example", bound,
+                        key.proof("GET", own, bound))
+    assert status == 200
+    status, auth = raw_get(httpd, f"http://other.example{ENV}", "other.example", bound,
+                           key.proof("GET", f"http://other.example{ENV}", bound))
+    assert status == 401
+    assert 'error="invalid_dpop_proof"' in auth[1]
+
+
+def test_absolute_form_target_names_the_host_without_use_canonical_name(httpd, oidc, key, bound):
+    """UseCanonicalName Off: the absolute-form target's host is the request's host (RFC 9112
+    §3.2.2), not the Host header; docs/sender-constrained.md says what that means."""
+    httpd.start(site(oidc))
+    target = f"http://other.example:{httpd.port}{ENV}"
+    status, _ = raw_get(httpd, target, f"127.0.0.1:{httpd.port}", bound,
+                        key.proof("GET", target, bound))
+    assert status == 200
+    status, _ = raw_get(httpd, target, f"127.0.0.1:{httpd.port}", bound,
+                        key.proof("GET", httpd.url(ENV), bound))
+    assert status == 401
+
+
+def test_ipv6_literal_host_is_compared_in_brackets(httpd, oidc, key, bound):
+    httpd.start(site(oidc))
+    host = f"[::1]:{httpd.port}"
+    status, _ = raw_get(httpd, ENV, host, bound, key.proof("GET", f"http://{host}{ENV}", bound))
+    assert status == 200
+    status, _ = raw_get(httpd, ENV, host, bound,
+                        key.proof("GET", f"http://[::2]:{httpd.port}{ENV}", bound))
+    assert status == 401
+
+
+def test_encoded_request_paths_are_normalised_like_htu(httpd, oidc, key, bound):
+    """The request path as sent (/cgi/%65nv, /cgi/x/../env) and htu are normalised alike; a
+    percent-encoded slash is not a slash."""
+    httpd.start(site(oidc))
+    status, _ = raw_get(httpd, "/cgi/%65nv", f"127.0.0.1:{httpd.port}", bound,
+                        key.proof("GET", httpd.url(ENV), bound))
+    assert status == 200
+    status, _ = raw_get(httpd, "/cgi/x/../env", f"127.0.0.1:{httpd.port}", bound,
+                        key.proof("GET", httpd.url(ENV), bound))
+    assert status == 200
+    status, _ = raw_get(httpd, ENV, f"127.0.0.1:{httpd.port}", bound,
+                        key.proof("GET", httpd.url("/cgi%2Fenv"), bound))
+    assert status == 401
+
+
 # ---- the binding ----------------------------------------------------------------------------------
 
 def test_proof_of_another_key_is_invalid_token(httpd, oidc, bound):
