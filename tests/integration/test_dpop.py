@@ -385,6 +385,40 @@ def test_unbound_token_sent_as_dpop_is_refused(httpd, oidc, key):
     assert "error" not in challenges(r)[0]
 
 
+
+def test_a_cached_answer_is_judged_against_each_request_s_key(httpd, oidc, key, bound):
+    """The cache is keyed by the token, not by the proof's key: an answer cached for the rightful
+    key's request must not serve another key's proof, nor the token as Bearer."""
+    httpd.start(site(oidc))
+    url = httpd.url(ENV)
+    assert dpop_get(httpd, bound, key.proof("GET", url, bound)).status_code == 200
+    calls = oidc.introspection_count()
+    r = dpop_get(httpd, bound, DPoPKey().proof("GET", url, bound))
+    assert r.status_code == 401
+    assert challenges(r)[1].startswith('DPoP realm="test", error="invalid_token"')
+    r = dpop_get(httpd, bound, DPoPKey("RSA").proof("GET", url, bound))
+    assert r.status_code == 401
+    assert httpd.get(ENV, bound).status_code == 401
+    assert oidc.introspection_count() == calls          # all three from the cached answer
+    assert dpop_get(httpd, bound, key.proof("GET", url, bound)).status_code == 200
+
+
+@pytest.mark.parametrize("cnf", [
+    {},                                                   # nothing the module knows
+    {"jkt": "{jkt}", "x5t": "AAAA"},                      # a member it cannot check beside jkt
+    {"jkt": "{jkt}", "kid": "k1"},
+    {"jkt": ["{jkt}"]},                                   # jkt not a string
+    "{jkt}",                                              # cnf not an object
+])
+def test_cnf_the_module_cannot_check_is_refused_under_either_scheme(httpd, keycloak, key, cnf):
+    """Keycloak-shaped stand-in: cnf as given in the JWT and its introspection answer."""
+    import json
+    cnf = json.loads(json.dumps(cnf).replace("{jkt}", key.jkt))
+    token = keycloak.mint_access(claims={"typ": "DPoP", "cnf": cnf})
+    httpd.start(site(keycloak))
+    assert dpop_get(httpd, token, key.proof("GET", httpd.url(ENV), token)).status_code == 401
+    assert httpd.get(ENV, token).status_code == 401
+
 # ---- headers, schemes, modes ---------------------------------------------------------------------
 
 def test_no_credentials_get_both_challenges_bearer_first(httpd, oidc):
