@@ -127,3 +127,69 @@ def test_off_refuses_certificate_bound_tokens(tls, oidc, certs):
     bound = oidc.mint_access(cert=certs["alice"][3])
     assert tls.get(bound, cert=pair(certs["alice"])).status_code == 401
     assert tls.get(oidc.mint_access(), cert=pair(certs["alice"])).status_code == 200
+
+
+def _tls_get(port, pki, token, cert, version, path=ENV):
+    """GET over TLS 1.2 or 1.3 with a context that answers a renegotiation (1.2) or a
+    post-handshake certificate request (1.3) with cert."""
+    import http.client
+    import ssl
+    ctx = ssl.create_default_context(cafile=pki.ca_file)
+    ctx.minimum_version = ctx.maximum_version = version
+    if version == ssl.TLSVersion.TLSv1_3:
+        ctx.post_handshake_auth = True
+    ctx.load_cert_chain(cert[0], cert[1])
+    conn = http.client.HTTPSConnection("127.0.0.1", port, context=ctx, timeout=30)
+    try:
+        conn.request("GET", path, headers={"Authorization": f"Bearer {token}",
+                                           "Connection": "close"})
+        resp = conn.getresponse()
+        return resp.status, resp.read().decode()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("version", ["TLSv1_2", "TLSv1_3"])
+def test_certificate_asked_for_by_the_location_is_the_one_checked(httpd, pki, oidc, certs,
+                                                                  version):
+    """The virtual host asks for no certificate; the protected location does (SSLVerifyClient in
+    <Location>): mod_ssl renegotiates (TLS 1.2) or asks after the handshake (TLS 1.3) before
+    authentication, and the certificate then presented is the one compared with x5t#S256. An SSI
+    include of the protected CGI (a subrequest) sees the same connection's certificate."""
+    import ssl
+    port = free_port()
+    with open(os.path.join(httpd.root, "htdocs", "page.shtml"), "w") as f:
+        f.write('<!--#include virtual="/cgi/env" -->\n')
+    server = f"""
+LoadModule ssl_module {MODDIR}/mod_ssl.so
+Listen 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName 127.0.0.1:{port}
+    SSLEngine on
+    SSLCertificateFile {pki.cert}
+    SSLCertificateKeyFile {pki.key}
+    SSLVerifyClient none
+    <Location "/cgi/">
+        SSLVerifyClient optional_no_ca
+    </Location>
+    <Location "/page.shtml">
+        SSLVerifyClient optional_no_ca
+        Options +Includes
+        SetOutputFilter INCLUDES
+    </Location>
+</VirtualHost>
+"""
+    httpd.start(protected("/cgi/", oidc) + protected("/page.shtml", oidc), server=server)
+    tls_version = getattr(ssl.TLSVersion, version)
+    token = oidc.mint_access(sub="cert-user", cert=certs["alice"][3])
+    status, body = _tls_get(port, pki, token, pair(certs["alice"]), tls_version)
+    assert status == 200, body
+    assert '"OFFTOK_TOKEN_BINDING": "mtls"' in body
+    assert _tls_get(port, pki, token, pair(certs["mallory"]), tls_version)[0] == 401
+    status, body = _tls_get(port, pki, token, pair(certs["alice"]), tls_version,
+                            path="/page.shtml")
+    assert status == 200, body
+    assert '"OFFTOK_TOKEN_BINDING": "mtls"' in body
+    assert '"REMOTE_USER": "cert-user"' in body
+    assert _tls_get(port, pki, token, pair(certs["mallory"]), tls_version,
+                    path="/page.shtml")[0] == 401
