@@ -159,23 +159,64 @@ static const char *request_url(request_rec *r)
     return ap_construct_url(r->pool, path, init);
 }
 
+/** Pool data of an initial request that this module did not check: a proof that a subrequest or
+ * internal redirect of it accepted (and recorded), for the others to reuse. */
+#define VERIFIED_KEY "mod_offtok-dpop-verified"
+
+typedef struct {
+    const char *token;
+    const char *jkt;
+} dpop_verified_t;
+
 /**
- * The initial request's verified proof, when it accepted this very token with it (the proof is
- * then recorded): a subrequest or internal redirect takes its thumbprint, checked once.
+ * The proof verified for this request's client request, when it was accepted (and recorded) with
+ * this very token: on the initial request, or, where the initial request is not protected here,
+ * on an earlier subrequest or internal redirect of it. A subrequest or internal redirect takes
+ * its thumbprint: a proof is checked once per client request.
  */
 static int reuse_proof(request_rec *r, offtok_req_t *st, const char *token)
 {
     request_rec *init = initial_request(r);
     const offtok_req_t *ist;
+    void *data = NULL;
+    const dpop_verified_t *v;
 
-    if (init == r
-        || (ist = ap_get_module_config(init->request_config, &offtok_module)) == NULL
-        || ist->status != OK || ist->scheme != OT_SCHEME_DPOP || ist->jkt == NULL
-        || ist->token == NULL || strcmp(ist->token, token) != 0) {
+    if (init == r) {
         return 0;
     }
-    st->jkt = ist->jkt;
-    return 1;
+    ist = ap_get_module_config(init->request_config, &offtok_module);
+    if (ist != NULL && ist->status == OK && ist->scheme == OT_SCHEME_DPOP && ist->jkt != NULL
+        && ist->token != NULL && strcmp(ist->token, token) == 0) {
+        st->jkt = ist->jkt;
+        return 1;
+    }
+    apr_pool_userdata_get(&data, VERIFIED_KEY, init->pool);
+    if ((v = data) != NULL && strcmp(v->token, token) == 0) {
+        st->jkt = v->jkt;
+        return 1;
+    }
+    return 0;
+}
+
+/** After a subrequest or internal redirect accepted a proof: keep it for the others (above). */
+static void keep_proof(request_rec *r, const offtok_req_t *st)
+{
+    request_rec *init = initial_request(r);
+    dpop_verified_t *v;
+    void *data = NULL;
+
+    if (init == r || st->token == NULL || st->jkt == NULL) {
+        return;
+    }
+    apr_pool_userdata_get(&data, VERIFIED_KEY, init->pool);
+    if (data != NULL) {
+        return;
+    }
+    /* In the initial request's pool: this request's pool goes before the others run. */
+    v = apr_palloc(init->pool, sizeof(*v));
+    v->token = apr_pstrdup(init->pool, st->token);
+    v->jkt = apr_pstrdup(init->pool, st->jkt);
+    apr_pool_userdata_setn(v, VERIFIED_KEY, NULL, init->pool);
 }
 
 int offtok_dpop_prove(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
@@ -320,6 +361,7 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
     if (proof->nonce_old) {
         send_nonce(r);
     }
+    keep_proof(r, st);
     return 1;
 }
 

@@ -640,6 +640,34 @@ DirectoryIndex index.html
     assert "OT0703" not in httpd.error_log()
 
 
+def test_subrequests_of_an_unprotected_page_check_the_proof_once(httpd, oidc, key, bound):
+    """A public SSI page includes two protected CGIs: the first subrequest checks the proof (for
+    the page's URL) and records it; the second reuses that thumbprint instead of taking the
+    proof for a replay of itself."""
+    import os
+    with open(os.path.join(httpd.root, "htdocs", "public.shtml"), "w") as f:
+        f.write('<!--#include virtual="/cgi/env" -->\n<!--#include virtual="/cgi/env?x" -->\n')
+    server = f"""
+<Location "/public.shtml">
+    Options +Includes
+    SetOutputFilter INCLUDES
+</Location>
+"""
+    httpd.allow_errors(r"unable to include .* subrequest setup returned 401")
+    httpd.start(site(oidc), server=server)
+    page = "/public.shtml"
+    r = dpop_get(httpd, bound, key.proof("GET", httpd.url(page), bound), path=page)
+    assert r.status_code == 200
+    assert r.text.count('"OFFTOK_TOKEN_BINDING": "dpop"') == 2, r.text
+    assert "OT0703" not in httpd.error_log()
+    assert "unable to include" not in httpd.error_log()
+    # The next request checks its own proof; another key's proof gets nothing.
+    r = dpop_get(httpd, bound, key.proof("GET", httpd.url(page), bound), path=page)
+    assert r.text.count('"OFFTOK_TOKEN_BINDING": "dpop"') == 2, r.text
+    r = dpop_get(httpd, bound, DPoPKey().proof("GET", httpd.url(page), bound), path=page)
+    assert '"OFFTOK_TOKEN_BINDING"' not in r.text
+
+
 @pytest.mark.parametrize("line,message", [
     ("OfftokDPoP Maybe", "OfftokDPoP: 'Maybe' is not one of Allow, Off, Require"),
     ("OfftokMTLS On", "OfftokMTLS: 'On' is not one of Allow, Off, Require"),
