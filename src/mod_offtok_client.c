@@ -27,12 +27,10 @@
 #include "ot_assert.h"
 #include "ot_cred.h"
 #include "ot_jose.h"
+#include "ot_json.h"
 #include "ot_signed.h"
 
 APLOG_USE_MODULE(offtok);
-
-/** Leeway for a signed answer's iat (OfftokClockSkew's default, which this does not read yet). */
-#define SIGNED_SKEW apr_time_from_sec(30)
 
 /** Indexes of offtok_call_t.gen. */
 enum { GEN_SECRET = 0, GEN_KEY = 1, GEN_CERT = 2 };
@@ -464,6 +462,7 @@ static apr_status_t unwrap_signed(offtok_call_t *call, const ot_http_resp_t *res
     const char *compact;
     apr_size_t n;
     apr_time_t now = apr_time_now();
+    apr_interval_time_t skew = apr_time_from_sec(offtok_clock_skew(c));
 
     if (!ot_signed_content_type(resp->content_type)) {
         *why = apr_psprintf(r->pool, "the issuer sent an unsigned answer (Content-Type %s) where "
@@ -486,8 +485,9 @@ static apr_status_t unwrap_signed(offtok_call_t *call, const ot_http_resp_t *res
     }
     rules.issuer = c->issuer;
     rules.client_id = call->in.client_id;
-    rules.earliest = (resp->started ? resp->started : now) - SIGNED_SKEW;
-    rules.latest = now + SIGNED_SKEW;
+    rules.earliest = (resp->started ? resp->started : now) - skew;
+    rules.latest = now + skew;
+    rules.token_jti = ot_json_string(ot_jwt_payload(call->in.token, r->pool), "jti");
     *plain = *resp;
     plain->content_type = "application/json";
     if (ot_signed_check(&plain->body, &plain->body_len, why, &jws, &rules, r->pool)

@@ -58,6 +58,17 @@ static const char *iat_problem(const json_t *iat, const ot_signed_rules_t *rules
     return NULL;
 }
 
+/** 0 when the answer names a jti that is not the asked token's (both known), else 1. */
+static int about_token(const json_t *inner, const char *token_jti)
+{
+    const json_t *jti = json_object_get(inner, "jti");
+
+    if (token_jti == NULL || jti == NULL) {
+        return 1;
+    }
+    return json_is_string(jti) && strcmp(json_string_value(jti), token_jti) == 0;
+}
+
 apr_status_t ot_signed_check(const char **answer, apr_size_t *len, const char **why,
                              const ot_jws_t *jws, const ot_signed_rules_t *rules, apr_pool_t *p)
 {
@@ -80,6 +91,9 @@ apr_status_t ot_signed_check(const char **answer, apr_size_t *len, const char **
     }
     else if (!json_is_object(inner)) {
         *why = "it has no token_introspection object";
+    }
+    else if (!about_token(inner, rules->token_jti)) {
+        *why = "its token_introspection is about another token (its jti is not the token's)";
     }
     else if ((*answer = ot_json_dump(inner, len, p)) == NULL) {
         *why = "its token_introspection cannot be serialised";

@@ -25,6 +25,11 @@ typedef struct {
     const char *client_id;      /**< `aud` must contain it */
     apr_time_t earliest;        /**< `iat` no earlier (the call's start less the clock skew) */
     apr_time_t latest;          /**< `iat` no later (now plus the clock skew) */
+    const char *token_jti;      /**< the asked token's own `jti` (a JWT's, unverified), or NULL:
+                                     an answer whose `token_introspection` has a `jti` must
+                                     then carry this one (RFC 9701 binds an answer to no token,
+                                     so this keeps another token's answer from being passed off
+                                     as this one's) */
 } ot_signed_rules_t;
 
 /** 1 when a Content-Type value is application/token-introspection+jwt (parameters allowed). */

@@ -4,8 +4,12 @@ Issuers: oidc-provider 8 (tests/issuer/issuer.js, features.jwtIntrospection) for
 and for an unsigned answer where a signed one is required; the fault stub (stubs/faulty.py,
 /signed and /jwks) for signed answers that are wrong in one way each.
 """
+import base64
+import json
 import re
+import time
 import uuid
+from urllib.parse import quote
 
 import pytest
 
@@ -130,3 +134,47 @@ def test_internal_redirect_into_a_signed_location_asks_again(httpd, faulty):
     r = httpd.get("/plain/anything", token="opaque-" + uuid.uuid4().hex)
     assert r.status_code == 503
     assert faulty.requests() == 2
+
+
+def jwt_shaped(**claims):
+    """A JWT-shaped token (HS256, so never judged with the issuer's keys) with these claims."""
+    def part(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    payload = {"iss": FAULTY_ISSUER, "exp": int(time.time()) + 300, **claims}
+    return part({"alg": "HS256", "typ": "JWT"}) + "." + part(payload) + ".c2ln"
+
+
+@pytest.mark.parametrize("answer_jti,status", [
+    ("jti-" + uuid.uuid4().hex, 503),  # an answer about another token, replayed
+    (None, 200),                       # the answer about this very token
+])
+def test_signed_answer_about_another_token_is_refused(httpd, faulty, answer_jti, status):
+    """RFC 9701 answers name no token. Whoever answers in the issuer's place could pass a
+    genuine signed answer about token A (fresh enough) off as the answer for token B; where
+    both name their jti, they must agree (fault stub /signed, claims= sets the answer's)."""
+    token_jti = "jti-" + uuid.uuid4().hex
+    claims = quote(json.dumps({"jti": answer_jti or token_jti}))
+    if status == 503:
+        httpd.allow_errors(r"OT0002")
+    httpd.start(signed_location(faulty.url_for(f"signed?claims={claims}"), FAULTY_ISSUER,
+                                faulty.url_for("jwks"), faulty.ca_file))
+    r = httpd.get("/protected/index.html", token=jwt_shaped(jti=token_jti, sub="bob"))
+    assert r.status_code == status
+    if status == 503:
+        assert re.search(r"OT0002: .*signed answer is refused: its token_introspection is "
+                         r"about another token", httpd.error_log())
+
+
+@pytest.mark.parametrize("skew,status", [("", 200), ("OfftokClockSkew 5", 503)])
+def test_signed_answer_iat_leeway_is_offtokclockskew(httpd, faulty, skew, status):
+    """A signed answer whose iat is 20 s older than the call: within the default leeway (30 s),
+    outside OfftokClockSkew 5 (contract: OfftokClockSkew is the leeway where an issuer's time
+    meets this server's clock)."""
+    if status == 503:
+        httpd.allow_errors(r"OT0002")
+    httpd.start(signed_location(faulty.url_for("signed?iat=-20"), FAULTY_ISSUER,
+                                faulty.url_for("jwks"), faulty.ca_file, extra=skew))
+    r = httpd.get("/protected/index.html", token="opaque-token-" + uuid.uuid4().hex)
+    assert r.status_code == status
+    if status == 503:
+        assert re.search(r"OT0002: .*iat is older than the call", httpd.error_log())

@@ -242,8 +242,9 @@ static const char *ec_jwks(EVP_PKEY *key)
     return out;
 }
 
-static apr_status_t unwrap(const char **answer, const char **why, EVP_PKEY *signer,
-                           EVP_PKEY *published, const char *typ, const char *payload)
+static apr_status_t unwrap_about(const char **answer, const char **why, EVP_PKEY *signer,
+                                 EVP_PKEY *published, const char *typ, const char *payload,
+                                 const char *token_jti)
 {
     const char *header = apr_psprintf(ot_test_pool, "{\"alg\":\"ES256\",\"kid\":\"k1\"%s%s%s}",
                                       typ ? ",\"typ\":\"" : "", typ ? typ : "", typ ? "\"" : "");
@@ -252,12 +253,18 @@ static apr_status_t unwrap(const char **answer, const char **why, EVP_PKEY *sign
     const char *body = apr_pstrcat(ot_test_pool, "\n ", jws, "\r\n", NULL);
     ot_signed_rules_t rules = { "https://as.example", "rs-client",
                                 apr_time_from_sec(1700000000 - 30),
-                                apr_time_from_sec(1700000005 + 30) };
+                                apr_time_from_sec(1700000005 + 30), token_jti };
     apr_size_t len;
     int no_key;
 
     return ot_signed_unwrap(answer, &len, why, &no_key, body, strlen(body), jwks, strlen(jwks),
                             &rules, ot_test_pool);
+}
+
+static apr_status_t unwrap(const char **answer, const char **why, EVP_PKEY *signer,
+                           EVP_PKEY *published, const char *typ, const char *payload)
+{
+    return unwrap_about(answer, why, signer, published, typ, payload, NULL);
 }
 
 START_TEST(signed_answers_are_judged)
@@ -304,6 +311,35 @@ START_TEST(signed_answers_are_judged)
     ck_assert(!ot_signed_content_type(NULL));
     EVP_PKEY_free(key);
     EVP_PKEY_free(other);
+}
+END_TEST
+
+/*
+ * RFC 9701 binds an answer to no token: a signed answer about token A (replayed by whoever
+ * stands between us and the issuer, within the iat window) must not pass for token B's when
+ * both name their jti.
+ */
+START_TEST(signed_answers_about_another_token_are_refused)
+{
+    EVP_PKEY *key = keygen("EC", "P-256", 0);
+    const char *head = "{\"iss\":\"https://as.example\",\"aud\":\"rs-client\","
+                       "\"iat\":1700000003,\"token_introspection\":";
+    const char *about_a = apr_pstrcat(ot_test_pool, head,
+                                      "{\"active\":true,\"sub\":\"a\",\"jti\":\"jti-A\"}}",
+                                      NULL);
+    const char *no_jti = apr_pstrcat(ot_test_pool, head, "{\"active\":true}}", NULL);
+    const char *odd_jti = apr_pstrcat(ot_test_pool, head, "{\"active\":true,\"jti\":7}}", NULL);
+    const char *typ = "token-introspection+jwt", *answer, *why = NULL;
+
+    ck_assert_int_eq(unwrap_about(&answer, &why, key, key, typ, about_a, "jti-A"), APR_SUCCESS);
+    ck_assert_int_ne(unwrap_about(&answer, &why, key, key, typ, about_a, "jti-B"), APR_SUCCESS);
+    ck_assert_ptr_null(answer);
+    ck_assert_ptr_nonnull(strstr(why, "another token"));
+    ck_assert_int_ne(unwrap_about(&answer, &why, key, key, typ, odd_jti, "jti-B"), APR_SUCCESS);
+    /* Nothing to compare: an opaque token (no jti of its own), or an answer without jti. */
+    ck_assert_int_eq(unwrap_about(&answer, &why, key, key, typ, about_a, NULL), APR_SUCCESS);
+    ck_assert_int_eq(unwrap_about(&answer, &why, key, key, typ, no_jti, "jti-B"), APR_SUCCESS);
+    EVP_PKEY_free(key);
 }
 END_TEST
 
@@ -441,6 +477,7 @@ Suite *suite_assert(void)
     tcase_add_test(tc, key_reading_refuses_what_cannot_sign);
     tcase_add_test(tc, signing_cost);
     tcase_add_test(tc, signed_answers_are_judged);
+    tcase_add_test(tc, signed_answers_about_another_token_are_refused);
     tcase_add_test(tc, credential_files_are_read_again_when_changed);
     tcase_add_test(tc, rotated_key_files_are_parsed);
     tcase_add_test(tc, forms_of_the_new_methods);
