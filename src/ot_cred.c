@@ -7,6 +7,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "ot_assert.h"
@@ -31,15 +32,25 @@ struct ot_cred_store_t {
     apr_interval_time_t min_interval;
 };
 
+/** Free what e holds, the secret overwritten first. */
+static void forget(entry_t *e)
+{
+    if (e->data) {
+        OPENSSL_cleanse(e->data, e->len);
+        free(e->data);
+        e->data = NULL;
+    }
+    EVP_PKEY_free(e->key);
+    e->key = NULL;
+}
+
 static apr_status_t store_cleanup(void *baton)
 {
     ot_cred_store_t *s = baton;
     apr_hash_index_t *hi;
 
     for (hi = apr_hash_first(NULL, s->entries); hi; hi = apr_hash_next(hi)) {
-        entry_t *e = apr_hash_this_val(hi);
-        free(e->data);
-        EVP_PKEY_free(e->key);
+        forget(apr_hash_this_val(hi));
     }
     apr_pool_destroy(s->pool);
     return APR_SUCCESS;
@@ -81,16 +92,31 @@ static const char *why_unreadable(apr_status_t rv, const char *path, apr_pool_t 
     return apr_psprintf(p, "%s cannot be read (error %d)", path, rv);
 }
 
-const char *ot_cred_read(const char *path, ot_cred_kind_t kind, apr_size_t *len,
-                         const char **err, apr_pool_t *p)
+/**
+ * Read path into a buffer from p: *fi describes the file that was opened (not whatever the path
+ * names a moment later). Only a regular file is read, and opening never waits: a FIFO or device
+ * put in a credential file's place would otherwise hold the store's lock for good.
+ */
+static const char *read_file(const char *path, ot_cred_kind_t kind, apr_size_t *len,
+                             apr_finfo_t *fi, const char **err, apr_pool_t *p)
 {
     apr_file_t *f;
     apr_size_t n = 0;
     char *buf = apr_palloc(p, OT_CRED_MAX + 1);
-    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, p);
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY
+                                    | APR_FOPEN_NONBLOCK, 0, p);
 
     if (rv == APR_SUCCESS) {
-        rv = apr_file_read_full(f, buf, OT_CRED_MAX + 1, &n);
+        rv = apr_file_info_get(fi, APR_FINFO_TYPE | APR_FINFO_MTIME | APR_FINFO_SIZE
+                               | APR_FINFO_INODE, f);
+        if (rv == APR_SUCCESS && fi->filetype != APR_REG) {
+            apr_file_close(f);
+            *err = apr_psprintf(p, "%s is not a regular file", path);
+            return NULL;
+        }
+        if (rv == APR_SUCCESS) {
+            rv = apr_file_read_full(f, buf, OT_CRED_MAX + 1, &n);
+        }
         apr_file_close(f);
         rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
     }
@@ -117,6 +143,14 @@ const char *ot_cred_read(const char *path, ot_cred_kind_t kind, apr_size_t *len,
     buf[n] = '\0';
     *len = n;
     return buf;
+}
+
+const char *ot_cred_read(const char *path, ot_cred_kind_t kind, apr_size_t *len,
+                         const char **err, apr_pool_t *p)
+{
+    apr_finfo_t fi;
+
+    return read_file(path, kind, len, &fi, err, p);
 }
 
 const char *ot_cred_get(ot_cred_store_t *s, const char *path, const char *initial,
@@ -208,8 +242,7 @@ static apr_status_t take(entry_t *e, ot_cred_kind_t kind, const char *data, apr_
     }
     memcpy(copy, data, len);
     copy[len] = '\0';
-    free(e->data);
-    EVP_PKEY_free(e->key);
+    forget(e);
     e->data = copy;
     e->len = len;
     e->key = key;
@@ -247,7 +280,8 @@ apr_status_t ot_cred_reload(ot_cred_store_t *s, const char *path, ot_cred_kind_t
         apr_thread_mutex_unlock(s->mutex);
         return APR_SUCCESS;
     }
-    data = ot_cred_read(path, kind, &len, err, p);
+    /* What is recorded is what was read: the opened file's own details, not the stat's. */
+    data = read_file(path, kind, &len, &fi, err, p);
     rv = data ? take(e, kind, data, len, err) : APR_EACCES;
     if (data && rv == APR_SUCCESS) {
         e->mtime = fi.mtime;
@@ -256,6 +290,9 @@ apr_status_t ot_cred_reload(ot_cred_store_t *s, const char *path, ot_cred_kind_t
     }
     else if (data) {
         *err = apr_psprintf(p, "%s: %s", path, *err);
+    }
+    if (data) {
+        OPENSSL_cleanse((char *)data, len);
     }
     *gen = e->gen;
     apr_thread_mutex_unlock(s->mutex);

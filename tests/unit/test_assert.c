@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <apr_strings.h>
 #include <jansson.h>
 #include <openssl/bio.h>
@@ -396,6 +397,35 @@ START_TEST(credential_files_are_read_again_when_changed)
 }
 END_TEST
 
+/*
+ * Whoever can put a FIFO (or a symlink to one) where a credential file was must not be able to
+ * hang the process: opening a FIFO without a writer blocks, under the store's lock, and every
+ * issuer call of the process takes that lock. Nothing but a regular file is read.
+ */
+START_TEST(credential_files_that_are_not_regular_files_are_refused)
+{
+    char dir[] = "/tmp/ot-cred-XXXXXX";
+    const char *path, *err = NULL;
+    ot_cred_store_t *s;
+    apr_size_t len;
+    unsigned gen = 9;
+
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    path = apr_pstrcat(ot_test_pool, dir, "/secret", NULL);
+    ck_assert_int_eq(mkfifo(path, 0600), 0);
+    ck_assert_int_eq(ot_cred_store_create(&s, apr_time_from_sec(5), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_ne(ot_cred_reload(s, path, OT_CRED_SECRET, "old", 3, apr_time_from_sec(1000),
+                                    &gen, &err, ot_test_pool), APR_SUCCESS);
+    ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+    ck_assert_uint_eq(gen, 0);
+    ck_assert_str_eq(ot_cred_get(s, path, "old", 3, &len, &gen, ot_test_pool), "old");
+    ck_assert_ptr_null(ot_cred_read(path, OT_CRED_PEM, &len, &err, ot_test_pool));
+    ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
+    unlink(path);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(rotated_key_files_are_parsed)
 {
     char path[] = "/tmp/ot-key-XXXXXX";
@@ -479,6 +509,7 @@ Suite *suite_assert(void)
     tcase_add_test(tc, signed_answers_are_judged);
     tcase_add_test(tc, signed_answers_about_another_token_are_refused);
     tcase_add_test(tc, credential_files_are_read_again_when_changed);
+    tcase_add_test(tc, credential_files_that_are_not_regular_files_are_refused);
     tcase_add_test(tc, rotated_key_files_are_parsed);
     tcase_add_test(tc, forms_of_the_new_methods);
     suite_add_tcase(s, tc);
