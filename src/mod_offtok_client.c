@@ -262,22 +262,45 @@ static const char *assertion_aud(const offtok_dir_conf *c)
     return c->assertion_aud ? c->assertion_aud : c->issuer;
 }
 
-/** Fill in the credentials of this moment (the store's newer ones, if any) and sign. */
-static const char *current_credentials(offtok_call_t *call, ot_introspect_t *in,
-                                       ot_http_req_t *req, apr_pool_t *p)
+/** One POST as post_once makes it, kept for a retry that needs a new assertion. */
+typedef struct {
+    offtok_call_t *call;
+    ot_introspect_t in;
+    struct evp_pkey_st *key;    /**< private_key_jwt: the key of this moment */
+} post_t;
+
+/** A new assertion into post->in (the JWT methods); NULL, or why not. */
+static const char *sign_assertion(post_t *post, apr_pool_t *p)
 {
+    const offtok_dir_conf *c = post->call->conf;
+    ot_assert_claims_t claims;
+    const char *err = NULL;
+
+    claims.client_id = post->in.client_id;
+    claims.aud = assertion_aud(c);
+    claims.now = apr_time_now();
+    claims.lifetime = OT_ASSERTION_LIFETIME;
+    post->in.assertion = ot_assertion_make(&claims, post->key,
+                                           post->key ? c->client_key->kid : NULL,
+                                           post->in.client_secret, &err, p);
+    return post->in.assertion ? NULL : err;
+}
+
+/** Fill in the credentials of this moment (the store's newer ones, if any) and sign. */
+static const char *current_credentials(post_t *post, ot_http_req_t *req, apr_pool_t *p)
+{
+    offtok_call_t *call = post->call;
+    ot_introspect_t *in = &post->in;
     const offtok_dir_conf *c = call->conf;
     ot_cred_store_t *store = offtok_proc()->creds;
-    ot_assert_claims_t claims;
-    struct evp_pkey_st *key = NULL;
-    const char *err = NULL;
     unsigned gen2 = 0;
     apr_size_t len;
 
     if (in->auth == OT_AUTH_KEY_JWT) {
-        key = c->client_key ? ot_cred_get_key(store, c->client_key->file, c->client_key->pkey,
-                                              &call->gen[GEN_KEY], p) : NULL;
-        if (key == NULL) {
+        post->key = c->client_key ? ot_cred_get_key(store, c->client_key->file,
+                                                    c->client_key->pkey, &call->gen[GEN_KEY], p)
+                                  : NULL;
+        if (post->key == NULL) {
             return "no OfftokClientKey to sign with";
         }
     }
@@ -297,29 +320,49 @@ static const char *current_credentials(offtok_call_t *call, ot_introspect_t *in,
     if (in->auth != OT_AUTH_SECRET_JWT && in->auth != OT_AUTH_KEY_JWT) {
         return NULL;
     }
-    claims.client_id = in->client_id;
-    claims.aud = assertion_aud(c);
-    claims.now = apr_time_now();
-    claims.lifetime = OT_ASSERTION_LIFETIME;
-    in->assertion = ot_assertion_make(&claims, key, key ? c->client_key->kid : NULL,
-                                      in->client_secret, &err, p);
-    return in->assertion ? NULL : err;
+    return sign_assertion(post, p);
+}
+
+/**
+ * The body for the HTTP client's retry after a connection broke mid-answer: the issuer may have
+ * read the first assertion and would refuse its jti again, so the retry carries a new one.
+ */
+static const char *fresh_body(void *baton, apr_size_t *len, apr_pool_t *p)
+{
+    post_t *post = baton;
+    ot_http_req_t form;
+
+    if (sign_assertion(post, p) != NULL) {
+        return NULL;
+    }
+    memset(&form, 0, sizeof(form));
+    ot_introspect_request(&form, &post->in, p);
+    *len = form.body_len;
+    return form.body;
 }
 
 /** One POST with the credentials of this moment. */
 static void post_once(offtok_call_t *call, ot_http_resp_t *resp, apr_pool_t *p)
 {
-    ot_introspect_t in = call->in;
+    post_t post;
     ot_http_req_t req = call->req;
-    const char *err = current_credentials(call, &in, &req, p);
+    const char *err;
 
+    memset(&post, 0, sizeof(post));
+    post.call = call;
+    post.in = call->in;
+    err = current_credentials(&post, &req, p);
     if (err != NULL) {
         memset(resp, 0, sizeof(*resp));
         resp->err = OT_HTTP_EINTERNAL;
         resp->errmsg = apr_pstrcat(p, "cannot make the client assertion: ", err, NULL);
         return;
     }
-    ot_introspect_request(&req, &in, p);
+    ot_introspect_request(&req, &post.in, p);
+    if (post.in.assertion) {
+        req.rebody = fresh_body;
+        req.rebody_baton = &post;
+    }
     ot_http_post(offtok_proc()->http, &req, resp, p);
 }
 

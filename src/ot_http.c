@@ -71,6 +71,8 @@ typedef struct {
 typedef struct {
     const ot_http_req_t *req;
     int post;
+    const char *out;                 /**< the body sent: req's, or req->rebody's for the retry */
+    apr_size_t out_len;
     apr_time_t deadline;
     struct curl_slist *headers;
     long connects;                   /**< connections the last attempt opened */
@@ -416,8 +418,8 @@ static CURLcode setup_exchange(CURL *curl, ot_call_t *c)
     opt_ptr(&rc, curl, CURLOPT_USERAGENT, "mod_offtok");
     opt_ptr(&rc, curl, CURLOPT_HTTPHEADER, c->headers);
     if (c->post) {
-        opt_off(&rc, curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-        opt_ptr(&rc, curl, CURLOPT_POSTFIELDS, req->body ? req->body : "");
+        opt_off(&rc, curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)c->out_len);
+        opt_ptr(&rc, curl, CURLOPT_POSTFIELDS, c->out ? c->out : "");
     }
     else {
         opt_long(&rc, curl, CURLOPT_HTTPGET, 1L);
@@ -608,6 +610,20 @@ static int worth_retry(const ot_call_t *c, const ot_http_resp_t *resp, int warm)
     return (resp->err == OT_HTTP_ERECV && c->connects == 0) || resp->err == OT_HTTP_ECONNECT;
 }
 
+/**
+ * The body of the retry: the same, unless it must not be sent twice (the issuer may have read
+ * it before the answer broke); 0 when there is none to send.
+ */
+static int body_for_retry(ot_call_t *c, apr_pool_t *p)
+{
+    if (c->post && c->req->rebody) {
+        c->out_len = 0;
+        c->out = c->req->rebody(c->req->rebody_baton, &c->out_len, p);
+        return c->out != NULL;
+    }
+    return 1;
+}
+
 static void count_call(ot_http_t *h, int post, const ot_http_resp_t *resp)
 {
     ot_stats_t *s = h->stats;
@@ -642,6 +658,8 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
     memset(&c, 0, sizeof(c));
     c.req = req;
     c.post = post;
+    c.out = req->body;
+    c.out_len = req->body_len;
     c.deadline = start + req->total_timeout;
     if (req->deadline && req->deadline < c.deadline) {
         c.deadline = req->deadline;
@@ -657,7 +675,7 @@ static void http_call(ot_http_t *h, const ot_http_req_t *req, int post, ot_http_
         goto out;
     }
     attempt(&c, &link, 0, resp, p);
-    if (worth_retry(&c, resp, warm)) {
+    if (worth_retry(&c, resp, warm) && body_for_retry(&c, p)) {
         resp->retried = 1;
         attempt(&c, &link, 1, resp, p);
     }

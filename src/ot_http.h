@@ -50,6 +50,13 @@ typedef struct {
     apr_size_t client_cert_len;
     const char *client_key;        /**< its PEM private key */
     apr_size_t client_key_len;
+    /**
+     * When not NULL, a body that must not be sent twice (a client assertion, whose jti the
+     * issuer refuses the second time): called before the retry for the body to send instead,
+     * from p; NULL from it means no retry.
+     */
+    const char *(*rebody)(void *baton, apr_size_t *len, apr_pool_t *p);
+    void *rebody_baton;
 } ot_http_req_t;
 
 /** The answer, allocated from the pool given to the call. */
@@ -88,7 +95,8 @@ apr_status_t ot_http_create(ot_http_t **ph, int max_handles, struct ot_stats_t *
 /**
  * POST req and fill resp (allocated from p). Thread-safe. A connection-level failure on a reused
  * connection (ECONNECT on reuse, ERECV) is retried once on a fresh connection within the total
- * timeout; an HTTP answer, whatever its status, is never retried. Redirects are never followed.
+ * timeout (with req->rebody's body, when it is set); an HTTP answer, whatever its status, is never
+ * retried. Redirects are never followed.
  */
 void ot_http_post(ot_http_t *h, const ot_http_req_t *req, ot_http_resp_t *resp, apr_pool_t *p);
 

@@ -8,6 +8,7 @@ registers a client of its own through the issuer's control API.
 """
 import base64
 import datetime
+import json
 import os
 import re
 import uuid
@@ -459,3 +460,42 @@ def test_keycloak_secret_rotation_with_grace_period(httpd, keycloak, workdir):
     wait_until(switched, timeout=10, interval=0.3, what="the module to switch to the new secret")
     statuses = [e["status"] for e in keycloak.introspection_log() if e["client_id"] == client_id]
     assert statuses.count(401) == 1 and statuses[-1] == 200
+
+
+# ---- the HTTP client's retry --------------------------------------------------------------------
+
+def assertion_claims(assertion):
+    payload = assertion.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_retry_after_a_broken_answer_carries_a_new_assertion(httpd, faulty):
+    """A kept connection that breaks mid-answer is retried once on a fresh one (issuer-link.md);
+    the issuer read the first request, and Keycloak refuses a client assertion's jti the second
+    time, so the retry must carry a new assertion (fault stub /reset-reused: a connection's
+    second request is answered with half an answer and a reset)."""
+    httpd.start(f"""
+<Location "/protected/">
+    AuthType offtok
+    AuthName "test"
+    OfftokIntrospectionURL {faulty.url_for("reset-reused")}
+    OfftokClientID rs-client
+    OfftokClientSecret {"csj-" + uuid.uuid4().hex}
+    OfftokClientAuth client_secret_jwt
+    OfftokIssuer https://faulty.example
+    OfftokCAFile {faulty.ca_file}
+    OfftokAlwaysValidate On
+    Require valid-user
+</Location>
+""", servers=1)
+    faulty.reset_counts()
+    for _ in range(2):
+        assert httpd.get("/protected/index.html", token="opaque-" + uuid.uuid4().hex
+                         ).status_code == 200
+    log = faulty.log()
+    assert len(log) == 3
+    # The second call's first attempt went out on the kept connection and broke.
+    assert log[1]["client_port"] == log[0]["client_port"] != log[2]["client_port"]
+    assert log[1]["form"]["token_sha256"] == log[2]["form"]["token_sha256"]
+    jtis = [assertion_claims(e["form"]["client_assertion"])["jti"] for e in log]
+    assert len(set(jtis)) == 3

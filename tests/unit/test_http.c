@@ -134,6 +134,54 @@ START_TEST(test_retry_after_cut_on_reused)
 }
 END_TEST
 
+/** A body that must not be sent twice: each call of this gives a new one (or none, baton NULL). */
+static const char *fresh_body(void *baton, apr_size_t *len, apr_pool_t *p)
+{
+    int *calls = baton;
+    const char *body;
+
+    if (calls == NULL) {
+        return NULL;
+    }
+    body = apr_psprintf(p, "token=abc&client_assertion=fresh-%d", ++*calls);
+    *len = strlen(body);
+    return body;
+}
+
+/*
+ * A client assertion's jti is refused the second time: the issuer may have read the request
+ * before the answer broke, so the retry must carry a new body, never the same one again.
+ */
+START_TEST(test_retry_sends_a_fresh_body_when_asked)
+{
+    ot_http_req_t req = req_to("http", ot_test_pool);
+    ot_http_resp_t resp;
+    int calls = 0;
+
+    http_stub_mode(&stub, STUB_CUT_REUSED);
+    req.body = "token=abc&client_assertion=first";
+    req.body_len = strlen(req.body);
+    req.rebody = fresh_body;
+    req.rebody_baton = &calls;
+    ot_http_post(http, &req, &resp, ot_test_pool);
+    ck_assert_int_eq(resp.err, OT_HTTP_OK);
+    ck_assert_int_eq(calls, 0);
+    ot_http_post(http, &req, &resp, ot_test_pool);
+    ck_assert_int_eq(resp.err, OT_HTTP_OK);
+    ck_assert_int_eq(resp.retried, 1);
+    ck_assert_int_eq(calls, 1);
+    ck_assert_int_eq(http_stub_requests(&stub), 3);
+    ck_assert_ptr_nonnull(strstr(stub.last, "\r\n\r\ntoken=abc&client_assertion=fresh-1"));
+    ck_assert_ptr_nonnull(strstr(stub.last, "Content-Length: 34\r\n"));
+    /* No new body to be had: no retry, the failure stands. */
+    req.rebody_baton = NULL;
+    ot_http_post(http, &req, &resp, ot_test_pool);
+    ck_assert_int_eq(resp.err, OT_HTTP_ERECV);
+    ck_assert_int_eq(resp.retried, 0);
+    ck_assert_int_eq(http_stub_requests(&stub), 4);
+}
+END_TEST
+
 START_TEST(test_no_retry_on_fresh_connection)
 {
     ot_http_req_t req = req_to("http", ot_test_pool);
@@ -364,6 +412,7 @@ Suite *suite_http(void)
     tcase_add_test(tc, test_header_injection_refused);
     tcase_add_test(tc, test_proxy_env_ignored);
     tcase_add_test(tc, test_retry_after_cut_on_reused);
+    tcase_add_test(tc, test_retry_sends_a_fresh_body_when_asked);
     tcase_add_test(tc, test_no_retry_on_fresh_connection);
     tcase_add_test(tc, test_server_closes_each_time);
     tcase_add_test(tc, test_no_retry_after_500);

@@ -26,6 +26,8 @@ The answer is chosen by the request's path, whatever the method; each path answe
     /nul                200, a NUL (as \\u0000) inside "sub"
     /longsub?len=N      200, a "sub" of N characters (default 10,000)
     /reset              headers and half the body, then a TCP reset
+    /reset-reused       the /ok answer to a connection's first request; to later ones on the same
+                        connection, what /reset sends (a kept connection breaking mid-answer)
     /hang               reads the request and never answers (until the client leaves)
     /crlf               200, claims holding CR and LF
     /signed             200, the /ok answer as an RFC 9701 signed answer (RS256, key in /jwks),
@@ -259,6 +261,14 @@ class FaultHandler(StubHandler):
         self.rfile.close()
         self.connection.close()
         self.close_connection = True
+
+    def fault_reset_reused(self):
+        # One handler object serves one connection: it counts that connection's requests.
+        self.served = getattr(self, "served", 0) + 1
+        if self.served == 1:
+            self.fault_ok()
+        else:
+            self.fault_reset()
 
     def fault_hang(self):
         while self.rfile.read(1):
