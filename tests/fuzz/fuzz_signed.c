@@ -85,7 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     apr_pool_t *p = fuzz_begin();
     const char *htext, *ptext, *jws, *answer = NULL, *why = NULL;
     ot_signed_rules_t rules = { ISSUER, CLIENT, apr_time_from_sec(NOW - 30),
-                                apr_time_from_sec(NOW + 30) };
+                                apr_time_from_sec(NOW + 30), "jti-asked" };
     json_t *header, *payload;
     apr_size_t len = 0;
     int no_key;
