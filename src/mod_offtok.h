@@ -296,9 +296,20 @@ apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_er
 /** NULL when c has what its OfftokClientAuth needs, else what is missing (for OT0005). */
 const char *offtok_client_missing(const offtok_dir_conf *c);
 
-/** Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf). */
+/**
+ * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf). url
+ * may be an offtok_jwks_key: it is fetched as the URL it names.
+ */
 apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
                                apr_size_t *len, const char **why, apr_pool_t *p);
+
+/**
+ * The name under which this process caches the keys of c's OfftokJWKSURL (the url given to
+ * ot_jose_verify and ot_jose_known_forgery): the URL, told apart by how c trusts TLS (as cached
+ * answers are), so that keys fetched without verifying the issuer, or trusting another CA file,
+ * never verify anything for a location that trusts otherwise. NULL without OfftokJWKSURL.
+ */
+const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p);
 
 /** OfftokClientKey, OfftokClientCertificate, OfftokClientAuth. */
 const char *offtok_set_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid);

@@ -443,12 +443,29 @@ void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
 
 /* ---- the answer --------------------------------------------------------------------------- */
 
+/** What offtok_jwks_key appends to a JWKS URL (a fragment: never part of what is fetched). */
+#define JWKS_TRUST "#offtok-trust="
+
+const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p)
+{
+    if (c->jwks_url == NULL || (c->ssl_verify != 0 && c->ca_file == NULL)) {
+        return c->jwks_url;
+    }
+    return apr_pstrcat(p, c->jwks_url, JWKS_TRUST, c->ssl_verify != 0 ? "verify" : "noverify",
+                       c->ca_file ? " ca=" : "", c->ca_file ? c->ca_file : "", NULL);
+}
+
 apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
                                apr_size_t *len, const char **why, apr_pool_t *p)
 {
     const offtok_dir_conf *c = baton;
+    const char *trust = strstr(url, JWKS_TRUST);
     ot_http_req_t req;
     ot_http_resp_t resp;
+
+    if (trust != NULL) {
+        url = apr_pstrmemdup(p, url, (apr_size_t)(trust - url));
+    }
 
     memset(&req, 0, sizeof(req));
     req.url = url;
@@ -518,7 +535,8 @@ static apr_status_t unwrap_signed(offtok_call_t *call, const ot_http_resp_t *res
         return APR_EINVAL;
     }
     ot_signed_trim(&compact, &n, resp->body, resp->body_len);
-    res = ot_jose_verify(&jws, why, proc->keys, c->jwks_url, compact, n, offtok_fetch_jwks,
+    res = ot_jose_verify(&jws, why, proc->keys, offtok_jwks_key(c, r->pool), compact, n,
+                         offtok_fetch_jwks,
                          (void *)c, now, r->pool);
     if (res != OT_JOSE_OK) {
         *why = apr_pstrcat(r->pool, res == OT_JOSE_NO_KEYS ? "the issuer's keys could not be "

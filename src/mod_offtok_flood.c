@@ -68,7 +68,8 @@ int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf
     }
     why = payload_fails(c, payload, apr_time_now());
     if (why == NULL && c->jwks_url
-        && ot_jose_known_forgery(proc->keys, c->jwks_url, token, strlen(token), r->pool)) {
+        && ot_jose_known_forgery(proc->keys, offtok_jwks_key(c, r->pool), token, strlen(token),
+                                 r->pool)) {
         why = "its signature fails with the issuer's key of its kid";
     }
     if (why == NULL) {

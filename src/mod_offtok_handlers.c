@@ -168,7 +168,8 @@ static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **w
         *why = "this process has no issuer link";
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    res = ot_jose_verify(jws, why, ps->proc->keys, ps->c->jwks_url, compact, strlen(compact),
+    res = ot_jose_verify(jws, why, ps->proc->keys, offtok_jwks_key(ps->c, ps->r->pool),
+                         compact, strlen(compact),
                          offtok_fetch_jwks, (void *)ps->c, ps->now, ps->r->pool);
     return res == OT_JOSE_OK ? OK
         : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;

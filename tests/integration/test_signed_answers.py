@@ -178,3 +178,40 @@ def test_signed_answer_iat_leeway_is_offtokclockskew(httpd, faulty, skew, status
     assert r.status_code == status
     if status == 503:
         assert re.search(r"OT0002: .*iat is older than the call", httpd.error_log())
+
+
+def test_keys_fetched_without_verifying_do_not_serve_a_location_that_verifies(httpd, faulty,
+                                                                             pki):
+    """The keys of one OfftokJWKSURL are cached per process: those a location fetched with
+    OfftokSSLVerify Off (from whoever answered) must not verify anything for a location that
+    checks the issuer's certificate, here the logout handler trusting only a CA that did not sign
+    the stub's certificate: it cannot fetch the keys (503), and never uses the unverified ones
+    (which would answer 400 to the badly signed logout token)."""
+    httpd.allow_errors(r"OT0102")
+    jwks = faulty.url_for("jwks")
+    trusting = signed_location(faulty.url_for("signed"), FAULTY_ISSUER, jwks, faulty.ca_file,
+                               extra="OfftokSSLVerify Off")
+    logout = f"""
+<Location "/logout">
+    SetHandler offtok-backchannel-logout
+    OfftokIssuer {FAULTY_ISSUER}
+    OfftokClientID rs-client
+    OfftokJWKSURL {jwks}
+    OfftokCAFile {pki.unknown_ca_file}
+    Require ip 127.0.0.1
+</Location>
+"""
+    httpd.start(trusting + logout, servers=1)
+    assert httpd.get("/protected/index.html", token="opaque-" + uuid.uuid4().hex
+                     ).status_code == 200
+    header = {"alg": "RS256", "kid": "faulty-rs256", "typ": "logout+jwt"}
+    claims = {"iss": FAULTY_ISSUER, "aud": "rs-client", "iat": int(time.time()),
+              "jti": uuid.uuid4().hex, "sub": "alice",
+              "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+
+    def part(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    forged = part(header) + "." + part(claims) + "." + part({"not": "a signature"})
+    r = httpd.post("/logout", data={"logout_token": forged})
+    assert r.status_code == 503
+    assert re.search(r"OT0102: .*keys could not be fetched", httpd.error_log())
