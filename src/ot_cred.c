@@ -92,8 +92,22 @@ static const char *why_unreadable(apr_status_t rv, const char *path, apr_pool_t 
     return apr_psprintf(p, "%s cannot be read (error %d)", path, rv);
 }
 
+/** A buffer that held a credential, overwritten when its pool is cleared. */
+typedef struct {
+    char *buf;
+    apr_size_t len;
+} wipe_t;
+
+static apr_status_t wipe(void *baton)
+{
+    wipe_t *w = baton;
+
+    OPENSSL_cleanse(w->buf, w->len);
+    return APR_SUCCESS;
+}
+
 /**
- * Read path into a buffer from p: *fi describes the file that was opened (not whatever the path
+ * Read path into a buffer from p (overwritten when p is cleared): *fi describes the file that was opened (not whatever the path
  * names a moment later). Only a regular file is read, and opening never waits: a FIFO or device
  * put in a credential file's place would otherwise hold the store's lock for good.
  */
@@ -102,6 +116,7 @@ static const char *read_file(const char *path, ot_cred_kind_t kind, apr_size_t *
 {
     apr_file_t *f;
     apr_size_t n = 0;
+    wipe_t *w;
     char *buf = apr_palloc(p, OT_CRED_MAX + 1);
     apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY
                                     | APR_FOPEN_NONBLOCK, 0, p);
@@ -116,6 +131,10 @@ static const char *read_file(const char *path, ot_cred_kind_t kind, apr_size_t *
         }
         if (rv == APR_SUCCESS) {
             rv = apr_file_read_full(f, buf, OT_CRED_MAX + 1, &n);
+            w = apr_palloc(p, sizeof(*w));
+            w->buf = buf;
+            w->len = n;
+            apr_pool_cleanup_register(p, w, wipe, apr_pool_cleanup_null);
         }
         apr_file_close(f);
         rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
