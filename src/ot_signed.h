@@ -27,9 +27,9 @@ typedef struct {
     apr_time_t latest;          /**< `iat` no later (now plus the clock skew) */
     const char *token_jti;      /**< the asked token's own `jti` (a JWT's, unverified), or NULL:
                                      an answer whose `token_introspection` has a `jti` must
-                                     then carry this one (RFC 9701 binds an answer to no token,
-                                     so this keeps another token's answer from being passed off
-                                     as this one's) */
+                                     then carry this one (RFC 9701 binds an answer to no token:
+                                     this keeps another token's answer from passing for a JWT's;
+                                     for an opaque token nothing in the answer can tell) */
 } ot_signed_rules_t;
 
 /** 1 when a Content-Type value is application/token-introspection+jwt (parameters allowed). */
