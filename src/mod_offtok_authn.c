@@ -37,7 +37,7 @@ typedef struct {
     unsigned char key[OT_KEY_LEN];
     const char *secret_file;    /**< where in.client_secret came from (file:), else NULL */
     int fresh;                  /**< a positive answer must come from a call started after arrival */
-    int known;                  /**< a tier holds an answer of any age (flood budgets: no charge) */
+    int known;                  /**< a tier holds a positive answer of any age (no flood charge) */
 } offtok_ask_t;
 
 int offtok_is_ours(request_rec *r)
@@ -209,13 +209,17 @@ static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cac
 }
 
 /**
- * 1 when e counts as a cached answer of any age for the flood budgets: an inactive one stored
- * only as the tombstone of older positive ones (OfftokNegativeCacheTTL 0) does not, so a token
- * repeated after its inactive answer is charged as before.
+ * 1 when e makes the token known to the flood budgets (no charge for asking about it): only a
+ * positive answer does. An inactive one is what every made-up token gets, and re-asking about it
+ * free of charge (every repeat under OfftokAlwaysValidate On, every repeat after
+ * OfftokNegativeCacheTTL otherwise, or at once where that is 0 and the answer is only the
+ * tombstone of older positive ones) would let one charged token buy issuer calls for as long as
+ * a flood lasts.
  */
 static int known(const offtok_ask_t *ask, const ot_cache_entry_t *e)
 {
-    return e->active || offtok_neg_ttl(ask->conf) > 0;
+    (void)ask;
+    return e->active;
 }
 
 /**

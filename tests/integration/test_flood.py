@@ -106,6 +106,29 @@ def test_repeated_made_up_token_is_charged_with_negative_ttl_0(httpd, keycloak):
     assert keycloak.introspection_count() == 1
 
 
+@pytest.mark.parametrize("always", ["Off", "On"])
+def test_inactive_answers_are_charged_again(httpd, keycloak, always):
+    """A made-up token, once answered inactive, is not 'known': asking the issuer about it
+    again is charged. (It was not: with OfftokAlwaysValidate On every repeat of one made-up
+    token was a free issuer call, and without it every repeat after OfftokNegativeCacheTTL,
+    so one charged token bought a call every few seconds for as long as the flood went on.)"""
+    httpd.start(flood_config(keycloak, OfftokAlwaysValidate=always, OfftokNegativeCacheTTL=1,
+                             OfftokCacheTTL=60),
+                server="OfftokMissRate 0.01 2", servers=1)
+    token = made_up()
+    keycloak.reset_counts()
+    statuses = []
+    for _ in range(5):
+        statuses.append(get_from(httpd, "127.0.0.6", token)[0])
+        if always == "Off":
+            time.sleep(1.2)                 # the inactive answer is too old to be used now
+    assert statuses == [401, 401, 429, 429, 429], statuses
+    assert keycloak.introspection_count() == 2
+    # A token with a positive answer is still known: never charged.
+    known = keycloak.mint_access()
+    assert get_from(httpd, "127.0.0.7", known)[0] == 200
+
+
 def test_issuer_max_rate_holds_across_addresses(httpd, keycloak):
     httpd.start(flood_config(keycloak), server="OfftokIssuerMaxRate 2 4", servers=2)
     keycloak.reset_counts()
