@@ -14,6 +14,7 @@
  * Nothing here is stored in the cache: these refusals depend on the location and on the moment.
  */
 #include <string.h>
+#include <time.h>
 #include <httpd.h>
 #include <http_config.h>
 #include <http_log.h>
@@ -85,6 +86,21 @@ int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf
     return 1;
 }
 
+/**
+ * The buckets' clock: monotonic, and the same for every process of the machine, so that a step
+ * of the wall clock (NTP) neither refills every bucket nor leaves them refusing until it has
+ * caught up. Microseconds since boot; never 0 (a stamp of 0 is a full bucket).
+ */
+static apr_time_t rate_clock(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return apr_time_now();
+    }
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000 + 1;
+}
+
 /** ot_flight_admit_fn: take from the budgets; remember which one refused. */
 static apr_status_t admit(void *baton)
 {
@@ -92,7 +108,7 @@ static apr_status_t admit(void *baton)
     offtok_proc_t *proc = offtok_proc();
 
     fl->verdict = ot_rate_take(ot_shm_rate(proc->shm), fl->key, &proc->miss_rate,
-                               &proc->issuer_rate, apr_time_now(), &fl->retry);
+                               &proc->issuer_rate, rate_clock(), &fl->retry);
     return fl->verdict == OT_RATE_OK ? APR_SUCCESS : APR_EAGAIN;
 }
 
@@ -145,6 +161,6 @@ void offtok_flood_fetched(void)
     offtok_proc_t *proc = offtok_proc();
 
     if (proc->shm != NULL) {
-        ot_rate_charge_server(ot_shm_rate(proc->shm), &proc->issuer_rate, apr_time_now());
+        ot_rate_charge_server(ot_shm_rate(proc->shm), &proc->issuer_rate, rate_clock());
     }
 }

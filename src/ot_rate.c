@@ -4,20 +4,28 @@
  * @brief Token buckets for issuer calls in the shared segment (see ot_rate.h).
  *
  *  +------+--------------------------------------------------------------------------------+
- *  | lock | server bucket | overflow bucket | overflow count                                |
+ *  | lock | server bucket | overflow bucket | overflow count | secret seed of the slot hash  |
  *  | line | (one line)                                                                       |
  *  +------+--------------------------------------------------------------------------------+
  *  | slots[4096] {key[16], tokens (double), stamp (apr_time_t)}: open addressing, an address |
- *  | probes 8 slots from hash(key); a slot whose bucket is full again is free                |
+ *  | probes 8 slots from SHA-256(seed, key); a slot whose bucket is full again is free       |
  *  +------------------------------------------------------------------------------------------+
  *
  * A bucket holds `tokens` as of `stamp`; its level at a later time adds rate tokens a second, up
- * to burst. A stamp of 0 is a full bucket. The clock going back adds nothing.
+ * to burst. A stamp of 0 is a full bucket. The clock going back adds nothing, and a bucket found
+ * stamped in the future is restamped now, so that it refills from now on rather than staying as
+ * it is until the clock has caught up again (the glue gives a monotonic clock anyway).
+ *
+ * The slot hash is keyed with a random seed made with the area: with a hash anyone can compute,
+ * a client could pick eight addresses (IPv6 /64s are cheap) whose slots cover another address's
+ * eight, keep them refilling, and so push that address into the overflow bucket it drains too.
  */
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
+#include <apr_general.h>
 #include <apr_strings.h>
+#include <openssl/sha.h>
 #include "ot_rate.h"
 #include "ot_shm.h"
 
@@ -37,6 +45,7 @@ typedef struct {
         bucket_t server;
         bucket_t overflow;
         apr_uint64_t overflows;
+        unsigned char seed[16];          /**< random, made with the area; keys the slot hash */
     } OT_LINE_ALIGNED h;
     slot_t slots[OT_RATE_SLOTS];
 } area_t;
@@ -51,7 +60,10 @@ apr_size_t ot_rate_area_size(void)
 
 apr_status_t ot_rate_init(void *area)
 {
-    return ot_lock_init(&((area_t *)area)->lock);
+    area_t *a = area;
+    apr_status_t rv = apr_generate_random_bytes(a->h.seed, sizeof(a->h.seed));
+
+    return rv == APR_SUCCESS ? ot_lock_init(&a->lock) : rv;
 }
 
 void ot_rate_addr_key(unsigned char key[OT_RATE_KEY_LEN], const char *ip)
@@ -59,6 +71,8 @@ void ot_rate_addr_key(unsigned char key[OT_RATE_KEY_LEN], const char *ip)
     unsigned char a[16];
     apr_uint64_t h;
     static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+    /* RFC 6052's well-known NAT64 prefix: IPv4 clients of a translator in front of the server. */
+    static const unsigned char nat64[12] = { 0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0 };
 
     memset(key, 0, OT_RATE_KEY_LEN);
     if (ip != NULL && inet_pton(AF_INET, ip, a) == 1) {
@@ -66,7 +80,7 @@ void ot_rate_addr_key(unsigned char key[OT_RATE_KEY_LEN], const char *ip)
         memcpy(key + 1, a, 4);
     }
     else if (ip != NULL && inet_pton(AF_INET6, ip, a) == 1) {
-        if (memcmp(a, mapped, sizeof(mapped)) == 0) {
+        if (memcmp(a, mapped, sizeof(mapped)) == 0 || memcmp(a, nat64, sizeof(nat64)) == 0) {
             key[0] = FAM_V4;
             memcpy(key + 1, a + 12, 4);
         }
@@ -97,6 +111,14 @@ static double level(const bucket_t *b, const ot_rate_t *r, apr_time_t now)
     return t < r->burst ? t : r->burst;
 }
 
+/** A bucket stamped after now (the clock went back) refills from now on. */
+static void not_ahead(bucket_t *b, apr_time_t now)
+{
+    if (b->stamp != 0 && b->stamp > now) {
+        b->stamp = now > 0 ? now : 1;
+    }
+}
+
 static void set_level(bucket_t *b, double tokens, apr_time_t now)
 {
     b->tokens = tokens;
@@ -113,9 +135,15 @@ static bucket_t *client_bucket(area_t *a, const unsigned char *key, const ot_rat
                                apr_time_t now)
 {
     static const unsigned char unused[OT_RATE_KEY_LEN];
-    apr_uint64_t h = ot_hash64(OT_HASH_SEED, key, OT_RATE_KEY_LEN);
+    unsigned char in[sizeof(a->h.seed) + OT_RATE_KEY_LEN], md[SHA256_DIGEST_LENGTH];
+    apr_uint64_t h;
     slot_t *s, *free_slot = NULL;
     int i;
+
+    memcpy(in, a->h.seed, sizeof(a->h.seed));
+    memcpy(in + sizeof(a->h.seed), key, OT_RATE_KEY_LEN);
+    SHA256(in, sizeof(in), md);
+    memcpy(&h, md, sizeof(h));
 
     for (i = 0; i < OT_RATE_PROBES; i++) {
         s = &a->slots[(h + (apr_uint64_t)i) & (OT_RATE_SLOTS - 1)];
@@ -168,10 +196,12 @@ ot_rate_verdict_t ot_rate_take(void *area, const unsigned char *key, const ot_ra
     }
     if (client->rate > 0) {
         cb = client_bucket(a, key, client, now);
+        not_ahead(cb, now);
         lc = level(cb, client, now);
     }
     if (server->rate > 0) {
         sb = &a->h.server;
+        not_ahead(sb, now);
         ls = level(sb, server, now);
     }
     if (lc < 1) {

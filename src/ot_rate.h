@@ -38,12 +38,13 @@ typedef enum {
 /** Bytes of the area (a multiple of the cache line; place it on a cache line). */
 apr_size_t ot_rate_area_size(void);
 
-/** Initialise a zeroed area: its lock; every bucket starts full. */
+/** Initialise a zeroed area: its lock and the random seed of its slot hash; buckets start full. */
 apr_status_t ot_rate_init(void *area);
 
 /**
- * The key of a client address given as text: an IPv4 address (also IPv4-mapped IPv6) as itself,
- * an IPv6 address by its /64 prefix, anything else by a hash of the text.
+ * The key of a client address given as text: an IPv4 address (also IPv4-mapped IPv6, and IPv6
+ * under NAT64's well-known prefix 64:ff9b::/96) as itself, an IPv6 address by its /64 prefix,
+ * anything else by a hash of the text.
  */
 void ot_rate_addr_key(unsigned char key[OT_RATE_KEY_LEN], const char *ip);
 

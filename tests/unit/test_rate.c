@@ -137,6 +137,10 @@ START_TEST(test_ipv6_prefix)
     ot_rate_addr_key(a, "::ffff:192.0.2.7");
     ot_rate_addr_key(b, "192.0.2.7");
     ck_assert_mem_eq(a, b, OT_RATE_KEY_LEN);
+    ot_rate_addr_key(a, "64:ff9b::192.0.2.7");           /* NAT64: the IPv4 client */
+    ck_assert_mem_eq(a, b, OT_RATE_KEY_LEN);
+    ot_rate_addr_key(a, "64:ff9b::192.0.2.8");
+    ck_assert(memcmp(a, b, OT_RATE_KEY_LEN) != 0);
     ot_rate_addr_key(a, "not an address");
     ck_assert_int_ne(a[0], 0);
 
@@ -159,7 +163,9 @@ START_TEST(test_overflow_bucket)
     char ip[64];
     int i, refused = 0;
 
-    for (i = 0; i < OT_RATE_SLOTS * 2; i++) {
+    /* Four times as many addresses as slots: with a random slot hash (the seed differs from run
+     * to run), that leaves a slot free with a chance of about e^-24 each. */
+    for (i = 0; i < OT_RATE_SLOTS * 4; i++) {
         snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
         refused += take(area, ip, &cl, &off, T0, &retry) != OT_RATE_OK;
     }
@@ -178,6 +184,79 @@ START_TEST(test_overflow_bucket)
                      OT_RATE_CLIENT);
     ck_assert_int_eq(take(area, "172.16.0.2", &cl, &off, T0 + apr_time_from_sec(1), &retry),
                      OT_RATE_OK);
+    free(area);
+}
+END_TEST
+
+/*
+ * The clock going back (an NTP step) gives no tokens, and takes none either: a bucket emptied
+ * just before refills from the new time on, rather than refusing until the clock has caught up
+ * with its stamp (an hour of 429s for every address that had spent its budget, and for the
+ * whole server when its bucket was empty).
+ */
+START_TEST(test_clock_going_back)
+{
+    void *area = make_area();
+    ot_rate_t cl = { 1, 2 }, srv = { 1, 1 };
+    apr_time_t back = T0 - apr_time_from_sec(3600);
+    apr_interval_time_t retry;
+
+    ck_assert_int_eq(take(area, "192.0.2.5", &cl, &off, T0, &retry), OT_RATE_OK);
+    ck_assert_int_eq(take(area, "192.0.2.5", &cl, &off, T0, &retry), OT_RATE_OK);
+    ck_assert_int_eq(take(area, "192.0.2.5", &cl, &off, T0, &retry), OT_RATE_CLIENT);
+    ck_assert_int_eq(take(area, "192.0.2.5", &cl, &off, back, &retry), OT_RATE_CLIENT);
+    ck_assert_int_eq(take(area, "192.0.2.5", &cl, &off, back + apr_time_from_sec(1), &retry),
+                     OT_RATE_OK);
+    /* The server's bucket too. */
+    ck_assert_int_eq(take(area, "192.0.2.6", &off, &srv, T0, &retry), OT_RATE_OK);
+    ck_assert_int_eq(take(area, "192.0.2.6", &off, &srv, back, &retry), OT_RATE_SERVER);
+    ck_assert_int_eq(take(area, "192.0.2.6", &off, &srv, back + apr_time_from_sec(1), &retry),
+                     OT_RATE_OK);
+    free(area);
+}
+END_TEST
+
+/** The slot an address's probes started at when the slot hash was FNV-1a with its public seed. */
+static unsigned public_slot(const char *ip)
+{
+    unsigned char key[OT_RATE_KEY_LEN];
+    const unsigned char *d = key;
+    apr_uint64_t h = 0xcbf29ce484222325ULL;
+    int n = OT_RATE_KEY_LEN;
+
+    ot_rate_addr_key(key, ip);
+    while (n--) {
+        h ^= *d++;
+        h *= 0x100000001b3ULL;
+    }
+    return (unsigned)(h & (OT_RATE_SLOTS - 1));
+}
+
+/*
+ * A client cannot push another address into the overflow bucket by choosing addresses whose
+ * slots cover that address's eight: with a hash anyone could compute (it was FNV-1a with a
+ * fixed seed), nine addresses starting at the victim's slot filled its eight slots and drained
+ * the overflow bucket, and the victim's first unknown token got 429. The hash is keyed with a
+ * random seed now.
+ */
+START_TEST(test_slots_not_predictable)
+{
+    void *area = make_area();
+    ot_rate_t cl = { 0.001, 1 };
+    apr_interval_time_t retry;
+    unsigned victim = public_slot("192.0.2.77");
+    char ip[64];
+    int i, found = 0;
+
+    for (i = 0; found < OT_RATE_PROBES + 1 && i < (1 << 24); i++) {
+        snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        if (public_slot(ip) == victim) {
+            found++;
+            take(area, ip, &cl, &off, T0, &retry);    /* its slot (or the overflow) drained */
+        }
+    }
+    ck_assert_int_eq(found, OT_RATE_PROBES + 1);
+    ck_assert_int_eq(take(area, "192.0.2.77", &cl, &off, T0, &retry), OT_RATE_OK);
     free(area);
 }
 END_TEST
@@ -217,6 +296,8 @@ Suite *suite_rate(void)
     tcase_add_test(tc, test_server_charge);
     tcase_add_test(tc, test_ipv6_prefix);
     tcase_add_test(tc, test_overflow_bucket);
+    tcase_add_test(tc, test_clock_going_back);
+    tcase_add_test(tc, test_slots_not_predictable);
     tcase_add_test(tc, test_parse);
     suite_add_tcase(s, tc);
     return s;
