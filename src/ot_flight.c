@@ -367,23 +367,40 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
     ot_flight_call_t *c;
     apr_status_t rv;
 
+    int admitted = admit == NULL || admit->fn == NULL;
+
     *joined = 0;
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
-    if (f->pending >= f->max_pending && wait_for_room(f, wait_limit) != APR_SUCCESS) {
-        apr_thread_mutex_unlock(f->mutex);
-        if (f->stats) {
-            OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
-            OT_STAT_ADD(f->stats->shed_slow, 1);
-        }
-        return APR_EBUSY;
-    }
+    /*
+     * A request that would lead is asked its admission before it waits for a place: a flood
+     * over its budget gets its refusal at once, rather than holding a thread for as long as the
+     * issuer's latency explains (or taking a 503 for a slow issuer it would never have called).
+     */
     c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);
+    if (!admitted && !(c && (c->started == 0 || c->started >= not_before))) {
+        if ((rv = admit->fn(admit->baton)) != APR_SUCCESS) {
+            apr_thread_mutex_unlock(f->mutex);
+            return rv;
+        }
+        admitted = 1;
+    }
+    if (f->pending >= f->max_pending) {
+        if (wait_for_room(f, wait_limit) != APR_SUCCESS) {
+            apr_thread_mutex_unlock(f->mutex);
+            if (f->stats) {
+                OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
+                OT_STAT_ADD(f->stats->shed_slow, 1);
+            }
+            return APR_EBUSY;
+        }
+        c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);   /* the lock was let go */
+    }
     if (c && (c->started == 0 || c->started >= not_before)) {
         *joined = 1;
         return call_join(f, c, wait_limit, resp, p);
     }
-    if (admit && admit->fn && (rv = admit->fn(admit->baton)) != APR_SUCCESS) {
+    if (!admitted && (rv = admit->fn(admit->baton)) != APR_SUCCESS) {
         apr_thread_mutex_unlock(f->mutex);
         return rv;
     }

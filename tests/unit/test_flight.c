@@ -325,6 +325,38 @@ START_TEST(test_admission)
 }
 END_TEST
 
+/*
+ * A request that would lead a call is asked its admission before it waits for a place: over its
+ * budget it is refused at once (APR_EAGAIN, the 429), not held for a place and then shed as if
+ * the issuer were slow (it got APR_EBUSY, the 503, after waiting).
+ */
+START_TEST(test_admission_before_waiting)
+{
+    issuer_t slow = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *c = make_callers(f, &slow, 1);
+    ot_flight_admit_t admit = { refuse_all, NULL };
+    ot_http_resp_t resp;
+    apr_thread_t *t;
+    apr_status_t rv;
+    int asked = 0, joined = 0;
+
+    admit.baton = &asked;
+    ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
+    while (ot_flight_pending(f) == 0) {
+        apr_sleep(apr_time_from_msec(5));
+    }
+    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"new", 3, 0, apr_time_from_sec(5),
+                                   fake_fetch, &slow, &admit, &resp, &joined, ot_test_pool),
+                     APR_EAGAIN);
+    ck_assert_int_eq(asked, 1);
+    ck_assert_uint_eq(stats.shed_slow, 0);
+    apr_thread_join(&rv, t);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(slow.fetches, 1);
+}
+END_TEST
+
 /* The leader's pool is gone as soon as it has its answer; the waiters' answers are intact. */
 START_TEST(test_answer_outlives_leader)
 {
@@ -382,6 +414,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_healthy_burst_waits);
     tcase_add_test(tc, test_overdue_call_sheds_at_once);
     tcase_add_test(tc, test_admission);
+    tcase_add_test(tc, test_admission_before_waiting);
     tcase_add_test(tc, test_answer_outlives_leader);
     tcase_add_test(tc, test_wait_limit);
     suite_add_tcase(s, tc);
