@@ -461,6 +461,7 @@ static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_a
 {
     apr_time_t started, after = 0;
     int round, permanent = 0, joined = 0;
+    offtok_ask_t again;
 
     for (round = 0; round < 2; round++) {
         if (ask_issuer(r, st, ask, pa, &started, after, &joined) != APR_SUCCESS) {
@@ -477,6 +478,10 @@ static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_a
             break;
         }
         after = apr_time_now();
+        /* The issuer has just called it active: asking again is not charged as a made-up one. */
+        again = *ask;
+        again.known = 1;
+        ask = &again;
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0110: token %s: a revocation arrived "
                       "while the issuer was being asked; asking again", shown(r, token));
     }

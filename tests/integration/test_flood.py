@@ -10,12 +10,13 @@ accepts connections from any of them.
 import concurrent.futures
 import http.client
 import secrets
+import threading
 import time
 
 import pytest
 
-from httpd import protected
-from test_pushes import post_admin, push_locations
+from httpd import protected, wait_until
+from test_pushes import post_admin, post_logout, push_locations
 
 
 def get_from(httpd, source, token, path="/protected/index.html"):
@@ -127,6 +128,36 @@ def test_inactive_answers_are_charged_again(httpd, keycloak, always):
     # A token with a positive answer is still known: never charged.
     known = keycloak.mint_access()
     assert get_from(httpd, "127.0.0.7", known)[0] == 200
+
+
+def test_asking_again_after_a_logout_during_the_call_is_not_charged(httpd, keycloak, faulty):
+    """A logout pushed while a token's first call is under way makes the request ask again; the
+    issuer has just called the token active, so that second call is not charged (it was, and a
+    client whose budget the first call had spent got 429 for a token that is not made up).
+    The introspection is the fault stub's slow endpoint; the logout is signed by the stand-in."""
+    claims = {"sub": "ivy", "sid": "sid-ivy", "iss": keycloak.issuer}
+    slow = protected("/protected/", faulty, OfftokIssuer=keycloak.issuer,
+                     OfftokIntrospectionURL=faulty.url_for("slow?seconds=2"))
+    httpd.start(slow + push_locations(keycloak), server="OfftokMissRate 0.01 1", servers=1)
+    faulty.set_ok_claims(claims)
+    faulty.reset_counts()
+    try:
+        result = {}
+        waiting = threading.Thread(
+            target=lambda: result.update(r=get_from(httpd, "127.0.0.8", "in-flight-token")))
+        waiting.start()
+        wait_until(lambda: faulty.requests() == 1, what="the issuer call to start")
+        time.sleep(0.3)
+        assert post_logout(httpd, keycloak.logout_token(sub="ivy")).status_code == 200
+        wait_until(lambda: faulty.requests() == 2, what="a second issuer call")
+        faulty.set_ok_claims({**claims, "active": False})
+        waiting.join(15)
+        assert result["r"][0] == 401
+        assert faulty.requests() == 2
+    finally:
+        faulty.set_ok_claims({})
+    assert "OT0110" in httpd.error_log()
+    assert "OT0401" not in httpd.error_log()
 
 
 def test_issuer_max_rate_holds_across_addresses(httpd, keycloak):
