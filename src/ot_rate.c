@@ -111,7 +111,10 @@ static double level(const bucket_t *b, const ot_rate_t *r, apr_time_t now)
     return t < r->burst ? t : r->burst;
 }
 
-/** A bucket stamped after now (the clock went back) refills from now on. */
+/**
+ * A bucket stamped after now (the clock went back, or a build that used the wall clock stamped
+ * it before a graceful restart kept the segment) refills from now on.
+ */
 static void not_ahead(bucket_t *b, apr_time_t now)
 {
     if (b->stamp != 0 && b->stamp > now) {
@@ -147,6 +150,7 @@ static bucket_t *client_bucket(area_t *a, const unsigned char *key, const ot_rat
 
     for (i = 0; i < OT_RATE_PROBES; i++) {
         s = &a->slots[(h + (apr_uint64_t)i) & (OT_RATE_SLOTS - 1)];
+        not_ahead(&s->b, now);          /* or it would look busy until the clock catches up */
         if (memcmp(s->key, key, OT_RATE_KEY_LEN) == 0) {
             return &s->b;
         }

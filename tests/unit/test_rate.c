@@ -216,6 +216,35 @@ START_TEST(test_clock_going_back)
 }
 END_TEST
 
+/*
+ * A table whose slots were all stamped before the clock went back (or by a build that used the
+ * wall clock, when a graceful restart keeps the segment) frees its slots again once they have
+ * refilled from the new time on; they looked busy until the clock caught up, and every new
+ * address shared the overflow bucket meanwhile.
+ */
+START_TEST(test_table_after_clock_going_back)
+{
+    void *area = make_area();
+    ot_rate_t cl = { 1, 1 };
+    apr_time_t back = T0 - apr_time_from_sec(3600);
+    apr_interval_time_t retry;
+    apr_uint64_t overflows;
+    char ip[64];
+    int i;
+
+    for (i = 0; i < OT_RATE_SLOTS * 4; i++) {
+        snprintf(ip, sizeof(ip), "10.%d.%d.%d", (i >> 16) & 255, (i >> 8) & 255, i & 255);
+        take(area, ip, &cl, &off, T0, &retry);
+    }
+    ck_assert_int_eq(take(area, "172.16.0.1", &cl, &off, back, &retry), OT_RATE_CLIENT);
+    overflows = ot_rate_overflows(area);
+    ck_assert_int_eq(take(area, "172.16.0.1", &cl, &off, back + apr_time_from_sec(1), &retry),
+                     OT_RATE_OK);
+    ck_assert_uint_eq(ot_rate_overflows(area), overflows);      /* a slot of its own */
+    free(area);
+}
+END_TEST
+
 /** The slot an address's probes started at when the slot hash was FNV-1a with its public seed. */
 static unsigned public_slot(const char *ip)
 {
@@ -297,6 +326,7 @@ Suite *suite_rate(void)
     tcase_add_test(tc, test_ipv6_prefix);
     tcase_add_test(tc, test_overflow_bucket);
     tcase_add_test(tc, test_clock_going_back);
+    tcase_add_test(tc, test_table_after_clock_going_back);
     tcase_add_test(tc, test_slots_not_predictable);
     tcase_add_test(tc, test_parse);
     suite_add_tcase(s, tc);
