@@ -358,6 +358,23 @@ static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit
     return APR_SUCCESS;
 }
 
+/** 1 when a caller whose answer must come from a call started at or after not_before may join c. */
+static int joinable(const ot_flight_call_t *c, apr_time_t not_before)
+{
+    return c != NULL && (c->started == 0 || c->started >= not_before);
+}
+
+/** Turn a request away for a slow issuer (mutex held on entry, released on return). */
+static apr_status_t shed(ot_flight_t *f)
+{
+    apr_thread_mutex_unlock(f->mutex);
+    if (f->stats) {
+        OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
+        OT_STAT_ADD(f->stats->shed_slow, 1);
+    }
+    return APR_EBUSY;
+}
+
 apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
                            apr_time_t not_before, apr_interval_time_t wait_limit,
                            ot_flight_fetch_fn *fetch, void *baton,
@@ -366,19 +383,22 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
 {
     ot_flight_call_t *c;
     apr_status_t rv;
-
     int admitted = admit == NULL || admit->fn == NULL;
 
     *joined = 0;
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
+    /* The bound is full and a call is overdue: the issuer is slow now. No wait, no budget spent. */
+    if (f->pending >= f->max_pending && oldest_call(f, apr_time_now()) > patience(f)) {
+        return shed(f);
+    }
     /*
      * A request that would lead is asked its admission before it waits for a place: a flood
      * over its budget gets its refusal at once, rather than holding a thread for as long as the
-     * issuer's latency explains (or taking a 503 for a slow issuer it would never have called).
+     * issuer's latency explains.
      */
     c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);
-    if (!admitted && !(c && (c->started == 0 || c->started >= not_before))) {
+    if (!admitted && !joinable(c, not_before)) {
         if ((rv = admit->fn(admit->baton)) != APR_SUCCESS) {
             apr_thread_mutex_unlock(f->mutex);
             return rv;
@@ -387,16 +407,11 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
     }
     if (f->pending >= f->max_pending) {
         if (wait_for_room(f, wait_limit) != APR_SUCCESS) {
-            apr_thread_mutex_unlock(f->mutex);
-            if (f->stats) {
-                OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
-                OT_STAT_ADD(f->stats->shed_slow, 1);
-            }
-            return APR_EBUSY;
+            return shed(f);
         }
         c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);   /* the lock was let go */
     }
-    if (c && (c->started == 0 || c->started >= not_before)) {
+    if (joinable(c, not_before)) {
         *joined = 1;
         return call_join(f, c, wait_limit, resp, p);
     }

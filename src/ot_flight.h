@@ -45,8 +45,9 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
  * entered: bound the fetch by the leading request's own deadline (ot_http_req_t.deadline).
  * On APR_SUCCESS *resp is a deep copy from p and *joined says whether another thread's call
  * answered. A request that would start a call asks admit first (may be NULL), before it waits
- * for a place below: a refusal is returned at once. (One admitted and then shed, or that finds a
- * call to join once it has a place, has spent its admission for nothing.)
+ * for a place below: a refusal is returned at once. One shed at once for an overdue call is not
+ * asked; one admitted whose wait then runs out, or that finds a call to join once it has a
+ * place, has spent its admission for nothing.
  * When max_pending requests already wait, a request waits for a place as long as the issuer's
  * recent latency explains (eight times its moving average plus 50 ms, at most a second, at most
  * wait_limit), and not at all while a call of this process has been running longer than that.

@@ -357,6 +357,44 @@ START_TEST(test_admission_before_waiting)
 }
 END_TEST
 
+/*
+ * With the bound full and a call overdue, a request is shed before its admission is asked: a
+ * 503 for a slow issuer spends no budget (or every client retrying through an outage would
+ * find its budget gone, and the server's ceiling, when the issuer came back).
+ */
+static apr_status_t admit_all(void *baton)
+{
+    ++*(int *)baton;
+    return APR_SUCCESS;
+}
+
+START_TEST(test_shed_spends_no_admission)
+{
+    issuer_t slow = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *c = make_callers(f, &slow, 1);
+    ot_flight_admit_t admit = { admit_all, NULL };
+    ot_http_resp_t resp;
+    apr_thread_t *t;
+    apr_status_t rv;
+    int asked = 0, joined = 0;
+
+    admit.baton = &asked;
+    ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
+    while (ot_flight_pending(f) == 0) {
+        apr_sleep(apr_time_from_msec(5));
+    }
+    apr_sleep(apr_time_from_msec(300));     /* no history: 50 ms explained, so overdue now */
+    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"new", 3, 0, apr_time_from_sec(5),
+                                   fake_fetch, &slow, &admit, &resp, &joined, ot_test_pool),
+                     APR_EBUSY);
+    ck_assert_int_eq(asked, 0);
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    apr_thread_join(&rv, t);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+}
+END_TEST
+
 /* The leader's pool is gone as soon as it has its answer; the waiters' answers are intact. */
 START_TEST(test_answer_outlives_leader)
 {
@@ -415,6 +453,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_overdue_call_sheds_at_once);
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
+    tcase_add_test(tc, test_shed_spends_no_admission);
     tcase_add_test(tc, test_answer_outlives_leader);
     tcase_add_test(tc, test_wait_limit);
     suite_add_tcase(s, tc);
