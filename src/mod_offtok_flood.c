@@ -118,7 +118,7 @@ void offtok_flood_admit(request_rec *r, offtok_flood_t *fl, int known, ot_flight
 
     memset(fl, 0, sizeof(*fl));
     memset(out, 0, sizeof(*out));
-    /* A token with a cached positive answer of any age is not charged: only made-up ones cost budget. */
+    /* A token with a cached positive answer of any age is not charged: made-up ones are. */
     if (known || proc->shm == NULL
         || (proc->miss_rate.rate <= 0 && proc->issuer_rate.rate <= 0)) {
         return;
