@@ -17,6 +17,7 @@
  * those already waiting on it.
  */
 #include <string.h>
+#include <time.h>
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_cond.h>
@@ -44,9 +45,25 @@ struct ot_flight_t {
     apr_thread_cond_t *room;     /**< signalled when a place frees up and someone waits */
     apr_interval_time_t latency; /**< moving average of the calls' durations (1/8 weight) */
     ot_stats_t *stats;
+    apr_time_t (*wall)(void);    /**< the clock of calls' start times (apr_time_now; tests) */
 };
 
 static void note_latency(ot_flight_t *f, apr_interval_time_t d);
+
+/**
+ * The clock of durations and deadlines: monotonic, so that a step of the wall clock neither
+ * makes a call look overdue or negative in length nor cuts a wait short. Start times that are
+ * compared with a request's arrival (not_before) stay on the wall clock (f->wall).
+ */
+static apr_time_t mono_now(void)
+{
+    struct timespec ts;
+
+    if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) {
+        return apr_time_now();
+    }
+    return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
+}
 
 /** One issuer call and everyone waiting for it. */
 typedef struct {
@@ -54,6 +71,7 @@ typedef struct {
     const void *key;
     apr_size_t key_len;
     apr_time_t started;          /**< when the fetch began; 0 while queued behind an older call */
+    apr_time_t began;            /**< the same on the monotonic clock (durations, overdue) */
     int refs;                    /**< leader and waiters still holding it */
     int done;                    /**< resp is final */
     apr_thread_cond_t *cond;     /**< broadcast when done */
@@ -102,6 +120,7 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p)
     }
     f = apr_pcalloc(p, sizeof(*f));
     f->max_pending = max_pending;
+    f->wall = apr_time_now;
     f->abort_fn = apr_pool_abort_get(p);
     rv = apr_thread_mutex_create(&f->mutex, APR_THREAD_MUTEX_DEFAULT, p);
     if (rv == APR_SUCCESS) {
@@ -123,6 +142,11 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p)
 void ot_flight_set_stats(ot_flight_t *f, ot_stats_t *stats)
 {
     f->stats = stats;
+}
+
+void ot_flight_set_wall_clock(ot_flight_t *f, apr_time_t (*wall)(void))
+{
+    f->wall = wall;
 }
 
 int ot_flight_pending(ot_flight_t *f)
@@ -206,11 +230,11 @@ static void resp_copy(ot_http_resp_t *to, const ot_http_resp_t *from, apr_pool_t
 /** Wait, holding the mutex, until c is done or wait_limit has passed. */
 static apr_status_t call_wait(ot_flight_t *f, ot_flight_call_t *c, apr_interval_time_t wait_limit)
 {
-    apr_time_t until = apr_time_now() + wait_limit;
+    apr_time_t until = mono_now() + wait_limit;
     apr_interval_time_t left;
 
     while (!c->done) {
-        left = until - apr_time_now();
+        left = until - mono_now();
         if (left <= 0) {
             return APR_TIMEUP;
         }
@@ -259,7 +283,8 @@ static void call_start(ot_flight_t *f, ot_flight_call_t *c, ot_flight_call_t *ol
         (void)call_wait(f, older, wait_limit);
         gone = call_unref(older);
     }
-    c->started = apr_time_now();
+    c->started = f->wall();
+    c->began = mono_now();
     apr_thread_mutex_unlock(f->mutex);
     if (gone) {
         call_free(f, gone);
@@ -286,7 +311,7 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
     fetch(baton, &c->resp, c->pool);
 
     apr_thread_mutex_lock(f->mutex);
-    note_latency(f, apr_time_now() - c->started);
+    note_latency(f, mono_now() - c->began);
     c->done = 1;
     if (apr_hash_get(f->calls, c->key, (apr_ssize_t)c->key_len) == c) {
         apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, NULL);
@@ -325,8 +350,8 @@ static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
 
     for (hi = apr_hash_first(NULL, f->calls); hi; hi = apr_hash_next(hi)) {
         const ot_flight_call_t *c = apr_hash_this_val(hi);
-        if (c->started != 0 && !c->done && now - c->started > oldest) {
-            oldest = now - c->started;
+        if (c->started != 0 && !c->done && now - c->began > oldest) {
+            oldest = now - c->began;
         }
     }
     return oldest;
@@ -340,7 +365,7 @@ static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
  */
 static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit)
 {
-    apr_time_t now = apr_time_now(), until;
+    apr_time_t now = mono_now(), until;
     apr_interval_time_t limit = patience(f);
 
     if (oldest_call(f, now) > limit) {
@@ -348,7 +373,7 @@ static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit
     }
     until = now + (limit < wait_limit ? limit : wait_limit);
     while (f->pending >= f->max_pending) {
-        if ((now = apr_time_now()) >= until) {
+        if ((now = mono_now()) >= until) {
             return APR_EBUSY;
         }
         f->room_waiters++;
@@ -389,7 +414,7 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
     /* The bound is full and a call is overdue: the issuer is slow now. No wait, no budget spent. */
-    if (f->pending >= f->max_pending && oldest_call(f, apr_time_now()) > patience(f)) {
+    if (f->pending >= f->max_pending && oldest_call(f, mono_now()) > patience(f)) {
         return shed(f);
     }
     /*

@@ -68,6 +68,12 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
 struct ot_stats_t;
 void ot_flight_set_stats(ot_flight_t *f, struct ot_stats_t *stats);
 
+/**
+ * Tests: the wall clock calls' start times are read from (compared with not_before, which is on
+ * the same clock). apr_time_now unless set.
+ */
+void ot_flight_set_wall_clock(ot_flight_t *f, apr_time_t (*wall)(void));
+
 /** Requests currently waiting or leading in this process. */
 int ot_flight_pending(ot_flight_t *f);
 

@@ -395,6 +395,51 @@ START_TEST(test_shed_spends_no_admission)
 }
 END_TEST
 
+/* A wall clock the test can step. */
+static apr_interval_time_t wall_shift;
+
+static apr_time_t stepped_wall(void)
+{
+    return apr_time_now() + __atomic_load_n(&wall_shift, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A step of the wall clock (NTP) during a call does not change what the issuer's latency is
+ * taken to be: a call measured as lasting minus an hour made the latency negative, so that
+ * nothing was explained any more and, for the next hundred calls or so, every request over the
+ * bound was shed at once although the issuer answered in a fraction of a second.
+ */
+START_TEST(test_wall_clock_step)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, a = { apr_time_from_msec(400), 0, NULL };
+    issuer_t b = { apr_time_from_msec(200), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &a, 1);
+    caller_t *d = make_callers(f, &b, 2);
+    apr_thread_t *t;
+    apr_status_t rv;
+
+    wall_shift = 0;
+    ot_flight_set_wall_clock(f, stepped_wall);
+    run_callers(warm, 1);
+    ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
+    while (ot_flight_pending(f) == 0) {
+        apr_sleep(apr_time_from_msec(5));
+    }
+    __atomic_store_n(&wall_shift, -apr_time_from_sec(3600), __ATOMIC_SEQ_CST);
+    apr_thread_join(&rv, t);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    /* A healthy issuer (200 ms calls after 20 and 400): the second request waits for a place. */
+    d[1].key = "other-key";
+    d[1].start_after = apr_time_from_msec(50);
+    run_callers(d, 2);
+    ck_assert_int_eq(d[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[1].rv, APR_SUCCESS);
+    ck_assert_uint_eq(stats.shed_slow, 0);
+}
+END_TEST
+
 /* The leader's pool is gone as soon as it has its answer; the waiters' answers are intact. */
 START_TEST(test_answer_outlives_leader)
 {
@@ -454,6 +499,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
     tcase_add_test(tc, test_shed_spends_no_admission);
+    tcase_add_test(tc, test_wall_clock_step);
     tcase_add_test(tc, test_answer_outlives_leader);
     tcase_add_test(tc, test_wait_limit);
     suite_add_tcase(s, tc);
