@@ -121,3 +121,30 @@ def test_made_up_tokens_publish_nothing(redis, redis_key, httpd, node_b, keycloa
     assert get(httpd, token, ALWAYS).status_code == 401
     wait_until(lambda: heard.tombstones() == 1, timeout=2, what="the one key tombstone")
     assert heard.kinds == [KTOMB], "nothing but that one was published"
+
+
+def test_tombstone_missed_during_a_loss_still_refuses_after_it(redis, redis_key, httpd, node_b,
+                                                               keycloak):
+    """Key tombstones are not stored: a node that lost its subscription while one was published
+    must not trust its older positive answers again once it has caught up. Node B's ACL user is
+    denied the channels (Redis drops its subscriptions and refuses new ones) while node A learns
+    that the token is inactive, then allowed again."""
+    node_b.allow_errors(r"OT0200: Redis at .* unreachable")
+    redis.command("ACL", "SETUSER", "node-b", "on", ">node-b-pw", "~offtok:*", "&offtok:*",
+                  "+@all")
+    httpd.start(site(keycloak, 60), server=server_lines(redis, redis_key))
+    node_b.start(site(keycloak, 60), server=server_lines(redis, redis_key)
+                 + "OfftokRedisUser node-b\nOfftokRedisPassword node-b-pw\n")
+    for node in (httpd, node_b):
+        caught_up(node)
+    token = cached_on_both(httpd, node_b, keycloak, sub="max")
+    redis.command("ACL", "SETUSER", "node-b", "resetchannels")
+    wait_until(lambda: "OT0200" in node_b.error_log(), timeout=5, what="node B's loss")
+    keycloak.revoke(token)
+    assert get(httpd, token, ALWAYS).status_code == 401
+    # Node B is asked nothing meanwhile: it would learn it from the issuer.
+    redis.command("ACL", "SETUSER", "node-b", "&offtok:*")
+    wait_until(lambda: node_b.error_log().count("OT0201") >= 2, timeout=15,
+               what="node B's children to catch up again")
+    assert "OT0241" in node_b.error_log()
+    assert statuses(node_b, token) == {401}
