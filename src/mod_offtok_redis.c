@@ -19,7 +19,9 @@
  * "Caught up": each process keeps down_since, 0 while its subscription is complete. While it is
  * not (before the first catch-up, and after a loss until the next one), positive answers fetched
  * before down_since are not reused, from either tier: a revocation published meanwhile may not
- * have arrived. Answers fetched later are, as on a node without Redis. A revocation from another
+ * have arrived. Answers fetched later are, as on a node without Redis. Key tombstones (another
+ * node found a token inactive) are not stored, so after a loss the node's answers fetched before
+ * it stay stale for good (forget_before_loss). A revocation from another
  * node is recorded as of max(its time, min(now, its time + OT_REDIS_SKEW)), so that clocks a few
  * seconds apart cannot let an answer fetched just before it slip through.
  *
