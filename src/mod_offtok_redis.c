@@ -19,7 +19,9 @@
  * "Caught up": each process keeps down_since, 0 while its subscription is complete. While it is
  * not (before the first catch-up, and after a loss until the next one), positive answers fetched
  * before down_since are not reused, from either tier: a revocation published meanwhile may not
- * have arrived. Answers fetched later are, as on a node without Redis. A revocation from another
+ * have arrived. Answers fetched later are, as on a node without Redis. Key tombstones (another
+ * node found a token inactive) are not stored, so after a loss the node's answers fetched before
+ * it stay stale for good (forget_before_loss). A revocation from another
  * node is recorded as of max(its time, min(now, its time + OT_REDIS_SKEW)), so that clocks a few
  * seconds apart cannot let an answer fetched just before it slip through.
  *
@@ -62,6 +64,7 @@ struct offtok_redis_t {
     apr_pool_t *pool;            /**< the subscriber thread's, on an allocator of its own */
     int stopped;                 /**< the subscriber was stopped and joined */
     apr_time_t down_since;       /**< atomic: 0 while caught up */
+    int lost;                    /**< subscriber thread: down() since the last up() */
     int complained;              /**< atomic: OT0200 logged, OT0201 not yet */
     apr_time_t warned;           /**< atomic: last request-path warning */
     char master[300];            /**< Sentinel: the master last logged (subscriber thread) */
@@ -194,6 +197,7 @@ static void sub_down(void *baton, const char *why)
 
     __atomic_compare_exchange_n(&rp->down_since, &expected, apr_time_now(), 0,
                                 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    rp->lost = 1;
     if (__atomic_exchange_n(&rp->complained, 1, __ATOMIC_ACQ_REL) == 0) {
         ap_log_error(APLOG_MARK, APLOG_ERR, 0, rp->s, "OT0200: Redis at %s unreachable (%s): "
                      "answers come from the local cache and the issuer, and revocations pushed "
@@ -219,11 +223,34 @@ static void log_master(struct offtok_redis_t *rp)
     apr_pool_destroy(p);
 }
 
+/**
+ * Caught up again after a loss: key tombstones are not stored, so those published while this
+ * process was cut off are gone. Every positive answer of the node fetched before the loss is
+ * made unusable for good (it goes to the issuer once more), so none of them outlives a key
+ * tombstone that was missed. The revocations that are stored were handed over already.
+ */
+static void forget_before_loss(struct offtok_redis_t *rp)
+{
+    apr_time_t since = __atomic_load_n(&rp->down_since, __ATOMIC_ACQUIRE);
+    apr_status_t rv;
+
+    if (!rp->lost || since == 0) {
+        return;
+    }
+    rp->lost = 0;
+    rv = ot_revoke_stale_before(offtok_proc()->shm, since);
+    ap_log_error(APLOG_MARK, rv == APR_SUCCESS ? APLOG_INFO : APLOG_WARNING, rv, rp->s,
+                 "OT0241: positive answers cached before the loss of Redis %s", rv == APR_SUCCESS
+                 ? "go to the issuer once more (a key tombstone published meanwhile may have "
+                 "been missed)" : "could not be marked stale");
+}
+
 static void sub_up(void *baton)
 {
     struct offtok_redis_t *rp = baton;
 
     log_master(rp);
+    forget_before_loss(rp);
     __atomic_store_n(&rp->down_since, 0, __ATOMIC_RELEASE);
     if (__atomic_exchange_n(&rp->complained, 0, __ATOMIC_ACQ_REL)) {
         ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, rp->s, "OT0201: Redis at %s reachable again; "
@@ -266,6 +293,29 @@ static void sub_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
                  : "not-before for client", ap_escape_logitem(p, rev->value),
                  *rev->iss ? ap_escape_logitem(p, rev->iss) : "OfftokIssuer",
                  rv == APR_SUCCESS ? " applied" : ": could not be recorded");
+}
+
+/**
+ * A key tombstone from another node (or this one's, coming back): that node's issuer call said
+ * the token is inactive, and the answer replaced a positive one in Redis. Store it here as an
+ * inactive answer, fetched at its time put on this node's clock (up to OT_REDIS_SKEW later, never
+ * after now, as revocations are): ot_cache_put's newer-wins makes it replace every positive
+ * answer for the key fetched before it, and keeps one fetched later.
+ */
+static void sub_key_dead(void *baton, const ot_redis_ktomb_t *k, apr_pool_t *p)
+{
+    struct offtok_redis_t *rp = baton;
+    apr_time_t now = apr_time_now(), late = k->fetched + OT_REDIS_SKEW;
+    ot_cache_entry_t e;
+    apr_status_t rv;
+
+    memset(&e, 0, sizeof(e));
+    e.fetched = late < now ? late : now;
+    e.drop_after = e.fetched + apr_time_from_sec(offtok_longest_ttl()) + OT_REDIS_MARGIN;
+    rv = ot_cache_put(offtok_proc()->shm, k->key, &e, now);
+    ap_log_error(APLOG_MARK, rv == APR_SUCCESS ? APLOG_DEBUG : APLOG_WARNING, rv, rp->s,
+                 "OT0240: key tombstone from Redis (another node found a cached token "
+                 "inactive)%s", rv == APR_SUCCESS ? " applied" : ": could not be recorded");
 }
 
 /* ---- the subscriber thread ---------------------------------------------------------------- */
@@ -366,7 +416,7 @@ static void client_conf(ot_redis_conf_t *conf, const offtok_srv_conf *sc, apr_po
 
 static void redis_child_init(apr_pool_t *pchild, server_rec *s)
 {
-    static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down };
+    static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, sub_key_dead };
     offtok_srv_conf *sc = main_conf(s);
     struct offtok_redis_t *rp;
     ot_redis_conf_t conf;
@@ -456,10 +506,19 @@ apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key, apr_time
 void offtok_redis_put(request_rec *r, const unsigned char *key, const ot_cache_entry_t *e)
 {
     struct offtok_redis_t *rp = this_process();
+    apr_status_t rv;
+    int told = 0;
 
-    if (rp != NULL
-        && ot_redis_put(rp->client, key, e, apr_time_now(), r->pool) == APR_EGENERAL) {
+    if (rp == NULL) {
+        return;
+    }
+    rv = ot_redis_put(rp->client, key, e, apr_time_now(), &told, r->pool);
+    if (rv == APR_EGENERAL) {
         warn(r, rp, "Redis refused to store an answer");
+    }
+    else if (told) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0242: inactive answer replaced a "
+                      "positive one in Redis: key tombstone published to the other nodes");
     }
 }
 

@@ -114,6 +114,13 @@ apr_status_t ot_revoke_add(ot_shm_t *s, ot_revoke_kind_t kind, const char *iss,
                            const char *value, apr_time_t at, apr_time_t until);
 
 /**
+ * Make every positive answer fetched before t unusable, whatever its issuer or subject (a node
+ * that may have missed revocations addressed to single answers, e.g. Redis key tombstones).
+ * Raises the marker only: an earlier t changes nothing.
+ */
+apr_status_t ot_revoke_stale_before(ot_shm_t *s, apr_time_t t);
+
+/**
  * Set the not-before policy of (iss, client): not_before in seconds since the epoch (0 clears
  * it), recorded at `at`, ordered by `order` (the action's expiration, in seconds). It replaces
  * the pair's previous policy only when newer: a greater order, or the same order and a greater

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
+#include <openssl/rand.h>
 
 #include "ot_redis_int.h"
 #include "ot_shm.h"
@@ -422,6 +423,12 @@ int ot_redis_refused(ot_redis_t *r, const redisReply *reply, const char *what)
  * which Redis cannot check: a stored time later than the writer's clock allows (ARGV[4], now plus
  * OT_REDIS_SKEW) is not believed, so junk cannot hold the name for longer than that. Bytes are
  * compared one by one (Lua's string < follows the server's locale).
+ *
+ * An inactive answer comes with a key tombstone (ARGV[6]) and the offset of the entry's flags
+ * (ARGV[5], whose lowest bit is "active"): when the value it replaces was a positive answer of
+ * the same format, the script publishes the tombstone on the channel (KEYS[2]) and returns 2, in
+ * the same atomic step, so that the other nodes drop their own copies of that positive answer.
+ * Nothing else is published: a token that never had a positive answer here costs no message.
  */
 static const char PUT_SCRIPT[] =
     "local v, o, lim = ARGV[1], tonumber(ARGV[3]), ARGV[4]\n"
@@ -433,11 +440,15 @@ static const char PUT_SCRIPT[] =
     "  return 0\n"
     "end\n"
     "local cur = redis.pcall('GET', KEYS[1])\n"
-    "if type(cur) == 'string' and #cur >= o + 8 and cur:byte(1) == v:byte(1)\n"
-    "   and cmp(cur, o + 1, lim, 1) <= 0 and cmp(cur, o + 1, v, o + 1) > 0 then\n"
+    "local ours = type(cur) == 'string' and #cur >= o + 8 and cur:byte(1) == v:byte(1)\n"
+    "if ours and cmp(cur, o + 1, lim, 1) <= 0 and cmp(cur, o + 1, v, o + 1) > 0 then\n"
     "  return 0\n"
     "end\n"
     "redis.call('SET', KEYS[1], v, 'PX', ARGV[2])\n"
+    "if ARGV[6] and ours and cur:byte(tonumber(ARGV[5]) + 1) % 2 == 1 then\n"
+    "  redis.call('PUBLISH', KEYS[2], ARGV[6])\n"
+    "  return 2\n"
+    "end\n"
     "return 1\n";
 
 /**
@@ -508,12 +519,32 @@ apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], ap
     return rv;
 }
 
-apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
-                          const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p)
+/**
+ * The key tombstone that goes with an inactive answer e (fetched as e says), from p; NULL when
+ * there are no random bytes for its nonce (then nothing is published).
+ */
+static const char *ktomb_of(const ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
+                            const ot_cache_entry_t *e, apr_size_t *len, apr_pool_t *p)
 {
-    const char *name = ot_redis_answer_name(r, key, p);
+    ot_redis_ktomb_t k;
+    char *msg;
+
+    memcpy(k.key, key, OT_KEY_LEN);
+    k.fetched = e->fetched;
+    if (RAND_bytes(k.nonce, (int)sizeof(k.nonce)) != 1
+        || ot_redis_ktomb_seal(r, &k, &msg, len, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    return msg;
+}
+
+apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
+                          const ot_cache_entry_t *e, apr_time_t now, int *told, apr_pool_t *p)
+{
+    const char *name = ot_redis_answer_name(r, key, p), *kt = NULL;
     apr_int64_t ms = (apr_int64_t)((e->drop_after - now + 999) / 1000);
-    char *val, px[24], off[8], lim[8];
+    char *val, px[24], off[8], lim[8], flags[8];
+    apr_size_t kt_len = 0;
     apr_uint64_t t = (apr_uint64_t)(now + OT_REDIS_SKEW);
     int i;
     apr_size_t len;
@@ -521,6 +552,9 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
     ot_redis_cmd_t cmd = { 0 };
     apr_status_t rv;
 
+    if (told) {
+        *told = 0;
+    }
     if (e->drop_after <= now) {
         return APR_SUCCESS;
     }
@@ -535,19 +569,28 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
     for (i = 7; i >= 0; i--, t >>= 8) {
         lim[i] = (char)(t & 0xff);
     }
+    apr_snprintf(flags, sizeof(flags), "%d", OT_REDIS_SEAL_LEN + OT_BLOB_FLAGS);
     ot_redis_arg_str(&cmd, "EVAL");
     ot_redis_arg_str(&cmd, PUT_SCRIPT);
-    ot_redis_arg_str(&cmd, "1");
+    ot_redis_arg_str(&cmd, "2");
     ot_redis_arg_str(&cmd, name);
+    ot_redis_arg_str(&cmd, r->channel);
     ot_redis_arg(&cmd, val, len);
     ot_redis_arg_str(&cmd, px);
     ot_redis_arg_str(&cmd, off);
     ot_redis_arg(&cmd, lim, sizeof(lim));
+    if (!e->active && (kt = ktomb_of(r, key, e, &kt_len, p)) != NULL) {
+        ot_redis_arg_str(&cmd, flags);
+        ot_redis_arg(&cmd, kt, kt_len);
+    }
     if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
         return rv;
     }
     rv = ot_redis_refused(r, reply, "EVAL (store an answer)") ? APR_EGENERAL
         : reply->type == REDIS_REPLY_INTEGER && reply->integer == 0 ? APR_EEXIST : APR_SUCCESS;
+    if (told && rv == APR_SUCCESS) {
+        *told = reply->type == REDIS_REPLY_INTEGER && reply->integer == 2;
+    }
     ot_redis_free_replies(1, &reply);
     return rv;
 }

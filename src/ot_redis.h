@@ -10,7 +10,9 @@
  *   offtok:<kid>:a2:<hex HMAC(k_name, cache key)>  one answer; SET with EX, the entry's lifetime
  *   offtok:<kid>:rev                               sorted set of revocation messages, scored by
  *                                                  the time (ms) until which each is in force
- *   channel offtok:<kid>:rev                       the same messages, published as they happen
+ *   channel offtok:<kid>:rev                       the same messages, published as they happen,
+ *                                                  and key tombstones (never stored): an
+ *                                                  inactive answer replaced a positive one
  *
  * The token never reaches Redis: an answer's name is a keyed digest of the cache key, itself a
  * digest of URL, client, hint and token. Every value and message starts with a version byte and an
@@ -63,6 +65,10 @@ struct ot_stats_t;
 /** Revocations a node reads when it catches up: at most this many, of at most this size. */
 #define OT_REDIS_STORED_MAX 65536
 #define OT_REDIS_STORED_BYTES (32 * 1024 * 1024)
+/** Format version of key tombstones ('K': distinct from every answer and revocation version). */
+#define OT_REDIS_KTOMB_VERSION 0x4b
+/** Bytes of a key tombstone's random nonce. */
+#define OT_REDIS_KTOMB_NONCE 16
 /** Longest string (iss, sub, sid, client) in a revocation message. */
 #define OT_REDIS_VALUE_MAX 4096
 
@@ -163,9 +169,15 @@ apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], ap
  * newer (a later fetched time in its value's plain entry, compared by a script in Redis, so that
  * a slow node's older answer never replaces a newer one, an inactive one in particular):
  * APR_EEXIST then. APR_ENOSPC for a value over OT_REDIS_ANSWER_CAP. APR_EAGAIN as above.
+ *
+ * When e is inactive and the value it replaces was a positive answer, the same script publishes
+ * a key tombstone (ot_redis_ktomb_seal) on the revocation channel, so that every node stops
+ * using its own cached positive answer for the key; *told (may be NULL) is then 1, else 0. An
+ * inactive answer that replaces nothing, or another inactive one, publishes nothing: tokens that
+ * were never active (a flood of made-up ones) cost no message.
  */
 apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
-                          const ot_cache_entry_t *e, apr_time_t now, apr_pool_t *p);
+                          const ot_cache_entry_t *e, apr_time_t now, int *told, apr_pool_t *p);
 
 /** The value ot_redis_put stores for e under `name` (version, MAC, entry), from p. */
 apr_status_t ot_redis_seal_answer(const ot_redis_t *r, const char *name,
@@ -175,6 +187,32 @@ apr_status_t ot_redis_seal_answer(const ot_redis_t *r, const char *name,
 /** Check and decode a value read under `name`: APR_SUCCESS or APR_EINVAL. */
 apr_status_t ot_redis_open_answer(const ot_redis_t *r, const char *name, const char *val,
                                   apr_size_t len, ot_cache_entry_t *e, apr_pool_t *p);
+
+/* ---- key tombstones ----------------------------------------------------------------------- */
+
+/**
+ * A key tombstone: the answer under cache key `key` was found inactive by an issuer call that
+ * started at `fetched` (on the publishing node's clock), and that replaced a positive answer in
+ * Redis. A receiving node makes every positive answer it holds for the key fetched before then
+ * unusable. Never stored in Redis, only published.
+ */
+typedef struct {
+    unsigned char key[OT_KEY_LEN];
+    apr_time_t fetched;
+    unsigned char nonce[OT_REDIS_KTOMB_NONCE];   /**< random, masks the key (see ot_redis_seal.c) */
+} ot_redis_ktomb_t;
+
+/**
+ * The message for k: version 'K', MAC, fetched, nonce and the key masked under a key derived from
+ * OfftokRedisKey (the channel shows no cache key, as no answer name does), from p. APR_EINVAL
+ * for a negative time.
+ */
+apr_status_t ot_redis_ktomb_seal(const ot_redis_t *r, const ot_redis_ktomb_t *k, char **msg,
+                                 apr_size_t *len, apr_pool_t *p);
+
+/** Check and decode a key tombstone: APR_SUCCESS or APR_EINVAL. */
+apr_status_t ot_redis_ktomb_open(const ot_redis_t *r, const char *msg, apr_size_t len,
+                                 ot_redis_ktomb_t *k, apr_pool_t *p);
 
 /* ---- once across all nodes (ot_redis_once.c) --------------------------------------------- */
 
@@ -261,6 +299,11 @@ typedef struct {
      * be missed until the next up(). why is for the log.
      */
     void (*down)(void *baton, const char *why);
+    /**
+     * A key tombstone, authentic (live only: they are not stored); may be NULL. Its fetched time
+     * is as the publisher sent it (the receiver puts it on its own clock).
+     */
+    void (*key_dead)(void *baton, const ot_redis_ktomb_t *k, apr_pool_t *p);
 } ot_redis_sub_fns_t;
 
 typedef struct ot_redis_sub_t ot_redis_sub_t;

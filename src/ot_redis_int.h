@@ -26,6 +26,8 @@
  */
 #define OT_REDIS_REV_ORDER (OT_REDIS_SEAL_LEN + 25)
 #define OT_REDIS_REV_NB (OT_REDIS_SEAL_LEN + 17)
+/** Length of a key tombstone: sealing, fetched, nonce, masked key. */
+#define OT_REDIS_KTOMB_LEN (OT_REDIS_SEAL_LEN + 8 + OT_REDIS_KTOMB_NONCE + OT_KEY_LEN)
 /** Size of the buffer that keeps the last failure's description. */
 #define OT_REDIS_ERRBUF 160
 
@@ -46,6 +48,7 @@ struct ot_redis_t {
     struct timeval connect_tv, command_tv;
     unsigned char k_name[OT_SHA256_LEN];   /**< keys answer names */
     unsigned char k_mac[OT_SHA256_LEN];    /**< authenticates values and messages */
+    unsigned char k_mask[OT_SHA256_LEN];   /**< masks the cache key in key tombstones */
     char kid[17];                          /**< key id in every name: 16 hex digits */
     const char *rev_key;                   /**< the sorted set of tombstones (sub, sid) */
     const char *nb_key;                    /**< the hash of not-before policies */
@@ -67,11 +70,11 @@ struct ot_redis_t {
     int pend_head, pend_count;
 };
 
-/** One command of a pipeline: up to ten arguments, binary-safe. */
+/** One command of a pipeline: up to twelve arguments, binary-safe. */
 typedef struct {
     int argc;
-    const char *argv[10];
-    size_t lens[10];
+    const char *argv[12];
+    size_t lens[12];
 } ot_redis_cmd_t;
 
 /** Append an argument of n bytes (ot_redis_arg_str: a string) to c. */

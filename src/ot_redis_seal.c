@@ -14,6 +14,10 @@
  *                       | len16 iss | iss | len16 value | value
  *                 (integers big-endian, times in µs, not_before and order in seconds; a
  *                 script in Redis compares order and not_before in place: OT_REDIS_REV_ORDER)
+ *   key tombstone 'K' | HMAC(k_mac, "K" 'K' body) | body          (never stored, only published)
+ *                 body: fetched i64 | nonce (16 random bytes) | cache key XOR HMAC(k_mask, nonce)
+ *                 (k_mask = HMAC(OfftokRedisKey, "offtok-redis-v1 mask"): the channel shows no
+ *                 more of a cache key than an answer's name does)
  *
  * The MAC is compared in constant time before a single byte of the rest is interpreted.
  */
@@ -28,8 +32,10 @@
 #define LABEL_NAME "offtok-redis-v1 name"
 #define LABEL_MAC "offtok-redis-v1 mac"
 #define LABEL_ID "offtok-redis-v1 id"
+#define LABEL_MASK "offtok-redis-v1 mask"
 #define DOMAIN_ANSWER 'A'
 #define DOMAIN_REVOKE 'R'
+#define DOMAIN_KTOMB 'K'
 /** kind, at, until, not_before, order, and the two lengths. */
 #define REV_FIXED (1 + 8 + 8 + 8 + 8 + 2 + 2)
 /** Where the strings start in the body. */
@@ -61,6 +67,7 @@ void ot_redis_derive_keys(ot_redis_t *r)
 
     hmac(r->k_name, r->conf.key, r->conf.key_len, LABEL_NAME, strlen(LABEL_NAME));
     hmac(r->k_mac, r->conf.key, r->conf.key_len, LABEL_MAC, strlen(LABEL_MAC));
+    hmac(r->k_mask, r->conf.key, r->conf.key_len, LABEL_MASK, strlen(LABEL_MASK));
     hmac(id, r->conf.key, r->conf.key_len, LABEL_ID, strlen(LABEL_ID));
     to_hex(r->kid, id, 8);
     OPENSSL_cleanse(id, sizeof(id));
@@ -252,5 +259,80 @@ apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t 
         return APR_EINVAL;
     }
     *rev = out;
+    return APR_SUCCESS;
+}
+
+/* ---- key tombstones ------------------------------------------------------------------------ */
+
+/** MAC of a key tombstone's body (fixed length: no length prefix needed). */
+static void ktomb_mac(unsigned char out[OT_SHA256_LEN], const ot_redis_t *r,
+                      const unsigned char *body)
+{
+    unsigned char buf[2 + OT_REDIS_KTOMB_LEN - OT_REDIS_SEAL_LEN];
+
+    buf[0] = DOMAIN_KTOMB;
+    buf[1] = OT_REDIS_KTOMB_VERSION;
+    memcpy(buf + 2, body, OT_REDIS_KTOMB_LEN - OT_REDIS_SEAL_LEN);
+    hmac(out, r->k_mac, sizeof(r->k_mac), buf, sizeof(buf));
+}
+
+/** out = key XOR HMAC(k_mask, nonce): its own inverse. */
+static void ktomb_mask(unsigned char out[OT_KEY_LEN], const ot_redis_t *r,
+                       const unsigned char *nonce, const unsigned char *key)
+{
+    unsigned char pad[OT_SHA256_LEN];
+    int i;
+
+    _Static_assert(OT_KEY_LEN <= OT_SHA256_LEN, "one HMAC masks the whole key");
+    hmac(pad, r->k_mask, sizeof(r->k_mask), nonce, OT_REDIS_KTOMB_NONCE);
+    for (i = 0; i < OT_KEY_LEN; i++) {
+        out[i] = key[i] ^ pad[i];
+    }
+    OPENSSL_cleanse(pad, sizeof(pad));
+}
+
+apr_status_t ot_redis_ktomb_seal(const ot_redis_t *r, const ot_redis_ktomb_t *k, char **msg,
+                                 apr_size_t *len, apr_pool_t *p)
+{
+    unsigned char *out, *b;
+
+    if (k->fetched < 0) {
+        return APR_EINVAL;
+    }
+    out = apr_palloc(p, OT_REDIS_KTOMB_LEN);
+    b = out + OT_REDIS_SEAL_LEN;
+    put_u64(b, (apr_uint64_t)k->fetched);
+    memcpy(b + 8, k->nonce, OT_REDIS_KTOMB_NONCE);
+    ktomb_mask(b + 8 + OT_REDIS_KTOMB_NONCE, r, k->nonce, k->key);
+    out[0] = OT_REDIS_KTOMB_VERSION;
+    ktomb_mac(out + 1, r, b);
+    *msg = (char *)out;
+    *len = OT_REDIS_KTOMB_LEN;
+    return APR_SUCCESS;
+}
+
+apr_status_t ot_redis_ktomb_open(const ot_redis_t *r, const char *msg, apr_size_t len,
+                                 ot_redis_ktomb_t *k, apr_pool_t *p)
+{
+    const unsigned char *b = (const unsigned char *)msg + OT_REDIS_SEAL_LEN;
+    unsigned char mac[OT_SHA256_LEN];
+    apr_uint64_t fetched;
+
+    (void)p;
+    if (msg == NULL || len != OT_REDIS_KTOMB_LEN
+        || (unsigned char)msg[0] != OT_REDIS_KTOMB_VERSION) {
+        return APR_EINVAL;
+    }
+    ktomb_mac(mac, r, b);
+    if (CRYPTO_memcmp(mac, msg + 1, OT_REDIS_MAC_LEN) != 0) {
+        return APR_EINVAL;
+    }
+    fetched = get_u64(b);
+    if (fetched > (apr_uint64_t)APR_INT64_MAX) {
+        return APR_EINVAL;
+    }
+    k->fetched = (apr_time_t)fetched;
+    memcpy(k->nonce, b + 8, OT_REDIS_KTOMB_NONCE);
+    ktomb_mask(k->key, r, k->nonce, b + 8 + OT_REDIS_KTOMB_NONCE);
     return APR_SUCCESS;
 }

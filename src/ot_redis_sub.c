@@ -13,6 +13,9 @@
  *   partition, a hung server) as much as a closed connection does
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
  *
+ * The channel also carries key tombstones (an inactive answer replaced a positive one in Redis):
+ * handed over live through key_dead(), never stored, so never read when catching up.
+ *
  * With Sentinel, a second connection, to a Sentinel, is SUBSCRIBEd to +switch-master (opened
  * when missing, retried after 1 s doubling to 30 s, kept across reconnections). A switch of our
  * master ends the subscription (and a nap) at once: the subscriber starts over on the new master
@@ -211,21 +214,33 @@ static int is_push(const redisReply *reply, const char *kind)
         && strcasecmp(reply->element[0]->str, kind) == 0;
 }
 
+/** One message on the channel: a revocation or a key tombstone (told apart by version byte). */
+static void message(ot_redis_sub_t *s, const redisReply *m, apr_pool_t *p)
+{
+    ot_redis_rev_t rev;
+    ot_redis_ktomb_t k;
+
+    if (m->type == REDIS_REPLY_STRING && m->len > 0
+        && (unsigned char)m->str[0] == OT_REDIS_KTOMB_VERSION
+        && ot_redis_ktomb_open(s->r, m->str, m->len, &k, p) == APR_SUCCESS) {
+        if (s->fns.key_dead) {
+            s->fns.key_dead(s->baton, &k, p);
+        }
+    }
+    else if (m->type == REDIS_REPLY_STRING
+             && ot_redis_rev_open(s->r, m->str, m->len, &rev, p) == APR_SUCCESS) {
+        s->fns.revoked(s->baton, &rev, p);
+    }
+    else {
+        ot_redis_note(s->r, "message", "a published revocation failed its MAC check");
+    }
+}
+
 /** One reply on the subscribed connection; 0 when it says something went wrong. */
 static int handle(ot_redis_sub_t *s, const redisReply *reply, apr_pool_t *p)
 {
-    const redisReply *m;
-    ot_redis_rev_t rev;
-
     if (is_push(reply, "message") && reply->elements == 3) {
-        m = reply->element[2];
-        if (m->type == REDIS_REPLY_STRING
-            && ot_redis_rev_open(s->r, m->str, m->len, &rev, p) == APR_SUCCESS) {
-            s->fns.revoked(s->baton, &rev, p);
-        }
-        else {
-            ot_redis_note(s->r, "message", "a published revocation failed its MAC check");
-        }
+        message(s, reply->element[2], p);
         return 1;
     }
     if (is_push(reply, "pong")) {

@@ -319,6 +319,18 @@ apr_status_t ot_revoke_add(ot_shm_t *s, ot_revoke_kind_t kind, const char *iss,
     return rv;
 }
 
+apr_status_t ot_revoke_stale_before(ot_shm_t *s, apr_time_t t)
+{
+    rev_t *r = s->rev;
+    apr_status_t rv = rev_lock(r);
+
+    if (rv == APR_SUCCESS) {
+        set_max(&r->stale_before, t);
+        rev_unlock(r);
+    }
+    return rv;
+}
+
 /** 1 when (order, not_before) is newer than what slot i holds. */
 static int nb_newer(const rev_nb_t *old, apr_int64_t not_before, apr_int64_t order)
 {

@@ -292,6 +292,7 @@ apr_uint64_t ot_hash64(apr_uint64_t h, const void *data, apr_size_t n)
 #define BLOB_AZP_LEN 44  /* azp's length, after the times (so their offsets stayed) */
 
 enum { F_ACTIVE = 1, F_OFFLINE = 2, F_STR0 = 4, F_ALL = 127 }; /* F_STR0 << i: string i present */
+_Static_assert(F_ACTIVE == OT_BLOB_ACTIVE, "Redis's store script reads the active bit in place");
 
 typedef struct {
     char *buf;

@@ -40,6 +40,9 @@
 #define OT_BLOB_FIXED 46
 /** Strings of a blob: iss, sub, sid, claims, azp. */
 #define OT_BLOB_STRS 5
+/** Offset in the blob of the flags byte, and its "active" bit (Redis's store script reads it). */
+#define OT_BLOB_FLAGS 1
+#define OT_BLOB_ACTIVE 1
 /** Offsets in the blob of fetched and drop_after, which the evictor reads in place. */
 #define OT_BLOB_FETCHED 12
 #define OT_BLOB_DROP 20

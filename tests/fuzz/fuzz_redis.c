@@ -1,10 +1,10 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
- * What comes back from Redis (fuzz-requires: hiredis): the input is a value or a revocation
- * message as read there. Raw, it must fail its MAC; then the same bytes are sealed here with
- * the test key, as a node holding OfftokRedisKey would, so that the decoders behind the MAC
- * (ot_redis_open_answer, ot_redis_rev_open) see them too. What they accept must seal again to
- * exactly the same value.
+ * What comes back from Redis (fuzz-requires: hiredis): the input is a value, a revocation
+ * message or a key tombstone as read there. Raw, it must fail its MAC; then the same bytes are
+ * sealed here with the test key, as a node holding OfftokRedisKey would, so that the decoders
+ * behind the MAC (ot_redis_open_answer, ot_redis_rev_open, ot_redis_ktomb_open) see them too.
+ * What they accept must seal again to exactly the same value.
  */
 #include <string.h>
 #include <apr_strings.h>
@@ -18,7 +18,7 @@
 
 /**
  * version | HMAC(k_mac, domain version [len32 name name] body) | body, as ot_redis_seal.c
- * documents it; name NULL for a revocation.
+ * documents it; name NULL for a revocation or a key tombstone ('K').
  */
 static const char *seal(const ot_redis_t *r, char domain, const char *name, const char *body,
                         apr_size_t len, apr_size_t *out_len, apr_pool_t *p)
@@ -26,7 +26,8 @@ static const char *seal(const ot_redis_t *r, char domain, const char *name, cons
     apr_size_t nl = name ? strlen(name) : 0, hl = name ? 6 + nl : 2, n;
     unsigned char *buf = apr_palloc(p, hl + len), *out;
     unsigned int mac_len = OT_REDIS_MAC_LEN;
-    unsigned char version = name ? OT_REDIS_VERSION : OT_REDIS_REV_VERSION;
+    unsigned char version = name ? OT_REDIS_VERSION : domain == 'K' ? OT_REDIS_KTOMB_VERSION
+        : OT_REDIS_REV_VERSION;
 
     buf[0] = (unsigned char)domain;
     buf[1] = version;
@@ -49,6 +50,7 @@ static const char *seal(const ot_redis_t *r, char domain, const char *name, cons
 static void check_seal(const ot_redis_t *r, apr_pool_t *p)
 {
     ot_redis_rev_t rev = { OT_REDIS_REV_SUB, "https://issuer.example", "alice", 1, 2, 0, 0 };
+    ot_redis_ktomb_t k;
     char *msg;
     const char *mine;
     apr_size_t len, mine_len;
@@ -57,6 +59,12 @@ static void check_seal(const ot_redis_t *r, apr_pool_t *p)
     mine = seal(r, 'R', NULL, msg + OT_REDIS_SEAL_LEN, len - OT_REDIS_SEAL_LEN, &mine_len, p);
     fuzz_require(mine_len == len && memcmp(mine, msg, len) == 0,
                  "fuzz_redis.c seals as ot_redis_seal.c does (update seal() to its format)");
+    memset(&k, 0x11, sizeof(k));
+    k.fetched = 1;
+    fuzz_require(ot_redis_ktomb_seal(r, &k, &msg, &len, p) == APR_SUCCESS, "ot_redis_ktomb_seal");
+    mine = seal(r, 'K', NULL, msg + OT_REDIS_SEAL_LEN, len - OT_REDIS_SEAL_LEN, &mine_len, p);
+    fuzz_require(mine_len == len && memcmp(mine, msg, len) == 0,
+                 "fuzz_redis.c seals key tombstones as ot_redis_seal.c does");
 }
 
 static ot_redis_t *redis(void)
@@ -97,6 +105,23 @@ static void revocation(const ot_redis_t *r, const char *body, apr_size_t len, ap
                  && again_len == n && memcmp(again, msg, n) == 0, "seals to the same message");
 }
 
+static void key_tombstone(const ot_redis_t *r, const char *body, apr_size_t len, apr_pool_t *p)
+{
+    ot_redis_ktomb_t k;
+    apr_size_t n, again_len;
+    const char *msg = seal(r, 'K', NULL, body, len, &n, p);
+    char *again;
+
+    if (ot_redis_ktomb_open(r, msg, n, &k, p) != APR_SUCCESS) {
+        return;
+    }
+    fuzz_require(n == OT_REDIS_KTOMB_LEN && k.fetched >= 0, "fixed length, no negative time");
+    fuzz_require(ot_redis_ktomb_seal(r, &k, &again, &again_len, p) == APR_SUCCESS
+                 && again_len == n && memcmp(again, msg, n) == 0, "seals to the same message");
+    fuzz_require(ot_redis_rev_open(r, msg, n, &(ot_redis_rev_t){ 0 }, p) == APR_EINVAL,
+                 "a key tombstone is no revocation");
+}
+
 static void answer(const ot_redis_t *r, const char *entry, apr_size_t len, apr_pool_t *p)
 {
     ot_cache_entry_t e, direct;
@@ -124,12 +149,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *in = fuzz_bytes(data, size);
     ot_cache_entry_t e;
     ot_redis_rev_t rev;
+    ot_redis_ktomb_t k;
 
     fuzz_require(ot_redis_open_answer(r, NAME, in, size, &e, p) == APR_EINVAL,
                  "no answer without the key");
     fuzz_require(ot_redis_rev_open(r, in, size, &rev, p) == APR_EINVAL,
                  "no revocation without the key");
+    fuzz_require(ot_redis_ktomb_open(r, in, size, &k, p) == APR_EINVAL,
+                 "no key tombstone without the key");
     revocation(r, in, size, p);
+    key_tombstone(r, in, size, p);
     answer(r, in, size, p);
     fuzz_end();
     return 0;

@@ -219,7 +219,6 @@ def test_switch_master_moves_a_live_subscription(sentinels, redis_key, httpd, no
     server = f"OfftokRedis {sentinels.url()}\nOfftokRedisKey file:{redis_key}\n"
     start_nodes(httpd, node_b, keycloak, server)
     token = shared(httpd, node_b, keycloak, sub="lou", sid="sid-lou")
-    keycloak.revoke(token)
     before = [n.error_log().count("OT0201") for n in (httpd, node_b)]
     assert sentinels.sentinels[0].command("SENTINEL", "FAILOVER", MASTER) == "OK"
     wait_until(lambda: sentinels.sentinels[0].master_port() == sentinels.replica.port,
@@ -230,7 +229,14 @@ def test_switch_master_moves_a_live_subscription(sentinels, redis_key, httpd, no
     assert "Sentinel switched the master" in httpd.error_log() + node_b.error_log()
     wait_until(lambda: shared_once(httpd, node_b, keycloak, "max"), timeout=15, interval=0.1,
                what="sharing through the new master")
+    # Answers cached before the switch (a loss) are not trusted again: B asks the issuer once.
+    keycloak.reset_counts()
+    assert statuses(node_b, token) == {200}
+    assert keycloak.introspection_count() >= 1, "node B's answer from before the switch is stale"
+    keycloak.revoke(token)
+    keycloak.reset_counts()
     assert statuses(node_b, token) == {200}, "node B answers from its cache until the push"
+    assert keycloak.introspection_count() == 0
     assert post_logout(httpd, keycloak.logout_token(sub="lou")).status_code == 200
     refused_within(node_b, token, 5.0)
     names = sentinels.replica.command("KEYS", "offtok:*:rev")

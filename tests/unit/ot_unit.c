@@ -41,6 +41,7 @@ int main(void)
     srunner_add_suite(sr, suite_redis_sub());
     srunner_add_suite(sr, suite_redis_sentinel());
     srunner_add_suite(sr, suite_redis_newer());
+    srunner_add_suite(sr, suite_redis_ktomb());
 #endif
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -30,6 +30,7 @@ Suite *suite_redis(void);
 Suite *suite_redis_sub(void);
 Suite *suite_redis_sentinel(void);
 Suite *suite_redis_newer(void);
+Suite *suite_redis_ktomb(void);
 #endif
 
 #endif

@@ -197,7 +197,7 @@ START_TEST(test_get_put)
     r = redis_client("get-put", redis_shared.port, NULL, &stats, ot_test_pool);
     key_of(key, 1);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_NOTFOUND);
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_str_eq(got.sub, "alice");
     ck_assert_str_eq(got.sid, "session-1");
@@ -214,7 +214,7 @@ START_TEST(test_get_put)
     ck_assert_int_eq(ot_redis_get(r, key, e.drop_after, &got, ot_test_pool), APR_NOTFOUND);
     e.drop_after = now;
     key_of(key, 2);
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_NOTFOUND);
     ot_redis_close(r);
 }
@@ -241,7 +241,7 @@ START_TEST(test_forged_values_ignored)
     /* Garbage, and a value sealed for another name, written by someone with access to Redis. */
     freeReplyObject(redisCommand(c, "SET %s %s", name, "\x01{\"active\":true,\"sub\":\"root\"}"));
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_EINVAL);
-    ck_assert_int_eq(ot_redis_put(r, key2, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key2, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     reply = redisCommand(c, "GET %s", name2);
     freeReplyObject(redisCommand(c, "SET %s %b", name, reply->str, reply->len));
     freeReplyObject(reply);
@@ -336,7 +336,7 @@ START_TEST(test_auth_and_select)
     conf.key_len = strlen(conf.key);
     ck_assert_int_eq(ot_redis_create(&r, &conf, 2, &stats, ot_test_pool), APR_SUCCESS);
     key_of(key, 1);
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     c = redis_raw(sv.port);
     freeReplyObject(redisCommand(c, "AUTH s3cret-pass"));
@@ -450,7 +450,7 @@ static void *APR_THREAD_FUNC hammer(apr_thread_t *t, void *baton)
 
         e = entry("alice", now, p);
         key_of(key, i % 50);
-        rv = ot_redis_put(r, key, &e, now, p);
+        rv = ot_redis_put(r, key, &e, now, NULL, p);
         rv = rv == APR_EEXIST ? APR_SUCCESS : rv;   /* another thread's was newer */
         if (rv == APR_SUCCESS) {
             rv = ot_redis_get(r, key, now, &got, p);

@@ -96,12 +96,12 @@ START_TEST(test_older_answer_never_replaces_newer)
     NEED_REDIS();
     r = redis_client("newer-answer", redis_shared.port, NULL, &stats, ot_test_pool);
     key_of(key, 1);
-    ck_assert_int_eq(ot_redis_put(r, key, &inactive, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &inactive, now, NULL, ot_test_pool), APR_SUCCESS);
     /* A node whose call started before the inactive answer's ends after it. */
-    ck_assert_int_eq(ot_redis_put(r, key, &older, now, ot_test_pool), APR_EEXIST);
+    ck_assert_int_eq(ot_redis_put(r, key, &older, now, NULL, ot_test_pool), APR_EEXIST);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(got.active, 0);
-    ck_assert_int_eq(ot_redis_put(r, key, &newer, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &newer, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(got.active, 1);
     ck_assert(near(got.fetched, newer.fetched));
@@ -109,7 +109,7 @@ START_TEST(test_older_answer_never_replaces_newer)
      * does not hold the name. */
     raw("SET %s %b", ot_redis_answer_name(r, key, ot_test_pool), "\x01zzzzzzzzzzzzzzzzzzzzzzzzzzzz"
         "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 80);
-    ck_assert_int_eq(ot_redis_put(r, key, &newer, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &newer, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert(near(got.fetched, newer.fetched));
     ot_redis_close(r);
@@ -162,7 +162,7 @@ START_TEST(test_fetched_on_the_readers_clock)
     /* Stored by a node whose clock runs an hour ahead, a second after its call started: taken
      * as fetched a second ago here, not now (which every new read would move on). */
     key_of(key, 1);
-    ck_assert_int_eq(ot_redis_put(r, key, &e, ahead, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, ahead, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_msg(near(got.fetched, now - SEC(1)), "fetched %" APR_TIME_T_FMT " s from now",
                   apr_time_sec(got.fetched - now));
@@ -170,7 +170,7 @@ START_TEST(test_fetched_on_the_readers_clock)
     /* Whoever can write to Redis lengthens its life there: the authentic time still holds. */
     key_of(key, 2);
     e = answer(1, now - SEC(10));
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     c = redis_raw(redis_shared.port);
     freeReplyObject(redisCommand(c, "PEXPIRE %s 100000000",
                                  ot_redis_answer_name(r, key, ot_test_pool)));
@@ -180,12 +180,12 @@ START_TEST(test_fetched_on_the_readers_clock)
     /* Inactive answers are tombstones: taken as late as a revocation from another node. */
     key_of(key, 3);
     e = answer(0, now - SEC(60));
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert(near(got.fetched, now - SEC(60) + OT_REDIS_SKEW));
     key_of(key, 4);
     e = answer(0, now - SEC(2));
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(got.fetched, now);
     ot_redis_close(r);
@@ -217,12 +217,12 @@ START_TEST(test_long_values_not_read)
     e.claims = junk;
     e.claims_len = OT_REDIS_ANSWER_CAP - 1000;
     key_of(key, 2);
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_uint_eq(got.claims_len, e.claims_len);
     e.claims_len = OT_REDIS_ANSWER_CAP;
     key_of(key, 3);
-    ck_assert_int_eq(ot_redis_put(r, key, &e, now, ot_test_pool), APR_ENOSPC);
+    ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_ENOSPC);
     ot_redis_close(r);
 }
 END_TEST

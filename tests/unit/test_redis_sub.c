@@ -19,12 +19,15 @@
 
 #define ISS "https://sso.example.org/realms/test"
 
-/** What the callbacks saw, in order: "u" up, "d" down, and each revocation's value. */
+/**
+ * What the callbacks saw, in order: "u" up, "d" down, each revocation's value, and "k" and the
+ * first byte of the key (hex) for each key tombstone.
+ */
 typedef struct {
     apr_thread_mutex_t *mutex;
     apr_thread_cond_t *cond;
     char log[4096];
-    int ups, downs, revs;
+    int ups, downs, revs, kts;
     char why[160];
 } seen_t;
 
@@ -77,6 +80,16 @@ static void on_down(void *baton, const char *why)
     apr_thread_mutex_unlock(s->mutex);
 }
 
+static void on_key_dead(void *baton, const ot_redis_ktomb_t *k, apr_pool_t *p)
+{
+    seen_t *s = baton;
+
+    apr_thread_mutex_lock(s->mutex);
+    s->kts++;
+    note(s, apr_psprintf(p, "k%02x", k->key[0]));
+    apr_thread_mutex_unlock(s->mutex);
+}
+
 static void *APR_THREAD_FUNC run(apr_thread_t *t, void *baton)
 {
     ot_redis_sub_run(baton);
@@ -86,7 +99,7 @@ static void *APR_THREAD_FUNC run(apr_thread_t *t, void *baton)
 
 static void start(harness_t *h, const char *test, int port)
 {
-    static const ot_redis_sub_fns_t fns = { on_revoked, on_up, on_down };
+    static const ot_redis_sub_fns_t fns = { on_revoked, on_up, on_down, on_key_dead };
 
     memset(&h->seen, 0, sizeof(h->seen));
     apr_thread_mutex_create(&h->seen.mutex, APR_THREAD_MUTEX_DEFAULT, ot_test_pool);
@@ -210,6 +223,42 @@ START_TEST(test_forged_messages_ignored)
 }
 END_TEST
 
+/* A key tombstone (an inactive answer replaced a positive one) is handed over live. */
+START_TEST(test_key_tombstone_handed_over)
+{
+    harness_t h;
+    ot_redis_t *other;
+    unsigned char key[OT_KEY_LEN];
+    apr_time_t now = apr_time_now();
+    ot_cache_entry_t e;
+    int told = 0;
+
+    NEED_REDIS();
+    start(&h, "sub-ktomb", redis_shared.port);
+    ck_assert(wait_count(&h.seen, &h.seen.ups, 1, 5));
+    other = redis_client("sub-ktomb", redis_shared.port, NULL, &stats, ot_test_pool);
+    memset(key, 0x7e, sizeof(key));
+    memset(&e, 0, sizeof(e));
+    e.fetched = now - apr_time_from_sec(2);
+    e.drop_after = now + apr_time_from_sec(60);
+    e.active = 1;
+    e.claims = "{}";
+    e.claims_len = 2;
+    ck_assert_int_eq(ot_redis_put(other, key, &e, now, &told, ot_test_pool), APR_SUCCESS);
+    e.fetched = now - apr_time_from_sec(1);
+    e.active = 0;
+    e.claims = NULL;
+    e.claims_len = 0;
+    ck_assert_int_eq(ot_redis_put(other, key, &e, now, &told, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(told, 1);
+    publish(other, "after");
+    ck_assert(wait_count(&h.seen, &h.seen.revs, 1, 2));
+    ck_assert_str_eq(log_of(&h.seen), "u k7e after");
+    stop(&h);
+    ot_redis_close(other);
+}
+END_TEST
+
 START_TEST(test_outage_and_recovery)
 {
     harness_t h;
@@ -316,6 +365,7 @@ Suite *suite_redis_sub(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_catch_up_then_live);
     tcase_add_test(tc, test_forged_messages_ignored);
+    tcase_add_test(tc, test_key_tombstone_handed_over);
     tcase_add_test(tc, test_outage_and_recovery);
     tcase_add_test(tc, test_silent_redis_detected);
     tcase_add_test(tc, test_stop_while_unreachable);
