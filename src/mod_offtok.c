@@ -15,7 +15,10 @@
  *   force_authn           run authentication when an offtok provider already granted access
  *   note_auth_failure     WWW-Authenticate: Bearer ... for AuthType offtok
  *   fixups                the environment for subrequests and internal redirects
- *   handler               pushed revocations and the status page (mod_offtok_handlers.c)
+ *   handler               first: after mod_dir's or mod_negotiation's fast redirect, scrub and
+ *                         set the headers for the configuration the request now has
+ *                         (mod_offtok_env.c); then pushed revocations and the status page
+ *                         (mod_offtok_handlers.c)
  *   check_config, child_init, child_stopping: the Redis tier, when OfftokRedis is set
  *                         (mod_offtok_redis.c)
  */
@@ -238,6 +241,7 @@ static void offtok_register_hooks(apr_pool_t *p)
     ap_hook_fixups(offtok_fixups, NULL, NULL, APR_HOOK_FIRST);
     ap_hook_fixups(offtok_answers_fixups, NULL, NULL, APR_HOOK_LAST);
     APR_OPTIONAL_HOOK(ap, status_hook, offtok_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(offtok_fast_redirected, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
     offtok_register_authz(p);
     offtok_client_register_hooks(p);

@@ -198,6 +198,13 @@ int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
 /** Remove client-sent copies of the headers OfftokPassHeader names (header_parser hook). */
 int offtok_strip_headers(request_rec *r);
 
+/**
+ * handler hook, first: when r's configuration changed after its headers were scrubbed (mod_dir
+ * and mod_negotiation hand a subrequest's configuration to r: ap_internal_fast_redirect), scrub
+ * them for the new one, and give r what that subrequest accepted under it.
+ */
+int offtok_fast_redirected(request_rec *r);
+
 /** Write WWW-Authenticate (or Retry-After for 503 and 429) for st's outcome. */
 void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
 

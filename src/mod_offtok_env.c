@@ -17,6 +17,17 @@
 
 APLOG_USE_MODULE(offtok);
 
+/** r->pool userdata: the per-directory configuration r's headers were last scrubbed for. */
+#define SCRUBBED_FOR "offtok-scrubbed-for"
+/** r->pool userdata: the last subrequest of r that was accepted, and its configuration. */
+#define SUB_ACCEPTED "offtok-sub-accepted"
+
+/** A subrequest's accepted outcome, kept in its main request's pool while the subrequest lives. */
+typedef struct {
+    const void *dir;            /**< the subrequest's per_dir_config */
+    offtok_req_t *st;           /**< its outcome (in the subrequest's pool) */
+} sub_accepted_t;
+
 /**
  * Claim `name` of the answer as the back end sees it; NULL when absent. A top-level claim is
  * read off the answer as it is; a dotted path (realm_access.roles) needs the JSON.
@@ -68,6 +79,46 @@ int offtok_env_prepare(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
     return 1;
 }
 
+/** What a subrequest's cleanup forgets: its own outcome, if still the one kept. */
+typedef struct {
+    sub_accepted_t *sa;
+    offtok_req_t *st;
+} sub_forget_t;
+
+/** The subrequest's cleanup: forget its outcome in the main request when it goes. */
+static apr_status_t forget_sub(void *baton)
+{
+    sub_forget_t *f = baton;
+
+    if (f->sa->st == f->st) {
+        f->sa->dir = NULL;
+        f->sa->st = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+/**
+ * Keep subrequest r's accepted outcome where its main request can find it: mod_dir and
+ * mod_negotiation hand a subrequest's configuration to the main request
+ * (ap_internal_fast_redirect) without its headers, user or module state.
+ */
+static void remember_sub(request_rec *r, offtok_req_t *st)
+{
+    sub_accepted_t *sa = NULL;
+    sub_forget_t *f = apr_palloc(r->pool, sizeof(*f));
+
+    apr_pool_userdata_get((void **)&sa, SUB_ACCEPTED, r->main->pool);
+    if (sa == NULL) {
+        sa = apr_pcalloc(r->main->pool, sizeof(*sa));
+        apr_pool_userdata_setn(sa, SUB_ACCEPTED, NULL, r->main->pool);
+    }
+    sa->dir = r->per_dir_config;
+    sa->st = st;
+    f->sa = sa;
+    f->st = st;
+    apr_pool_cleanup_register(r->pool, f, forget_sub, apr_pool_cleanup_null);
+}
+
 void offtok_env_apply(request_rec *r, offtok_req_t *st)
 {
     const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
@@ -92,6 +143,9 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
     }
     if (c->forward_token == 0) {
         apr_table_unset(r->headers_in, "Authorization");
+    }
+    if (r->main != NULL) {
+        remember_sub(r, st);
     }
 }
 
@@ -120,6 +174,7 @@ int offtok_strip_headers(request_rec *r)
     strip_ctx_t ctx;
     int i;
 
+    apr_pool_userdata_setn(r->per_dir_config, SCRUBBED_FOR, NULL, r->pool);
     if (c == NULL || c->pass == NULL) {
         return DECLINED;
     }
@@ -132,6 +187,31 @@ int offtok_strip_headers(request_rec *r)
                       name);
         apr_table_unset(r->headers_in, name);
     }
+    return DECLINED;
+}
+
+int offtok_fast_redirected(request_rec *r)
+{
+    const void *scrubbed = NULL;
+    sub_accepted_t *sa = NULL;
+    offtok_req_t *st;
+
+    apr_pool_userdata_get((void **)&scrubbed, SCRUBBED_FOR, r->pool);
+    if (scrubbed == NULL || scrubbed == r->per_dir_config) {
+        return DECLINED;
+    }
+    /* The configuration changed after the scrub, without a new request: scrub for this one. */
+    offtok_strip_headers(r);
+    apr_pool_userdata_get((void **)&sa, SUB_ACCEPTED, r->pool);
+    if (!offtok_is_ours(r) || sa == NULL || sa->dir != r->per_dir_config || sa->st == NULL
+        || sa->st->status != OK) {
+        return DECLINED;
+    }
+    /* What the subrequest accepted under this very configuration: the back end gets it. */
+    st = apr_pmemdup(r->pool, sa->st, sizeof(*st));
+    st->applied = 0;
+    ap_set_module_config(r->request_config, &offtok_module, st);
+    offtok_env_apply(r, st);
     return DECLINED;
 }
 

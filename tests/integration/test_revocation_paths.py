@@ -276,3 +276,53 @@ def test_offline_tokens_only_of_the_listed_clients(httpd, keycloak):
 def test_offline_clients_needs_a_client(httpd, keycloak):
     code, out = httpd.configtest(protected("/p/", keycloak, OfftokOfflineClients=""))
     assert code != 0
+
+
+# ---- DirectoryIndex: mod_dir hands the index file's location to the initial request -------------
+
+def index_conf(httpd, issuer, files_directives):
+    """/app/ (no AuthType) whose DirectoryIndex is a CGI protected by a <Files> section: mod_dir
+    looks the index up in a subrequest, then gives that subrequest's configuration to the initial
+    request (ap_internal_fast_redirect), whose headers and user are its own."""
+    app = os.path.join(httpd.root, "htdocs", "app")
+    os.makedirs(app, exist_ok=True)
+    os.chmod(app, 0o755)
+    with open(os.path.join(httpd.root, "cgi-bin", "env")) as src:
+        text = src.read()
+    with open(os.path.join(app, "index.cgi"), "w") as f:
+        f.write(text)
+    os.chmod(os.path.join(app, "index.cgi"), 0o755)
+    lines = offtok_lines(issuer, **files_directives)
+    return f"""
+LoadModule dir_module {__import__('httpd').MODDIR}/mod_dir.so
+<Directory "{app}">
+    DirectoryIndex index.cgi
+    Options +ExecCGI
+    <Files "index.cgi">
+        SetHandler cgi-script
+        AuthType offtok
+        AuthName "test"
+        {lines}
+        Require valid-user
+    </Files>
+</Directory>
+"""
+
+
+def test_directory_index_scrubs_client_sent_pass_headers(httpd, keycloak):
+    """Client-sent copies of OfftokPassHeader headers are removed wherever the directive
+    applies: also when mod_dir gives the index file's location to the initial request."""
+    httpd.start(index_conf(httpd, keycloak, {"OfftokPassHeader": "X-Remote-Roles roles"}))
+    token = keycloak.mint_access()                   # no "roles" claim
+    for name in ("X-Remote-Roles", "X_Remote_Roles"):
+        r = httpd.get("/app/", token=token, headers={name: "spoofed-role"})
+        assert r.status_code == 200, r.text
+        env = r.json()
+        assert "spoofed-role" not in r.text, f"{name} reached the index script"
+        assert env.get("REMOTE_USER") == "alice"
+    token = keycloak.mint_access(claims={"roles": "reader"})
+    r = httpd.get("/app/", token=token, headers={"X-Remote-Roles": "spoofed-role"})
+    assert r.status_code == 200
+    assert r.json().get("HTTP_X_REMOTE_ROLES") == "reader"
+    r = httpd.get("/app/", headers={"X-Remote-Roles": "spoofed-role"})
+    assert r.status_code == 401
