@@ -210,12 +210,25 @@ static int offtok_note_auth_failure(request_rec *r, const char *auth_type)
     return OK;
 }
 
-/** Subrequests and internal redirects that skipped authentication get the environment too. */
+/**
+ * Subrequests and internal redirects that skipped authentication (httpd copies the user when the
+ * configuration is the same) get the environment too, or the refusal when the token, checked
+ * again here, is no longer accepted (a logout pushed meanwhile).
+ */
 static int offtok_fixups(request_rec *r)
 {
-    if (r->user != NULL && offtok_is_ours(r)) {
-        offtok_env_apply(r, offtok_check(r));
+    offtok_req_t *st;
+
+    if (r->user == NULL || !offtok_is_ours(r)) {
+        return DECLINED;
     }
+    st = offtok_check(r);
+    if (st->status != OK) {
+        r->user = NULL;
+        offtok_set_challenge(r, st);
+        return st->status;
+    }
+    offtok_env_apply(r, st);
     return DECLINED;
 }
 

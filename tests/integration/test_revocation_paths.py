@@ -326,3 +326,29 @@ def test_directory_index_scrubs_client_sent_pass_headers(httpd, keycloak):
     assert r.json().get("HTTP_X_REMOTE_ROLES") == "reader"
     r = httpd.get("/app/", headers={"X-Remote-Roles": "spoofed-role"})
     assert r.status_code == 401
+
+
+def test_internal_redirect_in_the_same_location_refuses_a_token_logged_out_meanwhile(httpd,
+                                                                                   keycloak):
+    """An internal redirect within the same location skips httpd's authentication (httpd copies
+    the user); a logout pushed while the first script ran makes the module check the token again
+    for the redirect, and that refusal refuses the redirect instead of running it as the user."""
+    import threading
+    cgi(httpd, "slow", "#!/bin/sh\nsleep 3\nprintf 'Location: /same/env\\n\\n'\n")
+    httpd.start(aliased("/same/").format(root=httpd.root)
+                + cgi_location("/same/", keycloak, OfftokIssuer=keycloak.issuer,
+                               OfftokCacheTTL=300)
+                + push_handlers(keycloak, "rs-client"))
+    token = keycloak.mint_access(sub="sam", sid="sid-sam")
+    result = {}
+    t = threading.Thread(target=lambda: result.update(r=httpd.get("/same/slow", token=token)))
+    t.start()
+    time.sleep(1)
+    keycloak.revoke(token)
+    r = httpd.post(LOGOUT, data={"logout_token": keycloak.logout_token(sid="sid-sam",
+                                                                        aud="rs-client")})
+    assert r.status_code == 200, r.text
+    t.join(30)
+    r = result["r"]
+    assert r.status_code == 401, r.text
+    assert "REMOTE_USER" not in r.text
