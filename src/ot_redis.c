@@ -213,11 +213,66 @@ static void trip(ot_redis_t *r)
 
 /* ---- connections ---------------------------------------------------------------------------- */
 
+/** Write what hiredis has buffered on blocking context c; REDIS_OK when all of it went. */
+static int write_all(redisContext *c)
+{
+    int done = 0;
+
+    while (!done) {
+        if (redisBufferWrite(c, &done) != REDIS_OK) {
+            return REDIS_ERR;
+        }
+    }
+    return REDIS_OK;
+}
+
+int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
+{
+    void *got = NULL;
+    size_t before, read;
+
+    if (redisGetReplyFromReader(c, &got) != REDIS_OK) {
+        return REDIS_ERR;
+    }
+    while (got == NULL) {
+        /* A read only appends to the reader's buffer (which starts over when it was empty). */
+        before = c->reader->len;
+        if (redisBufferRead(c) != REDIS_OK) {
+            return REDIS_ERR;
+        }
+        read = c->reader->len >= before ? c->reader->len - before : c->reader->len;
+        if (read > *budget) {
+            c->err = REDIS_ERR_PROTOCOL;
+            apr_cpystrn(c->errstr, "a reply longer than any this module asks for",
+                        sizeof(c->errstr));
+            return REDIS_ERR;
+        }
+        *budget -= read;
+        if (redisGetReplyFromReader(c, &got) != REDIS_OK) {
+            return REDIS_ERR;
+        }
+    }
+    *reply = got;
+    return REDIS_OK;
+}
+
+redisReply *ot_redis_command(redisContext *c, int argc, const char **argv)
+{
+    apr_size_t budget = OT_REDIS_REPLY_SMALL;
+    redisReply *reply = NULL;
+
+    if (redisAppendCommandArgv(c, argc, argv, NULL) != REDIS_OK || write_all(c) != REDIS_OK
+        || ot_redis_read(c, &reply, &budget) != REDIS_OK) {
+        return NULL;
+    }
+    return reply;
+}
+
 /** Run one command on a fresh context during set-up; 0 when it was answered without error. */
 static int setup_command(ot_redis_t *r, redisContext *c, int argc, const char **argv,
                          const char *what)
 {
-    redisReply *reply = redisCommandArgv(c, argc, argv, NULL);
+    redisReply *reply = ot_redis_command(c, argc, argv);
     int ok = reply != NULL && reply->type != REDIS_REPLY_ERROR;
 
     if (!ok) {
@@ -335,16 +390,18 @@ static void give(ot_redis_t *r, redisContext *c)
     }
 }
 
-/** Send n commands at once and read their n replies; 1 when all arrived. */
-static int pipeline(redisContext *c, int n, ot_redis_cmd_t *cmds, redisReply **replies)
+/** Send n commands at once and read their n replies within cap bytes; 1 when all arrived. */
+static int pipeline(redisContext *c, int n, ot_redis_cmd_t *cmds, redisReply **replies,
+                    apr_size_t cap)
 {
     int i, got = 0;
-    void *reply;
+    redisReply *reply;
 
     for (i = 0; i < n; i++) {
         redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens);
     }
-    for (i = 0; i < n && redisGetReply(c, &reply) == REDIS_OK; i++) {
+    for (i = 0; i < n && (i > 0 || write_all(c) == REDIS_OK)
+                && ot_redis_read(c, &reply, &cap) == REDIS_OK; i++) {
         replies[got++] = reply;
     }
     if (got == n && c->err == 0) {
@@ -370,7 +427,8 @@ static int demoted(int n, redisReply **replies)
     return 0;
 }
 
-apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies)
+apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies,
+                          apr_size_t cap)
 {
     redisContext *c;
     int attempt, kept = 0;
@@ -379,7 +437,7 @@ apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply
         if ((c = take(r, &kept)) == NULL) {
             return APR_EAGAIN;
         }
-        if (pipeline(c, n, cmds, replies)) {
+        if (pipeline(c, n, cmds, replies, cap)) {
             if (!(r->conf.master && demoted(n, replies))) {
                 give(r, c);
                 return APR_SUCCESS;
@@ -492,7 +550,7 @@ apr_status_t ot_redis_get(ot_redis_t *r, const unsigned char key[OT_KEY_LEN], ap
     ot_redis_arg_str(&cmds[0], cap);
     ot_redis_arg_str(&cmds[1], "PTTL");
     ot_redis_arg_str(&cmds[1], name);
-    if ((rv = ot_redis_run(r, 2, cmds, replies)) != APR_SUCCESS) {
+    if ((rv = ot_redis_run(r, 2, cmds, replies, OT_REDIS_REPLY_ANSWER)) != APR_SUCCESS) {
         return rv;
     }
     reply = replies[0];
@@ -583,7 +641,7 @@ apr_status_t ot_redis_put(ot_redis_t *r, const unsigned char key[OT_KEY_LEN],
         ot_redis_arg_str(&cmd, flags);
         ot_redis_arg(&cmd, kt, kt_len);
     }
-    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply, OT_REDIS_REPLY_SMALL)) != APR_SUCCESS) {
         return rv;
     }
     rv = ot_redis_refused(r, reply, "EVAL (store an answer)") ? APR_EGENERAL

@@ -28,6 +28,13 @@
 #define OT_REDIS_REV_NB (OT_REDIS_SEAL_LEN + 17)
 /** Length of a key tombstone: sealing, fetched, nonce, masked key. */
 #define OT_REDIS_KTOMB_LEN (OT_REDIS_SEAL_LEN + 8 + OT_REDIS_KTOMB_NONCE + OT_KEY_LEN)
+/** Most bytes the replies to a small command (not an answer, not catching up) may take. */
+#define OT_REDIS_REPLY_SMALL (64 * 1024)
+/** Most bytes the replies to reading an answer (GETRANGE and PTTL) may take. */
+#define OT_REDIS_REPLY_ANSWER (OT_REDIS_ANSWER_CAP + 1024)
+/** Most bytes the reply to catching up may take: the messages and their framing. */
+#define OT_REDIS_REPLY_STORED (OT_REDIS_STORED_BYTES + 32 * (apr_size_t)OT_REDIS_STORED_MAX + 1024)
+
 /** Size of the buffer that keeps the last failure's description. */
 #define OT_REDIS_ERRBUF 160
 
@@ -84,9 +91,26 @@ void ot_redis_arg_str(ot_redis_cmd_t *c, const char *s);
 /**
  * Run n commands in one round trip on a connection of the pool (a kept one that fails is tried
  * once more on a new one): APR_SUCCESS and the n replies (free them with ot_redis_free_replies),
- * else APR_EAGAIN (Redis unreachable, slower than the command timeout, or the breaker closed).
+ * else APR_EAGAIN (Redis unreachable, slower than the command timeout, the breaker closed, or
+ * replies over `cap` bytes in all: a server that is not ours cannot make this process read
+ * without end).
  */
-apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies);
+apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply **replies,
+                          apr_size_t cap);
+
+/**
+ * The next reply on blocking context c (the commands already written), reading at most *budget
+ * more bytes from the socket (then lowered by what was read). REDIS_OK with *reply; REDIS_ERR
+ * with c->err set otherwise (hiredis fails a read: REDIS_ERR_IO, timeouts included; an overrun
+ * of the budget is REDIS_ERR_PROTOCOL, and the context is of no more use).
+ */
+int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget);
+
+/**
+ * One command on c, written and its reply read within OT_REDIS_REPLY_SMALL bytes; the reply, or
+ * NULL with c->errstr saying why.
+ */
+redisReply *ot_redis_command(redisContext *c, int argc, const char **argv);
 void ot_redis_free_replies(int n, redisReply **replies);
 
 /** 1 when reply is an error reply (then noted, with what, as the last error). */

@@ -113,7 +113,7 @@ apr_status_t ot_redis_once(ot_redis_t *r, const char *table, const char *iss, co
     ot_redis_arg_str(&cmds[0], ex);
     ot_redis_arg_str(&cmds[1], "GET");
     ot_redis_arg_str(&cmds[1], name);
-    if (ot_redis_run(r, 2, cmds, replies) != APR_SUCCESS) {
+    if (ot_redis_run(r, 2, cmds, replies, OT_REDIS_REPLY_SMALL) != APR_SUCCESS) {
         return APR_EAGAIN;
     }
     if (ot_redis_refused(r, replies[0], "SET NX") || ot_redis_refused(r, replies[1], "GET")) {
@@ -135,7 +135,7 @@ apr_status_t ot_redis_once_forget(ot_redis_t *r, const char *table, const char *
 
     ot_redis_arg_str(&cmd, "DEL");
     ot_redis_arg_str(&cmd, ot_redis_once_name(r, table, iss, id, p));
-    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply, OT_REDIS_REPLY_SMALL)) != APR_SUCCESS) {
         return rv;
     }
     rv = ot_redis_refused(r, reply, "DEL") ? APR_EGENERAL : APR_SUCCESS;

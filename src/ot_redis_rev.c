@@ -97,7 +97,7 @@ static apr_status_t send_policy(ot_redis_t *r, const ot_redis_pend_t *item)
     ot_redis_arg_str(&cmd, r->channel);
     ot_redis_arg(&cmd, item->buf, item->field_len);
     ot_redis_arg(&cmd, item->buf + item->field_len, item->len);
-    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply, OT_REDIS_REPLY_SMALL)) != APR_SUCCESS) {
         return rv;
     }
     rv = ot_redis_refused(r, reply, "EVAL (store a not-before policy)") ? APR_EGENERAL
@@ -134,7 +134,7 @@ static apr_status_t send_rev(ot_redis_t *r, const ot_redis_pend_t *item, apr_tim
     ot_redis_arg_str(&cmds[n], r->channel);
     ot_redis_arg(&cmds[n++], msg, item->len);
     ot_redis_arg_str(&cmds[n++], "EXEC");
-    if ((rv = ot_redis_run(r, n, cmds, replies)) != APR_SUCCESS) {
+    if ((rv = ot_redis_run(r, n, cmds, replies, OT_REDIS_REPLY_SMALL)) != APR_SUCCESS) {
         return rv;
     }
     rv = (ot_redis_refused(r, replies[0], "MULTI") || ot_redis_refused(r, replies[n - 1], "EXEC")
@@ -303,7 +303,7 @@ apr_status_t ot_redis_stored(ot_redis_t *r, apr_array_header_t **revs, apr_time_
     ot_redis_arg_str(&cmd, most);
     ot_redis_arg_str(&cmd, bytes);
     ot_redis_arg_str(&cmd, each);
-    if ((rv = ot_redis_run(r, 1, &cmd, &reply)) != APR_SUCCESS) {
+    if ((rv = ot_redis_run(r, 1, &cmd, &reply, OT_REDIS_REPLY_STORED)) != APR_SUCCESS) {
         return rv;
     }
     if (ot_redis_refused(r, reply, "catching up") || !stored_shape(reply)) {

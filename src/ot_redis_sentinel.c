@@ -190,7 +190,8 @@ int ot_redis_sentinel_current(ot_redis_t *r, const redisContext *c)
 /** 1 when the node behind c says it is a master (ROLE). */
 static int is_master(ot_redis_t *r, redisContext *c)
 {
-    redisReply *reply = redisCommand(c, "ROLE");
+    const char *argv[] = { "ROLE" };
+    redisReply *reply = ot_redis_command(c, 1, argv);
     int ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
         && reply->element[0]->type == REDIS_REPLY_STRING
         && strcmp(reply->element[0]->str, "master") == 0;
@@ -210,13 +211,15 @@ static int is_master(ot_redis_t *r, redisContext *c)
 static int ask(ot_redis_t *r, const ot_redis_addr_t *a, char *host, apr_size_t n, int *port)
 {
     redisContext *c = ot_redis_open(r, a->host, a->port, 0);
+    const char *argv[] = { "SENTINEL", "get-master-addr-by-name", NULL };
     redisReply *reply;
     int ok;
 
     if (c == NULL) {
         return 0;
     }
-    reply = redisCommand(c, "SENTINEL get-master-addr-by-name %s", r->conf.master);
+    argv[2] = r->conf.master;
+    reply = ot_redis_command(c, 3, argv);
     ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements == 2
         && reply->element[0]->type == REDIS_REPLY_STRING
         && reply->element[1]->type == REDIS_REPLY_STRING && reply->element[0]->len < n;
@@ -292,6 +295,7 @@ redisContext *ot_redis_sentinel_connect(ot_redis_t *r)
 
 redisContext *ot_redis_sentinel_watch(ot_redis_t *r)
 {
+    const char *argv[] = { "SUBSCRIBE", "+switch-master" };
     redisContext *c;
     redisReply *reply;
     int i, ok;
@@ -301,7 +305,7 @@ redisContext *ot_redis_sentinel_watch(ot_redis_t *r)
         if (c == NULL) {
             continue;
         }
-        reply = redisCommand(c, "SUBSCRIBE +switch-master");
+        reply = ot_redis_command(c, 2, argv);
         ok = reply && reply->type == REDIS_REPLY_ARRAY && reply->elements >= 1
             && reply->element[0]->type == REDIS_REPLY_STRING
             && strcmp(reply->element[0]->str, "subscribe") == 0;

@@ -42,6 +42,7 @@ int main(void)
     srunner_add_suite(sr, suite_redis_sentinel());
     srunner_add_suite(sr, suite_redis_newer());
     srunner_add_suite(sr, suite_redis_ktomb());
+    srunner_add_suite(sr, suite_redis_rogue());
 #endif
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

@@ -31,6 +31,7 @@ Suite *suite_redis_sub(void);
 Suite *suite_redis_sentinel(void);
 Suite *suite_redis_newer(void);
 Suite *suite_redis_ktomb(void);
+Suite *suite_redis_rogue(void);
 #endif
 
 #endif
