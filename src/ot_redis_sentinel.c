@@ -365,5 +365,10 @@ int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, int *moved)
         freeReplyObject(reply);
         v = NULL;
     }
+    /* An unfinished message longer than any +switch-master: not a Sentinel of ours. */
+    if (w->err == 0 && w->reader->len - w->reader->pos > OT_REDIS_REPLY_SMALL) {
+        ot_redis_note(r, "Sentinel", "a message longer than any +switch-master");
+        return 0;
+    }
     return w->err == 0;
 }

@@ -14,6 +14,7 @@
 
 #include "ot_unit.h"
 #include "ot_redis.h"
+#include "ot_redis_int.h"
 #include "ot_stats.h"
 #include "redis_srv.h"
 
@@ -115,6 +116,31 @@ START_TEST(test_endless_catch_up_not_read)
 }
 END_TEST
 
+START_TEST(test_endless_sentinel_message_not_read)
+{
+    redisContext *w;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t = rogue_start(&rg);
+    int done = 0, moved = 0, i;
+
+    r = redis_client("rogue-sentinel", rg.port, NULL, &stats, ot_test_pool);
+    w = redisConnect("127.0.0.1", rg.port);
+    ck_assert_ptr_nonnull(w);
+    redisAppendCommand(w, "SUBSCRIBE +switch-master");
+    while (!done) {
+        ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
+    }
+    for (i = 0; i < 100000 && ot_redis_sentinel_heard(r, w, &moved); i++) {
+        ck_assert_int_eq(moved, 0);
+    }
+    redisFree(w);
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+    ck_assert_msg(rg.sent < 16 * 1024 * 1024, "the watch read %zu bytes of a message", rg.sent);
+}
+END_TEST
+
 Suite *suite_redis_rogue(void)
 {
     Suite *s = suite_create("redis_rogue");
@@ -124,6 +150,7 @@ Suite *suite_redis_rogue(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_endless_answer_not_read);
     tcase_add_test(tc, test_endless_catch_up_not_read);
+    tcase_add_test(tc, test_endless_sentinel_message_not_read);
     suite_add_tcase(s, tc);
     return s;
 }
