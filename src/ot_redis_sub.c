@@ -11,7 +11,10 @@
  *   redisGetReplyFromReader (an unfinished reply over PARTIAL_MAX counts as a loss); PING
  *   every second, and a PING unanswered for 2 s counts as a loss (Redis gone silent: a
  *   partition, a hung server) as much as a closed connection does
- *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over
+ *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over;
+ *   but when only reading the store fails (Redis refuses it: more than a node reads, put there
+ *   by whoever can write to Redis), down() and listen anyway, trying the store again after
+ *   1 s doubling to 30 s, and up() once it is read: live revocations keep arriving meanwhile
  *
  * The channel also carries key tombstones (an inactive answer replaced a positive one in Redis):
  * handed over live through key_dead(), never stored, so never read when catching up.
@@ -65,6 +68,9 @@ struct ot_redis_sub_t {
     redisContext *watch;           /**< Sentinel: subscribed to +switch-master, or NULL */
     apr_time_t watch_tried;        /**< when a watch connection was last tried */
     apr_interval_time_t watch_every; /**< between tries: 1 s, doubling to 30 s while failing */
+    int behind;                    /**< subscribed, but the store could not be read yet */
+    apr_time_t catch_up_at;        /**< when behind: the next try to read the store */
+    apr_interval_time_t catch_up_every; /**< between tries: 1 s, doubling to 30 s */
 };
 
 static int stopping(ot_redis_sub_t *s)
@@ -350,6 +356,37 @@ static int catch_up(ot_redis_sub_t *s, const char **why, apr_pool_t *p)
     return 1;
 }
 
+/** Subscribed, but the store could not be read: say so, listen anyway, try again later. */
+static void fall_behind(ot_redis_sub_t *s, const char *why)
+{
+    s->fns.down(s->baton, why ? why : "catching up failed");
+    s->behind = 1;
+    s->catch_up_every = apr_time_from_sec(1);
+    s->catch_up_at = apr_time_now() + s->catch_up_every;
+}
+
+/** While behind: read the store again when it is time (in a pool of its own); up() once read. */
+static void retry_catch_up(ot_redis_sub_t *s, apr_time_t now, apr_pool_t *p)
+{
+    apr_pool_t *tmp;
+    const char *why = NULL;
+
+    if (!s->behind || now < s->catch_up_at) {
+        return;
+    }
+    apr_pool_create(&tmp, p);
+    if (catch_up(s, &why, tmp)) {
+        s->behind = 0;
+        s->fns.up(s->baton);
+    }
+    else {
+        s->catch_up_every = s->catch_up_every * 2 > apr_time_from_sec(30)
+            ? apr_time_from_sec(30) : s->catch_up_every * 2;
+        s->catch_up_at = apr_time_now() + s->catch_up_every;
+    }
+    apr_pool_destroy(tmp);
+}
+
 /** Every second: a PING, and what is still queued. 0 when the last PING went unanswered. */
 static int tick(ot_redis_sub_t *s, redisContext *c, apr_time_t now, const char **why,
                 apr_pool_t *p)
@@ -370,6 +407,7 @@ static int tick(ot_redis_sub_t *s, redisContext *c, apr_time_t now, const char *
     if (ot_redis_pending(s->r) > 0) {
         ot_redis_flush_pending(s->r, now);
     }
+    retry_catch_up(s, now, p);
     return 1;
 }
 
@@ -425,9 +463,15 @@ void ot_redis_sub_run(ot_redis_sub_t *s)
     while (!stopping(s)) {
         why = NULL;
         c = subscribe(s, &why, p);
+        s->behind = 0;
         if (c != NULL && catch_up(s, &why, p)) {
             s->fns.up(s->baton);
             backoff = NAP_MIN;
+            listen_loop(s, c, &why, p);
+        }
+        else if (c != NULL && c->err == 0) {
+            fall_behind(s, why);          /* the store, not the subscription, failed */
+            why = NULL;
             listen_loop(s, c, &why, p);
         }
         if (c != NULL) {

@@ -355,6 +355,36 @@ START_TEST(test_oversized_message_not_read_whole)
 }
 END_TEST
 
+START_TEST(test_flooded_store_still_listens)
+{
+    harness_t h;
+    redisContext *c;
+    ot_redis_t *w;
+    char script[160];
+
+    NEED_REDIS();
+    /* Whoever can write to Redis stores more than a node reads: catching up is refused... */
+    w = redis_client("sub-flooded", redis_shared.port, NULL, &stats, ot_test_pool);
+    c = redis_raw(redis_shared.port);
+    apr_snprintf(script, sizeof(script), "for i = 0, %d do redis.call('ZADD', KEYS[1], "
+                 "99999999999999, i) end", OT_REDIS_STORED_MAX);
+    freeReplyObject(redisCommand(c, "EVAL %s 1 %s", script, ot_redis_rev_name(w)));
+    start(&h, "sub-flooded", redis_shared.port);
+    ck_assert(wait_count(&h.seen, &h.seen.downs, 1, 5));
+    /* ... but the subscription stays, and what other nodes publish still arrives. */
+    publish(w, "live-after-flood");
+    ck_assert_msg(wait_count(&h.seen, &h.seen.revs, 1, 3), "nothing arrived: %s",
+                  log_of(&h.seen));
+    ck_assert_int_eq(h.seen.ups, 0);
+    /* Once the junk is gone, the store is read again and the node is caught up. */
+    freeReplyObject(redisCommand(c, "DEL %s", ot_redis_rev_name(w)));
+    ck_assert(wait_count(&h.seen, &h.seen.ups, 1, 10));
+    redisFree(c);
+    ot_redis_close(w);
+    stop(&h);
+}
+END_TEST
+
 Suite *suite_redis_sub(void)
 {
     Suite *s = suite_create("redis_sub");
@@ -370,6 +400,7 @@ Suite *suite_redis_sub(void)
     tcase_add_test(tc, test_silent_redis_detected);
     tcase_add_test(tc, test_stop_while_unreachable);
     tcase_add_test(tc, test_oversized_message_not_read_whole);
+    tcase_add_test(tc, test_flooded_store_still_listens);
     suite_add_tcase(s, tc);
     return s;
 }
