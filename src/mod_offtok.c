@@ -210,6 +210,15 @@ static int offtok_note_auth_failure(request_rec *r, const char *auth_type)
     return OK;
 }
 
+/** 1 when httpd gave r the user of the request it came from and skipped authentication. */
+static int inherited_user(const request_rec *r)
+{
+    if (r->prev != NULL && r->prev->per_dir_config == r->per_dir_config) {
+        return 1;
+    }
+    return r->main != NULL && r->main->per_dir_config == r->per_dir_config;
+}
+
 /**
  * Subrequests and internal redirects that skipped authentication (httpd copies the user when the
  * configuration is the same) get the environment too, or the refusal when the token, checked
@@ -223,7 +232,7 @@ static int offtok_fixups(request_rec *r)
         return DECLINED;
     }
     st = offtok_check(r);
-    if (st->status != OK) {
+    if (st->status != OK && inherited_user(r)) {
         r->user = NULL;
         offtok_set_challenge(r, st);
         return st->status;
