@@ -38,8 +38,6 @@ APLOG_USE_MODULE(offtok);
 #define PUSH_BODY_MAX (64 * 1024)
 /** Seconds of clock difference allowed on a logout token's iat. */
 #define PUSH_SKEW 60
-/** Kept beyond the longest TTL plus the timeout, for calls that queued before they started. */
-#define TOMB_MARGIN apr_time_from_sec(60)
 
 /** What one push handler works with. */
 typedef struct {
@@ -236,8 +234,7 @@ static apr_status_t apply_once(push_t *ps, const char *jti, apr_int64_t until,
 /** Tombstone one sub or sid; 0 on success, else logged. */
 static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
 {
-    apr_time_t until = ps->now + apr_time_from_sec(offtok_longest_ttl())
-        + offtok_longest_timeout() + TOMB_MARGIN;
+    apr_time_t until = ps->now + offtok_revocation_keep();
     apr_status_t rv = offtok_revoke(ps->r, kind, ps->c->issuer, value, ps->now, until);
 
     if (rv != APR_SUCCESS) {

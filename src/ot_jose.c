@@ -480,6 +480,16 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
                                 ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
                                 apr_pool_t *p)
 {
+    int unknown;
+
+    return ot_jose_verify_kid(jws, why, &unknown, k, url, compact, len, fetch, baton, now, p);
+}
+
+ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
+                                    ot_jose_keys_t *k, const char *url, const char *compact,
+                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
+                                    apr_time_t now, apr_pool_t *p)
+{
     const char *fwhy = "";
     ot_jose_result_t res;
     apr_status_t rv = APR_EAGAIN;
@@ -487,6 +497,7 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
     snap_t s;
     int no_key = 0;
 
+    *unknown_key = 0;
     if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;     /* garbage never costs a fetch */
     }
@@ -496,28 +507,35 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
         if (rv == APR_SUCCESS) {
             snapshot(&s, k, url, p);
         }
-        else if (s.jwks == NULL) {
-            *why = apr_pstrcat(p, "the issuer's keys could not be fetched: ", fwhy, NULL);
+        else if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_STALE) {
+            *why = apr_pstrcat(p, "the issuer's keys could not be fetched: ", fwhy,
+                               s.jwks ? " (and the keys fetched before are too old)" : "",
+                               NULL);
             return OT_JOSE_NO_KEYS;
         }
     }
     res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
     if (res == OT_JOSE_OK || !no_key || rv == APR_SUCCESS) {
+        *unknown_key = res != OT_JOSE_OK && no_key;
         return res;                 /* keys fetched just now are as new as they get */
     }
     if (rv == APR_EAGAIN) {
         rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
     }
     if (rv == APR_EAGAIN) {
+        *unknown_key = 1;
         return OT_JOSE_INVALID;
     }
     if (rv != APR_SUCCESS) {
+        *unknown_key = 1;
         *why = apr_pstrcat(p, *why, "; the issuer's keys could not be fetched again: ", fwhy,
                            NULL);
         return OT_JOSE_NO_KEYS;
     }
     snapshot(&s, k, url, p);
-    return verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    *unknown_key = res != OT_JOSE_OK && no_key;
+    return res;
 }
 
 int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,

@@ -28,8 +28,10 @@
 
 /** Largest JWKS document accepted. */
 #define OT_JWKS_MAX (256 * 1024)
-/** A key set older than this is fetched again when next used (kept if that fails). */
+/** A key set older than this is fetched again when next used (kept if that fails, see below). */
 #define OT_JWKS_MAX_AGE apr_time_from_sec(3600)
+/** Keys kept while fetching them again fails are used until they are this old, then no more. */
+#define OT_JWKS_MAX_STALE apr_time_from_sec(86400)
 
 /** What became of one verification. */
 typedef enum {
@@ -69,6 +71,17 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
                                 const char *url, const char *compact, apr_size_t len,
                                 ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
                                 apr_pool_t *p);
+
+/**
+ * ot_jose_verify, and *unknown_key set to 1 when it failed only because no key of the issuer's
+ * (after fetching them again, as the rate limit allows) has the token's `kid` or fits its
+ * algorithm: a caller may then ask the issuer instead of refusing the token. 0 when a key was
+ * tried and the signature did not verify, or the token is not a JWS we accept.
+ */
+ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
+                                    ot_jose_keys_t *k, const char *url, const char *compact,
+                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
+                                    apr_time_t now, apr_pool_t *p);
 
 /**
  * Verify compact against the key set jwks (the text of a JWKS document), without any cache or
