@@ -276,7 +276,10 @@ static int backchannel_apply(push_t *ps, const void *what)
     request_rec *r = ps->r;
 
     if ((lt->sub && tombstone(ps, OT_REVOKE_SUB, lt->sub))
-        || (lt->sid && tombstone(ps, OT_REVOKE_SID, lt->sid))) {
+        || (lt->sid && tombstone(ps, OT_REVOKE_SID, lt->sid))
+        || (lt->sub && !lt->sid && tombstone(ps, OT_REVOKE_SID,
+                                             apr_pstrcat(r->pool, OT_REVOKE_ALL_SESSIONS,
+                                                         lt->sub, NULL)))) {
         OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
         return HTTP_INTERNAL_SERVER_ERROR;
     }

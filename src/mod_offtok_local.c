@@ -348,7 +348,8 @@ static ot_local_verdict_t rules(ot_answer_t *a, const offtok_dir_conf *c, apr_ti
         *fail = OT_LOCAL_FAIL_AUDIENCE;
         return OT_LOCAL_REFUSE;
     }
-    v = ot_local_revocation(proc->shm, a, c->issuer, c->client_id, offtok_revocation_keep());
+    v = ot_local_revocation(proc->shm, a, c->issuer, c->client_id, offtok_revocation_keep(),
+                            a->pool);
     *fail = OT_LOCAL_FAIL_REVOKED;
     return v;
 }

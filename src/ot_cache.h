@@ -107,6 +107,13 @@ apr_status_t ot_cache_entry_decode(ot_cache_entry_t *e, const char *buf, apr_siz
 typedef enum { OT_REVOKE_SUB = 1, OT_REVOKE_SID = 2 } ot_revoke_kind_t;
 
 /**
+ * A logout without `sid` (every session of a `sub`) is also recorded as an OT_REVOKE_SID
+ * tombstone of this value, so that tokens judged locally can tell it from the `sub` tombstone a
+ * logout of one session records beside its `sid` (ot_jwt_verify.h). No issuer's sid looks so.
+ */
+#define OT_REVOKE_ALL_SESSIONS "offtok:all-sessions-of:"
+
+/**
  * Record that every answer of issuer iss for that sub (or sid) fetched before `at` is unusable,
  * until `until` (the longest TTL plus the timeout after `at`). Applies at once in every process.
  */

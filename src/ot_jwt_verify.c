@@ -119,7 +119,8 @@ static int applies(ot_shm_t *s, const char *iss, const char *client, const char 
 }
 
 ot_local_verdict_t ot_local_revocation(ot_shm_t *s, const ot_answer_t *a, const char *iss,
-                                       const char *client, apr_interval_time_t keep)
+                                       const char *client, apr_interval_time_t keep,
+                                       apr_pool_t *p)
 {
     const ot_claim_t *azp = ot_answer_claim(a, "azp");
     const char *azp_s = azp && azp->type == OT_CT_STRING ? azp->value : NULL;
@@ -146,6 +147,12 @@ ot_local_verdict_t ot_local_revocation(ot_shm_t *s, const ot_answer_t *a, const 
         return OT_LOCAL_REFUSE;
     }
     if (a->sid && a->sub) {
+        /* A logout of every session of the sub refuses it; one of another session does not. */
+        e.sid = apr_pstrcat(p, OT_REVOKE_ALL_SESSIONS, a->sub, NULL);
+        e.sub = NULL;
+        if (ot_revoke_applies(s, iss, client, &e)) {
+            return OT_LOCAL_REFUSE;
+        }
         e.sid = NULL;
         e.sub = a->sub;
         if (ot_revoke_applies(s, iss, client, &e)) {

@@ -64,11 +64,13 @@ ot_local_verdict_t ot_local_times(const ot_answer_t *a, apr_int64_t now, apr_int
  * - OT_LOCAL_ASK when the token has no `iat`, lives longer than keep (exp − iat), or predates the
  *   revocation table's overflow marker; or when only a logout by its `sub` matches a token that
  *   has a `sid` (that logout may have been for another session).
- * - OT_LOCAL_REFUSE when a logout of its `sid` (or, for a token without `sid`, of its `sub`) was
- *   recorded at or after its `iat`, or a not-before policy is later than its `iat`.
+ * - OT_LOCAL_REFUSE when a logout of its `sid`, or one without `sid` of its `sub`
+ *   (OT_REVOKE_ALL_SESSIONS; for a token without `sid`, any logout of its `sub`), was recorded at
+ *   or after its `iat`, or a not-before policy is later than its `iat`.
  * - OT_LOCAL_ACCEPT otherwise.
  */
 ot_local_verdict_t ot_local_revocation(ot_shm_t *s, const ot_answer_t *a, const char *iss,
-                                       const char *client, apr_interval_time_t keep);
+                                       const char *client, apr_interval_time_t keep,
+                                       apr_pool_t *p);
 
 #endif

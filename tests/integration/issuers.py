@@ -318,12 +318,30 @@ class KeycloakStandin(_IntrospectionEndpoint):
         return Token(self._control("mint", _without_none(kind=kind, **fields)))
 
     def mint_access(self, sub="alice", scope=None, claims=None, ttl=None, sid=None,
-                    client_id="app-client", aud=None, username=None):
+                    client_id="app-client", aud=None, username=None, header=None,
+                    lightweight=None):
         """An access token (typ Bearer, RS256); aud defaults to [rs-client, account]. A scope
         with offline_access does not make it an offline token. A claim set to None is left
-        out."""
+        out; header is merged into the JOSE header; lightweight names claims left out of the
+        token that introspection still answers with (Keycloak's lightweight access tokens)."""
         return self._mint("access", sub=sub, scope=scope, claims=claims, ttl=ttl, sid=sid,
-                          client_id=client_id, aud=aud, username=username)
+                          client_id=client_id, aud=aud, username=username, header=header,
+                          lightweight=lightweight)
+
+    def rotate_keys(self, keep_old=True):
+        """A new signing key; the old one stays published (and valid) while keep_old."""
+        return self._control("rotate", {"keep_old": keep_old})["kid"]
+
+    def serve(self, **switches):
+        """metadata_issuer (None: the realm's), oidc_metadata_404, jwks_down."""
+        return self._control("serve", switches)
+
+    def fetch_counts(self, reset=False):
+        """{"oidc_metadata", "rfc8414_metadata", "jwks"}: GETs seen (then zeroed if reset)."""
+        counts = self._control("fetches", method="GET")
+        if reset:
+            self._control("fetches/reset")
+        return counts
 
     def mint_offline(self, sub="alice", scope=None, claims=None, ttl=None, sid=None,
                      client_id="app-client", username=None):
