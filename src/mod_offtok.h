@@ -276,6 +276,12 @@ typedef enum {
 offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
                                   const char *token, ot_answer_t **pa);
 
+/**
+ * The JWKS URL of c: OfftokJWKSURL, else the jwks_uri of OfftokIssuer's metadata; NULL when
+ * neither can be had (the reason is logged).
+ */
+const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c);
+
 /** A Require offtok-claim name (claim) or offtok-scope (NULL) line in cmd's section. */
 void offtok_local_note_require(cmd_parms *cmd, const char *claim);
 

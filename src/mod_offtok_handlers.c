@@ -161,14 +161,22 @@ static int content_type_is(request_rec *r, const char *type)
 static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **why)
 {
     ot_jose_result_t res;
+    offtok_dir_conf kc;
+    const char *url;
 
     if (ps->proc->keys == NULL || ps->proc->http == NULL) {
         *why = "this process has no issuer link";
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    res = ot_jose_verify(jws, why, ps->proc->keys, offtok_jwks_key(ps->c, ps->r->pool),
-                         compact, strlen(compact),
-                         offtok_fetch_jwks, (void *)ps->c, ps->now, ps->r->pool);
+    if ((url = offtok_local_jwks_url(ps->r, ps->c)) == NULL) {
+        *why = "the issuer's metadata names no keys or cannot be had (see OT0601)";
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    kc = *ps->c;            /* OfftokJWKSURL, or the metadata's jwks_uri */
+    kc.jwks_url = url;
+    res = ot_jose_verify(jws, why, ps->proc->keys, offtok_jwks_key(&kc, ps->r->pool),
+                         compact, strlen(compact), offtok_fetch_jwks, &kc, ps->now,
+                         ps->r->pool);
     return res == OT_JOSE_OK ? OK
         : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;
 }
@@ -404,7 +412,9 @@ static int keycloak_admin(push_t *ps)
 /** The location's settings a push needs; NULL when complete, else what is missing. */
 static const char *push_misconfigured(const offtok_dir_conf *c)
 {
-    return c->jwks_url == NULL ? "OfftokJWKSURL" : c->issuer == NULL ? "OfftokIssuer"
+    /* Without OfftokJWKSURL the keys are found through OfftokIssuer's metadata. */
+    return c->jwks_url == NULL && c->issuer == NULL ? "OfftokJWKSURL or OfftokIssuer"
+        : c->issuer == NULL ? "OfftokIssuer"
         : c->client_id == NULL ? "OfftokClientID" : NULL;
 }
 

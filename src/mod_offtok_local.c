@@ -100,34 +100,7 @@ static apr_status_t fetch_metadata(void *baton, const char *url, int *status,
     return APR_SUCCESS;
 }
 
-/** ot_jose_fetch_fn with this location's TLS settings and timeouts. */
-static apr_status_t fetch_jwks(void *baton, const char *url, const char **body,
-                               apr_size_t *len, const char **why, apr_pool_t *p)
-{
-    int status = 0;
-    ot_http_req_t req;
-    ot_http_resp_t resp;
-
-    get_req(&req, baton, url, OT_JWKS_MAX);
-    req.accept = "application/jwk-set+json, application/json";
-    offtok_flood_fetched();
-    ot_http_get(offtok_proc()->http, &req, &resp, p);
-    if (resp.err != OT_HTTP_OK) {
-        *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),
-                            resp.errmsg ? resp.errmsg : "");
-        return APR_EGENERAL;
-    }
-    status = resp.status;
-    if (status != HTTP_OK) {
-        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, status);
-        return APR_EGENERAL;
-    }
-    *body = resp.body;
-    *len = resp.body_len;
-    return APR_SUCCESS;
-}
-
-/** The issuer's metadata, or a 503 set on st (logged as OT0601). */
+/** The issuer's metadata, or a 503 set on st (when not NULL; logged as OT0601). */
 static apr_status_t metadata(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
                              ot_metadata_t *m)
 {
@@ -150,9 +123,21 @@ static apr_status_t metadata(request_rec *r, offtok_req_t *st, const offtok_dir_
         ap_log_rerror(APLOG_MARK, fetched ? APLOG_ERR : APLOG_DEBUG, 0, r, "OT0601: the "
                       "metadata of issuer %s cannot be had: %s; answering 503",
                       ap_escape_logitem(r->pool, c->issuer), why);
-        set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "metadata");
+        if (st != NULL) {
+            set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "metadata");
+        }
     }
     return rv;
+}
+
+const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c)
+{
+    ot_metadata_t m;
+
+    if (c->jwks_url != NULL || c->issuer == NULL) {
+        return c->jwks_url;
+    }
+    return metadata(r, NULL, c, &m) == APR_SUCCESS ? m.jwks_uri : NULL;
 }
 
 /* ---- discovery ----------------------------------------------------------------------------- */
@@ -295,8 +280,9 @@ static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_co
         why = "this process has no link to the issuer (see OT0053 at its start)";
     }
     else {
-        jr = ot_jose_verify_kid(&jws, &why, &unknown, proc->keys, kc->jwks_url, token,
-                                strlen(token), fetch_jwks, (void *)kc, apr_time_now(), r->pool);
+        jr = ot_jose_verify_kid(&jws, &why, &unknown, proc->keys, offtok_jwks_key(kc, r->pool),
+                                token, strlen(token), offtok_fetch_jwks, (void *)kc,
+                                apr_time_now(), r->pool);
     }
     if (jr == OT_JOSE_OK && (a = ot_answer_from_jwt(jws.payload, &err, r->pool)) != NULL) {
         OT_STAT_ADD(proc->stats->local_verified, 1);

@@ -451,3 +451,23 @@ def test_no_introspection_url_and_no_issuer_is_still_500(httpd, keycloak):
     assert httpd.get("/broken/x", token="abc").status_code == 500
     assert "OT0001: AuthType offtok in </broken/> has no OfftokIntrospectionURL" \
         in httpd.error_log()
+
+
+def test_push_handler_finds_the_keys_through_discovery(httpd, keycloak):
+    keycloak.fetch_counts(reset=True)
+    httpd.start(local(keycloak) + f"""
+<Location "{LOGOUT}">
+    SetHandler offtok-backchannel-logout
+    OfftokIssuer {keycloak.issuer}
+    OfftokClientID rs-client
+    OfftokCAFile {keycloak.ca_file}
+    Require ip 127.0.0.1
+</Location>
+""")
+    token = keycloak.mint_access(sub="dee", sid="sid-dee")
+    assert env_of(httpd, token)["OFFTOK_CHECK"] == "local"
+    r = httpd.post(LOGOUT, data={"logout_token": keycloak.logout_token(sub="dee",
+                                                                        sid="sid-dee")})
+    assert r.status_code == 200, r.text
+    assert keycloak.fetch_counts()["oidc_metadata"] >= 1
+    assert httpd.get("/cgi/env", token=token).status_code == 401
