@@ -211,7 +211,7 @@ class _IntrospectionEndpoint(_Process):
 class OidcIssuer(_IntrospectionEndpoint):
     """oidc-provider 8 as issuer; see tests/issuer/issuer.js for what is its own behaviour.
 
-    Tokens are opaque. Attributes: url (= issuer), issuer, discovery_url, introspection_url,
+    Tokens are opaque unless minted with jwt=True. Attributes: url (= issuer), issuer, discovery_url, introspection_url,
     revocation_url, jwks_url, ca_file, rs_client_id/secret, app_client_id/secret.
     """
 
@@ -240,12 +240,14 @@ class OidcIssuer(_IntrospectionEndpoint):
         self.jwks_url = discovery["jwks_uri"]
 
     def mint_access(self, sub="alice", scope="openid", claims=None, ttl=300, sid=None,
-                    client_id="app-client", aud=None, jkt=None, cert=None):
+                    client_id="app-client", aud=None, jkt=None, cert=None, jwt=False):
         """An access token; claims (e.g. realm_access) appear in introspection answers. jkt (a
-        JWK thumbprint) binds it to a DPoP key, cert (PEM) to a client certificate."""
+        JWK thumbprint) binds it to a DPoP key, cert (PEM) to a client certificate. jwt: an
+        RFC 9068 JWT access token (typ at+jwt, RS256, aud rs-client unless aud is given) instead
+        of an opaque one."""
         return Token(self.call("POST", self.url + "/test/mint/access", _without_none(
             sub=sub, scope=scope, claims=claims, ttl=ttl, sid=sid, client_id=client_id,
-            aud=aud, jkt=jkt, cert=cert)))
+            aud=aud, jkt=jkt, cert=cert, jwt=jwt or None)))
 
     def mint_offline(self, sub="alice", scope="openid offline_access", claims=None,
                      ttl=30 * 86400, sid=None, client_id="app-client"):

@@ -471,3 +471,32 @@ def test_push_handler_finds_the_keys_through_discovery(httpd, keycloak):
     assert r.status_code == 200, r.text
     assert keycloak.fetch_counts()["oidc_metadata"] >= 1
     assert httpd.get("/cgi/env", token=token).status_code == 401
+
+
+# ---- oidc-provider: its own metadata and RFC 9068 JWT access tokens ---------------------------
+
+def test_oidc_provider_jwt_access_tokens_verified_locally_after_discovery(httpd, oidc):
+    """oidc-provider (a real OpenID Provider), not the stand-in: endpoints from its own
+    metadata, its at+jwt access tokens verified with its own JWKS."""
+    httpd.start(discovered(oidc, OfftokAudience="rs-client", OfftokAccessTokens="Local"))
+    oidc.reset_counts()
+    token = oidc.mint_access(sub="olga", scope="openid profile", jwt=True,
+                             claims={"department": "qa"})
+    assert token.count(".") == 2
+    env = env_of(httpd, token)
+    assert env["OFFTOK_CHECK"] == "local"
+    assert env["REMOTE_USER"] == "olga"
+    assert env["OFFTOK_CLAIM_client_id"] == "app-client"      # RFC 9068's own claim
+    assert env["OFFTOK_CLAIM_department"] == "qa"
+    assert "OFFTOK_CLAIM_active" not in env
+    opaque = oidc.mint_access(sub="olga", aud="rs-client")
+    assert env_of(httpd, opaque)["OFFTOK_CHECK"] == "introspection"
+    assert oidc.introspection_count() == 1
+
+
+def test_oidc_provider_jwt_for_another_audience_is_refused(httpd, oidc):
+    httpd.start(discovered(oidc, OfftokAudience="rs-client", OfftokAccessTokens="Local"))
+    oidc.reset_counts()
+    token = oidc.mint_access(sub="olga", jwt=True, aud="another-api")
+    assert httpd.get("/cgi/env", token=token).status_code == 401
+    assert oidc.introspection_count() == 0
