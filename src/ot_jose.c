@@ -31,18 +31,20 @@ typedef struct {
     cjose_jwk_kty_t kty;
     const char *kty_name;
     int curve;            /**< cjose_jwk_ec_curve for EC, else 0 */
+    int okp;              /**< 1: an OKP key, verified by ot_jose_okp.c (kty is unused) */
 } alg_t;
 
 static const alg_t algs[] = {
-    { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "RS384", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "RS512", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "PS256", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "PS384", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "PS512", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "ES256", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_256 },
-    { "ES384", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_384 },
-    { "ES512", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_521 },
+    { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "RS384", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "RS512", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "PS256", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "PS384", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "PS512", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "ES256", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_256, 0 },
+    { "ES384", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_384, 0 },
+    { "ES512", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_521, 0 },
+    { "EdDSA", CJOSE_JWK_KTY_OCT, "OKP", 0, 1 },
 };
 
 /** A token taken apart, before any key is tried. */
@@ -291,16 +293,19 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
                                   apr_pool_t *p)
 {
     json_t *set = ot_json_parse(jwks, jwks_len, NULL, p), *key, *payload = NULL;
-    cjose_jwk_t *jwk;
+    cjose_jwk_t *jwk = NULL;
     size_t i;
     int tried = 0;
 
     json_array_foreach(json_object_get(set, "keys"), i, key) {
-        if (!key_fits(key, in->alg, in->kid) || (jwk = import_key(key, in->alg, p)) == NULL) {
+        if (!key_fits(key, in->alg, in->kid)
+            || (in->alg->okp ? !ot_jose_okp_usable(key, p)
+                : (jwk = import_key(key, in->alg, p)) == NULL)) {
             continue;
         }
         tried++;
-        if (check_with(&payload, in, jwk, p)) {
+        if (in->alg->okp ? ot_jose_okp_verify(key, in->compact, in->len, &payload, p)
+            : check_with(&payload, in, jwk, p)) {
             if (!json_is_object(payload)) {
                 *why = not_an_object;
                 *no_key = 0;
@@ -349,12 +354,14 @@ apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **w
     }
     json_array_foreach(json_object_get(set, "keys"), i, key) {
         for (a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {
-            if (key_fits(key, &algs[a], NULL) && import_key(key, &algs[a], p) != NULL) {
+            if (key_fits(key, &algs[a], NULL)
+                && (algs[a].okp ? ot_jose_okp_usable(key, p)
+                    : import_key(key, &algs[a], p) != NULL)) {
                 return APR_SUCCESS;
             }
         }
     }
-    *why = "it holds no RSA (2048 bits or more) or EC signing key";
+    *why = "it holds no RSA (2048 bits or more), EC or Ed25519 signing key";
     return APR_EINVAL;
 }
 

@@ -6,10 +6,11 @@
  * Used for what an issuer pushes to us: back-channel logout tokens and Keycloak admin actions.
  *
  * Verification is strict about algorithms: the token's `alg` must be one of RS256/384/512,
- * PS256/384/512 or ES256/384/512 and must fit the key it is checked with (an RSA key of at least
- * 2048 bits for RS and PS, an EC key on the matching curve for ES, and the key's own `alg`, when
- * the JWKS gives one, equal to it). `none` and every HMAC algorithm are refused: a JWKS is
- * public, so an HMAC keyed with anything in it proves nothing. A `crit` header is refused (no
+ * PS256/384/512, ES256/384/512 or EdDSA and must fit the key it is checked with (an RSA key of at
+ * least 2048 bits for RS and PS, an EC key on the matching curve for ES, an Ed25519 OKP key for
+ * EdDSA, verified with OpenSSL, and the key's own `alg`, when the JWKS gives one, equal to it).
+ * `none` and every HMAC algorithm are refused: a JWKS is public, so an HMAC keyed with anything
+ * in it proves nothing. A `crit` header is refused (no
  * extension is understood), and keys are never taken from the token itself (`jwk`, `jku`, `x5u`).
  *
  * ot_jose_keys_t is a per-process cache of key sets, one per JWKS URL, safe between threads.
@@ -106,5 +107,17 @@ int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compac
  */
 apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
                                 apr_pool_t *p);
+
+/* ---- EdDSA (ot_jose_okp.c; cjose 0.6 has no OKP keys) ------------------------------------- */
+
+/** 1 when key is an Ed25519 public JWK (kty OKP, crv Ed25519, a 32-byte x, no d). */
+int ot_jose_okp_usable(const json_t *key, apr_pool_t *p);
+
+/**
+ * 1 when the Ed25519 JWK key verifies compact (len bytes, three base64url parts) as EdDSA;
+ * *payload is then its payload parsed (NULL when not JSON).
+ */
+int ot_jose_okp_verify(const json_t *key, const char *compact, apr_size_t len,
+                       json_t **payload, apr_pool_t *p);
 
 #endif

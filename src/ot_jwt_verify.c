@@ -16,7 +16,7 @@ const char *const ot_local_fail_names[OT_LOCAL_FAIL_KINDS] = {
 
 /** The algorithms judged here: those ot_jose.c verifies, all asymmetric. */
 static const char *const local_algs[] = {
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
 };
 
 /** The JSON object that the base64url text s[0..len) holds, or NULL. */
@@ -70,7 +70,7 @@ int ot_local_candidate(const char *token, const char **why, apr_pool_t *p)
         return 0;
     }
     if (!alg_judged(ot_json_string(header, "alg"))) {
-        *why = "its alg is not one verified here (asymmetric RS, PS or ES only)";
+        *why = "its alg is not one verified here (asymmetric RS, PS, ES or EdDSA only)";
         return 0;
     }
     if (json_object_get(header, "typ") != NULL && ot_json_string(header, "typ") == NULL) {

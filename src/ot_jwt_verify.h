@@ -43,8 +43,8 @@ typedef enum {
 
 /**
  * 1 when token is a JWT access token judged here (the file comment's rule; the algorithm one of
- * RS256/384/512, PS256/384/512, ES256/384/512). 0 otherwise, with *why (static text, for a debug
- * line): opaque, another `typ`, `none`, HMAC or an algorithm this build cannot verify, not JSON.
+ * RS256/384/512, PS256/384/512, ES256/384/512, EdDSA). 0 otherwise, with *why (static text, for
+ * a debug line): opaque, another `typ`, `none`, HMAC or another algorithm, not JSON.
  * Nothing is verified here.
  */
 int ot_local_candidate(const char *token, const char **why, apr_pool_t *p);

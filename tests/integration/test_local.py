@@ -138,6 +138,21 @@ def test_introspect_is_still_the_default(httpd, keycloak):
     assert keycloak.introspection_count() == 1
 
 
+def test_eddsa_access_token_is_verified_locally(httpd, keycloak):
+    """EdDSA (Ed25519), which Keycloak offers as a realm key: cjose cannot, OpenSSL does."""
+    httpd.start(local(keycloak))
+    keycloak.reset_counts()
+    token = keycloak.mint_access(sub="eve", header={"alg": "EdDSA"})
+    assert json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))["alg"] == "EdDSA"
+    env = env_of(httpd, token)
+    assert env["OFFTOK_CHECK"] == "local" and env["REMOTE_USER"] == "eve"
+    assert keycloak.introspection_count() == 0
+    head, body, sig = token.split(".")
+    forged = f"{head}.{body}.{sig[:-4]}{'AAAA' if sig[-4:] != 'AAAA' else 'BBBB'}"
+    assert httpd.get("/cgi/env", token=forged).status_code == 401
+    assert keycloak.introspection_count() == 0
+
+
 # ---- refused locally, without an issuer call ---------------------------------------------------
 
 @pytest.mark.parametrize("forge", ["bad_signature", "other_key"])

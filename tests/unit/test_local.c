@@ -4,12 +4,14 @@
  * fetcher, fake clock), which JWTs are judged locally, their time rules and pushed revocations.
  */
 #include <string.h>
+#include <openssl/evp.h>
 #include <apr_strings.h>
 
 #include "ot_unit.h"
 #include "ot_answer.h"
 #include "ot_cache.h"
 #include "ot_discovery.h"
+#include "ot_jose.h"
 #include "ot_json.h"
 #include "ot_jwt_verify.h"
 #include "ot_util.h"
@@ -227,7 +229,9 @@ START_TEST(candidates)
     ck_assert(!ot_local_candidate(jwt("{\"alg\":\"none\",\"typ\":\"at+jwt\"}", "{}"), &why, p));
     ck_assert(!ot_local_candidate(jwt("{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", "{}"), &why, p));
     ck_assert(!ot_local_candidate(jwt("{\"alg\":\"HS512\"}", "{\"typ\":\"Bearer\"}"), &why, p));
-    ck_assert(!ot_local_candidate(jwt("{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\"}", "{}"), &why, p));
+    ck_assert(ot_local_candidate(jwt("{\"alg\":\"EdDSA\",\"typ\":\"at+jwt\"}", "{}"), &why, p));
+    ck_assert(!ot_local_candidate(jwt("{\"alg\":\"Ed25519\",\"typ\":\"at+jwt\"}", "{}"), &why,
+                                  p));
     ck_assert(!ot_local_candidate(jwt("{\"typ\":\"at+jwt\"}", "{}"), &why, p));
     /* Not JWTs at all. */
     ck_assert(!ot_local_candidate("opaque-token", &why, p));
@@ -328,6 +332,89 @@ START_TEST(revocations_are_deny_rules)
 }
 END_TEST
 
+/* ---- EdDSA (ot_jose_okp.c) ----------------------------------------------------------------- */
+
+static const char *b64u_raw(const unsigned char *data, size_t len)
+{
+    char *t = apr_pstrdup(ot_test_pool, ot_b64_encode((const char *)data, len, ot_test_pool));
+    char *c;
+
+    for (c = t; *c; c++) {
+        *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+    }
+    if ((c = strchr(t, '=')) != NULL) {
+        *c = '\0';
+    }
+    return t;
+}
+
+/** header.payload signed with an Ed25519 key; *jwk is its public JWK (with extra members). */
+static const char *ed25519_token(const char **jwk, const char *extra, const char *header,
+                                 const char *payload)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned char pub[32], sig[64];
+    size_t pub_len = sizeof(pub), sig_len = sizeof(sig);
+    const char *input = apr_pstrcat(ot_test_pool, b64u(header), ".", b64u(payload), NULL);
+
+    ck_assert_ptr_nonnull(key);
+    ck_assert_int_eq(EVP_PKEY_get_raw_public_key(key, pub, &pub_len), 1);
+    ck_assert_int_eq(EVP_DigestSignInit(ctx, NULL, NULL, NULL, key), 1);
+    ck_assert_int_eq(EVP_DigestSign(ctx, sig, &sig_len, (const unsigned char *)input,
+                                    strlen(input)), 1);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(key);
+    *jwk = apr_psprintf(ot_test_pool, "{\"kty\":\"OKP\",\"crv\":\"Ed25519\",\"kid\":\"ed1\","
+                        "\"x\":\"%s\"%s}", b64u_raw(pub, pub_len), extra);
+    return apr_pstrcat(ot_test_pool, input, ".", b64u_raw(sig, sig_len), NULL);
+}
+
+static ot_jose_result_t ed_check(const char *jwk, const char *tok, int *no_key)
+{
+    const char *jwks = apr_pstrcat(ot_test_pool, "{\"keys\":[", jwk, "]}", NULL), *why;
+    ot_jws_t jws;
+
+    return ot_jose_verify_jwks(&jws, &why, no_key, jwks, strlen(jwks), tok, strlen(tok),
+                               ot_test_pool);
+}
+
+START_TEST(eddsa_with_openssl)
+{
+    const char *jwk, *tok, *why, *other_jwk;
+    char *bad;
+    int no_key;
+
+    tok = ed25519_token(&jwk, "", "{\"alg\":\"EdDSA\",\"kid\":\"ed1\",\"typ\":\"at+jwt\"}",
+                        "{\"sub\":\"a\"}");
+    ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_OK);
+    ck_assert_int_eq(ot_jose_jwks_check(apr_pstrcat(ot_test_pool, "{\"keys\":[", jwk, "]}",
+                                                    NULL), strlen(jwk) + 11, &why, ot_test_pool),
+                     APR_SUCCESS);
+    /* A flipped signature bit, another key with the same kid, a key for another alg. */
+    bad = apr_pstrdup(ot_test_pool, tok);
+    bad[strlen(bad) - 2] = bad[strlen(bad) - 2] == 'A' ? 'B' : 'A';
+    ck_assert_int_eq(ed_check(jwk, bad, &no_key), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 0);
+    ed25519_token(&other_jwk, "", "{}", "{}");
+    ck_assert_int_eq(ed_check(other_jwk, tok, &no_key), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 0);
+    ck_assert_int_eq(ed_check(apr_pstrcat(ot_test_pool, "{\"kty\":\"OKP\",\"crv\":\"Ed448\","
+                                          "\"kid\":\"ed1\",\"x\":\"AAAA\"}", NULL), tok,
+                              &no_key), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
+    tok = ed25519_token(&jwk, ",\"alg\":\"ES256\"", "{\"alg\":\"EdDSA\",\"kid\":\"ed1\"}",
+                        "{}");
+    ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_INVALID);
+    /* A JWK with a private part is not taken as a public key. */
+    tok = ed25519_token(&jwk, ",\"d\":\"AAAA\"", "{\"alg\":\"EdDSA\",\"kid\":\"ed1\"}", "{}");
+    ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_INVALID);
+    /* "Ed25519" is not an alg name of RFC 8037 (the curve is the key's). */
+    tok = ed25519_token(&jwk, "", "{\"alg\":\"Ed25519\",\"kid\":\"ed1\"}", "{}");
+    ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_INVALID);
+}
+END_TEST
+
 Suite *suite_local(void)
 {
     Suite *s = suite_create("local");
@@ -342,6 +429,7 @@ Suite *suite_local(void)
     tcase_add_test(tc, candidates);
     tcase_add_test(tc, times);
     tcase_add_test(tc, revocations_are_deny_rules);
+    tcase_add_test(tc, eddsa_with_openssl);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -64,7 +64,8 @@ Control API (JSON in, JSON out, same port, under ``/control/``), for tests only:
 - ``GET /control/fetches`` → counts of metadata and JWKS fetches; ``POST /control/fetches/reset``.
 
 ``/control/mint`` also takes ``header`` (merged into an access token's JOSE header, e.g.
-``{"typ": "at+jwt"}``) and ``lightweight``: names of claims left out of the token (Keycloak's
+``{"typ": "at+jwt"}``, or ``{"alg": "EdDSA"}`` to sign with the realm's Ed25519 key) and
+``lightweight``: names of claims left out of the token (Keycloak's
 lightweight access tokens) that introspection still answers with.
 
 The three signing calls also take ``claims`` (merged into the payload; null removes a claim),
@@ -83,7 +84,7 @@ import uuid
 from urllib.parse import unquote_plus
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from common import (StubHandler, StubServer, announce, b64url, b64url_decode, compact_json,
                     sha256_hex, tls_arguments)
@@ -123,6 +124,13 @@ class RealmKeys:
         self._new_rsa()
         self.hmac = uuid.uuid4().bytes + uuid.uuid4().bytes + uuid.uuid4().bytes
         self.hmac_kid = str(uuid.uuid4())
+        # An Ed25519 key as well (Keycloak offers EdDSA realm keys), published beside the RSA one.
+        self.ed25519 = ed25519.Ed25519PrivateKey.generate()
+        self.ed_kid = "ed-" + str(uuid.uuid4())
+        raw = self.ed25519.public_key().public_bytes(serialization.Encoding.Raw,
+                                                     serialization.PublicFormat.Raw)
+        self.ed_jwk = {"kid": self.ed_kid, "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA",
+                       "use": "sig", "x": b64url(raw)}
 
     def _new_rsa(self):
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -142,7 +150,11 @@ class RealmKeys:
         return {"kid": self.kid}
 
     def jwks(self):
-        return {"keys": [self.jwk] + [jwk for _, jwk in self.retired]}
+        return {"keys": [self.jwk] + [jwk for _, jwk in self.retired] + [self.ed_jwk]}
+
+    def sign_eddsa(self, header, payload):
+        signing_input = self._signing_input(header, payload)
+        return signing_input.decode() + "." + b64url(self.ed25519.sign(signing_input))
 
     def sign_rs256(self, header, payload, key=None):
         signing_input = self._signing_input(header, payload)
@@ -171,6 +183,8 @@ class RealmKeys:
                 key = keys[-1]
                 key.public_key().verify(
                     signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+            elif header.get("alg") == "EdDSA":
+                self.ed25519.public_key().verify(signature, signing_input)
             elif header.get("alg") == "HS512":
                 expected = hmac.new(self.hmac, signing_input, hashlib.sha512).digest()
                 if not hmac.compare_digest(expected, signature):
@@ -270,7 +284,10 @@ class Realm:
         payload = _merge(payload, claims)
         # Keycloak's lightweight access tokens leave claims out; introspection gives them back.
         hidden = {name: payload.pop(name) for name in lightweight if name in payload}
-        if kind == "access":
+        if kind == "access" and (header or {}).get("alg") == "EdDSA":
+            token = self.keys.sign_eddsa(
+                _merge({"typ": "JWT", "kid": self.keys.ed_kid}, header), payload)
+        elif kind == "access":
             token = self.keys.sign_rs256(
                 _merge({"alg": "RS256", "typ": "JWT", "kid": self.keys.kid}, header), payload)
         else:
@@ -398,7 +415,7 @@ class Realm:
                 return None
         else:
             # Keycloak 26.4+ types DPoP-bound access tokens DPoP (with cnf.jkt).
-            if typ not in ("Bearer", "DPoP") or alg != "RS256":
+            if typ not in ("Bearer", "DPoP") or alg not in ("RS256", "EdDSA"):
                 return None
             aud = payload.get("aud")
             audiences = aud if isinstance(aud, list) else [aud]
