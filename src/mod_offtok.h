@@ -346,7 +346,8 @@ apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_er
 const char *offtok_client_missing(const offtok_dir_conf *c);
 
 /**
- * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf). url
+ * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf), once
+ * for all processes (ot_docs.h; mod_offtok_local.c): every caller of ot_jose_verify uses it. url
  * may be an offtok_jwks_key: it is fetched as the URL it names.
  */
 apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,

@@ -24,6 +24,7 @@
 #include "mod_offtok.h"
 #include "ot_claims.h"
 #include "ot_discovery.h"
+#include "ot_docs.h"
 #include "ot_http.h"
 #include "ot_jose.h"
 #include "ot_json.h"
@@ -63,30 +64,37 @@ static void count_fail(ot_local_fail_t why)
     OT_STAT_ADD(offtok_proc()->stats->local_failures[why], 1);
 }
 
-/* ---- fetching metadata and keys ------------------------------------------------------------ */
-
-static void get_req(ot_http_req_t *req, const offtok_dir_conf *c, const char *url,
-                    apr_size_t max)
+/** The TLS trust settings of c, as a string: keys fetched under others are other keys. */
+static const char *trust_scope(const offtok_dir_conf *c, apr_pool_t *p)
 {
-    memset(req, 0, sizeof(*req));
-    req->url = url;
-    req->accept = "application/json";
-    req->ca_file = c->ca_file;
-    req->verify = c->ssl_verify != 0;
-    req->connect_timeout = offtok_connect_timeout(c);
-    req->total_timeout = offtok_total_timeout(c);
-    req->max_body = max;
+    return apr_psprintf(p, "%s|%d", c->ca_file ? c->ca_file : "", c->ssl_verify);
 }
 
-/** ot_disc_fetch_fn with this location's TLS settings and timeouts. */
-static apr_status_t fetch_metadata(void *baton, const char *url, int *status,
-                                   const char **body, apr_size_t *len, const char **why,
-                                   apr_pool_t *p)
+/* ---- fetching metadata and keys ------------------------------------------------------------ */
+
+/** One GET's settings. */
+typedef struct {
+    const offtok_dir_conf *c;
+    const char *accept;
+    apr_size_t max;
+} get_t;
+
+/** ot_docs_get_fn: a GET with the location's TLS settings and timeouts, without proxies. */
+static apr_status_t raw_get(void *baton, const char *url, int *status, const char **body,
+                            apr_size_t *len, const char **why, apr_pool_t *p)
 {
+    const get_t *g = baton;
     ot_http_req_t req;
     ot_http_resp_t resp;
 
-    get_req(&req, baton, url, OT_META_MAX);
+    memset(&req, 0, sizeof(req));
+    req.url = url;
+    req.accept = g->accept;
+    req.ca_file = g->c->ca_file;
+    req.verify = g->c->ssl_verify != 0;
+    req.connect_timeout = offtok_connect_timeout(g->c);
+    req.total_timeout = offtok_total_timeout(g->c);
+    req.max_body = g->max;
     offtok_flood_fetched();             /* counts against OfftokIssuerMaxRate */
     ot_http_get(offtok_proc()->http, &req, &resp, p);
     if (resp.err != OT_HTTP_OK) {
@@ -98,6 +106,54 @@ static apr_status_t fetch_metadata(void *baton, const char *url, int *status,
     *body = resp.body;
     *len = resp.body_len;
     return APR_SUCCESS;
+}
+
+/** GET url once for all processes (ot_docs.h); *fetched: this call went to the network. */
+static apr_status_t shared_get(const offtok_dir_conf *c, const char *url, const char *accept,
+                               apr_size_t max, int *status, const char **body, apr_size_t *len,
+                               const char **why, int *fetched, apr_pool_t *p)
+{
+    get_t g = { c, accept, max };
+
+    return ot_docs_fetch(offtok_proc()->shm, url, trust_scope(c, p), apr_time_now(),
+                         offtok_longest_timeout() + apr_time_from_sec(1), raw_get, &g, status,
+                         body, len, why, fetched, p);
+}
+
+/** ot_disc_fetch_fn with this location's settings, shared by every process. */
+static apr_status_t fetch_metadata(void *baton, const char *url, int *status,
+                                   const char **body, apr_size_t *len, const char **why,
+                                   apr_pool_t *p)
+{
+    int fetched = 0;
+    apr_status_t rv = shared_get(baton, url, "application/json", OT_META_MAX, status, body, len,
+                                 why, &fetched, p);
+
+    if (fetched) {
+        OT_STAT_ADD(offtok_proc()->stats->metadata_fetches, 1);
+    }
+    return rv;
+}
+
+apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    int status = 0, fetched = 0;
+    const char *fragment = strchr(url, '#');
+    apr_status_t rv;
+
+    /* An offtok_jwks_key names the trust settings after a '#': never part of what is fetched. */
+    if (fragment != NULL) {
+        url = apr_pstrmemdup(p, url, (apr_size_t)(fragment - url));
+    }
+    rv = shared_get(baton, url, "application/jwk-set+json, application/json", OT_JWKS_MAX,
+                    &status, body, len, why, &fetched, p);
+
+    if (rv == APR_SUCCESS && status != HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, status);
+        return APR_EGENERAL;
+    }
+    return rv;
 }
 
 /** The issuer's metadata, or a 503 set on st (when not NULL; logged as OT0601). */
@@ -115,9 +171,6 @@ static apr_status_t metadata(request_rec *r, offtok_req_t *st, const offtok_dir_
     }
     else {
         why = "this process has no link to the issuer (see OT0053 at its start)";
-    }
-    if (fetched) {
-        OT_STAT_ADD(proc->stats->metadata_fetches, 1);
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, fetched ? APLOG_ERR : APLOG_DEBUG, 0, r, "OT0601: the "
@@ -364,8 +417,7 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     /* Keys fetched under other TLS trust settings are other keys: those are in the key too. */
     ot_cache_key(key, apr_pstrcat(r->pool, LOCAL_KEY_PREFIX, c->jwks_url ? c->jwks_url : "",
                                   NULL), c->issuer, NULL,
-                 apr_psprintf(r->pool, "%s|%d", c->ca_file ? c->ca_file : "", c->ssl_verify),
-                 token);
+                 trust_scope(c, r->pool), token);
     if ((a = cached(r, c, key, now)) != NULL) {
         OT_STAT_ADD(proc->stats->local_cached, 1);
     }

@@ -80,6 +80,14 @@ apr_status_t ot_cache_get(ot_shm_t *s, const unsigned char *key, apr_time_t now,
 apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
                           apr_time_t now);
 
+/**
+ * Store e under key unless a live entry fetched at or after `since` is there (then APR_EEXIST
+ * and its fetched time in *held): one check and store under the stripe's lock, so of several
+ * processes claiming the same key at once exactly one succeeds (ot_docs.c's fetch claims).
+ */
+apr_status_t ot_cache_claim(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
+                            apr_time_t now, apr_time_t since, apr_time_t *held, apr_pool_t *p);
+
 /** Forget key (e.g. after the issuer said it is no longer active). */
 void ot_cache_remove(ot_shm_t *s, const unsigned char *key);
 

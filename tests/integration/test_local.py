@@ -6,12 +6,14 @@ metadata at both well-known URLs, key rotation and a JWKS switch) unless a test 
 its fetch counters.
 """
 import base64
+import concurrent.futures
 import json
 import os
 import time
 import uuid
 
 import pytest
+import requests
 
 from httpd import offtok_lines, protected, wait_until
 
@@ -515,3 +517,29 @@ def test_oidc_provider_jwt_for_another_audience_is_refused(httpd, oidc):
     token = oidc.mint_access(sub="olga", jwt=True, aud="another-api")
     assert httpd.get("/cgi/env", token=token).status_code == 401
     assert oidc.introspection_count() == 0
+
+
+# ---- one fetch for all processes ----------------------------------------------------------------
+
+def test_keys_and_metadata_fetched_once_for_all_processes(httpd, keycloak):
+    keycloak.fetch_counts(reset=True)
+    prefork_start(httpd, 'CustomLog "logs/pids.log" "%P %>s %U"\n'
+                  + discovered(keycloak, OfftokAudience="rs-client", OfftokAccessTokens="Local"),
+                  4)
+    wait_until(lambda: len(httpd.child_pids()) >= 4, what="four children")
+    tokens = [keycloak.mint_access(sub=f"user{i}") for i in range(6)]
+    keycloak.reset_counts()
+
+    def get(token):
+        return requests.get(httpd.url("/cgi/env"), timeout=15, headers={
+            "Authorization": f"Bearer {token}", "Connection": "close"}).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        codes = list(pool.map(get, tokens * 4))
+    assert set(codes) == {200}
+    with open(os.path.join(httpd.root, "logs", "pids.log")) as f:
+        served = {line.split()[0] for line in f if "/cgi/env" in line}
+    assert len(served) >= 2, "several children answered"
+    counts = keycloak.fetch_counts()
+    assert counts["oidc_metadata"] == 1 and counts["jwks"] == 1, counts
+    assert keycloak.introspection_count() == 0

@@ -11,6 +11,7 @@
 #include "ot_answer.h"
 #include "ot_cache.h"
 #include "ot_discovery.h"
+#include "ot_docs.h"
 #include "ot_jose.h"
 #include "ot_json.h"
 #include "ot_jwt_verify.h"
@@ -182,6 +183,132 @@ START_TEST(cache_without_a_copy_fails_and_waits)
                                  T0 + apr_time_from_sec(1), ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(fetched, 0);
     ck_assert_int_eq(f.calls, 1);
+}
+END_TEST
+
+/* ---- documents shared by every process (ot_docs) ------------------------------------------ */
+
+typedef struct {
+    int status, fail, calls;
+    const char *body;
+} get_fake_t;
+
+static apr_status_t fake_get(void *baton, const char *url, int *status, const char **body,
+                             apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    get_fake_t *g = baton;
+
+    g->calls++;
+    if (g->fail) {
+        *why = "connect";
+        return APR_EGENERAL;
+    }
+    *status = g->status;
+    *body = g->body;
+    *len = strlen(g->body);
+    return APR_SUCCESS;
+}
+
+static apr_status_t docs(ot_shm_t *s, get_fake_t *g, apr_time_t now, const char **body,
+                         int *fetched)
+{
+    int status = 0;
+    apr_size_t len = 0;
+    const char *why = NULL;
+
+    *body = NULL;
+    return ot_docs_fetch(s, "https://kc/certs", "ca|1", now, 0, fake_get, g, &status, body,
+                         &len, &why, fetched, ot_test_pool);
+}
+
+START_TEST(documents_fetched_once_for_all_processes)
+{
+    ot_shm_t *s;
+    get_fake_t g = { 200, 0, 0, "{\"keys\":[1]}" };
+    const char *body;
+    int fetched;
+
+    ck_assert_int_eq(ot_shm_create(&s, 1024 * 1024, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(docs(s, &g, T0, &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 1);
+    ck_assert_str_eq(body, "{\"keys\":[1]}");
+    /* Within 10 s every process gets that copy, without a call. */
+    g.body = "{\"keys\":[2]}";
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(9), &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 0);
+    ck_assert_str_eq(body, "{\"keys\":[1]}");
+    ck_assert_int_eq(g.calls, 1);
+    /* Then one fetches; a failure gives the copy there is ... */
+    g.fail = 1;
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(11), &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 1);
+    ck_assert_str_eq(body, "{\"keys\":[1]}");
+    /* ... and nobody tries again within 10 s of that attempt. */
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(15), &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 0);
+    ck_assert_int_eq(g.calls, 2);
+    g.fail = 0;
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(22), &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 1);
+    ck_assert_str_eq(body, "{\"keys\":[2]}");
+    /* A day-old copy is not given out when fetching fails. */
+    g.fail = 1;
+    ck_assert_int_ne(docs(s, &g, T0 + apr_time_from_sec(22) + OT_DOCS_MAX_STALE, &body,
+                          &fetched), APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(documents_rate_limited_without_a_copy)
+{
+    ot_shm_t *s;
+    get_fake_t g = { 500, 0, 0, "oops" };
+    const char *body;
+    int fetched;
+
+    ck_assert_int_eq(ot_shm_create(&s, 1024 * 1024, ot_test_pool), APR_SUCCESS);
+    /* A 500 is an answer, given to the caller but not shared. */
+    ck_assert_int_eq(docs(s, &g, T0, &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 1);
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(1), &body, &fetched), APR_EAGAIN);
+    ck_assert_int_eq(g.calls, 1);
+    /* A 404 is shared (discovery falls back on it). */
+    g.status = 404;
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(11), &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(docs(s, &g, T0 + apr_time_from_sec(12), &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 0);
+    ck_assert_str_eq(body, "oops");
+    /* Without a segment, every call is a fetch. */
+    ck_assert_int_eq(docs(NULL, &g, T0, &body, &fetched), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 1);
+    ck_assert_int_eq(g.calls, 3);
+}
+END_TEST
+
+START_TEST(cache_claim_is_exclusive)
+{
+    ot_shm_t *s;
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    apr_time_t held = 0;
+
+    ck_assert_int_eq(ot_shm_create(&s, 1024 * 1024, ot_test_pool), APR_SUCCESS);
+    memset(key, 7, sizeof(key));
+    memset(&e, 0, sizeof(e));
+    e.active = 1;
+    e.claims = "";
+    e.fetched = T0;
+    e.drop_after = T0 + apr_time_from_sec(10);
+    ck_assert_int_eq(ot_cache_claim(s, key, &e, T0, T0 - apr_time_from_sec(10), &held,
+                                    ot_test_pool), APR_SUCCESS);
+    e.fetched = T0 + 1;
+    ck_assert_int_eq(ot_cache_claim(s, key, &e, T0 + 1, T0 + 1 - apr_time_from_sec(10), &held,
+                                    ot_test_pool), APR_EEXIST);
+    ck_assert(held == T0);
+    /* Once the claim is older than the interval, a new one is taken. */
+    e.fetched = T0 + apr_time_from_sec(11);
+    e.drop_after = e.fetched + apr_time_from_sec(10);
+    ck_assert_int_eq(ot_cache_claim(s, key, &e, e.fetched, T0 + apr_time_from_sec(1), &held,
+                                    ot_test_pool), APR_SUCCESS);
 }
 END_TEST
 
@@ -426,6 +553,9 @@ Suite *suite_local(void)
     tcase_add_test(tc, fetch_falls_back_on_404_only);
     tcase_add_test(tc, cache_refreshes_rate_limits_and_keeps_stale_copies);
     tcase_add_test(tc, cache_without_a_copy_fails_and_waits);
+    tcase_add_test(tc, documents_fetched_once_for_all_processes);
+    tcase_add_test(tc, documents_rate_limited_without_a_copy);
+    tcase_add_test(tc, cache_claim_is_exclusive);
     tcase_add_test(tc, candidates);
     tcase_add_test(tc, times);
     tcase_add_test(tc, revocations_are_deny_rules);
