@@ -109,21 +109,11 @@ ot_local_verdict_t ot_local_times(const ot_answer_t *a, apr_int64_t now, apr_int
     return OT_LOCAL_ACCEPT;
 }
 
-/** 1 when a revocation applies to the entry e, looked up for client (and the token's azp). */
-static int applies(ot_shm_t *s, const char *iss, const char *client, const char *azp,
-                   const ot_cache_entry_t *e)
-{
-    return ot_revoke_applies(s, iss, client, e)
-        || (azp && (client == NULL || strcmp(azp, client) != 0)
-            && ot_revoke_applies(s, iss, azp, e));
-}
-
 ot_local_verdict_t ot_local_revocation(ot_shm_t *s, const ot_answer_t *a, const char *iss,
                                        const char *client, apr_interval_time_t keep,
                                        apr_pool_t *p)
 {
     const ot_claim_t *azp = ot_answer_claim(a, "azp");
-    const char *azp_s = azp && azp->type == OT_CT_STRING ? azp->value : NULL;
     ot_cache_entry_t e;
     apr_time_t iat;
 
@@ -141,9 +131,13 @@ ot_local_verdict_t ot_local_revocation(ot_shm_t *s, const ot_answer_t *a, const 
     e.iat = iat;
     e.active = 1;
     e.iss = iss;
+    if (azp == NULL || azp->type != OT_CT_STRING) {
+        azp = ot_answer_claim(a, "client_id");  /* RFC 9068's name for it */
+    }
+    e.azp = azp && azp->type == OT_CT_STRING ? azp->value : NULL;
     e.sid = a->sid;
     e.sub = a->sid ? NULL : a->sub;
-    if (applies(s, iss, client, azp_s, &e)) {
+    if (ot_revoke_applies(s, iss, client, &e)) {
         return OT_LOCAL_REFUSE;
     }
     if (a->sid && a->sub) {
