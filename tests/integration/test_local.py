@@ -543,3 +543,27 @@ def test_keys_and_metadata_fetched_once_for_all_processes(httpd, keycloak):
     counts = keycloak.fetch_counts()
     assert counts["oidc_metadata"] == 1 and counts["jwks"] == 1, counts
     assert keycloak.introspection_count() == 0
+
+
+# ---- sender-constrained tokens judged locally ----------------------------------------------------
+
+def test_dpop_bound_jwt_verified_locally_needs_its_proof(httpd, keycloak):
+    """A Keycloak DPoP token (typ DPoP, cnf.jkt) verified here: the binding is judged on the
+    verified claims exactly as on an introspection answer, with no issuer call."""
+    from dpop import DPoPKey
+    key, other = DPoPKey(), DPoPKey()
+    httpd.start(local(keycloak))
+    token = keycloak.mint_access(sub="dee", claims={"typ": "DPoP", "cnf": {"jkt": key.jkt}})
+    keycloak.reset_counts()
+
+    def dpop_get(proof):
+        return requests.get(httpd.url("/cgi/env"), timeout=15, headers={
+            "Authorization": f"DPoP {token}", "DPoP": proof, "Connection": "close"})
+
+    r = dpop_get(key.proof("GET", httpd.url("/cgi/env"), token))
+    assert r.status_code == 200, r.headers
+    assert r.json()["OFFTOK_CHECK"] == "local"
+    assert r.json()["OFFTOK_TOKEN_BINDING"] == "dpop"
+    assert dpop_get(other.proof("GET", httpd.url("/cgi/env"), token)).status_code == 401
+    assert httpd.get("/cgi/env", token=token).status_code == 401, "no downgrade to Bearer"
+    assert keycloak.introspection_count() == 0
