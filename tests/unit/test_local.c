@@ -507,6 +507,31 @@ static ot_jose_result_t ed_check(const char *jwk, const char *tok, int *no_key)
                                ot_test_pool);
 }
 
+START_TEST(revocation_overflow_asks_the_issuer)
+{
+    ot_shm_t *s;
+    apr_interval_time_t keep = apr_time_from_sec(3600);
+    apr_time_t iat = apr_time_from_sec(NOW), at = iat + apr_time_from_sec(5);
+    int i;
+
+    ck_assert_int_eq(ot_shm_create(&s, 1024 * 1024, ot_test_pool), APR_SUCCESS);
+    /* More logouts in force than the table holds: the oldest becomes the overflow marker. */
+    for (i = 0; i <= 4096; i++) {
+        ck_assert_int_eq(ot_revoke_add(s, OT_REVOKE_SUB, ISS,
+                                       apr_psprintf(ot_test_pool, "user%d", i), at + i,
+                                       at + keep), APR_SUCCESS);
+    }
+    ck_assert(ot_revoke_stale_before(s) >= at);
+    /* A token issued before the marker is not refused wholesale: the issuer decides. */
+    ck_assert_int_eq(ot_local_revocation(s, claims(TOKEN("bob", "s9")), ISS, "rs", keep,
+                                         ot_test_pool), OT_LOCAL_ASK);
+    /* One issued after it is judged as usual. */
+    ck_assert_int_eq(ot_local_revocation(s, claims("{\"sub\":\"bob\",\"sid\":\"s9\","
+                                                   "\"iat\":1796016000,\"exp\":1796016300}"),
+                                         ISS, "rs", keep, ot_test_pool), OT_LOCAL_ACCEPT);
+}
+END_TEST
+
 START_TEST(eddsa_with_openssl)
 {
     const char *jwk, *tok, *why, *other_jwk;
@@ -560,6 +585,7 @@ Suite *suite_local(void)
     tcase_add_test(tc, candidates);
     tcase_add_test(tc, times);
     tcase_add_test(tc, revocations_are_deny_rules);
+    tcase_add_test(tc, revocation_overflow_asks_the_issuer);
     tcase_add_test(tc, eddsa_with_openssl);
     suite_add_tcase(s, tc);
     return s;
