@@ -168,10 +168,11 @@ apr_status_t ot_revoke_once(ot_shm_t *s, const char *iss, const char *jti, apr_t
                             apr_time_t now, ot_revoke_apply_fn apply, void *baton);
 
 /**
- * The overflow marker: every answer fetched before it counts as revoked (0: none). Tokens judged
- * without the issuer go to the issuer instead when they predate it (ot_jwt_verify.h).
+ * The marker ot_revoke_stale_before raises (and a full tombstone table): every answer fetched
+ * before it counts as revoked (0: none). Tokens judged without the issuer go to the issuer
+ * instead when they were issued before it (ot_jwt_verify.h).
  */
-apr_time_t ot_revoke_stale_before(ot_shm_t *s);
+apr_time_t ot_revoke_stale_marker(ot_shm_t *s);
 
 /**
  * Remember a jti (of a logout token or admin action) until `until`. APR_EEXIST when it was

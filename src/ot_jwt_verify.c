@@ -122,7 +122,7 @@ ot_local_verdict_t ot_local_revocation(ot_shm_t *s, const ot_answer_t *a, const 
         return OT_LOCAL_ASK;
     }
     iat = apr_time_from_sec(a->iat);
-    if (s == NULL || iat <= ot_revoke_stale_before(s)) {
+    if (s == NULL || iat <= ot_revoke_stale_marker(s)) {
         return s == NULL ? OT_LOCAL_ACCEPT : OT_LOCAL_ASK;
     }
     /* "fetched" just before iat: a logout recorded at or after iat applies. */
