@@ -39,6 +39,7 @@
 #include "ot_cred.h"
 #include "ot_flight.h"
 #include "ot_http.h"
+#include "ot_discovery.h"
 #include "ot_jose.h"
 #include "ot_stats.h"
 
@@ -161,6 +162,7 @@ static void offtok_child_init(apr_pool_t *pchild, server_rec *s)
     }
     if (rv == APR_SUCCESS) {
         rv = ot_cred_store_create(&proc.creds, OFFTOK_CRED_MIN_REREAD, pchild);
+        rv = ot_disc_create(&proc.disc, OFFTOK_JWKS_MIN_REFRESH, pchild);
     }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0053: cannot set up the issuer link in "
@@ -269,6 +271,7 @@ static void offtok_register_hooks(apr_pool_t *p)
     offtok_client_register_hooks(p);
     offtok_redis_register_hooks(p);
     offtok_dpop_register_hooks(p);
+    offtok_local_register_hooks(p);
 }
 
 AP_DECLARE_MODULE(offtok) = {

@@ -110,6 +110,9 @@ typedef struct {
     const char *assertion_aud;         /**< OfftokClientAssertionAudience */
     const offtok_cert_t *client_cert;  /**< OfftokClientCertificate */
     int signed_answers;                /**< OfftokSignedAnswers */
+    int access_tokens;                 /**< OfftokAccessTokens: 0 Introspect, 1 Local */
+    apr_array_header_t *needed_claims; /**< const char *: Require offtok-claim names, adds up */
+    int needs_scope;                   /**< a Require offtok-scope line applies here */
 } offtok_dir_conf;
 
 /** Server-wide settings (OfftokCacheSize and friends: server config only). */
@@ -133,11 +136,24 @@ typedef struct {
 #define OT_DEFAULT_CACHE_SIZE (16 * 1024 * 1024)
 #define OT_DEFAULT_CLOCK_SKEW 30
 #define OT_DEFAULT_DPOP_MAX_AGE 60
+/** Pushed logouts are kept this long beyond the longest TTL and timeout. */
+#define OT_TOMB_MARGIN apr_time_from_sec(60)
+/**
+ * Where a location says OfftokAccessTokens Local, pushed logouts are kept at least this long, so
+ * that a locally judged token that lives no longer is refused by them (ot_jwt_verify.h).
+ */
+#define OT_LOCAL_MAX_LIFETIME 3600
 
 /** Effective values of a merged per-directory configuration. */
 int offtok_cache_ttl(const offtok_dir_conf *c);
 int offtok_neg_ttl(const offtok_dir_conf *c);
 ot_always_t offtok_always(const offtok_dir_conf *c);
+/** 1 when OfftokAccessTokens Local applies. */
+int offtok_local(const offtok_dir_conf *c);
+/** 1 when any section read so far says OfftokAccessTokens Local. */
+int offtok_any_local(void);
+/** How long a pushed logout is kept (the handlers' `until` − `at`), see ot_jwt_verify.h. */
+apr_interval_time_t offtok_revocation_keep(void);
 apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c);
 apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c);
 int offtok_clock_skew(const offtok_dir_conf *c);
@@ -178,6 +194,7 @@ typedef struct {
     const char *jkt;            /**< the verified DPoP proof's key thumbprint (RFC 7638) */
     struct ot_dpop_proof_t *proof; /**< the verified proof, until its jti is recorded */
     const char *binding;        /**< OFFTOK_TOKEN_BINDING once accepted: dpop, mtls or none */
+    int local;                  /**< the answer is the token's own claims, verified here */
 } offtok_req_t;
 
 /** Check the request's token once (or reuse the initial request's result). Never NULL. */
@@ -245,6 +262,38 @@ void offtok_dpop_challenge(request_rec *r, const offtok_req_t *st, const char *b
                            const char *realm);
 
 void offtok_dpop_register_hooks(apr_pool_t *p);
+/* ---- discovery and local validation (mod_offtok_local.c) ---------------------------------- */
+
+/**
+ * Discovery: *pc stays, or becomes a copy (from r->pool) whose introspection URL (and JWKS URL,
+ * when unset) come from the issuer's metadata. OK; otherwise st is set (500 for a location
+ * without OfftokIntrospectionURL and OfftokIssuer, OT0001, or Local without issuer or audience,
+ * OT0600; 503 when the metadata cannot be had, OT0601) and its status returned.
+ */
+int offtok_local_resolve(request_rec *r, offtok_req_t *st, const offtok_dir_conf **pc);
+
+/** What offtok_local_check decided. */
+typedef enum {
+    OFFTOK_LOCAL_ASK = 0,   /**< not judged here: introspect it as before */
+    OFFTOK_LOCAL_ANSWER,    /**< verified here: *pa holds the token's claims, to be judged */
+    OFFTOK_LOCAL_DONE       /**< refused here, or no keys: st is set (401 or 503) */
+} offtok_local_t;
+
+/** OfftokAccessTokens Local: judge token here when it is a JWT access token (see the file). */
+offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                                  const char *token, ot_answer_t **pa);
+
+/**
+ * The JWKS URL of c: OfftokJWKSURL, else the jwks_uri of OfftokIssuer's metadata; NULL when
+ * neither can be had (the reason is logged).
+ */
+const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c);
+
+/** A Require offtok-claim name (claim) or offtok-scope (NULL) line in cmd's section. */
+void offtok_local_note_require(cmd_parms *cmd, const char *claim);
+
+void offtok_local_register_hooks(apr_pool_t *p);
+
 
 /** The handlers offtok-backchannel-logout, offtok-keycloak-admin and offtok-status. */
 int offtok_handler(request_rec *r);
@@ -304,7 +353,8 @@ apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_er
 const char *offtok_client_missing(const offtok_dir_conf *c);
 
 /**
- * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf). url
+ * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf), once
+ * for all processes (ot_docs.h; mod_offtok_local.c): every caller of ot_jose_verify uses it. url
  * may be an offtok_jwks_key: it is fetched as the URL it names.
  */
 apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
@@ -335,6 +385,7 @@ struct ot_shm_t;
 struct ot_stats_t;
 struct ot_jose_keys_t;
 struct ot_cred_store_t;
+struct ot_disc_t;
 
 /** What lives once per server process: the shared segment's mapping, the issuer link. */
 typedef struct {
@@ -342,8 +393,9 @@ typedef struct {
     struct ot_stats_t *stats;
     struct ot_http_t *http;
     struct ot_flight_t *flight;
-    struct ot_jose_keys_t *keys;       /**< the issuers' JWKS, for pushed revocations */
+    struct ot_jose_keys_t *keys;       /**< the issuers' JWKS: pushes, local validation */
     struct ot_cred_store_t *creds;     /**< credential files read again (rotation) */
+    struct ot_disc_t *disc;            /**< the issuers' metadata (discovery) */
     struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
     apr_uint32_t quiet_until[3];       /**< OT0002-OT0004 go to debug level until this second */
     apr_uint32_t quieted[3];           /**< how many went to debug level meanwhile */

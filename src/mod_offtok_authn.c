@@ -506,6 +506,7 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     policy.audience = c->audience;
     policy.allow_offline = c->offline != 0;
     policy.offline_clients = c->offline_clients;
+    policy.skew = offtok_clock_skew(c);
     v = ot_answer_judge_bound(a, &policy, &bound, (apr_int64_t)apr_time_sec(apr_time_now()));
     if (v != OT_VERDICT_OK) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0010: token %s refused: %s",
@@ -580,8 +581,19 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
     request_rec *init = initial_request(r);
     const offtok_req_t *ist = NULL;
     offtok_ask_t ask;
-    ot_answer_t *a;
+    ot_answer_t *a = NULL;
 
+    /* OfftokAccessTokens Local (mod_offtok_local.c): a JWT access token verified here. */
+    switch (offtok_local_check(r, st, c, token, &a)) {
+    case OFFTOK_LOCAL_ANSWER:
+        st->local = 1;
+        judge(r, st, c, a, token);
+        return;
+    case OFFTOK_LOCAL_DONE:
+        return;
+    case OFFTOK_LOCAL_ASK:
+        break;
+    }
     prepare_ask(r, &ask, c, token);
     st->token = token;
     memcpy(st->key, ask.key, OT_KEY_LEN);
@@ -618,12 +630,8 @@ offtok_req_t *offtok_check(request_rec *r)
     st = apr_pcalloc(r->pool, sizeof(*st));
     ap_set_module_config(r->request_config, &offtok_module, st);
     c = ap_get_module_config(r->per_dir_config, &offtok_module);
-    if (c->url == NULL) {
-        core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0001: AuthType offtok in <%s> has no "
-                      "OfftokIntrospectionURL; answering 500", core->d ? core->d : "server");
-        fail(st, HTTP_INTERNAL_SERVER_ERROR, NULL);
-        offtok_count_answer(r, HTTP_INTERNAL_SERVER_ERROR, "config");
+    /* Discovery (mod_offtok_local.c): c may become a copy with the issuer's endpoints. */
+    if (offtok_local_resolve(r, st, &c) != OK) {
         return st;
     }
     if ((missing = offtok_client_missing(c)) != NULL) {

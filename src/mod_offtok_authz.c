@@ -52,14 +52,27 @@ static const char *parse_words(cmd_parms *cmd, const char *line, const void **pa
 
 static const char *parse_scope(cmd_parms *cmd, const char *line, const void **parsed)
 {
+    const char *err;
+
     cmd->info = "offtok-scope";
-    return parse_words(cmd, line, parsed, 1);
+    err = parse_words(cmd, line, parsed, 1);
+    if (err == NULL) {
+        offtok_local_note_require(cmd, NULL);   /* local validation needs the scope claim */
+    }
+    return err;
 }
 
 static const char *parse_claim(cmd_parms *cmd, const char *line, const void **parsed)
 {
+    const char *err;
+
     cmd->info = "offtok-claim";
-    return parse_words(cmd, line, parsed, 2);
+    err = parse_words(cmd, line, parsed, 2);
+    if (err == NULL) {
+        offtok_local_note_require(cmd, APR_ARRAY_IDX(((const offtok_require_t *)*parsed)->words,
+                                                     0, const char *));
+    }
+    return err;
 }
 
 /** The request's accepted answer, or NULL with *status telling the provider's answer. */

@@ -455,42 +455,6 @@ const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p)
                        c->ca_file ? " ca=" : "", c->ca_file ? c->ca_file : "", NULL);
 }
 
-apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
-                               apr_size_t *len, const char **why, apr_pool_t *p)
-{
-    const offtok_dir_conf *c = baton;
-    const char *trust = strstr(url, JWKS_TRUST);
-    ot_http_req_t req;
-    ot_http_resp_t resp;
-
-    if (trust != NULL) {
-        url = apr_pstrmemdup(p, url, (apr_size_t)(trust - url));
-    }
-
-    memset(&req, 0, sizeof(req));
-    req.url = url;
-    req.accept = "application/jwk-set+json, application/json";
-    req.ca_file = c->ca_file;
-    req.verify = c->ssl_verify != 0;
-    req.connect_timeout = offtok_connect_timeout(c);
-    req.total_timeout = offtok_total_timeout(c);
-    req.max_body = OT_JWKS_MAX;
-    offtok_flood_fetched();
-    ot_http_get(offtok_proc()->http, &req, &resp, p);
-    if (resp.err != OT_HTTP_OK) {
-        *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),
-                            resp.errmsg ? resp.errmsg : "");
-        return APR_EGENERAL;
-    }
-    if (resp.status != HTTP_OK) {
-        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, resp.status);
-        return APR_EGENERAL;
-    }
-    *body = resp.body;
-    *len = resp.body_len;
-    return APR_SUCCESS;
-}
-
 /** A short printable form of a Content-Type the issuer sent, for the log. */
 static const char *shown_type(const char *ct, apr_pool_t *p)
 {

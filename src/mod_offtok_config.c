@@ -58,6 +58,7 @@ void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
     c->dpop_nonce = UNSET;
     c->mtls = UNSET;
     c->signed_answers = UNSET;
+    c->access_tokens = UNSET;
     return c;
 }
 
@@ -112,6 +113,9 @@ void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
     c->assertion_aud = MERGE_PTR(assertion_aud);
     c->client_cert = MERGE_PTR(client_cert);
     c->signed_answers = MERGE_INT(signed_answers);
+    c->access_tokens = MERGE_INT(access_tokens);
+    c->needed_claims = merge_list(p, base->needed_claims, add->needed_claims);
+    c->needs_scope = add->needs_scope || base->needs_scope;
     return c;
 }
 
@@ -149,6 +153,11 @@ int offtok_cache_ttl(const offtok_dir_conf *c)
 int offtok_neg_ttl(const offtok_dir_conf *c)
 {
     return c->neg_ttl != UNSET ? c->neg_ttl : OT_DEFAULT_NEG_TTL;
+}
+
+int offtok_local(const offtok_dir_conf *c)
+{
+    return c->access_tokens == 1;
 }
 
 ot_always_t offtok_always(const offtok_dir_conf *c)
@@ -372,6 +381,37 @@ static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
         err = "must be at least 1";
     }
     return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
+}
+
+/** Whether any section of this generation said OfftokAccessTokens Local. */
+static int any_local = 0;
+
+int offtok_any_local(void)
+{
+    return any_local;
+}
+
+apr_interval_time_t offtok_revocation_keep(void)
+{
+    int keep = longest_ttl;
+
+    /* Kept beyond the longest TTL plus the timeout, for calls that queued before they started;
+     * with Local, at least as long as a locally judged token may live. */
+    if (any_local && keep < OT_LOCAL_MAX_LIFETIME) {
+        keep = OT_LOCAL_MAX_LIFETIME;
+    }
+    return apr_time_from_sec(keep) + longest_timeout + OT_TOMB_MARGIN;
+}
+
+static const char *set_access_tokens(cmd_parms *cmd, void *dc, const char *arg)
+{
+    static const char *const names[] = { "Introspect", "Local" };
+    const char *err = set_keyword(cmd, dc, arg, names, 2);
+
+    if (err == NULL && ((offtok_dir_conf *)dc)->access_tokens == 1) {
+        any_local = 1;
+    }
+    return err;
 }
 
 static const char *set_ttl(cmd_parms *cmd, void *dc, const char *arg)
@@ -598,6 +638,8 @@ const command_rec offtok_cmds[] = {
     AP_INIT_TAKE1("OfftokMTLS", set_bind_mode, DIR_OFFSET(mtls), POLICY,
                   "Off, Allow or Require: certificate-bound tokens (RFC 8705) checked against "
                   "this connection's client certificate"),
+    AP_INIT_TAKE1("OfftokAccessTokens", set_access_tokens, DIR_OFFSET(access_tokens), POLICY,
+                  "Introspect (default) or Local: verify JWT access tokens with the issuer's keys"),
     AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,

@@ -137,6 +137,7 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
     }
     apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(a->kind));
     apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_BINDING", st->binding ? st->binding : "none");
+    apr_table_setn(r->subprocess_env, "OFFTOK_CHECK", st->local ? "local" : "introspection");
     for (i = 0; i < st->headers->nelts; i++) {
         const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
         apr_table_setn(r->headers_in, h->header, h->claim);

@@ -38,8 +38,6 @@ APLOG_USE_MODULE(offtok);
 #define PUSH_BODY_MAX (64 * 1024)
 /** Seconds of clock difference allowed on a logout token's iat. */
 #define PUSH_SKEW 60
-/** Kept beyond the longest TTL plus the timeout, for calls that queued before they started. */
-#define TOMB_MARGIN apr_time_from_sec(60)
 
 /** What one push handler works with. */
 typedef struct {
@@ -163,14 +161,22 @@ static int content_type_is(request_rec *r, const char *type)
 static int verify(push_t *ps, ot_jws_t *jws, const char *compact, const char **why)
 {
     ot_jose_result_t res;
+    offtok_dir_conf kc;
+    const char *url;
 
     if (ps->proc->keys == NULL || ps->proc->http == NULL) {
         *why = "this process has no issuer link";
         return HTTP_SERVICE_UNAVAILABLE;
     }
-    res = ot_jose_verify(jws, why, ps->proc->keys, offtok_jwks_key(ps->c, ps->r->pool),
-                         compact, strlen(compact),
-                         offtok_fetch_jwks, (void *)ps->c, ps->now, ps->r->pool);
+    if ((url = offtok_local_jwks_url(ps->r, ps->c)) == NULL) {
+        *why = "the issuer's metadata names no keys or cannot be had (see OT0601)";
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    kc = *ps->c;            /* OfftokJWKSURL, or the metadata's jwks_uri */
+    kc.jwks_url = url;
+    res = ot_jose_verify(jws, why, ps->proc->keys, offtok_jwks_key(&kc, ps->r->pool),
+                         compact, strlen(compact), offtok_fetch_jwks, &kc, ps->now,
+                         ps->r->pool);
     return res == OT_JOSE_OK ? OK
         : res == OT_JOSE_NO_KEYS ? HTTP_SERVICE_UNAVAILABLE : HTTP_BAD_REQUEST;
 }
@@ -236,8 +242,7 @@ static apr_status_t apply_once(push_t *ps, const char *jti, apr_int64_t until,
 /** Tombstone one sub or sid; 0 on success, else logged. */
 static int tombstone(push_t *ps, ot_revoke_kind_t kind, const char *value)
 {
-    apr_time_t until = ps->now + apr_time_from_sec(offtok_longest_ttl())
-        + offtok_longest_timeout() + TOMB_MARGIN;
+    apr_time_t until = ps->now + offtok_revocation_keep();
     apr_status_t rv = offtok_revoke(ps->r, kind, ps->c->issuer, value, ps->now, until);
 
     if (rv != APR_SUCCESS) {
@@ -279,7 +284,10 @@ static int backchannel_apply(push_t *ps, const void *what)
     request_rec *r = ps->r;
 
     if ((lt->sub && tombstone(ps, OT_REVOKE_SUB, lt->sub))
-        || (lt->sid && tombstone(ps, OT_REVOKE_SID, lt->sid))) {
+        || (lt->sid && tombstone(ps, OT_REVOKE_SID, lt->sid))
+        || (lt->sub && !lt->sid && tombstone(ps, OT_REVOKE_SID,
+                                             apr_pstrcat(r->pool, OT_REVOKE_ALL_SESSIONS,
+                                                         lt->sub, NULL)))) {
         OT_STAT_ADD(ps->proc->stats->pushes_refused, 1);
         return HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -404,7 +412,9 @@ static int keycloak_admin(push_t *ps)
 /** The location's settings a push needs; NULL when complete, else what is missing. */
 static const char *push_misconfigured(const offtok_dir_conf *c)
 {
-    return c->jwks_url == NULL ? "OfftokJWKSURL" : c->issuer == NULL ? "OfftokIssuer"
+    /* Without OfftokJWKSURL the keys are found through OfftokIssuer's metadata. */
+    return c->jwks_url == NULL && c->issuer == NULL ? "OfftokJWKSURL or OfftokIssuer"
+        : c->issuer == NULL ? "OfftokIssuer"
         : c->client_id == NULL ? "OfftokClientID" : NULL;
 }
 

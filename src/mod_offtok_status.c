@@ -75,6 +75,15 @@ const offtok_counter_t offtok_counters[] = {
       "503s: over OfftokIssuerMaxPending while the issuer is slow.", AT(shed_slow) },
     { "flood", "overflow", "rate_overflow_total", 0,
       "Times an address had to share the overflow bucket (the table was full).", AT(overflow) },
+    { "local", "verified", "local_verified_total", 0,
+      "JWT access tokens whose signature was verified here (OfftokAccessTokens Local).",
+      AT(local_verified) },
+    { "local", "cached", "local_cached_total", 0,
+      "Locally judged tokens answered from the shared cache.", AT(local_cached) },
+    { "local", "introspected", "local_introspected_total", 0,
+      "Tokens introspected at a Local location (not judged here).", AT(local_introspected) },
+    { "local", "metadata_fetches", "metadata_fetches_total", 0,
+      "Issuer metadata fetches (discovery) that went to the network.", AT(metadata_fetches) },
     { NULL, NULL, NULL, 0, NULL, 0 }
 };
 
@@ -120,6 +129,13 @@ void offtok_status_read(offtok_status_t *st)
     st->overflow = proc->shm ? ot_rate_overflows(ot_shm_rate(proc->shm)) : 0;
     for (i = 0; i < OT_ANSWER_ROWS; i++) {
         st->answers[i] = OT_STAT_GET(s->answers[i]);
+    }
+    st->local_verified = OT_STAT_GET(s->local_verified);
+    st->local_cached = OT_STAT_GET(s->local_cached);
+    st->local_introspected = OT_STAT_GET(s->local_introspected);
+    st->metadata_fetches = OT_STAT_GET(s->metadata_fetches);
+    for (i = 0; i < OT_LOCAL_FAIL_KINDS; i++) {
+        st->local_failures[i] = OT_STAT_GET(s->local_failures[i]);
     }
 }
 
@@ -213,6 +229,11 @@ static int status_json(request_rec *r, const offtok_status_t *st)
     json_object_set_new(issuer, "errors", errors);
     json_object_set_new(issuer, "latency", status_latency(st));
     json_object_set_new(root, "answers", status_answers(st, r->pool));
+    for (i = 0, errors = json_object(); i < OT_LOCAL_FAIL_KINDS; i++) {
+        json_object_set_new(errors, ot_local_fail_names[i],
+                            json_integer((json_int_t)st->local_failures[i]));
+    }
+    json_object_set_new(json_object_get(root, "local"), "failures", errors);
     ap_set_content_type(r, "application/json");
     ap_rputs(ot_json_dump(root, NULL, r->pool), r);
     ap_rputs("\n", r);
@@ -263,6 +284,12 @@ static void prom_labelled(request_rec *r, const offtok_status_t *st)
         ap_rprintf(r, "offtok_answers_total{status=\"%d\",reason=\"%s\"} %" APR_UINT64_T_FMT
                    "\n", ot_stats_answer_rows[i].status, ot_stats_answer_rows[i].reason,
                    st->answers[i]);
+    }
+    prom_family(r, "local_failures_total", "counter",
+                "Locally judged tokens refused (or 503 for want of keys), by reason.");
+    for (i = 0; i < OT_LOCAL_FAIL_KINDS; i++) {
+        ap_rprintf(r, "offtok_local_failures_total{reason=\"%s\"} %" APR_UINT64_T_FMT "\n",
+                   ot_local_fail_names[i], st->local_failures[i]);
     }
     prom_latency(r, st);
 }

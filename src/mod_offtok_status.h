@@ -21,6 +21,8 @@ typedef struct {
     apr_uint64_t redis_errors;
     apr_uint64_t refused_miss_rate, refused_issuer_rate, refused_certain, shed_slow, overflow;
     apr_uint64_t answers[OT_ANSWER_ROWS];
+    apr_uint64_t local_verified, local_cached, local_introspected, metadata_fetches;
+    apr_uint64_t local_failures[OT_LOCAL_FAIL_KINDS];
 } offtok_status_t;
 
 /** One plain counter: where it goes in the JSON, its Prometheus metric, and where it is read. */

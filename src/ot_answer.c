@@ -609,7 +609,7 @@ ot_verdict_t ot_answer_judge_bound(const ot_answer_t *a, const ot_policy_t *poli
     if (a->has_exp && (a->exp == 0 || a->exp <= now)) {
         return OT_VERDICT_EXPIRED;
     }
-    if (a->has_nbf && (a->nbf == 0 || a->nbf > now)) {
+    if (a->has_nbf && (a->nbf == 0 || a->nbf > now + policy->skew)) {
         return OT_VERDICT_NOT_YET;
     }
     if (policy->issuer && a->has_iss
@@ -725,7 +725,9 @@ static const char *digest_str(const char *buf, apr_size_t len, apr_size_t *off, 
     return s;
 }
 
-ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p)
+/** The answer a digest describes; need_active: it must hold `"active": true`. */
+static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_active,
+                                  apr_pool_t *p)
 {
     const unsigned char *u = (const unsigned char *)buf;
     ot_answer_t *a;
@@ -765,7 +767,7 @@ ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *
             active = c->type == OT_CT_BOOL && strcmp(c->value, "true") == 0;
         }
     }
-    if (off != len || !active) {
+    if (off != len || (need_active && !active)) {
         return NULL;
     }
     a = ot_answer_inactive(p);
@@ -773,6 +775,51 @@ ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *
     a->claims = claims;
     a->nclaims = n;
     derive(a);
+    return a;
+}
+
+ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p)
+{
+    return digest_answer(buf, len, 1, p);
+}
+
+ot_answer_t *ot_answer_from_jwt_digest(const char *buf, apr_size_t len, apr_pool_t *p)
+{
+    ot_answer_t *a = digest_answer(buf, len, 0, p);
+
+    if (a != NULL) {
+        a->kind = OT_KIND_ACCESS;
+    }
+    return a;
+}
+
+ot_answer_t *ot_answer_from_jwt(json_t *payload, const char **err, apr_pool_t *p)
+{
+    ot_answer_t *a;
+    ot_claim_t *claims;
+    const char *key;
+    json_t *v;
+    int n = 0;
+
+    if (!json_is_object(payload)) {
+        *err = "the payload is not a JSON object";
+        return NULL;
+    }
+    a = ot_answer_inactive(p);
+    a->json = payload;
+    a->active = 1;
+    claims = apr_palloc(p, json_object_size(payload) * sizeof(*claims) + 1);
+    json_object_foreach(payload, key, v) {
+        if (ot_claim_from_json(&claims[n], key, v, p) != APR_SUCCESS) {
+            *err = "a claim holds a NUL character";
+            return NULL;
+        }
+        n++;
+    }
+    a->claims = claims;
+    a->nclaims = n;
+    derive(a);
+    a->kind = OT_KIND_ACCESS;
     return a;
 }
 

@@ -83,6 +83,16 @@ const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *
  */
 ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p);
 
+/**
+ * A positive answer made of a JWT access token's own verified claims (local validation): no
+ * `active` is required or added, and the kind is access. The cnf and typ rules apply as for an
+ * introspection answer. NULL with *err when payload is not an object or a claim holds a NUL.
+ */
+ot_answer_t *ot_answer_from_jwt(json_t *payload, const char **err, apr_pool_t *p);
+
+/** The answer a digest of an ot_answer_from_jwt() answer describes, or NULL. */
+ot_answer_t *ot_answer_from_jwt_digest(const char *buf, apr_size_t len, apr_pool_t *p);
+
 /** The top-level claim `name`, or NULL. */
 const ot_claim_t *ot_answer_claim(const ot_answer_t *a, const char *name);
 
@@ -99,6 +109,7 @@ typedef struct {
     int allow_offline;     /**< OfftokOfflineTokens Allow */
     const apr_array_header_t *offline_clients; /**< OfftokOfflineClients (const char *), or
                                                     NULL for any client */
+    apr_int64_t skew;      /**< OfftokClockSkew: seconds an nbf may be ahead of now */
 } ot_policy_t;
 
 /** OfftokDPoP and OfftokMTLS. Zero is the default, so that a zeroed ot_bound_t is Allow. */

@@ -498,3 +498,36 @@ void ot_cache_remove(ot_shm_t *s, const unsigned char *key)
     }
     ot_lock_release(&v.h->lock);
 }
+
+apr_status_t ot_cache_claim(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
+                            apr_time_t now, apr_time_t since, apr_time_t *held, apr_pool_t *p)
+{
+    apr_uint64_t kh = ot_key_hash(key);
+    apr_size_t lens[OT_BLOB_STRS], blen = 0;
+    apr_status_t rv = ot_blob_measure(lens, &blen, e);
+    ot_cache_entry_t old;
+    apr_uint32_t c = OT_NIL;
+    stripe_t v;
+
+    if (rv != APR_SUCCESS || blen > s->g->max_record - REC_PREFIX) {
+        return rv != APR_SUCCESS ? rv : APR_ENOSPC;
+    }
+    stripe_view(&v, s, ot_key_stripe(s, key));
+    rv = ot_lock_take(&v.h->lock, stripe_recover, &v);
+    if (rv != APR_SUCCESS) {
+        return rv;
+    }
+    /* Under the lock the read validates; a live claim made since `since` stands. */
+    if (stripe_read(&old, &c, &v, key, kh, p) == APR_SUCCESS && old.drop_after > now
+        && old.fetched >= since) {
+        *held = old.fetched;
+        rv = APR_EEXIST;
+    }
+    else {
+        ot_seq_write_begin(&v.h->seq);
+        stripe_store(&v, key, kh, e, lens, blen, now);
+        ot_seq_write_end(&v.h->seq);
+    }
+    ot_lock_release(&v.h->lock);
+    return rv;
+}

@@ -80,6 +80,14 @@ apr_status_t ot_cache_get(ot_shm_t *s, const unsigned char *key, apr_time_t now,
 apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
                           apr_time_t now);
 
+/**
+ * Store e under key unless a live entry fetched at or after `since` is there (then APR_EEXIST
+ * and its fetched time in *held): one check and store under the stripe's lock, so of several
+ * processes claiming the same key at once exactly one succeeds (ot_docs.c's fetch claims).
+ */
+apr_status_t ot_cache_claim(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
+                            apr_time_t now, apr_time_t since, apr_time_t *held, apr_pool_t *p);
+
 /** Forget key (e.g. after the issuer said it is no longer active). */
 void ot_cache_remove(ot_shm_t *s, const unsigned char *key);
 
@@ -105,6 +113,13 @@ apr_status_t ot_cache_entry_decode(ot_cache_entry_t *e, const char *buf, apr_siz
 /* ---- revocations pushed by issuers --------------------------------------------------------- */
 
 typedef enum { OT_REVOKE_SUB = 1, OT_REVOKE_SID = 2 } ot_revoke_kind_t;
+
+/**
+ * A logout without `sid` (every session of a `sub`) is also recorded as an OT_REVOKE_SID
+ * tombstone of this value, so that tokens judged locally can tell it from the `sub` tombstone a
+ * logout of one session records beside its `sid` (ot_jwt_verify.h). No issuer's sid looks so.
+ */
+#define OT_REVOKE_ALL_SESSIONS "offtok:all-sessions-of:"
 
 /**
  * Record that every answer of issuer iss for that sub (or sid) fetched before `at` is unusable,
@@ -151,6 +166,13 @@ typedef apr_status_t (*ot_revoke_apply_fn)(void *baton);
  */
 apr_status_t ot_revoke_once(ot_shm_t *s, const char *iss, const char *jti, apr_time_t until,
                             apr_time_t now, ot_revoke_apply_fn apply, void *baton);
+
+/**
+ * The marker ot_revoke_stale_before raises (and a full tombstone table): every answer fetched
+ * before it counts as revoked (0: none). Tokens judged without the issuer go to the issuer
+ * instead when they were issued before it (ot_jwt_verify.h).
+ */
+apr_time_t ot_revoke_stale_marker(ot_shm_t *s);
 
 /**
  * Remember a jti (of a logout token or admin action) until `until`. APR_EEXIST when it was

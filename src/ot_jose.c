@@ -31,18 +31,20 @@ typedef struct {
     cjose_jwk_kty_t kty;
     const char *kty_name;
     int curve;            /**< cjose_jwk_ec_curve for EC, else 0 */
+    int okp;              /**< 1: an OKP key, verified by ot_jose_okp.c (kty is unused) */
 } alg_t;
 
 static const alg_t algs[] = {
-    { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "RS384", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "RS512", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "PS256", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "PS384", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "PS512", CJOSE_JWK_KTY_RSA, "RSA", 0 },
-    { "ES256", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_256 },
-    { "ES384", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_384 },
-    { "ES512", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_521 },
+    { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "RS384", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "RS512", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "PS256", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "PS384", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "PS512", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
+    { "ES256", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_256, 0 },
+    { "ES384", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_384, 0 },
+    { "ES512", CJOSE_JWK_KTY_EC, "EC", CJOSE_JWK_EC_P_521, 0 },
+    { "EdDSA", CJOSE_JWK_KTY_OCT, "OKP", 0, 1 },
 };
 
 /** A token taken apart, before any key is tried. */
@@ -291,16 +293,19 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
                                   apr_pool_t *p)
 {
     json_t *set = ot_json_parse(jwks, jwks_len, NULL, p), *key, *payload = NULL;
-    cjose_jwk_t *jwk;
+    cjose_jwk_t *jwk = NULL;
     size_t i;
     int tried = 0;
 
     json_array_foreach(json_object_get(set, "keys"), i, key) {
-        if (!key_fits(key, in->alg, in->kid) || (jwk = import_key(key, in->alg, p)) == NULL) {
+        if (!key_fits(key, in->alg, in->kid)
+            || (in->alg->okp ? !ot_jose_okp_usable(key, p)
+                : (jwk = import_key(key, in->alg, p)) == NULL)) {
             continue;
         }
         tried++;
-        if (check_with(&payload, in, jwk, p)) {
+        if (in->alg->okp ? ot_jose_okp_verify(key, in->compact, in->len, &payload, p)
+            : check_with(&payload, in, jwk, p)) {
             if (!json_is_object(payload)) {
                 *why = not_an_object;
                 *no_key = 0;
@@ -349,12 +354,14 @@ apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **w
     }
     json_array_foreach(json_object_get(set, "keys"), i, key) {
         for (a = 0; a < sizeof(algs) / sizeof(algs[0]); a++) {
-            if (key_fits(key, &algs[a], NULL) && import_key(key, &algs[a], p) != NULL) {
+            if (key_fits(key, &algs[a], NULL)
+                && (algs[a].okp ? ot_jose_okp_usable(key, p)
+                    : import_key(key, &algs[a], p) != NULL)) {
                 return APR_SUCCESS;
             }
         }
     }
-    *why = "it holds no RSA (2048 bits or more) or EC signing key";
+    *why = "it holds no RSA (2048 bits or more), EC or Ed25519 signing key";
     return APR_EINVAL;
 }
 
@@ -480,6 +487,16 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
                                 ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
                                 apr_pool_t *p)
 {
+    int unknown;
+
+    return ot_jose_verify_kid(jws, why, &unknown, k, url, compact, len, fetch, baton, now, p);
+}
+
+ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
+                                    ot_jose_keys_t *k, const char *url, const char *compact,
+                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
+                                    apr_time_t now, apr_pool_t *p)
+{
     const char *fwhy = "";
     ot_jose_result_t res;
     apr_status_t rv = APR_EAGAIN;
@@ -487,6 +504,7 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
     snap_t s;
     int no_key = 0;
 
+    *unknown_key = 0;
     if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;     /* garbage never costs a fetch */
     }
@@ -496,28 +514,35 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
         if (rv == APR_SUCCESS) {
             snapshot(&s, k, url, p);
         }
-        else if (s.jwks == NULL) {
-            *why = apr_pstrcat(p, "the issuer's keys could not be fetched: ", fwhy, NULL);
+        else if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_STALE) {
+            *why = apr_pstrcat(p, "the issuer's keys could not be fetched: ", fwhy,
+                               s.jwks ? " (and the keys fetched before are too old)" : "",
+                               NULL);
             return OT_JOSE_NO_KEYS;
         }
     }
     res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
     if (res == OT_JOSE_OK || !no_key || rv == APR_SUCCESS) {
+        *unknown_key = res != OT_JOSE_OK && no_key;
         return res;                 /* keys fetched just now are as new as they get */
     }
     if (rv == APR_EAGAIN) {
         rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
     }
     if (rv == APR_EAGAIN) {
+        *unknown_key = 1;
         return OT_JOSE_INVALID;
     }
     if (rv != APR_SUCCESS) {
+        *unknown_key = 1;
         *why = apr_pstrcat(p, *why, "; the issuer's keys could not be fetched again: ", fwhy,
                            NULL);
         return OT_JOSE_NO_KEYS;
     }
     snapshot(&s, k, url, p);
-    return verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    *unknown_key = res != OT_JOSE_OK && no_key;
+    return res;
 }
 
 int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,

@@ -6,10 +6,11 @@
  * Used for what an issuer pushes to us: back-channel logout tokens and Keycloak admin actions.
  *
  * Verification is strict about algorithms: the token's `alg` must be one of RS256/384/512,
- * PS256/384/512 or ES256/384/512 and must fit the key it is checked with (an RSA key of at least
- * 2048 bits for RS and PS, an EC key on the matching curve for ES, and the key's own `alg`, when
- * the JWKS gives one, equal to it). `none` and every HMAC algorithm are refused: a JWKS is
- * public, so an HMAC keyed with anything in it proves nothing. A `crit` header is refused (no
+ * PS256/384/512, ES256/384/512 or EdDSA and must fit the key it is checked with (an RSA key of at
+ * least 2048 bits for RS and PS, an EC key on the matching curve for ES, an Ed25519 OKP key for
+ * EdDSA, verified with OpenSSL, and the key's own `alg`, when the JWKS gives one, equal to it).
+ * `none` and every HMAC algorithm are refused: a JWKS is public, so an HMAC keyed with anything
+ * in it proves nothing. A `crit` header is refused (no
  * extension is understood), and keys are never taken from the token itself (`jwk`, `jku`, `x5u`).
  *
  * ot_jose_keys_t is a per-process cache of key sets, one per JWKS URL, safe between threads.
@@ -28,8 +29,10 @@
 
 /** Largest JWKS document accepted. */
 #define OT_JWKS_MAX (256 * 1024)
-/** A key set older than this is fetched again when next used (kept if that fails). */
+/** A key set older than this is fetched again when next used (kept if that fails, see below). */
 #define OT_JWKS_MAX_AGE apr_time_from_sec(3600)
+/** Keys kept while fetching them again fails are used until they are this old, then no more. */
+#define OT_JWKS_MAX_STALE apr_time_from_sec(86400)
 
 /** What became of one verification. */
 typedef enum {
@@ -71,6 +74,17 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
                                 apr_pool_t *p);
 
 /**
+ * ot_jose_verify, and *unknown_key set to 1 when it failed only because no key of the issuer's
+ * (after fetching them again, as the rate limit allows) has the token's `kid` or fits its
+ * algorithm: a caller may then ask the issuer instead of refusing the token. 0 when a key was
+ * tried and the signature did not verify, or the token is not a JWS we accept.
+ */
+ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
+                                    ot_jose_keys_t *k, const char *url, const char *compact,
+                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
+                                    apr_time_t now, apr_pool_t *p);
+
+/**
  * Verify compact against the key set jwks (the text of a JWKS document), without any cache or
  * fetching. *no_key is set to 1 when no key of the set could even be tried (unknown `kid`, or no
  * key fits the algorithm): the caller may then look for newer keys.
@@ -93,5 +107,17 @@ int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compac
  */
 apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
                                 apr_pool_t *p);
+
+/* ---- EdDSA (ot_jose_okp.c; cjose 0.6 has no OKP keys) ------------------------------------- */
+
+/** 1 when key is an Ed25519 public JWK (kty OKP, crv Ed25519, a 32-byte x, no d). */
+int ot_jose_okp_usable(const json_t *key, apr_pool_t *p);
+
+/**
+ * 1 when the Ed25519 JWK key verifies compact (len bytes, three base64url parts) as EdDSA;
+ * *payload is then its payload parsed (NULL when not JSON).
+ */
+int ot_jose_okp_verify(const json_t *key, const char *compact, apr_size_t len,
+                       json_t **payload, apr_pool_t *p);
 
 #endif

@@ -505,3 +505,8 @@ apr_status_t ot_revoke_seen_jti(ot_shm_t *s, const char *iss, const char *jti, a
     ot_lock_release(&r->lock);
     return rv;
 }
+
+apr_time_t ot_revoke_stale_marker(ot_shm_t *s)
+{
+    return __atomic_load_n(&((rev_t *)s->rev)->stale_before, __ATOMIC_ACQUIRE);
+}

@@ -55,7 +55,7 @@
 
 #define OT_SHM_MAGIC   0x4f54434bu   /* "OTCK" */
 /* Bump on any change to the segment, the stored format or struct ot_shm_t. */
-#define OT_SHM_VERSION 4u
+#define OT_SHM_VERSION 5u
 
 #define LINE_UP(n) (((n) + OT_CACHE_LINE - 1) & ~(apr_size_t)(OT_CACHE_LINE - 1))
 

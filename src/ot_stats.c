@@ -47,7 +47,8 @@ const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS] = {
     { 401, "no_token" }, { 401, "inactive" }, { 401, "expired" }, { 401, "not_yet" },
     { 401, "issuer" }, { 401, "audience" }, { 401, "bound" }, { 401, "kind" },
     { 401, "offline_denied" }, { 401, "revoked" }, { 401, "claim_limit" }, { 401, "certain" },
-    { 401, "invalid_dpop_proof" }, { 401, "use_dpop_nonce" }, { 401, "scope" },
+    { 401, "invalid_dpop_proof" }, { 401, "use_dpop_nonce" }, { 401, "signature" },
+    { 401, "scope" },
     { 401, "claim" }, { 401, "other" },
     { 403, "scope" }, { 403, "claim" }, { 403, "other" },
     { 429, "miss_rate" }, { 429, "issuer_rate" }, { 429, "other" },
@@ -55,7 +56,7 @@ const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS] = {
     { 503, "connect" }, { 503, "timeout" }, { 503, "tls" }, { 503, "recv" }, { 503, "toobig" },
     { 503, "status" }, { 503, "redirect" }, { 503, "parse" }, { 503, "client_auth" },
     { 503, "busy" }, { 503, "internal" }, { 503, "no_link" }, { 503, "wait_timeout" },
-    { 503, "keys" }, { 503, "redis" }, { 503, "other" }
+    { 503, "keys" }, { 503, "metadata" }, { 503, "redis" }, { 503, "other" }
 };
 
 int ot_stats_answer_index(int status, const char *reason)

@@ -12,6 +12,8 @@
 
 #include <apr.h>
 
+#include "ot_jwt_verify.h"
+
 /** Upper bounds (microseconds) of the latency histogram buckets; the last bucket is open. */
 #define OT_LAT_BUCKETS 12
 extern const apr_uint64_t ot_lat_bounds_us[OT_LAT_BUCKETS - 1];
@@ -34,7 +36,7 @@ typedef struct {
     int status;
     const char *reason;
 } ot_stats_answer_row_t;
-#define OT_ANSWER_ROWS 47
+#define OT_ANSWER_ROWS 49
 extern const ot_stats_answer_row_t ot_stats_answer_rows[OT_ANSWER_ROWS];
 
 /** The row of (status, reason): its own, else that status's "other", else -1 (not counted). */
@@ -57,6 +59,11 @@ typedef struct ot_stats_t {
     apr_uint64_t refused_certain;     /**< 401 without an issuer call: certain to fail */
     apr_uint64_t shed_slow;           /**< 503: over OfftokIssuerMaxPending while the issuer is slow */
     apr_uint64_t answers[OT_ANSWER_ROWS];   /**< answers decided, by ot_stats_answer_rows */
+    apr_uint64_t local_verified;      /**< signatures verified for OfftokAccessTokens Local */
+    apr_uint64_t local_cached;        /**< locally judged tokens answered from the cache */
+    apr_uint64_t local_introspected;  /**< tokens that went to the issuer under Local */
+    apr_uint64_t local_failures[OT_LOCAL_FAIL_KINDS];
+    apr_uint64_t metadata_fetches;    /**< issuer metadata fetches (discovery), failed or not */
 } ot_stats_t;
 
 /** Add n to a counter; safe from any process or thread. */

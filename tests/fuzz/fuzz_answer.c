@@ -22,10 +22,10 @@
 #define ISSUER "https://issuer.example/realms/test"
 
 static const ot_policy_t policies[] = {
-    { NULL, NULL, 0, NULL },
-    { NULL, NULL, 1, NULL },
-    { ISSUER, "rs-client", 0, NULL },
-    { ISSUER, "rs-client", 1, NULL },
+    { NULL, NULL, 0, NULL, 0 },
+    { NULL, NULL, 1, NULL, 0 },
+    { ISSUER, "rs-client", 0, NULL, 0 },
+    { ISSUER, "rs-client", 1, NULL, 0 },
 };
 
 /** obj[key] as a number of seconds the contract accepts as a time, else -1. */

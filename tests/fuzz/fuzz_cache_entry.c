@@ -22,7 +22,7 @@ static int sound_string(const char *s, apr_size_t len)
 static void check_digest(const char *buf, apr_size_t len, apr_pool_t *p)
 {
     ot_answer_t *a = ot_answer_from_digest(buf, len, p);
-    ot_policy_t pol = { "https://issuer.example", "rs-client", 0, NULL };
+    ot_policy_t pol = { "https://issuer.example", "rs-client", 0, NULL, 0 };
     const char *t;
     int i;
 

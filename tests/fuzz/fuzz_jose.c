@@ -28,7 +28,7 @@ static const char seed_jwks[] =
     "\"y\":\"Zvjbqp1cxUFWKvVgKi-B8NCi2EIgEvTw8Itwh4tsSnc\"}]}";
 
 static const char *const accepted[] = {
-    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
 };
 
 typedef struct {

@@ -211,7 +211,7 @@ class _IntrospectionEndpoint(_Process):
 class OidcIssuer(_IntrospectionEndpoint):
     """oidc-provider 8 as issuer; see tests/issuer/issuer.js for what is its own behaviour.
 
-    Tokens are opaque. Attributes: url (= issuer), issuer, discovery_url, introspection_url,
+    Tokens are opaque unless minted with jwt=True. Attributes: url (= issuer), issuer, discovery_url, introspection_url,
     revocation_url, jwks_url, ca_file, rs_client_id/secret, app_client_id/secret.
     """
 
@@ -240,12 +240,14 @@ class OidcIssuer(_IntrospectionEndpoint):
         self.jwks_url = discovery["jwks_uri"]
 
     def mint_access(self, sub="alice", scope="openid", claims=None, ttl=300, sid=None,
-                    client_id="app-client", aud=None, jkt=None, cert=None):
+                    client_id="app-client", aud=None, jkt=None, cert=None, jwt=False):
         """An access token; claims (e.g. realm_access) appear in introspection answers. jkt (a
-        JWK thumbprint) binds it to a DPoP key, cert (PEM) to a client certificate."""
+        JWK thumbprint) binds it to a DPoP key, cert (PEM) to a client certificate. jwt: an
+        RFC 9068 JWT access token (typ at+jwt, RS256, aud rs-client unless aud is given) instead
+        of an opaque one."""
         return Token(self.call("POST", self.url + "/test/mint/access", _without_none(
             sub=sub, scope=scope, claims=claims, ttl=ttl, sid=sid, client_id=client_id,
-            aud=aud, jkt=jkt, cert=cert)))
+            aud=aud, jkt=jkt, cert=cert, jwt=jwt or None)))
 
     def mint_offline(self, sub="alice", scope="openid offline_access", claims=None,
                      ttl=30 * 86400, sid=None, client_id="app-client"):
@@ -318,12 +320,30 @@ class KeycloakStandin(_IntrospectionEndpoint):
         return Token(self._control("mint", _without_none(kind=kind, **fields)))
 
     def mint_access(self, sub="alice", scope=None, claims=None, ttl=None, sid=None,
-                    client_id="app-client", aud=None, username=None):
+                    client_id="app-client", aud=None, username=None, header=None,
+                    lightweight=None):
         """An access token (typ Bearer, RS256); aud defaults to [rs-client, account]. A scope
         with offline_access does not make it an offline token. A claim set to None is left
-        out."""
+        out; header is merged into the JOSE header; lightweight names claims left out of the
+        token that introspection still answers with (Keycloak's lightweight access tokens)."""
         return self._mint("access", sub=sub, scope=scope, claims=claims, ttl=ttl, sid=sid,
-                          client_id=client_id, aud=aud, username=username)
+                          client_id=client_id, aud=aud, username=username, header=header,
+                          lightweight=lightweight)
+
+    def rotate_keys(self, keep_old=True):
+        """A new signing key; the old one stays published (and valid) while keep_old."""
+        return self._control("rotate", {"keep_old": keep_old})["kid"]
+
+    def serve(self, **switches):
+        """metadata_issuer (None: the realm's), oidc_metadata_404, jwks_down."""
+        return self._control("serve", switches)
+
+    def fetch_counts(self, reset=False):
+        """{"oidc_metadata", "rfc8414_metadata", "jwks"}: GETs seen (then zeroed if reset)."""
+        counts = self._control("fetches", method="GET")
+        if reset:
+            self._control("fetches/reset")
+        return counts
 
     def mint_offline(self, sub="alice", scope=None, claims=None, ttl=None, sid=None,
                      client_id="app-client", username=None):

@@ -15,10 +15,11 @@
 //   - extra claims for refresh tokens in introspection answers (addRefreshTokenExtras);
 //   - a JSON control API under /test/ on the same port, with no authentication: it listens on
 //     the loopback interface only and exists for tests (tests/integration/issuers.py wraps it):
-//       POST /test/mint/access   {sub, client_id, scope, ttl, claims, sid, aud, jkt, cert} ->
-//                                {token, jti, iat, exp, sid}; claims appear in introspection
+//       POST /test/mint/access   {sub, client_id, scope, ttl, claims, sid, aud, jkt, cert, jwt}
+//                                -> {token, jti, iat, exp, sid}; claims appear in introspection
 //                                answers; jkt (a JWK thumbprint) makes a DPoP-bound token, cert
-//                                (a PEM client certificate) a certificate-bound one
+//                                (a PEM client certificate) a certificate-bound one; jwt: true an
+//                                RFC 9068 JWT access token (at+jwt, RS256)
 //       POST /test/mint/offline  the same, for a refresh token with offline_access in its scope
 //       POST /test/revoke        {token} -> {revoked}
 //       GET  /test/introspections        -> {count, log: [{time, token_type_hint, client_id,
@@ -320,7 +321,7 @@ const DEFAULT_TTL = { access: 300, offline: 30 * 24 * 3600 };
 // Mints a token through oidc-provider's own models, as its token endpoint would store it.
 // kind "offline" is a refresh token whose scope includes offline_access.
 async function mint(kind, {
-  sub, client_id: clientId = 'app-client', scope, ttl, claims, sid, aud, jkt, cert,
+  sub, client_id: clientId = 'app-client', scope, ttl, claims, sid, aud, jkt, cert, jwt,
 }) {
   if (typeof sub !== 'string' || !sub) throw new ControlError(400, 'sub is required');
   const client = await provider.Client.find(clientId);
@@ -344,13 +345,23 @@ async function mint(kind, {
     sid,
     aud,
   });
+  // An RFC 9068 JWT access token (typ at+jwt, RS256 with the JWKS key) for the resource server
+  // rs-client, as oidc-provider issues them for a resource indicator with accessTokenFormat
+  // 'jwt'; its introspection answer is the same as an opaque token's.
+  if (jwt && kind === 'access') {
+    token.resourceServer = new provider.ResourceServer('urn:offtok:rs', {
+      audience: aud ?? 'rs-client', accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } },
+    });
+  }
   if (claims && kind === 'access') token.extra = claims;
   if (jkt) token.setThumbprint('jkt', jkt);
   if (cert) token.setThumbprint('x5t', cert);
   const value = await token.save();
   if (claims && kind === 'offline') refreshTokenExtras.set(token.jti, claims);
 
-  const stored = await Model.find(value);
+  // A JWT access token is not found by its value (its record is kept by jti): read it back.
+  const stored = token.resourceServer
+    ? JSON.parse(Buffer.from(value.split('.')[1], 'base64url').toString()) : await Model.find(value);
   return {
     token: value, jti: stored.jti, iat: stored.iat, exp: stored.exp, sid: stored.sid,
   };

@@ -36,6 +36,7 @@ int main(void)
     srunner_add_suite(sr, suite_dpop());
     srunner_add_suite(sr, suite_assert());
     srunner_add_suite(sr, suite_policy_order());
+    srunner_add_suite(sr, suite_local());
 #ifdef HAVE_HIREDIS
     srunner_add_suite(sr, suite_redis());
     srunner_add_suite(sr, suite_redis_sub());

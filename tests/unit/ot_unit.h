@@ -25,6 +25,7 @@ Suite *suite_stats(void);
 Suite *suite_dpop(void);
 Suite *suite_assert(void);
 Suite *suite_policy_order(void);
+Suite *suite_local(void);
 #ifdef HAVE_HIREDIS
 Suite *suite_redis(void);
 Suite *suite_redis_sub(void);

@@ -28,7 +28,7 @@ static const char *refusal(const char *json)
 
 static ot_verdict_t judge(const char *json, const char *iss, const char *aud, int offline_ok)
 {
-    ot_policy_t pol = { iss, aud, offline_ok, NULL };
+    ot_policy_t pol = { iss, aud, offline_ok, NULL, 0 };
     return ot_answer_judge(parse(json), &pol, NOW);
 }
 
@@ -221,7 +221,7 @@ END_TEST
 START_TEST(offline_tokens_only_of_listed_clients)
 {
     apr_array_header_t *clients = apr_array_make(ot_test_pool, 2, sizeof(const char *));
-    ot_policy_t pol = { NULL, "orders-api", 1, NULL };
+    ot_policy_t pol = { NULL, "orders-api", 1, NULL, 0 };
     const char *azp = "{\"active\":true,\"typ\":\"Offline\",\"azp\":\"orders-web\"}";
     const char *cid = "{\"active\":true,\"typ\":\"Offline\",\"client_id\":\"orders-web\"}";
     const char *none = "{\"active\":true,\"typ\":\"Offline\"}";
@@ -299,7 +299,7 @@ END_TEST
 START_TEST(digest_round_trip_keeps_every_claim)
 {
     ot_answer_t *a = parse(RICH), *b;
-    ot_policy_t pol = { "https://kc/realms/x", "rs-client", 0, NULL };
+    ot_policy_t pol = { "https://kc/realms/x", "rs-client", 0, NULL, 0 };
     apr_size_t len;
     const char *d = ot_answer_digest(a, &len, ot_test_pool);
     int i;

@@ -537,7 +537,7 @@ static ot_verdict_t judge_bound(const char *json, ot_bound_t b)
 {
     const char *err = NULL;
     ot_answer_t *a = ot_answer_parse(json, strlen(json), &err, ot_test_pool);
-    ot_policy_t pol = { NULL, NULL, 1, NULL };
+    ot_policy_t pol = { NULL, NULL, 1, NULL, 0 };
 
     ck_assert_ptr_nonnull(a);
     return ot_answer_judge_bound(a, &pol, &b, NOW);

@@ -15,7 +15,10 @@ Keycloak's own endpoints (paths as in Keycloak):
   ``access_token``/``refresh_token`` (else 400), duplicate parameters 400, inactive is exactly
   ``{"active":false}``, active answers are the token's claims plus ``client_id``, ``username``,
   ``token_type`` and ``active``.
-- ``GET /realms/test/protocol/openid-connect/certs`` — the realm's RSA key as a JWKS.
+- ``GET /realms/test/protocol/openid-connect/certs`` — the realm's RSA key as a JWKS (with keys
+  rotated out but kept, after ``/control/rotate``).
+- ``GET /realms/test/.well-known/openid-configuration`` and RFC 8414's
+  ``GET /.well-known/oauth-authorization-server/realms/test`` — the realm's metadata.
 
 Tokens are JWTs as Keycloak makes them: access tokens (``typ`` Bearer, RS256) and refresh and
 offline tokens (``typ`` Refresh / Offline, HS512 with the realm's HMAC key, ``aud`` the realm's
@@ -55,6 +58,15 @@ Control API (JSON in, JSON out, same port, under ``/control/``), for tests only:
 - ``POST /control/sign/logout`` ``{"sub", "sid", "aud", "revoke_offline_access", ...}`` →
   ``{"jws"}``: a back-channel logout token.
 - ``POST /control/sign`` ``{"payload", "header"}`` → ``{"jws"}``: any payload, signed RS256.
+- ``POST /control/rotate`` ``{"keep_old"}`` — a new signing key (Keycloak's key rotation).
+- ``POST /control/serve`` ``{"metadata_issuer", "oidc_metadata_404", "jwks_down"}`` — what the
+  metadata says as issuer, whether the OIDC metadata URL answers 404, whether the JWKS answers 503.
+- ``GET /control/fetches`` → counts of metadata and JWKS fetches; ``POST /control/fetches/reset``.
+
+``/control/mint`` also takes ``header`` (merged into an access token's JOSE header, e.g.
+``{"typ": "at+jwt"}``, or ``{"alg": "EdDSA"}`` to sign with the realm's Ed25519 key) and
+``lightweight``: names of claims left out of the token (Keycloak's
+lightweight access tokens) that introspection still answers with.
 
 The three signing calls also take ``claims`` (merged into the payload; null removes a claim),
 ``payload`` (replaces it entirely) and ``forge``: ``bad_signature``, ``alg_none``, ``hs256_pem``
@@ -72,7 +84,7 @@ import uuid
 from urllib.parse import unquote_plus
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
 from common import (StubHandler, StubServer, announce, b64url, b64url_decode, compact_json,
                     sha256_hex, tls_arguments)
@@ -80,6 +92,8 @@ from common import (StubHandler, StubServer, announce, b64url, b64url_decode, co
 REALM_PATH = "/realms/test"
 INTROSPECT_PATH = REALM_PATH + "/protocol/openid-connect/token/introspect"
 CERTS_PATH = REALM_PATH + "/protocol/openid-connect/certs"
+OIDC_METADATA_PATH = REALM_PATH + "/.well-known/openid-configuration"
+RFC8414_METADATA_PATH = "/.well-known/oauth-authorization-server" + REALM_PATH
 
 # client id -> secret (None: a public client).
 INITIAL_CLIENTS = {"rs-client": "rs-secret", "app-client": "app-secret", "public-app": None}
@@ -106,16 +120,41 @@ class RealmKeys:
     """The realm's RSA signing key (published) and HMAC key (secret), as Keycloak has them."""
 
     def __init__(self):
+        self.retired = []  # (rsa key, jwk) of keys rotated out, still published when kept
+        self._new_rsa()
+        self.hmac = uuid.uuid4().bytes + uuid.uuid4().bytes + uuid.uuid4().bytes
+        self.hmac_kid = str(uuid.uuid4())
+        # An Ed25519 key as well (Keycloak offers EdDSA realm keys), published beside the RSA one.
+        self.ed25519 = ed25519.Ed25519PrivateKey.generate()
+        self.ed_kid = "ed-" + str(uuid.uuid4())
+        raw = self.ed25519.public_key().public_bytes(serialization.Encoding.Raw,
+                                                     serialization.PublicFormat.Raw)
+        self.ed_jwk = {"kid": self.ed_kid, "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA",
+                       "use": "sig", "x": b64url(raw)}
+
+    def _new_rsa(self):
         self.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         numbers = self.rsa.public_key().public_numbers()
         members = {"e": _b64uint(numbers.e), "kty": "RSA", "n": _b64uint(numbers.n)}
         # Keycloak's kid for generated RSA keys is the RFC 7638 thumbprint.
         self.kid = b64url(hashlib.sha256(compact_json(members)).digest())
         self.jwk = {"kid": self.kid, "kty": "RSA", "alg": "RS256", "use": "sig", **members}
-        self.hmac = uuid.uuid4().bytes + uuid.uuid4().bytes + uuid.uuid4().bytes
-        self.hmac_kid = str(uuid.uuid4())
         self.public_pem = self.rsa.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+    def rotate(self, keep_old=True):
+        """A new active RSA key (as Keycloak's key rotation): the old one is published as
+        well while keep_old, and still verifies tokens it signed."""
+        self.retired = ([(self.rsa, self.jwk)] + self.retired) if keep_old else []
+        self._new_rsa()
+        return {"kid": self.kid}
+
+    def jwks(self):
+        return {"keys": [self.jwk] + [jwk for _, jwk in self.retired] + [self.ed_jwk]}
+
+    def sign_eddsa(self, header, payload):
+        signing_input = self._signing_input(header, payload)
+        return signing_input.decode() + "." + b64url(self.ed25519.sign(signing_input))
 
     def sign_rs256(self, header, payload, key=None):
         signing_input = self._signing_input(header, payload)
@@ -139,8 +178,13 @@ class RealmKeys:
             signing_input = f"{header_b64}.{payload_b64}".encode()
             signature = b64url_decode(signature_b64)
             if header.get("alg") == "RS256":
-                self.rsa.public_key().verify(
+                keys = [self.rsa] + [key for key, jwk in self.retired
+                                     if jwk["kid"] == header.get("kid")]
+                key = keys[-1]
+                key.public_key().verify(
                     signature, signing_input, padding.PKCS1v15(), hashes.SHA256())
+            elif header.get("alg") == "EdDSA":
+                self.ed25519.public_key().verify(signature, signing_input)
             elif header.get("alg") == "HS512":
                 expected = hmac.new(self.hmac, signing_input, hashlib.sha512).digest()
                 if not hmac.compare_digest(expected, signature):
@@ -195,6 +239,10 @@ class Realm:
                      "access_needs_audience": False}
         self.introspections = []
         self.holds = []  # seconds to hold the next answers back, in order
+        # Discovery and keys: what GET serves, and how often each was fetched.
+        self.serving = {"metadata_issuer": None, "oidc_metadata_404": False,
+                        "jwks_down": False}
+        self.fetches = {"oidc_metadata": 0, "rfc8414_metadata": 0, "jwks": 0}
 
     def hold(self, seconds):
         with self.lock:
@@ -208,7 +256,7 @@ class Realm:
     # -- minting and revoking ------------------------------------------------------------------
 
     def mint(self, kind="access", sub=None, client_id="app-client", scope=None, ttl=None,
-             sid=None, aud=None, username=None, claims=None):
+             sid=None, aud=None, username=None, claims=None, header=None, lightweight=()):
         if kind not in TYPE_OF_KIND:
             raise ControlError(f"unknown kind {kind!r}")
         if not sub:
@@ -234,14 +282,20 @@ class Realm:
             if kind == "refresh" or ttl:
                 payload["exp"] = now + (ttl or 1800)
         payload = _merge(payload, claims)
-        if kind == "access":
-            token = self.keys.sign_rs256({"alg": "RS256", "typ": "JWT", "kid": self.keys.kid},
-                                         payload)
+        # Keycloak's lightweight access tokens leave claims out; introspection gives them back.
+        hidden = {name: payload.pop(name) for name in lightweight if name in payload}
+        if kind == "access" and (header or {}).get("alg") == "EdDSA":
+            token = self.keys.sign_eddsa(
+                _merge({"typ": "JWT", "kid": self.keys.ed_kid}, header), payload)
+        elif kind == "access":
+            token = self.keys.sign_rs256(
+                _merge({"alg": "RS256", "typ": "JWT", "kid": self.keys.kid}, header), payload)
         else:
             token = self.keys.sign_hs512(payload)
         with self.lock:
             self.tokens[payload.get("jti")] = {"sub": sub, "sid": sid, "typ": typ,
-                                               "azp": client_id, "username": username}
+                                               "azp": client_id, "username": username,
+                                               "hidden": hidden}
         return {"token": token, "jti": payload.get("jti"), "sid": sid, "iat": payload.get("iat"),
                 "exp": payload.get("exp")}
 
@@ -361,7 +415,7 @@ class Realm:
                 return None
         else:
             # Keycloak 26.4+ types DPoP-bound access tokens DPoP (with cnf.jkt).
-            if typ not in ("Bearer", "DPoP") or alg != "RS256":
+            if typ not in ("Bearer", "DPoP") or alg not in ("RS256", "EdDSA"):
                 return None
             aud = payload.get("aud")
             audiences = aud if isinstance(aud, list) else [aud]
@@ -372,8 +426,8 @@ class Realm:
                 or ("exp" in payload and payload["exp"] <= now)
                 or payload.get("iat", 0) < not_before):
             return None
-        return {**payload, "client_id": payload.get("azp"), "username": record["username"],
-                "token_type": typ, "active": True}
+        return {**payload, **record.get("hidden", {}), "client_id": payload.get("azp"),
+                "username": record["username"], "token_type": typ, "active": True}
 
     # -- signed pushes -------------------------------------------------------------------------
 
@@ -439,6 +493,34 @@ class Realm:
             self.clients[client_id] = secret
         return {"client_id": client_id}
 
+    def metadata(self, base):
+        """The realm's metadata (issuer overridable, to test the exact-match rule)."""
+        with self.lock:
+            issuer = self.serving["metadata_issuer"] or self.issuer
+        return {"issuer": issuer,
+                "introspection_endpoint": base + INTROSPECT_PATH,
+                "jwks_uri": base + CERTS_PATH,
+                "token_endpoint": base + REALM_PATH + "/protocol/openid-connect/token"}
+
+    def serve(self, **switches):
+        with self.lock:
+            unknown = set(switches) - set(self.serving)
+            if unknown:
+                raise ControlError(f"unknown serving switches {sorted(unknown)}")
+            self.serving.update(switches)
+            return dict(self.serving)
+
+    def count_fetch(self, what):
+        with self.lock:
+            self.fetches[what] += 1
+
+    def fetch_counts(self, reset=False):
+        with self.lock:
+            counts = dict(self.fetches)
+            if reset:
+                self.fetches = {name: 0 for name in self.fetches}
+            return counts
+
     def introspection_log(self):
         with self.lock:
             return {"count": len(self.introspections), "log": list(self.introspections)}
@@ -490,11 +572,30 @@ class Handler(StubHandler):
         ("POST", "/control/sign"): lambda realm, body: realm.sign(**body),
         ("POST", "/control/sign/admin"): lambda realm, body: realm.sign_admin(**body),
         ("POST", "/control/sign/logout"): lambda realm, body: realm.sign_logout(**body),
+        ("POST", "/control/rotate"): lambda realm, body: realm.keys.rotate(**body),
+        ("POST", "/control/serve"): lambda realm, body: realm.serve(**body),
+        ("GET", "/control/fetches"): lambda realm, body: realm.fetch_counts(),
+        ("POST", "/control/fetches/reset"): lambda realm, body: realm.fetch_counts(reset=True),
     }
 
     def do_GET(self):
+        realm = self.realm
+        base = realm.issuer[:-len(REALM_PATH)]
         if self.path == CERTS_PATH:
-            self.send_json(200, {"keys": [self.realm.keys.jwk]})
+            realm.count_fetch("jwks")
+            if realm.serving["jwks_down"]:
+                self.send_json(503, _error("unavailable", "keys are down"))
+            else:
+                self.send_json(200, realm.keys.jwks())
+        elif self.path == OIDC_METADATA_PATH:
+            realm.count_fetch("oidc_metadata")
+            if realm.serving["oidc_metadata_404"]:
+                self.send_json(404, _error("not_found", "no such path"))
+            else:
+                self.send_json(200, realm.metadata(base))
+        elif self.path == RFC8414_METADATA_PATH:
+            realm.count_fetch("rfc8414_metadata")
+            self.send_json(200, realm.metadata(base))
         else:
             self.control("GET")
 

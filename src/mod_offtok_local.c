@@ -1,0 +1,527 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * Discovery and local validation in httpd (OfftokIssuer alone; OfftokAccessTokens Local).
+ *
+ *   offtok_local_resolve  a location without OfftokIntrospectionURL gets the issuer's metadata's
+ *                         introspection_endpoint (and jwks_uri when OfftokJWKSURL is unset)
+ *   offtok_local_check    a JWT access token judged here: the shared cache of verified tokens,
+ *                         else its signature with the issuer's JWKS, then times, iss, aud,
+ *                         the claims this location needs, and pushed revocations
+ *   check_config          `apachectl -t` refuses Local without OfftokIssuer and OfftokAudience
+ *
+ * Metadata and keys are cached per process (ot_discovery.h, ot_jose.h), each process fetching
+ * them once and again at most once per 10 s; a token's verdict and claims are kept in the shared
+ * segment, so a token's signature is checked once for the whole server.
+ */
+#include <string.h>
+#include <httpd.h>
+#include <http_config.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <apr_strings.h>
+
+#include "mod_offtok.h"
+#include "ot_claims.h"
+#include "ot_discovery.h"
+#include "ot_docs.h"
+#include "ot_http.h"
+#include "ot_jose.h"
+#include "ot_json.h"
+#include "ot_jwt_verify.h"
+#include "ot_stats.h"
+#include "ot_util.h"
+
+APLOG_USE_MODULE(offtok);
+
+/** Prefix of the cache keys of locally verified tokens: no introspection URL looks like it. */
+#define LOCAL_KEY_PREFIX "offtok-local\n"
+
+static const char *section(request_rec *r)
+{
+    core_dir_config *core = ap_get_core_module_config(r->per_dir_config);
+
+    return core->d ? core->d : "server";
+}
+
+/** The offtok_answers_total reason of each ot_local_fail_t. */
+static const char *const answer_reason[OT_LOCAL_FAIL_KINDS] = {
+    "signature", "expired", "not_yet", "issuer", "audience", "revoked", "keys"
+};
+
+/** st answers status (with the RFC 6750 error), counted under reason. */
+static void set_fail(request_rec *r, offtok_req_t *st, int status, const char *error,
+                     const char *reason)
+{
+    st->status = status;
+    st->error = error;
+    st->answer = NULL;
+    offtok_count_answer(r, status, reason);
+}
+
+static void count_fail(ot_local_fail_t why)
+{
+    OT_STAT_ADD(offtok_proc()->stats->local_failures[why], 1);
+}
+
+/** The TLS trust settings of c, as a string: keys fetched under others are other keys. */
+static const char *trust_scope(const offtok_dir_conf *c, apr_pool_t *p)
+{
+    return apr_psprintf(p, "%s|%d", c->ca_file ? c->ca_file : "", c->ssl_verify);
+}
+
+/* ---- fetching metadata and keys ------------------------------------------------------------ */
+
+/** One GET's settings. */
+typedef struct {
+    const offtok_dir_conf *c;
+    const char *accept;
+    apr_size_t max;
+} get_t;
+
+/** ot_docs_get_fn: a GET with the location's TLS settings and timeouts, without proxies. */
+static apr_status_t raw_get(void *baton, const char *url, int *status, const char **body,
+                            apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    const get_t *g = baton;
+    ot_http_req_t req;
+    ot_http_resp_t resp;
+
+    memset(&req, 0, sizeof(req));
+    req.url = url;
+    req.accept = g->accept;
+    req.ca_file = g->c->ca_file;
+    req.verify = g->c->ssl_verify != 0;
+    req.connect_timeout = offtok_connect_timeout(g->c);
+    req.total_timeout = offtok_total_timeout(g->c);
+    req.max_body = g->max;
+    offtok_flood_fetched();             /* counts against OfftokIssuerMaxRate */
+    ot_http_get(offtok_proc()->http, &req, &resp, p);
+    if (resp.err != OT_HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: %s (%s)", url, ot_http_err_name(resp.err),
+                            resp.errmsg ? resp.errmsg : "");
+        return APR_EGENERAL;
+    }
+    *status = resp.status;
+    *body = resp.body;
+    *len = resp.body_len;
+    return APR_SUCCESS;
+}
+
+/** GET url once for all processes (ot_docs.h); *fetched: this call went to the network. */
+static apr_status_t shared_get(const offtok_dir_conf *c, const char *url, const char *accept,
+                               apr_size_t max, int *status, const char **body, apr_size_t *len,
+                               const char **why, int *fetched, apr_pool_t *p)
+{
+    get_t g = { c, accept, max };
+
+    return ot_docs_fetch(offtok_proc()->shm, url, trust_scope(c, p), apr_time_now(),
+                         offtok_longest_timeout() + apr_time_from_sec(1), raw_get, &g, status,
+                         body, len, why, fetched, p);
+}
+
+/** ot_disc_fetch_fn with this location's settings, shared by every process. */
+static apr_status_t fetch_metadata(void *baton, const char *url, int *status,
+                                   const char **body, apr_size_t *len, const char **why,
+                                   apr_pool_t *p)
+{
+    int fetched = 0;
+    apr_status_t rv = shared_get(baton, url, "application/json", OT_META_MAX, status, body, len,
+                                 why, &fetched, p);
+
+    if (fetched) {
+        OT_STAT_ADD(offtok_proc()->stats->metadata_fetches, 1);
+    }
+    return rv;
+}
+
+apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    int status = 0, fetched = 0;
+    const char *fragment = strchr(url, '#');
+    apr_status_t rv;
+
+    /* An offtok_jwks_key names the trust settings after a '#': never part of what is fetched. */
+    if (fragment != NULL) {
+        url = apr_pstrmemdup(p, url, (apr_size_t)(fragment - url));
+    }
+    rv = shared_get(baton, url, "application/jwk-set+json, application/json", OT_JWKS_MAX,
+                    &status, body, len, why, &fetched, p);
+
+    if (rv == APR_SUCCESS && status != HTTP_OK) {
+        *why = apr_psprintf(p, "GET %s: HTTP status %d", url, status);
+        return APR_EGENERAL;
+    }
+    return rv;
+}
+
+/** The issuer's metadata, or a 503 set on st (when not NULL; logged as OT0601). */
+static apr_status_t metadata(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                             ot_metadata_t *m)
+{
+    offtok_proc_t *proc = offtok_proc();
+    const char *why = "";
+    int fetched = 0;
+    apr_status_t rv = APR_EGENERAL;
+
+    if (proc->disc != NULL && proc->http != NULL) {
+        rv = ot_disc_get(m, &why, &fetched, proc->disc, c->issuer, fetch_metadata, (void *)c,
+                         apr_time_now(), r->pool);
+    }
+    else {
+        why = "this process has no link to the issuer (see OT0053 at its start)";
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_rerror(APLOG_MARK, fetched ? APLOG_ERR : APLOG_DEBUG, 0, r, "OT0601: the "
+                      "metadata of issuer %s cannot be had: %s; answering 503",
+                      ap_escape_logitem(r->pool, c->issuer), why);
+        if (st != NULL) {
+            set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "metadata");
+        }
+    }
+    return rv;
+}
+
+const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c)
+{
+    ot_metadata_t m;
+
+    if (c->jwks_url != NULL || c->issuer == NULL) {
+        return c->jwks_url;
+    }
+    return metadata(r, NULL, c, &m) == APR_SUCCESS ? m.jwks_uri : NULL;
+}
+
+/* ---- discovery ----------------------------------------------------------------------------- */
+
+int offtok_local_resolve(request_rec *r, offtok_req_t *st, const offtok_dir_conf **pc)
+{
+    const offtok_dir_conf *c = *pc;
+    offtok_dir_conf *copy;
+    ot_metadata_t m;
+
+    if (c->url == NULL && c->issuer == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0001: AuthType offtok in <%s> has no "
+                      "OfftokIntrospectionURL (nor OfftokIssuer to discover it from); "
+                      "answering 500", section(r));
+        set_fail(r, st, HTTP_INTERNAL_SERVER_ERROR, NULL, "config");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (offtok_local(c) && (c->issuer == NULL || c->audience == NULL)) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0600: OfftokAccessTokens Local in <%s> "
+                      "needs OfftokIssuer and OfftokAudience; answering 500", section(r));
+        set_fail(r, st, HTTP_INTERNAL_SERVER_ERROR, NULL, "config");
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (c->url != NULL) {
+        return OK;
+    }
+    if (metadata(r, st, c, &m) != APR_SUCCESS) {
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (m.introspection_endpoint == NULL) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0601: the metadata of issuer %s has no "
+                      "introspection_endpoint; answering 503",
+                      ap_escape_logitem(r->pool, c->issuer));
+        set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "metadata");
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    copy = apr_pmemdup(r->pool, c, sizeof(*c));
+    copy->url = m.introspection_endpoint;
+    copy->jwks_url = c->jwks_url ? c->jwks_url : m.jwks_uri;
+    *pc = copy;
+    return OK;
+}
+
+/* ---- local validation ---------------------------------------------------------------------- */
+
+/** 1 when a has every claim this location reads (otherwise the issuer is asked). */
+static int has_needed_claims(ot_answer_t *a, const offtok_dir_conf *c)
+{
+    const char *user = c->user_claim ? c->user_claim : "sub";
+    int i;
+
+    if (ot_answer_claim(a, "aud") == NULL || ot_answer_claim(a, user) == NULL
+        || (c->needs_scope && ot_answer_claim(a, "scope") == NULL)) {
+        return 0;
+    }
+    for (i = 0; c->pass && i < c->pass->nelts; i++) {
+        if (ot_answer_claim(a, APR_ARRAY_IDX(c->pass, i, offtok_pass_t).claim) == NULL) {
+            return 0;
+        }
+    }
+    for (i = 0; c->needed_claims && i < c->needed_claims->nelts; i++) {
+        const char *name = APR_ARRAY_IDX(c->needed_claims, i, const char *);
+        if (ot_answer_claim(a, name) == NULL
+            && (strchr(name, '.') == NULL || ot_claim_lookup(ot_answer_json(a), name) == NULL)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/** The verified token from the shared cache, or NULL. */
+static ot_answer_t *cached(request_rec *r, const offtok_dir_conf *c, const unsigned char *key,
+                           apr_time_t now)
+{
+    offtok_proc_t *proc = offtok_proc();
+    ot_cache_entry_t e;
+
+    if (proc->shm == NULL || ot_cache_get(proc->shm, key, now, &e, r->pool) != APR_SUCCESS
+        || !e.active || now - e.fetched >= apr_time_from_sec(offtok_cache_ttl(c))) {
+        return NULL;
+    }
+    return ot_answer_from_jwt_digest(e.claims, e.claims_len, r->pool);
+}
+
+/** Keep a verified token's claims for every process, until its exp or the longest TTL. */
+static void keep(request_rec *r, const unsigned char *key, const ot_answer_t *a, apr_time_t now)
+{
+    offtok_proc_t *proc = offtok_proc();
+    ot_cache_entry_t e;
+
+    if (proc->shm == NULL) {
+        return;
+    }
+    memset(&e, 0, sizeof(e));
+    e.fetched = now;
+    e.drop_after = now + apr_time_from_sec(offtok_longest_ttl());
+    e.exp = apr_time_from_sec(a->exp);
+    e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
+    e.active = 1;
+    e.iss = a->iss;
+    e.sub = a->sub;
+    e.sid = a->sid;
+    if (e.exp < e.drop_after) {
+        e.drop_after = e.exp;
+    }
+    e.claims = ot_answer_digest(a, &e.claims_len, r->pool);
+    if (e.claims != NULL) {
+        ot_cache_put(proc->shm, key, &e, now);
+    }
+}
+
+/** Verify the signature: an answer, or NULL with *res saying what to do instead. */
+static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                           const char *token, offtok_local_t *res)
+{
+    offtok_proc_t *proc = offtok_proc();
+    const offtok_dir_conf *kc = c;
+    const char *why = "", *err;
+    ot_metadata_t m;
+    ot_jws_t jws;
+    ot_jose_result_t jr;
+    int unknown = 0;
+    ot_answer_t *a;
+
+    *res = OFFTOK_LOCAL_DONE;
+    if (c->jwks_url == NULL) {
+        if (metadata(r, st, c, &m) != APR_SUCCESS) {
+            count_fail(OT_LOCAL_FAIL_NO_KEYS);
+            return NULL;
+        }
+        if (m.jwks_uri == NULL) {
+            *res = OFFTOK_LOCAL_ASK;     /* no keys published: the issuer judges its tokens */
+            return NULL;
+        }
+        kc = apr_pmemdup(r->pool, c, sizeof(*c));
+        ((offtok_dir_conf *)kc)->jwks_url = m.jwks_uri;
+    }
+    if (proc->keys == NULL || proc->http == NULL) {
+        jr = OT_JOSE_NO_KEYS;
+        why = "this process has no link to the issuer (see OT0053 at its start)";
+    }
+    else {
+        jr = ot_jose_verify_kid(&jws, &why, &unknown, proc->keys, offtok_jwks_key(kc, r->pool),
+                                token, strlen(token), offtok_fetch_jwks, (void *)kc,
+                                apr_time_now(), r->pool);
+    }
+    if (jr == OT_JOSE_OK && (a = ot_answer_from_jwt(jws.payload, &err, r->pool)) != NULL) {
+        OT_STAT_ADD(proc->stats->local_verified, 1);
+        return a;
+    }
+    if (unknown) {
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0603: token %s: %s; asking the issuer",
+                      ot_token_fingerprint(token, r->pool), why);
+        *res = OFFTOK_LOCAL_ASK;
+        return NULL;
+    }
+    if (jr == OT_JOSE_NO_KEYS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0602: %s; answering 503", why);
+        count_fail(OT_LOCAL_FAIL_NO_KEYS);
+        set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "keys");
+        return NULL;
+    }
+    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0604: token %s refused: %s",
+                  ot_token_fingerprint(token, r->pool), jr == OT_JOSE_OK ? err : why);
+    count_fail(OT_LOCAL_FAIL_SIGNATURE);
+    set_fail(r, st, HTTP_UNAUTHORIZED, "invalid_token", "signature");
+    return NULL;
+}
+
+/** The location's rules on a verified token's claims; OT_LOCAL_REFUSE sets *fail. */
+static ot_local_verdict_t rules(ot_answer_t *a, const offtok_dir_conf *c, apr_time_t now,
+                                ot_local_fail_t *fail)
+{
+    offtok_proc_t *proc = offtok_proc();
+    apr_int64_t secs = (apr_int64_t)apr_time_sec(now);
+    ot_local_verdict_t v;
+    ot_policy_t policy;
+
+    if (ot_local_times(a, secs, offtok_clock_skew(c), fail) != OT_LOCAL_ACCEPT) {
+        return OT_LOCAL_REFUSE;
+    }
+    if (a->iss == NULL || strcmp(a->iss, c->issuer) != 0) {
+        *fail = OT_LOCAL_FAIL_ISSUER;
+        return OT_LOCAL_REFUSE;
+    }
+    if (!has_needed_claims(a, c)) {
+        return OT_LOCAL_ASK;
+    }
+    policy.issuer = c->issuer;
+    policy.audience = c->audience;
+    policy.allow_offline = 1;
+    policy.skew = offtok_clock_skew(c);
+    if (ot_answer_judge(a, &policy, secs) == OT_VERDICT_AUDIENCE) {
+        *fail = OT_LOCAL_FAIL_AUDIENCE;
+        return OT_LOCAL_REFUSE;
+    }
+    v = ot_local_revocation(proc->shm, a, c->issuer, c->client_id, offtok_revocation_keep(),
+                            a->pool);
+    *fail = OT_LOCAL_FAIL_REVOKED;
+    return v;
+}
+
+offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                                  const char *token, ot_answer_t **pa)
+{
+    offtok_proc_t *proc = offtok_proc();
+    apr_time_t now = apr_time_now();
+    unsigned char key[OT_KEY_LEN];
+    const char *why;
+    ot_answer_t *a;
+    ot_local_fail_t fail = OT_LOCAL_FAIL_SIGNATURE;
+    ot_local_verdict_t v;
+    offtok_local_t res;
+
+    if (!offtok_local(c) || offtok_always(c) == OT_ALWAYS_ON) {
+        return OFFTOK_LOCAL_ASK;
+    }
+    if (!ot_local_candidate(token, &why, r->pool)) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "OT0605: token %s is introspected: %s",
+                      ot_token_fingerprint(token, r->pool), why);
+        OT_STAT_ADD(proc->stats->local_introspected, 1);
+        return OFFTOK_LOCAL_ASK;
+    }
+    /* Keys fetched under other TLS trust settings are other keys: those are in the key too. */
+    ot_cache_key(key, apr_pstrcat(r->pool, LOCAL_KEY_PREFIX, c->jwks_url ? c->jwks_url : "",
+                                  NULL), c->issuer, NULL,
+                 trust_scope(c, r->pool), token);
+    if ((a = cached(r, c, key, now)) != NULL) {
+        OT_STAT_ADD(proc->stats->local_cached, 1);
+    }
+    else if ((a = verify(r, st, c, token, &res)) == NULL) {
+        if (res == OFFTOK_LOCAL_ASK) {
+            OT_STAT_ADD(proc->stats->local_introspected, 1);
+        }
+        return res;
+    }
+    else {
+        keep(r, key, a, now);
+    }
+    v = rules(a, c, now, &fail);
+    if (v == OT_LOCAL_ASK) {
+        OT_STAT_ADD(proc->stats->local_introspected, 1);
+        return OFFTOK_LOCAL_ASK;
+    }
+    if (v == OT_LOCAL_REFUSE) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0606: token %s refused: %s",
+                      ot_token_fingerprint(token, r->pool), ot_local_fail_names[fail]);
+        count_fail(fail);
+        set_fail(r, st, HTTP_UNAUTHORIZED, "invalid_token", answer_reason[fail]);
+        return OFFTOK_LOCAL_DONE;
+    }
+    *pa = a;
+    return OFFTOK_LOCAL_ANSWER;
+}
+
+/* ---- what the configuration says ----------------------------------------------------------- */
+
+void offtok_local_note_require(cmd_parms *cmd, const char *claim)
+{
+    offtok_dir_conf *c;
+
+    if (cmd->context == NULL) {
+        return;
+    }
+    /* The section's own configuration of this module, made now if none of ours came first. */
+    c = ap_set_config_vectors(cmd->server, cmd->context, cmd->path, &offtok_module, cmd->pool);
+    if (c == NULL) {
+        return;
+    }
+    if (claim == NULL) {
+        c->needs_scope = 1;
+        return;
+    }
+    if (c->needed_claims == NULL) {
+        c->needed_claims = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(c->needed_claims, const char *) = apr_pstrdup(cmd->pool, claim);
+}
+
+/** The name of a section, for a message. */
+static const char *section_name(ap_conf_vector_t *v)
+{
+    core_dir_config *core = ap_get_core_module_config(v);
+
+    return core && core->d ? core->d : "server";
+}
+
+/** Local in a section (merged over its server's defaults) without issuer or audience. */
+static int check_sections(server_rec *s, apr_array_header_t *sections, apr_pool_t *ptemp)
+{
+    offtok_dir_conf *base = ap_get_module_config(s->lookup_defaults, &offtok_module), *c;
+    int i, bad = 0;
+
+    for (i = 0; sections && i < sections->nelts; i++) {
+        ap_conf_vector_t *v = APR_ARRAY_IDX(sections, i, ap_conf_vector_t *);
+        offtok_dir_conf *own = ap_get_module_config(v, &offtok_module);
+
+        if (own == NULL) {
+            continue;
+        }
+        c = base ? offtok_merge_dir_conf(ptemp, base, own) : own;
+        if (offtok_local(c) && (c->issuer == NULL || c->audience == NULL)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OT0600: OfftokAccessTokens Local in "
+                         "<%s> needs OfftokIssuer and OfftokAudience", section_name(v));
+            bad = 1;
+        }
+    }
+    return bad;
+}
+
+static int local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s)
+{
+    int bad = 0;
+
+    for (; s; s = s->next) {
+        core_server_config *sc = ap_get_core_module_config(s->module_config);
+        offtok_dir_conf *c = ap_get_module_config(s->lookup_defaults, &offtok_module);
+
+        if (c && offtok_local(c) && (c->issuer == NULL || c->audience == NULL)) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OT0600: OfftokAccessTokens Local at "
+                         "server level needs OfftokIssuer and OfftokAudience");
+            bad = 1;
+        }
+        bad |= check_sections(s, sc->sec_dir, ptemp);
+        bad |= check_sections(s, sc->sec_url, ptemp);
+    }
+    return bad ? HTTP_INTERNAL_SERVER_ERROR : OK;
+}
+
+void offtok_local_register_hooks(apr_pool_t *p)
+{
+    ap_hook_check_config(local_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+}
