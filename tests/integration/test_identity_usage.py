@@ -26,17 +26,20 @@ Alias "/ok/" "{httpd.root}/htdocs/protected/"
     Header always set X-Seen-By-Rewrite "%{{SEEN_BY_REWRITE}}e"
 </Location>
 """)
-    ok = httpd.get("/ok/index.html", token="token-for-the-log")
-    assert ok.status_code == 200
-    assert ok.headers["X-Seen-By-Rewrite"] == "faulty-user"
-    assert httpd.get("/ok/index.html").status_code == 401
-
     def lines():
         try:
             with open(log) as f:
                 return [line for line in f.read().splitlines() if line.startswith("/ok/")]
         except FileNotFoundError:
             return []
+
+    ok = httpd.get("/ok/index.html", token="token-for-the-log")
+    assert ok.status_code == 200
+    assert ok.headers["X-Seen-By-Rewrite"] == "faulty-user"
+    # httpd writes the access log after the answer, from whichever thread served it: wait for
+    # the first line before the second request, so the lines come in the order sent.
+    wait_until(lambda: len(lines()) >= 1, what="the first access log line")
+    assert httpd.get("/ok/index.html").status_code == 401
     got = wait_until(lambda: len(lines()) >= 2 and lines(), what="two access log lines")
     assert got[0] == '/ok/index.html faulty-user sub=faulty-user kind=access decided="200 granted" 200'
     assert got[1] == '/ok/index.html - sub=- kind=- decided="401 no_token" 401'
