@@ -9,7 +9,8 @@
  *                         the claims this location needs, and pushed revocations
  *   check_config          `apachectl -t` refuses Local without OfftokIssuer and OfftokAudience
  *
- * Metadata and keys are cached per process (ot_discovery.h, ot_jose.h), each process fetching
+ * Metadata and keys are cached per process (ot_discovery.h, ot_jose.h; both per TLS trust
+ * settings, as the shared copies of ot_docs.h are), each process fetching
  * them once and again at most once per 10 s; a token's verdict and claims are kept in the shared
  * segment, so a token's signature is checked once for the whole server.
  */
@@ -166,8 +167,11 @@ static apr_status_t metadata(request_rec *r, offtok_req_t *st, const offtok_dir_
     apr_status_t rv = APR_EGENERAL;
 
     if (proc->disc != NULL && proc->http != NULL) {
-        rv = ot_disc_get(m, &why, &fetched, proc->disc, c->issuer, fetch_metadata, (void *)c,
-                         apr_time_now(), r->pool);
+        /* Per trust scope: metadata fetched without verification never serves a location
+         * that verifies (it names where tokens and credentials go, and where the keys are). */
+        rv = ot_disc_get_scoped(m, &why, &fetched, proc->disc, c->issuer,
+                                trust_scope(c, r->pool), fetch_metadata, (void *)c,
+                                apr_time_now(), r->pool);
     }
     else {
         why = "this process has no link to the issuer (see OT0053 at its start)";

@@ -250,11 +250,20 @@ apr_status_t ot_disc_get(ot_metadata_t *m, const char **why, int *fetched, ot_di
                          const char *issuer, ot_disc_fetch_fn *fetch, void *baton,
                          apr_time_t now, apr_pool_t *p)
 {
+    return ot_disc_get_scoped(m, why, fetched, d, issuer, NULL, fetch, baton, now, p);
+}
+
+apr_status_t ot_disc_get_scoped(ot_metadata_t *m, const char **why, int *fetched, ot_disc_t *d,
+                                const char *issuer, const char *scope, ot_disc_fetch_fn *fetch,
+                                void *baton, apr_time_t now, apr_pool_t *p)
+{
+    /* The cache's key: the issuer and the trust settings its copy was fetched under. */
+    const char *key = apr_pstrcat(p, issuer, "\n", scope ? scope : "", NULL);
     ot_metadata_t fresh;
     apr_uint64_t gen;
     apr_time_t at;
     apr_status_t rv = APR_EAGAIN;
-    int have = snapshot(m, &gen, &at, d, issuer, p);
+    int have = snapshot(m, &gen, &at, d, key, p);
 
     *fetched = 0;
     if (have && now >= at && now - at < OT_META_MAX_AGE) {
@@ -262,15 +271,15 @@ apr_status_t ot_disc_get(ot_metadata_t *m, const char **why, int *fetched, ot_di
     }
     *why = "the last attempt to fetch it failed and was too recent to try again";
     apr_thread_mutex_lock(d->fetching);
-    if (may_fetch(d, issuer, gen, now)) {
+    if (may_fetch(d, key, gen, now)) {
         *fetched = 1;
         rv = ot_disc_fetch(&fresh, why, issuer, fetch, baton, p);
         if (rv == APR_SUCCESS) {
-            store(d, issuer, &fresh, now);
+            store(d, key, &fresh, now);
         }
     }
     apr_thread_mutex_unlock(d->fetching);
-    if (!snapshot(m, &gen, &at, d, issuer, p)) {
+    if (!snapshot(m, &gen, &at, d, key, p)) {
         return rv == APR_SUCCESS || rv == APR_EAGAIN ? APR_EGENERAL : rv;
     }
     if (rv == APR_SUCCESS) {

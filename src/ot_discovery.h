@@ -10,7 +10,7 @@
  * `issuer` must equal the configured issuer exactly (OIDC Discovery §4.3, RFC 8414 §3.3), or it
  * is refused: metadata served for another issuer would point us at its keys.
  *
- * ot_disc_t is a per-process cache of metadata, one per issuer, safe between threads, fed by a
+ * ot_disc_t is a per-process cache of metadata, one per issuer and TLS trust scope, safe between threads, fed by a
  * caller-given fetch function (as ot_jose.h's key cache is). A copy is used for
  * OT_META_MAX_AGE; after that the next use fetches again, at most once per min_refresh; while
  * refreshing fails, the old copy is used until it is OT_META_MAX_STALE old, and then no longer.
@@ -70,6 +70,16 @@ apr_status_t ot_disc_create(ot_disc_t **pd, apr_interval_time_t min_refresh, apr
 apr_status_t ot_disc_get(ot_metadata_t *m, const char **why, int *fetched, ot_disc_t *d,
                          const char *issuer, ot_disc_fetch_fn *fetch, void *baton,
                          apr_time_t now, apr_pool_t *p);
+
+/**
+ * ot_disc_get for a location whose TLS trust settings are named by scope (NULL or "": the
+ * default): copies fetched under one scope never serve another, so metadata fetched without
+ * verifying the issuer's certificate (OfftokSSLVerify Off, another OfftokCAFile) never tells a
+ * location that verifies where to introspect or where the keys are.
+ */
+apr_status_t ot_disc_get_scoped(ot_metadata_t *m, const char **why, int *fetched, ot_disc_t *d,
+                                const char *issuer, const char *scope, ot_disc_fetch_fn *fetch,
+                                void *baton, apr_time_t now, apr_pool_t *p);
 
 /**
  * Fetch issuer's metadata once, without a cache: the OIDC URL, then on a 404 the RFC 8414 one.

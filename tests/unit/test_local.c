@@ -186,6 +186,44 @@ START_TEST(cache_without_a_copy_fails_and_waits)
 }
 END_TEST
 
+/*
+ * Attack: a location with OfftokSSLVerify Off (or another OfftokCAFile) and the same OfftokIssuer
+ * fetches the metadata first, through a man in the middle that names its own introspection
+ * endpoint and keys. A location that verifies must not take that copy: it fetches its own.
+ */
+#define DOC_EVIL "{\"issuer\":\"" ISS "\",\"introspection_endpoint\":\"https://evil.example/i\"," \
+    "\"jwks_uri\":\"https://evil.example/k\"}"
+
+START_TEST(cache_is_per_trust_scope)
+{
+    fake_t f = { 200, 200, 0, DOC_EVIL, 0, NULL };
+    ot_disc_t *d;
+    ot_metadata_t m;
+    const char *why = NULL;
+    int fetched;
+
+    ck_assert_int_eq(ot_disc_create(&d, apr_time_from_sec(10), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_disc_get_scoped(&m, &why, &fetched, d, ISS, "|0", fake_fetch, &f, T0,
+                                        ot_test_pool), APR_SUCCESS);
+    ck_assert_str_eq(m.introspection_endpoint, "https://evil.example/i");
+    f.doc = DOC;
+    ck_assert_int_eq(ot_disc_get_scoped(&m, &why, &fetched, d, ISS, "|1", fake_fetch, &f, T0 + 1,
+                                        ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(fetched, 1);
+    ck_assert_int_eq(f.calls, 2);
+    ck_assert_str_eq(m.introspection_endpoint, "https://kc.example/i");
+    ck_assert_ptr_null(m.jwks_uri);
+    /* Each scope keeps its own copy. */
+    ck_assert_int_eq(ot_disc_get_scoped(&m, &why, &fetched, d, ISS, "/ca.pem|1", fake_fetch, &f,
+                                        T0 + 2, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(f.calls, 3);
+    ck_assert_int_eq(ot_disc_get_scoped(&m, &why, &fetched, d, ISS, "|1", fake_fetch, &f, T0 + 3,
+                                        ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(f.calls, 3);
+    ck_assert_str_eq(m.introspection_endpoint, "https://kc.example/i");
+}
+END_TEST
+
 /* ---- documents shared by every process (ot_docs) ------------------------------------------ */
 
 typedef struct {
@@ -579,6 +617,7 @@ Suite *suite_local(void)
     tcase_add_test(tc, fetch_falls_back_on_404_only);
     tcase_add_test(tc, cache_refreshes_rate_limits_and_keeps_stale_copies);
     tcase_add_test(tc, cache_without_a_copy_fails_and_waits);
+    tcase_add_test(tc, cache_is_per_trust_scope);
     tcase_add_test(tc, documents_fetched_once_for_all_processes);
     tcase_add_test(tc, documents_rate_limited_without_a_copy);
     tcase_add_test(tc, cache_claim_is_exclusive);
