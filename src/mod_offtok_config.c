@@ -403,12 +403,22 @@ apr_interval_time_t offtok_revocation_keep(void)
     return apr_time_from_sec(keep) + longest_timeout + OT_TOMB_MARGIN;
 }
 
+/**
+ * 1 when cmd is read from a .htaccess file: in one process, at request time. The generation-wide
+ * figures (longest TTL, any Local) are not raised from there, or this process would keep or trust
+ * pushed revocations for longer than the process that stored them kept them.
+ */
+static int in_htaccess(cmd_parms *cmd)
+{
+    return ap_check_cmd_context(cmd, NOT_IN_HTACCESS) != NULL;
+}
+
 static const char *set_access_tokens(cmd_parms *cmd, void *dc, const char *arg)
 {
     static const char *const names[] = { "Introspect", "Local" };
     const char *err = set_keyword(cmd, dc, arg, names, 2);
 
-    if (err == NULL && ((offtok_dir_conf *)dc)->access_tokens == 1) {
+    if (err == NULL && ((offtok_dir_conf *)dc)->access_tokens == 1 && !in_htaccess(cmd)) {
         any_local = 1;
     }
     return err;
@@ -422,7 +432,7 @@ static const char *set_ttl(cmd_parms *cmd, void *dc, const char *arg)
     if (err) {
         return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
     }
-    if (*field > longest_ttl) {
+    if (*field > longest_ttl && !in_htaccess(cmd)) {
         longest_ttl = *field;
     }
     return NULL;

@@ -413,6 +413,37 @@ def test_htaccess_local_without_audience_is_500(httpd, keycloak):
     assert "OT0600: OfftokAccessTokens Local in" in httpd.error_log()
 
 
+def test_htaccess_local_does_not_outlive_the_kept_revocations(httpd, keycloak):
+    """Attack: OfftokAccessTokens Local only in a .htaccess used to raise, in the one process that
+    read it, how long pushed revocations are taken to be kept (an hour) while the process that
+    stores a logout keeps it for the longest TTL only (here 60 + timeout + 60 s): a token living
+    longer than that, logged out, would have been accepted locally once the logout was forgotten.
+    Such a token is introspected now; a short-lived one is still judged locally."""
+    lines = offtok_lines(keycloak, OfftokIssuer=keycloak.issuer, OfftokAudience="rs-client")
+    htdir = os.path.join(httpd.root, "htdocs", "ht")
+    os.makedirs(htdir, exist_ok=True)
+    with open(os.path.join(htdir, "index.html"), "w") as f:
+        f.write("ht\n")
+    with open(os.path.join(htdir, ".htaccess"), "w") as f:
+        f.write("OfftokAccessTokens Local\n")
+    os.chmod(htdir, 0o755)
+    httpd.start(f"""
+<Directory "{htdir}">
+    AllowOverride AuthConfig
+    AuthType offtok
+    {lines}
+    Require valid-user
+</Directory>
+""")
+    short = keycloak.mint_access(ttl=60)
+    keycloak.reset_counts()
+    assert httpd.get("/ht/index.html", token=short).status_code == 200
+    assert keycloak.introspection_count() == 0          # judged locally
+    long_lived = keycloak.mint_access(ttl=1800)
+    assert httpd.get("/ht/index.html", token=long_lived).status_code == 200
+    assert keycloak.introspection_count() == 1          # outlives the kept logouts: the issuer
+
+
 # ---- discovery ----------------------------------------------------------------------------------
 
 def test_discovery_from_the_issuer_alone(httpd, keycloak):
