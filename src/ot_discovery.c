@@ -54,9 +54,12 @@ const char *ot_metadata_url(const char *issuer, int rfc8414, apr_pool_t *p)
                        "/.well-known/oauth-authorization-server", path ? path : "", NULL);
 }
 
-/** The member name of doc as an http(s) URL: APR_SUCCESS with *out (NULL when absent). */
+/**
+ * The member name of doc as an http(s) URL (https when tls): APR_SUCCESS with *out (NULL when
+ * absent).
+ */
 static apr_status_t endpoint(const char **out, const char **why, const json_t *doc,
-                             const char *name, apr_pool_t *p)
+                             const char *name, int tls, apr_pool_t *p)
 {
     const json_t *v = json_object_get(doc, name);
     apr_uri_t u;
@@ -70,6 +73,11 @@ static apr_status_t endpoint(const char **out, const char **why, const json_t *d
         *why = apr_pstrcat(p, "its ", name, " is not an http(s) URL", NULL);
         return APR_EINVAL;
     }
+    /* An https issuer's metadata never sends tokens, credentials or the key fetch over http. */
+    if (tls && strcasecmp(u.scheme, "https") != 0) {
+        *why = apr_pstrcat(p, "its ", name, " is not https while the issuer is", NULL);
+        return APR_EINVAL;
+    }
     *out = apr_pstrdup(p, json_string_value(v));
     return APR_SUCCESS;
 }
@@ -80,6 +88,7 @@ apr_status_t ot_metadata_parse(ot_metadata_t *m, const char **why, const char *b
     const char *perr = NULL;
     json_t *doc = ot_json_parse(body, len, &perr, p);
     const json_t *iss;
+    int tls;
 
     memset(m, 0, sizeof(*m));
     if (doc == NULL || !json_is_object(doc)) {
@@ -98,8 +107,9 @@ apr_status_t ot_metadata_parse(ot_metadata_t *m, const char **why, const char *b
         return APR_EINVAL;
     }
     m->issuer = apr_pstrdup(p, issuer);
-    if (endpoint(&m->introspection_endpoint, why, doc, "introspection_endpoint", p)
-        != APR_SUCCESS || endpoint(&m->jwks_uri, why, doc, "jwks_uri", p) != APR_SUCCESS) {
+    tls = strncasecmp(issuer, "https:", 6) == 0;
+    if (endpoint(&m->introspection_endpoint, why, doc, "introspection_endpoint", tls, p)
+        != APR_SUCCESS || endpoint(&m->jwks_uri, why, doc, "jwks_uri", tls, p) != APR_SUCCESS) {
         return APR_EINVAL;
     }
     return APR_SUCCESS;

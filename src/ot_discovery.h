@@ -44,7 +44,8 @@ const char *ot_metadata_url(const char *issuer, int rfc8414, apr_pool_t *p);
 /**
  * Parse a metadata document and check it against the configured issuer. APR_SUCCESS with *m
  * filled (from p); otherwise *why says what is wrong (never quoting more than a short, printable
- * part of the document). An endpoint that is present must be an http(s) URL.
+ * part of the document). An endpoint that is present must be an http(s) URL, and https when the
+ * issuer is (the metadata cannot downgrade where tokens, credentials and the key fetch go).
  */
 apr_status_t ot_metadata_parse(ot_metadata_t *m, const char **why, const char *body,
                                apr_size_t len, const char *issuer, apr_pool_t *p);

@@ -76,6 +76,20 @@ START_TEST(metadata_checks)
     ck_assert_int_ne(parse(&m, &why, "{\"issuer\":\"" ISS "\",\"jwks_uri\":\"file:///etc/x\"}"),
                      APR_SUCCESS);
     ck_assert_int_ne(parse(&m, &why, "{\"issuer\":\"" ISS "\",\"jwks_uri\":7}"), APR_SUCCESS);
+    /* Attack: an https issuer's metadata naming http endpoints (keys or credentials in clear). */
+    ck_assert_int_ne(parse(&m, &why, "{\"issuer\":\"" ISS "\",\"jwks_uri\":"
+                           "\"http://kc.example/k\"}"), APR_SUCCESS);
+    ck_assert_str_eq(why, "its jwks_uri is not https while the issuer is");
+    ck_assert_int_ne(parse(&m, &why, "{\"issuer\":\"" ISS "\",\"introspection_endpoint\":"
+                           "\"http://kc.example/i\"}"), APR_SUCCESS);
+    ck_assert_int_eq(parse(&m, &why, "{\"issuer\":\"" ISS "\",\"jwks_uri\":"
+                           "\"HTTPS://other.example/k\"}"), APR_SUCCESS);
+    {
+        const char *plain = "{\"issuer\":\"http://op.example\","
+                            "\"jwks_uri\":\"http://op.example/k\"}";
+        ck_assert_int_eq(ot_metadata_parse(&m, &why, plain, strlen(plain), "http://op.example",
+                                           ot_test_pool), APR_SUCCESS);
+    }
     ck_assert_int_ne(parse(&m, &why, "{\"issuer\":\"" ISS "\",\"introspection_endpoint\":"
                            "\"https://u:p@kc.example/i\"}"), APR_SUCCESS);
 }
