@@ -460,6 +460,31 @@ START_TEST(times)
                      OT_LOCAL_REFUSE);
     ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015100,\"iat\":1796015031}"), NOW, 0,
                                     &f), OT_LOCAL_REFUSE);
+    /* Hostile dates: milliseconds, huge, negative, not finite, fractional. */
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015100000}"), NOW, 30, &f),
+                     OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":9223372036854775807}"), NOW, 30, &f),
+                     OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1e300}"), NOW, 30, &f), OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":-1796015100}"), NOW, 30, &f),
+                     OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":null}"), NOW, 30, &f), OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":true}"), NOW, 30, &f), OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015000.9}"), NOW, 30, &f),
+                     OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015001.5}"), NOW, 30, &f),
+                     OT_LOCAL_ACCEPT);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015100,\"nbf\":-1}"), NOW, 30, &f),
+                     OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015100,\"nbf\":null}"), NOW, 30,
+                                    &f), OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015100,\"iat\":1e308}"), NOW, 30,
+                                    &f), OT_LOCAL_REFUSE);
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":1796015100,\"iat\":0}"), NOW, 30, &f),
+                     OT_LOCAL_REFUSE);
+    /* The largest skew with the latest date: no overflow. */
+    ck_assert_int_eq(ot_local_times(claims("{\"exp\":253402300799,\"nbf\":1796018600}"), NOW,
+                                    3600, &f), OT_LOCAL_ACCEPT);
 }
 END_TEST
 
@@ -480,6 +505,16 @@ START_TEST(revocations_are_deny_rules)
                                          apr_time_from_sec(299), ot_test_pool), OT_LOCAL_ASK);
     ck_assert_int_eq(ot_local_revocation(s, claims("{\"sub\":\"x\",\"exp\":1796015300}"), ISS,
                                          "rs", keep, ot_test_pool), OT_LOCAL_ASK);
+    /* Hostile lifetimes: the longest, exp before iat, a date out of range: never accepted. */
+    ck_assert_int_eq(ot_local_revocation(s, claims("{\"sub\":\"x\",\"iat\":1,"
+                                                   "\"exp\":253402300799}"), ISS, "rs", keep,
+                                         ot_test_pool), OT_LOCAL_ASK);
+    ck_assert_int_eq(ot_local_revocation(s, claims("{\"sub\":\"x\",\"iat\":1796015300,"
+                                                   "\"exp\":1796015000}"), ISS, "rs", keep,
+                                         ot_test_pool), OT_LOCAL_ASK);
+    ck_assert_int_eq(ot_local_revocation(s, claims("{\"sub\":\"x\",\"iat\":1796015000,"
+                                                   "\"exp\":1e300}"), ISS, "rs", keep,
+                                         ot_test_pool), OT_LOCAL_ASK);
     /* A logout of session s1 (recorded with its sub, as back-channel logouts are). */
     ck_assert_int_eq(ot_revoke_add(s, OT_REVOKE_SID, ISS, "s1", iat, until), APR_SUCCESS);
     ck_assert_int_eq(ot_revoke_add(s, OT_REVOKE_SUB, ISS, "ada", iat, until), APR_SUCCESS);
@@ -614,6 +649,17 @@ START_TEST(eddsa_with_openssl)
     /* A JWK with a private part is not taken as a public key. */
     tok = ed25519_token(&jwk, ",\"d\":\"AAAA\"", "{\"alg\":\"EdDSA\",\"kid\":\"ed1\"}", "{}");
     ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_INVALID);
+    /* Curve confusion: the same 32 bytes as an X25519 (key agreement) or Ed448 key. */
+    tok = ed25519_token(&jwk, "", "{\"alg\":\"EdDSA\",\"kid\":\"ed1\"}", "{}");
+    ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_OK);
+    other_jwk = apr_pstrdup(ot_test_pool, jwk);
+    ck_assert_ptr_nonnull(strstr(other_jwk, "\"Ed25519\""));
+    memcpy(strstr(other_jwk, "\"Ed25519\""), "\"X25519\" ", 9);
+    ck_assert_int_eq(ed_check(other_jwk, tok, &no_key), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
+    memcpy(strstr(other_jwk, "\"X25519\" "), "\"Ed448\"  ", 9);
+    ck_assert_int_eq(ed_check(other_jwk, tok, &no_key), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
     /* "Ed25519" is not an alg name of RFC 8037 (the curve is the key's). */
     tok = ed25519_token(&jwk, "", "{\"alg\":\"Ed25519\",\"kid\":\"ed1\"}", "{}");
     ck_assert_int_eq(ed_check(jwk, tok, &no_key), OT_JOSE_INVALID);
