@@ -207,13 +207,17 @@ static int ops_allow_verify(const json_t *key)
     return 0;
 }
 
-/** 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). */
+/**
+ * 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). A key
+ * published with its private part (`d`) never does: anyone who read the JWKS could sign.
+ */
 static int key_fits(const json_t *key, const alg_t *a, const char *kid)
 {
     const char *kty = ot_json_string(key, "kty"), *use = ot_json_string(key, "use");
     const char *kalg = ot_json_string(key, "alg"), *kkid = ot_json_string(key, "kid");
 
     return json_is_object(key) && kty && strcmp(kty, a->kty_name) == 0
+        && json_object_get(key, "d") == NULL
         && (json_object_get(key, "use") == NULL || (use && strcmp(use, "sig") == 0))
         && (json_object_get(key, "alg") == NULL || (kalg && strcmp(kalg, a->name) == 0))
         && (kid == NULL || (kkid && strcmp(kid, kkid) == 0))

@@ -8,7 +8,8 @@
  * Verification is strict about algorithms: the token's `alg` must be one of RS256/384/512,
  * PS256/384/512, ES256/384/512 or EdDSA and must fit the key it is checked with (an RSA key of at
  * least 2048 bits for RS and PS, an EC key on the matching curve for ES, an Ed25519 OKP key for
- * EdDSA, verified with OpenSSL, and the key's own `alg`, when the JWKS gives one, equal to it).
+ * EdDSA, verified with OpenSSL, and the key's own `alg`, when the JWKS gives one, equal to it;
+ * never a key published with its private part).
  * `none` and every HMAC algorithm are refused: a JWKS is public, so an HMAC keyed with anything
  * in it proves nothing. A `crit` header is refused (no
  * extension is understood), and keys are never taken from the token itself (`jwk`, `jku`, `x5u`).

@@ -207,6 +207,62 @@ START_TEST(key_constraints)
 }
 END_TEST
 
+/** The JWK of k with its private part, as a misconfigured issuer might publish it. */
+static json_t *private_jwk(const cjose_jwk_t *k)
+{
+    cjose_err err;
+    char *text = cjose_jwk_to_json(k, true, &err);
+    json_t *j = ot_json_parse(text, strlen(text), NULL, ot_test_pool);
+
+    free(text);
+    ck_assert_ptr_nonnull(json_object_get(j, "d"));
+    return j;
+}
+
+/*
+ * Attack: a JWKS that publishes a private key (a static file of the issuer's key pair served as
+ * its keys) lets anyone sign; such a key never verifies a token, nor makes a JWKS usable.
+ */
+START_TEST(refuses_published_private_keys)
+{
+    const char *rsa_tok = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *ec_tok = sign(ec1, "{\"alg\":\"ES256\",\"kid\":\"ec1\"}", PAYLOAD);
+    const char *jwks = jwks_of(private_jwk(rsa1), private_jwk(ec1), NULL), *why = NULL;
+    ot_jws_t jws;
+    int no_key;
+
+    ck_assert_int_eq(check(jwks, rsa_tok, &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
+    ck_assert_int_eq(check(jwks, ec_tok, &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_ne(ot_jose_jwks_check(jwks, strlen(jwks), &why, ot_test_pool), APR_SUCCESS);
+    /* Its public half still verifies. */
+    ck_assert_int_eq(check(jwks_of(public_jwk(rsa1, NULL), NULL), rsa_tok, &no_key, &jws),
+                     OT_JOSE_OK);
+}
+END_TEST
+
+/* Keys are never taken from the token: jwk, jku and x5u in the header are ignored. */
+START_TEST(ignores_keys_named_by_the_token)
+{
+    const char *jwks = jwks_of(public_jwk(rsa1, NULL), NULL), *hdr;
+    cjose_err err;
+    char *own = cjose_jwk_to_json(rsa2, false, &err);
+    ot_jws_t jws;
+    int no_key;
+
+    hdr = apr_pstrcat(ot_test_pool, "{\"alg\":\"RS256\",\"kid\":\"rsa2\",\"jwk\":", own,
+                      ",\"jku\":\"https://evil.example/k\",\"x5u\":\"https://evil.example/c\"}",
+                      NULL);
+    free(own);
+    ck_assert_int_eq(check(jwks, sign(rsa2, hdr, PAYLOAD), &no_key, &jws), OT_JOSE_INVALID);
+    ck_assert_int_eq(no_key, 1);
+    own = cjose_jwk_to_json(rsa2, false, &err);
+    hdr = apr_pstrcat(ot_test_pool, "{\"alg\":\"RS256\",\"jwk\":", own, "}", NULL);
+    free(own);
+    ck_assert_int_eq(check(jwks, sign(rsa2, hdr, PAYLOAD), &no_key, &jws), OT_JOSE_INVALID);
+}
+END_TEST
+
 START_TEST(refuses_odd_shapes)
 {
     const char *jwks = jwks_of(public_jwk(rsa1, NULL), NULL);
@@ -392,6 +448,8 @@ Suite *suite_jose(void)
     tcase_add_test(tc, refuses_none_and_hmac);
     tcase_add_test(tc, refuses_wrong_keys);
     tcase_add_test(tc, key_constraints);
+    tcase_add_test(tc, refuses_published_private_keys);
+    tcase_add_test(tc, ignores_keys_named_by_the_token);
     tcase_add_test(tc, refuses_odd_shapes);
     tcase_add_test(tc, jwks_check);
     tcase_add_test(tc, cache_fetches_once_and_on_unknown_kid);
