@@ -273,6 +273,12 @@ static void sub_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
 
     at = at > rev->at ? at : rev->at;
     keep = at + apr_time_from_sec(offtok_longest_ttl()) + OT_REDIS_MARGIN;
+    /* At least as long as this node keeps its own: the sending node's configuration may keep
+     * them for less (no OfftokAccessTokens Local there, a shorter TTL), and a token judged
+     * locally here is trusted to be refused for as long as this node's keep. */
+    if (keep < at + offtok_revocation_keep()) {
+        keep = at + offtok_revocation_keep();
+    }
     until = rev->until > keep ? rev->until : keep;
     if (rev->kind == OT_REDIS_REV_NOT_BEFORE) {
         rv = ot_revoke_set_not_before(offtok_proc()->shm, rev->iss, rev->value, rev->not_before,

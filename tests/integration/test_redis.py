@@ -227,6 +227,49 @@ def test_logout_at_node_a_refuses_at_node_b(redis, redis_key, httpd, node_b, key
     assert keycloak.introspection_count() == 0, "other answers stay cached"
 
 
+def test_logout_from_a_node_without_local_is_kept_while_local_tokens_live(redis, redis_key,
+                                                                           httpd, node_b,
+                                                                           keycloak):
+    """Attack: node A (no OfftokAccessTokens Local, default TTL) receives the back-channel logout
+    and publishes it to be kept about two minutes (its longest TTL + timeout + 60 s); node B
+    judges Keycloak's access tokens locally, trusting logouts to be kept for an hour. Once node
+    A's time ran out, node B took the logout for expired: the next burst of logouts (anyone can
+    log in and out 4,095 times) filled its table, the logout was dropped without a trace and the
+    logged-out token was accepted locally again until its exp. Now node B keeps it as long as
+    its own (or, when its table overflows, sends older tokens to the issuer). Against the
+    Keycloak stand-in; about 2.5 minutes of waiting."""
+    server = server_lines(redis, redis_key)
+    httpd.start(protected("/protected/", keycloak, OfftokIssuer=keycloak.issuer)
+                + push_locations(keycloak), server=server)
+    node_b.start(protected("/protected/", keycloak, OfftokIssuer=keycloak.issuer,
+                           OfftokAudience="rs-client", OfftokAccessTokens="Local"),
+                 server=server)
+    for node in (httpd, node_b):
+        caught_up(node)
+    token = keycloak.mint_access(sub="rita", sid="sid-rita", ttl=900)
+    keycloak.reset_counts()
+    assert statuses(node_b, token) == {200}
+    assert keycloak.introspection_count() == 0, "judged locally at node B"
+    keycloak.revoke(token)                      # Keycloak ended the session: inactive there too
+    assert post_logout(httpd, keycloak.logout_token(sub="rita", sid="sid-rita")).status_code == 200
+    refused_within(node_b, token, 2.0)
+    time.sleep(60 + 5 + 60 + 10)                # past node A's keep
+    # Exactly enough to fill node B's table (4,096 with rita's sid and sub): making room then
+    # drops what has expired, and folds nothing newer into the overflow marker.
+    flood = [f"flood-{i}" for i in range(4095)]
+    batches = [flood[i:i + 1000] for i in range(0, len(flood), 1000)]
+    probe = keycloak.mint_access(sub="probe", sid=batches[-1][-1], ttl=900)
+    keycloak.revoke(probe)
+    assert get(node_b, probe).status_code == 200       # not yet known as logged out
+    for sids in batches:
+        jws = keycloak.admin_action("k_logout", session_ids=sids)
+        assert post_admin(httpd, "k_logout", jws).status_code == 204
+    # Node B has applied the last one (Redis keeps the order): every logout before it too.
+    wait_until(lambda: get(node_b, probe).status_code == 401, timeout=60,
+               what="node B to apply the burst of logouts")
+    assert statuses(node_b, token) == {401}
+
+
 def test_not_before_at_node_a_refuses_at_node_b(redis, redis_key, httpd, node_b, keycloak):
     start_nodes(httpd, node_b, keycloak, redis, redis_key)
     token = shared(httpd, node_b, keycloak, sub="quinn")
