@@ -10,8 +10,8 @@
  * `issuer` must equal the configured issuer exactly (OIDC Discovery §4.3, RFC 8414 §3.3), or it
  * is refused: metadata served for another issuer would point us at its keys.
  *
- * ot_disc_t is a per-process cache of metadata, one per issuer and TLS trust scope, safe between threads, fed by a
- * caller-given fetch function (as ot_jose.h's key cache is). A copy is used for
+ * ot_disc_t is a per-process cache of metadata, one per issuer and TLS trust scope, safe between
+ * threads, fed by a caller-given fetch function (as ot_jose.h's key cache is). A copy is used for
  * OT_META_MAX_AGE; after that the next use fetches again, at most once per min_refresh; while
  * refreshing fails, the old copy is used until it is OT_META_MAX_STALE old, and then no longer.
  */
