@@ -359,25 +359,27 @@ static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
 
 /**
  * max_pending requests already wait (mutex held, and held again on return). A healthy issuer
- * frees a place within what its latency explains: wait that long (no longer than wait_limit)
- * for one. A call already running longer than that says the issuer is slow: APR_EBUSY at once,
- * as when no place freed up in time.
+ * frees a place within what its latency explains, and one more for every max_pending requests
+ * queued ahead: wait that long (no longer than wait_limit) for one, as long as no call runs
+ * longer than its latency explains. A call running longer than that says the issuer is slow:
+ * APR_EBUSY at once, as when no place freed up in time.
  */
 static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit)
 {
     apr_time_t now = mono_now(), until;
-    apr_interval_time_t limit = patience(f);
+    apr_interval_time_t limit = patience(f), queued;
 
     if (oldest_call(f, now) > limit) {
         return APR_EBUSY;
     }
-    until = now + (limit < wait_limit ? limit : wait_limit);
+    queued = limit * (1 + (apr_interval_time_t)(f->room_waiters / f->max_pending));
+    until = now + (queued < wait_limit ? queued : wait_limit);
     while (f->pending >= f->max_pending) {
-        if ((now = mono_now()) >= until) {
+        if ((now = mono_now()) >= until || oldest_call(f, now) > limit) {
             return APR_EBUSY;
         }
         f->room_waiters++;
-        apr_thread_cond_timedwait(f->room, f->mutex, until - now);
+        apr_thread_cond_timedwait(f->room, f->mutex, until - now < limit ? until - now : limit);
         f->room_waiters--;
     }
     return APR_SUCCESS;
