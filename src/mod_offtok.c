@@ -35,7 +35,7 @@
 #include <mod_status.h>
 
 #include "mod_offtok.h"
-#include "ot_cache.h"
+#include "ot_shm.h"
 #include "ot_cred.h"
 #include "ot_flight.h"
 #include "ot_http.h"

@@ -22,6 +22,7 @@
 
 #include "ot_answer.h"
 #include "ot_cache.h"
+#include "ot_revoke.h"
 #include "ot_flight.h"
 #include "ot_introspect.h"
 #include "ot_rate.h"

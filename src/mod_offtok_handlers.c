@@ -25,7 +25,7 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
-#include "ot_cache.h"
+#include "ot_revoke.h"
 #include "ot_http.h"
 #include "ot_jose.h"
 #include "ot_json.h"

@@ -31,6 +31,7 @@
 
 #include "mod_offtok.h"
 #include "mod_offtok_status.h"
+#include "ot_shm.h"
 #include "ot_json.h"
 #include "ot_rate.h"
 

@@ -20,7 +20,7 @@
 #include <openssl/rand.h>
 
 #include "ot_redis_int.h"
-#include "ot_shm.h"
+#include "ot_entry.h"
 #include "ot_stats.h"
 
 #define BACKOFF_MIN apr_time_from_msec(250)

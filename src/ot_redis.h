@@ -37,6 +37,7 @@
 #include <apr_time.h>
 
 #include "ot_cache.h"
+#include "ot_revoke.h"
 
 struct ot_stats_t;
 

@@ -1,5 +1,4 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,46 +12,6 @@
 
 /** Longest secret read from a file: client secrets and keys are short. */
 #define OT_SECRET_MAX 8192
-
-static void sha_part(EVP_MD_CTX *ctx, const char *s)
-{
-    unsigned char len[4];
-    apr_size_t n = s ? strlen(s) : 0;
-
-    len[0] = (unsigned char)(n >> 24);
-    len[1] = (unsigned char)(n >> 16);
-    len[2] = (unsigned char)(n >> 8);
-    len[3] = (unsigned char)n;
-    EVP_DigestUpdate(ctx, len, sizeof(len));
-    if (n) {
-        EVP_DigestUpdate(ctx, s, n);
-    }
-}
-
-/** SHA-256, fetched once: OpenSSL 3 otherwise looks the algorithm up on every EVP_sha256() use. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
-                  const char *hint, const char *how, const char *token)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-    pthread_once(&sha256_once, sha256_fetch);
-    EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
-    sha_part(ctx, url);
-    sha_part(ctx, client_id);
-    sha_part(ctx, hint);
-    sha_part(ctx, how);
-    sha_part(ctx, token);
-    EVP_DigestFinal_ex(ctx, out, NULL);
-    EVP_MD_CTX_free(ctx);
-}
 
 const char *ot_token_fingerprint(const char *token, apr_pool_t *p)
 {

@@ -12,16 +12,6 @@
 /** Length of a SHA-256 digest. */
 #define OT_SHA256_LEN 32
 
-/**
- * The cache key of one introspection: SHA-256 over the introspection URL, the client id, the
- * hint sent (NULL for none), how the answer was obtained (`how`: the TLS trust settings and
- * whether signed answers were required, so that an answer fetched with weaker checks never
- * serves a location with stronger ones) and the token, each length-prefixed so no two inputs
- * collide.
- */
-void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
-                  const char *hint, const char *how, const char *token);
-
 /** "sha256:" and the first 12 hex digits of the token's digest: what logs show of a token. */
 const char *ot_token_fingerprint(const char *token, apr_pool_t *p);
 
