@@ -407,6 +407,13 @@ typedef struct {
 /** This process's context (its http and flight members are NULL before child_init). */
 offtok_proc_t *offtok_proc(void);
 
+/** post_config: make or reuse the shared segment (mod_offtok_proc.c). */
+int offtok_proc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s);
+
+/** child_init: this process's issuer link, key caches and credential store. */
+void offtok_proc_child_init(apr_pool_t *pchild, server_rec *s);
+
 /* ---- floods of made-up tokens (mod_offtok_flood.c) ---------------------------------------- */
 
 /** One request's admission to the issuer-call budgets. */
