@@ -21,6 +21,7 @@
 #include <apr_tables.h>
 
 #include "ot_answer.h"
+#include "ot_judge.h"
 #include "ot_cache.h"
 #include "ot_revoke.h"
 #include "ot_flight.h"

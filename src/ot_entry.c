@@ -12,6 +12,7 @@
  */
 #include <string.h>
 #include <apr_strings.h>
+#include "ot_claims.h"
 #include "ot_entry.h"
 
 #define BLOB_VERSION 3   /* 2: the claims are ot_answer_digest()'s, not JSON; 3: azp */
@@ -188,4 +189,137 @@ apr_status_t ot_cache_entry_decode(ot_cache_entry_t *e, const char *buf, apr_siz
         return APR_EINVAL;
     }
     return ot_blob_parse(e, apr_pmemdup(p, buf, len), len);
+}
+
+/*
+ * The digest: the cache's form of a positive answer (ot_cache_entry_t.claims, and so also what
+ * Redis holds). A cache hit reads it without a JSON parser; the strings are used in place.
+ *
+ *  +----------+----------------------------------------------------------------------------+
+ *  | count    | count claims, each:                                                        |
+ *  | u16, BE  |   type: one byte, ot_claim_type_t, | DIGEST_TEXT when a text of its own    |
+ *  |          |         follows (it differs from the value: lists, null, control chars)    |
+ *  |          |   name NUL, value NUL, [text NUL]                                          |
+ *  +----------+----------------------------------------------------------------------------+
+ *
+ * A typical Keycloak answer takes about as many bytes as its compact JSON.
+ */
+#define DIGEST_TEXT 0x80
+#define DIGEST_MAX_CLAIMS 0xffff
+
+const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *p)
+{
+    apr_size_t n = 2;
+    char *buf, *o;
+    int i;
+
+    if (!a->active || a->nclaims > DIGEST_MAX_CLAIMS) {
+        return NULL;
+    }
+    for (i = 0; i < a->nclaims; i++) {
+        const ot_claim_t *c = &a->claims[i];
+        n += 1 + strlen(c->name) + 1 + c->value_len + 1;
+        if (strcmp(c->text, c->value) != 0) {
+            n += strlen(c->text) + 1;
+        }
+    }
+    o = buf = apr_palloc(p, n);
+    *o++ = (char)((a->nclaims >> 8) & 0xff);
+    *o++ = (char)(a->nclaims & 0xff);
+    for (i = 0; i < a->nclaims; i++) {
+        const ot_claim_t *c = &a->claims[i];
+        int own_text = strcmp(c->text, c->value) != 0;
+        apr_size_t k = strlen(c->name) + 1;
+
+        *o++ = (char)(c->type | (own_text ? DIGEST_TEXT : 0));
+        memcpy(o, c->name, k), o += k;
+        memcpy(o, c->value, c->value_len + 1), o += c->value_len + 1;
+        if (own_text) {
+            k = strlen(c->text) + 1;
+            memcpy(o, c->text, k), o += k;
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+/** The NUL-terminated string at *off in buf[0..len), advancing *off; NULL when there is none. */
+static const char *digest_str(const char *buf, apr_size_t len, apr_size_t *off, apr_size_t *slen)
+{
+    const char *s = buf + *off, *end;
+
+    if (*off >= len || (end = memchr(s, 0, len - *off)) == NULL) {
+        return NULL;
+    }
+    *slen = (apr_size_t)(end - s);
+    *off += *slen + 1;
+    return s;
+}
+
+/** The answer a digest describes; need_active: it must hold `"active": true`. */
+static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_active,
+                                  apr_pool_t *p)
+{
+    const unsigned char *u = (const unsigned char *)buf;
+    ot_answer_t *a;
+    ot_claim_t *claims;
+    apr_size_t off = 2, slen;
+    int n, i, active = 0;
+
+    if (buf == NULL || len < 2) {
+        return NULL;
+    }
+    n = (u[0] << 8) | u[1];
+    if ((apr_size_t)n > (len - 2) / 3) {      /* each claim takes at least three bytes */
+        return NULL;
+    }
+    claims = apr_palloc(p, (apr_size_t)n * sizeof(*claims) + 1);
+    for (i = 0; i < n; i++) {
+        ot_claim_t *c = &claims[i];
+        unsigned char type;
+
+        if (off >= len) {
+            return NULL;
+        }
+        type = u[off++];
+        c->type = (char)(type & ~DIGEST_TEXT);
+        if (strchr("snbzlj", c->type) == NULL || c->type == '\0'
+            || (c->name = digest_str(buf, len, &off, &slen)) == NULL
+            || (c->value = digest_str(buf, len, &off, &c->value_len)) == NULL) {
+            return NULL;
+        }
+        c->text = c->value;
+        if ((type & DIGEST_TEXT) && (c->text = digest_str(buf, len, &off, &slen)) == NULL) {
+            return NULL;
+        }
+        /* Whoever wrote it, no control character reaches the back end. */
+        c->text = ot_sanitize(c->text, p);
+        if (strcmp(c->name, "active") == 0) {
+            active = c->type == OT_CT_BOOL && strcmp(c->value, "true") == 0;
+        }
+    }
+    if (off != len || (need_active && !active)) {
+        return NULL;
+    }
+    a = ot_answer_inactive(p);
+    a->active = 1;
+    a->claims = claims;
+    a->nclaims = n;
+    ot_answer_derive(a);
+    return a;
+}
+
+ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p)
+{
+    return digest_answer(buf, len, 1, p);
+}
+
+ot_answer_t *ot_answer_from_jwt_digest(const char *buf, apr_size_t len, apr_pool_t *p)
+{
+    ot_answer_t *a = digest_answer(buf, len, 0, p);
+
+    if (a != NULL) {
+        a->kind = OT_KIND_ACCESS;
+    }
+    return a;
 }

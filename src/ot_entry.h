@@ -1,14 +1,17 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
  * @file ot_entry.h
- * @brief What is kept of one answer (ot_cache_entry_t) and its stored form, the blob: the
- * format of a record in the shared cache and of a value in the second tier (Redis).
+ * @brief The stored forms of an answer: the digest of its claims (what a cache entry's claims
+ * hold), what is kept of one answer (ot_cache_entry_t) and the entry's blob, the format of a
+ * record in the shared cache and of a value in the second tier (Redis).
  */
 #ifndef OT_ENTRY_H
 #define OT_ENTRY_H
 
 #include <apr_pools.h>
 #include <apr_time.h>
+
+#include "ot_answer.h"
 
 /** What is kept of one answer. Strings are NUL-terminated; NULL when absent. */
 typedef struct {
@@ -76,5 +79,23 @@ apr_status_t ot_cache_entry_encode(const ot_cache_entry_t *e, char **buf, apr_si
  */
 apr_status_t ot_cache_entry_decode(ot_cache_entry_t *e, const char *buf, apr_size_t len,
                                    apr_pool_t *p);
+
+/* ---- the digest: an answer's claims as the cache keeps them --------------------------------- */
+
+/**
+ * The cache's form of a positive answer: its claims, typed and with their text, so that a cache
+ * hit needs no JSON parser (the format is drawn in ot_entry.c). NULL when a is inactive or does not
+ * fit the format (over 65535 claims); such an answer is simply not cached.
+ */
+const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *p);
+
+/**
+ * The answer a digest describes. The strings point into buf, which must live as long as p.
+ * NULL when buf is not a well-formed digest of a positive answer.
+ */
+ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p);
+
+/** The answer a digest of an ot_answer_from_jwt() answer describes, or NULL. */
+ot_answer_t *ot_answer_from_jwt_digest(const char *buf, apr_size_t len, apr_pool_t *p);
 
 #endif
