@@ -28,6 +28,7 @@
 #include <http_protocol.h>
 #include <http_request.h>
 #include <ap_mpm.h>
+#include <mpm_common.h>
 #include <apr_strings.h>
 #include <apr_optional_hooks.h>
 #include <mod_status.h>
@@ -117,6 +118,7 @@ static int offtok_strip_sub_headers(request_rec *r)
     return r->main != NULL ? offtok_strip_headers(r) : DECLINED;
 }
 
+/** Every hook and provider of the module, in the order they run among their peers. */
 static void offtok_register_hooks(apr_pool_t *p)
 {
     ap_hook_post_config(offtok_proc_post_config, NULL, NULL, APR_HOOK_MIDDLE);
@@ -131,11 +133,21 @@ static void offtok_register_hooks(apr_pool_t *p)
     APR_OPTIONAL_HOOK(ap, status_hook, offtok_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(offtok_fast_redirected, NULL, NULL, APR_HOOK_REALLY_FIRST);
     ap_hook_handler(offtok_handler, NULL, NULL, APR_HOOK_MIDDLE);
-    offtok_register_authz(p);
-    offtok_client_register_hooks(p);
-    offtok_redis_register_hooks(p);
-    offtok_dpop_register_hooks(p);
-    offtok_local_register_hooks(p);
+    ap_hook_insert_error_filter(offtok_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "offtok-scope", AUTHZ_PROVIDER_VERSION,
+                              &offtok_scope_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "offtok-claim", AUTHZ_PROVIDER_VERSION,
+                              &offtok_claim_provider, AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_check_config(offtok_client_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+#ifdef HAVE_HIREDIS
+    ap_hook_check_config(offtok_redis_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(offtok_redis_child_init, NULL, NULL, APR_HOOK_LAST);
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
+    ap_hook_child_stopping(offtok_redis_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
+#endif
+#endif
+    ap_hook_post_config(offtok_dpop_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_config(offtok_local_check_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(offtok) = {

@@ -18,6 +18,7 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <mod_auth.h>
 #include <apr_tables.h>
 
 #include "ot_answer.h"
@@ -224,10 +225,41 @@ int offtok_strip_headers(request_rec *r);
  */
 int offtok_fast_redirected(request_rec *r);
 
-/** Write WWW-Authenticate (or Retry-After for 503 and 429) for st's outcome. */
+/* ---- what a refused request is told (mod_offtok_outcome.c) -------------------------------- */
+
+/** Retry-After of a request's 503 (the issuer, Redis or the keys could not be had). */
+#define OFFTOK_RETRY_AFTER "5"
+/** Retry-After of a push's 503 (docs/directives.md: the push handlers). */
+#define OFFTOK_RETRY_AFTER_PUSH "10"
+
+/**
+ * Write st's outcome: the WWW-Authenticate (or Proxy-Authenticate) challenges of a 401 or 403,
+ * Bearer and DPoP as OfftokDPoP asks, with DPoP-Nonce when the client must use one; Retry-After
+ * for a 503 or 429; nothing for a 500.
+ */
 void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
 
-void offtok_register_authz(apr_pool_t *p);
+/** insert_error_filter: mod_authz_core answers a first-pass denial with 403 itself; add ours. */
+void offtok_insert_error_filter(request_rec *r);
+
+/* ---- hooks and providers of the other files, registered by mod_offtok.c --------------------- */
+
+/** The `Require offtok-scope` and `Require offtok-claim` providers (mod_offtok_authz.c). */
+extern const authz_provider offtok_scope_provider;
+extern const authz_provider offtok_claim_provider;
+
+/** check_config of OfftokClientAuth and its companions (mod_offtok_client.c). */
+int offtok_client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                               server_rec *s);
+
+/** post_config: the DPoP replay table and nonce secret, kept across restarts. */
+int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s);
+
+/** check_config of OfftokAccessTokens Local's directives (mod_offtok_local.c). */
+int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s);
+
 
 /* ---- sender-constrained tokens (mod_offtok_dpop.c) ---------------------------------------- */
 
@@ -256,14 +288,9 @@ void offtok_dpop_bound(request_rec *r, const offtok_req_t *st, const offtok_dir_
  */
 int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c);
 
-/**
- * Write the challenges (RFC 6750 §3, RFC 9449 §7) for st: `bearer` is the Bearer challenge as
- * the location writes it without DPoP, realm the quoted AuthName (or NULL).
- */
-void offtok_dpop_challenge(request_rec *r, const offtok_req_t *st, const char *bearer,
-                           const char *realm);
+/** DPoP-Nonce on an answer, with Cache-Control: no-store (RFC 9449 §8.2). */
+void offtok_dpop_send_nonce(request_rec *r);
 
-void offtok_dpop_register_hooks(apr_pool_t *p);
 /* ---- discovery and local validation (mod_offtok_local.c) ---------------------------------- */
 
 /**
@@ -294,7 +321,6 @@ const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c);
 /** A Require offtok-claim name (claim) or offtok-scope (NULL) line in cmd's section. */
 void offtok_local_note_require(cmd_parms *cmd, const char *claim);
 
-void offtok_local_register_hooks(apr_pool_t *p);
 
 
 /** The handlers offtok-backchannel-logout, offtok-keycloak-admin and offtok-status. */
@@ -376,8 +402,6 @@ const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
                                    const char *key);
 const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg);
 
-/** The check_config hook that makes `apachectl -t` refuse incomplete client authentication. */
-void offtok_client_register_hooks(apr_pool_t *p);
 
 /* ---- per process -------------------------------------------------------------------------- */
 
@@ -506,7 +530,13 @@ const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg)
 const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg);
 const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg);
 
-void offtok_redis_register_hooks(apr_pool_t *p);
+/** Hooks of the Redis tier, registered by mod_offtok.c. */
+int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s);
+void offtok_redis_child_init(apr_pool_t *pchild, server_rec *s);
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
+void offtok_redis_child_stopping(apr_pool_t *pchild, int graceful);
+#endif
 #else
 /* Built without hiredis: the directives are refused, nothing is shared. */
 static APR_INLINE apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind,
@@ -554,9 +584,6 @@ static APR_INLINE void offtok_redis_once_forget(request_rec *r, const char *tabl
 {
 }
 
-static APR_INLINE void offtok_redis_register_hooks(apr_pool_t *p)
-{
-}
 #endif
 
 #endif

@@ -212,7 +212,7 @@ static void check_sections(const char **problem, apr_array_header_t *secs,
  * own or its server's) must have what its OfftokClientAuth needs. Sections are judged merged
  * with their server's defaults only, not with enclosing sections: set the directives together.
  */
-static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s)
 {
     const char *problem = NULL;
@@ -235,11 +235,6 @@ static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
-}
-
-void offtok_client_register_hooks(apr_pool_t *p)
-{
-    ap_hook_check_config(client_check_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* ---- the call ----------------------------------------------------------------------------- */

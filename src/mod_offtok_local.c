@@ -505,7 +505,7 @@ static int check_sections(server_rec *s, apr_array_header_t *sections, apr_pool_
     return bad;
 }
 
-static int local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s)
 {
     int bad = 0;
@@ -523,9 +523,4 @@ static int local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         bad |= check_sections(s, sc->sec_url, ptemp);
     }
     return bad ? HTTP_INTERNAL_SERVER_ERROR : OK;
-}
-
-void offtok_local_register_hooks(apr_pool_t *p)
-{
-    ap_hook_check_config(local_check_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

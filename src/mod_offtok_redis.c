@@ -146,7 +146,7 @@ const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static int redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s)
 {
     offtok_srv_conf *sc = main_conf(s);
@@ -399,7 +399,7 @@ static apr_status_t subscriber_pool(apr_pool_t **pp)
 }
 
 #if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
-static void redis_child_stopping(apr_pool_t *pchild, int graceful)
+void offtok_redis_child_stopping(apr_pool_t *pchild, int graceful)
 {
     struct offtok_redis_t *rp = this_process();
 
@@ -420,7 +420,7 @@ static void client_conf(ot_redis_conf_t *conf, const offtok_srv_conf *sc, apr_po
     conf->key_len = strlen(sc->redis_key);
 }
 
-static void redis_child_init(apr_pool_t *pchild, server_rec *s)
+void offtok_redis_child_init(apr_pool_t *pchild, server_rec *s)
 {
     static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, sub_key_dead };
     offtok_srv_conf *sc = main_conf(s);
@@ -459,15 +459,6 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_pool_pre_cleanup_register(pchild, rp, stop_subscriber);
     offtok_proc()->redis = rp;
-}
-
-void offtok_redis_register_hooks(apr_pool_t *p)
-{
-    ap_hook_check_config(redis_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(redis_child_init, NULL, NULL, APR_HOOK_LAST);
-#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
-    ap_hook_child_stopping(redis_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
-#endif
 }
 
 /* ---- the request path --------------------------------------------------------------------- */
