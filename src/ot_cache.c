@@ -29,6 +29,7 @@
 #include "ot_revoke.h"
 #include "ot_shm_layout.h"
 #include "ot_stats.h"
+#include "ot_util.h"
 
 /* What a typical Keycloak answer keeps, for the capacity the status page shows. */
 #define OT_TYPICAL_IDS (65 + 37 + 37 + 16) /* iss, sub, sid, azp, with their NULs */
@@ -575,10 +576,7 @@ static void sha_part(EVP_MD_CTX *ctx, const char *s)
     unsigned char len[4];
     apr_size_t n = s ? strlen(s) : 0;
 
-    len[0] = (unsigned char)(n >> 24);
-    len[1] = (unsigned char)(n >> 16);
-    len[2] = (unsigned char)(n >> 8);
-    len[3] = (unsigned char)n;
+    ot_be_put(len, n, 4);
     EVP_DigestUpdate(ctx, len, sizeof(len));
     if (n) {
         EVP_DigestUpdate(ctx, s, n);

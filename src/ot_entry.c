@@ -14,6 +14,7 @@
 #include <apr_strings.h>
 #include "ot_claims.h"
 #include "ot_entry.h"
+#include "ot_util.h"
 
 #define BLOB_VERSION 3   /* 2: the claims are ot_answer_digest()'s, not JSON; 3: azp */
 #define BLOB_EXP 28
@@ -29,27 +30,9 @@ typedef struct {
     apr_size_t off;
 } flat_t;
 
-static void put_be(unsigned char *p, apr_uint64_t x, int n)
-{
-    while (n--) {
-        p[n] = (unsigned char)(x & 0xff);
-        x >>= 8;
-    }
-}
-
-static apr_uint64_t get_be(const unsigned char *p, int n)
-{
-    apr_uint64_t x = 0;
-
-    while (n--) {
-        x = (x << 8) | *p++;
-    }
-    return x;
-}
-
 apr_time_t ot_blob_time(const unsigned char *p)
 {
-    return (apr_time_t)get_be(p, 8);
+    return (apr_time_t)ot_be_get(p, 8);
 }
 
 /** String i of e: iss, sub, sid, claims, azp. */
@@ -93,15 +76,15 @@ void ot_blob_emit(ot_blob_write_fn write, void *baton, const ot_cache_entry_t *e
     for (i = 0; i < OT_BLOB_STRS; i++) {
         fixed[1] |= entry_str(e, i) != NULL ? (unsigned char)(F_STR0 << i) : 0;
     }
-    put_be(fixed + 2, lens[0], 2);
-    put_be(fixed + 4, lens[1], 2);
-    put_be(fixed + 6, lens[2], 2);
-    put_be(fixed + 8, lens[3], 4);
-    put_be(fixed + OT_BLOB_FETCHED, (apr_uint64_t)e->fetched, 8);
-    put_be(fixed + OT_BLOB_DROP, (apr_uint64_t)e->drop_after, 8);
-    put_be(fixed + BLOB_EXP, (apr_uint64_t)e->exp, 8);
-    put_be(fixed + BLOB_IAT, (apr_uint64_t)e->iat, 8);
-    put_be(fixed + BLOB_AZP_LEN, lens[4], 2);
+    ot_be_put(fixed + 2, lens[0], 2);
+    ot_be_put(fixed + 4, lens[1], 2);
+    ot_be_put(fixed + 6, lens[2], 2);
+    ot_be_put(fixed + 8, lens[3], 4);
+    ot_be_put(fixed + OT_BLOB_FETCHED, (apr_uint64_t)e->fetched, 8);
+    ot_be_put(fixed + OT_BLOB_DROP, (apr_uint64_t)e->drop_after, 8);
+    ot_be_put(fixed + BLOB_EXP, (apr_uint64_t)e->exp, 8);
+    ot_be_put(fixed + BLOB_IAT, (apr_uint64_t)e->iat, 8);
+    ot_be_put(fixed + BLOB_AZP_LEN, lens[4], 2);
     write(baton, fixed, OT_BLOB_FIXED);
     for (i = 0; i < OT_BLOB_STRS; i++) {
         if (entry_str(e, i) != NULL) {
@@ -125,8 +108,8 @@ apr_status_t ot_blob_parse(ot_cache_entry_t *e, const char *buf, apr_size_t len)
     }
     memset(&r, 0, sizeof(r));
     dst[0] = &r.iss, dst[1] = &r.sub, dst[2] = &r.sid, dst[3] = &r.claims, dst[4] = &r.azp;
-    lens[0] = get_be(u + 2, 2), lens[1] = get_be(u + 4, 2), lens[2] = get_be(u + 6, 2);
-    lens[3] = get_be(u + 8, 4), lens[4] = get_be(u + BLOB_AZP_LEN, 2);
+    lens[0] = ot_be_get(u + 2, 2), lens[1] = ot_be_get(u + 4, 2), lens[2] = ot_be_get(u + 6, 2);
+    lens[3] = ot_be_get(u + 8, 4), lens[4] = ot_be_get(u + BLOB_AZP_LEN, 2);
     for (i = 0; i < OT_BLOB_STRS; i++) {
         if (!(u[1] & (F_STR0 << i))) {
             if (lens[i] != 0) {

@@ -86,13 +86,13 @@ static const ot_err_kind_t err_kinds[] = {
     OT_ERR_INTERNAL
 };
 
-static const char *const err_names[] = {
-    "ok", "connect", "timeout", "tls", "recv", "toobig", "internal"
-};
-
 const char *ot_http_err_name(ot_http_err_t err)
 {
-    return (err >= OT_HTTP_OK && err <= OT_HTTP_EINTERNAL) ? err_names[err] : "internal";
+    if (err == OT_HTTP_OK) {
+        return "ok";
+    }
+    return ot_stats_error_names[err > OT_HTTP_OK && err <= OT_HTTP_EINTERNAL ? err_kinds[err]
+                                                                               : OT_ERR_INTERNAL];
 }
 
 apr_status_t ot_http_global_init(void)

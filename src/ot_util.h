@@ -9,6 +9,26 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+/** Write the low n bytes of x at p, most significant first (big-endian). */
+static APR_INLINE void ot_be_put(unsigned char *p, apr_uint64_t x, int n)
+{
+    while (n--) {
+        p[n] = (unsigned char)(x & 0xff);
+        x >>= 8;
+    }
+}
+
+/** The n-byte big-endian number at p. */
+static APR_INLINE apr_uint64_t ot_be_get(const unsigned char *p, int n)
+{
+    apr_uint64_t x = 0;
+
+    while (n--) {
+        x = (x << 8) | *p++;
+    }
+    return x;
+}
+
 /** Length of a SHA-256 digest. */
 #define OT_SHA256_LEN 32
 

@@ -1,8 +1,10 @@
-"""The source's include graph has no circle and the core includes no glue (issue 14).
+"""The source reads as issue 14 asks: no include circle, the core includes no glue, one message per
+log tag.
 
-tests/src/check-includes reads the #include lines of src/; here it is run on this tree (it must
-pass), and on copies of src/ with one circle or one glue include added (each must fail and name
-what it found). No httpd and no issuer: the check reads files only."""
+tests/src/check-includes reads the #include lines of src/, tests/src/check-log-tags the OT####
+tags of its messages; each is run on this tree (it must pass), and on copies of src/ with one
+circle, one glue include or one reused tag added (each must fail and name what it found). No httpd
+and no issuer: the checks read files only."""
 import os
 import shutil
 import subprocess
@@ -56,3 +58,22 @@ def test_the_old_circles_would_be_found(tmp_path):
     res = run(top)
     assert res.returncode == 1
     assert "include circle: ot_cache -> ot_shm -> ot_cache" in res.stdout
+
+
+LOG_TAGS = os.path.join(REPO, "tests", "src", "check-log-tags")
+
+
+def test_each_log_tag_names_one_message():
+    res = subprocess.run([LOG_TAGS], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_tag_reused_for_another_message_is_found(tmp_path):
+    top = copy_src(tmp_path)
+    path = top / "src" / "mod_offtok_proc.c"
+    text = path.read_text()
+    assert '"OT0053: ' in text
+    path.write_text(text.replace('"OT0053: ', '"OT0051: ', 1))
+    res = subprocess.run([LOG_TAGS, "--top", str(top)], capture_output=True, text=True)
+    assert res.returncode == 1
+    assert res.stdout.startswith("OT0051 begins 2 messages: mod_offtok_proc.c:")
