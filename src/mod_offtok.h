@@ -131,7 +131,9 @@ typedef struct {
     int miss_rate_set, issuer_rate_set;
 } offtok_srv_conf;
 
-/** Defaults, applied when reading an unset field. */
+/** A per-directory field not set by any directive yet (merge takes the base's value). */
+#define OFFTOK_UNSET (-1)
+/** Defaults, applied when reading an unset field (mod_offtok_defaults.c). */
 #define OT_DEFAULT_CACHE_TTL 60
 #define OT_DEFAULT_NEG_TTL 10
 #define OT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(2)
@@ -147,7 +149,8 @@ typedef struct {
  */
 #define OT_LOCAL_MAX_LIFETIME 3600
 
-/** Effective values of a merged per-directory configuration. */
+/* ---- effective values of a merged per-directory configuration (mod_offtok_defaults.c) ------ */
+
 int offtok_cache_ttl(const offtok_dir_conf *c);
 int offtok_neg_ttl(const offtok_dir_conf *c);
 ot_always_t offtok_always(const offtok_dir_conf *c);
@@ -165,6 +168,25 @@ ot_bind_mode_t offtok_dpop_mode(const offtok_dir_conf *c);
 ot_bind_mode_t offtok_mtls_mode(const offtok_dir_conf *c);
 /** OfftokDPoPAlgorithms, or the default list. */
 const apr_array_header_t *offtok_dpop_algs(const offtok_dir_conf *c);
+/** OfftokSSLVerify (default On). */
+int offtok_ssl_verify(const offtok_dir_conf *c);
+/** OfftokOfflineTokens Allow (the default) or Deny. */
+int offtok_allow_offline(const offtok_dir_conf *c);
+/** OfftokForwardToken (default On). */
+int offtok_forward_token(const offtok_dir_conf *c);
+/** OfftokSignedAnswers (default Off). */
+int offtok_signed_answers(const offtok_dir_conf *c);
+/** OfftokDPoPNonce (default Off). */
+int offtok_dpop_nonce(const offtok_dir_conf *c);
+/** OfftokTokenTypeHint (default auto). */
+ot_hint_mode_t offtok_hint_mode(const offtok_dir_conf *c);
+/** OfftokClientAuth (default client_secret_basic). */
+ot_client_auth_t offtok_client_auth(const offtok_dir_conf *c);
+/**
+ * A request to the issuer as c's settings make it: CA file, verification, timeouts; the rest
+ * (URL, body, deadline, limits) zero for the caller to fill in.
+ */
+void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c);
 /** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
 int offtok_longest_ttl(void);
 /** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */

@@ -85,11 +85,11 @@ static void pick_client(offtok_ask_t *ask)
  */
 static const char *answer_how(request_rec *r, const offtok_dir_conf *c)
 {
-    const char *verify = c->ssl_verify != 0 ? "verify" : "noverify";
+    const char *verify = offtok_ssl_verify(c) ? "verify" : "noverify";
     const char *how = c->ca_file ? apr_pstrcat(r->pool, verify, " ca=", c->ca_file, NULL)
                                  : verify;
 
-    return c->signed_answers == 1 ? apr_pstrcat(r->pool, how, " signed", NULL) : how;
+    return offtok_signed_answers(c) ? apr_pstrcat(r->pool, how, " signed", NULL) : how;
 }
 
 /** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
@@ -98,7 +98,7 @@ static void resolve_ask(request_rec *r, offtok_ask_t *ask)
     const offtok_dir_conf *c = ask->conf;
 
     ot_jwt_peek(&ask->peek, ask->in.token, r->pool);
-    ask->in.hint = ot_token_hint(c->hint_mode >= 0 ? (ot_hint_mode_t)c->hint_mode : OT_HINT_AUTO,
+    ask->in.hint = ot_token_hint(offtok_hint_mode(c),
                                  &ask->peek);
     pick_client(ask);
 }
@@ -117,9 +117,9 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     memset(ask, 0, sizeof(*ask));
     ask->conf = c;
     ask->in.url = c->url;
-    ask->in.auth = c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
+    ask->in.auth = offtok_client_auth(c);
     ask->in.token = token;
-    ask->in.signed_answers = c->signed_answers == 1;
+    ask->in.signed_answers = offtok_signed_answers(c);
     resolve_ask(r, ask);
     ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, answer_how(r, c), token);
     /* With Offline, a token not known to be an access token must be treated as offline. */
@@ -363,11 +363,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     apr_uint32_t quieted;
     apr_status_t rv;
 
-    memset(&req, 0, sizeof(req));
-    req.ca_file = c->ca_file;
-    req.verify = c->ssl_verify != 0;
-    req.connect_timeout = offtok_connect_timeout(c);
-    req.total_timeout = offtok_total_timeout(c);
+    offtok_http_req(&req, c);
     req.deadline = r->request_time + req.total_timeout;
     offtok_call_init(&call, r, c, &ask->in, ask->secret_file, &req);
 
@@ -504,7 +500,7 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     offtok_dpop_bound(r, st, c, a, &bound);               /* DPoP and certificate binding */
     policy.issuer = c->issuer;
     policy.audience = c->audience;
-    policy.allow_offline = c->offline != 0;
+    policy.allow_offline = offtok_allow_offline(c);
     policy.offline_clients = c->offline_clients;
     policy.skew = offtok_clock_skew(c);
     v = ot_answer_judge_bound(a, &policy, &bound, (apr_int64_t)apr_time_sec(apr_time_now()));

@@ -19,7 +19,6 @@
 
 APLOG_USE_MODULE(offtok);
 
-#define UNSET (-1)
 #define MAX_TTL 86400
 
 /** The longest OfftokCacheTTL read in this configuration generation. */
@@ -42,28 +41,28 @@ void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
 {
     offtok_dir_conf *c = apr_pcalloc(p, sizeof(*c));
 
-    c->client_auth = UNSET;
-    c->ssl_verify = UNSET;
-    c->connect_timeout = UNSET;
-    c->total_timeout = UNSET;
-    c->always = UNSET;
-    c->cache_ttl = UNSET;
-    c->neg_ttl = UNSET;
-    c->offline = UNSET;
-    c->hint_mode = UNSET;
-    c->forward_token = UNSET;
-    c->clock_skew = UNSET;
-    c->dpop = UNSET;
-    c->dpop_max_age = UNSET;
-    c->dpop_nonce = UNSET;
-    c->mtls = UNSET;
-    c->signed_answers = UNSET;
-    c->access_tokens = UNSET;
+    c->client_auth = OFFTOK_UNSET;
+    c->ssl_verify = OFFTOK_UNSET;
+    c->connect_timeout = OFFTOK_UNSET;
+    c->total_timeout = OFFTOK_UNSET;
+    c->always = OFFTOK_UNSET;
+    c->cache_ttl = OFFTOK_UNSET;
+    c->neg_ttl = OFFTOK_UNSET;
+    c->offline = OFFTOK_UNSET;
+    c->hint_mode = OFFTOK_UNSET;
+    c->forward_token = OFFTOK_UNSET;
+    c->clock_skew = OFFTOK_UNSET;
+    c->dpop = OFFTOK_UNSET;
+    c->dpop_max_age = OFFTOK_UNSET;
+    c->dpop_nonce = OFFTOK_UNSET;
+    c->mtls = OFFTOK_UNSET;
+    c->signed_answers = OFFTOK_UNSET;
+    c->access_tokens = OFFTOK_UNSET;
     return c;
 }
 
 #define MERGE_PTR(f) (add->f ? add->f : base->f)
-#define MERGE_INT(f) (add->f != UNSET ? add->f : base->f)
+#define MERGE_INT(f) (add->f != OFFTOK_UNSET ? add->f : base->f)
 
 /** first's elements, then then's (either may be NULL). */
 static apr_array_header_t *merge_list(apr_pool_t *p, apr_array_header_t *first,
@@ -124,7 +123,7 @@ void *offtok_create_srv_conf(apr_pool_t *p, server_rec *s)
     offtok_srv_conf *c = apr_pcalloc(p, sizeof(*c));
 
     c->cache_size = 0;
-    c->max_pending = UNSET;
+    c->max_pending = OFFTOK_UNSET;
     return c;
 }
 
@@ -143,70 +142,6 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->issuer_rate = add->issuer_rate_set ? add->issuer_rate : base->issuer_rate;
     c->issuer_rate_set = add->issuer_rate_set || base->issuer_rate_set;
     return c;
-}
-
-int offtok_cache_ttl(const offtok_dir_conf *c)
-{
-    return c->cache_ttl != UNSET ? c->cache_ttl : OT_DEFAULT_CACHE_TTL;
-}
-
-int offtok_neg_ttl(const offtok_dir_conf *c)
-{
-    return c->neg_ttl != UNSET ? c->neg_ttl : OT_DEFAULT_NEG_TTL;
-}
-
-int offtok_local(const offtok_dir_conf *c)
-{
-    return c->access_tokens == 1;
-}
-
-ot_always_t offtok_always(const offtok_dir_conf *c)
-{
-    return c->always != UNSET ? (ot_always_t)c->always : OT_ALWAYS_OFF;
-}
-
-apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c)
-{
-    return c->connect_timeout != UNSET ? c->connect_timeout : OT_DEFAULT_CONNECT_TIMEOUT;
-}
-
-apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c)
-{
-    return c->total_timeout != UNSET ? c->total_timeout : OT_DEFAULT_TOTAL_TIMEOUT;
-}
-
-int offtok_clock_skew(const offtok_dir_conf *c)
-{
-    return c->clock_skew != UNSET ? c->clock_skew : OT_DEFAULT_CLOCK_SKEW;
-}
-
-int offtok_dpop_max_age(const offtok_dir_conf *c)
-{
-    return c->dpop_max_age != UNSET ? c->dpop_max_age : OT_DEFAULT_DPOP_MAX_AGE;
-}
-
-ot_bind_mode_t offtok_dpop_mode(const offtok_dir_conf *c)
-{
-    return c->dpop != UNSET ? (ot_bind_mode_t)c->dpop : OT_BIND_ALLOW;
-}
-
-ot_bind_mode_t offtok_mtls_mode(const offtok_dir_conf *c)
-{
-    return c->mtls != UNSET ? (ot_bind_mode_t)c->mtls : OT_BIND_ALLOW;
-}
-
-const apr_array_header_t *offtok_dpop_algs(const offtok_dir_conf *c)
-{
-    static const char *const names[] = { "ES256", "ES384", "PS256", "RS256" };
-    static apr_array_header_t deflt;
-
-    if (c->dpop_algs) {
-        return c->dpop_algs;
-    }
-    deflt.elts = (char *)names;
-    deflt.nelts = deflt.nalloc = 4;
-    deflt.elt_size = sizeof(const char *);
-    return &deflt;
 }
 
 /* ---- directive handlers ------------------------------------------------------------------- */

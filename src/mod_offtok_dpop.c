@@ -232,7 +232,7 @@ int offtok_dpop_prove(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c
     ask.max_age = offtok_dpop_max_age(c);
     ask.skew = offtok_clock_skew(c);
     ask.algs = offtok_dpop_algs(c);
-    ask.nonce_key = c->dpop_nonce == 1 ? dpop.nonce_key : NULL;
+    ask.nonce_key = offtok_dpop_nonce(c) ? dpop.nonce_key : NULL;
     proof = apr_pcalloc(r->pool, sizeof(*proof));
     switch (ot_dpop_verify(proof, &why, &ask, apr_table_get(r->headers_in, "DPoP"), r->pool)) {
     case OT_DPOP_OK:

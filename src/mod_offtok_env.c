@@ -142,7 +142,7 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
         const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
         apr_table_setn(r->headers_in, h->header, h->claim);
     }
-    if (c->forward_token == 0) {
+    if (!offtok_forward_token(c)) {
         apr_table_unset(r->headers_in, "Authorization");
     }
     if (r->main != NULL) {

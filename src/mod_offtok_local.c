@@ -88,13 +88,9 @@ static apr_status_t raw_get(void *baton, const char *url, int *status, const cha
     ot_http_req_t req;
     ot_http_resp_t resp;
 
-    memset(&req, 0, sizeof(req));
+    offtok_http_req(&req, g->c);
     req.url = url;
     req.accept = g->accept;
-    req.ca_file = g->c->ca_file;
-    req.verify = g->c->ssl_verify != 0;
-    req.connect_timeout = offtok_connect_timeout(g->c);
-    req.total_timeout = offtok_total_timeout(g->c);
     req.max_body = g->max;
     offtok_flood_fetched();             /* counts against OfftokIssuerMaxRate */
     ot_http_get(offtok_proc()->http, &req, &resp, p);
