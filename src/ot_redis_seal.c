@@ -49,18 +49,6 @@ static void hmac(unsigned char out[OT_SHA256_LEN], const void *key, apr_size_t k
     HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n);
 }
 
-static void to_hex(char *out, const unsigned char *in, apr_size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void ot_redis_derive_keys(ot_redis_t *r)
 {
     unsigned char id[OT_SHA256_LEN];
@@ -69,7 +57,7 @@ void ot_redis_derive_keys(ot_redis_t *r)
     hmac(r->k_mac, r->conf.key, r->conf.key_len, LABEL_MAC, strlen(LABEL_MAC));
     hmac(r->k_mask, r->conf.key, r->conf.key_len, LABEL_MASK, strlen(LABEL_MASK));
     hmac(id, r->conf.key, r->conf.key_len, LABEL_ID, strlen(LABEL_ID));
-    to_hex(r->kid, id, 8);
+    ot_hex(r->kid, id, 8);
     OPENSSL_cleanse(id, sizeof(id));
 }
 
@@ -80,7 +68,7 @@ const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT
     char hex[2 * OT_SHA256_LEN + 1];
 
     hmac(d, r->k_name, sizeof(r->k_name), key, OT_KEY_LEN);
-    to_hex(hex, d, sizeof(d));
+    ot_hex(hex, d, sizeof(d));
     return apr_pstrcat(p, "offtok:", r->kid, ":a2:", hex, NULL);
 }
 

@@ -5,6 +5,7 @@
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_env.h>
+#include <apr_lib.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -266,4 +267,37 @@ int ot_query_has_param(const char *args, const char *name)
         s = amp ? amp + 1 : NULL;
     }
     return 0;
+}
+
+void ot_hex(char *out, const unsigned char *in, apr_size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int ot_jws_compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
+{
+    apr_size_t i, dots = 0, start = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (i == start || ++dots > 2) {
+                return 0;
+            }
+            if (dots == 1) {
+                *hlen = i;
+            }
+            start = i + 1;
+        }
+        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
+            return 0;
+        }
+    }
+    return dots == 2 && start < len;
 }

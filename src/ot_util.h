@@ -42,6 +42,15 @@ const char *ot_token_fingerprint(const char *token, apr_pool_t *p);
 apr_status_t ot_b64url_decode(char **out, apr_size_t *out_len, const char *in, apr_size_t in_len,
                               apr_pool_t *p);
 
+/** Lower-case hex of n bytes into out (2n + 1 chars, NUL-terminated). */
+void ot_hex(char *out, const unsigned char *in, apr_size_t n);
+
+/**
+ * 1 when s[0..len) is a compact JWS's shape: three non-empty base64url parts joined by two dots
+ * and nothing else; *hlen is then the first part's length.
+ */
+int ot_jws_compact_shape(const char *s, apr_size_t len, apr_size_t *hlen);
+
 /** Standard base64 with padding. */
 const char *ot_b64_encode(const char *in, apr_size_t len, apr_pool_t *p);
 
