@@ -55,7 +55,7 @@ apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_
 apr_status_t ot_cache_claim(ot_shm_t *s, const unsigned char *key, const ot_cache_entry_t *e,
                             apr_time_t now, apr_time_t since, apr_time_t *held, apr_pool_t *p);
 
-/** Forget key (e.g. after the issuer said it is no longer active). */
+/** Forget key. Tests only: the module stores an inactive answer instead (the tombstone). */
 void ot_cache_remove(ot_shm_t *s, const unsigned char *key);
 
 /** Fill *info. */
