@@ -546,12 +546,6 @@ offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *i
 void offtok_redis_once_forget(request_rec *r, const char *table, const char *iss,
                               const char *id);
 
-/** OfftokRedis, OfftokRedisPassword, OfftokRedisKey. */
-const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg);
-const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg);
-const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg);
-const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg);
-
 /** Hooks of the Redis tier, registered by mod_offtok.c. */
 int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s);
