@@ -151,6 +151,9 @@ typedef struct {
 
 /* ---- effective values of a merged per-directory configuration (mod_offtok_defaults.c) ------ */
 
+/** 1 when r is protected with AuthType offtok. */
+int offtok_is_ours(request_rec *r);
+
 int offtok_cache_ttl(const offtok_dir_conf *c);
 int offtok_neg_ttl(const offtok_dir_conf *c);
 ot_always_t offtok_always(const offtok_dir_conf *c);
@@ -225,8 +228,6 @@ typedef struct {
 /** Check the request's token once (or reuse the initial request's result). Never NULL. */
 offtok_req_t *offtok_check(request_rec *r);
 
-/** 1 when r is protected with AuthType offtok. */
-int offtok_is_ours(request_rec *r);
 
 /** Set REMOTE_USER's companions: OFFTOK_CLAIM_*, OFFTOK_TOKEN_KIND, headers, token removal. */
 void offtok_env_apply(request_rec *r, offtok_req_t *st);

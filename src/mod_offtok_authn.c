@@ -30,13 +30,6 @@
 
 APLOG_USE_MODULE(offtok);
 
-int offtok_is_ours(request_rec *r)
-{
-    const char *type = ap_auth_type(r);
-
-    return type != NULL && strcasecmp(type, "offtok") == 0;
-}
-
 static void fail(offtok_req_t *st, int status, const char *error)
 {
     st->status = status;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <httpd.h>
 #include <http_config.h>
+#include <http_core.h>
 
 #include "mod_offtok.h"
 #include "ot_http.h"
@@ -118,6 +119,13 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     c->issuer_rate = add->issuer_rate_set ? add->issuer_rate : base->issuer_rate;
     c->issuer_rate_set = add->issuer_rate_set || base->issuer_rate_set;
     return c;
+}
+
+int offtok_is_ours(request_rec *r)
+{
+    const char *type = ap_auth_type(r);
+
+    return type != NULL && strcasecmp(type, "offtok") == 0;
 }
 
 int offtok_cache_ttl(const offtok_dir_conf *c)
