@@ -283,6 +283,16 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s);
 
+#ifdef HAVE_HIREDIS
+/** check_config, child_init and child_stopping of the Redis tier (mod_offtok_redis.c). */
+int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s);
+void offtok_redis_child_init(apr_pool_t *pchild, server_rec *s);
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
+void offtok_redis_child_stopping(apr_pool_t *pchild, int graceful);
+#endif
+#endif
+
 
 /* ---- sender-constrained tokens (mod_offtok_dpop.c) ---------------------------------------- */
 
@@ -490,117 +500,5 @@ int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t 
 
 /** A key or metadata fetch was made: count it against OfftokIssuerMaxRate. */
 void offtok_flood_fetched(void);
-
-/* ---- pushed revocations and the Redis tier (mod_offtok_redis.c) --------------------------- */
-
-/** What offtok_redis_once found. */
-typedef enum {
-    OFFTOK_ONCE_FIRST,               /**< recorded: no node used it before */
-    OFFTOK_ONCE_SEEN,                /**< some node used it before: a replay */
-    OFFTOK_ONCE_UNAVAILABLE          /**< no Redis, or it could not be asked */
-} offtok_once_t;
-
-#ifdef HAVE_HIREDIS
-/**
- * Apply a valid pushed revocation of a sub or sid in every process of this node (ot_revoke_add)
- * and, with OfftokRedis, publish it to the other nodes; while Redis is unreachable it is queued
- * and published once Redis is back. Returns what ot_revoke_add returned.
- */
-apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind, const char *iss,
-                           const char *value, apr_time_t at, apr_time_t until);
-
-/**
- * The same for a not-before policy (ot_revoke_set_not_before), ordered by `order` (the Keycloak
- * action's expiration): an older one than the policy in force changes nothing, here or on the
- * other nodes, and returns APR_SUCCESS.
- */
-apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *client,
-                               apr_int64_t not_before, apr_int64_t order, apr_time_t at);
-
-/**
- * After a local miss: an answer another node stored in Redis. APR_SUCCESS and *e when one is
- * there and authentic; anything else is a miss (Redis unreachable, nothing there, a value that
- * fails its MAC).
- */
-apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key, apr_time_t now,
-                              ot_cache_entry_t *e);
-
-/** Store a fresh answer in Redis too (when OfftokRedis is set; failures are only counted). */
-void offtok_redis_put(request_rec *r, const unsigned char *key, const ot_cache_entry_t *e);
-
-/**
- * 0 when a positive answer fetched at `fetched` must not be reused: this process's subscription
- * to revocations is down (or not caught up yet) and the answer predates the loss.
- */
-int offtok_redis_trusts(apr_time_t fetched);
-
-/**
- * Record that `id` (of `table`: "push" for logout jtis and action ids, later "dpop") from issuer
- * `iss` is used, until `until`, across all nodes (SET NX in Redis). OFFTOK_ONCE_FIRST: no node
- * saw it before; OFFTOK_ONCE_SEEN: one did (a replay); OFFTOK_ONCE_UNAVAILABLE: no OfftokRedis,
- * or Redis could not be asked — the caller decides (accept a logout, refuse a proof).
- */
-offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *iss,
-                                const char *id, apr_time_t until);
-
-/** Undo offtok_redis_once's record of id (what it guarded failed here; a retry must pass). */
-void offtok_redis_once_forget(request_rec *r, const char *table, const char *iss,
-                              const char *id);
-
-/** Hooks of the Redis tier, registered by mod_offtok.c. */
-int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
-                              server_rec *s);
-void offtok_redis_child_init(apr_pool_t *pchild, server_rec *s);
-#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
-void offtok_redis_child_stopping(apr_pool_t *pchild, int graceful);
-#endif
-#else
-/* Built without hiredis: the directives are refused, nothing is shared. */
-static APR_INLINE apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind,
-                                             const char *iss, const char *value, apr_time_t at,
-                                             apr_time_t until)
-{
-    return ot_revoke_add(offtok_proc()->shm, kind, iss, value, at, until);
-}
-
-static APR_INLINE apr_status_t offtok_not_before(request_rec *r, const char *iss,
-                                                 const char *client, apr_int64_t not_before,
-                                                 apr_int64_t order, apr_time_t at)
-{
-    apr_status_t rv = ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before,
-                                               order, at);
-
-    return rv == APR_EEXIST ? APR_SUCCESS : rv;
-}
-
-static APR_INLINE apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key,
-                                                apr_time_t now, ot_cache_entry_t *e)
-{
-    return APR_NOTFOUND;
-}
-
-static APR_INLINE void offtok_redis_put(request_rec *r, const unsigned char *key,
-                                        const ot_cache_entry_t *e)
-{
-}
-
-static APR_INLINE int offtok_redis_trusts(apr_time_t fetched)
-{
-    return 1;
-}
-
-static APR_INLINE offtok_once_t offtok_redis_once(request_rec *r, const char *table,
-                                                  const char *iss, const char *id,
-                                                  apr_time_t until)
-{
-    return OFFTOK_ONCE_UNAVAILABLE;
-}
-
-static APR_INLINE void offtok_redis_once_forget(request_rec *r, const char *table,
-                                                const char *iss, const char *id)
-{
-}
-
-#endif
 
 #endif

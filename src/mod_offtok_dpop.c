@@ -29,6 +29,7 @@
 #include <mod_ssl.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "ot_dpop.h"
 #include "ot_replay.h"
 

@@ -25,6 +25,7 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "ot_revoke.h"
 #include "ot_http.h"
 #include "ot_jose.h"

@@ -42,6 +42,7 @@
 #include <apr_thread_proc.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "ot_redis.h"
 #include "ot_stats.h"
 #include "ot_util.h"

@@ -11,6 +11,7 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "mod_offtok_ask.h"
 #include "ot_cache.h"
 
