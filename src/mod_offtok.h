@@ -18,10 +18,13 @@
 
 #include <httpd.h>
 #include <http_config.h>
+#include <mod_auth.h>
 #include <apr_tables.h>
 
 #include "ot_answer.h"
+#include "ot_judge.h"
 #include "ot_cache.h"
+#include "ot_revoke.h"
 #include "ot_flight.h"
 #include "ot_introspect.h"
 #include "ot_rate.h"
@@ -128,7 +131,9 @@ typedef struct {
     int miss_rate_set, issuer_rate_set;
 } offtok_srv_conf;
 
-/** Defaults, applied when reading an unset field. */
+/** A per-directory field not set by any directive yet (merge takes the base's value). */
+#define OFFTOK_UNSET (-1)
+/** Defaults, applied when reading an unset field (mod_offtok_defaults.c). */
 #define OT_DEFAULT_CACHE_TTL 60
 #define OT_DEFAULT_NEG_TTL 10
 #define OT_DEFAULT_CONNECT_TIMEOUT apr_time_from_sec(2)
@@ -144,7 +149,11 @@ typedef struct {
  */
 #define OT_LOCAL_MAX_LIFETIME 3600
 
-/** Effective values of a merged per-directory configuration. */
+/* ---- effective values of a merged per-directory configuration (mod_offtok_defaults.c) ------ */
+
+/** 1 when r is protected with AuthType offtok. */
+int offtok_is_ours(request_rec *r);
+
 int offtok_cache_ttl(const offtok_dir_conf *c);
 int offtok_neg_ttl(const offtok_dir_conf *c);
 ot_always_t offtok_always(const offtok_dir_conf *c);
@@ -162,6 +171,25 @@ ot_bind_mode_t offtok_dpop_mode(const offtok_dir_conf *c);
 ot_bind_mode_t offtok_mtls_mode(const offtok_dir_conf *c);
 /** OfftokDPoPAlgorithms, or the default list. */
 const apr_array_header_t *offtok_dpop_algs(const offtok_dir_conf *c);
+/** OfftokSSLVerify (default On). */
+int offtok_ssl_verify(const offtok_dir_conf *c);
+/** OfftokOfflineTokens Allow (the default) or Deny. */
+int offtok_allow_offline(const offtok_dir_conf *c);
+/** OfftokForwardToken (default On). */
+int offtok_forward_token(const offtok_dir_conf *c);
+/** OfftokSignedAnswers (default Off). */
+int offtok_signed_answers(const offtok_dir_conf *c);
+/** OfftokDPoPNonce (default Off). */
+int offtok_dpop_nonce(const offtok_dir_conf *c);
+/** OfftokTokenTypeHint (default auto). */
+ot_hint_mode_t offtok_hint_mode(const offtok_dir_conf *c);
+/** OfftokClientAuth (default client_secret_basic). */
+ot_client_auth_t offtok_client_auth(const offtok_dir_conf *c);
+/**
+ * A request to the issuer as c's settings make it: CA file, verification, timeouts; the rest
+ * (URL, body, deadline, limits) zero for the caller to fill in.
+ */
+void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c);
 /** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
 int offtok_longest_ttl(void);
 /** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */
@@ -200,8 +228,6 @@ typedef struct {
 /** Check the request's token once (or reuse the initial request's result). Never NULL. */
 offtok_req_t *offtok_check(request_rec *r);
 
-/** 1 when r is protected with AuthType offtok. */
-int offtok_is_ours(request_rec *r);
 
 /** Set REMOTE_USER's companions: OFFTOK_CLAIM_*, OFFTOK_TOKEN_KIND, headers, token removal. */
 void offtok_env_apply(request_rec *r, offtok_req_t *st);
@@ -222,10 +248,51 @@ int offtok_strip_headers(request_rec *r);
  */
 int offtok_fast_redirected(request_rec *r);
 
-/** Write WWW-Authenticate (or Retry-After for 503 and 429) for st's outcome. */
+/* ---- what a refused request is told (mod_offtok_outcome.c) -------------------------------- */
+
+/** Retry-After of a request's 503 (the issuer, Redis or the keys could not be had). */
+#define OFFTOK_RETRY_AFTER "5"
+/** Retry-After of a push's 503 (docs/directives.md: the push handlers). */
+#define OFFTOK_RETRY_AFTER_PUSH "10"
+
+/**
+ * Write st's outcome: the WWW-Authenticate (or Proxy-Authenticate) challenges of a 401 or 403,
+ * Bearer and DPoP as OfftokDPoP asks, with DPoP-Nonce when the client must use one; Retry-After
+ * for a 503 or 429; nothing for a 500.
+ */
 void offtok_set_challenge(request_rec *r, const offtok_req_t *st);
 
-void offtok_register_authz(apr_pool_t *p);
+/** insert_error_filter: mod_authz_core answers a first-pass denial with 403 itself; add ours. */
+void offtok_insert_error_filter(request_rec *r);
+
+/* ---- hooks and providers of the other files, registered by mod_offtok.c --------------------- */
+
+/** The `Require offtok-scope` and `Require offtok-claim` providers (mod_offtok_authz.c). */
+extern const authz_provider offtok_scope_provider;
+extern const authz_provider offtok_claim_provider;
+
+/** check_config of OfftokClientAuth and its companions (mod_offtok_client.c). */
+int offtok_client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                               server_rec *s);
+
+/** post_config: the DPoP replay table and nonce secret, kept across restarts. */
+int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s);
+
+/** check_config of OfftokAccessTokens Local's directives (mod_offtok_local.c). */
+int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s);
+
+#ifdef HAVE_HIREDIS
+/** check_config, child_init and child_stopping of the Redis tier (mod_offtok_redis.c). */
+int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                              server_rec *s);
+void offtok_redis_child_init(apr_pool_t *pchild, server_rec *s);
+#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
+void offtok_redis_child_stopping(apr_pool_t *pchild, int graceful);
+#endif
+#endif
+
 
 /* ---- sender-constrained tokens (mod_offtok_dpop.c) ---------------------------------------- */
 
@@ -254,14 +321,9 @@ void offtok_dpop_bound(request_rec *r, const offtok_req_t *st, const offtok_dir_
  */
 int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c);
 
-/**
- * Write the challenges (RFC 6750 §3, RFC 9449 §7) for st: `bearer` is the Bearer challenge as
- * the location writes it without DPoP, realm the quoted AuthName (or NULL).
- */
-void offtok_dpop_challenge(request_rec *r, const offtok_req_t *st, const char *bearer,
-                           const char *realm);
+/** DPoP-Nonce on an answer, with Cache-Control: no-store (RFC 9449 §8.2). */
+void offtok_dpop_send_nonce(request_rec *r);
 
-void offtok_dpop_register_hooks(apr_pool_t *p);
 /* ---- discovery and local validation (mod_offtok_local.c) ---------------------------------- */
 
 /**
@@ -292,7 +354,6 @@ const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c);
 /** A Require offtok-claim name (claim) or offtok-scope (NULL) line in cmd's section. */
 void offtok_local_note_require(cmd_parms *cmd, const char *claim);
 
-void offtok_local_register_hooks(apr_pool_t *p);
 
 
 /** The handlers offtok-backchannel-logout, offtok-keycloak-admin and offtok-status. */
@@ -374,8 +435,6 @@ const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
                                    const char *key);
 const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg);
 
-/** The check_config hook that makes `apachectl -t` refuse incomplete client authentication. */
-void offtok_client_register_hooks(apr_pool_t *p);
 
 /* ---- per process -------------------------------------------------------------------------- */
 
@@ -406,6 +465,13 @@ typedef struct {
 /** This process's context (its http and flight members are NULL before child_init). */
 offtok_proc_t *offtok_proc(void);
 
+/** post_config: make or reuse the shared segment (mod_offtok_proc.c). */
+int offtok_proc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s);
+
+/** child_init: this process's issuer link, key caches and credential store. */
+void offtok_proc_child_init(apr_pool_t *pchild, server_rec *s);
+
 /* ---- floods of made-up tokens (mod_offtok_flood.c) ---------------------------------------- */
 
 /** One request's admission to the issuer-call budgets. */
@@ -434,120 +500,5 @@ int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t 
 
 /** A key or metadata fetch was made: count it against OfftokIssuerMaxRate. */
 void offtok_flood_fetched(void);
-
-/* ---- pushed revocations and the Redis tier (mod_offtok_redis.c) --------------------------- */
-
-/** What offtok_redis_once found. */
-typedef enum {
-    OFFTOK_ONCE_FIRST,               /**< recorded: no node used it before */
-    OFFTOK_ONCE_SEEN,                /**< some node used it before: a replay */
-    OFFTOK_ONCE_UNAVAILABLE          /**< no Redis, or it could not be asked */
-} offtok_once_t;
-
-#ifdef HAVE_HIREDIS
-/**
- * Apply a valid pushed revocation of a sub or sid in every process of this node (ot_revoke_add)
- * and, with OfftokRedis, publish it to the other nodes; while Redis is unreachable it is queued
- * and published once Redis is back. Returns what ot_revoke_add returned.
- */
-apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind, const char *iss,
-                           const char *value, apr_time_t at, apr_time_t until);
-
-/**
- * The same for a not-before policy (ot_revoke_set_not_before), ordered by `order` (the Keycloak
- * action's expiration): an older one than the policy in force changes nothing, here or on the
- * other nodes, and returns APR_SUCCESS.
- */
-apr_status_t offtok_not_before(request_rec *r, const char *iss, const char *client,
-                               apr_int64_t not_before, apr_int64_t order, apr_time_t at);
-
-/**
- * After a local miss: an answer another node stored in Redis. APR_SUCCESS and *e when one is
- * there and authentic; anything else is a miss (Redis unreachable, nothing there, a value that
- * fails its MAC).
- */
-apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key, apr_time_t now,
-                              ot_cache_entry_t *e);
-
-/** Store a fresh answer in Redis too (when OfftokRedis is set; failures are only counted). */
-void offtok_redis_put(request_rec *r, const unsigned char *key, const ot_cache_entry_t *e);
-
-/**
- * 0 when a positive answer fetched at `fetched` must not be reused: this process's subscription
- * to revocations is down (or not caught up yet) and the answer predates the loss.
- */
-int offtok_redis_trusts(apr_time_t fetched);
-
-/**
- * Record that `id` (of `table`: "push" for logout jtis and action ids, later "dpop") from issuer
- * `iss` is used, until `until`, across all nodes (SET NX in Redis). OFFTOK_ONCE_FIRST: no node
- * saw it before; OFFTOK_ONCE_SEEN: one did (a replay); OFFTOK_ONCE_UNAVAILABLE: no OfftokRedis,
- * or Redis could not be asked — the caller decides (accept a logout, refuse a proof).
- */
-offtok_once_t offtok_redis_once(request_rec *r, const char *table, const char *iss,
-                                const char *id, apr_time_t until);
-
-/** Undo offtok_redis_once's record of id (what it guarded failed here; a retry must pass). */
-void offtok_redis_once_forget(request_rec *r, const char *table, const char *iss,
-                              const char *id);
-
-/** OfftokRedis, OfftokRedisPassword, OfftokRedisKey. */
-const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg);
-const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg);
-const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg);
-const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg);
-
-void offtok_redis_register_hooks(apr_pool_t *p);
-#else
-/* Built without hiredis: the directives are refused, nothing is shared. */
-static APR_INLINE apr_status_t offtok_revoke(request_rec *r, ot_revoke_kind_t kind,
-                                             const char *iss, const char *value, apr_time_t at,
-                                             apr_time_t until)
-{
-    return ot_revoke_add(offtok_proc()->shm, kind, iss, value, at, until);
-}
-
-static APR_INLINE apr_status_t offtok_not_before(request_rec *r, const char *iss,
-                                                 const char *client, apr_int64_t not_before,
-                                                 apr_int64_t order, apr_time_t at)
-{
-    apr_status_t rv = ot_revoke_set_not_before(offtok_proc()->shm, iss, client, not_before,
-                                               order, at);
-
-    return rv == APR_EEXIST ? APR_SUCCESS : rv;
-}
-
-static APR_INLINE apr_status_t offtok_redis_get(request_rec *r, const unsigned char *key,
-                                                apr_time_t now, ot_cache_entry_t *e)
-{
-    return APR_NOTFOUND;
-}
-
-static APR_INLINE void offtok_redis_put(request_rec *r, const unsigned char *key,
-                                        const ot_cache_entry_t *e)
-{
-}
-
-static APR_INLINE int offtok_redis_trusts(apr_time_t fetched)
-{
-    return 1;
-}
-
-static APR_INLINE offtok_once_t offtok_redis_once(request_rec *r, const char *table,
-                                                  const char *iss, const char *id,
-                                                  apr_time_t until)
-{
-    return OFFTOK_ONCE_UNAVAILABLE;
-}
-
-static APR_INLINE void offtok_redis_once_forget(request_rec *r, const char *table,
-                                                const char *iss, const char *id)
-{
-}
-
-static APR_INLINE void offtok_redis_register_hooks(apr_pool_t *p)
-{
-}
-#endif
 
 #endif

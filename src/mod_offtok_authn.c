@@ -20,6 +20,7 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_ask.h"
 #include "ot_cache.h"
 #include "ot_claims.h"
 #include "ot_flight.h"
@@ -28,24 +29,6 @@
 #include "ot_util.h"
 
 APLOG_USE_MODULE(offtok);
-
-/** What one request asks the issuer, and under which cache key. */
-typedef struct {
-    const offtok_dir_conf *conf;
-    ot_introspect_t in;
-    ot_jwt_peek_t peek;
-    unsigned char key[OT_KEY_LEN];
-    const char *secret_file;    /**< where in.client_secret came from (file:), else NULL */
-    int fresh;                  /**< a positive answer must come from a call started after arrival */
-    int known;                  /**< a tier holds a positive answer of any age (no flood charge) */
-} offtok_ask_t;
-
-int offtok_is_ours(request_rec *r)
-{
-    const char *type = ap_auth_type(r);
-
-    return type != NULL && strcasecmp(type, "offtok") == 0;
-}
 
 static void fail(offtok_req_t *st, int status, const char *error)
 {
@@ -85,11 +68,11 @@ static void pick_client(offtok_ask_t *ask)
  */
 static const char *answer_how(request_rec *r, const offtok_dir_conf *c)
 {
-    const char *verify = c->ssl_verify != 0 ? "verify" : "noverify";
+    const char *verify = offtok_ssl_verify(c) ? "verify" : "noverify";
     const char *how = c->ca_file ? apr_pstrcat(r->pool, verify, " ca=", c->ca_file, NULL)
                                  : verify;
 
-    return c->signed_answers == 1 ? apr_pstrcat(r->pool, how, " signed", NULL) : how;
+    return offtok_signed_answers(c) ? apr_pstrcat(r->pool, how, " signed", NULL) : how;
 }
 
 /** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
@@ -98,7 +81,7 @@ static void resolve_ask(request_rec *r, offtok_ask_t *ask)
     const offtok_dir_conf *c = ask->conf;
 
     ot_jwt_peek(&ask->peek, ask->in.token, r->pool);
-    ask->in.hint = ot_token_hint(c->hint_mode >= 0 ? (ot_hint_mode_t)c->hint_mode : OT_HINT_AUTO,
+    ask->in.hint = ot_token_hint(offtok_hint_mode(c),
                                  &ask->peek);
     pick_client(ask);
 }
@@ -117,9 +100,9 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     memset(ask, 0, sizeof(*ask));
     ask->conf = c;
     ask->in.url = c->url;
-    ask->in.auth = c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
+    ask->in.auth = offtok_client_auth(c);
     ask->in.token = token;
-    ask->in.signed_answers = c->signed_answers == 1;
+    ask->in.signed_answers = offtok_signed_answers(c);
     resolve_ask(r, ask);
     ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, answer_how(r, c), token);
     /* With Offline, a token not known to be an access token must be treated as offline. */
@@ -127,169 +110,6 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
         || (always == OT_ALWAYS_OFFLINE
             && !(ask->peek.typ && (strcmp(ask->peek.typ, "Bearer") == 0
                                    || strcmp(ask->peek.typ, "DPoP") == 0)));
-}
-
-/* ---- the cache ---------------------------------------------------------------------------- */
-
-/**
- * The issuer under which pushed revocations are looked up: the answer's iss, else the location's
- * OfftokIssuer (the handlers record them under OfftokIssuer). Not-before policies are looked up
- * for the location's OfftokClientID, the client Keycloak pushes them to, whichever credentials
- * (OfftokClientFor) introspected the token: see docs/pushed-revocation.md.
- */
-static const char *revoke_iss(const offtok_dir_conf *c, const char *iss)
-{
-    return iss ? iss : c->issuer;
-}
-
-/**
- * What the cache and the revocation tables know of an answer whose issuer call started at
- * `fetched` (without the claims' digest, which only the cache needs).
- */
-static void entry_of(ot_cache_entry_t *e, const offtok_ask_t *ask, const ot_answer_t *a,
-                     apr_time_t fetched)
-{
-    memset(e, 0, sizeof(*e));
-    e->fetched = fetched;
-    e->drop_after = fetched + apr_time_from_sec(offtok_longest_ttl());
-    e->active = a->active;
-    if (!a->active) {
-        return;
-    }
-    e->exp = a->exp ? apr_time_from_sec(a->exp) : 0;
-    e->iat = a->iat ? apr_time_from_sec(a->iat) : 0;
-    e->offline = a->kind == OT_KIND_OFFLINE;
-    /* Revocations are kept per issuer: an answer without iss belongs to OfftokIssuer. */
-    e->iss = revoke_iss(ask->conf, a->iss);
-    e->sub = a->sub;
-    e->sid = a->sid;
-    e->azp = ot_answer_client(a);
-    if (e->exp && e->exp < e->drop_after) {
-        e->drop_after = e->exp;
-    }
-}
-
-/**
- * 1 when this location may take an entry (of either tier, or the initial request's answer) as
- * its answer for a request that arrived at `arrived`. An answer from an issuer call that started
- * after the request arrived is as fresh as this request can ask for; any other is judged by this
- * location's TTLs and OfftokAlwaysValidate. A positive one must also be clear of every
- * revocation recorded since its call started, and of a gap in this process's Redis subscription.
- */
-static int acceptable(const offtok_ask_t *ask, const ot_cache_entry_t *e, apr_time_t now,
-                      apr_time_t arrived)
-{
-    offtok_proc_t *proc = offtok_proc();
-    const offtok_dir_conf *c = ask->conf;
-    ot_always_t always = offtok_always(c);
-    int fresh = e->fetched >= arrived;
-
-    if (!e->active) {
-        /* Where every answer must be fresh, an old "inactive" is as stale as an old "active". */
-        return fresh || (!ask->fresh && now - e->fetched < apr_time_from_sec(offtok_neg_ttl(c)));
-    }
-    if (!fresh && (now - e->fetched >= apr_time_from_sec(offtok_cache_ttl(c))
-                   || always == OT_ALWAYS_ON || (always == OT_ALWAYS_OFFLINE && e->offline))) {
-        return 0;
-    }
-    return proc->shm != NULL
-        && !ot_revoke_applies(proc->shm, revoke_iss(c, e->iss), c->client_id, e)
-        && offtok_redis_trusts(e->fetched);
-}
-
-/** An entry of either tier that this location may use, as an answer; NULL when it may not. */
-static ot_answer_t *usable(request_rec *r, const offtok_ask_t *ask, const ot_cache_entry_t *e,
-                           apr_time_t now)
-{
-    if (!acceptable(ask, e, now, r->request_time)) {
-        return NULL;
-    }
-    return e->active ? ot_answer_from_digest(e->claims, e->claims_len, r->pool)
-                     : ot_answer_inactive(r->pool);
-}
-
-/**
- * 1 when e makes the token known to the flood budgets (no charge for asking about it): only a
- * positive answer does. An inactive one is what every made-up token gets, and re-asking about it
- * free of charge (every repeat under OfftokAlwaysValidate On, every repeat after
- * OfftokNegativeCacheTTL otherwise, or at once where that is 0 and the answer is only the
- * tombstone of older positive ones) would let one charged token buy issuer calls for as long as
- * a flood lasts.
- */
-static int known(const offtok_ask_t *ask, const ot_cache_entry_t *e)
-{
-    (void)ask;
-    return e->active;
-}
-
-/**
- * A cached answer this location may use, or NULL: from the local tier, else from Redis (the
- * second tier, when OfftokRedis is set), which then fills the local tier.
- */
-static ot_answer_t *from_cache(request_rec *r, offtok_ask_t *ask, apr_time_t *fetched)
-{
-    offtok_proc_t *proc = offtok_proc();
-    apr_time_t now = apr_time_now();
-    ot_cache_entry_t e, l;
-    ot_answer_t *a;
-    int local;
-
-    if (proc->shm == NULL) {
-        return NULL;
-    }
-    local = ot_cache_get(proc->shm, ask->key, now, &l, r->pool) == APR_SUCCESS;
-    ask->known = local && known(ask, &l);
-    /* With OfftokAlwaysValidate On no cached answer is ever used (the look says known only). */
-    if (offtok_always(ask->conf) == OT_ALWAYS_ON) {
-        return NULL;
-    }
-    if (local && (a = usable(r, ask, &l, now)) != NULL) {
-        *fetched = l.fetched;
-        return a;
-    }
-    if (offtok_redis_get(r, ask->key, now, &e) != APR_SUCCESS) {
-        return NULL;
-    }
-    ask->known = ask->known || known(ask, &e);
-    /*
-     * Another node's call never counts as made for this request (acceptable()'s "fresh"), however
-     * its clock reads: so its TTL and OfftokAlwaysValidate Offline are applied. Newer wins: never
-     * an answer older than the local one (an inactive one above all).
-     */
-    if (e.fetched >= r->request_time) {
-        e.drop_after -= e.fetched - (r->request_time - 1);
-        e.fetched = r->request_time - 1;
-    }
-    if (local && e.fetched <= l.fetched) {
-        return NULL;
-    }
-    ot_cache_put(proc->shm, ask->key, &e, now);
-    *fetched = e.fetched;
-    return usable(r, ask, &e, now);
-}
-
-static void to_cache(request_rec *r, const offtok_ask_t *ask, const ot_answer_t *a,
-                     apr_time_t started)
-{
-    offtok_proc_t *proc = offtok_proc();
-    ot_cache_entry_t e;
-
-    /*
-     * An inactive answer is stored whatever OfftokNegativeCacheTTL says: it is the tombstone
-     * that keeps every older positive one for the key from being used again, in both tiers.
-     * With a negative TTL of 0 it is never reused as an answer (usable()).
-     */
-    if (proc->shm == NULL) {
-        return;
-    }
-    entry_of(&e, ask, a, started);
-    if (a->active && (e.claims = ot_answer_digest(a, &e.claims_len, r->pool)) == NULL) {
-        return;
-    }
-    /* Not where a revocation already refuses it; Redis takes what is too big for the segment. */
-    if (ot_cache_put(proc->shm, ask->key, &e, apr_time_now()) != APR_EINCOMPLETE) {
-        offtok_redis_put(r, ask->key, &e);
-    }
 }
 
 /* ---- the issuer --------------------------------------------------------------------------- */
@@ -363,11 +183,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     apr_uint32_t quieted;
     apr_status_t rv;
 
-    memset(&req, 0, sizeof(req));
-    req.ca_file = c->ca_file;
-    req.verify = c->ssl_verify != 0;
-    req.connect_timeout = offtok_connect_timeout(c);
-    req.total_timeout = offtok_total_timeout(c);
+    offtok_http_req(&req, c);
     req.deadline = r->request_time + req.total_timeout;
     offtok_call_init(&call, r, c, &ask->in, ask->secret_file, &req);
 
@@ -437,13 +253,13 @@ static int fresh_revoked(const offtok_ask_t *ask, const ot_answer_t *a, apr_time
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *c = ask->conf;
-    const char *iss = revoke_iss(c, a->iss);
+    const char *iss = offtok_revoke_iss(c, a->iss);
     ot_cache_entry_t e;
 
     if (proc->shm == NULL || !a->active) {
         return 0;
     }
-    entry_of(&e, ask, a, started);
+    offtok_entry_of(&e, ask, a, started);
     if (!ot_revoke_applies(proc->shm, iss, c->client_id, &e)) {
         return 0;
     }
@@ -468,7 +284,7 @@ static apr_status_t from_issuer(request_rec *r, offtok_req_t *st, const offtok_a
             return APR_EGENERAL;
         }
         if (!joined) {
-            to_cache(r, ask, *pa, started);     /* the leader stores it for everyone */
+            offtok_to_cache(r, ask, *pa, started);     /* the leader stores it for everyone */
         }
         if (!fresh_revoked(ask, *pa, started, &permanent)) {
             *fetched = started;
@@ -504,7 +320,7 @@ static void judge(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c, ot
     offtok_dpop_bound(r, st, c, a, &bound);               /* DPoP and certificate binding */
     policy.issuer = c->issuer;
     policy.audience = c->audience;
-    policy.allow_offline = c->offline != 0;
+    policy.allow_offline = offtok_allow_offline(c);
     policy.offline_clients = c->offline_clients;
     policy.skew = offtok_clock_skew(c);
     v = ot_answer_judge_bound(a, &policy, &bound, (apr_int64_t)apr_time_sec(apr_time_now()));
@@ -566,8 +382,8 @@ static int reuse_initial(request_rec *r, offtok_req_t *st, const offtok_ask_t *a
         fail(st, ist->status, NULL);   /* the same issuer just failed for the same question */
         return 1;
     }
-    entry_of(&e, ask, ist->seen, ist->fetched);
-    if (!acceptable(ask, &e, apr_time_now(), init->request_time)) {
+    offtok_entry_of(&e, ask, ist->seen, ist->fetched);
+    if (!offtok_acceptable(ask, &e, apr_time_now(), init->request_time)) {
         return 0;
     }
     st->seen = ist->seen;
@@ -606,7 +422,7 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
             return;
         }
     }
-    a = from_cache(r, &ask, &st->fetched);
+    a = offtok_from_cache(r, &ask, &st->fetched);
     /* Floods of made-up tokens: what is certain to fail costs no call (mod_offtok_flood.c). */
     if (a == NULL && offtok_flood_certain(r, st, c, token)) {
         return;

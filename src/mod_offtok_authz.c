@@ -107,18 +107,6 @@ static authz_status deny_scope(request_rec *r, offtok_req_t *st, const char *sco
     return AUTHZ_DENIED;
 }
 
-/** mod_authz_core answers a first-pass denial with 403 itself: add our challenge to it. */
-static void offtok_insert_error_filter(request_rec *r)
-{
-    const offtok_req_t *st = ap_get_module_config(r->request_config, &offtok_module);
-
-    if (r->status == HTTP_FORBIDDEN && st != NULL && st->scope_needed != NULL
-        && offtok_is_ours(r)) {
-        offtok_count_answer(r, HTTP_FORBIDDEN, st->scope_needed[0] ? "scope" : "claim");
-        offtok_set_challenge(r, st);
-    }
-}
-
 static authz_status scope_check(request_rec *r, const char *line, const void *parsed)
 {
     const offtok_require_t *req = parsed;
@@ -167,14 +155,5 @@ static authz_status claim_check(request_rec *r, const char *line, const void *pa
     return deny_scope(r, st, "");
 }
 
-static const authz_provider scope_provider = { scope_check, parse_scope };
-static const authz_provider claim_provider = { claim_check, parse_claim };
-
-void offtok_register_authz(apr_pool_t *p)
-{
-    ap_hook_insert_error_filter(offtok_insert_error_filter, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "offtok-scope", AUTHZ_PROVIDER_VERSION,
-                              &scope_provider, AP_AUTH_INTERNAL_PER_CONF);
-    ap_register_auth_provider(p, AUTHZ_PROVIDER_GROUP, "offtok-claim", AUTHZ_PROVIDER_VERSION,
-                              &claim_provider, AP_AUTH_INTERNAL_PER_CONF);
-}
+const authz_provider offtok_scope_provider = { scope_check, parse_scope };
+const authz_provider offtok_claim_provider = { claim_check, parse_claim };

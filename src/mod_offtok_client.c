@@ -133,14 +133,9 @@ const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
     return NULL;
 }
 
-static ot_client_auth_t auth_of(const offtok_dir_conf *c)
-{
-    return c->client_auth >= 0 ? (ot_client_auth_t)c->client_auth : OT_AUTH_BASIC;
-}
-
 const char *offtok_client_missing(const offtok_dir_conf *c)
 {
-    ot_client_auth_t auth = auth_of(c);
+    ot_client_auth_t auth = offtok_client_auth(c);
 
     if (c->client_id == NULL) {
         return "OfftokClientID";
@@ -161,7 +156,7 @@ const char *offtok_client_missing(const offtok_dir_conf *c)
 /** What keeps c (a section, merged with its server's defaults) from working, or NULL. */
 static const char *section_problem(const offtok_dir_conf *c, apr_pool_t *p)
 {
-    ot_client_auth_t auth = auth_of(c);
+    ot_client_auth_t auth = offtok_client_auth(c);
 
     if ((auth == OT_AUTH_KEY_JWT || auth == OT_AUTH_SECRET_JWT) && c->assertion_aud == NULL
         && c->issuer == NULL) {
@@ -175,7 +170,7 @@ static const char *section_problem(const offtok_dir_conf *c, apr_pool_t *p)
     if (auth == OT_AUTH_TLS && c->client_cert == NULL) {
         return "OfftokClientAuth tls_client_auth needs OfftokClientCertificate";
     }
-    if (c->signed_answers == 1 && c->issuer == NULL) {
+    if (offtok_signed_answers(c) && c->issuer == NULL) {
         return "OfftokSignedAnswers On needs OfftokIssuer (the iss signed answers must carry)";
     }
     return NULL;
@@ -212,7 +207,7 @@ static void check_sections(const char **problem, apr_array_header_t *secs,
  * own or its server's) must have what its OfftokClientAuth needs. Sections are judged merged
  * with their server's defaults only, not with enclosing sections: set the directives together.
  */
-static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s)
 {
     const char *problem = NULL;
@@ -235,11 +230,6 @@ static int client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     return OK;
-}
-
-void offtok_client_register_hooks(apr_pool_t *p)
-{
-    ap_hook_check_config(client_check_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 /* ---- the call ----------------------------------------------------------------------------- */
@@ -448,10 +438,10 @@ void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
 
 const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p)
 {
-    if (c->jwks_url == NULL || (c->ssl_verify != 0 && c->ca_file == NULL)) {
+    if (c->jwks_url == NULL || (offtok_ssl_verify(c) && c->ca_file == NULL)) {
         return c->jwks_url;
     }
-    return apr_pstrcat(p, c->jwks_url, JWKS_TRUST, c->ssl_verify != 0 ? "verify" : "noverify",
+    return apr_pstrcat(p, c->jwks_url, JWKS_TRUST, offtok_ssl_verify(c) ? "verify" : "noverify",
                        c->ca_file ? " ca=" : "", c->ca_file ? c->ca_file : "", NULL);
 }
 

@@ -1,8 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
- * Directives. Each is checked when it is read, so that `apachectl -t` names a typo; each field
- * starts unset and merging takes the child's value when it set one. Repeatable directives
- * (OfftokClientFor, OfftokPassHeader) add up from parent to child.
+ * Every directive: the command table and each directive's handler, Redis's included. Each is
+ * checked when it is read, so that `apachectl -t` names a typo. Fields start unset and merge in
+ * mod_offtok_defaults.c.
  */
 #include <string.h>
 #include <httpd.h>
@@ -16,10 +16,12 @@
 #include "ot_claims.h"
 #include "ot_dpop.h"
 #include "ot_util.h"
+#ifdef HAVE_HIREDIS
+#include "ot_redis.h"
+#endif
 
 APLOG_USE_MODULE(offtok);
 
-#define UNSET (-1)
 #define MAX_TTL 86400
 
 /** The longest OfftokCacheTTL read in this configuration generation. */
@@ -36,177 +38,6 @@ static apr_interval_time_t longest_timeout = OT_DEFAULT_TOTAL_TIMEOUT;
 apr_interval_time_t offtok_longest_timeout(void)
 {
     return longest_timeout;
-}
-
-void *offtok_create_dir_conf(apr_pool_t *p, char *dir)
-{
-    offtok_dir_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    c->client_auth = UNSET;
-    c->ssl_verify = UNSET;
-    c->connect_timeout = UNSET;
-    c->total_timeout = UNSET;
-    c->always = UNSET;
-    c->cache_ttl = UNSET;
-    c->neg_ttl = UNSET;
-    c->offline = UNSET;
-    c->hint_mode = UNSET;
-    c->forward_token = UNSET;
-    c->clock_skew = UNSET;
-    c->dpop = UNSET;
-    c->dpop_max_age = UNSET;
-    c->dpop_nonce = UNSET;
-    c->mtls = UNSET;
-    c->signed_answers = UNSET;
-    c->access_tokens = UNSET;
-    return c;
-}
-
-#define MERGE_PTR(f) (add->f ? add->f : base->f)
-#define MERGE_INT(f) (add->f != UNSET ? add->f : base->f)
-
-/** first's elements, then then's (either may be NULL). */
-static apr_array_header_t *merge_list(apr_pool_t *p, apr_array_header_t *first,
-                                      apr_array_header_t *then)
-{
-    if (first == NULL) return then;
-    if (then == NULL) return first;
-    return apr_array_append(p, first, then);
-}
-
-void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    offtok_dir_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
-
-    c->url = MERGE_PTR(url);
-    c->client_id = MERGE_PTR(client_id);
-    c->client_secret = MERGE_PTR(client_secret);
-    /* The child's lines first: the first OfftokClientFor matching a token's azp is used. */
-    c->client_for = merge_list(p, add->client_for, base->client_for);
-    c->client_auth = MERGE_INT(client_auth);
-    c->ca_file = MERGE_PTR(ca_file);
-    c->ssl_verify = MERGE_INT(ssl_verify);
-    c->connect_timeout = MERGE_INT(connect_timeout);
-    c->total_timeout = MERGE_INT(total_timeout);
-    c->always = MERGE_INT(always);
-    c->cache_ttl = MERGE_INT(cache_ttl);
-    c->neg_ttl = MERGE_INT(neg_ttl);
-    c->offline = MERGE_INT(offline);
-    c->hint_mode = MERGE_INT(hint_mode);
-    c->issuer = MERGE_PTR(issuer);
-    c->audience = MERGE_PTR(audience);
-    c->user_claim = MERGE_PTR(user_claim);
-    c->pass = merge_list(p, base->pass, add->pass);
-    c->forward_token = MERGE_INT(forward_token);
-    c->jwks_url = MERGE_PTR(jwks_url);
-    c->logout_aud = MERGE_PTR(logout_aud);
-    c->offline_clients = MERGE_PTR(offline_clients);
-    c->clock_skew = MERGE_INT(clock_skew);
-    c->dpop = MERGE_INT(dpop);
-    c->dpop_algs = MERGE_PTR(dpop_algs);
-    c->dpop_max_age = MERGE_INT(dpop_max_age);
-    c->dpop_nonce = MERGE_INT(dpop_nonce);
-    c->mtls = MERGE_INT(mtls);
-    c->client_secret_file = add->client_secret ? add->client_secret_file
-                                               : base->client_secret_file;
-    c->client_key = MERGE_PTR(client_key);
-    c->assertion_aud = MERGE_PTR(assertion_aud);
-    c->client_cert = MERGE_PTR(client_cert);
-    c->signed_answers = MERGE_INT(signed_answers);
-    c->access_tokens = MERGE_INT(access_tokens);
-    c->needed_claims = merge_list(p, base->needed_claims, add->needed_claims);
-    c->needs_scope = add->needs_scope || base->needs_scope;
-    return c;
-}
-
-void *offtok_create_srv_conf(apr_pool_t *p, server_rec *s)
-{
-    offtok_srv_conf *c = apr_pcalloc(p, sizeof(*c));
-
-    c->cache_size = 0;
-    c->max_pending = UNSET;
-    return c;
-}
-
-void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
-{
-    offtok_srv_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
-
-    c->cache_size = add->cache_size ? add->cache_size : base->cache_size;
-    c->max_pending = MERGE_INT(max_pending);
-    c->redis_url = MERGE_PTR(redis_url);
-    c->redis_password = MERGE_PTR(redis_password);
-    c->redis_user = MERGE_PTR(redis_user);
-    c->redis_key = MERGE_PTR(redis_key);
-    c->miss_rate = add->miss_rate_set ? add->miss_rate : base->miss_rate;
-    c->miss_rate_set = add->miss_rate_set || base->miss_rate_set;
-    c->issuer_rate = add->issuer_rate_set ? add->issuer_rate : base->issuer_rate;
-    c->issuer_rate_set = add->issuer_rate_set || base->issuer_rate_set;
-    return c;
-}
-
-int offtok_cache_ttl(const offtok_dir_conf *c)
-{
-    return c->cache_ttl != UNSET ? c->cache_ttl : OT_DEFAULT_CACHE_TTL;
-}
-
-int offtok_neg_ttl(const offtok_dir_conf *c)
-{
-    return c->neg_ttl != UNSET ? c->neg_ttl : OT_DEFAULT_NEG_TTL;
-}
-
-int offtok_local(const offtok_dir_conf *c)
-{
-    return c->access_tokens == 1;
-}
-
-ot_always_t offtok_always(const offtok_dir_conf *c)
-{
-    return c->always != UNSET ? (ot_always_t)c->always : OT_ALWAYS_OFF;
-}
-
-apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c)
-{
-    return c->connect_timeout != UNSET ? c->connect_timeout : OT_DEFAULT_CONNECT_TIMEOUT;
-}
-
-apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c)
-{
-    return c->total_timeout != UNSET ? c->total_timeout : OT_DEFAULT_TOTAL_TIMEOUT;
-}
-
-int offtok_clock_skew(const offtok_dir_conf *c)
-{
-    return c->clock_skew != UNSET ? c->clock_skew : OT_DEFAULT_CLOCK_SKEW;
-}
-
-int offtok_dpop_max_age(const offtok_dir_conf *c)
-{
-    return c->dpop_max_age != UNSET ? c->dpop_max_age : OT_DEFAULT_DPOP_MAX_AGE;
-}
-
-ot_bind_mode_t offtok_dpop_mode(const offtok_dir_conf *c)
-{
-    return c->dpop != UNSET ? (ot_bind_mode_t)c->dpop : OT_BIND_ALLOW;
-}
-
-ot_bind_mode_t offtok_mtls_mode(const offtok_dir_conf *c)
-{
-    return c->mtls != UNSET ? (ot_bind_mode_t)c->mtls : OT_BIND_ALLOW;
-}
-
-const apr_array_header_t *offtok_dpop_algs(const offtok_dir_conf *c)
-{
-    static const char *const names[] = { "ES256", "ES384", "PS256", "RS256" };
-    static apr_array_header_t deflt;
-
-    if (c->dpop_algs) {
-        return c->dpop_algs;
-    }
-    deflt.elts = (char *)names;
-    deflt.nelts = deflt.nalloc = 4;
-    deflt.elt_size = sizeof(const char *);
-    return &deflt;
 }
 
 /* ---- directive handlers ------------------------------------------------------------------- */
@@ -568,7 +399,86 @@ static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate, const ch
     return NULL;
 }
 
-#ifndef HAVE_HIREDIS
+#ifdef HAVE_HIREDIS
+/* ---- the Redis tier (mod_offtok_redis.c), where hiredis is ---------------------------------- */
+
+/** Shortest OfftokRedisKey. */
+#define REDIS_KEY_MIN 16
+
+/** The Redis directives are global: the main server's configuration. */
+static offtok_srv_conf *redis_conf(cmd_parms *cmd)
+{
+    return ap_get_module_config(cmd->server->module_config, &offtok_module);
+}
+
+static const char *set_redis(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = redis_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    ot_redis_conf_t conf;
+
+    if (err == NULL && (err = ot_redis_parse_url(&conf, arg, cmd->pool)) == NULL) {
+        sc->redis_url = arg;
+        return NULL;
+    }
+    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+}
+
+static const char *set_redis_password(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = redis_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err == NULL && (sc->redis_password = ot_secret_resolve(arg, &err, cmd->pool)) != NULL) {
+        return NULL;
+    }
+    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+}
+
+static const char *set_redis_user(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = redis_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY), *q;
+
+    for (q = arg; err == NULL && *q; q++) {
+        if (!apr_isgraph(*q)) {
+            err = "a Redis user name has no spaces or control characters";
+        }
+    }
+    if (err == NULL && *arg == '\0') {
+        err = "an empty user name";
+    }
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    sc->redis_user = arg;
+    return NULL;
+}
+
+static const char *set_redis_key(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = redis_conf(cmd);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    const char *key;
+
+    if (err != NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    if (strncmp(arg, "env:", 4) != 0 && strncmp(arg, "file:", 5) != 0) {
+        return apr_psprintf(cmd->pool, "%s: give the key as env:VAR or file:PATH, not in the "
+                            "configuration itself", cmd->cmd->name);
+    }
+    if ((key = ot_secret_resolve(arg, &err, cmd->pool)) == NULL) {
+        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
+    }
+    if (strlen(key) < REDIS_KEY_MIN) {
+        return apr_psprintf(cmd->pool, "%s: the key is shorter than %d bytes (e.g. openssl rand "
+                            "-hex 32 > key)", cmd->cmd->name, REDIS_KEY_MIN);
+    }
+    sc->redis_key = key;
+    return NULL;
+}
+#else
 static const char *refuse_redis(cmd_parms *cmd, void *dc, const char *arg)
 {
     return apr_psprintf(cmd->pool, "%s: this build of mod_offtok has no Redis support (it was "
@@ -659,14 +569,14 @@ const command_rec offtok_cmds[] = {
     AP_INIT_TAKE12("OfftokIssuerMaxRate", set_rate, NULL, RSRC_CONF,
                    "per-second [burst] or Off: issuer calls for the whole server"),
 #ifdef HAVE_HIREDIS
-    AP_INIT_TAKE1("OfftokRedis", offtok_set_redis, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedis", set_redis, NULL, RSRC_CONF,
                   "redis://host[:port][/db] or redis-sentinel://host:port,.../master[/db]: share "
                   "answers and pushed revocations with other nodes"),
-    AP_INIT_TAKE1("OfftokRedisUser", offtok_set_redis_user, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisUser", set_redis_user, NULL, RSRC_CONF,
                   "Redis ACL user sent with AUTH (with OfftokRedisPassword)"),
-    AP_INIT_TAKE1("OfftokRedisPassword", offtok_set_redis_password, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisPassword", set_redis_password, NULL, RSRC_CONF,
                   "Redis AUTH password: a literal, env:VAR or file:PATH"),
-    AP_INIT_TAKE1("OfftokRedisKey", offtok_set_redis_key, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisKey", set_redis_key, NULL, RSRC_CONF,
                   "env:VAR or file:PATH: the secret that keys and authenticates what is in Redis"),
 #else
     AP_INIT_TAKE1("OfftokRedis", refuse_redis, NULL, RSRC_CONF, "not in this build (no hiredis)"),

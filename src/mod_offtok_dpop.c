@@ -10,7 +10,7 @@
  *   prove          the proof checked before the token is looked up (ot_dpop.c)
  *   bound          what the request proved, for ot_answer_judge_bound (cnf.jkt, x5t#S256)
  *   accept         the proof's jti recorded once every check passed: here, then in Redis
- *   challenge      WWW-Authenticate for both schemes, DPoP-Nonce
+ *   DPoP-Nonce     the nonce header (the challenges are written by mod_offtok_outcome.c)
  *
  * The URL a proof's htu must name is the initial request's: scheme, host and port as
  * ap_construct_url builds them (UseCanonicalName), and the path the client sent, before any
@@ -29,6 +29,7 @@
 #include <mod_ssl.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "ot_dpop.h"
 #include "ot_replay.h"
 
@@ -51,7 +52,7 @@ static struct {
 
 static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
 
-static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
     offtok_srv_conf *sc = ap_get_module_config(s->module_config, &offtok_module);
@@ -90,11 +91,6 @@ static int dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     }
     ssl_lookup = APR_RETRIEVE_OPTIONAL_FN(ssl_var_lookup);
     return OK;
-}
-
-void offtok_dpop_register_hooks(apr_pool_t *p)
-{
-    ap_hook_post_config(dpop_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 static void fail(offtok_req_t *st, int status, const char *error)
@@ -237,7 +233,7 @@ int offtok_dpop_prove(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c
     ask.max_age = offtok_dpop_max_age(c);
     ask.skew = offtok_clock_skew(c);
     ask.algs = offtok_dpop_algs(c);
-    ask.nonce_key = c->dpop_nonce == 1 ? dpop.nonce_key : NULL;
+    ask.nonce_key = offtok_dpop_nonce(c) ? dpop.nonce_key : NULL;
     proof = apr_pcalloc(r->pool, sizeof(*proof));
     switch (ot_dpop_verify(proof, &why, &ask, apr_table_get(r->headers_in, "DPoP"), r->pool)) {
     case OT_DPOP_OK:
@@ -285,8 +281,7 @@ void offtok_dpop_bound(request_rec *r, const offtok_req_t *st, const offtok_dir_
     bound->x5t = (a->cnf_x5t && bound->mtls != OT_BIND_OFF) ? client_cert_x5t(r) : NULL;
 }
 
-/** DPoP-Nonce on an answer: with Cache-Control: no-store (RFC 9449 §8.2). */
-static void send_nonce(request_rec *r)
+void offtok_dpop_send_nonce(request_rec *r)
 {
     apr_table_setn(r->err_headers_out, "DPoP-Nonce",
                    ot_dpop_nonce(dpop.nonce_key, apr_time_now(), r->pool));
@@ -359,72 +354,8 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
         return 0;
     }
     if (proof->nonce_old) {
-        send_nonce(r);
+        offtok_dpop_send_nonce(r);
     }
     keep_proof(r, st);
     return 1;
-}
-
-/* ---- challenges ------------------------------------------------------------------------------ */
-
-/**
- * The DPoP challenge (RFC 9449 §7.1): realm, the error when the client used DPoP, the scope
- * for a 403, algs. A nonce request is the contract's `DPoP error="use_dpop_nonce"` as it is.
- */
-static const char *dpop_challenge(request_rec *r, const offtok_req_t *st, const char *realm,
-                                  const offtok_dir_conf *c)
-{
-    const apr_array_header_t *algs = offtok_dpop_algs(c);
-    int mine = st->scheme == OT_SCHEME_DPOP;
-    const char *v = "DPoP", *sep = " ";
-    int i;
-
-    if (mine && st->error && strcmp(st->error, "use_dpop_nonce") == 0) {
-        return "DPoP error=\"use_dpop_nonce\"";
-    }
-    if (realm) {
-        v = apr_pstrcat(r->pool, v, sep, "realm=\"", realm, "\"", NULL);
-        sep = ", ";
-    }
-    if (mine && st->error) {
-        v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
-        sep = ", ";
-    }
-    if (mine && st->scope_needed && *st->scope_needed
-        && strpbrk(st->scope_needed, "\"\\") == NULL) {
-        v = apr_pstrcat(r->pool, v, sep, "scope=\"", st->scope_needed, "\"", NULL);
-    }
-    v = apr_pstrcat(r->pool, v, sep, "algs=\"", NULL);
-    for (i = 0; i < algs->nelts; i++) {
-        v = apr_pstrcat(r->pool, v, i ? " " : "", APR_ARRAY_IDX(algs, i, const char *), NULL);
-    }
-    return apr_pstrcat(r->pool, v, "\"", NULL);
-}
-
-void offtok_dpop_challenge(request_rec *r, const offtok_req_t *st, const char *bearer,
-                           const char *realm)
-{
-    const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
-    const char *name = r->proxyreq == PROXYREQ_PROXY ? "Proxy-Authenticate" : "WWW-Authenticate";
-    ot_bind_mode_t mode = offtok_dpop_mode(c);
-
-    if (mode == OT_BIND_OFF || (st->scheme == OT_SCHEME_BEARER
-                                && st->status != HTTP_UNAUTHORIZED)) {
-        apr_table_setn(r->err_headers_out, name, bearer);
-        return;
-    }
-    if (mode == OT_BIND_ALLOW && st->status == HTTP_UNAUTHORIZED) {
-        if (st->scheme == OT_SCHEME_DPOP) {
-            bearer = realm ? apr_pstrcat(r->pool, "Bearer realm=\"", realm, "\"", NULL)
-                           : "Bearer";
-        }
-        apr_table_setn(r->err_headers_out, name, bearer);
-        apr_table_addn(r->err_headers_out, name, dpop_challenge(r, st, realm, c));
-    }
-    else {
-        apr_table_setn(r->err_headers_out, name, dpop_challenge(r, st, realm, c));
-    }
-    if (st->error && strcmp(st->error, "use_dpop_nonce") == 0) {
-        send_nonce(r);
-    }
 }

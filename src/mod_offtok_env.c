@@ -142,7 +142,7 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
         const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
         apr_table_setn(r->headers_in, h->header, h->claim);
     }
-    if (c->forward_token == 0) {
+    if (!offtok_forward_token(c)) {
         apr_table_unset(r->headers_in, "Authorization");
     }
     if (r->main != NULL) {
@@ -214,54 +214,4 @@ int offtok_fast_redirected(request_rec *r)
     ap_set_module_config(r->request_config, &offtok_module, st);
     offtok_env_apply(r, st);
     return DECLINED;
-}
-
-/** AuthName as a quoted-string value. */
-static const char *quoted(const char *s, apr_pool_t *p)
-{
-    apr_size_t n = strlen(s), i;
-    char *out = apr_palloc(p, 2 * n + 1), *o = out;
-
-    for (i = 0; i < n; i++) {
-        if (s[i] == '"' || s[i] == '\\') {
-            *o++ = '\\';
-        }
-        *o++ = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? ' ' : s[i];
-    }
-    *o = '\0';
-    return out;
-}
-
-void offtok_set_challenge(request_rec *r, const offtok_req_t *st)
-{
-    const char *realm = ap_auth_name(r);
-    const char *v = "Bearer";
-    const char *sep = " ";
-
-    if (st->status == HTTP_SERVICE_UNAVAILABLE) {
-        apr_table_setn(r->err_headers_out, "Retry-After", "5");
-        return;
-    }
-    if (st->status == HTTP_TOO_MANY_REQUESTS) {
-        apr_table_setn(r->err_headers_out, "Retry-After",
-                       apr_itoa(r->pool, st->retry_after > 0 ? st->retry_after : 1));
-        return;
-    }
-    if (st->status == HTTP_INTERNAL_SERVER_ERROR) {
-        return;
-    }
-    if (realm) {
-        v = apr_pstrcat(r->pool, v, sep, "realm=\"", quoted(realm, r->pool), "\"", NULL);
-        sep = ", ";
-    }
-    if (st->error) {
-        v = apr_pstrcat(r->pool, v, sep, "error=\"", st->error, "\"", NULL);
-        sep = ", ";
-    }
-    if (st->scope_needed && *st->scope_needed) {
-        v = apr_pstrcat(r->pool, v, sep, "scope=\"", quoted(st->scope_needed, r->pool), "\"",
-                        NULL);
-    }
-    /* Which of the Bearer and DPoP challenges go out: mod_offtok_dpop.c. */
-    offtok_dpop_challenge(r, st, v, realm ? quoted(realm, r->pool) : NULL);
 }

@@ -21,7 +21,7 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
-#include "ot_cache.h"
+#include "ot_shm.h"
 #include "ot_jose.h"
 #include "ot_json.h"
 #include "ot_stats.h"

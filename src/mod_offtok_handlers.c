@@ -25,7 +25,8 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
-#include "ot_cache.h"
+#include "mod_offtok_redis.h"
+#include "ot_revoke.h"
 #include "ot_http.h"
 #include "ot_jose.h"
 #include "ot_json.h"
@@ -68,7 +69,7 @@ static int refuse(push_t *ps, int status, const char *why)
     if (status == HTTP_SERVICE_UNAVAILABLE) {
         ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0102: %s not done, answering 503: %s",
                       ps->what, why);
-        apr_table_setn(r->err_headers_out, "Retry-After", "10");
+        apr_table_setn(r->err_headers_out, "Retry-After", OFFTOK_RETRY_AFTER_PUSH);
         return status;
     }
     ap_log_rerror(APLOG_MARK, APLOG_WARNING, 0, r, "OT0101: %s refused (%d): %s", ps->what,

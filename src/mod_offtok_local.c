@@ -88,13 +88,9 @@ static apr_status_t raw_get(void *baton, const char *url, int *status, const cha
     ot_http_req_t req;
     ot_http_resp_t resp;
 
-    memset(&req, 0, sizeof(req));
+    offtok_http_req(&req, g->c);
     req.url = url;
     req.accept = g->accept;
-    req.ca_file = g->c->ca_file;
-    req.verify = g->c->ssl_verify != 0;
-    req.connect_timeout = offtok_connect_timeout(g->c);
-    req.total_timeout = offtok_total_timeout(g->c);
     req.max_body = g->max;
     offtok_flood_fetched();             /* counts against OfftokIssuerMaxRate */
     ot_http_get(offtok_proc()->http, &req, &resp, p);
@@ -505,7 +501,7 @@ static int check_sections(server_rec *s, apr_array_header_t *sections, apr_pool_
     return bad;
 }
 
-static int local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s)
 {
     int bad = 0;
@@ -523,9 +519,4 @@ static int local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         bad |= check_sections(s, sc->sec_url, ptemp);
     }
     return bad ? HTTP_INTERNAL_SERVER_ERROR : OK;
-}
-
-void offtok_local_register_hooks(apr_pool_t *p)
-{
-    ap_hook_check_config(local_check_config, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -42,6 +42,7 @@
 #include <apr_thread_proc.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "ot_redis.h"
 #include "ot_stats.h"
 #include "ot_util.h"
@@ -52,8 +53,6 @@ APLOG_USE_MODULE(offtok);
 #define OT_REDIS_MARGIN apr_time_from_sec(60)
 /** Request-path warnings (errors Redis answered, values failing their MAC): one per period. */
 #define OT_REDIS_WARN_EVERY apr_time_from_sec(60)
-/** Shortest OfftokRedisKey. */
-#define OT_REDIS_KEY_MIN 16
 
 /** This process's side of the Redis tier. */
 struct offtok_redis_t {
@@ -76,77 +75,7 @@ static offtok_srv_conf *main_conf(server_rec *s)
     return ap_get_module_config(s->module_config, &offtok_module);
 }
 
-/* ---- directives --------------------------------------------------------------------------- */
-
-const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = main_conf(cmd->server);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    ot_redis_conf_t conf;
-
-    if (err == NULL && (err = ot_redis_parse_url(&conf, arg, cmd->pool)) == NULL) {
-        sc->redis_url = arg;
-        return NULL;
-    }
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-}
-
-const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = main_conf(cmd->server);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    if (err == NULL && (sc->redis_password = ot_secret_resolve(arg, &err, cmd->pool)) != NULL) {
-        return NULL;
-    }
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-}
-
-const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = main_conf(cmd->server);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY), *q;
-
-    for (q = arg; err == NULL && *q; q++) {
-        if (!apr_isgraph(*q)) {
-            err = "a Redis user name has no spaces or control characters";
-        }
-    }
-    if (err == NULL && *arg == '\0') {
-        err = "an empty user name";
-    }
-    if (err != NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    sc->redis_user = arg;
-    return NULL;
-}
-
-const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = main_conf(cmd->server);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *key;
-
-    if (err != NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    if (strncmp(arg, "env:", 4) != 0 && strncmp(arg, "file:", 5) != 0) {
-        return apr_psprintf(cmd->pool, "%s: give the key as env:VAR or file:PATH, not in the "
-                            "configuration itself", cmd->cmd->name);
-    }
-    if ((key = ot_secret_resolve(arg, &err, cmd->pool)) == NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    if (strlen(key) < OT_REDIS_KEY_MIN) {
-        return apr_psprintf(cmd->pool, "%s: the key is shorter than %d bytes (e.g. openssl rand "
-                            "-hex 32 > key)", cmd->cmd->name, OT_REDIS_KEY_MIN);
-    }
-    sc->redis_key = key;
-    return NULL;
-}
-
-static int redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+int offtok_redis_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s)
 {
     offtok_srv_conf *sc = main_conf(s);
@@ -399,7 +328,7 @@ static apr_status_t subscriber_pool(apr_pool_t **pp)
 }
 
 #if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
-static void redis_child_stopping(apr_pool_t *pchild, int graceful)
+void offtok_redis_child_stopping(apr_pool_t *pchild, int graceful)
 {
     struct offtok_redis_t *rp = this_process();
 
@@ -420,7 +349,7 @@ static void client_conf(ot_redis_conf_t *conf, const offtok_srv_conf *sc, apr_po
     conf->key_len = strlen(sc->redis_key);
 }
 
-static void redis_child_init(apr_pool_t *pchild, server_rec *s)
+void offtok_redis_child_init(apr_pool_t *pchild, server_rec *s)
 {
     static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, sub_key_dead };
     offtok_srv_conf *sc = main_conf(s);
@@ -459,15 +388,6 @@ static void redis_child_init(apr_pool_t *pchild, server_rec *s)
     }
     apr_pool_pre_cleanup_register(pchild, rp, stop_subscriber);
     offtok_proc()->redis = rp;
-}
-
-void offtok_redis_register_hooks(apr_pool_t *p)
-{
-    ap_hook_check_config(redis_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(redis_child_init, NULL, NULL, APR_HOOK_LAST);
-#if AP_MODULE_MAGIC_AT_LEAST(20120211, 110)
-    ap_hook_child_stopping(redis_child_stopping, NULL, NULL, APR_HOOK_MIDDLE);
-#endif
 }
 
 /* ---- the request path --------------------------------------------------------------------- */

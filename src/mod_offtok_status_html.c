@@ -13,7 +13,8 @@
 #include <mod_status.h>
 
 #include "mod_offtok.h"
-#include "mod_offtok_status.h"
+#include "mod_offtok_counters.h"
+#include "mod_offtok_status_html.h"
 
 static const char *esc(request_rec *r, const char *s)
 {

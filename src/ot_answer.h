@@ -1,10 +1,11 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
  * @file ot_answer.h
- * @brief The issuer's introspection answer: what it says, and whether this location accepts it.
+ * @brief The issuer's introspection answer: what it says.
  *
- * ot_answer_parse turns an HTTP body into an answer (or refuses it as unparseable); ot_answer_judge
- * applies the contract's rules: activity, time, issuer, audience and the kind of token.
+ * ot_answer_parse (ot_answer_read.c) turns an HTTP body into an answer (or refuses it as
+ * unparseable); ot_answer.c holds the model and decides the kind of token; whether a location
+ * accepts an answer is ot_judge.h's; the form the cache keeps (the digest) is ot_entry.h's.
  */
 #ifndef OT_ANSWER_H
 #define OT_ANSWER_H
@@ -71,17 +72,10 @@ ot_answer_t *ot_answer_from_json(json_t *json, const char **err, apr_pool_t *p);
 ot_answer_t *ot_answer_inactive(apr_pool_t *p);
 
 /**
- * The cache's form of a positive answer: its claims, typed and with their text, so that a cache
- * hit needs no JSON parser (the format is in ot_answer.c). NULL when a is inactive or does not
- * fit the format (over 65535 claims); such an answer is simply not cached.
+ * For the readers of answers (ot_answer_read.c, ot_entry.c's digest): read the fields the checks
+ * use off a's claims and decide its kind, once, the same way for fresh and cached answers.
  */
-const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *p);
-
-/**
- * The answer a digest describes. The strings point into buf, which must live as long as p.
- * NULL when buf is not a well-formed digest of a positive answer.
- */
-ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *p);
+void ot_answer_derive(ot_answer_t *a);
 
 /**
  * A positive answer made of a JWT access token's own verified claims (local validation): no
@@ -89,9 +83,6 @@ ot_answer_t *ot_answer_from_digest(const char *buf, apr_size_t len, apr_pool_t *
  * introspection answer. NULL with *err when payload is not an object or a claim holds a NUL.
  */
 ot_answer_t *ot_answer_from_jwt(json_t *payload, const char **err, apr_pool_t *p);
-
-/** The answer a digest of an ot_answer_from_jwt() answer describes, or NULL. */
-ot_answer_t *ot_answer_from_jwt_digest(const char *buf, apr_size_t len, apr_pool_t *p);
 
 /** The top-level claim `name`, or NULL. */
 const ot_claim_t *ot_answer_claim(const ot_answer_t *a, const char *name);
@@ -101,72 +92,6 @@ const char *ot_answer_client(const ot_answer_t *a);
 
 /** The whole answer as a JSON object, built on first use (from the answer's pool). */
 const json_t *ot_answer_json(ot_answer_t *a);
-
-/** What one location requires of an answer. */
-typedef struct {
-    const char *issuer;    /**< OfftokIssuer, or NULL */
-    const char *audience;  /**< OfftokAudience, or NULL */
-    int allow_offline;     /**< OfftokOfflineTokens Allow */
-    const apr_array_header_t *offline_clients; /**< OfftokOfflineClients (const char *), or
-                                                    NULL for any client */
-    apr_int64_t skew;      /**< OfftokClockSkew: seconds an nbf may be ahead of now */
-} ot_policy_t;
-
-/** OfftokDPoP and OfftokMTLS. Zero is the default, so that a zeroed ot_bound_t is Allow. */
-typedef enum { OT_BIND_ALLOW = 0, OT_BIND_OFF = 1, OT_BIND_REQUIRE = 2 } ot_bind_mode_t;
-
-/**
- * What a location requires of a token's binding (cnf), and what the request proved. All zero:
- * OfftokDPoP and OfftokMTLS Allow, the Bearer scheme, no proof and no client certificate.
- */
-typedef struct {
-    ot_bind_mode_t dpop;   /**< OfftokDPoP */
-    ot_bind_mode_t mtls;   /**< OfftokMTLS */
-    int scheme_dpop;       /**< the token came as `Authorization: DPoP` */
-    const char *jkt;       /**< the thumbprint of the verified DPoP proof's key, or NULL */
-    const char *x5t;       /**< x5t#S256 of this connection's client certificate, or NULL */
-} ot_bound_t;
-
-typedef enum {
-    OT_VERDICT_OK = 0,
-    OT_VERDICT_INACTIVE,
-    OT_VERDICT_EXPIRED,
-    OT_VERDICT_NOT_YET,
-    OT_VERDICT_ISSUER,
-    OT_VERDICT_AUDIENCE,
-    OT_VERDICT_BOUND,
-    OT_VERDICT_KIND,
-    OT_VERDICT_OFFLINE_DENIED,
-    OT_VERDICT_OFFLINE_CLIENT,
-    OT_VERDICT_CNF_UNKNOWN,    /**< cnf holds what this server cannot check */
-    OT_VERDICT_DPOP_NO_JKT,    /**< typed DPoP, without cnf.jkt */
-    OT_VERDICT_DPOP_OFF,       /**< DPoP-bound, under OfftokDPoP Off */
-    OT_VERDICT_DPOP_KEY,       /**< the proof's key is not cnf.jkt */
-    OT_VERDICT_UNBOUND_DPOP,   /**< an unbound token sent as DPoP */
-    OT_VERDICT_CERT,           /**< certificate-bound, and not to this connection's certificate */
-    OT_VERDICT_MTLS_OFF,       /**< certificate-bound, under OfftokMTLS Off */
-    OT_VERDICT_UNBOUND         /**< not bound as OfftokDPoP or OfftokMTLS Require asks */
-} ot_verdict_t;
-
-/** The binding part of ot_answer_judge_bound: OT_VERDICT_OK or a binding verdict (ot_bound.c). */
-ot_verdict_t ot_bound_judge(const ot_answer_t *a, const ot_bound_t *bound);
-
-/** The binding an accepted answer was held to: "dpop", "mtls" or "none" (OFFTOK_TOKEN_BINDING). */
-const char *ot_answer_binding(const ot_answer_t *a, const ot_bound_t *bound);
-
-/** Judge a at `now` (seconds since the epoch) for policy, as a Bearer token with no proof. */
-ot_verdict_t ot_answer_judge(const ot_answer_t *a, const ot_policy_t *policy, apr_int64_t now);
-
-/**
- * ot_answer_judge for a request that proved what `bound` says (the contract's Sender-constrained
- * tokens: cnf.jkt against the DPoP proof, cnf.x5t#S256 against the client certificate, typ
- * DPoP, the schemes and the Require/Off modes).
- */
-ot_verdict_t ot_answer_judge_bound(const ot_answer_t *a, const ot_policy_t *policy,
-                                   const ot_bound_t *bound, apr_int64_t now);
-
-/** A short phrase for a verdict, for the log ("token expired", ...). */
-const char *ot_verdict_text(ot_verdict_t v);
 
 /** "access" or "offline". */
 const char *ot_kind_name(ot_kind_t kind);

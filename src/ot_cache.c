@@ -20,10 +20,20 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <apr_strings.h>
-#include "ot_shm.h"
+#include <openssl/evp.h>
+#include "ot_cache.h"
+#include "ot_revoke.h"
+#include "ot_shm_layout.h"
+#include "ot_stats.h"
+#include "ot_util.h"
+
+/* What a typical Keycloak answer keeps, for the capacity the status page shows. */
+#define OT_TYPICAL_IDS (65 + 37 + 37 + 16) /* iss, sub, sid, azp, with their NULs */
+#define OT_TYPICAL_CLAIMS 600
 
 #define REC_PREFIX OT_REC_PREFIX
 #define REC_HNEXT 32
@@ -530,4 +540,70 @@ apr_status_t ot_cache_claim(ot_shm_t *s, const unsigned char *key, const ot_cach
     }
     ot_lock_release(&v.h->lock);
     return rv;
+}
+
+apr_size_t ot_cache_entry_footprint(apr_size_t claims_len)
+{
+    apr_size_t rec = OT_REC_PREFIX + OT_BLOB_FIXED + OT_TYPICAL_IDS + claims_len + 1;
+
+    return (apr_size_t)chunks_for(rec) * (OT_CHUNK_SIZE + OT_CHUNK_OVERHEAD);
+}
+
+void ot_cache_info(ot_shm_t *s, ot_cache_info_t *info)
+{
+    apr_size_t typical = ot_cache_entry_footprint(OT_TYPICAL_CLAIMS)
+                         / (OT_CHUNK_SIZE + OT_CHUNK_OVERHEAD);
+    apr_uint32_t i;
+
+    memset(info, 0, sizeof(*info));
+    for (i = 0; i < s->g->nstripes; i++) {
+        ot_stripe_t *st = ot_shm_stripe(s, i);
+        info->entries += __atomic_load_n(&st->entries, __ATOMIC_RELAXED);
+        info->evictions += __atomic_load_n(&st->evictions, __ATOMIC_RELAXED);
+    }
+    for (i = 0; i < OT_SHARDS; i++) {
+        info->hits += OT_STAT_GET(s->counters->shard[i].hits);
+        info->misses += OT_STAT_GET(s->counters->shard[i].misses);
+    }
+    info->capacity = (apr_uint64_t)s->g->nstripes * (s->g->nchunks / typical);
+    info->too_big = OT_STAT_GET(s->counters->too_big);
+}
+
+/* ---- the key ------------------------------------------------------------------------------ */
+
+static void sha_part(EVP_MD_CTX *ctx, const char *s)
+{
+    unsigned char len[4];
+    apr_size_t n = s ? strlen(s) : 0;
+
+    ot_be_put(len, n, 4);
+    EVP_DigestUpdate(ctx, len, sizeof(len));
+    if (n) {
+        EVP_DigestUpdate(ctx, s, n);
+    }
+}
+
+/** SHA-256, fetched once: OpenSSL 3 otherwise looks the algorithm up on every EVP_sha256() use. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+void ot_cache_key(unsigned char out[OT_KEY_LEN], const char *url, const char *client_id,
+                  const char *hint, const char *how, const char *token)
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    pthread_once(&sha256_once, sha256_fetch);
+    EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
+    sha_part(ctx, url);
+    sha_part(ctx, client_id);
+    sha_part(ctx, hint);
+    sha_part(ctx, how);
+    sha_part(ctx, token);
+    EVP_DigestFinal_ex(ctx, out, NULL);
+    EVP_MD_CTX_free(ctx);
 }

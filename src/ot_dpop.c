@@ -229,28 +229,6 @@ static cjose_jwk_t *proof_key(const char **jkt, const char **why, json_t *jwk,
 
 /* ---- the proof ------------------------------------------------------------------------------ */
 
-/** Three non-empty base64url parts; *hlen is the first one's length. */
-static int compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
-{
-    apr_size_t i, dots = 0, start = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '.') {
-            if (i == start || ++dots > 2) {
-                return 0;
-            }
-            if (dots == 1) {
-                *hlen = i;
-            }
-            start = i + 1;
-        }
-        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
-            return 0;
-        }
-    }
-    return dots == 2 && start < len;
-}
-
 static json_t *decode_part(const char *s, apr_size_t n, apr_pool_t *p)
 {
     char *raw;
@@ -418,7 +396,7 @@ ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot
         *why = "there is more than one DPoP header";
         return OT_DPOP_INVALID;
     }
-    if (len > OT_DPOP_MAX || !compact_shape(header, len, &hlen)) {
+    if (len > OT_DPOP_MAX || !ot_jws_compact_shape(header, len, &hlen)) {
         *why = "it is not a compact JWS (three non-empty base64url parts) or is too long";
         return OT_DPOP_INVALID;
     }

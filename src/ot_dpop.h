@@ -75,7 +75,8 @@ void ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof);
 
 /**
  * RFC 7638 thumbprint (base64url of SHA-256) of a public JWK given as JSON text; NULL when it is
- * not an RSA, EC or OKP key with its required members as strings.
+ * not an RSA, EC or OKP key with its required members as strings. Tests only: a proof's key
+ * is thumbprinted from its header's parsed JWK, by the same code.
  */
 const char *ot_dpop_jwk_thumbprint(const char *jwk_json, apr_size_t len, apr_pool_t *p);
 

@@ -74,7 +74,7 @@ void ot_flight_set_stats(ot_flight_t *f, struct ot_stats_t *stats);
  */
 void ot_flight_set_wall_clock(ot_flight_t *f, apr_time_t (*wall)(void));
 
-/** Requests currently waiting or leading in this process. */
+/** Requests currently waiting or leading in this process. Tests only. */
 int ot_flight_pending(ot_flight_t *f);
 
 #endif

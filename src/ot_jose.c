@@ -110,28 +110,6 @@ static const alg_t *find_alg(const char *name)
     return NULL;
 }
 
-/** Three non-empty base64url parts and nothing else; *hlen is the first one's length. */
-static int compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
-{
-    apr_size_t i, dots = 0, start = 0;
-
-    for (i = 0; i < len; i++) {
-        if (s[i] == '.') {
-            if (i == start || ++dots > 2) {
-                return 0;
-            }
-            if (dots == 1) {
-                *hlen = i;
-            }
-            start = i + 1;
-        }
-        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
-            return 0;
-        }
-    }
-    return dots == 2 && start < len;
-}
-
 static apr_status_t parse_header(jws_in_t *in, const char **why, apr_size_t hlen, apr_pool_t *p)
 {
     char *raw;
@@ -173,7 +151,7 @@ static apr_status_t parse_compact(jws_in_t *in, const char **why, const char *co
         *why = "it is empty";
         return APR_EINVAL;
     }
-    if (!compact_shape(compact, len, &hlen)) {
+    if (!ot_jws_compact_shape(compact, len, &hlen)) {
         *why = "it is not a signed compact JWS (three non-empty base64url parts)";
         return APR_EINVAL;
     }

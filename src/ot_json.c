@@ -57,3 +57,19 @@ const char *ot_json_dump(const json_t *j, apr_size_t *len, apr_pool_t *p)
     free(s);
     return copy;
 }
+
+int ot_json_aud_has(const json_t *aud, const char *who)
+{
+    const json_t *v;
+    size_t i;
+
+    if (json_is_string(aud)) {
+        return strcmp(json_string_value(aud), who) == 0;
+    }
+    json_array_foreach(aud, i, v) {
+        if (json_is_string(v) && strcmp(json_string_value(v), who) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}

@@ -21,6 +21,9 @@ json_t *ot_json_own(json_t *j, apr_pool_t *p);
 /** obj[key] when it is a string, else NULL. */
 const char *ot_json_string(const json_t *obj, const char *key);
 
+/** 1 when aud (a string or an array of strings) names who. */
+int ot_json_aud_has(const json_t *aud, const char *who);
+
 /** Compact serialisation of j (any value) from p, or NULL. */
 const char *ot_json_dump(const json_t *j, apr_size_t *len, apr_pool_t *p);
 

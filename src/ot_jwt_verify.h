@@ -17,7 +17,7 @@
 #include <apr_time.h>
 
 #include "ot_answer.h"
-#include "ot_cache.h"
+#include "ot_revoke.h"
 
 /** Why a locally judged token was refused, or went to the issuer after all (for counters). */
 typedef enum {

@@ -12,6 +12,7 @@
 #include <strings.h>
 #include <apr_strings.h>
 
+#include "ot_json.h"
 #include "ot_logout.h"
 
 /** Largest number of seconds taken as a time (year 10000). */
@@ -59,23 +60,6 @@ static int get_value(const char **out, const json_t *obj, const char *name)
     return 1;
 }
 
-/** 1 when aud (a string or an array of strings) names client_id. */
-static int aud_has(const json_t *aud, const char *client_id)
-{
-    const json_t *v;
-    size_t i;
-
-    if (json_is_string(aud)) {
-        return strcmp(json_string_value(aud), client_id) == 0;
-    }
-    json_array_foreach(aud, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), client_id) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /** 1 when v is one of list (const char *). */
 static int listed(const apr_array_header_t *list, const char *v)
 {
@@ -96,7 +80,7 @@ static int logout_aud_ok(const json_t *aud, const ot_push_expect_t *x)
     size_t i;
 
     if (x->audiences == NULL) {
-        return x->client_id != NULL && aud_has(aud, x->client_id);
+        return x->client_id != NULL && ot_json_aud_has(aud, x->client_id);
     }
     if (json_is_string(aud)) {
         return listed(x->audiences, json_string_value(aud));

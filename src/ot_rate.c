@@ -27,7 +27,7 @@
 #include <apr_strings.h>
 #include <openssl/sha.h>
 #include "ot_rate.h"
-#include "ot_shm.h"
+#include "ot_lock.h"
 
 typedef struct {
     double tokens;

@@ -37,6 +37,7 @@
 #include <apr_time.h>
 
 #include "ot_cache.h"
+#include "ot_revoke.h"
 
 struct ot_stats_t;
 
@@ -124,7 +125,7 @@ void ot_redis_close(ot_redis_t *r);
 /** A short description of the last failure ("connect: Connection refused"); never a secret. */
 const char *ot_redis_last_error(ot_redis_t *r, apr_pool_t *p);
 
-/** The name of the sorted set of revocations, which is also the channel's. */
+/** The name of the sorted set of revocations, which is also the channel's. Tests only. */
 const char *ot_redis_rev_name(const ot_redis_t *r);
 
 /** "host:port/db" (with Sentinel: "master-name via Sentinel host:port,.../db"), for logs. */

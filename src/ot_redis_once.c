@@ -26,18 +26,6 @@
 /** Hex digits of the marker (128 bits). */
 #define MARKER_LEN 32
 
-static void to_hex(char *out, const unsigned char *in, apr_size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /** The value that says "seen" for name: HMAC(k_mac, label 0 name), 32 hex digits. */
 static void marker(char out[MARKER_LEN + 1], const ot_redis_t *r, const char *name,
                    apr_pool_t *p)
@@ -48,7 +36,7 @@ static void marker(char out[MARKER_LEN + 1], const ot_redis_t *r, const char *na
 
     HMAC(EVP_sha256(), r->k_mac, (int)sizeof(r->k_mac), (const unsigned char *)msg, strlen(msg),
          d, &n);
-    to_hex(out, d, MARKER_LEN / 2);
+    ot_hex(out, d, MARKER_LEN / 2);
 }
 
 const char *ot_redis_once_name(const ot_redis_t *r, const char *table, const char *iss,
@@ -70,7 +58,7 @@ const char *ot_redis_once_name(const ot_redis_t *r, const char *table, const cha
         b += l;
     }
     HMAC(EVP_sha256(), r->k_name, (int)sizeof(r->k_name), buf, len, d, &n);
-    to_hex(hex, d, sizeof(d));
+    ot_hex(hex, d, sizeof(d));
     return apr_pstrcat(p, "offtok:", r->kid, ":once:", hex, NULL);
 }
 

@@ -49,18 +49,6 @@ static void hmac(unsigned char out[OT_SHA256_LEN], const void *key, apr_size_t k
     HMAC(EVP_sha256(), key, (int)key_len, data, len, out, &n);
 }
 
-static void to_hex(char *out, const unsigned char *in, apr_size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-    apr_size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 void ot_redis_derive_keys(ot_redis_t *r)
 {
     unsigned char id[OT_SHA256_LEN];
@@ -69,7 +57,7 @@ void ot_redis_derive_keys(ot_redis_t *r)
     hmac(r->k_mac, r->conf.key, r->conf.key_len, LABEL_MAC, strlen(LABEL_MAC));
     hmac(r->k_mask, r->conf.key, r->conf.key_len, LABEL_MASK, strlen(LABEL_MASK));
     hmac(id, r->conf.key, r->conf.key_len, LABEL_ID, strlen(LABEL_ID));
-    to_hex(r->kid, id, 8);
+    ot_hex(r->kid, id, 8);
     OPENSSL_cleanse(id, sizeof(id));
 }
 
@@ -80,30 +68,8 @@ const char *ot_redis_answer_name(const ot_redis_t *r, const unsigned char key[OT
     char hex[2 * OT_SHA256_LEN + 1];
 
     hmac(d, r->k_name, sizeof(r->k_name), key, OT_KEY_LEN);
-    to_hex(hex, d, sizeof(d));
+    ot_hex(hex, d, sizeof(d));
     return apr_pstrcat(p, "offtok:", r->kid, ":a2:", hex, NULL);
-}
-
-/* ---- big-endian integers -------------------------------------------------------------------- */
-
-static void put_u64(unsigned char *b, apr_uint64_t v)
-{
-    int i;
-
-    for (i = 7; i >= 0; i--, v >>= 8) {
-        b[i] = (unsigned char)v;
-    }
-}
-
-static apr_uint64_t get_u64(const unsigned char *b)
-{
-    apr_uint64_t v = 0;
-    int i;
-
-    for (i = 0; i < 8; i++) {
-        v = (v << 8) | b[i];
-    }
-    return v;
 }
 
 /* ---- answers ------------------------------------------------------------------------------- */
@@ -117,10 +83,7 @@ static void answer_mac(unsigned char out[OT_SHA256_LEN], const ot_redis_t *r, un
 
     buf[0] = DOMAIN_ANSWER;
     buf[1] = ver;
-    buf[2] = (unsigned char)(nl >> 24);
-    buf[3] = (unsigned char)(nl >> 16);
-    buf[4] = (unsigned char)(nl >> 8);
-    buf[5] = (unsigned char)nl;
+    ot_be_put(buf + 2, nl, 4);
     memcpy(buf + 6, name, nl);
     memcpy(buf + 6 + nl, entry, len);
     hmac(out, r->k_mac, sizeof(r->k_mac), buf, n);
@@ -177,8 +140,7 @@ static void rev_mac(unsigned char out[OT_SHA256_LEN], const ot_redis_t *r, unsig
 
 static unsigned char *put_str(unsigned char *b, const char *s, apr_size_t n)
 {
-    b[0] = (unsigned char)(n >> 8);
-    b[1] = (unsigned char)n;
+    ot_be_put(b, n, 2);
     memcpy(b + 2, s, n);
     return b + 2 + n;
 }
@@ -199,10 +161,10 @@ apr_status_t ot_redis_rev_seal(const ot_redis_t *r, const ot_redis_rev_t *rev, c
     out = apr_palloc(p, OT_REDIS_SEAL_LEN + n);
     b = out + OT_REDIS_SEAL_LEN;
     b[0] = (unsigned char)rev->kind;
-    put_u64(b + 1, (apr_uint64_t)rev->at);
-    put_u64(b + 9, (apr_uint64_t)rev->until);
-    put_u64(b + 17, (apr_uint64_t)rev->not_before);
-    put_u64(b + 25, (apr_uint64_t)rev->order);
+    ot_be_put(b + 1, (apr_uint64_t)rev->at, 8);
+    ot_be_put(b + 9, (apr_uint64_t)rev->until, 8);
+    ot_be_put(b + 17, (apr_uint64_t)rev->not_before, 8);
+    ot_be_put(b + 25, (apr_uint64_t)rev->order, 8);
     put_str(put_str(b + REV_STRINGS, iss, il), rev->value ? rev->value : "", vl);
     out[0] = OT_REDIS_REV_VERSION;
     rev_mac(out + 1, r, OT_REDIS_REV_VERSION, (const char *)b, n, p);
@@ -220,7 +182,7 @@ static const char *get_str(const unsigned char *body, apr_size_t n, apr_size_t *
     if (n - *off < 2) {
         return NULL;
     }
-    l = ((apr_size_t)body[*off] << 8) | body[*off + 1];
+    l = (apr_size_t)ot_be_get(body + *off, 2);
     if (l > OT_REDIS_VALUE_MAX || n - *off - 2 < l || memchr(body + *off + 2, 0, l)) {
         return NULL;
     }
@@ -246,10 +208,10 @@ apr_status_t ot_redis_rev_open(const ot_redis_t *r, const char *msg, apr_size_t 
         return APR_EINVAL;
     }
     out.kind = (ot_redis_rev_kind_t)b[0];
-    out.at = (apr_time_t)get_u64(b + 1);
-    out.until = (apr_time_t)get_u64(b + 9);
-    out.not_before = (apr_int64_t)get_u64(b + 17);
-    out.order = (apr_int64_t)get_u64(b + 25);
+    out.at = (apr_time_t)ot_be_get(b + 1, 8);
+    out.until = (apr_time_t)ot_be_get(b + 9, 8);
+    out.not_before = (apr_int64_t)ot_be_get(b + 17, 8);
+    out.order = (apr_int64_t)ot_be_get(b + 25, 8);
     out.iss = get_str(b, n, &off, p);
     out.value = out.iss ? get_str(b, n, &off, p) : NULL;
     if (out.value == NULL || off != n || out.kind < OT_REDIS_REV_SUB
@@ -301,7 +263,7 @@ apr_status_t ot_redis_ktomb_seal(const ot_redis_t *r, const ot_redis_ktomb_t *k,
     }
     out = apr_palloc(p, OT_REDIS_KTOMB_LEN);
     b = out + OT_REDIS_SEAL_LEN;
-    put_u64(b, (apr_uint64_t)k->fetched);
+    ot_be_put(b, (apr_uint64_t)k->fetched, 8);
     memcpy(b + 8, k->nonce, OT_REDIS_KTOMB_NONCE);
     ktomb_mask(b + 8 + OT_REDIS_KTOMB_NONCE, r, k->nonce, k->key);
     out[0] = OT_REDIS_KTOMB_VERSION;
@@ -327,7 +289,7 @@ apr_status_t ot_redis_ktomb_open(const ot_redis_t *r, const char *msg, apr_size_
     if (CRYPTO_memcmp(mac, msg + 1, OT_REDIS_MAC_LEN) != 0) {
         return APR_EINVAL;
     }
-    fetched = get_u64(b);
+    fetched = ot_be_get(b, 8);
     if (fetched > (apr_uint64_t)APR_INT64_MAX) {
         return APR_EINVAL;
     }

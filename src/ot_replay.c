@@ -17,7 +17,7 @@
 #include <apr_shm.h>
 
 #include "ot_replay.h"
-#include "ot_shm.h"
+#include "ot_lock.h"
 
 #define KEY_BYTES 16
 

@@ -33,7 +33,7 @@ apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *
 apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t until,
                             apr_time_t now);
 
-/** Live entries (for the status page and tests); counts under the lock. */
+/** Live entries; counts under the lock. Tests only (the status page does not show it yet). */
 apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now);
 
 #endif

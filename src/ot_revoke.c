@@ -34,7 +34,8 @@
  *   rebuilds the index and sets the marker to now, which drops every cached answer once.
  */
 #include <string.h>
-#include "ot_shm.h"
+#include "ot_revoke.h"
+#include "ot_shm_layout.h"
 
 #define OT_REV_TOMBS 4096
 #define OT_REV_SLOTS 8192            /* index slots, twice the tombstones, a power of two */

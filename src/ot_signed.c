@@ -23,23 +23,6 @@ static int typ_ok(const char *typ)
                    || strcasecmp(typ, OT_SIGNED_TYPE) == 0);
 }
 
-/** 1 when aud (a string or an array of strings) names who. */
-static int aud_has(const json_t *aud, const char *who)
-{
-    const json_t *v;
-    size_t i;
-
-    if (json_is_string(aud)) {
-        return strcmp(json_string_value(aud), who) == 0;
-    }
-    json_array_foreach(aud, i, v) {
-        if (json_is_string(v) && strcmp(json_string_value(v), who) == 0) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
 /** NULL when iat is a whole number of seconds within the rules' window, else the reason. */
 static const char *iat_problem(const json_t *iat, const ot_signed_rules_t *rules)
 {
@@ -83,7 +66,7 @@ apr_status_t ot_signed_check(const char **answer, apr_size_t *len, const char **
         *why = "its iss is not OfftokIssuer";
     }
     else if (rules->client_id == NULL
-             || !aud_has(json_object_get(jws->payload, "aud"), rules->client_id)) {
+             || !ot_json_aud_has(json_object_get(jws->payload, "aud"), rules->client_id)) {
         *why = "its aud does not name the client id that asked";
     }
     else if ((*why = iat_problem(json_object_get(jws->payload, "iat"), rules)) != NULL) {

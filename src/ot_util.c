@@ -1,11 +1,11 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_file_io.h>
 #include <apr_env.h>
+#include <apr_lib.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 
@@ -13,46 +13,6 @@
 
 /** Longest secret read from a file: client secrets and keys are short. */
 #define OT_SECRET_MAX 8192
-
-static void sha_part(EVP_MD_CTX *ctx, const char *s)
-{
-    unsigned char len[4];
-    apr_size_t n = s ? strlen(s) : 0;
-
-    len[0] = (unsigned char)(n >> 24);
-    len[1] = (unsigned char)(n >> 16);
-    len[2] = (unsigned char)(n >> 8);
-    len[3] = (unsigned char)n;
-    EVP_DigestUpdate(ctx, len, sizeof(len));
-    if (n) {
-        EVP_DigestUpdate(ctx, s, n);
-    }
-}
-
-/** SHA-256, fetched once: OpenSSL 3 otherwise looks the algorithm up on every EVP_sha256() use. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
-
-static void sha256_fetch(void)
-{
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-}
-
-void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
-                  const char *hint, const char *how, const char *token)
-{
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-
-    pthread_once(&sha256_once, sha256_fetch);
-    EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
-    sha_part(ctx, url);
-    sha_part(ctx, client_id);
-    sha_part(ctx, hint);
-    sha_part(ctx, how);
-    sha_part(ctx, token);
-    EVP_DigestFinal_ex(ctx, out, NULL);
-    EVP_MD_CTX_free(ctx);
-}
 
 const char *ot_token_fingerprint(const char *token, apr_pool_t *p)
 {
@@ -307,4 +267,37 @@ int ot_query_has_param(const char *args, const char *name)
         s = amp ? amp + 1 : NULL;
     }
     return 0;
+}
+
+void ot_hex(char *out, const unsigned char *in, apr_size_t n)
+{
+    static const char digits[] = "0123456789abcdef";
+    apr_size_t i;
+
+    for (i = 0; i < n; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+int ot_jws_compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
+{
+    apr_size_t i, dots = 0, start = 0;
+
+    for (i = 0; i < len; i++) {
+        if (s[i] == '.') {
+            if (i == start || ++dots > 2) {
+                return 0;
+            }
+            if (dots == 1) {
+                *hlen = i;
+            }
+            start = i + 1;
+        }
+        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
+            return 0;
+        }
+    }
+    return dots == 2 && start < len;
 }

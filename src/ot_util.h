@@ -9,18 +9,28 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
+/** Write the low n bytes of x at p, most significant first (big-endian). */
+static APR_INLINE void ot_be_put(unsigned char *p, apr_uint64_t x, int n)
+{
+    while (n--) {
+        p[n] = (unsigned char)(x & 0xff);
+        x >>= 8;
+    }
+}
+
+/** The n-byte big-endian number at p. */
+static APR_INLINE apr_uint64_t ot_be_get(const unsigned char *p, int n)
+{
+    apr_uint64_t x = 0;
+
+    while (n--) {
+        x = (x << 8) | *p++;
+    }
+    return x;
+}
+
 /** Length of a SHA-256 digest. */
 #define OT_SHA256_LEN 32
-
-/**
- * The cache key of one introspection: SHA-256 over the introspection URL, the client id, the
- * hint sent (NULL for none), how the answer was obtained (`how`: the TLS trust settings and
- * whether signed answers were required, so that an answer fetched with weaker checks never
- * serves a location with stronger ones) and the token, each length-prefixed so no two inputs
- * collide.
- */
-void ot_cache_key(unsigned char out[OT_SHA256_LEN], const char *url, const char *client_id,
-                  const char *hint, const char *how, const char *token);
 
 /** "sha256:" and the first 12 hex digits of the token's digest: what logs show of a token. */
 const char *ot_token_fingerprint(const char *token, apr_pool_t *p);
@@ -31,6 +41,15 @@ const char *ot_token_fingerprint(const char *token, apr_pool_t *p);
  */
 apr_status_t ot_b64url_decode(char **out, apr_size_t *out_len, const char *in, apr_size_t in_len,
                               apr_pool_t *p);
+
+/** Lower-case hex of n bytes into out (2n + 1 chars, NUL-terminated). */
+void ot_hex(char *out, const unsigned char *in, apr_size_t n);
+
+/**
+ * 1 when s[0..len) is a compact JWS's shape: three non-empty base64url parts joined by two dots
+ * and nothing else; *hlen is then the first part's length.
+ */
+int ot_jws_compact_shape(const char *s, apr_size_t len, apr_size_t *hlen);
 
 /** Standard base64 with padding. */
 const char *ot_b64_encode(const char *in, apr_size_t len, apr_pool_t *p);

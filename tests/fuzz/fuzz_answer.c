@@ -14,6 +14,8 @@
 
 #include "fuzz_common.h"
 #include "ot_answer.h"
+#include "ot_entry.h"
+#include "ot_judge.h"
 #include "ot_cache.h"
 #include "ot_claims.h"
 #include "ot_introspect.h"

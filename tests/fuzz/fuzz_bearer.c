@@ -10,6 +10,7 @@
 #include <apr_lib.h>
 
 #include "fuzz_common.h"
+#include "ot_cache.h"
 #include "ot_token.h"
 #include "ot_util.h"
 #include "ot_introspect.h"

@@ -10,6 +10,8 @@
 
 #include "fuzz_common.h"
 #include "ot_answer.h"
+#include "ot_entry.h"
+#include "ot_judge.h"
 #include "ot_cache.h"
 
 /** Absent, or a string shorter than the input it was decoded from. */

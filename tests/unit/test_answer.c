@@ -4,6 +4,8 @@
 
 #include "ot_unit.h"
 #include "ot_answer.h"
+#include "ot_entry.h"
+#include "ot_judge.h"
 #include "ot_introspect.h"
 
 #define NOW 1796014600

@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <apr_strings.h>
 #include "ot_unit.h"
+#include "ot_cache.h"
+#include "ot_revoke.h"
 #include "ot_shm.h"
+#include "ot_shm_layout.h"
 
 #define ISS "https://sso.example.org/realms/test"
 #define T0 apr_time_from_sec(1700000000)

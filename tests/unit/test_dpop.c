@@ -10,6 +10,8 @@
 
 #include "ot_unit.h"
 #include "ot_answer.h"
+#include "ot_entry.h"
+#include "ot_judge.h"
 #include "ot_dpop.h"
 #include "ot_json.h"
 #include "ot_replay.h"

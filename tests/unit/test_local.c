@@ -10,6 +10,8 @@
 #include "ot_unit.h"
 #include "ot_answer.h"
 #include "ot_cache.h"
+#include "ot_revoke.h"
+#include "ot_shm.h"
 #include "ot_discovery.h"
 #include "ot_docs.h"
 #include "ot_jose.h"

@@ -6,6 +6,7 @@
  */
 #include <apr_strings.h>
 #include "ot_unit.h"
+#include "ot_revoke.h"
 #include "ot_shm.h"
 
 #define ISS "https://sso.example.org/realms/test"

@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <apr_strings.h>
 
+#include "ot_cache.h"
 #include "ot_unit.h"
 #include "ot_util.h"
 

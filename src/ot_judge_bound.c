@@ -1,12 +1,12 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
  * A token's binding (cnf, typ DPoP) against what the request proved: the contract's
- * "Sender-constrained tokens" as a verdict. The answer's cnf is read in ot_answer.c (derive);
+ * "Sender-constrained tokens" as a verdict. The answer's cnf is read in ot_answer.c (ot_answer_derive);
  * the proof and the certificate are checked by the glue (ot_dpop.c, mod_offtok_dpop.c).
  */
 #include <string.h>
 
-#include "ot_answer.h"
+#include "ot_judge.h"
 
 ot_verdict_t ot_bound_judge(const ot_answer_t *a, const ot_bound_t *pol)
 {

@@ -1,12 +1,13 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
- * @file mod_offtok_status.h
+ * @file mod_offtok_counters.h
  * @brief What the status outputs share (mod_offtok_status.c: JSON and Prometheus text;
  *        mod_offtok_status_html.c: the HTML page and the server-status section): one reading of
- *        the counters and one table that names each of them once for every output.
+ *        the counters and one table that names each of them once for every output
+ *        (mod_offtok_counters.c).
  */
-#ifndef MOD_OFFTOK_STATUS_H
-#define MOD_OFFTOK_STATUS_H
+#ifndef MOD_OFFTOK_COUNTERS_H
+#define MOD_OFFTOK_COUNTERS_H
 
 #include <httpd.h>
 
@@ -46,8 +47,5 @@ void offtok_status_read(offtok_status_t *st);
 
 /** The permille-quantile of the issuer latency in ms (interpolated in its bucket); -1 if none. */
 double offtok_status_quantile_ms(const offtok_status_t *st, apr_uint64_t permille);
-
-/** The HTML page of offtok-status?format=html. */
-int offtok_status_html(request_rec *r, const offtok_status_t *st);
 
 #endif
