@@ -140,6 +140,7 @@ http {{
         ssl_certificate {cert};
         ssl_certificate_key {key};
         ssl_session_cache shared:SSL:1m;
+{extra}
         location / {{
             default_type application/json;
             return 200 '{answer}';
@@ -167,15 +168,18 @@ class Nginx:
     """nginx over TLS answering every request with one fixed active introspection answer; a
     plain-HTTP stub_status port counts the requests it served."""
 
-    def __init__(self, procs, root, pki, answer, workers=1):
+    def __init__(self, procs, root, pki, answer, workers=1, port=None, extra=""):
+        """port: chosen beforehand when documents it serves must name it; extra: more
+        locations of the TLS server (bench02.py: metadata, JWKS, other fixed answers)."""
         self.procs, self.root, self.answer = procs, root, answer
-        self.port, self.status_port = free_port(), free_port()
+        self.port, self.status_port = port or free_port(), free_port()
         for sub in ("tmp/body", "tmp/proxy", "tmp/fastcgi", "tmp/uwsgi", "tmp/scgi"):
             os.makedirs(os.path.join(root, sub), exist_ok=True)
         if "'" in answer or "$" in answer:
             raise ValueError("the fixed answer cannot hold ' or $ in an nginx return string")
         conf = NGINX_CONF.format(root=root, port=self.port, status_port=self.status_port,
-                                 cert=pki.cert, key=pki.key, answer=answer, workers=workers)
+                                 cert=pki.cert, key=pki.key, answer=answer, workers=workers,
+                                 extra=extra)
         self.conf = os.path.join(root, "nginx.conf")
         with open(self.conf, "w") as f:
             f.write(conf)

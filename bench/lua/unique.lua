@@ -1,5 +1,6 @@
 -- GET with a token never sent before in this run: $BENCH_TEMPLATE followed by the thread's id
 -- and a counter (characters a b64token allows), so that every request needs its own issuer call.
+-- $BENCH_XCLIENT, when set, is sent as X-Client (the flood scenario's client address).
 local template = os.getenv("BENCH_TEMPLATE")
 local head, tail, i = "", "", 0
 
@@ -10,7 +11,11 @@ end
 
 function init(args)
    local prefix = template .. "-" .. tostring(os.time()) .. "-" .. tostring(id or 1) .. "-"
-   local tpl = wrk.format("GET", wrk.path, { Authorization = "Bearer @TOKEN@" })
+   local headers = { Authorization = "Bearer @TOKEN@" }
+   if os.getenv("BENCH_XCLIENT") then
+      headers["X-Client"] = os.getenv("BENCH_XCLIENT")
+   end
+   local tpl = wrk.format("GET", wrk.path, headers)
    local at = tpl:find("@TOKEN@", 1, true)
    head, tail = tpl:sub(1, at - 1) .. prefix, tpl:sub(at + 7)
 end
