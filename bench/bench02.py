@@ -297,6 +297,7 @@ def local_4k(b, name):
     rounds = b.rounds([("unauthenticated", b.baseline, kw), ("mod_offtok", ours, kw)])
     res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
     res["local_counters"] = local_delta(before, counters(ours))
+    b.profile(name, ours, kw)
     res["rounds"] = rounds
     res["tokens"] = 4000
     res["peers_note"] = peers_note()
@@ -316,6 +317,7 @@ def local_unique(b, name):
     rounds = b.rounds([("unauthenticated", b.baseline, kw), ("mod_offtok", ours, kw)])
     res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
     res["local_counters"] = local_delta(before, counters(ours))
+    b.profile(name, ours, kw)
     res["rounds"] = rounds
     res["tokens"] = LOCAL_TOKENS
     res["peers_note"] = peers_note()
