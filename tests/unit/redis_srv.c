@@ -141,3 +141,20 @@ struct ot_redis_t *redis_client(const char *test, int port, const char *password
     ck_assert_int_eq(ot_redis_create(&r, &conf, 4, stats, p), APR_SUCCESS);
     return r;
 }
+
+ot_cache_entry_t redis_test_answer(int active, apr_time_t fetched)
+{
+    ot_cache_entry_t e;
+
+    memset(&e, 0, sizeof(e));
+    e.fetched = fetched;
+    e.drop_after = fetched + apr_time_from_sec(300);
+    e.active = active;
+    if (active) {
+        e.iss = REDIS_TEST_ISS;
+        e.sub = "alice";
+        e.claims = "{\"active\":true}";
+        e.claims_len = strlen(e.claims);
+    }
+    return e;
+}

@@ -11,6 +11,8 @@
 #include <hiredis/hiredis.h>
 #include <apr_pools.h>
 
+#include "ot_entry.h"
+
 struct ot_redis_t;
 struct ot_stats_t;
 
@@ -46,5 +48,13 @@ redisContext *redis_raw(int port);
  */
 struct ot_redis_t *redis_client(const char *test, int port, const char *password,
                                 struct ot_stats_t *stats, apr_pool_t *p);
+
+/**
+ * An answer to store: active ("alice" of REDIS_TEST_ISS, a small digest stand-in) or inactive,
+ * fetched at `fetched` and kept 300 s.
+ */
+ot_cache_entry_t redis_test_answer(int active, apr_time_t fetched);
+
+#define REDIS_TEST_ISS "https://sso.example.org/realms/test"
 
 #endif

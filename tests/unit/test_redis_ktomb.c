@@ -99,23 +99,6 @@ END_TEST
 
 /* ---- the store script ------------------------------------------------------------------------ */
 
-static ot_cache_entry_t answer(int active, apr_time_t fetched)
-{
-    ot_cache_entry_t e;
-
-    memset(&e, 0, sizeof(e));
-    e.fetched = fetched;
-    e.drop_after = fetched + SEC(300);
-    e.active = active;
-    if (active) {
-        e.iss = ISS;
-        e.sub = "alice";
-        e.claims = "{\"active\":true}";
-        e.claims_len = strlen(e.claims);
-    }
-    return e;
-}
-
 /** A raw connection SUBSCRIBEd to r's channel. */
 static redisContext *listener(ot_redis_t *r)
 {
@@ -170,7 +153,7 @@ START_TEST(test_inactive_replacing_positive_is_published)
     redisContext *sub;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t positive = answer(1, now - SEC(3)), inactive = answer(0, now - SEC(1));
+    ot_cache_entry_t positive = redis_test_answer(1, now - SEC(3)), inactive = redis_test_answer(0, now - SEC(1));
     ot_redis_ktomb_t got;
     const char *m;
     apr_size_t len;
@@ -204,7 +187,7 @@ START_TEST(test_never_active_publishes_nothing)
     redisContext *sub;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t inactive = answer(0, now - SEC(2)), newer = answer(1, now - SEC(1));
+    ot_cache_entry_t inactive = redis_test_answer(0, now - SEC(2)), newer = redis_test_answer(1, now - SEC(1));
     int i, told = -1;
 
     NEED_REDIS();

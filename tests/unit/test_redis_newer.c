@@ -19,23 +19,6 @@
 
 static ot_stats_t stats;
 
-static ot_cache_entry_t answer(int active, apr_time_t fetched)
-{
-    ot_cache_entry_t e;
-
-    memset(&e, 0, sizeof(e));
-    e.fetched = fetched;
-    e.drop_after = fetched + SEC(300);
-    e.active = active;
-    if (active) {
-        e.iss = ISS;
-        e.sub = "alice";
-        e.claims = "{\"active\":true}";
-        e.claims_len = strlen(e.claims);
-    }
-    return e;
-}
-
 static void key_of(unsigned char key[OT_KEY_LEN], int i)
 {
     memset(key, 0x33, OT_KEY_LEN);
@@ -90,8 +73,8 @@ START_TEST(test_older_answer_never_replaces_newer)
     ot_redis_t *r;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t inactive = answer(0, now - SEC(2)), older = answer(1, now - SEC(3)), got;
-    ot_cache_entry_t newer = answer(1, now - SEC(1));
+    ot_cache_entry_t inactive = redis_test_answer(0, now - SEC(2)), older = redis_test_answer(1, now - SEC(3)), got;
+    ot_cache_entry_t newer = redis_test_answer(1, now - SEC(1));
 
     NEED_REDIS();
     r = redis_client("newer-answer", redis_shared.port, NULL, &stats, ot_test_pool);
@@ -154,7 +137,7 @@ START_TEST(test_fetched_on_the_readers_clock)
     ot_redis_t *r;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now(), ahead = now + SEC(3600);
-    ot_cache_entry_t e = answer(1, ahead - SEC(1)), got;
+    ot_cache_entry_t e = redis_test_answer(1, ahead - SEC(1)), got;
     redisContext *c;
 
     NEED_REDIS();
@@ -169,7 +152,7 @@ START_TEST(test_fetched_on_the_readers_clock)
     ck_assert_int_eq(got.drop_after - got.fetched, SEC(300));
     /* Whoever can write to Redis lengthens its life there: the authentic time still holds. */
     key_of(key, 2);
-    e = answer(1, now - SEC(10));
+    e = redis_test_answer(1, now - SEC(10));
     ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     c = redis_raw(redis_shared.port);
     freeReplyObject(redisCommand(c, "PEXPIRE %s 100000000",
@@ -179,12 +162,12 @@ START_TEST(test_fetched_on_the_readers_clock)
     ck_assert_int_eq(got.fetched, now - SEC(10));
     /* Inactive answers are tombstones: taken as late as a revocation from another node. */
     key_of(key, 3);
-    e = answer(0, now - SEC(60));
+    e = redis_test_answer(0, now - SEC(60));
     ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert(near(got.fetched, now - SEC(60) + OT_REDIS_SKEW));
     key_of(key, 4);
-    e = answer(0, now - SEC(2));
+    e = redis_test_answer(0, now - SEC(2));
     ck_assert_int_eq(ot_redis_put(r, key, &e, now, NULL, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(ot_redis_get(r, key, now, &got, ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(got.fetched, now);
@@ -199,7 +182,7 @@ START_TEST(test_long_values_not_read)
     ot_redis_t *r;
     unsigned char key[OT_KEY_LEN];
     apr_time_t now = apr_time_now();
-    ot_cache_entry_t e = answer(1, now), got;
+    ot_cache_entry_t e = redis_test_answer(1, now), got;
     apr_size_t big = 8 * 1024 * 1024;
     char *junk = apr_palloc(ot_test_pool, big);
     apr_uint64_t before = OT_STAT_GET(stats.redis_errors);
