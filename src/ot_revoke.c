@@ -491,15 +491,15 @@ apr_status_t ot_revoke_seen_jti(ot_shm_t *s, const char *iss, const char *jti, a
     if (rv != APR_SUCCESS) {
         return rv;
     }
-    for (i = 0; i < OT_REV_JTIS && rv == APR_SUCCESS; i++) {
-        if (r->jti[i].until > now && r->jti[i].h == h) {
-            rv = APR_EEXIST;
-        }
-        else if (r->jti[i].until < r->jti[pick].until) {
-            pick = i;       /* a free or expired slot, else the one expiring first */
-        }
+    if (jti_find(r, h, now) >= 0) {
+        rv = APR_EEXIST;
     }
-    if (rv == APR_SUCCESS) {
+    else {
+        for (i = 1; i < OT_REV_JTIS; i++) {
+            if (r->jti[i].until < r->jti[pick].until) {
+                pick = i;   /* a free or expired slot, else the one expiring first */
+            }
+        }
         r->jti[pick].h = h;
         r->jti[pick].until = until;
     }
