@@ -22,6 +22,8 @@ import secrets
 import time
 
 import benchlib as bl
+import flood02 as fl
+import peers02 as peers
 
 try:
     from cryptography.hazmat.primitives import hashes, serialization
@@ -35,8 +37,6 @@ NAMES = ("local-4k", "local-unique", "dpop-cached", "flood", "always-pkjwt-es256
 AUDIENCE = "bench-rs"
 KID = "bench-issuer-rs256"
 LOCAL_TOKENS = 24000        # local-unique cycles through these (see local_unique)
-FLOOD_RATE = "20 20"        # OfftokMissRate of the flood scenario: 20 a second, burst 20
-FLOOD_BURST = 20
 PROOFS = 65000              # DPoP proofs per run of dpop-cached: the replay table's 65,536
 DPOP_SECONDS = 5            # at most 13,000 req/s for 5 s
 DPOP_WINDOW = 31            # seconds a recorded proof is kept: OfftokDPoPMaxAge 30 + 0 + 1
@@ -222,17 +222,6 @@ def dpop_variant(b):
     Require valid-user""")
 
 
-def flood_variant(b, budget=True):
-    """The cached variant behind mod_remoteip (X-Client from 127.0.0.1 names the client), with
-    OfftokMissRate or without."""
-    load, server, location = RUN.offtok_variant(b)
-    load += f"\nLoadModule remoteip_module {bl.MODDIR}/mod_remoteip.so"
-    server += "\nRemoteIPHeader X-Client\nRemoteIPInternalProxy 127.0.0.1"
-    if budget:
-        server += f"\nOfftokMissRate {FLOOD_RATE}"
-    return load, server, location
-
-
 def always_auth_variant(b, auth):
     """Always-validate with client authentication auth: basic, ES256, RS256 (private_key_jwt)
     or signed (client_secret_basic, OfftokSignedAnswers On)."""
@@ -290,17 +279,36 @@ def local_4k(b, name):
         for _ in range(4000):
             out.write(f.readline())
     ours = b.variant("offtok-local", "mod_offtok-local", local_variant)
-    check(ours, open(four).readline().strip())
-    b.warm(ours, 4000, env={"BENCH_TOKENS": four})
+    good = open(four).readline().strip()
+    check(ours, good)
+    ours_sanity = peers.check_jwt_peer(b, ours, good, 10)
+    peer_hs, sanity = peers.jwt_peers(b, False, good)
+    # Each sent once first: the module keeps their claims, mod_oauth2 their payloads (expiry
+    # 86400); mod_auth_openidc keeps nothing and verifies every request anyway.
+    for h in [ours] + [h for label, h in peer_hs if label.startswith(peers.OAUTH2_SO)]:
+        b.warm(h, 4000, env={"BENCH_TOKENS": four})
     kw = {"script": "cycle.lua", "env": {"BENCH_TOKENS": four}}
+    return local_rounds(b, name, ours, peer_hs, kw, dict(sanity, mod_offtok=ours_sanity), 4000)
+
+
+def local_rounds(b, name, ours, peer_hs, kw, sanity, tokens):
+    """The measured rounds of a local-* scenario: the unauthenticated httpd, the module and
+    the JWKS peers (bench/peers02.py) with the same requests."""
     before = counters(ours)
-    rounds = b.rounds([("unauthenticated", b.baseline, kw), ("mod_offtok", ours, kw)])
+    rounds = b.rounds([("unauthenticated", b.baseline, kw), ("mod_offtok", ours, kw)]
+                      + [(label, h, kw) for label, h in peer_hs])
     res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
     res["local_counters"] = local_delta(before, counters(ours))
+    res["peers"] = {label: RUN.summarize(rounds, "unauthenticated", label)
+                    for label, _ in peer_hs}
+    for label, _ in peer_hs:
+        res["peers"][label]["vs_mod_offtok"] = RUN.summarize(rounds, label, "mod_offtok")["ratio"]
+    res["sanity"] = sanity
     b.profile(name, ours, kw)
     res["rounds"] = rounds
-    res["tokens"] = 4000
-    res["peers_note"] = peers_note()
+    res["tokens"] = tokens
+    if not peer_hs:
+        res["peers_note"] = peers_note()
     return res
 
 
@@ -311,17 +319,14 @@ def local_unique(b, name):
     first sight (local_counters.cached shows that none was answered from the cache)."""
     path = b.issuer.token_file(LOCAL_TOKENS)
     ours = b.variant("offtok-local-ttl1", "mod_offtok-local-ttl1", local_variant, ttl=1)
-    check(ours, open(path).readline().strip())
+    good = open(path).readline().strip()
+    check(ours, good)
+    ours_sanity = peers.check_jwt_peer(b, ours, good, 20)
+    # mod_oauth2 with expiry=0 keeps no payload; mod_auth_openidc keeps none at all.
+    peer_hs, sanity = peers.jwt_peers(b, True, good)
     kw = {"script": "cycle.lua", "env": {"BENCH_TOKENS": path}}
-    before = counters(ours)
-    rounds = b.rounds([("unauthenticated", b.baseline, kw), ("mod_offtok", ours, kw)])
-    res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
-    res["local_counters"] = local_delta(before, counters(ours))
-    b.profile(name, ours, kw)
-    res["rounds"] = rounds
-    res["tokens"] = LOCAL_TOKENS
-    res["peers_note"] = peers_note()
-    return res
+    return local_rounds(b, name, ours, peer_hs, kw, dict(sanity, mod_offtok=ours_sanity),
+                        LOCAL_TOKENS)
 
 
 def local_delta(a, c):
@@ -337,7 +342,7 @@ def peers_note():
     if missing:
         return ("not run: " + " and ".join(missing) + " not installed on the bench machine "
                 "(libapache2-mod-auth-openidc, libapache2-mod-oauth2)")
-    return "not run: JWKS configurations of the peers not written yet"
+    return "not run: --no-peers"
 
 
 def dpop_cached(b, name):
@@ -355,99 +360,54 @@ def dpop_cached(b, name):
     fixed = b.issuer.proofs(ours.url, token, 20000, T, os.path.join(b.issuer.dir, "proofs-b-"))
     with open(fixed + "1") as f:
         check(ours, None, {"Authorization": "DPoP " + token, "DPoP": f.readline().strip()})
+    sanity = {"mod_offtok": peers.check_dpop(b, ours, token, True)}
     base_kw = {"script": "dpop.lua", "env": {"BENCH_PROOFS": fixed, "BENCH_TOKEN": token}}
-    state = {"n": 0}
-
-    def prepare():
-        state["n"] += 1
-        if state.get("iat"):
-            wait = state["iat"] + DPOP_WINDOW + 2 - time.time()
-            if wait > 0:
-                bl.log(f"    waiting {wait:.0f}s for the last run's proofs to expire")
-                time.sleep(wait)
-        count = PROOFS
-        state["iat"] = time.time()
-        prefix = os.path.join(b.issuer.dir, f"proofs-{state['n']}-")
-        t0 = time.monotonic()
-        b.issuer.proofs(ours.url, token, count, T, prefix)
-        bl.log(f"    made {count} proofs in {time.monotonic() - t0:.1f}s")
-        kw["env"]["BENCH_PROOFS"] = prefix
-    kw = {"script": "dpop.lua", "env": {"BENCH_PROOFS": "", "BENCH_TOKEN": token},
-          "prepare": prepare}
+    variants = [("unauthenticated", b.baseline, base_kw),
+                ("mod_offtok", ours, fresh_proofs(b, ours, token, wait=True))]
+    # mod_oauth2 checks DPoP proofs (liboauth2 1.4.5, type=dpop; bench/peers02.py): the same
+    # bound answer, cached, and fresh proofs made for its URL before each of its runs.
+    if not b.args.no_peers and peers.installed(peers.OAUTH2_SO):
+        label = peers.OAUTH2_SO + "-dpop"
+        h = b.variant(label, label, peers.oauth2_dpop_variant)
+        sanity[label] = peers.check_dpop(b, h, token, False)
+        variants.append((label, h, fresh_proofs(b, h, token, wait=False)))
     # Runs of 5 s at most: more proofs than the table holds would be replays (401s) or 503s.
-    rounds = b.rounds([("unauthenticated", b.baseline, base_kw), ("mod_offtok", ours, kw)],
-                      duration=min(b.args.duration, DPOP_SECONDS))
+    rounds = b.rounds(variants, duration=min(b.args.duration, DPOP_SECONDS))
     res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
+    res["peers"] = {label: RUN.summarize(rounds, "unauthenticated", label)
+                    for label, _, _ in variants[2:]}
+    for label in res["peers"]:
+        res["peers"][label]["vs_mod_offtok"] = RUN.summarize(rounds, label, "mod_offtok")["ratio"]
+    res["sanity"] = sanity
     res["rounds"] = rounds
     res["seconds_per_run"] = min(b.args.duration, DPOP_SECONDS)
-    res["peers_note"] = peers_note()
+    if not res["peers"]:
+        res["peers_note"] = peers_note()
     return res
 
 
-def flood(b, name):
-    """Issue 17: one wrk (-c16 -t1) sends one cached token as client 10.0.0.2, alone and then
-    while another (-c16 -t1) floods tokens never seen before as client 10.0.0.1; on the module
-    with OfftokMissRate and on the same without it. The issuer's calls are counted over the
-    flood."""
-    token = b.hot_token()
-    dirs = [os.path.join(b.workdir, d) for d in ("wrk-legit", "wrk-flood")]
-    for d in dirs:
-        os.makedirs(d, exist_ok=True)
-    legit = bl.Wrk(b.procs, dirs[0], 16, 1)
-    flooder = bl.Wrk(b.procs, dirs[1], 16, 1)
-    legit_kw = {"headers": ("Authorization: Bearer " + token, "X-Client: 10.0.0.2")}
-    flood_env = {"BENCH_TEMPLATE": b.template() + "-flood", "BENCH_XCLIENT": "10.0.0.1"}
-    out = {}
-    for label, budget in (("budget", True), ("no_budget", False)):
-        h = b.variant(f"offtok-flood-{label}", f"mod_offtok-flood-{label}", flood_variant,
-                      budget=budget)
-        check(h, token)
-        runs = []
-        for i in range(b.args.pairs):
-            alone = legit.run(h.url, b.args.duration, groups={"server": h.pid}, **legit_kw)
-            before = b.nginx.requests()
-            t0 = time.monotonic()
-            p, fout = flooder.start(h.url, b.args.duration + 3, "unique.lua", env=flood_env)
-            time.sleep(1)
-            flooded = legit.run(h.url, b.args.duration, groups={"server": h.pid}, **legit_kw)
-            p.wait(timeout=b.args.duration + 60)
-            b.procs.stop(p)
-            seconds = time.monotonic() - t0
-            calls = b.nginx.requests() - before - 1
-            with open(fout) as f:
-                fres = bl.parse_wrk(f.read())
-            run = {"alone": alone, "flooded": flooded, "flood": fres,
-                   "issuer_calls": calls, "issuer_calls_per_s": round(calls / seconds, 1),
-                   # the burst is spent once; what is left is the sustained rate
-                   "issuer_calls_per_s_after_burst": round(max(calls - FLOOD_BURST, 0) / seconds,
-                                                           1),
-                   "flood_seconds": round(seconds, 1),
-                   "ratio": round(flooded["rps"] / alone["rps"], 3) if alone["rps"] else None}
-            bl.log(f"    {label} {i + 1}: legit alone {alone['rps']:.0f}/s, flooded "
-                   f"{flooded['rps']:.0f}/s ({run['ratio']}), flood {fres['rps']:.0f}/s "
-                   f"({fres['non_2xx']} refused), issuer {run['issuer_calls_per_s']}/s  "
-                   f"(foreign cpu {max(alone['cpu']['foreign'], flooded['cpu']['foreign']):.0%})")
-            runs.append(run)
-        out[label] = {
-            "alone_rps": RUN.median(r["alone"]["rps"] for r in runs),
-            "flooded_rps": RUN.median(r["flooded"]["rps"] for r in runs),
-            "ratio": RUN.median(r["ratio"] for r in runs),
-            "ratios": [r["ratio"] for r in runs],
-            "flood_rps": RUN.median(r["flood"]["rps"] for r in runs),
-            "flood_refused": sum(r["flood"]["non_2xx"] for r in runs),
-            "issuer_calls_per_s": RUN.median(r["issuer_calls_per_s"] for r in runs),
-            "issuer_calls_per_s_after_burst": RUN.median(r["issuer_calls_per_s_after_burst"]
-                                                         for r in runs),
-            "legit_errors": sum(RUN.errors(r["flooded"]) + RUN.errors(r["alone"]) for r in runs),
-            "foreign_cpu_max": max(max(r["alone"]["cpu"]["foreign"], r["flooded"]["cpu"]["foreign"])
-                                   for r in runs),
-            "runs": runs,
-        }
-        b.drop(f"offtok-flood-{label}")
-    res = out["budget"]
-    return {"reference_rps": res["alone_rps"], "rps": res["flooded_rps"], "ratio": res["ratio"],
-            "cpu_ratio": None, "errors": res["legit_errors"], "miss_rate": FLOOD_RATE,
-            "budget": out["budget"], "no_budget": out["no_budget"]}
+def fresh_proofs(b, h, token, wait):
+    """wrk arguments for dpop.lua whose prepare() makes PROOFS proofs for h (iat now) before
+    each run; wait: first wait until the previous run's proofs have left the module's replay
+    table (DPOP_WINDOW after their iat)."""
+    state = {"n": 0}
+    kw = {"script": "dpop.lua", "env": {"BENCH_PROOFS": "", "BENCH_TOKEN": token}}
+
+    def prepare():
+        state["n"] += 1
+        if wait and state.get("iat"):
+            left = state["iat"] + DPOP_WINDOW + 2 - time.time()
+            if left > 0:
+                bl.log(f"    waiting {left:.0f}s for the last run's proofs to expire")
+                time.sleep(left)
+        state["iat"] = time.time()
+        prefix = os.path.join(b.issuer.dir, f"proofs-{h.name}-{state['n']}-")
+        t0 = time.monotonic()
+        b.issuer.proofs(h.url, token, PROOFS, b.args.threads, prefix)
+        bl.log(f"    made {PROOFS} proofs for {h.name} in {time.monotonic() - t0:.1f}s")
+        kw["env"]["BENCH_PROOFS"] = prefix
+    kw["prepare"] = prepare
+    return kw
 
 
 def always_auth(b, name, auth):
@@ -476,7 +436,7 @@ SCENARIOS = {
     "local-4k": (local_4k, ">= 0.95", 0.95),
     "local-unique": (local_unique, ">= 0.70", 0.70),
     "dpop-cached": (dpop_cached, ">= 0.60", 0.60),
-    "flood": (flood, "flooded >= 0.90", 0.90),
+    "flood": (fl.flood, "flooded >= 0.90", 0.90),
     "always-pkjwt-es256": (lambda b, n: always_auth(b, n, "ES256"), "ratio to basic", None),
     "always-pkjwt-rs256": (lambda b, n: always_auth(b, n, "RS256"), "ratio to basic", None),
     "always-signed": (lambda b, n: always_auth(b, n, "signed"), "ratio to basic", None),

@@ -400,6 +400,7 @@ class Wrk:
         self.procs, self.workdir = procs, workdir
         self.connections, self.threads = connections, threads
         self.n = 0
+        self.pin = None         # a CPU number: run wrk under taskset -c pin
 
     def argv(self, url, duration, script=None, headers=()):
         argv = ["wrk", f"-c{self.connections}", f"-t{self.threads}",
@@ -417,6 +418,8 @@ class Wrk:
         # Line-buffered, so that "Running ..." shows when the timed part begins (after the
         # scripts' init, which may read 100,000 tokens).
         argv = ["stdbuf", "-oL"] + self.argv(url, duration, script, headers)
+        if self.pin is not None:
+            argv = ["taskset", "-c", str(self.pin)] + argv
         return self.procs.start(argv, out, env=e), out
 
     def run(self, url, duration, script=None, env=None, headers=(), groups=None):
