@@ -12,7 +12,7 @@ aborts the scenario, since its figures would not be those of a check.
 What the peers check (from their source at the Debian versions; docs/performance.md quotes it):
 - mod_auth_openidc 2.4.12, `AuthType oauth20` with `OIDCOAuthVerifyJwksUri` and no
   introspection endpoint: parses the token as a JWT, checks `exp` when present and the
-  signature with the JWKS (kept in its cache for `OIDCProviderJwksRefreshInterval`); no `iss`,
+  signature with the JWKS (kept in its cache for `OIDCJWKSRefreshInterval`); no `iss`,
   no `aud`; it keeps no verified token, so every request verifies a signature.
 - mod_oauth2 3.3.1 / liboauth2 1.4.5, `OAuth2TokenVerify jwks_uri`: the signature, `exp`
   (`verify.exp=required`), `iat` only if slacks are set; no `iss` (it passes none), no `aud`. A
@@ -47,7 +47,7 @@ OIDCCryptoPassphrase bench-passphrase-0123456789
 OIDCCABundlePath {b.pki.ca_file}
 OIDCOAuthSSLValidateServer On
 OIDCOAuthVerifyJwksUri {b.issuer.url}/jwks
-OIDCProviderJwksRefreshInterval 86400
+OIDCJWKSRefreshInterval 86400
 OIDCCacheType shm
 OIDCCacheShmMax {ENTRIES}
 OIDCCacheShmEntrySizeMax 8721"""
