@@ -1,12 +1,13 @@
 """The scenarios of the 0.2 features (issues 15-18), for bench/run.
 
 - local-4k, local-unique (issue 15): `OfftokAccessTokens Local`, RS256 access tokens signed here
-  with the fast issuer's key, which nginx serves as a JWKS beside its metadata;
+  with the fast issuer's key, which nginx serves as a JWKS beside its metadata; with
+  mod_auth_openidc and mod_oauth2 verifying the same tokens by JWKS (bench/peers02.py);
 - dpop-cached (issue 16): a DPoP-bound token whose answer is cached, a fresh ES256 proof on every
-  request (proofs made before each run, each sent once);
-- flood (issue 17): legitimate cached traffic while a second wrk floods made-up tokens from
-  another client address (mod_remoteip: the X-Client header names it), with and without
-  `OfftokMissRate`;
+  request (proofs made before each run, each sent once); with mod_oauth2's type=dpop;
+- flood (issue 17, bench/flood02.py): legitimate cached traffic while a second wrk floods
+  made-up tokens from another client address (mod_remoteip: the X-Client header names it), with
+  and without `OfftokMissRate`, against the same flood of a path the module never sees;
 - always-pkjwt-es256, always-pkjwt-rs256, always-signed (issue 18): always-validate with
   `private_key_jwt` and with `OfftokSignedAnswers On`, against always-validate with
   client_secret_basic in the same run.
