@@ -37,6 +37,7 @@ NAMES = ("local-4k", "local-unique", "dpop-cached", "flood", "always-pkjwt-es256
          "always-pkjwt-rs256", "always-signed")
 AUDIENCE = "bench-rs"
 KID = "bench-issuer-rs256"
+BEAT_PEERS = ("local-4k", "local-unique")   # met only if the module's rate beats each peer's
 LOCAL_TOKENS = 24000        # local-unique cycles through these (see local_unique)
 PROOFS = 65000              # DPoP proofs per run of dpop-cached: the replay table's 65,536
 DPOP_SECONDS = 5            # at most 13,000 req/s for 5 s
@@ -434,8 +435,8 @@ def always_auth(b, name, auth):
 
 
 SCENARIOS = {
-    "local-4k": (local_4k, ">= 0.95", 0.95),
-    "local-unique": (local_unique, ">= 0.70", 0.70),
+    "local-4k": (local_4k, ">= 0.95, > peers", 0.95),
+    "local-unique": (local_unique, ">= 0.70, > peers", 0.70),
     "dpop-cached": (dpop_cached, ">= 0.60", 0.60),
     "flood": (fl.flood, "flooded >= 0.90", 0.90),
     "always-pkjwt-es256": (lambda b, n: always_auth(b, n, "ES256"), "ratio to basic", None),
