@@ -15,7 +15,7 @@ What the peers check (from their source at the Debian versions; docs/performance
   signature with the JWKS (kept in its cache for `OIDCJWKSRefreshInterval`); no `iss`,
   no `aud`; it keeps no verified token, so every request verifies a signature.
 - mod_oauth2 3.3.1 / liboauth2 1.4.5, `OAuth2TokenVerify jwks_uri`: the signature, `exp`
-  (`verify.exp=required`), `iat` only if slacks are set; no `iss` (it passes none), no `aud`. A
+  (`verify.exp=required`), `iat` at most 10 s in the future; no `iss` (it passes none), no `aud`. A
   verified token's payload is kept in its cache for `expiry` seconds (default 300): 86400 in
   local-4k (as the module's kept claims), 0 in local-unique (an entry stored with expiry 0 is
   never found again: liboauth2's shm cache answers only entries whose expiry is > now).
@@ -75,8 +75,9 @@ def oauth2_jwks_variant(b, expiry):
 def oauth2_dpop_variant(b):
     """mod_oauth2 introspecting the DPoP-bound answer (cached a day, as the module's) with
     type=dpop: Authorization: DPoP accepted (OAuth2AcceptTokenIn header type=DPoP), the proof
-    checked on every request, iat up to 30 s old (as OfftokDPoPMaxAge 30), jti kept 31 s (as
-    the module's table) in the same shm cache of 5,000 entries."""
+    checked on every request, iat up to 30 s old (as OfftokDPoPMaxAge 30), the proof kept 31 s
+    (as in the module's table) in the same shm cache of 5,000 entries, or until evicted from
+    it (the least recently used goes first: after about 5,000 requests)."""
     load = "LoadModule oauth2_module /usr/lib/apache2/modules/mod_oauth2.so"
     server = f"OAuth2Cache shm max_entries={ENTRIES}"
     opts = ("introspect.ssl_verify=false&introspect.auth=client_secret_basic"
