@@ -143,12 +143,19 @@ void offtok_proc_child_init(apr_pool_t *pchild, server_rec *s)
         ot_flight_set_stats(proc.flight, proc.stats);
         rv = ot_jose_keys_create(&proc.keys, OFFTOK_JWKS_MIN_REFRESH, pchild);
     }
-    if (rv == APR_SUCCESS) {
-        rv = ot_cred_store_create(&proc.creds, OFFTOK_CRED_MIN_REREAD, pchild);
-        rv = ot_disc_create(&proc.disc, OFFTOK_JWKS_MIN_REFRESH, pchild);
-    }
     if (rv != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0053: cannot set up the issuer link in "
                      "this process");
+        return;
+    }
+    rv = ot_cred_store_create(&proc.creds, OFFTOK_CRED_MIN_REREAD, pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0720: cannot set up the store of "
+                     "credential files in this process");
+    }
+    rv = ot_disc_create(&proc.disc, OFFTOK_JWKS_MIN_REFRESH, pchild);
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_CRIT, rv, s, "OT0721: cannot set up the cache of issuer "
+                     "metadata in this process");
     }
 }
