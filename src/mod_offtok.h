@@ -271,7 +271,7 @@ void offtok_insert_error_filter(request_rec *r);
 extern const authz_provider offtok_scope_provider;
 extern const authz_provider offtok_claim_provider;
 
-/** check_config of OfftokClientAuth and its companions (mod_offtok_client.c). */
+/** check_config of OfftokClientAuth and companions (mod_offtok_config_client.c). */
 int offtok_client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                                server_rec *s);
 
@@ -378,6 +378,17 @@ int offtok_status_hook(request_rec *r, int flags);
 /** The offtok-status handler's answer (JSON, or Prometheus text on ?format=prometheus). */
 int offtok_status(request_rec *r);
 
+/* ---- client authentication: its directives (mod_offtok_config_client.c) ------------------- */
+
+/** OfftokClientKey, OfftokClientCertificate, OfftokClientAuth (in offtok_cmds). */
+const char *offtok_set_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid);
+const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
+                                   const char *key);
+const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg);
+
+/** NULL when c has what its OfftokClientAuth needs, else what is missing (for OT0005). */
+const char *offtok_client_missing(const offtok_dir_conf *c);
+
 /* ---- client authentication at the issuer (mod_offtok_client.c) ----------------------------- */
 
 /** One issuer call as the leader makes it: the request, and the credentials of the moment. */
@@ -410,8 +421,6 @@ void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p);
 apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_err_kind_t *kind,
                                 const char **why, const ot_http_resp_t *resp);
 
-/** NULL when c has what its OfftokClientAuth needs, else what is missing (for OT0005). */
-const char *offtok_client_missing(const offtok_dir_conf *c);
 
 /**
  * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf), once
@@ -429,11 +438,6 @@ apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
  */
 const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p);
 
-/** OfftokClientKey, OfftokClientCertificate, OfftokClientAuth. */
-const char *offtok_set_client_key(cmd_parms *cmd, void *dc, const char *file, const char *kid);
-const char *offtok_set_client_cert(cmd_parms *cmd, void *dc, const char *cert,
-                                   const char *key);
-const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg);
 
 
 /* ---- per process -------------------------------------------------------------------------- */
