@@ -190,6 +190,13 @@ ot_client_auth_t offtok_client_auth(const offtok_dir_conf *c);
  * (URL, body, deadline, limits) zero for the caller to fill in.
  */
 void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c);
+/**
+ * The name under which this process caches the keys of c's OfftokJWKSURL (the url given to
+ * ot_jose_verify and ot_jose_known_forgery): the URL, told apart by how c trusts TLS (as cached
+ * answers are), so that keys fetched without verifying the issuer, or trusting another CA file,
+ * never verify anything for a location that trusts otherwise. NULL without OfftokJWKSURL.
+ */
+const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p);
 /** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
 int offtok_longest_ttl(void);
 /** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */
@@ -421,7 +428,6 @@ void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p);
 apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_err_kind_t *kind,
                                 const char **why, const ot_http_resp_t *resp);
 
-
 /**
  * Fetch a JWKS with a location's TLS settings and timeouts (ot_jose_fetch_fn; baton: conf), once
  * for all processes (ot_docs.h; mod_offtok_local.c): every caller of ot_jose_verify uses it. url
@@ -429,14 +435,6 @@ apr_status_t offtok_call_result(offtok_call_t *call, ot_answer_t **answer, ot_er
  */
 apr_status_t offtok_fetch_jwks(void *baton, const char *url, const char **body,
                                apr_size_t *len, const char **why, apr_pool_t *p);
-
-/**
- * The name under which this process caches the keys of c's OfftokJWKSURL (the url given to
- * ot_jose_verify and ot_jose_known_forgery): the URL, told apart by how c trusts TLS (as cached
- * answers are), so that keys fetched without verifying the issuer, or trusting another CA file,
- * never verify anything for a location that trusts otherwise. NULL without OfftokJWKSURL.
- */
-const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p);
 
 
 

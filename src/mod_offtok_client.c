@@ -231,18 +231,6 @@ void offtok_call_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
 
 /* ---- the answer --------------------------------------------------------------------------- */
 
-/** What offtok_jwks_key appends to a JWKS URL (a fragment: never part of what is fetched). */
-#define JWKS_TRUST "#offtok-trust="
-
-const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p)
-{
-    if (c->jwks_url == NULL || (offtok_ssl_verify(c) && c->ca_file == NULL)) {
-        return c->jwks_url;
-    }
-    return apr_pstrcat(p, c->jwks_url, JWKS_TRUST, offtok_ssl_verify(c) ? "verify" : "noverify",
-                       c->ca_file ? " ca=" : "", c->ca_file ? c->ca_file : "", NULL);
-}
-
 /** A short printable form of a Content-Type the issuer sent, for the log. */
 static const char *shown_type(const char *ct, apr_pool_t *p)
 {

@@ -10,6 +10,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_core.h>
+#include <apr_strings.h>
 
 #include "mod_offtok.h"
 #include "ot_http.h"
@@ -234,4 +235,16 @@ void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c)
     req->verify = offtok_ssl_verify(c);
     req->connect_timeout = offtok_connect_timeout(c);
     req->total_timeout = offtok_total_timeout(c);
+}
+
+/** What offtok_jwks_key appends to a JWKS URL (a fragment: never part of what is fetched). */
+#define JWKS_TRUST "#offtok-trust="
+
+const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p)
+{
+    if (c->jwks_url == NULL || (offtok_ssl_verify(c) && c->ca_file == NULL)) {
+        return c->jwks_url;
+    }
+    return apr_pstrcat(p, c->jwks_url, JWKS_TRUST, offtok_ssl_verify(c) ? "verify" : "noverify",
+                       c->ca_file ? " ca=" : "", c->ca_file ? c->ca_file : "", NULL);
 }

@@ -1,10 +1,12 @@
 """The source reads as issue 14 asks: no include circle, the core includes no glue, one message per
-log tag.
+log tag, no call circle between the glue's files.
 
 tests/src/check-includes reads the #include lines of src/, tests/src/check-log-tags the OT####
 tags of its messages; each is run on this tree (it must pass), and on copies of src/ with one
-circle, one glue include or one reused tag added (each must fail and name what it found). No httpd
-and no issuer: the checks read files only."""
+circle, one glue include or one reused tag added (each must fail and name what it found).
+tests/src/check-calls reads the built glue objects beside $OFFTOK_MODULE with nm (it must pass),
+and three tiny objects compiled here that call in a circle (it must name it). No httpd and no
+issuer: the checks read files only."""
 import os
 import shutil
 import subprocess
@@ -77,3 +79,45 @@ def test_a_tag_reused_for_another_message_is_found(tmp_path):
     res = subprocess.run([LOG_TAGS, "--top", str(top)], capture_output=True, text=True)
     assert res.returncode == 1
     assert res.stdout.startswith("OT0051 begins 2 messages: mod_offtok_proc.c:")
+
+
+CALLS = os.path.join(REPO, "tests", "src", "check-calls")
+
+
+def glue_objects():
+    """src/.libs of the build that made $OFFTOK_MODULE (libtool's objects of the module)."""
+    from httpd import module_path
+    objdir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(module_path()))),
+                          "src", ".libs")
+    assert os.path.isdir(objdir), f"no objects beside the module: {objdir}"
+    return objdir
+
+
+def test_glue_files_call_one_another_without_a_circle():
+    """The glue's call graph, read from the built objects with nm, is a DAG; mod_offtok.c calls
+    down into the other files and none calls it (the module record aside)."""
+    res = subprocess.run([CALLS, glue_objects()], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+    graph = subprocess.run([CALLS, "--graph", glue_objects()], capture_output=True, text=True)
+    assert graph.returncode == 0, graph.stderr
+    assert "mod_offtok -> mod_offtok_authn: offtok_check" in graph.stdout
+    assert not [line for line in graph.stdout.splitlines()
+                if line.split(" -> ")[1].startswith("mod_offtok:")]
+
+
+def compile_glue(tmp_path, name, source):
+    path = tmp_path / f"mod_offtok_la-{name}.c"
+    path.write_text(source)
+    subprocess.run(["cc", "-c", "-o", str(path.with_suffix(".o")), str(path)], check=True)
+
+
+def test_a_call_circle_between_glue_files_is_found(tmp_path):
+    compile_glue(tmp_path, "mod_offtok", "int offtok_module;\n")
+    compile_glue(tmp_path, "mod_offtok_a", "extern int offtok_module; int offtok_b(void);\n"
+                 "int offtok_a(void) { return offtok_b() + offtok_module; }\n")
+    compile_glue(tmp_path, "mod_offtok_b", "extern int offtok_module; int offtok_a(void);\n"
+                 "int offtok_b(void) { return offtok_module; }\n"
+                 "int offtok_c(void) { return offtok_a(); }\n")
+    res = subprocess.run([CALLS, str(tmp_path)], capture_output=True, text=True)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert res.stdout == "call circle: mod_offtok_a -> mod_offtok_b -> mod_offtok_a\n"
