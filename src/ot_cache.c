@@ -11,11 +11,10 @@
  * only when the counter was even and unchanged around it; every index they follow is bounds
  * checked, so a torn read can fail but never stray. After OT_SEQ_TRIES failures they lock.
  *
- * Eviction, when a put finds too few free chunks: first every expired entry of the stripe (past
- * drop_after) goes, in one sweep that also learns when the next one expires, so the sweep runs
- * only when something may have expired; then CLOCK with a 2-bit count per record: a put sets
- * it to 1, a hit to 3, the hand lowers it by one as it passes and evicts at 0. A record hit
- * recently thus survives two more turns of the hand than one that was only stored.
+ * This file holds the stripes (views, reset, lock recovery), the readers, the interface (which
+ * stripe, the lock and seqlock, the counters) and the cache key. Writing a record into a stripe,
+ * dropping one and eviction (expired first, then CLOCK) are ot_cache_store.c's; ot_cache_int.h
+ * is what the two share.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -25,7 +24,7 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
-#include "ot_cache.h"
+#include "ot_cache_int.h"
 #include "ot_revoke.h"
 #include "ot_shm_layout.h"
 #include "ot_stats.h"
@@ -35,34 +34,7 @@
 #define OT_TYPICAL_IDS (65 + 37 + 37 + 16) /* iss, sub, sid, azp, with their NULs */
 #define OT_TYPICAL_CLAIMS 600
 
-#define REC_PREFIX OT_REC_PREFIX
-#define REC_HNEXT 32
-#define REC_BLEN 36
-
-enum { K_FREE = 0, K_HEAD = 1, K_TAIL = 2 };
-enum { REF_STORED = 1, REF_HIT = 3 };
-
-/** Process-local view of one stripe. */
-typedef struct {
-    ot_stripe_t *h;
-    apr_uint32_t *buckets, *next;
-    unsigned char *ref, *kind, *chunks;
-    apr_uint32_t nchunks, nbuckets, max_record;
-} stripe_t;
-
-/** Where a record being stored goes: the chain of chunks allocated for it. */
-typedef struct {
-    stripe_t *v;
-    apr_uint32_t chunk;
-    apr_size_t off;
-} sink_t;
-
 /* ---- geometry and stripes ------------------------------------------------------------------ */
-
-static apr_uint32_t chunks_for(apr_size_t rec_len)
-{
-    return (apr_uint32_t)((rec_len + OT_CHUNK_SIZE - 1) / OT_CHUNK_SIZE);
-}
 
 static void stripe_view(stripe_t *v, const ot_shm_t *s, apr_uint32_t i)
 {
@@ -78,11 +50,6 @@ static void stripe_view(stripe_t *v, const ot_shm_t *s, apr_uint32_t i)
     v->nchunks = g->nchunks;
     v->nbuckets = g->nbuckets;
     v->max_record = g->max_record;
-}
-
-static unsigned char *chunk_at(const stripe_t *v, apr_uint32_t c)
-{
-    return v->chunks + (apr_size_t)c * OT_CHUNK_SIZE;
 }
 
 /** Empty the stripe: every chunk free, in order, every bucket empty. */
@@ -138,30 +105,8 @@ apr_status_t ot_cache_init(ot_shm_t *s)
 
 /* ---- records in a stripe ------------------------------------------------------------------- */
 
-static apr_uint32_t rec_u32(const stripe_t *v, apr_uint32_t c, apr_size_t at)
-{
-    apr_uint32_t x;
-
-    memcpy(&x, chunk_at(v, c) + at, sizeof(x));
-    return x;
-}
-
-static void rec_set_u32(stripe_t *v, apr_uint32_t c, apr_size_t at, apr_uint32_t x)
-{
-    memcpy(chunk_at(v, c) + at, &x, sizeof(x));
-}
-
-static apr_time_t rec_time(const stripe_t *v, apr_uint32_t c, apr_size_t at)
-{
-    return ot_blob_time(chunk_at(v, c) + REC_PREFIX + at);
-}
-
-/**
- * The first chunk of key's record, OT_NIL when none; *prev the record before it in the bucket.
- * Safe on data a writer is changing: every index is checked and the walk is bounded.
- */
-static apr_uint32_t stripe_find(apr_uint32_t *prev, const stripe_t *v, const unsigned char *key,
-                                apr_uint64_t kh)
+apr_uint32_t ot_stripe_find(apr_uint32_t *prev, const stripe_t *v, const unsigned char *key,
+                            apr_uint64_t kh)
 {
     apr_uint32_t c, steps = 0;
 
@@ -220,7 +165,7 @@ static apr_status_t stripe_read(ot_cache_entry_t *e, apr_uint32_t *pc, const str
     if (seq & 1) {
         return APR_EAGAIN;
     }
-    *pc = stripe_find(&prev, v, key, kh);
+    *pc = ot_stripe_find(&prev, v, key, kh);
     rv = *pc == OT_NIL ? APR_NOTFOUND : stripe_copy(&buf, &len, v, *pc, p);
     if (!ot_seq_read_valid(&v->h->seq, seq)) {
         return APR_EAGAIN;
@@ -229,191 +174,6 @@ static apr_status_t stripe_read(ot_cache_entry_t *e, apr_uint32_t *pc, const str
         rv = ot_blob_parse(e, buf, len);
     }
     return rv == APR_SUCCESS || rv == APR_NOTFOUND ? rv : APR_EGENERAL;
-}
-
-/** Free the chain of chunks that starts at c: one record fewer. */
-static void chain_free(stripe_t *v, apr_uint32_t c)
-{
-    apr_uint32_t steps = 0, n;
-
-    while (c < v->nchunks && steps++ < v->nchunks) {
-        n = v->next[c];
-        v->kind[c] = K_FREE;
-        __atomic_store_n(&v->ref[c], 0, __ATOMIC_RELAXED);
-        v->next[c] = v->h->free_head;
-        v->h->free_head = c;
-        v->h->free_count++;
-        c = n;
-    }
-    __atomic_store_n(&v->h->entries, v->h->entries - 1, __ATOMIC_RELAXED);
-}
-
-/** Unlink the record at c (found after prev) from its bucket and free its chunks. */
-static void stripe_drop(stripe_t *v, apr_uint32_t c, apr_uint32_t prev, apr_uint64_t kh)
-{
-    apr_uint32_t hnext = rec_u32(v, c, REC_HNEXT);
-
-    if (prev == OT_NIL) {
-        v->buckets[kh & (v->nbuckets - 1)] = hnext;
-    }
-    else {
-        rec_set_u32(v, prev, REC_HNEXT, hnext);
-    }
-    chain_free(v, c);
-}
-
-/**
- * Drop the record whose first chunk is c, finding its place in its bucket from its key. Frees
- * the chunks even if the bucket does not lead to it, so that eviction always makes progress.
- */
-static void stripe_drop_at(stripe_t *v, apr_uint32_t c)
-{
-    const unsigned char *key = chunk_at(v, c);
-    apr_uint64_t kh = ot_key_hash(key);
-    apr_uint32_t prev;
-
-    if (stripe_find(&prev, v, key, kh) == c) {
-        stripe_drop(v, c, prev, kh);
-    }
-    else {
-        chain_free(v, c);
-    }
-}
-
-/** Drop every expired record; remember when the next one expires. */
-static void stripe_sweep(stripe_t *v, apr_time_t now)
-{
-    apr_time_t next = APR_INT64_MAX, d;
-    apr_uint32_t c;
-
-    for (c = 0; c < v->nchunks; c++) {
-        if (v->kind[c] != K_HEAD) {
-            continue;
-        }
-        d = rec_time(v, c, OT_BLOB_DROP);
-        if (d <= now) {
-            stripe_drop_at(v, c);
-        }
-        else if (d < next) {
-            next = d;
-        }
-    }
-    v->h->next_expiry = next;
-}
-
-/** CLOCK: lower counts as the hand passes and evict the first record found at 0; 0 if none. */
-static int stripe_evict_one(stripe_t *v)
-{
-    apr_uint32_t c, steps, limit = 3 * v->nchunks;
-    unsigned char r;
-
-    for (steps = 0; steps <= limit + v->nchunks; steps++) {
-        c = v->h->hand;
-        v->h->hand = c + 1 < v->nchunks ? c + 1 : 0;
-        if (v->kind[c] != K_HEAD) {
-            continue;
-        }
-        r = __atomic_load_n(&v->ref[c], __ATOMIC_RELAXED);
-        if (r > 0 && steps < limit) {       /* past the limit, hits cannot hold the hand up */
-            __atomic_store_n(&v->ref[c], r - 1, __ATOMIC_RELAXED);
-            continue;
-        }
-        stripe_drop_at(v, c);
-        __atomic_store_n(&v->h->evictions, v->h->evictions + 1, __ATOMIC_RELAXED);
-        return 1;
-    }
-    return 0;
-}
-
-/** 1 when need chunks are free, after dropping the expired records, then CLOCK's choices. */
-static int stripe_make_room(stripe_t *v, apr_uint32_t need, apr_time_t now)
-{
-    if (v->h->free_count < need && now >= v->h->next_expiry) {
-        stripe_sweep(v, now);
-    }
-    while (v->h->free_count < need) {
-        if (!stripe_evict_one(v)) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/** Write n bytes at the sink's place in the record's chain of chunks. */
-static void sink_write(void *baton, const void *data, apr_size_t n)
-{
-    sink_t *k = baton;
-    const unsigned char *d = data;
-
-    while (n > 0) {
-        apr_size_t room = OT_CHUNK_SIZE - k->off, step = n < room ? n : room;
-        memcpy(chunk_at(k->v, k->chunk) + k->off, d, step);
-        d += step;
-        n -= step;
-        k->off += step;
-        if (k->off == OT_CHUNK_SIZE && n > 0) {
-            k->chunk = k->v->next[k->chunk];
-            k->off = 0;
-        }
-    }
-}
-
-/** Take need free chunks, chained through next[]; the first is marked as a record's head. */
-static apr_uint32_t stripe_alloc(stripe_t *v, apr_uint32_t need)
-{
-    apr_uint32_t head = v->h->free_head, c = head, i;
-
-    for (i = 0; i < need; i++) {
-        v->kind[c] = i == 0 ? K_HEAD : K_TAIL;
-        if (i + 1 == need) {
-            v->h->free_head = v->next[c];
-            v->next[c] = OT_NIL;
-        }
-        else {
-            c = v->next[c];
-        }
-    }
-    v->h->free_count -= need;
-    return head;
-}
-
-/** Store e under key (the caller holds the lock and the odd seqlock). */
-static void stripe_store(stripe_t *v, const unsigned char *key, apr_uint64_t kh,
-                         const ot_cache_entry_t *e, const apr_size_t lens[OT_BLOB_STRS], apr_size_t blen,
-                         apr_time_t now)
-{
-    apr_uint32_t prev, need = chunks_for(REC_PREFIX + blen), *bucket, c;
-    apr_uint32_t blen32 = (apr_uint32_t)blen;
-    sink_t k;
-
-    c = stripe_find(&prev, v, key, kh);
-    if (c != OT_NIL) {
-        if (rec_time(v, c, OT_BLOB_FETCHED) > e->fetched) {
-            return;                 /* keep the fresher answer another call already stored */
-        }
-        stripe_drop(v, c, prev, kh);
-    }
-    if (e->drop_after <= now) {
-        return;
-    }
-    if (!stripe_make_room(v, need, now)) {
-        return;
-    }
-    c = stripe_alloc(v, need);
-    bucket = &v->buckets[kh & (v->nbuckets - 1)];
-    k.v = v;
-    k.chunk = c;
-    k.off = 0;
-    sink_write(&k, key, OT_KEY_LEN);
-    sink_write(&k, bucket, sizeof(*bucket));
-    sink_write(&k, &blen32, sizeof(blen32));
-    ot_blob_emit(sink_write, &k, e, lens);
-    __atomic_store_n(&v->ref[c], REF_STORED, __ATOMIC_RELAXED);
-    *bucket = c;
-    __atomic_store_n(&v->h->entries, v->h->entries + 1, __ATOMIC_RELAXED);
-    if (e->drop_after < v->h->next_expiry) {
-        v->h->next_expiry = e->drop_after;
-    }
 }
 
 /* ---- the interface ------------------------------------------------------------------------- */
@@ -484,7 +244,7 @@ apr_status_t ot_cache_put(ot_shm_t *s, const unsigned char *key, const ot_cache_
         return rv;
     }
     ot_seq_write_begin(&v.h->seq);
-    stripe_store(&v, key, kh, e, lens, blen, now);
+    ot_stripe_store(&v, key, kh, e, lens, blen, now);
     ot_seq_write_end(&v.h->seq);
     ot_lock_release(&v.h->lock);
     return APR_SUCCESS;
@@ -500,10 +260,10 @@ void ot_cache_remove(ot_shm_t *s, const unsigned char *key)
     if (ot_lock_take(&v.h->lock, stripe_recover, &v) != APR_SUCCESS) {
         return;
     }
-    c = stripe_find(&prev, &v, key, kh);
+    c = ot_stripe_find(&prev, &v, key, kh);
     if (c != OT_NIL) {
         ot_seq_write_begin(&v.h->seq);
-        stripe_drop(&v, c, prev, kh);
+        ot_stripe_drop(&v, c, prev, kh);
         ot_seq_write_end(&v.h->seq);
     }
     ot_lock_release(&v.h->lock);
@@ -535,7 +295,7 @@ apr_status_t ot_cache_claim(ot_shm_t *s, const unsigned char *key, const ot_cach
     }
     else {
         ot_seq_write_begin(&v.h->seq);
-        stripe_store(&v, key, kh, e, lens, blen, now);
+        ot_stripe_store(&v, key, kh, e, lens, blen, now);
         ot_seq_write_end(&v.h->seq);
     }
     ot_lock_release(&v.h->lock);

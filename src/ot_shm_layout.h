@@ -2,8 +2,9 @@
 /**
  * @file ot_shm_layout.h
  * @brief Inside the shared segment: its geometry, the stripes and the handle's members, which
- * ot_shm.c (that lays the segment out), ot_cache.c and ot_revoke.c share. Nothing else includes
- * it but the unit tests; the rest of the module uses ot_shm.h, ot_cache.h and ot_revoke.h.
+ * ot_shm.c (that lays the segment out), ot_cache.c, ot_cache_store.c (through ot_cache_int.h) and
+ * ot_revoke.c share. Nothing else includes it but the unit tests; the rest of the module uses
+ * ot_shm.h, ot_cache.h and ot_revoke.h.
  *
  * The memory layout is drawn at the top of ot_shm.c; the locks are ot_lock.h's.
  */
