@@ -74,7 +74,7 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         apr_pool_create(&ret->pool, NULL);
         apr_pool_tag(ret->pool, "offtok-dpop");
         if ((rv = ot_replay_create(&ret->replay, 0, ret->pool)) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0707: cannot create the shared "
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0708: cannot create the shared "
                          "table of DPoP proofs");
             apr_pool_destroy(ret->pool);
             ret->pool = NULL;

@@ -270,7 +270,7 @@ static int set_not_before(push_t *ps, const ot_admin_t *act)
         return 0;
     }
     if (rv != APR_SUCCESS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0106: %s: cannot record the "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, rv, ps->r, "OT0108: %s: cannot record the "
                       "not-before policy in shared memory", ps->what);
         return 1;
     }

@@ -170,7 +170,7 @@ static apr_status_t metadata(request_rec *r, offtok_req_t *st, const offtok_dir_
                                 apr_time_now(), r->pool);
     }
     else {
-        why = "this process has no link to the issuer (see OT0053 at its start)";
+        why = "this process has no link to the issuer (see OT0053 or OT0721 at its start)";
     }
     if (rv != APR_SUCCESS) {
         ap_log_rerror(APLOG_MARK, fetched ? APLOG_ERR : APLOG_DEBUG, 0, r, "OT0601: the "
@@ -209,7 +209,7 @@ int offtok_local_resolve(request_rec *r, offtok_req_t *st, const offtok_dir_conf
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     if (offtok_local(c) && (c->issuer == NULL || c->audience == NULL)) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0600: OfftokAccessTokens Local in <%s> "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0608: OfftokAccessTokens Local in <%s> "
                       "needs OfftokIssuer and OfftokAudience; answering 500", section(r));
         set_fail(r, st, HTTP_INTERNAL_SERVER_ERROR, NULL, "config");
         return HTTP_INTERNAL_SERVER_ERROR;
@@ -221,7 +221,7 @@ int offtok_local_resolve(request_rec *r, offtok_req_t *st, const offtok_dir_conf
         return HTTP_SERVICE_UNAVAILABLE;
     }
     if (m.introspection_endpoint == NULL) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0601: the metadata of issuer %s has no "
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0609: the metadata of issuer %s has no "
                       "introspection_endpoint; answering 503",
                       ap_escape_logitem(r->pool, c->issuer));
         set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "metadata");
@@ -511,7 +511,7 @@ int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *p
         offtok_dir_conf *c = ap_get_module_config(s->lookup_defaults, &offtok_module);
 
         if (c && offtok_local(c) && (c->issuer == NULL || c->audience == NULL)) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OT0600: OfftokAccessTokens Local at "
+            ap_log_error(APLOG_MARK, APLOG_EMERG, 0, s, "OT0607: OfftokAccessTokens Local at "
                          "server level needs OfftokIssuer and OfftokAudience");
             bad = 1;
         }

@@ -335,7 +335,8 @@ class KeycloakStandin(_IntrospectionEndpoint):
         return self._control("rotate", {"keep_old": keep_old})["kid"]
 
     def serve(self, **switches):
-        """metadata_issuer (None: the realm's), oidc_metadata_404, jwks_down."""
+        """metadata_issuer (None: the realm's), oidc_metadata_404, metadata_no_introspection,
+        jwks_down."""
         return self._control("serve", switches)
 
     def fetch_counts(self, reset=False):

@@ -31,11 +31,13 @@ ADMIN = "/offtok/kc-admin"
 @pytest.fixture(autouse=True)
 def standin_reset(keycloak):
     """Every test starts and ends with the stand-in serving normally."""
-    keycloak.serve(metadata_issuer=None, oidc_metadata_404=False, jwks_down=False)
+    keycloak.serve(metadata_issuer=None, oidc_metadata_404=False, metadata_no_introspection=False,
+                   jwks_down=False)
     keycloak.set_mode(refresh_needs_hint=True, refresh_own_client_only=False,
                       access_needs_audience=False)
     yield
-    keycloak.serve(metadata_issuer=None, oidc_metadata_404=False, jwks_down=False)
+    keycloak.serve(metadata_issuer=None, oidc_metadata_404=False, metadata_no_introspection=False,
+                   jwks_down=False)
 
 
 def local(kc, path="/cgi/", extra="", **kw):
@@ -374,6 +376,15 @@ def test_configtest_refuses_local_without_issuer_or_audience(httpd, keycloak, mi
     assert "OT0600" in out and "needs OfftokIssuer and OfftokAudience" in out, out
 
 
+def test_configtest_refuses_local_at_server_level_without_audience(httpd, keycloak):
+    code, out = httpd.configtest(protected("/x/", keycloak, OfftokAudience="rs-client"),
+                                 server=f"OfftokIssuer {keycloak.issuer}\n"
+                                        "OfftokAccessTokens Local")
+    assert code != 0
+    assert "OT0607: OfftokAccessTokens Local at server level needs OfftokIssuer and " \
+           "OfftokAudience" in out, out
+
+
 def test_configtest_accepts_local_with_issuer_at_server_level(httpd, keycloak):
     code, out = httpd.configtest(protected("/x/", keycloak, OfftokAccessTokens="Local"),
                                  server=f"OfftokIssuer {keycloak.issuer}\n"
@@ -399,7 +410,7 @@ def test_htaccess_local_without_audience_is_500(httpd, keycloak):
     with open(os.path.join(htdir, ".htaccess"), "w") as f:
         f.write("OfftokAccessTokens Local\n")
     os.chmod(htdir, 0o755)
-    httpd.allow_errors(r"OT0600")
+    httpd.allow_errors(r"OT0608")
     httpd.start(f"""
 <Directory "{htdir}">
     AllowOverride AuthConfig
@@ -410,7 +421,7 @@ def test_htaccess_local_without_audience_is_500(httpd, keycloak):
 """)
     r = httpd.get("/ht/index.html", token=keycloak.mint_access())
     assert r.status_code == 500
-    assert "OT0600: OfftokAccessTokens Local in" in httpd.error_log()
+    assert "OT0608: OfftokAccessTokens Local in" in httpd.error_log()
 
 
 def test_htaccess_local_does_not_outlive_the_kept_revocations(httpd, keycloak):
@@ -476,6 +487,22 @@ def test_discovery_with_a_mismatched_issuer_is_refused(httpd, keycloak):
     assert r.status_code == 503
     assert "Retry-After" in r.headers
     assert "its issuer is not OfftokIssuer exactly" in httpd.error_log()
+
+
+def test_discovered_metadata_without_introspection_endpoint_is_503(httpd, keycloak):
+    """Keycloak stand-in: metadata that names no introspection_endpoint, and the location names
+    no OfftokIntrospectionURL: nothing to ask, so 503 (OT0609) and no call."""
+    keycloak.serve(metadata_no_introspection=True)
+    httpd.allow_errors(r"OT0609")
+    httpd.start(discovered(keycloak))
+    token = keycloak.mint_access()
+    keycloak.reset_counts()
+    r = httpd.get("/cgi/env", token=token)
+    assert r.status_code == 503
+    assert "Retry-After" in r.headers
+    assert "OT0609: the metadata of issuer " in httpd.error_log()
+    assert "has no introspection_endpoint; answering 503" in httpd.error_log()
+    assert keycloak.introspection_count() == 0
 
 
 def test_explicit_introspection_url_wins_over_discovery(httpd, keycloak):

@@ -59,8 +59,9 @@ Control API (JSON in, JSON out, same port, under ``/control/``), for tests only:
   ``{"jws"}``: a back-channel logout token.
 - ``POST /control/sign`` ``{"payload", "header"}`` → ``{"jws"}``: any payload, signed RS256.
 - ``POST /control/rotate`` ``{"keep_old"}`` — a new signing key (Keycloak's key rotation).
-- ``POST /control/serve`` ``{"metadata_issuer", "oidc_metadata_404", "jwks_down"}`` — what the
-  metadata says as issuer, whether the OIDC metadata URL answers 404, whether the JWKS answers 503.
+- ``POST /control/serve`` ``{"metadata_issuer", "oidc_metadata_404", "metadata_no_introspection",
+  "jwks_down"}`` — what the metadata says as issuer, whether the OIDC metadata URL answers 404,
+  whether the metadata leaves out ``introspection_endpoint``, whether the JWKS answers 503.
 - ``GET /control/fetches`` → counts of metadata and JWKS fetches; ``POST /control/fetches/reset``.
 
 ``/control/mint`` also takes ``header`` (merged into an access token's JOSE header, e.g.
@@ -241,7 +242,7 @@ class Realm:
         self.holds = []  # seconds to hold the next answers back, in order
         # Discovery and keys: what GET serves, and how often each was fetched.
         self.serving = {"metadata_issuer": None, "oidc_metadata_404": False,
-                        "jwks_down": False}
+                        "metadata_no_introspection": False, "jwks_down": False}
         self.fetches = {"oidc_metadata": 0, "rfc8414_metadata": 0, "jwks": 0}
 
     def hold(self, seconds):
@@ -497,10 +498,14 @@ class Realm:
         """The realm's metadata (issuer overridable, to test the exact-match rule)."""
         with self.lock:
             issuer = self.serving["metadata_issuer"] or self.issuer
-        return {"issuer": issuer,
-                "introspection_endpoint": base + INTROSPECT_PATH,
-                "jwks_uri": base + CERTS_PATH,
-                "token_endpoint": base + REALM_PATH + "/protocol/openid-connect/token"}
+            no_introspection = self.serving["metadata_no_introspection"]
+        doc = {"issuer": issuer,
+               "introspection_endpoint": base + INTROSPECT_PATH,
+               "jwks_uri": base + CERTS_PATH,
+               "token_endpoint": base + REALM_PATH + "/protocol/openid-connect/token"}
+        if no_introspection:
+            del doc["introspection_endpoint"]
+        return doc
 
     def serve(self, **switches):
         with self.lock:
