@@ -63,7 +63,10 @@ static int copy_pct(char **out, const char *s, apr_size_t n, int lower)
     return 1;
 }
 
-/** RFC 3986 §5.2.4 remove_dot_segments, in place on a path that starts with '/'. */
+/**
+ * RFC 3986 §5.2.4 remove_dot_segments, in place on a path that starts with '/'. The result is
+ * never empty: each dot segment leaves a '/' in the input, and the last step copies it.
+ */
 static void remove_dots(char *path)
 {
     char *in = path, *out = path;
@@ -90,9 +93,6 @@ static void remove_dots(char *path)
         }
     }
     *out = '\0';
-    if (out == path) {
-        strcpy(path, "/");
-    }
 }
 
 /** The port after the host, as digits; 0 when there is none; -1 when it is malformed. */

@@ -2,6 +2,7 @@
 /* DPoP proofs (ot_dpop.c), htu normalisation (ot_url.c), the replay table (ot_replay.c), the
  * DPoP scheme (ot_token.c) and the binding verdicts (ot_answer.c). Proofs are signed here with
  * keys cjose makes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
@@ -53,6 +54,38 @@ START_TEST(urls_are_normalised_per_rfc_3986)
     ck_assert_str_eq(norm("http://[::1]:8080/x"), "http://[::1]:8080/x");
     ck_assert_str_eq(norm("http://[::1]:80/x"), "http://[::1]/x");
     ck_assert_str_eq(norm("https://rs.example/Path"), "https://rs.example/Path");
+}
+END_TEST
+
+/* Every path of "/" and up to 7 more of '/', '.' and 'a': the dot segments are gone and the
+ * path is never empty, which is why remove_dots needs no "empty output becomes /" case. */
+START_TEST(dot_segments_go_and_the_path_stays_rooted)
+{
+    static const char alphabet[] = "/.a";
+    char url[32], path[16];
+    int len, i, code, total = 1;
+
+    for (len = 0; len <= 7; len++, total *= 3) {
+        for (code = 0; code < total; code++) {
+            const char *out, *seg;
+            int c = code;
+
+            path[0] = '/';
+            for (i = 1; i <= len; i++, c /= 3) {
+                path[i] = alphabet[c % 3];
+            }
+            path[len + 1] = '\0';
+            snprintf(url, sizeof(url), "https://h%s", path);
+            out = norm(url);
+            ck_assert_msg(out != NULL, "%s refused", url);
+            ck_assert_msg(strncmp(out, "https://h/", 10) == 0, "%s gave %s", url, out);
+            for (seg = out + 9; seg != NULL; seg = strchr(seg + 1, '/')) {
+                ck_assert_msg(strncmp(seg, "/./", 3) != 0 && strcmp(seg, "/.") != 0
+                              && strncmp(seg, "/../", 4) != 0 && strcmp(seg, "/..") != 0,
+                              "%s gave %s", url, out);
+            }
+        }
+    }
 }
 END_TEST
 
@@ -626,6 +659,7 @@ Suite *suite_dpop(void)
 
     tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
     tcase_add_test(tc, urls_are_normalised_per_rfc_3986);
+    tcase_add_test(tc, dot_segments_go_and_the_path_stays_rooted);
     tcase_add_test(tc, urls_that_cannot_be_htu_are_refused);
     tcase_add_test(tc, a_valid_proof_gives_its_thumbprint_and_jti);
     tcase_add_test(tc, every_bad_field_is_refused);
