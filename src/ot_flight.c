@@ -328,6 +328,13 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
 /** What the issuer's recent latency explains: eight times its average and 50 ms, at most 1 s. */
 #define PATIENCE_FLOOR apr_time_from_msec(50)
 #define PATIENCE_MAX apr_time_from_sec(1)
+/**
+ * An issuer whose calls take this long on average is slow, however steadily: requests over the
+ * bound then get no place to wait for. (What its latency explains grows with it to the cap, so
+ * without this its calls would never look overdue, and requests waiting up to a second each for
+ * a place would take the threads the bound keeps free.)
+ */
+#define SLOW_LATENCY apr_time_from_msec(100)
 
 /** A call took d (mutex held): the first sets the average, later ones move it by an eighth. */
 static void note_latency(ot_flight_t *f, apr_interval_time_t d)
@@ -358,24 +365,32 @@ static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
 }
 
 /**
+ * 1 when the issuer is slow now (mutex held): slow on average, or a call of this process has been
+ * running longer than its latency explains (limit: patience(f)).
+ */
+static int issuer_slow(ot_flight_t *f, apr_time_t now, apr_interval_time_t limit)
+{
+    return f->latency >= SLOW_LATENCY || oldest_call(f, now) > limit;
+}
+
+/**
  * max_pending requests already wait (mutex held, and held again on return). A healthy issuer
  * frees a place within what its latency explains, and one more for every max_pending requests
- * queued ahead: wait that long (no longer than wait_limit) for one, as long as no call runs
- * longer than its latency explains. A call running longer than that says the issuer is slow:
- * APR_EBUSY at once, as when no place freed up in time.
+ * queued ahead: wait that long (no longer than wait_limit) for one, as long as the issuer is not
+ * slow (issuer_slow). A slow one gets APR_EBUSY at once, as when no place freed up in time.
  */
 static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit)
 {
     apr_time_t now = mono_now(), until;
     apr_interval_time_t limit = patience(f), queued;
 
-    if (oldest_call(f, now) > limit) {
+    if (issuer_slow(f, now, limit)) {
         return APR_EBUSY;
     }
     queued = limit * (1 + (apr_interval_time_t)(f->room_waiters / f->max_pending));
     until = now + (queued < wait_limit ? queued : wait_limit);
     while (f->pending >= f->max_pending) {
-        if ((now = mono_now()) >= until || oldest_call(f, now) > limit) {
+        if ((now = mono_now()) >= until || issuer_slow(f, now, limit)) {
             return APR_EBUSY;
         }
         f->room_waiters++;
@@ -415,8 +430,8 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
     *joined = 0;
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
-    /* The bound is full and a call is overdue: the issuer is slow now. No wait, no budget spent. */
-    if (f->pending >= f->max_pending && oldest_call(f, mono_now()) > patience(f)) {
+    /* The bound is full and the issuer is slow: no wait, no budget spent. */
+    if (f->pending >= f->max_pending && issuer_slow(f, mono_now(), patience(f))) {
         return shed(f);
     }
     /*

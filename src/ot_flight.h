@@ -50,7 +50,9 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
  * place, has spent its admission for nothing.
  * When max_pending requests already wait, a request waits for a place as long as the issuer's
  * recent latency explains (eight times its moving average plus 50 ms, at most a second, at most
- * wait_limit), and not at all while a call of this process has been running longer than that.
+ * wait_limit), and not at all while the issuer is slow: its calls take 100 ms or more on average,
+ * or a call of this process has been running longer than its latency explains. A slow issuer
+ * thus holds at most max_pending threads.
  * APR_EBUSY: no place (the issuer is slow; answer 503). APR_TIMEUP: the leader did not finish
  * within wait_limit. Otherwise what admit returned.
  */

@@ -323,3 +323,56 @@ def test_rates_are_server_config_only(httpd, keycloak):
     code, out = httpd.configtest(flood_config(keycloak),
                                  server="OfftokMissRate Off\nOfftokIssuerMaxRate 100 200")
     assert code == 0, out
+
+
+# -- a steadily slow issuer never holds every thread -------------------------------------------
+
+def test_steadily_slow_issuer_leaves_threads_for_cached_tokens(httpd, faulty):
+    """The fault stub answers every call after 1.5 s (under OfftokTimeout). One child of 8
+    threads (OfftokIssuerMaxPending defaults to 7); 12 clients send made-up tokens, each waiting
+    for its answer, for 8 s. Requests over the bound must be turned away (503) rather than hold
+    the last thread waiting for a place, so that a cached token, asked every 0.2 s meanwhile,
+    keeps getting 200 at once. (They waited up to a second each, since a latency of 1.5 s
+    "explained" that wait, and took that thread: a cached token then waited up to a second.)"""
+    # All 8 threads may be busy for a moment (7 waiting on the issuer, one turning a request
+    # away): httpd then says AH00484 once.
+    httpd.allow_errors("OT0004", "AH00484")
+    httpd.start(protected("/protected/", faulty,
+                          OfftokIntrospectionURL=faulty.url_for("slow?seconds=1.5"),
+                          OfftokTimeout="2 5", OfftokCacheTTL=3600),
+                servers=1, threads=8)
+    known = "known-" + secrets.token_urlsafe(16)
+    assert get_from(httpd, "127.0.0.1", known)[0] == 200          # 1.5 s, then cached
+    stop = threading.Event()
+    flood_statuses = []
+
+    def flood():
+        while not stop.is_set():
+            try:
+                flood_statuses.append(get_from(httpd, "127.0.0.2", made_up())[0])
+            except OSError:
+                flood_statuses.append(0)
+
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        flooders = [pool.submit(flood) for _ in range(12)]
+        time.sleep(2)                                  # the flood fills the bound
+        waits = []
+        try:
+            deadline = time.monotonic() + 6
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                status = get_from(httpd, "127.0.0.3", known)[0]
+                waits.append((status, round(time.monotonic() - started, 2)))
+                time.sleep(0.2)
+        finally:
+            stop.set()
+        for f in flooders:
+            f.result()
+    assert all(status == 200 for status, _ in waits), waits
+    # Within a couple of seconds every time, and at once (well under the issuer's 1.5 s) most
+    # of the time: a thread was free for it.
+    assert max(w for _, w in waits) < 2, waits
+    slow = [w for _, w in waits if w >= 0.5]
+    assert len(slow) <= len(waits) // 5, waits
+    assert set(flood_statuses) <= {200, 503}, set(flood_statuses)
+    assert 503 in flood_statuses and 200 in flood_statuses

@@ -238,11 +238,11 @@ END_TEST
 
 /*
  * A burst over the bound while the issuer is healthy waits for places instead of failing: the
- * issuer answers in 100 ms, and six requests for six keys meet a bound of three.
+ * issuer answers in 50 ms, and six requests for six keys meet a bound of three.
  */
 START_TEST(test_healthy_burst_waits)
 {
-    issuer_t iss = { apr_time_from_msec(100), 0, NULL };
+    issuer_t iss = { apr_time_from_msec(50), 0, NULL };
     ot_flight_t *f = make_flight(3);
     caller_t *warm = make_callers(f, &iss, 1);
     caller_t *c = make_callers(f, &iss, 6);
@@ -284,6 +284,31 @@ START_TEST(test_overdue_call_sheds_at_once)
     ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(150));
     ck_assert_uint_eq(stats.shed_slow, 1);
     ck_assert_int_eq(fast.fetches, 1);
+}
+END_TEST
+
+/*
+ * An issuer that is slow steadily (every call 300 ms) never has a call overdue by what its
+ * latency explains (a second, the cap), yet a request over the bound gets APR_EBUSY at once:
+ * waiting up to a second for a place, such requests took the threads the bound keeps free.
+ */
+START_TEST(test_steadily_slow_sheds_at_once)
+{
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &slow, 1);
+    caller_t *c = make_callers(f, &slow, 2);
+
+    run_callers(warm, 1);           /* latency 300 ms: slow, though it explains a second */
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(100);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_EBUSY);
+    ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(100));
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    ck_assert_int_eq(slow.fetches, 2);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
 }
 END_TEST
 
@@ -496,6 +521,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_busy);
     tcase_add_test(tc, test_healthy_burst_waits);
     tcase_add_test(tc, test_overdue_call_sheds_at_once);
+    tcase_add_test(tc, test_steadily_slow_sheds_at_once);
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
     tcase_add_test(tc, test_shed_spends_no_admission);
