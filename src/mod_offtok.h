@@ -448,6 +448,16 @@ struct ot_jose_keys_t;
 struct ot_cred_store_t;
 struct ot_disc_t;
 
+/**
+ * Log lines that a flood or an outage would repeat for every request: each is written at its
+ * level once per window of a few seconds per process, and at debug level in between.
+ */
+typedef enum {
+    OFFTOK_QUIET_OT0002 = 0, OFFTOK_QUIET_OT0003, OFFTOK_QUIET_OT0004,
+    OFFTOK_QUIET_OT0400, OFFTOK_QUIET_OT0401, OFFTOK_QUIET_OT0402,
+    OFFTOK_QUIET_N
+} offtok_quiet_t;
+
 /** What lives once per server process: the shared segment's mapping, the issuer link. */
 typedef struct {
     struct ot_shm_t *shm;
@@ -458,14 +468,24 @@ typedef struct {
     struct ot_cred_store_t *creds;     /**< credential files read again (rotation) */
     struct ot_disc_t *disc;            /**< the issuers' metadata (discovery) */
     struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
-    apr_uint32_t quiet_until[3];       /**< OT0002-OT0004 go to debug level until this second */
-    apr_uint32_t quieted[3];           /**< how many went to debug level meanwhile */
+    apr_uint32_t quiet_until[OFFTOK_QUIET_N]; /**< the line goes to debug level until this second */
+    apr_uint32_t quieted[OFFTOK_QUIET_N];     /**< how many went to debug level meanwhile */
     ot_rate_t miss_rate;               /**< OfftokMissRate (rate 0: Off), from the main server */
     ot_rate_t issuer_rate;             /**< OfftokIssuerMaxRate (rate 0: Off) */
 } offtok_proc_t;
 
 /** This process's context (its http and flight members are NULL before child_init). */
 offtok_proc_t *offtok_proc(void);
+
+/**
+ * The level to log the line `which` at: `level` for the first in a window of 10 s per process,
+ * APLOG_DEBUG for the rest. *quieted: how many went to debug level since the last line at
+ * `level` (for offtok_quieted_text).
+ */
+int offtok_quiet_level(offtok_quiet_t which, int level, apr_uint32_t *quieted);
+
+/** " (and N more like it at debug level since the last such line)", or "" when quieted is 0. */
+const char *offtok_quieted_text(request_rec *r, apr_uint32_t quieted);
 
 /** post_config: make or reuse the shared segment (mod_offtok_proc.c). */
 int offtok_proc_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
@@ -486,10 +506,11 @@ typedef struct {
 /**
  * 1 when token is certain to fail at this location (a JWT's expired payload, another iss than
  * OfftokIssuer, a refused typ, a signature failing with a cached key of the issuer): st is then
- * the 401, logged as OT0400, and no issuer call is made. Nothing is cached.
+ * the 401, logged as OT0400, and no issuer call is made. Nothing is cached. peek: the token's
+ * (ot_jwt_peek), which spares most tokens a jansson parse of their payload.
  */
 int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
-                         const char *token);
+                         const char *token, const ot_jwt_peek_t *peek);
 
 /**
  * The admission for ot_flight_run (into *out, asking through fl): none for a token with a

@@ -128,38 +128,6 @@ static void count_error(ot_err_kind_t kind, int joined)
     }
 }
 
-/** Seconds during which further failures of one kind are logged at debug level only. */
-#define QUIET_SECONDS 10
-
-/**
- * The level for an issuer failure of one kind (0: OT0002, 1: OT0003, 2: OT0004): error for the
- * first in a window of QUIET_SECONDS per process, debug for the rest, so an issuer outage writes
- * a line per process every few seconds rather than one per request. *quieted: how many went to
- * debug level since the last error-level line.
- */
-static int failure_level(int which, apr_uint32_t *quieted)
-{
-    offtok_proc_t *proc = offtok_proc();
-    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
-    apr_uint32_t until = __atomic_load_n(&proc->quiet_until[which], __ATOMIC_RELAXED);
-
-    *quieted = 0;
-    if (now < until
-        || !__atomic_compare_exchange_n(&proc->quiet_until[which], &until, now + QUIET_SECONDS,
-                                        0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-        __atomic_add_fetch(&proc->quieted[which], 1, __ATOMIC_RELAXED);
-        return APLOG_DEBUG;
-    }
-    *quieted = __atomic_exchange_n(&proc->quieted[which], 0, __ATOMIC_RELAXED);
-    return APLOG_ERR;
-}
-
-static const char *quieted_text(request_rec *r, apr_uint32_t quieted)
-{
-    return quieted ? apr_psprintf(r->pool, " (and %u more like it at debug level since the "
-                                  "last such line)", quieted) : "";
-}
-
 /**
  * Ask the issuer (or join a call already asking) in a call that starts at or after `after` (0:
  * any, unless the request must be answered freshly). APR_SUCCESS with *pa set, and *pjoined
@@ -206,11 +174,11 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
         return rv;
     }
     if (rv != APR_SUCCESS) {
-        level = failure_level(2, &quieted);
+        level = offtok_quiet_level(OFFTOK_QUIET_OT0004, APLOG_ERR, &quieted);
         ap_log_rerror(APLOG_MARK, level, 0, r, "OT0004: %s; answering 503%s",
                       rv == APR_EBUSY ? "too many requests are waiting for the issuer, which "
                       "is slow (OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
-                      quieted_text(r, quieted));
+                      offtok_quieted_text(r, quieted));
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE,
                             rv == APR_EBUSY ? "busy" : "wait_timeout");
@@ -221,14 +189,14 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     if (offtok_call_result(&call, pa, &kind, &why, &resp) != APR_SUCCESS) {
         count_error(kind, joined);
         if (kind == OT_ERR_CLIENT_AUTH) {
-            level = failure_level(1, &quieted);
+            level = offtok_quiet_level(OFFTOK_QUIET_OT0003, APLOG_ERR, &quieted);
             ap_log_rerror(APLOG_MARK, level, 0, r, "OT0003: introspection at %s failed: %s; "
-                          "answering 503%s", c->url, why, quieted_text(r, quieted));
+                          "answering 503%s", c->url, why, offtok_quieted_text(r, quieted));
         }
         else {
-            level = failure_level(0, &quieted);
+            level = offtok_quiet_level(OFFTOK_QUIET_OT0002, APLOG_ERR, &quieted);
             ap_log_rerror(APLOG_MARK, level, 0, r, "OT0002: introspection at %s failed: %s; "
-                          "answering 503%s", c->url, why, quieted_text(r, quieted));
+                          "answering 503%s", c->url, why, offtok_quieted_text(r, quieted));
         }
         fail(st, HTTP_SERVICE_UNAVAILABLE, NULL);
         offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, ot_stats_error_names[kind]);
@@ -424,7 +392,7 @@ static void check_token(request_rec *r, offtok_req_t *st, const offtok_dir_conf 
     }
     a = offtok_from_cache(r, &ask, &st->fetched);
     /* Floods of made-up tokens: what is certain to fail costs no call (mod_offtok_flood.c). */
-    if (a == NULL && offtok_flood_certain(r, st, c, token)) {
+    if (a == NULL && offtok_flood_certain(r, st, c, token, &ask.peek)) {
         return;
     }
     if (a == NULL && from_issuer(r, st, &ask, &a, &st->fetched, token) != APR_SUCCESS) {

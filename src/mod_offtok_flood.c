@@ -35,39 +35,74 @@ static int typ_accepted(const char *typ)
     return strcmp(typ, "Bearer") == 0 || strcmp(typ, "DPoP") == 0 || strcmp(typ, "Offline") == 0;
 }
 
-/** Why the unverified payload of a JWT is certain to be refused here, or NULL. */
-static const char *payload_fails(const offtok_dir_conf *c, const json_t *payload,
-                                 apr_time_t now)
-{
-    const json_t *exp = json_object_get(payload, "exp");
-    const char *iss = ot_json_string(payload, "iss");
-    const char *typ = ot_json_string(payload, "typ");
+/** The unverified payload's members the check reads. */
+typedef struct {
+    int has_exp;
+    double exp;
+    const char *iss;
+    const char *typ;
+} seen_t;
 
+/** Why a JWT whose payload holds these is certain to be refused here, or NULL. */
+static const char *payload_fails(const offtok_dir_conf *c, const seen_t *v, apr_time_t now)
+{
     /* exp has no leeway (the contract's OfftokClockSkew); 0 or nonsense is the issuer's call. */
-    if (json_is_number(exp) && json_number_value(exp) >= 1
-        && json_number_value(exp) <= (double)apr_time_sec(now)) {
+    if (v->has_exp && v->exp >= 1 && v->exp <= (double)apr_time_sec(now)) {
         return "its payload has expired";
     }
-    if (c->issuer && iss && strcmp(iss, c->issuer) != 0) {
+    if (c->issuer && v->iss && strcmp(v->iss, c->issuer) != 0) {
         return "its payload names another iss than OfftokIssuer";
     }
-    if (typ && !typ_accepted(typ)) {
+    if (v->typ && !typ_accepted(v->typ)) {
         return "its payload's typ is one the module refuses";
     }
     return NULL;
 }
 
+/** What the peek found (0 when it cannot tell: an exp that is not an integer). */
+static int seen_of_peek(seen_t *v, const ot_jwt_peek_t *pk)
+{
+    v->has_exp = pk->exp_kind == OT_PEEK_EXP_INT;
+    v->exp = (double)pk->exp;
+    v->iss = pk->iss;
+    v->typ = pk->typ;
+    return pk->exp_kind != OT_PEEK_EXP_OTHER;
+}
+
+/**
+ * Why the payload makes the token certain to fail, or NULL. The request's peek (one scan of the
+ * payload, made anyway for the cache key) tells most tokens, made-up ones included, that they
+ * are not; a refusal is decided on jansson's reading, as a peek may read a payload that jansson
+ * refuses (a name twice in an inner object), and for an exp that is not an integer.
+ */
+static const char *payload_why(request_rec *r, const offtok_dir_conf *c, const char *token,
+                               const ot_jwt_peek_t *peek, apr_time_t now)
+{
+    json_t *payload, *exp;
+    seen_t v;
+
+    if (!peek->is_jwt || (seen_of_peek(&v, peek) && payload_fails(c, &v, now) == NULL)) {
+        return NULL;
+    }
+    if ((payload = ot_jwt_payload(token, r->pool)) == NULL) {
+        return NULL;                /* not JSON jansson reads: only the issuer can tell */
+    }
+    exp = json_object_get(payload, "exp");
+    v.has_exp = json_is_number(exp);
+    v.exp = v.has_exp ? json_number_value(exp) : 0;
+    v.iss = ot_json_string(payload, "iss");
+    v.typ = ot_json_string(payload, "typ");
+    return payload_fails(c, &v, now);
+}
+
 int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
-                         const char *token)
+                         const char *token, const ot_jwt_peek_t *peek)
 {
     offtok_proc_t *proc = offtok_proc();
-    json_t *payload = ot_jwt_payload(token, r->pool);
-    const char *why;
+    const char *why = payload_why(r, c, token, peek, apr_time_now());
+    apr_uint32_t quieted;
+    int level;
 
-    if (payload == NULL) {
-        return 0;                   /* opaque, or not JSON we read: only the issuer can tell */
-    }
-    why = payload_fails(c, payload, apr_time_now());
     if (why == NULL && c->jwks_url
         && ot_jose_known_forgery(proc->keys, offtok_jwks_key(c, r->pool), token, strlen(token),
                                  r->pool)) {
@@ -77,8 +112,10 @@ int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf
         return 0;
     }
     OT_STAT_ADD(proc->stats->refused_certain, 1);
-    ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0400: token %s refused without asking the "
-                  "issuer: %s", ot_token_fingerprint(token, r->pool), why);
+    level = offtok_quiet_level(OFFTOK_QUIET_OT0400, APLOG_INFO, &quieted);
+    ap_log_rerror(APLOG_MARK, level, 0, r, "OT0400: token %s refused without asking the "
+                  "issuer: %s%s", ot_token_fingerprint(token, r->pool), why,
+                  offtok_quieted_text(r, quieted));
     st->status = HTTP_UNAUTHORIZED;
     st->error = "invalid_token";
     st->answer = NULL;
@@ -131,22 +168,28 @@ void offtok_flood_admit(request_rec *r, offtok_flood_t *fl, int known, ot_flight
 int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t *fl)
 {
     offtok_proc_t *proc = offtok_proc();
-    int client = fl->verdict == OT_RATE_CLIENT;
+    int client = fl->verdict == OT_RATE_CLIENT, level;
+    apr_uint32_t quieted;
 
     if (fl->verdict == OT_RATE_OK) {
         return 0;
     }
+    /* One line at info per kind and process every few seconds: a flood must not fill the log. */
     if (client) {
         OT_STAT_ADD(proc->stats->refused_miss_rate, 1);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0401: this client address is over its "
+        level = offtok_quiet_level(OFFTOK_QUIET_OT0401, APLOG_INFO, &quieted);
+        ap_log_rerror(APLOG_MARK, level, 0, r, "OT0401: this client address is over its "
                       "budget of issuer calls for unknown tokens (OfftokMissRate); answering "
-                      "429 (Retry-After %" APR_TIME_T_FMT ")", apr_time_sec(fl->retry));
+                      "429 (Retry-After %" APR_TIME_T_FMT ")%s", apr_time_sec(fl->retry),
+                      offtok_quieted_text(r, quieted));
     }
     else {
         OT_STAT_ADD(proc->stats->refused_issuer_rate, 1);
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0402: the server is over its budget of "
+        level = offtok_quiet_level(OFFTOK_QUIET_OT0402, APLOG_INFO, &quieted);
+        ap_log_rerror(APLOG_MARK, level, 0, r, "OT0402: the server is over its budget of "
                       "issuer calls (OfftokIssuerMaxRate); answering 429 (Retry-After %"
-                      APR_TIME_T_FMT ")", apr_time_sec(fl->retry));
+                      APR_TIME_T_FMT ")%s", apr_time_sec(fl->retry),
+                      offtok_quieted_text(r, quieted));
     }
     st->status = HTTP_TOO_MANY_REQUESTS;
     offtok_count_answer(r, HTTP_TOO_MANY_REQUESTS, client ? "miss_rate" : "issuer_rate");

@@ -52,6 +52,31 @@ offtok_proc_t *offtok_proc(void)
     return &proc;
 }
 
+/** Seconds during which further lines of one kind are logged at debug level only. */
+#define QUIET_SECONDS 10
+
+int offtok_quiet_level(offtok_quiet_t which, int level, apr_uint32_t *quieted)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
+    apr_uint32_t until = __atomic_load_n(&proc.quiet_until[which], __ATOMIC_RELAXED);
+
+    *quieted = 0;
+    if (now < until
+        || !__atomic_compare_exchange_n(&proc.quiet_until[which], &until, now + QUIET_SECONDS,
+                                        0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+        __atomic_add_fetch(&proc.quieted[which], 1, __ATOMIC_RELAXED);
+        return APLOG_DEBUG;
+    }
+    *quieted = __atomic_exchange_n(&proc.quieted[which], 0, __ATOMIC_RELAXED);
+    return level;
+}
+
+const char *offtok_quieted_text(request_rec *r, apr_uint32_t quieted)
+{
+    return quieted ? apr_psprintf(r->pool, " (and %u more like it at debug level since the "
+                                  "last such line)", quieted) : "";
+}
+
 static apr_status_t attach_segment(server_rec *s, apr_size_t size, int *reused)
 {
     offtok_retained_t *ret = ap_retained_data_get(RETAINED_KEY);

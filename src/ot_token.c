@@ -87,14 +87,16 @@ ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *
 }
 
 /*
- * The peek reads only "typ" and "azp" at the top of the payload, on every request (they choose
- * the hint and client that the cache key covers): building a jansson tree for that cost about
- * 10 µs, as much as the rest of a cache hit. The scanner below walks the JSON without building anything
+ * The peek reads only "typ", "azp", "iss" and "exp" at the top of the payload, on every request
+ * (typ and azp choose the hint and client that the cache key covers; all four tell a token
+ * certain to fail, mod_offtok_flood.c): building a jansson tree for that cost about 10 µs, as
+ * much as the rest of a cache hit. The scanner below walks the JSON without building anything
  * and accepts only what it fully checks (grammar, UTF-8, escapes); anything else — an escape in
- * typ or azp or in a key, a number it cannot vouch for, depth over PEEK_DEPTH, either member
- * twice — makes it give up, and jansson decides as before. It accepts nothing jansson refuses
- * except an object with a duplicate key other than typ and azp (the peek only chooses the hint
- * and credentials; the issuer judges the token). tests/fuzz/fuzz_jwt.c holds it to that.
+ * one of the four or in a key, a number it cannot vouch for, depth over PEEK_DEPTH, one of the
+ * four twice — makes it give up, and jansson decides as before. It accepts nothing jansson
+ * refuses except an object with a duplicate key other than those four (the peek only chooses the
+ * hint and credentials; the issuer judges the token, and the flood check has jansson confirm a
+ * refusal). tests/fuzz/fuzz_jwt.c holds it to that.
  */
 #define PEEK_DEPTH 32
 #define PEEK_NUMBER_MAX 15      /* longer numbers (or exponents) may overflow for jansson */
@@ -246,13 +248,73 @@ static int scan_literal(scan_t *sc, const char *word)
 
 static int scan_value(scan_t *sc, int depth);
 
-/** An object or array at sc->s; for the top-level object (out != NULL) note typ and azp. */
+/** The members the peek notes: their index in peek_names, or -1. */
+static const char *const peek_names[] = { "typ", "azp", "iss", "exp" };
+
+static int peek_member(const unsigned char *key, apr_size_t key_len)
+{
+    int i;
+
+    for (i = 0; key_len == 3 && i < (int)(sizeof(peek_names) / sizeof(peek_names[0])); i++) {
+        if (memcmp(key, peek_names[i], 3) == 0) {
+            return i;
+        }
+    }
+    return -1;
+}
+
+/** exp's value at sc->s: an integer is noted, any other number marked for jansson. */
+static int peek_exp(scan_t *sc, ot_jwt_peek_t *out)
+{
+    const unsigned char *start = sc->s, *c;
+    apr_int64_t v = 0;
+
+    if (sc->s >= sc->end || !(*sc->s == '-' || (*sc->s >= '0' && *sc->s <= '9'))) {
+        return scan_value(sc, 2);                       /* not a number */
+    }
+    if (!scan_number(sc)) {
+        return 0;
+    }
+    out->exp_kind = OT_PEEK_EXP_INT;
+    for (c = start + (*start == '-'); c < sc->s; c++) {
+        if (*c == '.') {
+            out->exp_kind = OT_PEEK_EXP_OTHER;
+            return 1;
+        }
+        v = v * 10 + (*c - '0');                        /* at most PEEK_NUMBER_MAX digits */
+    }
+    out->exp = *start == '-' ? -v : v;
+    return 1;
+}
+
+/** The value of the noted member `which` at sc->s (a string, or exp's number). */
+static int peek_value(scan_t *sc, int which, ot_jwt_peek_t *out, apr_pool_t *p)
+{
+    const char **dst[] = { &out->typ, &out->azp, &out->iss };
+    const unsigned char *val;
+    apr_size_t val_len;
+    int escaped;
+
+    if (which == 3) {
+        return peek_exp(sc, out);
+    }
+    if (sc->s < sc->end && *sc->s == '"') {
+        if (!scan_string(sc, &val, &val_len, &escaped) || escaped) {
+            return 0;
+        }
+        *dst[which] = apr_pstrmemdup(p, (const char *)val, val_len);
+        return 1;
+    }
+    return scan_value(sc, 2);
+}
+
+/** An object or array at sc->s; for the top-level object (out != NULL) note the peek's members. */
 static int scan_container(scan_t *sc, int depth, ot_jwt_peek_t *out, apr_pool_t *p)
 {
-    int object = *sc->s == '{', seen_typ = 0, seen_azp = 0, first = 1, escaped;
+    int object = *sc->s == '{', seen = 0, first = 1, escaped, which;
     unsigned char close = object ? '}' : ']';
-    const unsigned char *key, *val;
-    apr_size_t key_len, val_len;
+    const unsigned char *key;
+    apr_size_t key_len;
 
     if (depth > PEEK_DEPTH) {
         return 0;
@@ -291,20 +353,12 @@ static int scan_container(scan_t *sc, int depth, ot_jwt_peek_t *out, apr_pool_t 
         }
         sc->s++;
         scan_ws(sc);
-        if (out != NULL && key_len == 3
-            && (memcmp(key, "typ", 3) == 0 || memcmp(key, "azp", 3) == 0)) {
-            int *seen = key[0] == 't' ? &seen_typ : &seen_azp;
-            const char **dst = key[0] == 't' ? &out->typ : &out->azp;
-            if ((*seen)++) {
+        if (out != NULL && (which = peek_member(key, key_len)) >= 0) {
+            if (seen & (1 << which) || !peek_value(sc, which, out, p)) {
                 return 0;
             }
-            if (sc->s < sc->end && *sc->s == '"') {
-                if (!scan_string(sc, &val, &val_len, &escaped) || escaped) {
-                    return 0;
-                }
-                *dst = apr_pstrmemdup(p, (const char *)val, val_len);
-                continue;
-            }
+            seen |= 1 << which;
+            continue;
         }
         if (!scan_value(sc, depth + 1)) {
             return 0;
@@ -356,7 +410,7 @@ void ot_jwt_peek(ot_jwt_peek_t *out, const char *token, apr_pool_t *p)
 {
     apr_size_t len;
     char *raw = jwt_middle(token, &len, p);
-    json_t *payload;
+    json_t *payload, *exp;
     scan_t sc;
 
     memset(out, 0, sizeof(*out));
@@ -381,6 +435,15 @@ void ot_jwt_peek(ot_jwt_peek_t *out, const char *token, apr_pool_t *p)
     out->is_jwt = 1;
     out->typ = ot_json_string(payload, "typ");
     out->azp = ot_json_string(payload, "azp");
+    out->iss = ot_json_string(payload, "iss");
+    exp = json_object_get(payload, "exp");
+    if (json_is_integer(exp)) {
+        out->exp_kind = OT_PEEK_EXP_INT;
+        out->exp = (apr_int64_t)json_integer_value(exp);
+    }
+    else if (json_is_real(exp)) {
+        out->exp_kind = OT_PEEK_EXP_OTHER;
+    }
 }
 
 const char *ot_token_hint(ot_hint_mode_t mode, const ot_jwt_peek_t *peek)

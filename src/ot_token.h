@@ -39,14 +39,29 @@ typedef enum { OT_SCHEME_NONE = 0, OT_SCHEME_BEARER, OT_SCHEME_DPOP } ot_scheme_
 ot_bearer_t ot_credentials_parse(const char *header, int bearer, int dpop, ot_scheme_t *scheme,
                                  const char **token, apr_pool_t *p);
 
+/** What a peek found of the payload's "exp". */
+typedef enum {
+    OT_PEEK_EXP_NONE = 0, /**< absent, or not a number */
+    OT_PEEK_EXP_INT,      /**< an integer, in exp */
+    OT_PEEK_EXP_OTHER     /**< a number with a fraction or an exponent: read it with jansson */
+} ot_peek_exp_t;
+
 /** What the peek found in a JWT-shaped token. */
 typedef struct {
     int is_jwt;           /**< three base64url parts whose middle one is a JSON object */
     const char *typ;      /**< payload "typ" (Keycloak: Bearer, Refresh, Offline, ID) */
     const char *azp;      /**< payload "azp": the client the token was issued to */
+    const char *iss;      /**< payload "iss" (for refusing what is certain to fail) */
+    ot_peek_exp_t exp_kind;
+    apr_int64_t exp;      /**< payload "exp" with OT_PEEK_EXP_INT */
 } ot_jwt_peek_t;
 
-/** Peek into token. Never fails: a token that is not a JWT gives is_jwt 0. */
+/**
+ * Peek into token. Never fails: a token that is not a JWT gives is_jwt 0. Its typ, azp, iss and
+ * exp are those jansson reads wherever jansson reads the payload; the peek may also read a
+ * payload that jansson refuses for a name twice in one object (other than those four, at the
+ * top): it chooses how to ask, and what it says is certain to fail is checked with jansson.
+ */
 void ot_jwt_peek(ot_jwt_peek_t *out, const char *token, apr_pool_t *p);
 
 /** How OfftokTokenTypeHint chooses the hint. */

@@ -3,8 +3,8 @@
  * The unverified JWT decoding behind the token_type_hint: ot_jwt_peek and ot_jwt_payload on
  * any token (the input up to its first NUL), and ot_b64url_decode on the raw input, of exactly
  * its size. The raw input is also made the payload of a token, to hold the peek's own scanner to
- * jansson: wherever jansson reads an object, the peek finds the same typ and azp; it reads an
- * object jansson refuses only when jansson refused a duplicate key.
+ * jansson: wherever jansson reads an object, the peek finds the same typ, azp, iss and exp; it
+ * reads an object jansson refuses only when jansson refused a duplicate key.
  */
 #include <string.h>
 #include <openssl/evp.h>
@@ -73,10 +73,16 @@ static void peek_payload(const uint8_t *data, size_t size, apr_pool_t *p)
     ot_jwt_peek(&pk, token, p);
     if (json_is_object(j)) {
         const json_t *typ = json_object_get(j, "typ"), *azp = json_object_get(j, "azp");
+        const json_t *iss = json_object_get(j, "iss"), *exp = json_object_get(j, "exp");
         fuzz_require(pk.is_jwt, "an object payload makes a JWT");
         fuzz_require(same(pk.typ, json_is_string(typ) ? json_string_value(typ) : NULL)
-                     && same(pk.azp, json_is_string(azp) ? json_string_value(azp) : NULL),
+                     && same(pk.azp, json_is_string(azp) ? json_string_value(azp) : NULL)
+                     && same(pk.iss, json_is_string(iss) ? json_string_value(iss) : NULL),
                      "the peek finds what jansson finds");
+        fuzz_require(json_is_integer(exp)
+                     ? pk.exp_kind == OT_PEEK_EXP_INT && pk.exp == json_integer_value(exp)
+                     : pk.exp_kind == (json_is_real(exp) ? OT_PEEK_EXP_OTHER : OT_PEEK_EXP_NONE),
+                     "the peek reads exp as jansson does");
     }
     else {
         fuzz_require(!pk.is_jwt || (j == NULL && json_error_code(&err) == json_error_duplicate_key),

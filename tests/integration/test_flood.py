@@ -198,6 +198,29 @@ def test_status_counts_the_refusals(httpd, keycloak):
     assert "offtok_issuer_shed_total 0\n" in text
 
 
+def test_a_flood_does_not_fill_the_error_log(httpd, keycloak):
+    """At LogLevel info, a stream of refusals writes one OT0401 and one OT0400 line per process
+    every few seconds, not one per request (the rest go to debug level, off here); the counters
+    count every one."""
+    httpd.start(flood_config(keycloak) + """
+<Location "/offtok-status">
+    SetHandler offtok-status
+    Require ip 127.0.0.1
+</Location>
+""", server="OfftokMissRate 0.01 1", servers=1, loglevel="info")
+    assert get_from(httpd, "127.0.0.5", made_up())[0] == 401         # the budget's one call
+    expired = keycloak.mint_access(claims={"exp": 1000})
+    for _ in range(10):
+        assert get_from(httpd, "127.0.0.5", made_up())[0] == 429
+        assert get_from(httpd, "127.0.0.5", expired)[0] == 401
+    log = httpd.error_log()
+    assert log.count("OT0401") == 1, log
+    assert log.count("OT0400") == 1, log
+    flood = httpd.get("/offtok-status").json()["flood"]
+    assert flood["refused_miss_rate"] == 10
+    assert flood["refused_certain"] == 10
+
+
 def test_answers_in_order_400_then_401_then_429(httpd, keycloak):
     httpd.start(flood_config(keycloak), server="OfftokMissRate 0.1 1", servers=1)
     get_from(httpd, "127.0.0.5", made_up())

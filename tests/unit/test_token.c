@@ -106,6 +106,51 @@ START_TEST(jwt_peek_refuses_odd_shapes)
 END_TEST
 
 /** A token whose payload is json (base64url of it, as a JWT's middle part). */
+static const char *jwt_of(const char *json);
+
+/*
+ * The peek also reads iss and exp (what tells a token certain to fail, mod_offtok_flood.c), by
+ * jansson's reading: an integer exp as such, any other number left to jansson.
+ */
+START_TEST(jwt_peek_reads_iss_and_exp)
+{
+    static const struct {
+        const char *payload;
+        int is_jwt;
+        const char *iss;
+        ot_peek_exp_t kind;
+        apr_int64_t exp;
+    } cases[] = {
+        { "{\"iss\":\"https://kc/realms/a\",\"exp\":1700000000}", 1, "https://kc/realms/a",
+          OT_PEEK_EXP_INT, 1700000000 },
+        { "{\"exp\":-12,\"n\":{\"iss\":\"inner\",\"exp\":5}}", 1, NULL, OT_PEEK_EXP_INT, -12 },
+        { "{\"exp\":0}", 1, NULL, OT_PEEK_EXP_INT, 0 },
+        { "{\"exp\":17.5}", 1, NULL, OT_PEEK_EXP_OTHER, 0 },
+        { "{\"exp\":1e9}", 1, NULL, OT_PEEK_EXP_OTHER, 0 },          /* jansson's reading */
+        { "{\"exp\":\"1700000000\",\"iss\":7}", 1, NULL, OT_PEEK_EXP_NONE, 0 },
+        { "{\"exp\":true,\"iss\":null}", 1, NULL, OT_PEEK_EXP_NONE, 0 },
+        { "{\"iss\":\"a\\/b\"}", 1, "a/b", OT_PEEK_EXP_NONE, 0 },   /* escaped: jansson */
+        { "{\"e\\u0078p\":99}", 1, NULL, OT_PEEK_EXP_INT, 99 },       /* an escaped name */
+        { "{\"exp\":123456789012345678901}", 0, NULL, OT_PEEK_EXP_NONE, 0 }, /* too big */
+        { "{\"exp\":1,\"exp\":2}", 0, NULL, OT_PEEK_EXP_NONE, 0 },      /* jansson: twice */
+        { "{\"iss\":\"a\",\"iss\":\"b\"}", 0, NULL, OT_PEEK_EXP_NONE, 0 },
+    };
+    ot_jwt_peek_t pk;
+    size_t i;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ot_jwt_peek(&pk, jwt_of(cases[i].payload), ot_test_pool);
+        ck_assert_msg(pk.is_jwt == cases[i].is_jwt, "case %zu: is_jwt", i);
+        ck_assert_msg((pk.iss == NULL) == (cases[i].iss == NULL)
+                      && (!pk.iss || strcmp(pk.iss, cases[i].iss) == 0), "case %zu: iss", i);
+        ck_assert_msg(pk.exp_kind == cases[i].kind, "case %zu: exp kind %d", i, pk.exp_kind);
+        ck_assert_msg(pk.exp_kind != OT_PEEK_EXP_INT || pk.exp == cases[i].exp,
+                      "case %zu: exp", i);
+    }
+}
+END_TEST
+
+/** A token whose payload is json (base64url of it, as a JWT's middle part). */
 static const char *jwt_of(const char *json)
 {
     char *b = (char *)ot_b64_encode(json, strlen(json), ot_test_pool), *c;
@@ -167,6 +212,7 @@ Suite *suite_token(void)
     tcase_add_test(tc, jwt_peek_and_hint);
     tcase_add_test(tc, jwt_peek_refuses_odd_shapes);
     tcase_add_test(tc, jwt_peek_reads_payloads_as_jansson_does);
+    tcase_add_test(tc, jwt_peek_reads_iss_and_exp);
     suite_add_tcase(s, tc);
     return s;
 }
