@@ -221,6 +221,31 @@ def test_a_flood_does_not_fill_the_error_log(httpd, keycloak):
     assert flood["refused_certain"] == 10
 
 
+def test_a_429_keeps_the_connection_alive(httpd, keycloak):
+    """A 429 is answered on a kept-alive connection (docs/flood.md says why): no Connection:
+    close, and the client's next request on that same connection, for a cached token, is
+    served."""
+    httpd.start(flood_config(keycloak), server="OfftokMissRate 0.01 1", servers=1)
+    known = keycloak.mint_access()
+    conn = http.client.HTTPConnection("127.0.0.1", httpd.port, timeout=15,
+                                      source_address=("127.0.0.9", 0))
+    try:
+        statuses, socks = [], set()
+        for token in (known, made_up(), made_up(), known):
+            conn.request("GET", "/protected/index.html",
+                         headers={"Authorization": f"Bearer {token}"})
+            socks.add(conn.sock)
+            r = conn.getresponse()
+            r.read()
+            statuses.append(r.status)
+            assert (r.getheader("Connection") or "").lower() != "close", statuses
+            assert not r.will_close, statuses
+        assert statuses == [200, 429, 429, 200]        # the known token took the one call
+        assert len(socks) == 1                 # one connection for all four
+    finally:
+        conn.close()
+
+
 def test_answers_in_order_400_then_401_then_429(httpd, keycloak):
     httpd.start(flood_config(keycloak), server="OfftokMissRate 0.1 1", servers=1)
     get_from(httpd, "127.0.0.5", made_up())
