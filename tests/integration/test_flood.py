@@ -195,7 +195,30 @@ def test_status_counts_the_refusals(httpd, keycloak):
     text = httpd.get("/offtok-status?format=prometheus").text
     assert "offtok_refused_miss_rate_total 1\n" in text
     assert "offtok_refused_certain_total 1\n" in text
+    assert "offtok_refused_issuer_rate_total 0\n" in text
     assert "offtok_issuer_shed_total 0\n" in text
+    assert "offtok_rate_overflow_total 0\n" in text
+    assert 'offtok_answers_total{status="429",reason="miss_rate"} 1\n' in text
+    assert 'offtok_answers_total{status="401",reason="certain"} 1\n' in text
+    html = httpd.get("/offtok-status?format=html").text
+    for name in ("refused_miss_rate", "refused_issuer_rate", "refused_certain", "shed_slow",
+                 "overflow"):
+        assert f"<td>flood.{name}</td>" in html, name
+
+
+def test_status_counts_the_server_ceiling(httpd, keycloak):
+    httpd.start(flood_config(keycloak) + """
+<Location "/offtok-status">
+    SetHandler offtok-status
+    Require ip 127.0.0.1
+</Location>
+""", server="OfftokIssuerMaxRate 0.1 1", servers=1)
+    get_from(httpd, "127.0.0.4", made_up())
+    assert get_from(httpd, "127.0.0.5", made_up())[0] == 429
+    assert httpd.get("/offtok-status").json()["flood"]["refused_issuer_rate"] == 1
+    text = httpd.get("/offtok-status?format=prometheus").text
+    assert "offtok_refused_issuer_rate_total 1\n" in text
+    assert 'offtok_answers_total{status="429",reason="issuer_rate"} 1\n' in text
 
 
 def test_a_flood_does_not_fill_the_error_log(httpd, keycloak):
@@ -387,8 +410,12 @@ def test_steadily_slow_issuer_leaves_threads_for_cached_tokens(httpd, faulty):
     httpd.allow_errors("OT0004", "AH00484")
     httpd.start(protected("/protected/", faulty,
                           OfftokIntrospectionURL=faulty.url_for("slow?seconds=1.5"),
-                          OfftokTimeout="2 5", OfftokCacheTTL=3600),
-                servers=1, threads=8)
+                          OfftokTimeout="2 5", OfftokCacheTTL=3600) + """
+<Location "/offtok-status">
+    SetHandler offtok-status
+    Require ip 127.0.0.1
+</Location>
+""", servers=1, threads=8)
     known = "known-" + secrets.token_urlsafe(16)
     assert get_from(httpd, "127.0.0.1", known)[0] == 200          # 1.5 s, then cached
     stop = threading.Event()
@@ -424,3 +451,9 @@ def test_steadily_slow_issuer_leaves_threads_for_cached_tokens(httpd, faulty):
     assert len(slow) <= len(waits) // 5, waits
     assert set(flood_statuses) <= {200, 503}, set(flood_statuses)
     assert 503 in flood_statuses and 200 in flood_statuses
+    # Every 503 was shed for a slow issuer, and counted so.
+    shed = httpd.get("/offtok-status").json()["flood"]["shed_slow"]
+    assert shed == flood_statuses.count(503)
+    text = httpd.get("/offtok-status?format=prometheus").text
+    assert f"offtok_issuer_shed_total {shed}\n" in text
+    assert f'offtok_answers_total{{status="503",reason="busy"}} {shed}\n' in text
