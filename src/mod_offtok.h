@@ -468,7 +468,7 @@ typedef struct {
     struct ot_cred_store_t *creds;     /**< credential files read again (rotation) */
     struct ot_disc_t *disc;            /**< the issuers' metadata (discovery) */
     struct offtok_redis_t *redis;      /**< the Redis tier (mod_offtok_redis.c); NULL when off */
-    apr_uint32_t quiet_until[OFFTOK_QUIET_N]; /**< the line goes to debug level until this second */
+    apr_uint32_t quiet_until[OFFTOK_QUIET_N]; /**< a line goes to debug level until then (s) */
     apr_uint32_t quieted[OFFTOK_QUIET_N];     /**< how many went to debug level meanwhile */
     ot_rate_t miss_rate;               /**< OfftokMissRate (rate 0: Off), from the main server */
     ot_rate_t issuer_rate;             /**< OfftokIssuerMaxRate (rate 0: Off) */
