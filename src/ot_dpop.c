@@ -9,13 +9,13 @@
 #include <string.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
-#include <cjose/cjose.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
 #include "ot_dpop.h"
+#include "ot_dpop_key.h"
 #include "ot_json.h"
 #include "ot_url.h"
 #include "ot_util.h"
@@ -183,20 +183,13 @@ const char *ot_dpop_jwk_thumbprint(const char *jwk_json, apr_size_t len, apr_poo
     return json_is_object(jwk) ? thumbprint_of(jwk, &rsa, p) : NULL;
 }
 
-static apr_status_t jwk_cleanup(void *data)
-{
-    cjose_jwk_release(data);
-    return APR_SUCCESS;
-}
-
 /** The proof's key, when it is public and fits alg: *jkt is its thumbprint. Else *why. */
-static cjose_jwk_t *proof_key(const char **jkt, const char **why, json_t *jwk,
-                              const dpop_alg_t *alg, apr_pool_t *p)
+static EVP_PKEY *proof_key(const char **jkt, const char **why, json_t *jwk,
+                           const dpop_alg_t *alg, apr_pool_t *p)
 {
     const char *kty = ot_json_string(jwk, "kty"), *crv = ot_json_string(jwk, "crv");
     apr_size_t i, rsa_bytes = 0;
-    cjose_jwk_t *key;
-    cjose_err err;
+    EVP_PKEY *key;
 
     if (!json_is_object(jwk)) {
         *why = "its header has no jwk object";
@@ -219,11 +212,10 @@ static cjose_jwk_t *proof_key(const char **jkt, const char **why, json_t *jwk,
         *why = "its jwk lacks a member, has one that is not base64url, or is too small or large";
         return NULL;
     }
-    if ((key = cjose_jwk_import_json((cjose_header_t *)jwk, &err)) == NULL) {
+    if ((key = ot_dpop_key_get(*jkt, jwk, p)) == NULL) {
         *why = "its jwk cannot be imported";
         return NULL;
     }
-    apr_pool_cleanup_register(p, key, jwk_cleanup, apr_pool_cleanup_null);
     return key;
 }
 
@@ -256,7 +248,7 @@ static int alg_allowed(const apr_array_header_t *algs, const char *alg)
 }
 
 /** The header: typ, alg and key. Returns the key, or NULL with *why. */
-static cjose_jwk_t *check_header(ot_dpop_proof_t *out, const char **why,
+static EVP_PKEY *check_header(ot_dpop_proof_t *out, const char **why, const char **alg_out,
                                  const ot_dpop_ask_t *ask, const char *hdr, apr_size_t hlen,
                                  apr_pool_t *p)
 {
@@ -281,33 +273,37 @@ static cjose_jwk_t *check_header(ot_dpop_proof_t *out, const char **why,
         *why = "it names critical header extensions (crit)";
         return NULL;
     }
+    *alg_out = a->name;
     return proof_key(&out->jkt, why, json_object_get(h, "jwk"), a, p);
 }
 
-/** The signature, with the proof's own key. The payload as a JSON object, or NULL. */
+/**
+ * The signature, with the proof's own key, over the first two parts as sent (RFC 7515 §5.2);
+ * the shape was checked (three non-empty parts, hlen the first's length). The payload as a JSON
+ * object, or NULL.
+ */
 static json_t *check_signature(const char **why, const char *compact, apr_size_t len,
-                               const cjose_jwk_t *key, apr_pool_t *p)
+                               apr_size_t hlen, EVP_PKEY *key, const char *alg, apr_pool_t *p)
 {
-    cjose_err err;
-    cjose_jws_t *jws = cjose_jws_import(compact, len, &err);
-    uint8_t *text = NULL;
-    size_t text_len = 0;
-    json_t *payload = NULL;
+    const char *body = compact + hlen + 1, *dot = memchr(body, '.', len - hlen - 1);
+    apr_size_t blen = dot ? (apr_size_t)(dot - body) : 0, sig_len;
+    char *sig;
+    json_t *payload;
 
-    if (jws == NULL) {
+    if (dot == NULL
+        || ot_b64url_decode(&sig, &sig_len, dot + 1, len - (apr_size_t)(dot + 1 - compact), p)
+           != APR_SUCCESS) {
         *why = "it is not a JWS";
         return NULL;
     }
-    if (!cjose_jws_verify(jws, key, &err)
-        || !cjose_jws_get_plaintext(jws, &text, &text_len, &err)) {
+    if (!ot_dpop_sig_ok(key, alg, compact, (apr_size_t)(dot - compact),
+                        (const unsigned char *)sig, sig_len)) {
         *why = "its signature does not verify with its jwk";
+        return NULL;
     }
-    else if ((payload = ot_json_parse((const char *)text, text_len, NULL, p)) == NULL
-             || !json_is_object(payload)) {
+    if ((payload = decode_part(body, blen, p)) == NULL) {
         *why = "its payload is not a JSON object";
-        payload = NULL;
     }
-    cjose_jws_release(jws);
     return payload;
 }
 
@@ -384,7 +380,8 @@ ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot
                                 const char *header, apr_pool_t *p)
 {
     apr_size_t len = header ? strlen(header) : 0, hlen = 0;
-    const cjose_jwk_t *key;
+    const char *alg = NULL;
+    EVP_PKEY *key;
     json_t *payload;
 
     memset(out, 0, sizeof(*out));
@@ -400,8 +397,8 @@ ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot
         *why = "it is not a compact JWS (three non-empty base64url parts) or is too long";
         return OT_DPOP_INVALID;
     }
-    if ((key = check_header(out, why, ask, header, hlen, p)) == NULL
-        || (payload = check_signature(why, header, len, key, p)) == NULL
+    if ((key = check_header(out, why, &alg, ask, header, hlen, p)) == NULL
+        || (payload = check_signature(why, header, len, hlen, key, alg, p)) == NULL
         || !check_claims(out, why, ask, payload, p)) {
         return OT_DPOP_INVALID;
     }

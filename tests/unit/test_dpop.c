@@ -14,6 +14,7 @@
 #include "ot_entry.h"
 #include "ot_judge.h"
 #include "ot_dpop.h"
+#include "ot_dpop_key.h"
 #include "ot_json.h"
 #include "ot_replay.h"
 #include "ot_token.h"
@@ -496,6 +497,86 @@ END_TEST
 
 /* ---- the replay table ------------------------------------------------------------------------ */
 
+/** cjose's own verdict on proof with key: the path proofs took before ot_dpop_key.c. */
+static int cjose_says(cjose_jwk_t *key, const char *proof)
+{
+    cjose_err err;
+    cjose_jws_t *jws = cjose_jws_import(proof, strlen(proof), &err);
+    int ok = jws != NULL && cjose_jws_verify(jws, key, &err);
+
+    cjose_jws_release(jws);
+    return ok;
+}
+
+/** proof with one byte of its signature changed (a middle one: every bit of it counts). */
+static const char *bent_signature(const char *proof)
+{
+    char *s = apr_pstrdup(ot_test_pool, proof), *sig = strrchr(s, '.') + 1;
+    char *c = sig + strlen(sig) / 2;
+
+    *c = *c == 'A' ? 'B' : 'A';
+    return s;
+}
+
+START_TEST(every_algorithm_verifies_as_cjose_verifies_it)
+{
+    static const unsigned char e[] = { 1, 0, 1 };
+    static const struct { const char *alg; int curve; } algs[] = {
+        { "ES256", CJOSE_JWK_EC_P_256 }, { "ES384", CJOSE_JWK_EC_P_384 },
+        { "ES512", CJOSE_JWK_EC_P_521 }, { "RS256", 0 }, { "RS384", 0 }, { "RS512", 0 },
+        { "PS256", 0 }, { "PS384", 0 }, { "PS512", 0 },
+    };
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256 ES384 ES512 RS256 RS384 RS512 PS256 PS384 PS512"),
+                                NULL);
+    cjose_err err;
+    cjose_jwk_t *rsa = cjose_jwk_create_RSA_random(2048, e, sizeof(e), &err);
+    apr_size_t i, round;
+
+    ck_assert_ptr_nonnull(rsa);
+    /* Twice: the second time each key comes from the per-process cache. */
+    for (round = 0; round < 2; round++) {
+        for (i = 0; i < sizeof(algs) / sizeof(algs[0]); i++) {
+            cjose_jwk_t *k = algs[i].curve ? cjose_jwk_create_EC_random(algs[i].curve, &err)
+                                           : rsa;
+            json_t *pub = public_padded(k, algs[i].curve ? "x" : "n", 0);
+            const char *good = sign_alg(k, algs[i].alg, pub), *bad = bent_signature(good);
+
+            ck_assert_msg(verify(&ask, good, NULL) == OT_DPOP_OK && cjose_says(k, good),
+                          "%s", algs[i].alg);
+            ck_assert_msg(verify(&ask, bad, NULL) == OT_DPOP_INVALID && !cjose_says(k, bad),
+                          "%s", algs[i].alg);
+            json_decref(pub);
+            if (k != rsa) {
+                cjose_jwk_release(k);
+            }
+        }
+    }
+    cjose_jwk_release(rsa);
+}
+END_TEST
+
+START_TEST(a_cached_key_is_used_only_for_its_own_jwk)
+{
+    test_key_t *k = make_key(), *other = make_key();
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256"), NULL);
+    const char *good = payload("j", "GET", URL, NOW, TOKEN, NULL);
+    int i;
+
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+    ck_assert_int_eq(verify(&ask, sign(other, other->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+    /* Both keys are cached now: each still verifies only what it signed. */
+    ck_assert_int_eq(verify(&ask, sign(other, k->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
+    ck_assert_int_eq(verify(&ask, sign(k, other->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
+    /* More keys than the cache holds, then the first again. */
+    for (i = 0; i < 3 * OT_DPOP_KEY_CACHE; i++) {
+        test_key_t *x = make_key();
+        ck_assert_int_eq(verify(&ask, sign(x, x->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+    }
+    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+    ck_assert_int_eq(verify(&ask, sign(other, k->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
+}
+END_TEST
+
 START_TEST(replay_table_takes_a_key_once_until_it_expires)
 {
     ot_replay_t *r;
@@ -669,6 +750,8 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, only_asymmetric_algorithms_are_known);
     tcase_add_test(tc, rsa_keys_are_measured_by_their_value_not_their_encoding);
     tcase_add_test(tc, ec_keys_off_their_curve_or_of_another_size_are_refused);
+    tcase_add_test(tc, every_algorithm_verifies_as_cjose_verifies_it);
+    tcase_add_test(tc, a_cached_key_is_used_only_for_its_own_jwk);
     tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
     tcase_add_test(tc, dpop_scheme_is_parsed_where_allowed);

@@ -1,0 +1,295 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * A DPoP proof's key made with OpenSSL from the JWK's public members, cached per process by
+ * thumbprint, and the proof's signature checked with it (see ot_dpop_key.h). The key is given to
+ * OpenSSL as the DER of a SubjectPublicKeyInfo (RFC 5480 for EC, RFC 8017 for RSA), which works
+ * alike on OpenSSL 1.1.1 and 3 without the deprecated EC_KEY and RSA types.
+ */
+#include <pthread.h>
+#include <string.h>
+#include <openssl/ecdsa.h>
+#include <openssl/rsa.h>
+#include <openssl/x509.h>
+
+#include "ot_dpop_key.h"
+#include "ot_json.h"
+#include "ot_util.h"
+
+/** Longest DER written here: an 8192-bit modulus and a 4-byte exponent, with their headers. */
+#define DER_MAX 1200
+
+typedef struct {
+    unsigned char b[DER_MAX];
+    apr_size_t n;
+} der_t;
+
+/** Make d's bytes the content of a DER element: put tag and length before them. */
+static int der_wrap(der_t *d, unsigned char tag)
+{
+    unsigned char head[4];
+    apr_size_t h = 0, n = d->n;
+
+    head[h++] = tag;
+    if (n < 0x80) {
+        head[h++] = (unsigned char)n;
+    }
+    else if (n < 0x100) {
+        head[h++] = 0x81;
+        head[h++] = (unsigned char)n;
+    }
+    else {
+        head[h++] = 0x82;
+        head[h++] = (unsigned char)(n >> 8);
+        head[h++] = (unsigned char)n;
+    }
+    if (n + h > DER_MAX) {
+        return 0;
+    }
+    memmove(d->b + h, d->b, n);
+    memcpy(d->b, head, h);
+    d->n = n + h;
+    return 1;
+}
+
+/** Append the bytes of s to d. */
+static int der_add(der_t *d, const void *s, apr_size_t n)
+{
+    if (d->n + n > DER_MAX) {
+        return 0;
+    }
+    memcpy(d->b + d->n, s, n);
+    d->n += n;
+    return 1;
+}
+
+/**
+ * A JWK member, base64url, into raw bytes without leading zeros; 0 when absent or longer than
+ * max bytes as sent (an EC coordinate is exactly its curve's size, RFC 7518 §6.2.1.2; a leading
+ * zero byte more is another encoding of the key, refused as before).
+ */
+static int member_raw(const unsigned char **raw, apr_size_t *n, const json_t *jwk,
+                      const char *name, apr_size_t max, apr_pool_t *p)
+{
+    const char *v = ot_json_string(jwk, name);
+    char *out;
+
+    if (v == NULL || ot_b64url_decode(&out, n, v, strlen(v), p) != APR_SUCCESS) {
+        return 0;
+    }
+    if (*n > max) {
+        return 0;
+    }
+    *raw = (const unsigned char *)out;
+    while (*n > 0 && **raw == 0) {
+        (*raw)++;
+        (*n)--;
+    }
+    return 1;
+}
+
+/** Append a DER INTEGER (positive) holding raw (no leading zeros). */
+static int der_integer(der_t *d, const unsigned char *raw, apr_size_t n)
+{
+    der_t i;
+
+    i.n = 0;
+    if ((n == 0 || raw[0] & 0x80) && !der_add(&i, "", 1)) {
+        return 0;
+    }
+    return der_add(&i, raw, n) && der_wrap(&i, 0x02) && der_add(d, i.b, i.n);
+}
+
+static const unsigned char OID_EC[] = { 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01 };
+static const unsigned char OID_P256[] = { 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+                                          0x07 };
+static const unsigned char OID_P384[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x22 };
+static const unsigned char OID_P521[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x23 };
+static const unsigned char ALG_RSA[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
+                                         0x0d, 0x01, 0x01, 0x01, 0x05, 0x00 };
+
+/** The SubjectPublicKeyInfo of an EC JWK: x and y left-padded to the curve's size. */
+static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
+{
+    const char *crv = ot_json_string(jwk, "crv");
+    const unsigned char *x, *y, *oid;
+    apr_size_t nx, ny, size, oid_len;
+    der_t alg, bits;
+    unsigned char pad[66];
+
+    if (crv && strcmp(crv, "P-256") == 0) {
+        size = 32, oid = OID_P256, oid_len = sizeof(OID_P256);
+    }
+    else if (crv && strcmp(crv, "P-384") == 0) {
+        size = 48, oid = OID_P384, oid_len = sizeof(OID_P384);
+    }
+    else if (crv && strcmp(crv, "P-521") == 0) {
+        size = 66, oid = OID_P521, oid_len = sizeof(OID_P521);
+    }
+    else {
+        return 0;
+    }
+    if (!member_raw(&x, &nx, jwk, "x", size, p) || !member_raw(&y, &ny, jwk, "y", size, p)) {
+        return 0;
+    }
+    memset(pad, 0, sizeof(pad));
+    alg.n = bits.n = 0;
+    return der_add(&alg, OID_EC, sizeof(OID_EC)) && der_add(&alg, oid, oid_len)
+        && der_wrap(&alg, 0x30)
+        && der_add(&bits, "\0\4", 2)
+        && der_add(&bits, pad, size - nx) && der_add(&bits, x, nx)
+        && der_add(&bits, pad, size - ny) && der_add(&bits, y, ny) && der_wrap(&bits, 0x03)
+        && der_add(d, alg.b, alg.n) && der_add(d, bits.b, bits.n) && der_wrap(d, 0x30);
+}
+
+/** The SubjectPublicKeyInfo of an RSA JWK (sizes checked by the caller). */
+static int spki_rsa(der_t *d, const json_t *jwk, apr_pool_t *p)
+{
+    const unsigned char *n, *e;
+    apr_size_t nn, ne;
+    der_t key, bits;
+
+    if (!member_raw(&n, &nn, jwk, "n", 1025, p) || !member_raw(&e, &ne, jwk, "e", 8, p)
+        || nn > 1024) {
+        return 0;
+    }
+    key.n = bits.n = 0;
+    return der_integer(&key, n, nn) && der_integer(&key, e, ne) && der_wrap(&key, 0x30)
+        && der_add(&bits, "", 1) && der_add(&bits, key.b, key.n) && der_wrap(&bits, 0x03)
+        && der_add(d, ALG_RSA, sizeof(ALG_RSA)) && der_add(d, bits.b, bits.n)
+        && der_wrap(d, 0x30);
+}
+
+/* ---- the cache ------------------------------------------------------------------------------- */
+
+typedef struct {
+    char jkt[64];
+    EVP_PKEY *key;
+} cached_t;
+
+static cached_t cache[OT_DPOP_KEY_CACHE];
+static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static apr_size_t slot_of(const char *jkt)
+{
+    apr_uint32_t h = 2166136261u;
+
+    while (*jkt) {
+        h = (h ^ (unsigned char)*jkt++) * 16777619u;
+    }
+    return h % OT_DPOP_KEY_CACHE;
+}
+
+static apr_status_t key_free(void *data)
+{
+    EVP_PKEY_free(data);
+    return APR_SUCCESS;
+}
+
+/** The cached key of jkt, with a reference for the caller; NULL when none. */
+static EVP_PKEY *lookup(const char *jkt)
+{
+    cached_t *c = &cache[slot_of(jkt)];
+    EVP_PKEY *key = NULL;
+
+    pthread_mutex_lock(&cache_lock);
+    if (c->key != NULL && strcmp(c->jkt, jkt) == 0 && EVP_PKEY_up_ref(c->key) == 1) {
+        key = c->key;
+    }
+    pthread_mutex_unlock(&cache_lock);
+    return key;
+}
+
+/** Keep key (the cache takes its own reference) as jkt's, in place of what its slot held. */
+static void keep(const char *jkt, EVP_PKEY *key)
+{
+    cached_t *c = &cache[slot_of(jkt)];
+    EVP_PKEY *old = NULL;
+
+    if (strlen(jkt) >= sizeof(c->jkt) || EVP_PKEY_up_ref(key) != 1) {
+        return;
+    }
+    pthread_mutex_lock(&cache_lock);
+    old = c->key;
+    c->key = key;
+    strcpy(c->jkt, jkt);
+    pthread_mutex_unlock(&cache_lock);
+    EVP_PKEY_free(old);
+}
+
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p)
+{
+    const char *kty = ot_json_string(jwk, "kty");
+    EVP_PKEY *key = lookup(jkt);
+    const unsigned char *in;
+    der_t d;
+
+    if (key == NULL) {
+        d.n = 0;
+        if (kty == NULL || !(strcmp(kty, "EC") == 0 ? spki_ec(&d, jwk, p)
+                             : strcmp(kty, "RSA") == 0 && spki_rsa(&d, jwk, p))) {
+            return NULL;
+        }
+        in = d.b;
+        if ((key = d2i_PUBKEY(NULL, &in, (long)d.n)) == NULL || in != d.b + d.n) {
+            EVP_PKEY_free(key);
+            return NULL;
+        }
+        keep(jkt, key);
+    }
+    apr_pool_cleanup_register(p, key, key_free, apr_pool_cleanup_null);
+    return key;
+}
+
+/* ---- signatures ------------------------------------------------------------------------------ */
+
+/** An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies. */
+static unsigned char *ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size)
+{
+    ECDSA_SIG *es = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(sig, (int)size, NULL), *s = BN_bin2bn(sig + size, (int)size, NULL);
+    unsigned char *der = NULL;
+
+    *der_len = 0;
+    if (es != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s) == 1) {
+        r = s = NULL;
+        *der_len = i2d_ECDSA_SIG(es, &der);
+    }
+    BN_free(r);
+    BN_free(s);
+    ECDSA_SIG_free(es);
+    return *der_len > 0 ? der : NULL;
+}
+
+int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
+                   const unsigned char *sig, apr_size_t sig_len)
+{
+    const EVP_MD *md = strcmp(alg + 2, "256") == 0 ? EVP_sha256()
+                     : strcmp(alg + 2, "384") == 0 ? EVP_sha384() : EVP_sha512();
+    apr_size_t size = alg[0] != 'E' ? 0 : md == EVP_sha256() ? 32 : md == EVP_sha384() ? 48 : 66;
+    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, der_len = 0, ok = 0;
+    unsigned char *der = NULL;
+    EVP_MD_CTX *ctx = NULL;
+    EVP_PKEY_CTX *pctx = NULL;
+
+    if (EVP_PKEY_base_id(key) != want || (size && sig_len != 2 * size)) {
+        return 0;
+    }
+    if (size) {
+        if ((der = ecdsa_der(&der_len, sig, size)) == NULL) {
+            return 0;
+        }
+        sig = der;
+        sig_len = (apr_size_t)der_len;
+    }
+    if ((ctx = EVP_MD_CTX_new()) != NULL
+        && EVP_DigestVerifyInit(ctx, &pctx, md, NULL, key) == 1
+        && (alg[0] != 'P'
+            || (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) > 0
+                && EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) > 0))
+        && EVP_DigestVerifyUpdate(ctx, tbs, tbs_len) == 1) {
+        ok = EVP_DigestVerifyFinal(ctx, sig, sig_len) == 1;
+    }
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    return ok;
+}

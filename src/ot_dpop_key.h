@@ -1,0 +1,37 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_dpop_key.h
+ * @brief The key of a DPoP proof as an OpenSSL key, and a proof's signature checked with it.
+ *
+ * Core code (APR, jansson, OpenSSL). A proof's `jwk` is made into an EVP_PKEY from its public
+ * members (a SubjectPublicKeyInfo built here, so that OpenSSL checks an EC point is on its
+ * curve), and kept in a small per-process cache keyed by the key's RFC 7638 thumbprint: a client
+ * signs every proof with the same key, and making the key (the curve's group above all) costs
+ * as much as a fifth of the proof. The thumbprint is a SHA-256 over every member that defines the
+ * key, so two keys with one thumbprint are the same key. Safe between threads.
+ */
+#ifndef OT_DPOP_KEY_H
+#define OT_DPOP_KEY_H
+
+#include <apr_pools.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+/** Entries of the per-process key cache. */
+#define OT_DPOP_KEY_CACHE 64
+
+/**
+ * The EVP_PKEY of jwk (already checked: public, kty/crv fit the algorithm, members base64url),
+ * whose thumbprint is jkt; freed with p. NULL when OpenSSL refuses it (an EC point not on its
+ * curve, say).
+ */
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p);
+
+/**
+ * 1 when sig (raw, as in the JWS: r||s for ES, as RFC 7518 §3.4 says) is alg's signature of
+ * tbs with key. alg is one of ES256/384/512, RS256/384/512, PS256/384/512.
+ */
+int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
+                   const unsigned char *sig, apr_size_t sig_len);
+
+#endif
