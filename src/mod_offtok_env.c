@@ -143,7 +143,9 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
         apr_table_setn(r->headers_in, h->header, h->claim);
     }
     if (!offtok_forward_token(c)) {
+        /* The DPoP proof goes too: it holds the token's hash (ath) and the client's key. */
         apr_table_unset(r->headers_in, "Authorization");
+        apr_table_unset(r->headers_in, "DPoP");
     }
     if (r->main != NULL) {
         remember_sub(r, st);

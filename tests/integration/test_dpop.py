@@ -93,6 +93,24 @@ def test_keycloak_typ_dpop_without_cnf_jkt_is_refused(httpd, keycloak, key):
     assert "typed DPoP but has no cnf.jkt" in httpd.error_log()
 
 
+def test_forward_token_off_removes_the_proof_too(httpd, oidc, key, bound, backend):
+    """OfftokForwardToken Off: the back end (a proxied echo of request headers) gets neither
+    the token nor the proof (which holds ath, the token's hash, and the client's key); with On
+    it gets both."""
+    httpd.start(protected("/off/", oidc, extra=f'ProxyPass "{backend}/"',
+                          OfftokForwardToken="Off")
+                + protected("/on/", oidc, extra=f'ProxyPass "{backend}/"'))
+    for path, forwarded in (("/off/x", False), ("/on/x", True)):
+        proof = key.proof("GET", httpd.url(path), bound)
+        r = dpop_get(httpd, bound, proof, path=path)
+        assert r.status_code == 200, r.headers
+        seen = r.json()["headers"]
+        assert ("dpop" in seen) == forwarded, path
+        assert ("authorization" in seen) == forwarded, path
+        if forwarded:
+            assert seen["dpop"] == [proof]
+
+
 # ---- replay -------------------------------------------------------------------------------------
 
 def test_same_proof_twice_is_a_replay(httpd, oidc, key, bound):
