@@ -129,6 +129,7 @@ typedef struct {
     ot_rate_t miss_rate;               /**< OfftokMissRate; rate 0: Off */
     ot_rate_t issuer_rate;             /**< OfftokIssuerMaxRate; rate 0: Off */
     int miss_rate_set, issuer_rate_set;
+    apr_uint32_t dpop_replay_size;     /**< OfftokDPoPReplaySize; 0: OT_REPLAY_SLOTS */
 } offtok_srv_conf;
 
 /** A per-directory field not set by any directive yet (merge takes the base's value). */

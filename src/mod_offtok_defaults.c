@@ -110,6 +110,7 @@ void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv)
     offtok_srv_conf *base = basev, *add = addv, *c = apr_pcalloc(p, sizeof(*c));
 
     c->cache_size = add->cache_size ? add->cache_size : base->cache_size;
+    c->dpop_replay_size = add->dpop_replay_size ? add->dpop_replay_size : base->dpop_replay_size;
     c->max_pending = MERGE_INT(max_pending);
     c->redis_url = MERGE_PTR(redis_url);
     c->redis_password = MERGE_PTR(redis_password);

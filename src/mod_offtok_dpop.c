@@ -52,6 +52,40 @@ static struct {
 
 static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
 
+/**
+ * Make the table of proofs (at the first start, or at a restart that changes
+ * OfftokDPoPReplaySize: then the old table's live entries are copied into the new one, so that
+ * a proof seen before the restart stays refused, and the old segment is unmapped here; the
+ * children of the old generation keep their own mapping until they exit).
+ */
+static apr_status_t make_table(dpop_retained_t *ret, apr_uint32_t slots, server_rec *s)
+{
+    apr_pool_t *pool;
+    ot_replay_t *table;
+    apr_uint32_t lost;
+    apr_status_t rv;
+
+    apr_pool_create(&pool, NULL);
+    apr_pool_tag(pool, "offtok-dpop");
+    if ((rv = ot_replay_create(&table, slots, pool)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0708: cannot create the shared table "
+                     "of DPoP proofs (%u slots)", (unsigned)ot_replay_round(slots));
+        apr_pool_destroy(pool);
+        return rv;
+    }
+    if (ret->replay != NULL) {
+        lost = ot_replay_copy(table, ret->replay, apr_time_now());
+        ap_log_error(APLOG_MARK, lost ? APLOG_WARNING : APLOG_INFO, 0, s, "OT0800: the table of "
+                     "DPoP proofs now has %u slots (was %u)%s", (unsigned)ot_replay_slots(table),
+                     (unsigned)ot_replay_slots(ret->replay),
+                     lost ? "; some proofs seen before did not fit and may be used again" : "");
+        apr_pool_destroy(ret->pool);
+    }
+    ret->pool = pool;
+    ret->replay = table;
+    return APR_SUCCESS;
+}
+
 int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
@@ -70,14 +104,9 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    if (ret->replay == NULL) {
-        apr_pool_create(&ret->pool, NULL);
-        apr_pool_tag(ret->pool, "offtok-dpop");
-        if ((rv = ot_replay_create(&ret->replay, 0, ret->pool)) != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0708: cannot create the shared "
-                         "table of DPoP proofs");
-            apr_pool_destroy(ret->pool);
-            ret->pool = NULL;
+    if (ret->replay == NULL
+        || ot_replay_slots(ret->replay) != ot_replay_round(sc->dpop_replay_size)) {
+        if ((rv = make_table(ret, sc->dpop_replay_size, s)) != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }

@@ -37,23 +37,37 @@ struct ot_replay_t {
     slot_t *slots;
 };
 
+/* The slot is as large as the documentation says. */
+typedef char slot_bytes_documented[sizeof(slot_t) == OT_REPLAY_SLOT_BYTES ? 1 : -1];
+
+apr_uint32_t ot_replay_round(apr_uint32_t slots)
+{
+    apr_uint32_t n = OT_REPLAY_SLOTS_MIN;
+
+    while (n < (slots ? slots : OT_REPLAY_SLOTS) && n < OT_REPLAY_SLOTS_MAX) {
+        n <<= 1;
+    }
+    return n;
+}
+
 apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *p)
 {
     ot_replay_t *r = apr_pcalloc(p, sizeof(*r));
-    apr_uint32_t n = 1024;
+    apr_uint32_t n = ot_replay_round(slots);
     apr_size_t size;
     apr_status_t rv;
 
-    while (n < (slots ? slots : OT_REPLAY_SLOTS)) {
-        n <<= 1;
-    }
     size = sizeof(table_t) + OT_CACHE_LINE + (apr_size_t)n * sizeof(slot_t);
     if ((rv = apr_shm_create(&r->shm, size, NULL, p)) != APR_SUCCESS) {
         return rv;
     }
     r->t = (table_t *)(((apr_uintptr_t)apr_shm_baseaddr_get(r->shm) + OT_CACHE_LINE - 1)
                        & ~(apr_uintptr_t)(OT_CACHE_LINE - 1));
-    memset(r->t, 0, sizeof(table_t) + (apr_size_t)n * sizeof(slot_t));
+    /*
+     * A new anonymous segment is zero (mmap or SysV, as APR makes it): every slot is free. Not
+     * writing the slots leaves a large table's pages untouched until proofs use them.
+     */
+    memset(r->t, 0, sizeof(table_t));
     r->t->nslots = n;
     r->slots = (slot_t *)(r->t + 1);
     if ((rv = ot_lock_init(&r->t->lock)) != APR_SUCCESS) {
@@ -117,4 +131,29 @@ apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now)
     }
     ot_lock_release(&r->t->lock);
     return n;
+}
+
+apr_uint32_t ot_replay_slots(const ot_replay_t *r)
+{
+    return r->t->nslots;
+}
+
+apr_uint32_t ot_replay_copy(ot_replay_t *to, ot_replay_t *from, apr_time_t now)
+{
+    unsigned char key[32];
+    apr_uint32_t i, lost = 0;
+
+    memset(key, 0, sizeof(key));
+    if (ot_lock_take(&from->t->lock, recover, from) != APR_SUCCESS) {
+        return from->t->nslots;
+    }
+    for (i = 0; i < from->t->nslots; i++) {
+        const slot_t *s = &from->slots[i];
+        if (s->until > now) {
+            memcpy(key, s->key, KEY_BYTES);
+            lost += ot_replay_once(to, key, s->until, now) == APR_ENOSPC;
+        }
+    }
+    ot_lock_release(&from->t->lock);
+    return lost;
 }

@@ -14,15 +14,22 @@
 #include <apr_pools.h>
 #include <apr_time.h>
 
-/** Slots of the table; a key may take any of OT_REPLAY_PROBE consecutive ones. */
-#define OT_REPLAY_SLOTS 65536
+/**
+ * Slots of the table by default (OfftokDPoPReplaySize), and at most; a key may take any of
+ * OT_REPLAY_PROBE consecutive ones. A slot is OT_REPLAY_SLOT_BYTES of shared memory.
+ */
+#define OT_REPLAY_SLOTS 1048576
+#define OT_REPLAY_SLOTS_MIN 1024
+#define OT_REPLAY_SLOTS_MAX (64 * 1048576)
 #define OT_REPLAY_PROBE 256
+#define OT_REPLAY_SLOT_BYTES 24
 
 typedef struct ot_replay_t ot_replay_t;
 
 /**
  * Make the table (an anonymous shared mapping, inherited by children forked later) in p; slots
- * is rounded up to a power of two (0: OT_REPLAY_SLOTS).
+ * is rounded up to a power of two, at least OT_REPLAY_SLOTS_MIN and at most OT_REPLAY_SLOTS_MAX
+ * (0: OT_REPLAY_SLOTS). The slots are not written until used.
  */
 apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *p);
 
@@ -32,6 +39,18 @@ apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *
  */
 apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t until,
                             apr_time_t now);
+
+/** The slots a table asked for slots has (0: the default). */
+apr_uint32_t ot_replay_round(apr_uint32_t slots);
+
+/** The table's slots (a power of two). */
+apr_uint32_t ot_replay_slots(const ot_replay_t *r);
+
+/**
+ * Record every live entry of from in to (a table of another size, made at a restart), so that
+ * a proof seen before the restart stays refused after it. Returns how many found no room.
+ */
+apr_uint32_t ot_replay_copy(ot_replay_t *to, ot_replay_t *from, apr_time_t now);
 
 /** Live entries; counts under the lock. Tests only (the status page does not show it yet). */
 apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now);

@@ -619,6 +619,39 @@ START_TEST(a_full_window_is_refused_never_evicted)
 }
 END_TEST
 
+START_TEST(replay_tables_are_sized_and_copied_at_restarts)
+{
+    ot_replay_t *small, *big;
+    unsigned char k[32];
+    apr_time_t now = apr_time_from_sec(NOW), until = now + apr_time_from_sec(90);
+    int i;
+
+    ck_assert_uint_eq(ot_replay_round(0), OT_REPLAY_SLOTS);
+    ck_assert_uint_eq(ot_replay_round(1024), 1024);
+    ck_assert_uint_eq(ot_replay_round(1025), 2048);
+    ck_assert_uint_eq(ot_replay_round(3000000), 4194304);
+    ck_assert_uint_eq(ot_replay_round(0xffffffffu), OT_REPLAY_SLOTS_MAX);
+    ck_assert_int_eq(ot_replay_create(&small, 1024, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_create(&big, 5000, ot_test_pool), APR_SUCCESS);
+    ck_assert_uint_eq(ot_replay_slots(small), 1024);
+    ck_assert_uint_eq(ot_replay_slots(big), 8192);
+    memset(k, 0, sizeof(k));
+    for (i = 0; i < 600; i++) {
+        k[3] = (unsigned char)(i * 37);
+        k[2] = (unsigned char)(i >> 8);
+        ck_assert_int_eq(ot_replay_once(small, k, i < 500 ? until : now, now - 1), APR_SUCCESS);
+    }
+    /* The 500 live entries move to the larger table; the 100 expired ones do not. */
+    ck_assert_uint_eq(ot_replay_copy(big, small, now), 0);
+    ck_assert_uint_eq(ot_replay_live(big, now), 500);
+    for (i = 0; i < 600; i++) {
+        k[3] = (unsigned char)(i * 37);
+        k[2] = (unsigned char)(i >> 8);
+        ck_assert_int_eq(ot_replay_once(big, k, until, now), i < 500 ? APR_EEXIST : APR_SUCCESS);
+    }
+}
+END_TEST
+
 /* ---- the DPoP scheme ------------------------------------------------------------------------- */
 
 START_TEST(dpop_scheme_is_parsed_where_allowed)
@@ -754,6 +787,7 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, a_cached_key_is_used_only_for_its_own_jwk);
     tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
+    tcase_add_test(tc, replay_tables_are_sized_and_copied_at_restarts);
     tcase_add_test(tc, dpop_scheme_is_parsed_where_allowed);
     tcase_add_test(tc, binding_verdicts_follow_the_contract);
     tcase_add_test(tc, binding_survives_the_cache_digest);
