@@ -13,6 +13,7 @@
 #include <apr_lib.h>
 
 #include "mod_offtok.h"
+#include "ot_replay.h"
 #include "ot_claims.h"
 #include "ot_dpop.h"
 #include "ot_util.h"
@@ -381,6 +382,26 @@ static const char *set_max_pending(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
+/** OfftokDPoPReplaySize: proofs the shared replay table holds (a whole number, checked here). */
+static const char *set_dpop_replay_size(cmd_parms *cmd, void *dc, const char *arg)
+{
+    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    char *end;
+    long v;
+
+    if (err) {
+        return err;
+    }
+    v = strtol(arg, &end, 10);
+    if (end == arg || *end || v < OT_REPLAY_SLOTS_MIN || v > OT_REPLAY_SLOTS_MAX) {
+        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of proofs from %d to %d",
+                            cmd->cmd->name, arg, OT_REPLAY_SLOTS_MIN, OT_REPLAY_SLOTS_MAX);
+    }
+    sc->dpop_replay_size = (apr_uint32_t)v;
+    return NULL;
+}
+
 /** OfftokMissRate and OfftokIssuerMaxRate: per-second [burst] | Off (cmd_data: which). */
 static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate, const char *burst)
 {
@@ -562,6 +583,9 @@ const command_rec offtok_cmds[] = {
                   "Introspect (default) or Local: verify JWT access tokens with the issuer's keys"),
     AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
+    AP_INIT_TAKE1("OfftokDPoPReplaySize", set_dpop_replay_size, NULL, RSRC_CONF,
+                  "DPoP proofs the shared replay table holds, rounded up to a power of two "
+                  "(default 1048576)"),
     AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,
                   "requests that may wait on the issuer at once in one process"),
     AP_INIT_TAKE12("OfftokMissRate", set_rate, (void *)"miss", RSRC_CONF,
