@@ -4,16 +4,20 @@
  * ot_dpop_verify (for a GET of https://rs.example/api with token "tok" at a fixed time, with and
  * without nonces), the URL through ot_url_normalize, and both through ot_credentials_parse as
  * an Authorization header. The seeds (tests/fuzz/corpus/dpop) are signed for that request with
- * keys whose private halves were thrown away.
+ * keys whose private halves were thrown away. A proof that passes must also pass cjose's
+ * verification with its own jwk (the key and signature are checked here with OpenSSL directly).
  */
 #include <string.h>
 #include <apr_tables.h>
 #include <apr_time.h>
+#include <cjose/cjose.h>
 
 #include "fuzz_common.h"
 #include "ot_dpop.h"
+#include "ot_json.h"
 #include "ot_token.h"
 #include "ot_url.h"
+#include "ot_util.h"
 
 #define FUZZ_NOW 1796014600
 #define FUZZ_URL "https://rs.example/api"
@@ -35,6 +39,34 @@ static void check_url(const char *url, apr_pool_t *p)
                  "a normal URL has no dot segments");
     again = ot_url_normalize(n, p);
     fuzz_require(again != NULL && strcmp(again, n) == 0, "normalising is idempotent");
+}
+
+/**
+ * 1 when cjose, the path proofs took before ot_dpop_key.c, verifies proof with the jwk of its
+ * header: every proof ot_dpop_verify accepts must pass there too.
+ */
+static int cjose_agrees(const char *proof, apr_pool_t *p)
+{
+    const char *dot = strchr(proof, '.');
+    char *raw;
+    apr_size_t len;
+    json_t *hdr;
+    cjose_jwk_t *jwk;
+    cjose_jws_t *jws;
+    cjose_err err;
+    int ok;
+
+    if (dot == NULL || ot_b64url_decode(&raw, &len, proof, (apr_size_t)(dot - proof), p)
+        || (hdr = ot_json_parse(raw, len, NULL, p)) == NULL
+        || (jwk = cjose_jwk_import_json((cjose_header_t *)json_object_get(hdr, "jwk"),
+                                        &err)) == NULL) {
+        return 0;
+    }
+    jws = cjose_jws_import(proof, strlen(proof), &err);
+    ok = jws != NULL && cjose_jws_verify(jws, jwk, &err);
+    cjose_jws_release(jws);
+    cjose_jwk_release(jwk);
+    return ok;
 }
 
 static void check_proof(const char *proof, int nonces, apr_pool_t *p)
@@ -68,6 +100,7 @@ static void check_proof(const char *proof, int nonces, apr_pool_t *p)
         fuzz_require(out.iat >= FUZZ_NOW - 60 && out.iat <= FUZZ_NOW + 30,
                      "a passed proof is fresh");
         fuzz_require(strchr(proof, ',') == NULL, "one proof only");
+        fuzz_require(cjose_agrees(proof, p), "cjose verifies what passed here");
     }
     else {
         fuzz_require(why != NULL, "a refusal says why");
