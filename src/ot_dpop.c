@@ -88,7 +88,7 @@ static const char *sha256_b64url(const void *data, apr_size_t n, apr_pool_t *p)
     unsigned char md[OT_SHA256_LEN];
     unsigned int mdlen = 0;
 
-    EVP_Digest(data, n, md, &mdlen, EVP_sha256(), NULL);
+    EVP_Digest(data, n, md, &mdlen, ot_dpop_md(256), NULL);
     return ot_dpop_b64url(md, OT_SHA256_LEN, p);
 }
 
@@ -440,7 +440,7 @@ void ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof)
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int mdlen = 0;
 
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestInit_ex(ctx, ot_dpop_md(256), NULL);
     EVP_DigestUpdate(ctx, proof->jti, strlen(proof->jti) + 1);
     EVP_DigestUpdate(ctx, proof->htu, strlen(proof->htu));
     EVP_DigestFinal_ex(ctx, key, &mdlen);

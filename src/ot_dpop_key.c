@@ -6,6 +6,7 @@
  * alike on OpenSSL 1.1.1 and 3 without the deprecated EC_KEY and RSA types.
  */
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
@@ -240,7 +241,33 @@ EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p)
     return key;
 }
 
-/* ---- signatures ------------------------------------------------------------------------------ */
+/* ---- digests and signatures ---------------------------------------------------------------- */
+
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+/* OpenSSL 3 looks a digest up (EVP_MD_fetch) on every use of EVP_sha256() and friends: fetch
+ * the three once per process instead. */
+static EVP_MD *fetched[3];
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+
+static void fetch_digests(void)
+{
+    fetched[0] = EVP_MD_fetch(NULL, "SHA256", NULL);
+    fetched[1] = EVP_MD_fetch(NULL, "SHA384", NULL);
+    fetched[2] = EVP_MD_fetch(NULL, "SHA512", NULL);
+}
+#endif
+
+const EVP_MD *ot_dpop_md(int bits)
+{
+    int i = bits == 256 ? 0 : bits == 384 ? 1 : 2;
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+    pthread_once(&fetch_once, fetch_digests);
+    if (fetched[i] != NULL) {
+        return fetched[i];
+    }
+#endif
+    return i == 0 ? EVP_sha256() : i == 1 ? EVP_sha384() : EVP_sha512();
+}
 
 /** An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies. */
 static unsigned char *ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size)
@@ -263,9 +290,9 @@ static unsigned char *ecdsa_der(int *der_len, const unsigned char *sig, apr_size
 int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
                    const unsigned char *sig, apr_size_t sig_len)
 {
-    const EVP_MD *md = strcmp(alg + 2, "256") == 0 ? EVP_sha256()
-                     : strcmp(alg + 2, "384") == 0 ? EVP_sha384() : EVP_sha512();
-    apr_size_t size = alg[0] != 'E' ? 0 : md == EVP_sha256() ? 32 : md == EVP_sha384() ? 48 : 66;
+    int bits = atoi(alg + 2);
+    const EVP_MD *md = ot_dpop_md(bits);
+    apr_size_t size = alg[0] != 'E' ? 0 : bits == 256 ? 32 : bits == 384 ? 48 : 66;
     int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, der_len = 0, ok = 0;
     unsigned char *der = NULL;
     EVP_MD_CTX *ctx = NULL;

@@ -27,6 +27,9 @@
  */
 EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p);
 
+/** SHA-256, -384 or -512 (bits), fetched once per process where OpenSSL 3 would on every use. */
+const EVP_MD *ot_dpop_md(int bits);
+
 /**
  * 1 when sig (raw, as in the JWS: r||s for ES, as RFC 7518 §3.4 says) is alg's signature of
  * tbs with key. alg is one of ES256/384/512, RS256/384/512, PS256/384/512.
