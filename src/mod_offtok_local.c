@@ -68,7 +68,9 @@ static void count_fail(ot_local_fail_t why)
 /** The TLS trust settings of c, as a string: keys fetched under others are other keys. */
 static const char *trust_scope(const offtok_dir_conf *c, apr_pool_t *p)
 {
-    return apr_psprintf(p, "%s|%d", c->ca_file ? c->ca_file : "", c->ssl_verify);
+    /* The resolved setting: unset and an explicit default are the same trust, the same key. */
+    return apr_pstrcat(p, c->ca_file ? c->ca_file : "", offtok_ssl_verify(c) ? "|1" : "|0",
+                       NULL);
 }
 
 /* ---- fetching metadata and keys ------------------------------------------------------------ */
@@ -275,8 +277,12 @@ static ot_answer_t *cached(request_rec *r, const offtok_dir_conf *c, const unsig
     return ot_answer_from_jwt_digest(e.claims, e.claims_len, r->pool);
 }
 
-/** Keep a verified token's claims for every process, until its exp or the longest TTL. */
-static void keep(request_rec *r, const unsigned char *key, const ot_answer_t *a, apr_time_t now)
+/**
+ * Keep a verified token's claims for every process, until its exp or the longest TTL: the entry
+ * is built as an introspection answer's is (ot_entry_of), azp included.
+ */
+static void keep(request_rec *r, const offtok_dir_conf *c, const unsigned char *key,
+                 const ot_answer_t *a, apr_time_t now)
 {
     offtok_proc_t *proc = offtok_proc();
     ot_cache_entry_t e;
@@ -284,18 +290,7 @@ static void keep(request_rec *r, const unsigned char *key, const ot_answer_t *a,
     if (proc->shm == NULL) {
         return;
     }
-    memset(&e, 0, sizeof(e));
-    e.fetched = now;
-    e.drop_after = now + apr_time_from_sec(offtok_longest_ttl());
-    e.exp = apr_time_from_sec(a->exp);
-    e.iat = a->iat ? apr_time_from_sec(a->iat) : 0;
-    e.active = 1;
-    e.iss = a->iss;
-    e.sub = a->sub;
-    e.sid = a->sid;
-    if (e.exp < e.drop_after) {
-        e.drop_after = e.exp;
-    }
+    ot_entry_of(&e, a, c->issuer, now, apr_time_from_sec(offtok_longest_ttl()));
     e.claims = ot_answer_digest(a, &e.claims_len, r->pool);
     if (e.claims != NULL) {
         ot_cache_put(proc->shm, key, &e, now);
@@ -408,18 +403,22 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     if (!offtok_local(c) || offtok_always(c) == OT_ALWAYS_ON) {
         return OFFTOK_LOCAL_ASK;
     }
-    if (!ot_local_candidate(token, &why, r->pool)) {
-        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "OT0605: token %s is introspected: %s",
-                      ot_token_fingerprint(token, r->pool), why);
-        OT_STAT_ADD(proc->stats->local_introspected, 1);
-        return OFFTOK_LOCAL_ASK;
-    }
-    /* Keys fetched under other TLS trust settings are other keys: those are in the key too. */
+    /*
+     * The kept verdict first, before any parsing: only a verified candidate was ever kept under
+     * this key (keep() below), and LOCAL_KEY_PREFIX keeps it apart from introspection answers.
+     * Keys fetched under other TLS trust settings are other keys: those are in the key too.
+     */
     ot_cache_key(key, apr_pstrcat(r->pool, LOCAL_KEY_PREFIX, c->jwks_url ? c->jwks_url : "",
                                   NULL), c->issuer, NULL,
                  trust_scope(c, r->pool), token);
     if ((a = cached(r, c, key, now)) != NULL) {
         OT_STAT_ADD(proc->stats->local_cached, 1);
+    }
+    else if (!ot_local_candidate(token, &why, r->pool)) {
+        ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "OT0605: token %s is introspected: %s",
+                      ot_token_fingerprint(token, r->pool), why);
+        OT_STAT_ADD(proc->stats->local_introspected, 1);
+        return OFFTOK_LOCAL_ASK;
     }
     else if ((a = verify(r, st, c, token, &res)) == NULL) {
         if (res == OFFTOK_LOCAL_ASK) {
@@ -428,7 +427,7 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
         return res;
     }
     else {
-        keep(r, key, a, now);
+        keep(r, c, key, a, now);
     }
     v = rules(a, c, now, &fail);
     if (v == OT_LOCAL_ASK) {

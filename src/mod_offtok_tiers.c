@@ -35,24 +35,9 @@ const char *offtok_revoke_iss(const offtok_dir_conf *c, const char *iss)
 void offtok_entry_of(ot_cache_entry_t *e, const offtok_ask_t *ask, const ot_answer_t *a,
                      apr_time_t fetched)
 {
-    memset(e, 0, sizeof(*e));
-    e->fetched = fetched;
-    e->drop_after = fetched + apr_time_from_sec(offtok_longest_ttl());
-    e->active = a->active;
-    if (!a->active) {
-        return;
-    }
-    e->exp = a->exp ? apr_time_from_sec(a->exp) : 0;
-    e->iat = a->iat ? apr_time_from_sec(a->iat) : 0;
-    e->offline = a->kind == OT_KIND_OFFLINE;
     /* Revocations are kept per issuer: an answer without iss belongs to OfftokIssuer. */
-    e->iss = offtok_revoke_iss(ask->conf, a->iss);
-    e->sub = a->sub;
-    e->sid = a->sid;
-    e->azp = ot_answer_client(a);
-    if (e->exp && e->exp < e->drop_after) {
-        e->drop_after = e->exp;
-    }
+    ot_entry_of(e, a, offtok_revoke_iss(ask->conf, NULL), fetched,
+                apr_time_from_sec(offtok_longest_ttl()));
 }
 
 /**

@@ -35,6 +35,28 @@ apr_time_t ot_blob_time(const unsigned char *p)
     return (apr_time_t)ot_be_get(p, 8);
 }
 
+void ot_entry_of(ot_cache_entry_t *e, const ot_answer_t *a, const char *default_iss,
+                 apr_time_t fetched, apr_interval_time_t max_ttl)
+{
+    memset(e, 0, sizeof(*e));
+    e->fetched = fetched;
+    e->drop_after = fetched + max_ttl;
+    e->active = a->active;
+    if (!a->active) {
+        return;
+    }
+    e->exp = a->exp ? apr_time_from_sec(a->exp) : 0;
+    e->iat = a->iat ? apr_time_from_sec(a->iat) : 0;
+    e->offline = a->kind == OT_KIND_OFFLINE;
+    e->iss = a->iss ? a->iss : default_iss;
+    e->sub = a->sub;
+    e->sid = a->sid;
+    e->azp = ot_answer_client(a);
+    if (e->exp && e->exp < e->drop_after) {
+        e->drop_after = e->exp;
+    }
+}
+
 /** String i of e: iss, sub, sid, claims, azp. */
 static const char *entry_str(const ot_cache_entry_t *e, int i)
 {

@@ -29,6 +29,16 @@ typedef struct {
     apr_size_t claims_len;
 } ot_cache_entry_t;
 
+/**
+ * What the cache and the revocation tables know of answer a, whose issuer call (or local
+ * verification) started at `fetched`, without the claims' digest: its times, iss (else
+ * `default_iss`, the location's OfftokIssuer: revocations are kept per issuer), sub, sid, azp
+ * (else client_id) and kind. It is dropped at its exp, else after max_ttl. The one builder of
+ * entries: introspection answers and locally verified tokens alike.
+ */
+void ot_entry_of(ot_cache_entry_t *e, const ot_answer_t *a, const char *default_iss,
+                 apr_time_t fetched, apr_interval_time_t max_ttl);
+
 /** Bytes of the blob's fixed part: version, flags, four lengths, four times. */
 #define OT_BLOB_FIXED 46
 /** Strings of a blob: iss, sub, sid, claims, azp. */

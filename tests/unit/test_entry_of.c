@@ -1,0 +1,128 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/*
+ * ot_entry_of: the one builder of cache entries, for introspection answers and locally verified
+ * JWTs alike (azp, the iss fallback, the times), and a kept JWT verdict under pushed revocations.
+ */
+#include <string.h>
+#include <apr_strings.h>
+
+#include "ot_unit.h"
+#include "ot_answer.h"
+#include "ot_cache.h"
+#include "ot_entry.h"
+#include "ot_json.h"
+#include "ot_revoke.h"
+#include "ot_shm.h"
+
+#define ISS "https://kc.example:8443/realms/test"
+#define FETCHED apr_time_from_sec(1796015000)
+#define TTL apr_time_from_sec(3600)
+
+static ot_answer_t *jwt(const char *json)
+{
+    const char *err = NULL;
+    ot_answer_t *a = ot_answer_from_jwt(ot_json_parse(json, strlen(json), NULL, ot_test_pool),
+                                        &err, ot_test_pool);
+
+    ck_assert_ptr_nonnull(a);
+    return a;
+}
+
+static ot_answer_t *answer(const char *json)
+{
+    const char *err = NULL;
+    ot_answer_t *a = ot_answer_parse(json, strlen(json), &err, ot_test_pool);
+
+    ck_assert_ptr_nonnull(a);
+    return a;
+}
+
+START_TEST(builds_a_jwt_entry_as_an_answer_entry)
+{
+    ot_cache_entry_t e, f;
+
+    ot_entry_of(&e, jwt("{\"iss\":\"" ISS "\",\"sub\":\"ada\",\"sid\":\"s1\",\"azp\":\"app\","
+                        "\"iat\":1796015000,\"exp\":1796015300,\"typ\":\"Bearer\"}"),
+                "https://other.example", FETCHED, TTL);
+    ck_assert_int_eq(e.active, 1);
+    ck_assert_int_eq(e.offline, 0);
+    ck_assert_str_eq(e.iss, ISS);
+    ck_assert_str_eq(e.sub, "ada");
+    ck_assert_str_eq(e.sid, "s1");
+    ck_assert_str_eq(e.azp, "app");         /* a kept local verdict knows its client */
+    ck_assert(e.fetched == FETCHED);
+    ck_assert(e.iat == FETCHED);
+    ck_assert(e.exp == apr_time_from_sec(1796015300));
+    ck_assert(e.drop_after == e.exp);       /* before fetched + TTL */
+    ck_assert_ptr_null(e.claims);
+    /* The same claims as an introspection answer: the same entry. */
+    ot_entry_of(&f, answer("{\"active\":true,\"iss\":\"" ISS "\",\"sub\":\"ada\",\"sid\":\"s1\","
+                           "\"azp\":\"app\",\"iat\":1796015000,\"exp\":1796015300,"
+                           "\"typ\":\"Bearer\"}"), "https://other.example", FETCHED, TTL);
+    ck_assert_str_eq(f.iss, e.iss);
+    ck_assert_str_eq(f.azp, e.azp);
+    ck_assert(f.exp == e.exp && f.iat == e.iat && f.drop_after == e.drop_after);
+    ck_assert_int_eq(f.offline, e.offline);
+}
+END_TEST
+
+START_TEST(fallbacks_and_edges)
+{
+    ot_cache_entry_t e;
+
+    /* No iss: the location's issuer; no azp: client_id (RFC 9068); no exp: the TTL bounds it. */
+    ot_entry_of(&e, jwt("{\"sub\":\"bob\",\"client_id\":\"cli\"}"), ISS, FETCHED, TTL);
+    ck_assert_str_eq(e.iss, ISS);
+    ck_assert_str_eq(e.azp, "cli");
+    ck_assert_ptr_null(e.sid);
+    ck_assert(e.exp == 0 && e.iat == 0);
+    ck_assert(e.drop_after == FETCHED + TTL);
+    /* An azp that is not a string is no client: client_id is. */
+    ot_entry_of(&e, jwt("{\"azp\":7,\"client_id\":\"cli\",\"exp\":1796099999}"), ISS, FETCHED,
+                TTL);
+    ck_assert_str_eq(e.azp, "cli");
+    ck_assert(e.drop_after == FETCHED + TTL);   /* exp later than the TTL */
+    /* An offline introspection answer, and an inactive one (nothing but its times). */
+    ot_entry_of(&e, answer("{\"active\":true,\"typ\":\"Offline\",\"sub\":\"c\"}"), NULL,
+                FETCHED, TTL);
+    ck_assert_int_eq(e.offline, 1);
+    ck_assert_ptr_null(e.iss);
+    ot_entry_of(&e, answer("{\"active\":false}"), ISS, FETCHED, TTL);
+    ck_assert_int_eq(e.active, 0);
+    ck_assert_ptr_null(e.iss);
+    ck_assert_ptr_null(e.azp);
+    ck_assert(e.drop_after == FETCHED + TTL);
+}
+END_TEST
+
+/* A not-before policy pushed for the token's own client (not the location's) finds the entry. */
+START_TEST(not_before_of_the_tokens_client_applies_to_a_kept_jwt)
+{
+    ot_shm_t *s;
+    ot_cache_entry_t e;
+
+    ck_assert_int_eq(ot_shm_create(&s, 1024 * 1024, ot_test_pool), APR_SUCCESS);
+    ot_entry_of(&e, jwt("{\"iss\":\"" ISS "\",\"sub\":\"ada\",\"azp\":\"app\","
+                        "\"iat\":1796015000,\"exp\":1796015300}"), ISS, FETCHED, TTL);
+    ck_assert_int_eq(ot_revoke_applies(s, ISS, "rs", &e), 0);
+    ck_assert_int_eq(ot_revoke_set_not_before(s, ISS, "app", 1796015001, 1,
+                                              FETCHED + apr_time_from_sec(1)), APR_SUCCESS);
+    ck_assert_int_ne(ot_revoke_applies(s, ISS, "rs", &e), 0);
+    /* Without azp in the entry (as keep() made it before), the push was not seen. */
+    e.azp = NULL;
+    ck_assert_int_eq(ot_revoke_applies(s, ISS, "rs", &e), 0);
+}
+END_TEST
+
+Suite *suite_entry_of(void)
+{
+    Suite *s = suite_create("entry_of");
+    TCase *tc = tcase_create("core");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_add_test(tc, builds_a_jwt_entry_as_an_answer_entry);
+    tcase_add_test(tc, fallbacks_and_edges);
+    tcase_add_test(tc, not_before_of_the_tokens_client_applies_to_a_kept_jwt);
+    suite_add_tcase(s, tc);
+    return s;
+}
