@@ -8,6 +8,7 @@
 
 #include "ot_json.h"
 #include "ot_jwt_verify.h"
+#include "ot_token.h"
 #include "ot_util.h"
 
 const char *const ot_local_fail_names[OT_LOCAL_FAIL_KINDS] = {
@@ -45,13 +46,18 @@ static int alg_judged(const char *alg)
     return 0;
 }
 
-/** 1 when the payload's `typ` claim is Bearer or DPoP (Keycloak's access tokens). */
-static int keycloak_access(const char *payload, apr_size_t len, apr_pool_t *p)
+/**
+ * 1 when the payload's `typ` claim is Bearer or DPoP (Keycloak's access tokens). Read with
+ * ot_jwt_peek's checked scanner (jansson only when the scanner cannot say), not a jansson tree:
+ * this runs on every first sight of a token.
+ */
+static int keycloak_access(const char *token, apr_pool_t *p)
 {
-    json_t *j = part_json(payload, len, p);
-    const char *typ = j ? ot_json_string(j, "typ") : NULL;
+    ot_jwt_peek_t peek;
 
-    return typ && (strcmp(typ, "Bearer") == 0 || strcmp(typ, "DPoP") == 0);
+    ot_jwt_peek(&peek, token, p);
+    return peek.is_jwt && peek.typ
+        && (strcmp(peek.typ, "Bearer") == 0 || strcmp(peek.typ, "DPoP") == 0);
 }
 
 int ot_local_candidate(const char *token, const char **why, apr_pool_t *p)
@@ -85,7 +91,7 @@ int ot_local_candidate(const char *token, const char **why, apr_pool_t *p)
         *why = "its header typ is neither at+jwt nor JWT";
         return 0;
     }
-    if (!keycloak_access(dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), p)) {
+    if (!keycloak_access(token, p)) {
         *why = "it is not typed as an access token (at+jwt, or claim typ Bearer or DPoP)";
         return 0;
     }

@@ -1,7 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
  * ot_entry_of: the one builder of cache entries, for introspection answers and locally verified
- * JWTs alike (azp, the iss fallback, the times), and a kept JWT verdict under pushed revocations.
+ * JWTs alike (azp, the iss fallback, the times), and a kept JWT verdict under pushed revocations;
+ * and ot_local_candidate's reading of the payload's typ (ot_jwt_peek's scanner) against the
+ * jansson reading it replaced.
  */
 #include <string.h>
 #include <apr_strings.h>
@@ -11,8 +13,10 @@
 #include "ot_cache.h"
 #include "ot_entry.h"
 #include "ot_json.h"
+#include "ot_jwt_verify.h"
 #include "ot_revoke.h"
 #include "ot_shm.h"
+#include "ot_util.h"
 
 #define ISS "https://kc.example:8443/realms/test"
 #define FETCHED apr_time_from_sec(1796015000)
@@ -114,6 +118,80 @@ START_TEST(not_before_of_the_tokens_client_applies_to_a_kept_jwt)
 }
 END_TEST
 
+/* ---- candidacy: the scanner against jansson ------------------------------------------------ */
+
+static const char *b64u(const char *s, apr_size_t len)
+{
+    char *t = apr_pstrdup(ot_test_pool, ot_b64_encode(s, len, ot_test_pool)), *c;
+
+    for (c = t; *c; c++) {
+        *c = *c == '+' ? '-' : *c == '/' ? '_' : *c;
+    }
+    if ((c = strchr(t, '=')) != NULL) {
+        *c = '\0';
+    }
+    return t;
+}
+
+/** What the jansson reading said: the payload an object whose typ is Bearer or DPoP. */
+static int jansson_access(const char *payload)
+{
+    json_t *j = ot_json_parse(payload, strlen(payload), NULL, ot_test_pool);
+    const char *typ = json_is_object(j) ? ot_json_string(j, "typ") : NULL;
+
+    return typ && (strcmp(typ, "Bearer") == 0 || strcmp(typ, "DPoP") == 0);
+}
+
+static int candidate(const char *payload)
+{
+    const char *why = NULL, *h = "{\"alg\":\"RS256\"}";
+    const char *token = apr_pstrcat(ot_test_pool, b64u(h, strlen(h)), ".",
+                                    b64u(payload, strlen(payload)), ".c2ln", NULL);
+
+    return ot_local_candidate(token, &why, ot_test_pool);
+}
+
+START_TEST(candidacy_as_with_jansson)
+{
+    static const char *const payloads[] = {
+        "{\"typ\":\"Bearer\"}", "{\"typ\":\"DPoP\"}", " {\"sub\":\"a\", \"typ\" : \"Bearer\"} ",
+        "{\"typ\":\"Bear\\u0065r\"}", "{\"typ\":\"bearer\"}", "{\"typ\":\"Offline\"}",
+        "{\"typ\":\"Refresh\"}", "{\"typ\":null}", "{\"typ\":7}", "{\"typ\":[\"Bearer\"]}",
+        "{\"typ\":{\"typ\":\"Bearer\"}}", "{\"x\":{\"typ\":\"Bearer\"}}", "{}",
+        "{\"typ\":\"Bearer\",\"typ\":\"Bearer\"}", "{\"typ\":\"Offline\",\"typ\":\"Bearer\"}",
+        "{\"t\\u0079p\":\"Bearer\"}", "[{\"typ\":\"Bearer\"}]", "\"Bearer\"", "null",
+        "{\"typ\":\"Bearer\"} x", "{\"typ\":\"Bearer\"", "{\"typ\":\"Bearer\",}",
+        "{\"typ\":\"Bearer\x01\"}", "{\"typ\":\"Bearer\",\"n\":1e999}",
+        "{\"typ\":\"Bearer\",\"n\":01}", "{\"typ\":\"Bearer\",\"s\":\"\xff\"}",
+        "{\"typ\":\"Bearer\",\"a\":[1,[2,[3,{\"b\":{}}]]],\"t\":true,\"f\":false,\"z\":null}",
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["
+        "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]],"
+        "\"typ\":\"Bearer\"}",
+    };
+    apr_size_t i;
+
+    for (i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+        ck_assert_msg(candidate(payloads[i]) == jansson_access(payloads[i]), "payload %s",
+                      payloads[i]);
+    }
+    /* A NUL inside the payload: neither reads a typ after it. */
+    {
+        static const char nul[] = "{\"typ\":\"Bearer\",\"x\":\"a\0b\"}";
+        const char *why = NULL, *h = "{\"alg\":\"RS256\"}";
+        const char *token = apr_pstrcat(ot_test_pool, b64u(h, strlen(h)), ".",
+                                        b64u(nul, sizeof(nul) - 1), ".c2ln", NULL);
+        ck_assert(!ot_local_candidate(token, &why, ot_test_pool));
+    }
+    /*
+     * The one difference, known: another claim named twice. jansson refused the payload (not a
+     * candidate: the issuer was asked); the scanner finds typ Bearer, and the signature check,
+     * which parses the payload with jansson, then refuses the token (401) without asking.
+     */
+    ck_assert(candidate("{\"typ\":\"Bearer\",\"sub\":\"a\",\"sub\":\"b\"}"));
+    ck_assert(!jansson_access("{\"typ\":\"Bearer\",\"sub\":\"a\",\"sub\":\"b\"}"));
+}
+END_TEST
+
 Suite *suite_entry_of(void)
 {
     Suite *s = suite_create("entry_of");
@@ -123,6 +201,7 @@ Suite *suite_entry_of(void)
     tcase_add_test(tc, builds_a_jwt_entry_as_an_answer_entry);
     tcase_add_test(tc, fallbacks_and_edges);
     tcase_add_test(tc, not_before_of_the_tokens_client_applies_to_a_kept_jwt);
+    tcase_add_test(tc, candidacy_as_with_jansson);
     suite_add_tcase(s, tc);
     return s;
 }
