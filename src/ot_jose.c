@@ -20,6 +20,7 @@
 #include <cjose/cjose.h>
 
 #include "ot_jose.h"
+#include "ot_jose_parsed.h"
 #include "ot_json.h"
 #include "ot_util.h"
 
@@ -223,8 +224,8 @@ static int key_members_decode(const json_t *key, apr_pool_t *p)
     return 1;
 }
 
-/** The cjose key for key, when it really is what a needs (type, size, curve); else NULL. */
-static cjose_jwk_t *import_key(json_t *key, const alg_t *a, apr_pool_t *p)
+/** The cjose key for the JWKS member key, owned by p; NULL when it does not import. */
+static cjose_jwk_t *import_raw(json_t *key, apr_pool_t *p)
 {
     cjose_err err;
     cjose_jwk_t *jwk;
@@ -233,16 +234,29 @@ static cjose_jwk_t *import_key(json_t *key, const alg_t *a, apr_pool_t *p)
         return NULL;
     }
     jwk = cjose_jwk_import_json((cjose_header_t *)key, &err);
-    if (jwk == NULL) {
-        return NULL;
+    if (jwk != NULL) {
+        apr_pool_cleanup_register(p, jwk, jwk_cleanup, apr_pool_cleanup_null);
     }
-    apr_pool_cleanup_register(p, jwk, jwk_cleanup, apr_pool_cleanup_null);
-    if (cjose_jwk_get_kty(jwk, &err) != a->kty
+    return jwk;
+}
+
+/** jwk when it really is what a needs (type, size, curve); else NULL. */
+static cjose_jwk_t *fitting(cjose_jwk_t *jwk, const alg_t *a)
+{
+    cjose_err err;
+
+    if (jwk == NULL || cjose_jwk_get_kty(jwk, &err) != a->kty
         || (a->kty == CJOSE_JWK_KTY_RSA && cjose_jwk_get_keysize(jwk, &err) < MIN_RSA_BITS)
         || (a->kty == CJOSE_JWK_KTY_EC && (int)cjose_jwk_EC_get_curve(jwk, &err) != a->curve)) {
         return NULL;
     }
     return jwk;
+}
+
+/** The cjose key for key, when it really is what a needs (type, size, curve); else NULL. */
+static cjose_jwk_t *import_key(json_t *key, const alg_t *a, apr_pool_t *p)
+{
+    return fitting(import_raw(key, p), a);
 }
 
 /** 1 when jwk verifies in; *payload is then its payload parsed (NULL if not JSON). */
@@ -270,11 +284,16 @@ static int check_with(json_t **payload, const jws_in_t *in, const cjose_jwk_t *j
 /** Why a JWS whose signature verifies is still refused (not a forgery, so compared by address). */
 static const char not_an_object[] = "its payload is not a JSON object";
 
+/**
+ * Verify in with the keys of jwks: parsed and imported here, or taken from ps (this thread's
+ * parsed copy of the same text) when not NULL.
+ */
 static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
-                                  const char *jwks, apr_size_t jwks_len, const jws_in_t *in,
-                                  apr_pool_t *p)
+                                  const char *jwks, apr_size_t jwks_len, ot_jose_parsed_t *ps,
+                                  const jws_in_t *in, apr_pool_t *p)
 {
-    json_t *set = ot_json_parse(jwks, jwks_len, NULL, p), *key, *payload = NULL;
+    json_t *set = ps ? ot_jose_parsed_set(ps) : ot_json_parse(jwks, jwks_len, NULL, p);
+    json_t *key, *payload = NULL;
     cjose_jwk_t *jwk = NULL;
     size_t i;
     int tried = 0;
@@ -282,7 +301,8 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
     json_array_foreach(json_object_get(set, "keys"), i, key) {
         if (!key_fits(key, in->alg, in->kid)
             || (in->alg->okp ? !ot_jose_okp_usable(key, p)
-                : (jwk = import_key(key, in->alg, p)) == NULL)) {
+                : (jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_raw), in->alg)
+                            : import_key(key, in->alg, p)) == NULL)) {
             continue;
         }
         tried++;
@@ -318,7 +338,7 @@ ot_jose_result_t ot_jose_verify_jwks(ot_jws_t *jws, const char **why, int *no_ke
     if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;
     }
-    return verify_in(jws, why, no_key, jwks, jwks_len, &in, p);
+    return verify_in(jws, why, no_key, jwks, jwks_len, NULL, &in, p);
 }
 
 apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
@@ -464,6 +484,12 @@ static apr_status_t refresh(ot_jose_keys_t *k, const char *url, const snap_t *s,
     return rv;
 }
 
+/** This thread's parsed copy of the keys in snapshot s (NULL: verify_in parses them). */
+static ot_jose_parsed_t *parsed(ot_jose_keys_t *k, const char *url, const snap_t *s)
+{
+    return s->jwks ? ot_jose_parsed(k, url, s->gen, s->jwks, s->len) : NULL;
+}
+
 ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t *k,
                                 const char *url, const char *compact, apr_size_t len,
                                 ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
@@ -503,7 +529,7 @@ ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknow
             return OT_JOSE_NO_KEYS;
         }
     }
-    res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    res = verify_in(jws, why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p);
     if (res == OT_JOSE_OK || !no_key || rv == APR_SUCCESS) {
         *unknown_key = res != OT_JOSE_OK && no_key;
         return res;                 /* keys fetched just now are as new as they get */
@@ -522,7 +548,7 @@ ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknow
         return OT_JOSE_NO_KEYS;
     }
     snapshot(&s, k, url, p);
-    res = verify_in(jws, why, &no_key, s.jwks, s.len, &in, p);
+    res = verify_in(jws, why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p);
     *unknown_key = res != OT_JOSE_OK && no_key;
     return res;
 }
@@ -545,6 +571,7 @@ int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compac
     if (s.jwks == NULL) {
         return 0;
     }
-    return verify_in(&jws, &why, &no_key, s.jwks, s.len, &in, p) == OT_JOSE_INVALID
+    return verify_in(&jws, &why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p)
+        == OT_JOSE_INVALID
         && !no_key && why != not_an_object;
 }

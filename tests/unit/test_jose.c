@@ -436,6 +436,37 @@ START_TEST(cache_old_keys_refreshed_or_kept)
 }
 END_TEST
 
+/*
+ * A thread keeps the keys it parsed per JWKS version (ot_jose_parsed.c): a key replaced under
+ * the same kid is seen at once, and two key caches with the same URL never share parsed keys.
+ */
+START_TEST(parsed_keys_follow_every_new_set)
+{
+    fake_t f = { jwks_of(public_jwk(rsa1, NULL), NULL), 0 };
+    fake_t g = { jwks_of(public_jwk(rsa2, "{\"kid\":\"rsa1\"}"), NULL), 0 };
+    const char *one = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *two = sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    ot_jose_keys_t *k, *k2;
+    int i;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_jose_keys_create(&k2, SEC(10), ot_test_pool), APR_SUCCESS);
+    for (i = 0; i < 3; i++) {               /* parsed once, used again */
+        ck_assert_int_eq(cached(k, &f, one, T0 + SEC(i)), OT_JOSE_OK);
+        ck_assert_int_eq(cached(k, &f, two, T0 + SEC(i)), OT_JOSE_INVALID);
+    }
+    /* Another cache, the same URL, another key under the same kid: its own keys only. */
+    ck_assert_int_eq(cached(k2, &g, two, T0), OT_JOSE_OK);
+    ck_assert_int_eq(cached(k2, &g, one, T0), OT_JOSE_INVALID);
+    ck_assert_int_eq(cached(k, &f, one, T0 + SEC(3)), OT_JOSE_OK);
+    /* The issuer replaces rsa1's key: after the refresh the old key verifies nothing. */
+    f.jwks = g.jwks;
+    ck_assert_int_eq(cached(k, &f, one, T0 + OT_JWKS_MAX_AGE), OT_JOSE_INVALID);
+    ck_assert_int_eq(cached(k, &f, two, T0 + OT_JWKS_MAX_AGE + SEC(1)), OT_JOSE_OK);
+    ck_assert_int_eq(cached(k, &f, one, T0 + OT_JWKS_MAX_AGE + SEC(2)), OT_JOSE_INVALID);
+}
+END_TEST
+
 Suite *suite_jose(void)
 {
     Suite *s = suite_create("jose");
@@ -456,6 +487,7 @@ Suite *suite_jose(void)
     tcase_add_test(tc, known_forgery_from_cached_keys);
     tcase_add_test(tc, cache_unreachable_keys);
     tcase_add_test(tc, cache_old_keys_refreshed_or_kept);
+    tcase_add_test(tc, parsed_keys_follow_every_new_set);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,158 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * @file ot_jose_parsed.c
+ * @brief Each thread's parsed copy of the key sets it verifies with, made once per JWKS version.
+ *
+ * ot_jose.c keeps each JWKS as text and used to parse it, and import the key it needed with
+ * cjose, at every verification. A thread now keeps, per key cache, URL and version (the key
+ * set's generation, bumped at every fetch), the parsed set and each key it imported: a new
+ * version is parsed again on first use, so a rotation is seen at once. The copies are the
+ * thread's own (no cjose or jansson object is ever shared between threads) and are freed with
+ * the thread. The text is compared as well as the version: a key cache made anew at the address
+ * of an old one never finds the old one's keys.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+
+#include "ot_jose_parsed.h"
+#include "ot_json.h"
+
+/** Key sets one thread keeps at once (locations with other JWKS URLs or trust settings). */
+#define PARSED_SETS 4
+
+struct ot_jose_parsed_t {
+    apr_pool_t *pool;       /**< holds everything below; destroyed when replaced */
+    const void *owner;      /**< the ot_jose_keys_t the set came from */
+    char *url;
+    apr_uint64_t gen;
+    const char *text;       /**< the JWKS parsed: compared too, so a new set is never missed */
+    apr_size_t len;
+    json_t *set;
+    size_t nkeys;
+    cjose_jwk_t **jwk;      /**< per member of "keys": the imported key, or NULL */
+    char *imported;         /**< per member: import tried */
+};
+
+typedef struct {
+    ot_jose_parsed_t *sets[PARSED_SETS];
+    unsigned next;          /**< the slot replaced next */
+} thread_sets_t;
+
+static pthread_key_t sets_key;
+static pthread_once_t sets_once = PTHREAD_ONCE_INIT;
+static int sets_ok;
+
+static void sets_free(void *v)
+{
+    thread_sets_t *t = v;
+    int i;
+
+    for (i = 0; i < PARSED_SETS; i++) {
+        if (t->sets[i] != NULL) {
+            apr_pool_destroy(t->sets[i]->pool);
+        }
+    }
+    free(t);
+}
+
+static void sets_init(void)
+{
+    sets_ok = pthread_key_create(&sets_key, sets_free) == 0;
+}
+
+static thread_sets_t *thread_sets(void)
+{
+    thread_sets_t *t;
+
+    pthread_once(&sets_once, sets_init);
+    if (!sets_ok) {
+        return NULL;
+    }
+    t = pthread_getspecific(sets_key);
+    if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL && pthread_setspecific(sets_key, t)) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/** The set parsed from jwks[0..len), in a pool of its own; NULL when it is not usable JSON. */
+static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t gen,
+                               const char *jwks, apr_size_t len)
+{
+    apr_pool_t *pool;
+    ot_jose_parsed_t *ps;
+    json_t *keys;
+
+    if (apr_pool_create_unmanaged_ex(&pool, NULL, NULL) != APR_SUCCESS) {
+        return NULL;
+    }
+    ps = apr_pcalloc(pool, sizeof(*ps));
+    ps->pool = pool;
+    ps->owner = owner;
+    ps->url = apr_pstrdup(pool, url);
+    ps->gen = gen;
+    ps->text = apr_pstrmemdup(pool, jwks, len);
+    ps->len = len;
+    ps->set = ot_json_parse(jwks, len, NULL, pool);
+    keys = json_object_get(ps->set, "keys");
+    ps->nkeys = json_is_array(keys) ? json_array_size(keys) : 0;
+    ps->jwk = apr_pcalloc(pool, (ps->nkeys + 1) * sizeof(*ps->jwk));
+    ps->imported = apr_pcalloc(pool, ps->nkeys + 1);
+    return ps;
+}
+
+ot_jose_parsed_t *ot_jose_parsed(const void *owner, const char *url, apr_uint64_t gen,
+                                 const char *jwks, apr_size_t len)
+{
+    thread_sets_t *t = thread_sets();
+    ot_jose_parsed_t *ps;
+    int i;
+
+    if (t == NULL || jwks == NULL) {
+        return NULL;
+    }
+    for (i = 0; i < PARSED_SETS; i++) {
+        ps = t->sets[i];
+        if (ps != NULL && ps->owner == owner && ps->gen == gen && ps->len == len
+            && strcmp(ps->url, url) == 0 && memcmp(ps->text, jwks, len) == 0) {
+            return ps;
+        }
+    }
+    for (i = 0; i < PARSED_SETS; i++) {   /* an older version of the same set goes first */
+        ps = t->sets[i];
+        if (ps != NULL && ps->owner == owner && strcmp(ps->url, url) == 0) {
+            break;
+        }
+    }
+    if (i == PARSED_SETS) {
+        i = (int)(t->next++ % PARSED_SETS);
+    }
+    if (t->sets[i] != NULL) {
+        apr_pool_destroy(t->sets[i]->pool);
+        t->sets[i] = NULL;
+    }
+    t->sets[i] = parse(owner, url, gen, jwks, len);
+    return t->sets[i];
+}
+
+json_t *ot_jose_parsed_set(const ot_jose_parsed_t *ps)
+{
+    return ps->set;
+}
+
+cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_fn *import)
+{
+    json_t *key = json_array_get(json_object_get(ps->set, "keys"), i);
+
+    if (i >= ps->nkeys || key == NULL) {
+        return NULL;
+    }
+    if (!ps->imported[i]) {
+        ps->imported[i] = 1;
+        ps->jwk[i] = import(key, ps->pool);
+    }
+    return ps->jwk[i];
+}
