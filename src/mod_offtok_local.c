@@ -328,11 +328,15 @@ static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_co
         why = "this process has no link to the issuer (see OT0053 at its start)";
     }
     else {
-        jr = ot_jose_verify_kid(&jws, &why, &unknown, proc->keys, offtok_jwks_key(kc, r->pool),
-                                token, strlen(token), offtok_fetch_jwks, (void *)kc,
-                                apr_time_now(), r->pool);
+        jr = ot_jose_verify_kid_text(&jws, &why, &unknown, proc->keys,
+                                     offtok_jwks_key(kc, r->pool), token, strlen(token),
+                                     offtok_fetch_jwks, (void *)kc, apr_time_now(), r->pool);
     }
-    if (jr == OT_JOSE_OK && (a = ot_answer_from_jwt(jws.payload, &err, r->pool)) != NULL) {
+    /* The payload is read once, into the answer (without a JSON tree where it can be). */
+    if (jr == OT_JOSE_OK
+        && (a = jws.payload_text
+                ? ot_answer_from_jwt_text(jws.payload_text, jws.payload_len, &err, r->pool)
+                : ot_answer_from_jwt(jws.payload, &err, r->pool)) != NULL) {
         OT_STAT_ADD(proc->stats->local_verified, 1);
         return a;
     }

@@ -84,6 +84,14 @@ void ot_answer_derive(ot_answer_t *a);
  */
 ot_answer_t *ot_answer_from_jwt(json_t *payload, const char **err, apr_pool_t *p);
 
+/**
+ * ot_answer_from_jwt of the payload's text: the same answer (claims, their texts, the derived
+ * fields), read by ot_answer_parse's plain reader where it can (no JSON tree; a->json is then
+ * made on demand by ot_answer_json), else by jansson. NULL with *err as ot_answer_from_jwt.
+ */
+ot_answer_t *ot_answer_from_jwt_text(const char *text, apr_size_t len, const char **err,
+                                     apr_pool_t *p);
+
 /** The top-level claim `name`, or NULL. */
 const ot_claim_t *ot_answer_claim(const ot_answer_t *a, const char *name);
 

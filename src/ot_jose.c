@@ -56,6 +56,7 @@ typedef struct {
     const alg_t *alg;
     const char *kid;
     const char *typ;
+    int text;             /**< 1: the payload is given as text, not parsed */
 } jws_in_t;
 
 /** One URL's key set in the cache. */
@@ -259,23 +260,30 @@ static cjose_jwk_t *import_key(json_t *key, const alg_t *a, apr_pool_t *p)
     return fitting(import_raw(key, p), a);
 }
 
-/** 1 when jwk verifies in; *payload is then its payload parsed (NULL if not JSON). */
-static int check_with(json_t **payload, const jws_in_t *in, const cjose_jwk_t *jwk,
-                      apr_pool_t *p)
+/**
+ * 1 when jwk verifies in; *payload is then its payload parsed (NULL if not JSON), or with
+ * in->text its text in *text (from p).
+ */
+static int check_with(json_t **payload, const char **text, apr_size_t *text_len,
+                      const jws_in_t *in, const cjose_jwk_t *jwk, apr_pool_t *p)
 {
     cjose_err err;
     cjose_jws_t *jws = cjose_jws_import(in->compact, in->len, &err);
-    uint8_t *text = NULL;
-    size_t text_len = 0;
+    uint8_t *plain = NULL;
+    size_t plain_len = 0;
     int ok;
 
     if (jws == NULL) {
         return 0;
     }
     ok = cjose_jws_verify(jws, jwk, &err)
-        && cjose_jws_get_plaintext(jws, &text, &text_len, &err);
-    if (ok) {
-        *payload = ot_json_parse((const char *)text, text_len, NULL, p);
+        && cjose_jws_get_plaintext(jws, &plain, &plain_len, &err);
+    if (ok && in->text) {
+        *text = apr_pstrmemdup(p, (const char *)plain, plain_len);
+        *text_len = plain_len;
+    }
+    else if (ok) {
+        *payload = ot_json_parse((const char *)plain, plain_len, NULL, p);
     }
     cjose_jws_release(jws);
     return ok;
@@ -294,6 +302,8 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
 {
     json_t *set = ps ? ot_jose_parsed_set(ps) : ot_json_parse(jwks, jwks_len, NULL, p);
     json_t *key, *payload = NULL;
+    const char *text = NULL;
+    apr_size_t text_len = 0;
     cjose_jwk_t *jwk = NULL;
     size_t i;
     int tried = 0;
@@ -307,14 +317,16 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
         }
         tried++;
         if (in->alg->okp ? ot_jose_okp_verify(key, in->compact, in->len, &payload, p)
-            : check_with(&payload, in, jwk, p)) {
-            if (!json_is_object(payload)) {
+            : check_with(&payload, &text, &text_len, in, jwk, p)) {
+            if (text == NULL && !json_is_object(payload)) {
                 *why = not_an_object;
                 *no_key = 0;
                 return OT_JOSE_INVALID;
             }
             jws->header = in->header;
             jws->payload = payload;
+            jws->payload_text = text;
+            jws->payload_len = text_len;
             jws->alg = in->alg->name;
             jws->kid = in->kid;
             jws->typ = in->typ;
@@ -500,10 +512,11 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
     return ot_jose_verify_kid(jws, why, &unknown, k, url, compact, len, fetch, baton, now, p);
 }
 
-ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
-                                    ot_jose_keys_t *k, const char *url, const char *compact,
-                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
-                                    apr_time_t now, apr_pool_t *p)
+/** ot_jose_verify_kid; text: the payload as text (ot_jose_verify_kid_text). */
+static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
+                                   ot_jose_keys_t *k, const char *url, const char *compact,
+                                   apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
+                                   apr_time_t now, int text, apr_pool_t *p)
 {
     const char *fwhy = "";
     ot_jose_result_t res;
@@ -516,6 +529,7 @@ ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknow
     if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;     /* garbage never costs a fetch */
     }
+    in.text = text;
     snapshot(&s, k, url, p);
     if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_AGE) {
         rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
@@ -551,6 +565,23 @@ ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknow
     res = verify_in(jws, why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p);
     *unknown_key = res != OT_JOSE_OK && no_key;
     return res;
+}
+
+ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
+                                    ot_jose_keys_t *k, const char *url, const char *compact,
+                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
+                                    apr_time_t now, apr_pool_t *p)
+{
+    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 0, p);
+}
+
+ot_jose_result_t ot_jose_verify_kid_text(ot_jws_t *jws, const char **why, int *unknown_key,
+                                         ot_jose_keys_t *k, const char *url,
+                                         const char *compact, apr_size_t len,
+                                         ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
+                                         apr_pool_t *p)
+{
+    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, p);
 }
 
 int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,

@@ -45,7 +45,9 @@ typedef enum {
 /** A verified JWS: its protected header and its payload (a JSON object), owned by the pool. */
 typedef struct {
     json_t *header;
-    json_t *payload;
+    json_t *payload;     /**< NULL from ot_jose_verify_kid_text, which gives payload_text */
+    const char *payload_text;   /**< ot_jose_verify_kid_text: the payload (NULL: see payload) */
+    apr_size_t payload_len;
     const char *alg;
     const char *kid;     /**< NULL when the header has none */
     const char *typ;     /**< NULL when the header has none */
@@ -84,6 +86,17 @@ ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknow
                                     ot_jose_keys_t *k, const char *url, const char *compact,
                                     apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
                                     apr_time_t now, apr_pool_t *p);
+
+/**
+ * ot_jose_verify_kid without parsing the payload: on OT_JOSE_OK jws->payload_text holds it
+ * (NUL-terminated, payload_len bytes), jws->payload is NULL, and whether it is a JSON object is
+ * the caller's to check. (EdDSA tokens give jws->payload parsed as before, payload_text NULL.)
+ */
+ot_jose_result_t ot_jose_verify_kid_text(ot_jws_t *jws, const char **why, int *unknown_key,
+                                         ot_jose_keys_t *k, const char *url,
+                                         const char *compact, apr_size_t len,
+                                         ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
+                                         apr_pool_t *p);
 
 /**
  * Verify compact against the key set jwks (the text of a JWKS document), without any cache or

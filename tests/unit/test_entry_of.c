@@ -2,14 +2,18 @@
 /*
  * ot_entry_of: the one builder of cache entries, for introspection answers and locally verified
  * JWTs alike (azp, the iss fallback, the times), and a kept JWT verdict under pushed revocations;
- * and ot_local_candidate's reading of the payload's typ (ot_jwt_peek's scanner) against the
- * jansson reading it replaced.
+ * ot_local_candidate's reading of the payload's typ (ot_jwt_peek's scanner) against the
+ * jansson reading it replaced; and ot_answer_from_jwt_text (the plain reader) against
+ * ot_answer_from_jwt (jansson): the same answers, claim for claim.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 
 #include "ot_unit.h"
 #include "ot_answer.h"
+#include "ot_claims.h"
 #include "ot_cache.h"
 #include "ot_entry.h"
 #include "ot_json.h"
@@ -192,6 +196,125 @@ START_TEST(candidacy_as_with_jansson)
 }
 END_TEST
 
+/* ---- the answer of a payload: plain reader against jansson --------------------------------- */
+
+static void same_str(const char *a, const char *b, const char *what, const char *payload)
+{
+    ck_assert_msg((a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0),
+                  "%s differs (%s / %s) for %s", what, a ? a : "NULL", b ? b : "NULL", payload);
+}
+
+static const char *dumped(const json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    const char *copy = s ? apr_pstrdup(ot_test_pool, s) : NULL;
+
+    free(s);
+    return copy;
+}
+
+static void same_answer_n(const char *payload, apr_size_t len)
+{
+    static const char *const dotted[] = {
+        "realm_access.roles", "resource_access.rs.roles", "a.b.c", "cnf.jkt", "aud"
+    };
+    const char *e1 = NULL, *e2 = NULL, *d1, *d2;
+    ot_answer_t *a = ot_answer_from_jwt(ot_json_parse(payload, len, NULL, ot_test_pool), &e1,
+                                        ot_test_pool);
+    ot_answer_t *b = ot_answer_from_jwt_text(payload, len, &e2, ot_test_pool);
+    apr_size_t la = 0, lb = 0, i;
+
+    if (a == NULL) {
+        ck_assert_msg(b == NULL, "only the plain reader read %s", payload);
+        same_str(e1, e2, "the error", payload);
+        return;
+    }
+    ck_assert_msg(b != NULL, "only jansson read %s (%s)", payload, e2 ? e2 : "");
+    ck_assert_int_eq(a->nclaims, b->nclaims);
+    d1 = ot_answer_digest(a, &la, ot_test_pool);
+    d2 = ot_answer_digest(b, &lb, ot_test_pool);
+    ck_assert_msg(la == lb && memcmp(d1, d2, la) == 0, "claims differ for %s", payload);
+    ck_assert(a->active == b->active && a->kind == b->kind && a->kind_refused == b->kind_refused);
+    ck_assert(a->exp == b->exp && a->nbf == b->nbf && a->iat == b->iat);
+    ck_assert(a->has_exp == b->has_exp && a->has_nbf == b->has_nbf && a->has_iss == b->has_iss
+              && a->has_cnf == b->has_cnf && a->cnf_unknown == b->cnf_unknown
+              && a->typ_dpop == b->typ_dpop);
+    same_str(a->iss, b->iss, "iss", payload);
+    same_str(a->sub, b->sub, "sub", payload);
+    same_str(a->sid, b->sid, "sid", payload);
+    same_str(a->scope, b->scope, "scope", payload);
+    same_str(a->typ, b->typ, "typ", payload);
+    same_str(a->cnf_jkt, b->cnf_jkt, "cnf_jkt", payload);
+    same_str(a->cnf_x5t, b->cnf_x5t, "cnf_x5t", payload);
+    same_str(a->aud ? a->aud->text : NULL, b->aud ? b->aud->text : NULL, "aud", payload);
+    same_str(ot_answer_client(a), ot_answer_client(b), "client", payload);
+    same_str(dumped(ot_answer_json(a)), dumped(ot_answer_json(b)), "the JSON", payload);
+    for (i = 0; i < sizeof(dotted) / sizeof(dotted[0]); i++) {
+        same_str(dumped(ot_claim_lookup(ot_answer_json(a), dotted[i])),
+                 dumped(ot_claim_lookup(ot_answer_json(b), dotted[i])), dotted[i], payload);
+    }
+}
+
+static void same_answer(const char *payload)
+{
+    same_answer_n(payload, strlen(payload));
+}
+
+#define KC "\"exp\":1796015300,\"iat\":1796015000,\"jti\":\"3f1c\",\"iss\":\"" ISS "\"," \
+    "\"aud\":[\"rs\",\"account\"],\"sub\":\"ada\",\"typ\":\"Bearer\",\"azp\":\"app\"," \
+    "\"sid\":\"s1\",\"acr\":\"1\",\"allowed-origins\":[\"https://app\"]," \
+    "\"realm_access\":{\"roles\":[\"offline_access\",\"user\"]}," \
+    "\"resource_access\":{\"rs\":{\"roles\":[\"read\"]},\"account\":{\"roles\":[]}}," \
+    "\"scope\":\"openid profile email\",\"email_verified\":false,\"name\":\"Ada L\"," \
+    "\"preferred_username\":\"ada\",\"given_name\":\"Ada\""
+
+START_TEST(jwt_answer_as_with_jansson)
+{
+    static const char *const payloads[] = {
+        "{" KC "}", " {\n\t" KC " }\r\n", "{}", " { } ", "{\"aud\":\"rs\"}",
+        "{\"n\":-7,\"z\":0,\"big\":12345678901234567890,\"t\":true,\"f\":false,\"x\":null}",
+        "{\"half\":1.5,\"e\":1e3,\"neg\":-0}", "{\"exp\":1796015300.9,\"nbf\":1}",
+        "{\"exp\":\"1796015300\",\"iat\":-5,\"nbf\":null}",
+        "{\"name\":\"Jos\\u00e9\",\"q\":\"a\\\"b\",\"nl\":\"a\\nb\",\"tab\":\"\\t\"}",
+        "{\"name\":\"Jos\xc3\xa9\",\"emoji\":\"\xf0\x9f\x98\x80\"}",
+        "{\"ctl\":\"a\x01" "b\"}", "{\"nul\":\"a\\u0000b\"}",
+        "{\"cnf\":{\"jkt\":\"abc\"}}", "{\"cnf\":{\"jkt\":\"abc\",\"x5t#S256\":\"def\"}}",
+        "{\"cnf\":{\"other\":1}}", "{\"cnf\":\"jkt\"}", "{\"cnf\":{}}",
+        "{\"typ\":\"DPoP\",\"token_type\":\"DPoP\"}", "{\"typ\":\"Offline\"}",
+        "{\"typ\":7}", "{\"token_type\":\"dpop\",\"scope\":\"offline_access\"}",
+        "{\"azp\":5,\"client_id\":\"cli\"}",
+        "{\"a\":{\"b\":{\"c\":[1,{\"d\":[]},\"x\"]}},\"e\":[[],[[]],{}]}",
+        "{\"a\":[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]}",
+        "{\"active\":false,\"sub\":\"x\"}", "{\"active\":true}",
+        "{\"sub\":\"a\",\"sub\":\"b\"}", "{\"s\":\"a\",\"s\" :\"a\"}",
+        "[]", "\"x\"", "7", "null", "", " ", "{", "{,}", "{ ,\"a\":1}", "{\"a\":1,}",
+        "{\"a\":1} x", "{\"a\":1}}", "{\"a\" 1}", "{'a':1}", "{\"a\":01}", "{\"a\":+1}",
+        "{\"a\":tru}", "{\"a\":\"\xff\"}", "{\"\":1}", "{\"a.b\":1,\"a\":{\"b\":2}}",
+        "{\"a\":\"\\ud800\"}",
+    };
+    char many[4096];
+    apr_size_t i, n;
+    const char *err = NULL;
+
+    for (i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+        same_answer(payloads[i]);
+    }
+    /* A Keycloak token's payload is read without a JSON tree. */
+    ck_assert_ptr_null(ot_answer_from_jwt_text("{" KC "}", strlen("{" KC "}"), &err,
+                                               ot_test_pool)->json);
+    /* More members than the plain reader checks for duplicates, and a NUL byte in the text. */
+    n = (apr_size_t)snprintf(many, sizeof(many), "{");
+    for (i = 0; i < 80; i++) {
+        n += (apr_size_t)snprintf(many + n, sizeof(many) - n, "%s\"m%u\":%u", i ? "," : "",
+                                  (unsigned)i, (unsigned)i);
+    }
+    snprintf(many + n, sizeof(many) - n, "}");
+    same_answer(many);
+    same_answer_n("{\"a\":\"x\0y\"}", 11);
+    same_answer_n("{\"a\":1}\0", 8);
+}
+END_TEST
+
 Suite *suite_entry_of(void)
 {
     Suite *s = suite_create("entry_of");
@@ -202,6 +325,7 @@ Suite *suite_entry_of(void)
     tcase_add_test(tc, fallbacks_and_edges);
     tcase_add_test(tc, not_before_of_the_tokens_client_applies_to_a_kept_jwt);
     tcase_add_test(tc, candidacy_as_with_jansson);
+    tcase_add_test(tc, jwt_answer_as_with_jansson);
     suite_add_tcase(s, tc);
     return s;
 }
