@@ -225,16 +225,22 @@ static int key_members_decode(const json_t *key, apr_pool_t *p)
     return 1;
 }
 
+/** The cjose key for the JWKS member key, for the caller to release; NULL if it does not import. */
+static cjose_jwk_t *import_own(json_t *key, apr_pool_t *scratch)
+{
+    cjose_err err;
+
+    if (!key_members_decode(key, scratch)) {
+        return NULL;
+    }
+    return cjose_jwk_import_json((cjose_header_t *)key, &err);
+}
+
 /** The cjose key for the JWKS member key, owned by p; NULL when it does not import. */
 static cjose_jwk_t *import_raw(json_t *key, apr_pool_t *p)
 {
-    cjose_err err;
-    cjose_jwk_t *jwk;
+    cjose_jwk_t *jwk = import_own(key, p);
 
-    if (!key_members_decode(key, p)) {
-        return NULL;
-    }
-    jwk = cjose_jwk_import_json((cjose_header_t *)key, &err);
     if (jwk != NULL) {
         apr_pool_cleanup_register(p, jwk, jwk_cleanup, apr_pool_cleanup_null);
     }
@@ -311,7 +317,7 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
     json_array_foreach(json_object_get(set, "keys"), i, key) {
         if (!key_fits(key, in->alg, in->kid)
             || (in->alg->okp ? !ot_jose_okp_usable(key, p)
-                : (jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_raw), in->alg)
+                : (jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_own, p), in->alg)
                             : import_key(key, in->alg, p)) == NULL)) {
             continue;
         }

@@ -6,28 +6,25 @@
  * ot_jose.c keeps each JWKS as text and used to parse it, and import the key it needed with
  * cjose, at every verification. A thread now keeps, per key cache, URL and version (the key
  * set's generation, bumped at every fetch), the parsed set and each key it imported: a new
- * version is parsed again on first use, so a rotation is seen at once. The copies are the
- * thread's own (no cjose or jansson object is ever shared between threads) and are freed with
- * the thread. The text is compared as well as the version: a key cache made anew at the address
- * of an old one never finds the old one's keys.
+ * version is parsed again on first use, so a rotation is seen at once. The text is compared as
+ * well as the version: a key cache made anew at the address of an old one never finds the old
+ * one's keys. The copies are the thread's own (no cjose or jansson object is ever shared between
+ * threads), in plain heap memory (no pool outlives a request here), freed with the thread.
  */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <apr_strings.h>
 
 #include "ot_jose_parsed.h"
-#include "ot_json.h"
 
 /** Key sets one thread keeps at once (locations with other JWKS URLs or trust settings). */
 #define PARSED_SETS 4
 
 struct ot_jose_parsed_t {
-    apr_pool_t *pool;       /**< holds everything below; destroyed when replaced */
     const void *owner;      /**< the ot_jose_keys_t the set came from */
     char *url;
     apr_uint64_t gen;
-    const char *text;       /**< the JWKS parsed: compared too, so a new set is never missed */
+    char *text;             /**< the JWKS parsed */
     apr_size_t len;
     json_t *set;
     size_t nkeys;
@@ -40,9 +37,32 @@ typedef struct {
     unsigned next;          /**< the slot replaced next */
 } thread_sets_t;
 
+/* The thread's sets: found through a thread-local pointer, freed at the thread's end by the
+ * key's destructor. */
+static __thread thread_sets_t *mine;
 static pthread_key_t sets_key;
 static pthread_once_t sets_once = PTHREAD_ONCE_INIT;
 static int sets_ok;
+
+static void parsed_free(ot_jose_parsed_t *ps)
+{
+    size_t i;
+
+    if (ps == NULL) {
+        return;
+    }
+    for (i = 0; ps->jwk && i < ps->nkeys; i++) {
+        if (ps->jwk[i] != NULL) {
+            cjose_jwk_release(ps->jwk[i]);
+        }
+    }
+    json_decref(ps->set);
+    free(ps->jwk);
+    free(ps->imported);
+    free(ps->text);
+    free(ps->url);
+    free(ps);
+}
 
 static void sets_free(void *v)
 {
@@ -50,11 +70,10 @@ static void sets_free(void *v)
     int i;
 
     for (i = 0; i < PARSED_SETS; i++) {
-        if (t->sets[i] != NULL) {
-            apr_pool_destroy(t->sets[i]->pool);
-        }
+        parsed_free(t->sets[i]);
     }
     free(t);
+    mine = NULL;
 }
 
 static void sets_init(void)
@@ -66,41 +85,47 @@ static thread_sets_t *thread_sets(void)
 {
     thread_sets_t *t;
 
+    if (mine != NULL) {
+        return mine;
+    }
     pthread_once(&sets_once, sets_init);
-    if (!sets_ok) {
+    if (!sets_ok || (t = calloc(1, sizeof(*t))) == NULL) {
         return NULL;
     }
-    t = pthread_getspecific(sets_key);
-    if (t == NULL && (t = calloc(1, sizeof(*t))) != NULL && pthread_setspecific(sets_key, t)) {
+    if (pthread_setspecific(sets_key, t) != 0) {
         free(t);
-        t = NULL;
+        return NULL;
     }
+    mine = t;
     return t;
 }
 
-/** The set parsed from jwks[0..len), in a pool of its own; NULL when it is not usable JSON. */
+/** The set parsed from jwks[0..len) (as ot_json_parse parses); NULL when out of memory. */
 static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t gen,
                                const char *jwks, apr_size_t len)
 {
-    apr_pool_t *pool;
-    ot_jose_parsed_t *ps;
+    ot_jose_parsed_t *ps = calloc(1, sizeof(*ps));
     json_t *keys;
 
-    if (apr_pool_create_unmanaged_ex(&pool, NULL, NULL) != APR_SUCCESS) {
+    if (ps == NULL) {
         return NULL;
     }
-    ps = apr_pcalloc(pool, sizeof(*ps));
-    ps->pool = pool;
     ps->owner = owner;
-    ps->url = apr_pstrdup(pool, url);
     ps->gen = gen;
-    ps->text = apr_pstrmemdup(pool, jwks, len);
     ps->len = len;
-    ps->set = ot_json_parse(jwks, len, NULL, pool);
+    ps->url = strdup(url);
+    ps->text = malloc(len + 1);
+    ps->set = json_loadb(jwks, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
     keys = json_object_get(ps->set, "keys");
     ps->nkeys = json_is_array(keys) ? json_array_size(keys) : 0;
-    ps->jwk = apr_pcalloc(pool, (ps->nkeys + 1) * sizeof(*ps->jwk));
-    ps->imported = apr_pcalloc(pool, ps->nkeys + 1);
+    ps->jwk = calloc(ps->nkeys + 1, sizeof(*ps->jwk));
+    ps->imported = calloc(ps->nkeys + 1, 1);
+    if (ps->url == NULL || ps->text == NULL || ps->jwk == NULL || ps->imported == NULL) {
+        parsed_free(ps);
+        return NULL;
+    }
+    memcpy(ps->text, jwks, len);
+    ps->text[len] = '\0';
     return ps;
 }
 
@@ -130,10 +155,7 @@ ot_jose_parsed_t *ot_jose_parsed(const void *owner, const char *url, apr_uint64_
     if (i == PARSED_SETS) {
         i = (int)(t->next++ % PARSED_SETS);
     }
-    if (t->sets[i] != NULL) {
-        apr_pool_destroy(t->sets[i]->pool);
-        t->sets[i] = NULL;
-    }
+    parsed_free(t->sets[i]);
     t->sets[i] = parse(owner, url, gen, jwks, len);
     return t->sets[i];
 }
@@ -143,7 +165,8 @@ json_t *ot_jose_parsed_set(const ot_jose_parsed_t *ps)
     return ps->set;
 }
 
-cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_fn *import)
+cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_fn *import,
+                                apr_pool_t *scratch)
 {
     json_t *key = json_array_get(json_object_get(ps->set, "keys"), i);
 
@@ -152,7 +175,7 @@ cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_f
     }
     if (!ps->imported[i]) {
         ps->imported[i] = 1;
-        ps->jwk[i] = import(key, ps->pool);
+        ps->jwk[i] = import(key, scratch);
     }
     return ps->jwk[i];
 }

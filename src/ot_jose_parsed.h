@@ -12,8 +12,8 @@
 
 typedef struct ot_jose_parsed_t ot_jose_parsed_t;
 
-/** Import one JWKS member as a cjose key owned by p (freed with it), or NULL. */
-typedef cjose_jwk_t *ot_jose_import_fn(json_t *key, apr_pool_t *p);
+/** Import one JWKS member as a cjose key the caller releases, or NULL; scratch for the work. */
+typedef cjose_jwk_t *ot_jose_import_fn(json_t *key, apr_pool_t *scratch);
 
 /**
  * This thread's parsed copy of the key set of (owner, url) at generation gen, parsed from
@@ -26,7 +26,11 @@ ot_jose_parsed_t *ot_jose_parsed(const void *owner, const char *url, apr_uint64_
 /** The parsed JWKS (NULL when it was not JSON). */
 json_t *ot_jose_parsed_set(const ot_jose_parsed_t *ps);
 
-/** Member i of "keys" imported with import, once per parsed set; NULL when it does not import. */
-cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_fn *import);
+/**
+ * Member i of "keys" imported with import (scratch: a pool for its work), once per parsed set;
+ * NULL when it does not import. The key is the set's: the caller never releases it.
+ */
+cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_fn *import,
+                                apr_pool_t *scratch);
 
 #endif

@@ -5,6 +5,7 @@
  * payload through ot_answer_from_jwt, ot_local_times at three times and two leeways, and the
  * cache's digest (ot_answer_digest, ot_answer_from_jwt_digest), which must give back an answer
  * judged exactly the same. A candidate is a three-part JWT; an accepted time has an exp ahead.
+ * ot_answer_from_jwt_text (the plain reader) must give the answer ot_answer_from_jwt gives.
  */
 #include <string.h>
 #include <apr_strings.h>
@@ -46,6 +47,30 @@ static void times(const ot_answer_t *a, const ot_answer_t *b)
     }
 }
 
+/** a and t (from the text) are the same answer: both NULL, or the same claims and fields. */
+static void same_answer(const ot_answer_t *a, const ot_answer_t *t, apr_pool_t *p)
+{
+    apr_size_t la = 0, lt = 0;
+    const char *da, *dt;
+
+    fuzz_require((a == NULL) == (t == NULL), "the plain reader reads what jansson reads");
+    if (a == NULL) {
+        return;
+    }
+    da = ot_answer_digest(a, &la, p);
+    dt = ot_answer_digest(t, &lt, p);
+    fuzz_require((da == NULL) == (dt == NULL) && la == lt && (da == NULL || !memcmp(da, dt, la)),
+                 "the plain reader gives the same claims");
+    fuzz_require(a->exp == t->exp && a->nbf == t->nbf && a->iat == t->iat
+                 && a->has_exp == t->has_exp && a->has_nbf == t->has_nbf
+                 && a->kind == t->kind && a->cnf_unknown == t->cnf_unknown
+                 && a->has_cnf == t->has_cnf && a->typ_dpop == t->typ_dpop
+                 && (a->iss == NULL) == (t->iss == NULL) && (a->sub == NULL) == (t->sub == NULL)
+                 && (a->sid == NULL) == (t->sid == NULL)
+                 && (a->cnf_jkt == NULL) == (t->cnf_jkt == NULL),
+                 "the plain reader gives the same fields");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_begin();
@@ -62,7 +87,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_require(why != NULL, "a token not judged here says why");
     }
     j = ot_json_parse(payload, strlen(payload), NULL, p);
-    if (j != NULL && (a = ot_answer_from_jwt(j, &err, p)) != NULL) {
+    a = j != NULL ? ot_answer_from_jwt(j, &err, p) : NULL;
+    same_answer(a, ot_answer_from_jwt_text(payload, strlen(payload), &err, p), p);
+    if (a != NULL) {
         fuzz_require(a->active && a->kind == OT_KIND_ACCESS, "a verified JWT is an access token");
         digest = ot_answer_digest(a, &len, p);
         if (digest != NULL) {
