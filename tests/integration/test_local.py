@@ -356,6 +356,35 @@ def test_not_before_push_refuses_older_locally_checked_tokens(httpd, keycloak):
     assert keycloak.introspection_count() == 0
 
 
+def test_not_before_of_the_tokens_own_client_refuses_its_kept_verdict(httpd, keycloak):
+    """A not-before policy pushed for the client a token was issued to (its azp, a client of
+    OfftokLogoutAudience, not the location's) refuses the token's kept local verdict without an
+    issuer call, and leaves another client's token judged locally."""
+    lines = offtok_lines(keycloak, OfftokIssuer=keycloak.issuer, OfftokJWKSURL=keycloak.jwks_url,
+                         OfftokLogoutAudience="orders-web orders-mobile")
+    admin = f"""
+<Location "{ADMIN}">
+    SetHandler offtok-keycloak-admin
+    {lines}
+    Require ip 127.0.0.1
+</Location>
+"""
+    httpd.start(local(keycloak) + admin)
+    web, other = signed(keycloak, azp="orders-web"), signed(keycloak, azp="app-client")
+    for token in (web, other):
+        assert env_of(httpd, token)["OFFTOK_CHECK"] == "local"      # verified, then kept
+        assert env_of(httpd, token)["OFFTOK_CHECK"] == "local"      # from the kept verdict
+    jws = keycloak.admin_action("k_push_not_before", resource="orders-web",
+                                not_before=int(time.time()) + 2)
+    r = httpd.post(f"{ADMIN}/k_push_not_before", data=jws,
+                   headers={"Content-Type": "text/plain; charset=utf-8"})
+    assert r.status_code in (200, 204), r.text
+    keycloak.reset_counts()
+    assert httpd.get("/cgi/env", token=web).status_code == 401
+    assert env_of(httpd, other)["OFFTOK_CHECK"] == "local"
+    assert keycloak.introspection_count() == 0
+
+
 def test_token_living_longer_than_revocations_are_kept_is_introspected(httpd, keycloak):
     httpd.start(local(keycloak))
     keycloak.reset_counts()
