@@ -481,9 +481,10 @@ offtok_proc_t *offtok_proc(void);
 /**
  * The level to log the line `which` at: `level` for the first in a window of 10 s per process,
  * APLOG_DEBUG for the rest. *quieted: how many went to debug level since the last line at
- * `level` (for offtok_quieted_text).
+ * `level` (for offtok_quieted_text). A line r's LogLevel drops at `level` neither takes the
+ * window nor counts.
  */
-int offtok_quiet_level(offtok_quiet_t which, int level, apr_uint32_t *quieted);
+int offtok_quiet_level(request_rec *r, offtok_quiet_t which, int level, apr_uint32_t *quieted);
 
 /** " (and N more like it at debug level since the last such line)", or "" when quieted is 0. */
 const char *offtok_quieted_text(request_rec *r, apr_uint32_t quieted);

@@ -174,7 +174,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
         return rv;
     }
     if (rv != APR_SUCCESS) {
-        level = offtok_quiet_level(OFFTOK_QUIET_OT0004, APLOG_ERR, &quieted);
+        level = offtok_quiet_level(r, OFFTOK_QUIET_OT0004, APLOG_ERR, &quieted);
         ap_log_rerror(APLOG_MARK, level, 0, r, "OT0004: %s; answering 503%s",
                       rv == APR_EBUSY ? "too many requests are waiting for the issuer, which "
                       "is slow (OfftokIssuerMaxPending)" : "the issuer call did not finish in time",
@@ -189,12 +189,12 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     if (offtok_call_result(&call, pa, &kind, &why, &resp) != APR_SUCCESS) {
         count_error(kind, joined);
         if (kind == OT_ERR_CLIENT_AUTH) {
-            level = offtok_quiet_level(OFFTOK_QUIET_OT0003, APLOG_ERR, &quieted);
+            level = offtok_quiet_level(r, OFFTOK_QUIET_OT0003, APLOG_ERR, &quieted);
             ap_log_rerror(APLOG_MARK, level, 0, r, "OT0003: introspection at %s failed: %s; "
                           "answering 503%s", c->url, why, offtok_quieted_text(r, quieted));
         }
         else {
-            level = offtok_quiet_level(OFFTOK_QUIET_OT0002, APLOG_ERR, &quieted);
+            level = offtok_quiet_level(r, OFFTOK_QUIET_OT0002, APLOG_ERR, &quieted);
             ap_log_rerror(APLOG_MARK, level, 0, r, "OT0002: introspection at %s failed: %s; "
                           "answering 503%s", c->url, why, offtok_quieted_text(r, quieted));
         }

@@ -112,7 +112,7 @@ int offtok_flood_certain(request_rec *r, offtok_req_t *st, const offtok_dir_conf
         return 0;
     }
     OT_STAT_ADD(proc->stats->refused_certain, 1);
-    level = offtok_quiet_level(OFFTOK_QUIET_OT0400, APLOG_INFO, &quieted);
+    level = offtok_quiet_level(r, OFFTOK_QUIET_OT0400, APLOG_INFO, &quieted);
     ap_log_rerror(APLOG_MARK, level, 0, r, "OT0400: token %s refused without asking the "
                   "issuer: %s%s", ot_token_fingerprint(token, r->pool), why,
                   offtok_quieted_text(r, quieted));
@@ -177,7 +177,7 @@ int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t 
     /* One line at info per kind and process every few seconds: a flood must not fill the log. */
     if (client) {
         OT_STAT_ADD(proc->stats->refused_miss_rate, 1);
-        level = offtok_quiet_level(OFFTOK_QUIET_OT0401, APLOG_INFO, &quieted);
+        level = offtok_quiet_level(r, OFFTOK_QUIET_OT0401, APLOG_INFO, &quieted);
         ap_log_rerror(APLOG_MARK, level, 0, r, "OT0401: this client address is over its "
                       "budget of issuer calls for unknown tokens (OfftokMissRate); answering "
                       "429 (Retry-After %" APR_TIME_T_FMT ")%s", apr_time_sec(fl->retry),
@@ -185,7 +185,7 @@ int offtok_flood_refused(request_rec *r, offtok_req_t *st, const offtok_flood_t 
     }
     else {
         OT_STAT_ADD(proc->stats->refused_issuer_rate, 1);
-        level = offtok_quiet_level(OFFTOK_QUIET_OT0402, APLOG_INFO, &quieted);
+        level = offtok_quiet_level(r, OFFTOK_QUIET_OT0402, APLOG_INFO, &quieted);
         ap_log_rerror(APLOG_MARK, level, 0, r, "OT0402: the server is over its budget of "
                       "issuer calls (OfftokIssuerMaxRate); answering 429 (Retry-After %"
                       APR_TIME_T_FMT ")%s", apr_time_sec(fl->retry),

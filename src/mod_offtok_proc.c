@@ -55,12 +55,19 @@ offtok_proc_t *offtok_proc(void)
 /** Seconds during which further lines of one kind are logged at debug level only. */
 #define QUIET_SECONDS 10
 
-int offtok_quiet_level(offtok_quiet_t which, int level, apr_uint32_t *quieted)
+int offtok_quiet_level(request_rec *r, offtok_quiet_t which, int level, apr_uint32_t *quieted)
 {
     apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now());
     apr_uint32_t until = __atomic_load_n(&proc.quiet_until[which], __ATOMIC_RELAXED);
 
     *quieted = 0;
+    /*
+     * A line this request's LogLevel drops takes no window: else a flood where nothing is logged
+     * (another vhost or location) would send the lines of one that logs them to debug level.
+     */
+    if (!APLOG_R_IS_LEVEL(r, level)) {
+        return level;
+    }
     if (now < until
         || !__atomic_compare_exchange_n(&proc.quiet_until[which], &until, now + QUIET_SECONDS,
                                         0, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {

@@ -244,6 +244,24 @@ def test_a_flood_does_not_fill_the_error_log(httpd, keycloak):
     assert flood["refused_certain"] == 10
 
 
+def test_a_flood_where_nothing_is_logged_does_not_quiet_a_location_that_logs(httpd, keycloak):
+    """The window of one line per 10 s is taken only by a line that is written: a flood of
+    refusals at a location whose LogLevel drops them (warn here) must not send the refusals of a
+    location that logs at info to debug level, where nobody sees them."""
+    httpd.start(flood_config(keycloak)
+                + protected("/loud/", keycloak, OfftokIssuer=keycloak.issuer,
+                            OfftokJWKSURL=keycloak.jwks_url, extra="LogLevel offtok:info"),
+                servers=1, loglevel="warn")
+    expired = keycloak.mint_access(claims={"exp": 1000})
+    for _ in range(5):
+        assert get_from(httpd, "127.0.0.6", expired)[0] == 401
+    assert "OT0400" not in httpd.error_log()
+    assert get_from(httpd, "127.0.0.7", expired, path="/loud/index.html")[0] == 401
+    log = httpd.error_log()
+    assert log.count("OT0400: token ") == 1, log
+    assert "127.0.0.7" in [line for line in log.splitlines() if "OT0400" in line][0], log
+
+
 def test_a_429_keeps_the_connection_alive(httpd, keycloak):
     """A 429 is answered on a kept-alive connection (docs/flood.md says why): no Connection:
     close, and the client's next request on that same connection, for a cached token, is
