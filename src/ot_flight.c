@@ -336,9 +336,17 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
  */
 #define SLOW_LATENCY apr_time_from_msec(100)
 
-/** A call took d (mutex held): the first sets the average, later ones move it by an eighth. */
+/**
+ * A call took d (mutex held): the first sets the average, later ones move it by an eighth. A call
+ * longer than PATIENCE_MAX counts as PATIENCE_MAX: its whole length says no more about the
+ * steady latency (what its patience is capped at), and one call hung until the timeout would
+ * otherwise keep a healthy issuer "slow" (SLOW_LATENCY) for dozens of calls, shedding requests.
+ */
 static void note_latency(ot_flight_t *f, apr_interval_time_t d)
 {
+    if (d > PATIENCE_MAX) {
+        d = PATIENCE_MAX;
+    }
     f->latency = f->latency == 0 ? (d > 0 ? d : 1) : f->latency + (d - f->latency) / 8;
 }
 

@@ -312,6 +312,39 @@ START_TEST(test_steadily_slow_sheds_at_once)
 }
 END_TEST
 
+/*
+ * One call that ran far past what any latency explains (an issuer that hung until the timeout
+ * once) does not make a healthy issuer look steadily slow for dozens of calls: a few fast calls
+ * later, a request over the bound waits for a place again instead of getting APR_EBUSY. (Counted
+ * at its full 2.5 s, the one call kept the average over 100 ms through the eight fast ones.)
+ */
+START_TEST(test_one_hung_call_is_soon_forgotten)
+{
+    issuer_t fast = { apr_time_from_msec(10), 0, NULL }, hung = { apr_time_from_msec(2500), 0,
+                                                                   NULL };
+    issuer_t busy = { apr_time_from_msec(150), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *one = make_callers(f, &fast, 1), *c = make_callers(f, &busy, 2);
+    int i;
+
+    run_callers(one, 1);            /* latency 10 ms */
+    one->iss = &hung;
+    run_callers(one, 1);            /* once: 2.5 s */
+    one->iss = &fast;
+    for (i = 0; i < 8; ++i) {
+        run_callers(one, 1);
+    }
+    c[1].iss = &fast;
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(50);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    ck_assert_uint_eq(stats.shed_slow, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
 /* An admission that refuses stops a new call, but never a request joining one. */
 static apr_status_t refuse_all(void *baton)
 {
@@ -522,6 +555,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_healthy_burst_waits);
     tcase_add_test(tc, test_overdue_call_sheds_at_once);
     tcase_add_test(tc, test_steadily_slow_sheds_at_once);
+    tcase_add_test(tc, test_one_hung_call_is_soon_forgotten);
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
     tcase_add_test(tc, test_shed_spends_no_admission);
