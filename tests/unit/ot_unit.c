@@ -23,6 +23,7 @@ int main(void)
 
     apr_initialize();
     sr = srunner_create(suite_util());
+    srunner_add_suite(sr, suite_jscan());
     srunner_add_suite(sr, suite_token());
     srunner_add_suite(sr, suite_answer());
     srunner_add_suite(sr, suite_claims());

@@ -12,6 +12,7 @@ void ot_test_setup(void);
 void ot_test_teardown(void);
 
 Suite *suite_util(void);
+Suite *suite_jscan(void);
 Suite *suite_token(void);
 Suite *suite_answer(void);
 Suite *suite_claims(void);
