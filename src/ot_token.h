@@ -57,10 +57,8 @@ typedef struct {
 } ot_jwt_peek_t;
 
 /**
- * Peek into token. Never fails: a token that is not a JWT gives is_jwt 0. Its typ, azp, iss and
- * exp are those jansson reads wherever jansson reads the payload; the peek may also read a
- * payload that jansson refuses for a name twice in one object (other than those four, at the
- * top): it chooses how to ask, and what it says is certain to fail is checked with jansson.
+ * Peek into token. Never fails: a token that is not a JWT gives is_jwt 0. It finds a JWT exactly
+ * where jansson reads the payload as an object, and then the typ, azp, iss and exp jansson reads.
  */
 void ot_jwt_peek(ot_jwt_peek_t *out, const char *token, apr_pool_t *p);
 

@@ -179,6 +179,12 @@ START_TEST(jwt_peek_reads_payloads_as_jansson_does)
         { "{\"exp\":1e3,\"typ\":\"Bearer\"}", 1, "Bearer", NULL },     /* an exponent */
         { "{\"typ\":1}", 1, NULL, NULL },
         { "{\"typ\":\"a\",\"typ\":\"b\"}", 0, NULL, NULL },          /* jansson: duplicate */
+        { "{\"x\":1,\"x\":2,\"typ\":\"Bearer\"}", 0, NULL, NULL },   /* any duplicate */
+        { "{\"o\":{\"k\":1,\"k\":2},\"typ\":\"Bearer\"}", 0, NULL, NULL },
+        { "{\"typ\":\"Off\\u006cine\",\"azp\":\"\\ud83d\\ude00\"}", 1, "Offline",
+          "\xf0\x9f\x98\x80" },                                        /* escapes decoded */
+        { "{\"typ\":\"\\u0000\"}", 0, NULL, NULL },                  /* jansson: no NUL */
+        { "{\"typ\":\"\\ud800\"}", 0, NULL, NULL },                  /* a lone surrogate */
         { "{\"typ\":\"Bearer\"} x", 0, NULL, NULL },                  /* trailing bytes */
         { "{\"typ\":\"Bearer\",}", 0, NULL, NULL },
         { "{\"bad\":\"\xc3\x28\"}", 0, NULL, NULL },                  /* invalid UTF-8 */
@@ -196,6 +202,8 @@ START_TEST(jwt_peek_reads_payloads_as_jansson_does)
                       && (!pk.typ || strcmp(pk.typ, cases[i].typ) == 0), "case %zu: typ", i);
         ck_assert_msg((pk.azp == NULL) == (cases[i].azp == NULL)
                       && (!pk.azp || strcmp(pk.azp, cases[i].azp) == 0), "case %zu: azp", i);
+        ck_assert_msg((ot_jwt_payload(jwt_of(cases[i].payload), ot_test_pool) != NULL)
+                      == cases[i].is_jwt, "case %zu: as jansson reads the payload", i);
     }
 }
 END_TEST
