@@ -157,6 +157,16 @@ static int scan_string(ot_jscan_t *sc, ot_jval_t *v)
     return fail(sc, OT_JS_BAD);
 }
 
+/*
+ * jansson reads a number or a word one byte ahead and puts that byte back, but a NUL put back is
+ * lost: it reads "[1\0]" and "false\0" as if the NUL were not there. The scanner does not copy
+ * that; it is unsure when a NUL follows a number or a word.
+ */
+static int after_nul(const ot_jscan_t *sc)
+{
+    return sc->s < sc->end && *sc->s == '\0';
+}
+
 static int is_digit(const ot_jscan_t *sc)
 {
     return sc->s < sc->end && *sc->s >= '0' && *sc->s <= '9';
@@ -198,7 +208,7 @@ static int scan_number(ot_jscan_t *sc, ot_jval_t *v)
         }
         unsure = 1;                     /* 1e999 is out of range for jansson */
     }
-    if (unsure) {
+    if (unsure || after_nul(sc)) {
         return fail(sc, OT_JS_UNSURE);
     }
     v->raw = (const char *)start;
@@ -215,6 +225,9 @@ static int scan_word(ot_jscan_t *sc, ot_jval_t *v, const char *word, ot_jtype_t 
 
     if ((apr_size_t)(sc->end - sc->s) < n || memcmp(sc->s, word, n) != 0) {
         return fail(sc, OT_JS_BAD);
+    }
+    if ((apr_size_t)(sc->end - sc->s) > n && sc->s[n] == '\0') {      /* see after_nul() */
+        return fail(sc, OT_JS_UNSURE);
     }
     v->type = type;
     v->raw = (const char *)sc->s;

@@ -14,8 +14,8 @@
  *   string, \u0000, a lone surrogate, a name twice in one object, bytes after the value);
  * - OT_JS_UNSURE: the scanner cannot vouch for it and the caller must ask jansson: nesting
  *   deeper than OT_JS_DEPTH, an object of more than OT_JS_MEMBERS members (duplicates are then
- *   not checked), an exponent or an integer part of more than 18
- *   digits (jansson may find it out of range).
+ *   not checked), an exponent or an integer part of more than 18 digits (jansson may find it
+ *   out of range), a NUL byte right after a number or a word (jansson loses it and reads on).
  *
  * Once a scan is BAD or UNSURE it stays so and every call returns 0. tests/fuzz/fuzz_jscan.c
  * holds it to jansson on any input.

@@ -100,6 +100,12 @@ START_TEST(jscan_accepts_and_refuses_what_jansson_does)
     /* A NUL inside the buffer is a byte like any other: a control character in a string. */
     ck_assert_int_eq(scan("\"a\0b\"", 5), OT_JS_BAD);
     ck_assert_int_eq(jansson_reads("\"a\0b\"", 5), 0);
+    ck_assert_int_eq(scan("{}\0", 3), OT_JS_BAD);
+    ck_assert_int_eq(jansson_reads("{}\0", 3), 0);
+    /* ... but jansson loses a NUL after a number or a word, and reads these: unsure. */
+    ck_assert_int_eq(scan("[1\0]", 4), OT_JS_UNSURE);
+    ck_assert_int_eq(scan("false\0", 6), OT_JS_UNSURE);
+    ck_assert_int_eq(jansson_reads("[1\0]", 4) && jansson_reads("false\0", 6), 1);
 }
 END_TEST
 
