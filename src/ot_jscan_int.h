@@ -1,0 +1,18 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/** What ot_jscan.c and ot_jscan_val.c share inside the scanner; nothing else includes it. */
+#ifndef OT_JSCAN_INT_H
+#define OT_JSCAN_INT_H
+
+#include <apr.h>
+
+/** Four hex digits at h into *v; 0 when one is not a hex digit. */
+int ot_jscan_hex4(const unsigned char *h, unsigned *v);
+
+/** One character of a checked string at *pp (moved past it): its UTF-8 bytes in out, how many. */
+int ot_jscan_decode_one(const unsigned char **pp, unsigned char out[4]);
+
+/** Two checked strings' texts (each escaped or not) are the same once decoded. */
+int ot_jscan_same_text(const char *a, apr_size_t alen, int aesc, const char *b, apr_size_t blen,
+                       int besc);
+
+#endif
