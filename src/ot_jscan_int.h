@@ -11,7 +11,7 @@ int ot_jscan_hex4(const unsigned char *h, unsigned *v);
 /** One character of a checked string at *pp (moved past it): its UTF-8 bytes in out, how many. */
 int ot_jscan_decode_one(const unsigned char **pp, unsigned char out[4]);
 
-/** Two checked strings' texts (each escaped or not) are the same once decoded. */
+/** a and b are the same text: each a checked string's content decoded (aesc, besc), or bytes. */
 int ot_jscan_same_text(const char *a, apr_size_t alen, int aesc, const char *b, apr_size_t blen,
                        int besc);
 

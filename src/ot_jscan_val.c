@@ -60,7 +60,10 @@ int ot_jscan_decode_one(const unsigned char **pp, unsigned char out[4])
     return 4;
 }
 
-/** Two checked strings' texts (a escaped or not, b likewise) are the same once decoded. */
+/**
+ * a and b are the same text: each either a checked JSON string's content, decoded (aesc, besc),
+ * or bytes as they are (a name as the caller spells it may hold a backslash).
+ */
 int ot_jscan_same_text(const char *a, apr_size_t alen, int aesc, const char *b, apr_size_t blen,
                        int besc)
 {
@@ -77,14 +80,14 @@ int ot_jscan_same_text(const char *a, apr_size_t alen, int aesc, const char *b, 
             if (p == pe) {
                 break;
             }
-            xn = ot_jscan_decode_one(&p, x);
+            xn = aesc ? ot_jscan_decode_one(&p, x) : (x[0] = *p++, 1);
             xi = 0;
         }
         if (yi == yn) {
             if (q == qe) {
                 break;
             }
-            yn = ot_jscan_decode_one(&q, y);
+            yn = besc ? ot_jscan_decode_one(&q, y) : (y[0] = *q++, 1);
             yi = 0;
         }
         if (x[xi++] != y[yi++]) {

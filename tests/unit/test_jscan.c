@@ -147,6 +147,7 @@ START_TEST(jscan_walks_members_and_reads_values)
     apr_size_t len;
     apr_int64_t n = 0;
     int b = 0, members = 0;
+    const char *doc2;
 
     ot_jscan_init(&sc, doc, sizeof(doc) - 1);
     ck_assert_int_eq(ot_jscan_peek(&sc), OT_JS_OBJECT);
@@ -181,6 +182,14 @@ START_TEST(jscan_walks_members_and_reads_values)
     ck_assert_int_eq(members, 6);
     ck_assert(n == -42 && b == 1);
     ck_assert(!ot_jval_is(&name, "zz") && !ot_jval_is(&name, ""));
+    /* a name with an escaped backslash is found by its text, backslash and all */
+    doc2 = "{\"\\\\u0061\":1,\"\\u00e9\":2}";
+    ck_assert_int_eq(ot_jscan_find(doc2, strlen(doc2), "\\u0061", &v), OT_JS_OK);
+    ck_assert_int_eq(v.type, OT_JS_INTEGER);
+    ck_assert_int_eq(ot_jscan_find(doc2, strlen(doc2), "\xc3\xa9", &v), OT_JS_OK);
+    ck_assert(v.type == OT_JS_INTEGER && v.raw[0] == '2');
+    ck_assert_int_eq(ot_jscan_find(doc2, strlen(doc2), "a", &v), OT_JS_OK);
+    ck_assert_int_eq(v.type, OT_JS_NONE);
 }
 END_TEST
 
