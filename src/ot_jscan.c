@@ -431,7 +431,8 @@ int ot_jscan_member(ot_jscan_t *sc, ot_jobj_t *o, ot_jval_t *name)
     bit = (apr_uint64_t)1 << (h & 63);
     if ((o->seen[h >> 6] & bit) || o->escaped || name->escaped) {
         for (i = 0; i < total; i++) {   /* the same bit, or escapes: compare the texts */
-            if (ot_jscan_same_text(o->names[i], o->lens[i], o->escaped, name->raw,
+            if ((o->lens[i] == name->raw_len || o->escaped || name->escaped)
+                && ot_jscan_same_text(o->names[i], o->lens[i], o->escaped, name->raw,
                                    name->raw_len, name->escaped)) {
                 return fail(sc, OT_JS_BAD);
             }
