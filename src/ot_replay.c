@@ -5,21 +5,28 @@
  *  +----------------------------------------------------------------------------------------+
  *  | lock (a process-shared robust mutex alone on its cache line)                            |
  *  +----------------------------------------------------------------------------------------+
+ *  | nslots, and the secret seed of the home hash                                           |
+ *  +----------------------------------------------------------------------------------------+
  *  | slots[N] {first 16 bytes of the key, until (apr_time_t)}   N a power of two            |
  *  +----------------------------------------------------------------------------------------+
  *
- * A key's home is its first bytes modulo N; it may sit in any of the OT_REPLAY_PROBE slots from
- * there (wrapping). A slot whose until has passed is free. A lookup reads every slot of the
- * window, so freeing a slot never hides an entry behind it. One lock for the table: a proof
+ * A key's home is a keyed hash of it (SHA-256 under the table's random seed) modulo N; it may sit
+ * in any of the OT_REPLAY_PROBE slots from there (wrapping). The seed is secret so that a client,
+ * who picks its proofs' jti and so their keys, cannot aim many proofs at one window and make
+ * every other proof whose home lies there fail with 503. A slot whose until has passed is free.
+ * A lookup reads every slot of the window, so freeing a slot never hides an entry behind it. One lock for the table: a proof
  * costs one short critical section, far less than checking its signature.
  */
 #include <string.h>
+#include <apr_general.h>
 #include <apr_shm.h>
+#include <openssl/sha.h>
 
 #include "ot_replay.h"
 #include "ot_lock.h"
 
 #define KEY_BYTES 16
+#define SEED_BYTES 16
 
 typedef struct {
     unsigned char key[KEY_BYTES];
@@ -29,6 +36,7 @@ typedef struct {
 typedef struct {
     ot_lock_t lock;
     apr_uint32_t nslots;
+    unsigned char seed[SEED_BYTES];    /**< random, made with the table: keys homes */
 } OT_LINE_ALIGNED table_t;
 
 struct ot_replay_t {
@@ -69,6 +77,9 @@ apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *
      */
     memset(r->t, 0, sizeof(table_t));
     r->t->nslots = n;
+    if ((rv = apr_generate_random_bytes(r->t->seed, SEED_BYTES)) != APR_SUCCESS) {
+        return rv;
+    }
     r->slots = (slot_t *)(r->t + 1);
     if ((rv = ot_lock_init(&r->t->lock)) != APR_SUCCESS) {
         return rv;
@@ -86,15 +97,25 @@ static void recover(void *baton)
     (void)baton;
 }
 
+/** The home slot of key: SHA-256 of the table's seed and the key, modulo the table's size. */
+static apr_uint32_t home_of(const ot_replay_t *r, const unsigned char *key)
+{
+    unsigned char in[SEED_BYTES + KEY_BYTES], md[SHA256_DIGEST_LENGTH];
+
+    memcpy(in, r->t->seed, SEED_BYTES);
+    memcpy(in + SEED_BYTES, key, KEY_BYTES);
+    SHA256(in, sizeof(in), md);
+    return ((apr_uint32_t)md[0] << 24 | (apr_uint32_t)md[1] << 16 | (apr_uint32_t)md[2] << 8
+            | md[3]) & (r->t->nslots - 1);
+}
+
 apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t until,
                             apr_time_t now)
 {
-    apr_uint32_t mask = r->t->nslots - 1, home, i, free_at = 0;
+    apr_uint32_t mask = r->t->nslots - 1, home = home_of(r, key), i, free_at = 0;
     int have_free = 0;
     apr_status_t rv;
 
-    home = ((apr_uint32_t)key[0] << 24 | (apr_uint32_t)key[1] << 16
-            | (apr_uint32_t)key[2] << 8 | key[3]) & mask;
     if ((rv = ot_lock_take(&r->t->lock, recover, r)) != APR_SUCCESS) {
         return rv;
     }

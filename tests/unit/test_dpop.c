@@ -597,25 +597,58 @@ END_TEST
 START_TEST(a_full_window_is_refused_never_evicted)
 {
     ot_replay_t *r;
-    unsigned char k[32] = { 7, 7, 7, 7 };
+    unsigned char k[32];
+    apr_time_t now = apr_time_from_sec(NOW), until = now + apr_time_from_sec(90);
+    int i, taken = 0, refused = 0;
+    char ok[1100];
+
+    /* More keys than slots: once a key's window is full it is refused, and nothing is evicted. */
+    ck_assert_int_eq(ot_replay_create(&r, 1024, ot_test_pool), APR_SUCCESS);
+    memset(k, 0, sizeof(k));
+    for (i = 0; i < 1100; i++) {
+        apr_status_t rv;
+        k[10] = (unsigned char)i;
+        k[11] = (unsigned char)(i >> 8);
+        rv = ot_replay_once(r, k, until, now);
+        ck_assert(rv == APR_SUCCESS || rv == APR_ENOSPC);
+        ok[i] = rv == APR_SUCCESS;
+        taken += ok[i];
+        refused += !ok[i];
+    }
+    ck_assert_int_le(taken, 1024);
+    ck_assert_int_ge(refused, 1100 - 1024);
+    for (i = 0; i < 1100; i++) {
+        k[10] = (unsigned char)i;
+        k[11] = (unsigned char)(i >> 8);
+        ck_assert_int_eq(ot_replay_once(r, k, until, now), ok[i] ? APR_EEXIST : APR_ENOSPC);
+    }
+    /* Once they expire, the windows are free again. */
+    k[12] = 1;
+    ck_assert_int_eq(ot_replay_once(r, k, until + 10, until), APR_SUCCESS);
+}
+END_TEST
+
+START_TEST(a_client_cannot_aim_its_proofs_at_one_window)
+{
+    ot_replay_t *r;
+    unsigned char k[32];
     apr_time_t now = apr_time_from_sec(NOW), until = now + apr_time_from_sec(90);
     int i;
 
-    ck_assert_int_eq(ot_replay_create(&r, 1024, ot_test_pool), APR_SUCCESS);
-    for (i = 0; i < OT_REPLAY_PROBE; i++) {
+    /*
+     * A client picks its proofs' jti, so their replay keys: 2 * OT_REPLAY_PROBE keys ground to
+     * share their first bytes (once, their home slot) must not fill one window and make the
+     * proofs of everyone else whose home is there fail with 503. The table is far from full.
+     */
+    ck_assert_int_eq(ot_replay_create(&r, 4096, ot_test_pool), APR_SUCCESS);
+    memset(k, 0, sizeof(k));
+    k[0] = k[1] = k[2] = k[3] = 7;
+    for (i = 0; i < 2 * OT_REPLAY_PROBE; i++) {
         k[10] = (unsigned char)i;
         k[11] = (unsigned char)(i >> 8);
-        ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_SUCCESS);
+        ck_assert_msg(ot_replay_once(r, k, until, now) == APR_SUCCESS, "key %d refused", i);
     }
-    k[12] = 1;
-    ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_ENOSPC);
-    k[12] = 0;
-    k[10] = 0;
-    k[11] = 0;
-    ck_assert_int_eq(ot_replay_once(r, k, until, now), APR_EEXIST);
-    /* Once they expire, the window is free again. */
-    k[12] = 1;
-    ck_assert_int_eq(ot_replay_once(r, k, until + 10, until), APR_SUCCESS);
+    ck_assert_uint_eq(ot_replay_live(r, now), 2 * OT_REPLAY_PROBE);
 }
 END_TEST
 
@@ -787,6 +820,7 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, a_cached_key_is_used_only_for_its_own_jwk);
     tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
+    tcase_add_test(tc, a_client_cannot_aim_its_proofs_at_one_window);
     tcase_add_test(tc, replay_tables_are_sized_and_copied_at_restarts);
     tcase_add_test(tc, dpop_scheme_is_parsed_where_allowed);
     tcase_add_test(tc, binding_verdicts_follow_the_contract);
