@@ -2,6 +2,8 @@
 evicts a live proof; a larger one takes the same load; a restart with another size keeps the
 proofs already seen. Tokens from oidc-provider (its dPoP feature), proofs made here with a real
 key (tests/integration/dpop.py)."""
+import hashlib
+
 import pytest
 import requests
 
@@ -100,3 +102,31 @@ def test_replay_size_is_server_wide(httpd, oidc):
                                  "</VirtualHost>\n")
     assert code != 0
     assert "OfftokDPoPReplaySize" in out
+
+
+def replay_home(jti, htu, slots):
+    """Where the table homed a proof before its home was keyed: the first four bytes of its
+    replay key (SHA-256 over jti, a NUL and the normalised htu), modulo the table's slots."""
+    digest = hashlib.sha256(jti.encode() + b"\0" + htu.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % slots
+
+
+def test_a_client_cannot_aim_its_proofs_at_one_window(httpd, oidc, key, bound):
+    """A client picks its proofs' jti: proofs ground to share one (unkeyed) home slot must not
+    fill that window, or a few hundred of one client's requests would make the proofs of every
+    other client homed there answer 503. The table (1024 slots) stays far from full."""
+    httpd.allow_errors(r"OT0704")
+    httpd.start(protected("/protected/", oidc), server="OfftokDPoPReplaySize 1024\n")
+    url = httpd.url(PAGE)
+    assert url.startswith("http://127.0.0.1:") and url.endswith(PAGE)   # htu as normalised
+    ground, n = [], 0
+    while len(ground) < 300:
+        n += 1
+        jti = "aim-%d" % n
+        if replay_home(jti, url, 1024) == 5:
+            ground.append(jti)
+    with requests.Session() as s:
+        for jti in ground:
+            r = send(httpd, s, bound, key.proof("GET", url, bound, jti=jti))
+            assert r.status_code == 200, (jti, r.status_code)
+    assert "OT0704" not in httpd.error_log()
