@@ -54,9 +54,10 @@ static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
 
 /**
  * Make the table of proofs (at the first start, or at a restart that changes
- * OfftokDPoPReplaySize: then the old table's live entries are copied into the new one, so that
- * a proof seen before the restart stays refused, and the old segment is unmapped here; the
- * children of the old generation keep their own mapping until they exit).
+ * OfftokDPoPReplaySize, or that loads this module over an older one whose table had no secret
+ * seed: then the old table's live entries are copied into the new one, so that a proof seen
+ * before the restart stays refused, and the old segment is unmapped here; the children of the
+ * old generation keep their own mapping until they exit).
  */
 static apr_status_t make_table(dpop_retained_t *ret, apr_uint32_t slots, server_rec *s)
 {
@@ -104,7 +105,7 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    if (ret->replay == NULL
+    if (ret->replay == NULL || !ot_replay_keyed(ret->replay)
         || ot_replay_slots(ret->replay) != ot_replay_round(sc->dpop_replay_size)) {
         if ((rv = make_table(ret, sc->dpop_replay_size, s)) != APR_SUCCESS) {
             return HTTP_INTERNAL_SERVER_ERROR;

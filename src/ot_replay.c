@@ -154,6 +154,13 @@ apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now)
     return n;
 }
 
+int ot_replay_keyed(const ot_replay_t *r)
+{
+    static const unsigned char zero[SEED_BYTES];
+
+    return memcmp(r->t->seed, zero, SEED_BYTES) != 0;
+}
+
 apr_uint32_t ot_replay_slots(const ot_replay_t *r)
 {
     return r->t->nslots;

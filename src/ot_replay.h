@@ -43,6 +43,13 @@ apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t
 /** The slots a table asked for slots has (0: the default). */
 apr_uint32_t ot_replay_round(apr_uint32_t slots);
 
+/**
+ * 0 for a table made by a version of the module that homed keys on their first bytes (no seed:
+ * those bytes of its header are zero), kept across a graceful restart that loaded this one: its
+ * entries cannot be found here, so it must be copied into a new table (ot_replay_copy rehomes).
+ */
+int ot_replay_keyed(const ot_replay_t *r);
+
 /** The table's slots (a power of two). */
 apr_uint32_t ot_replay_slots(const ot_replay_t *r);
 

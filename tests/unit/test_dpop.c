@@ -668,6 +668,7 @@ START_TEST(replay_tables_are_sized_and_copied_at_restarts)
     ck_assert_int_eq(ot_replay_create(&big, 5000, ot_test_pool), APR_SUCCESS);
     ck_assert_uint_eq(ot_replay_slots(small), 1024);
     ck_assert_uint_eq(ot_replay_slots(big), 8192);
+    ck_assert(ot_replay_keyed(small) && ot_replay_keyed(big));
     memset(k, 0, sizeof(k));
     for (i = 0; i < 600; i++) {
         k[3] = (unsigned char)(i * 37);
