@@ -23,6 +23,7 @@
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
+#include "mod_offtok_redis.h"
 #include "ot_claims.h"
 #include "ot_discovery.h"
 #include "ot_docs.h"
@@ -408,6 +409,14 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
         return OFFTOK_LOCAL_ASK;
     }
     /*
+     * Pushed revocations are this check's deny rules: while this process may have missed some
+     * published by other nodes (OfftokRedis, subscription lost or not caught up yet), neither a
+     * kept verdict nor a new verification can say the token was not logged out. The issuer can,
+     * as it does for the introspection path's answers from before the loss.
+     */
+    why = offtok_redis_caught_up() ? NULL : "this process is not caught up with the revocations "
+                                            "pushed through Redis";
+    /*
      * The kept verdict first, before any parsing: only a verified candidate was ever kept under
      * this key (keep() below), and LOCAL_KEY_PREFIX keeps it apart from introspection answers.
      * Keys fetched under other TLS trust settings are other keys: those are in the key too.
@@ -415,10 +424,10 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     ot_cache_key(key, apr_pstrcat(r->pool, LOCAL_KEY_PREFIX, c->jwks_url ? c->jwks_url : "",
                                   NULL), c->issuer, NULL,
                  trust_scope(c, r->pool), token);
-    if ((a = cached(r, c, key, now)) != NULL) {
+    if (why == NULL && (a = cached(r, c, key, now)) != NULL) {
         OT_STAT_ADD(proc->stats->local_cached, 1);
     }
-    else if (!ot_local_candidate(token, &why, r->pool)) {
+    else if (why != NULL || !ot_local_candidate(token, &why, r->pool)) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "OT0605: token %s is introspected: %s",
                       ot_token_fingerprint(token, r->pool), why);
         OT_STAT_ADD(proc->stats->local_introspected, 1);

@@ -115,6 +115,13 @@ int offtok_redis_trusts(apr_time_t fetched)
     return since == 0 || fetched >= since;
 }
 
+int offtok_redis_caught_up(void)
+{
+    struct offtok_redis_t *rp = this_process();
+
+    return rp == NULL || __atomic_load_n(&rp->down_since, __ATOMIC_ACQUIRE) == 0;
+}
+
 /**
  * The subscription is lost (or never was): answers fetched until now are not reused until it
  * is back and caught up; say so once.

@@ -52,6 +52,13 @@ void offtok_redis_put(request_rec *r, const unsigned char *key, const ot_cache_e
 int offtok_redis_trusts(apr_time_t fetched);
 
 /**
+ * 1 when this process holds every revocation pushed to any node (no OfftokRedis, or its
+ * subscription is up and caught up); 0 while it may have missed some. Locally judged tokens
+ * take pushed revocations as deny rules: while this is 0 they are introspected instead.
+ */
+int offtok_redis_caught_up(void);
+
+/**
  * Record that `id` (of `table`: "push" for logout jtis and action ids, later "dpop") from issuer
  * `iss` is used, until `until`, across all nodes (SET NX in Redis). OFFTOK_ONCE_FIRST: no node
  * saw it before; OFFTOK_ONCE_SEEN: one did (a replay); OFFTOK_ONCE_UNAVAILABLE: no OfftokRedis,
@@ -95,6 +102,11 @@ static APR_INLINE void offtok_redis_put(request_rec *r, const unsigned char *key
 }
 
 static APR_INLINE int offtok_redis_trusts(apr_time_t fetched)
+{
+    return 1;
+}
+
+static APR_INLINE int offtok_redis_caught_up(void)
 {
     return 1;
 }
