@@ -80,6 +80,8 @@ typedef struct {
     int n;
     int escaped;          /**< a name held an escape: names are then compared decoded */
     apr_uint64_t seen[4]; /**< a set of 256 bits: one per name, from its length and bytes */
+    /** Once a name held an escape: a hash of each name's decoded text, compared before texts. */
+    apr_uint64_t hashes[OT_JS_MEMBERS];
 } ot_jobj_t;
 
 /** An array being walked. */

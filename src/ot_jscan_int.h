@@ -15,4 +15,7 @@ int ot_jscan_decode_one(const unsigned char **pp, unsigned char out[4]);
 int ot_jscan_same_text(const char *a, apr_size_t alen, int aesc, const char *b, apr_size_t blen,
                        int besc);
 
+/** A hash of the text s[0..len): a checked string's content decoded (esc), or bytes. */
+apr_uint64_t ot_jscan_text_hash(const char *s, apr_size_t len, int esc);
+
 #endif

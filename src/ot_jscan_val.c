@@ -97,6 +97,22 @@ int ot_jscan_same_text(const char *a, apr_size_t alen, int aesc, const char *b, 
     return p == pe && xi == xn && q == qe && yi == yn;
 }
 
+apr_uint64_t ot_jscan_text_hash(const char *s, apr_size_t len, int esc)
+{
+    const unsigned char *p = (const unsigned char *)s, *pe = p + len;
+    apr_uint64_t h = APR_UINT64_C(14695981039346656037);       /* FNV-1a */
+    unsigned char x[4];
+    int n, i;
+
+    while (p < pe) {
+        n = esc ? ot_jscan_decode_one(&p, x) : (x[0] = *p++, 1);
+        for (i = 0; i < n; i++) {
+            h = (h ^ x[i]) * APR_UINT64_C(1099511628211);
+        }
+    }
+    return h;
+}
+
 ot_jstatus_t ot_jscan_find(const char *buf, apr_size_t len, const char *name, ot_jval_t *v)
 {
     ot_jscan_t sc;
