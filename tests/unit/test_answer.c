@@ -108,6 +108,50 @@ START_TEST(plain_answers_are_read_without_a_tree)
 }
 END_TEST
 
+/** {"active":<first>, "m0":0, .. "m<n-1>":0, "<name>":<last>} */
+static const char *many_members(const char *first, int n, const char *name, const char *last)
+{
+    char *doc = apr_psprintf(ot_test_pool, "{\"active\":%s", first);
+    int i;
+
+    for (i = 0; i < n; i++) {
+        doc = apr_psprintf(ot_test_pool, "%s,\"m%d\":%d", doc, i, i);
+    }
+    return apr_psprintf(ot_test_pool, "%s,\"%s\":%s}", doc, name, last);
+}
+
+START_TEST(active_is_read_only_at_the_top_once_whatever_its_spelling)
+{
+    const ot_claim_t *c;
+    ot_answer_t *a;
+
+    /* "active" inside a claim, or in a string, is not the answer's */
+    ck_assert_int_eq(parse("{\"active\":false,\"x\":{\"active\":true}}")->active, 0);
+    ck_assert_int_eq(parse("{\"x\":[{\"active\":true}],\"active\":false}")->active, 0);
+    ck_assert_int_eq(parse("{\"active\":false,\"sub\":\"\\\"active\\\":true\"}")->active, 0);
+    ck_assert_ptr_nonnull(strstr(refusal("{\"x\":{\"active\":true}}"), "no \"active\""));
+    /* spelled with escapes it is the same name: read, and twice refused */
+    ck_assert_int_eq(parse("{\"\\u0061ctive\":false}")->active, 0);
+    ck_assert_int_eq(parse("{\"\\u0061ctive\":true,\"sub\":\"u\"}")->active, 1);
+    refusal("{\"\\u0061ctive\":false,\"active\":true}");
+    refusal("{\"active\":false,\"\\u0061ctiv\\u0065\":true}");
+    refusal("{\"active\":false,\"act\\u0069ve\":true,\"sub\":\"u\"}");
+    /* twice, far apart: more members than the plain reader checks; jansson refuses */
+    refusal(many_members("false", 70, "active", "true"));
+    refusal(many_members("false", 70, "\\u0061ctive", "true"));
+    ck_assert_int_eq(parse(many_members("false", 70, "z", "true"))->active, 0);
+    /* CR and LF made by escapes reach the back end's texts as spaces, in any claim shape */
+    a = parse("{\"active\":true,\"name\":\"x\\r\\nX-Evil: 1\","
+              "\"o\":{\"k\":\"a\\u000d\\u000ab\\u007f\"},\"l\":[\"a\\nb\",\"c\"]}");
+    ck_assert_ptr_nonnull(c = ot_answer_claim(a, "name"));
+    ck_assert_str_eq(c->text, "x  X-Evil: 1");
+    ck_assert_ptr_nonnull(c = ot_answer_claim(a, "o"));
+    ck_assert(strpbrk(c->text, "\r\n\x7f") == NULL);
+    ck_assert_ptr_nonnull(c = ot_answer_claim(a, "l"));
+    ck_assert_str_eq(c->text, "a b,c");
+}
+END_TEST
+
 START_TEST(deep_nesting_is_refused)
 {
     apr_size_t depth = 100000, i;
@@ -380,6 +424,7 @@ Suite *suite_answer(void)
     tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
     tcase_add_test(tc, only_objects_with_boolean_active_are_answers);
     tcase_add_test(tc, plain_answers_are_read_without_a_tree);
+    tcase_add_test(tc, active_is_read_only_at_the_top_once_whatever_its_spelling);
     tcase_add_test(tc, deep_nesting_is_refused);
     tcase_add_test(tc, oversized_answer_is_refused);
     tcase_add_test(tc, kinds_follow_the_contract);
