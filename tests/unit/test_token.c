@@ -134,6 +134,17 @@ START_TEST(jwt_peek_reads_iss_and_exp)
         { "{\"exp\":123456789012345678901}", 0, NULL, OT_PEEK_EXP_NONE, 0 }, /* too big */
         { "{\"exp\":1,\"exp\":2}", 0, NULL, OT_PEEK_EXP_NONE, 0 },      /* jansson: twice */
         { "{\"iss\":\"a\",\"iss\":\"b\"}", 0, NULL, OT_PEEK_EXP_NONE, 0 },
+        /* numbers at jansson's edges: -0, 19 digits (left to jansson), 2^64, an exponent */
+        { "{\"exp\":-0}", 1, NULL, OT_PEEK_EXP_INT, 0 },
+        { "{\"exp\":9223372036854775807}", 1, NULL, OT_PEEK_EXP_INT, APR_INT64_MAX },
+        { "{\"exp\":-9223372036854775808}", 1, NULL, OT_PEEK_EXP_INT, APR_INT64_MIN },
+        { "{\"exp\":18446744073709551616}", 0, NULL, OT_PEEK_EXP_NONE, 0 },
+        { "{\"exp\":1E3}", 1, NULL, OT_PEEK_EXP_OTHER, 0 },
+        { "{\"exp\":100000000000000000}", 1, NULL, OT_PEEK_EXP_INT, 100000000000000000 },
+        /* the same name spelled twice, once escaped: jansson refuses the payload */
+        { "{\"exp\":1,\"\\u0065xp\":2}", 0, NULL, OT_PEEK_EXP_NONE, 0 },
+        { "{\"\\u0069ss\":\"a\",\"x\":0,\"iss\":\"b\"}", 0, NULL, OT_PEEK_EXP_NONE, 0 },
+        { "\xef\xbb\xbf{\"exp\":1}", 0, NULL, OT_PEEK_EXP_NONE, 0 },   /* a byte-order mark */
     };
     ot_jwt_peek_t pk;
     size_t i;
@@ -191,6 +202,11 @@ START_TEST(jwt_peek_reads_payloads_as_jansson_does)
         { "{\"n\":01}", 0, NULL, NULL },
         { "[{\"typ\":\"Bearer\"}]", 0, NULL, NULL },
         { "{\"typ\":\"Bearer\"", 0, NULL, NULL },
+        /* azp picks the client asked as, typ the hint: one spelled twice is no JWT */
+        { "{\"azp\":\"web\",\"\\u0061zp\":\"admin\"}", 0, NULL, NULL },
+        { "{\"\\u0074yp\":\"Offline\",\"typ\":\"Bearer\"}", 0, NULL, NULL },
+        { "{\"typ\":\"Bearer\",\"t\\u0079\\u0070\":\"Offline\"}", 0, NULL, NULL },
+        { "{\"o\":{\"azp\":\"admin\"},\"azp\":\"web\"}", 1, NULL, "web" },
     };
     ot_jwt_peek_t pk;
     size_t i;
