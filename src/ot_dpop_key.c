@@ -217,22 +217,32 @@ static void keep(const char *jkt, EVP_PKEY *key)
     EVP_PKEY_free(old);
 }
 
-EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p)
+EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p)
 {
     const char *kty = ot_json_string(jwk, "kty");
-    EVP_PKEY *key = lookup(jkt);
     const unsigned char *in;
+    EVP_PKEY *key;
     der_t d;
 
+    d.n = 0;
+    if (kty == NULL || !(strcmp(kty, "EC") == 0 ? spki_ec(&d, jwk, p)
+                         : strcmp(kty, "RSA") == 0 && spki_rsa(&d, jwk, p))) {
+        return NULL;
+    }
+    in = d.b;
+    if ((key = d2i_PUBKEY(NULL, &in, (long)d.n)) == NULL || in != d.b + d.n) {
+        EVP_PKEY_free(key);
+        return NULL;
+    }
+    return key;
+}
+
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p)
+{
+    EVP_PKEY *key = lookup(jkt);
+
     if (key == NULL) {
-        d.n = 0;
-        if (kty == NULL || !(strcmp(kty, "EC") == 0 ? spki_ec(&d, jwk, p)
-                             : strcmp(kty, "RSA") == 0 && spki_rsa(&d, jwk, p))) {
-            return NULL;
-        }
-        in = d.b;
-        if ((key = d2i_PUBKEY(NULL, &in, (long)d.n)) == NULL || in != d.b + d.n) {
-            EVP_PKEY_free(key);
+        if ((key = ot_jwk_pkey_new(jwk, p)) == NULL) {
             return NULL;
         }
         keep(jkt, key);

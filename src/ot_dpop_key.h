@@ -27,6 +27,12 @@
  */
 EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p);
 
+/**
+ * The EVP_PKEY of an RSA or EC public JWK (checked as for ot_dpop_key_get), uncached, for the
+ * caller to free with EVP_PKEY_free; NULL when it is not one or OpenSSL refuses it.
+ */
+EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p);
+
 /** SHA-256, -384 or -512 (bits), fetched once per process where OpenSSL 3 would on every use. */
 const EVP_MD *ot_dpop_md(int bits);
 

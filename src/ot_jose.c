@@ -19,6 +19,7 @@
 #include <apr_thread_mutex.h>
 #include <cjose/cjose.h>
 
+#include "ot_dpop_key.h"
 #include "ot_jose.h"
 #include "ot_jose_parsed.h"
 #include "ot_json.h"
@@ -57,6 +58,7 @@ typedef struct {
     const char *kid;
     const char *typ;
     int text;             /**< 1: the payload is given as text, not parsed */
+    apr_pool_t *scratch;  /**< the pool it was parsed in */
 } jws_in_t;
 
 /** One URL's key set in the cache. */
@@ -159,6 +161,7 @@ static apr_status_t parse_compact(jws_in_t *in, const char **why, const char *co
     }
     in->compact = apr_pstrmemdup(p, compact, len);
     in->len = len;
+    in->scratch = p;
     return parse_header(in, why, hlen, p);
 }
 
@@ -295,6 +298,84 @@ static int check_with(json_t **payload, const char **text, apr_size_t *text_len,
     return ok;
 }
 
+static apr_status_t pkey_cleanup(void *data)
+{
+    EVP_PKEY_free(data);
+    return APR_SUCCESS;
+}
+
+/** pk (may be NULL), freed with p. */
+static EVP_PKEY *pool_pkey(EVP_PKEY *pk, apr_pool_t *p)
+{
+    if (pk != NULL) {
+        apr_pool_cleanup_register(p, pk, pkey_cleanup, apr_pool_cleanup_null);
+    }
+    return pk;
+}
+
+/**
+ * 0 when in is ES and its signature is not r||s of exactly the curve's size (RFC 7518 §3.4):
+ * cjose 0.6.2 accepts an ES384 signature with a byte more.
+ */
+static int es_size_ok(const jws_in_t *in)
+{
+    const char *sig = strrchr(in->compact, '.') + 1;
+    char *raw;
+    apr_size_t len;
+
+    return in->alg->kty != CJOSE_JWK_KTY_EC
+        || (ot_b64url_decode(&raw, &len, sig, strlen(sig), in->scratch) == APR_SUCCESS
+            && len == (in->alg->curve == CJOSE_JWK_EC_P_256 ? 64u
+                       : in->alg->curve == CJOSE_JWK_EC_P_384 ? 96u : 132u));
+}
+
+/** check_with, with OpenSSL alone on this thread's key pk (ot_jose_evp.c). */
+static int check_evp(json_t **payload, const char **text, apr_size_t *text_len,
+                     const jws_in_t *in, EVP_PKEY *pk, apr_pool_t *p)
+{
+    const char *plain;
+    apr_size_t plain_len;
+
+    if (!ot_jose_evp_verify(pk, in->alg->name, in->compact, in->len, &plain, &plain_len, p)) {
+        return 0;
+    }
+    if (in->text) {
+        *text = plain;
+        *text_len = plain_len;
+    }
+    else {
+        *payload = ot_json_parse(plain, plain_len, NULL, p);
+    }
+    return 1;
+}
+
+/**
+ * 1 when member i (key) of the set verifies in, with the key made once for this thread (ps) and
+ * OpenSSL, else as before (cjose, or ot_jose_okp.c for EdDSA); -1 when the member cannot be
+ * tried (it does not import, or is not what the algorithm needs).
+ */
+static int try_key(json_t **payload, const char **text, apr_size_t *text_len, json_t *key,
+                   size_t i, ot_jose_parsed_t *ps, const jws_in_t *in, apr_pool_t *p)
+{
+    EVP_PKEY *pk;
+    cjose_jwk_t *jwk;
+
+    if (in->alg->okp) {
+        pk = ps ? ot_jose_parsed_pkey(ps, i, 1, p) : pool_pkey(ot_jose_okp_pkey(key, p), p);
+        return pk == NULL ? -1 : check_evp(payload, text, text_len, in, pk, p);
+    }
+    jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_own, p), in->alg)
+             : import_key(key, in->alg, p);
+    if (jwk == NULL) {
+        return -1;
+    }
+    /* cjose imported it (so the keys tried are those of before); OpenSSL checks the signature.
+     * cjose only for a key OpenSSL is not given (an RSA exponent over 8 bytes, say). */
+    pk = ps ? ot_jose_parsed_pkey(ps, i, 0, p) : pool_pkey(ot_jwk_pkey_new(key, p), p);
+    return pk ? check_evp(payload, text, text_len, in, pk, p)
+              : es_size_ok(in) && check_with(payload, text, text_len, in, jwk, p);
+}
+
 /** Why a JWS whose signature verifies is still refused (not a forgery, so compared by address). */
 static const char not_an_object[] = "its payload is not a JSON object";
 
@@ -310,20 +391,16 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
     json_t *key, *payload = NULL;
     const char *text = NULL;
     apr_size_t text_len = 0;
-    cjose_jwk_t *jwk = NULL;
     size_t i;
-    int tried = 0;
+    int tried = 0, ok;
 
     json_array_foreach(json_object_get(set, "keys"), i, key) {
         if (!key_fits(key, in->alg, in->kid)
-            || (in->alg->okp ? !ot_jose_okp_usable(key, p)
-                : (jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_own, p), in->alg)
-                            : import_key(key, in->alg, p)) == NULL)) {
+            || (ok = try_key(&payload, &text, &text_len, key, i, ps, in, p)) < 0) {
             continue;
         }
         tried++;
-        if (in->alg->okp ? ot_jose_okp_verify(key, in->compact, in->len, &payload, p)
-            : check_with(&payload, &text, &text_len, in, jwk, p)) {
+        if (ok) {
             if (text == NULL && !json_is_object(payload)) {
                 *why = not_an_object;
                 *no_key = 0;

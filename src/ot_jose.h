@@ -122,16 +122,9 @@ int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compac
 apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
                                 apr_pool_t *p);
 
-/* ---- EdDSA (ot_jose_okp.c; cjose 0.6 has no OKP keys) ------------------------------------- */
+/* ---- EdDSA (ot_jose_okp.c: cjose 0.6 has no OKP keys; verified in ot_jose_evp.c) ---- */
 
 /** 1 when key is an Ed25519 public JWK (kty OKP, crv Ed25519, a 32-byte x, no d). */
 int ot_jose_okp_usable(const json_t *key, apr_pool_t *p);
-
-/**
- * 1 when the Ed25519 JWK key verifies compact (len bytes, three base64url parts) as EdDSA;
- * *payload is then its payload parsed (NULL when not JSON).
- */
-int ot_jose_okp_verify(const json_t *key, const char *compact, apr_size_t len,
-                       json_t **payload, apr_pool_t *p);
 
 #endif

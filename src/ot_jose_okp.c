@@ -11,6 +11,7 @@
 #include <openssl/evp.h>
 
 #include "ot_jose.h"
+#include "ot_jose_parsed.h"
 #include "ot_json.h"
 #include "ot_util.h"
 
@@ -42,39 +43,26 @@ int ot_jose_okp_usable(const json_t *key, apr_pool_t *p)
     return raw_key(raw, key, p);
 }
 
-static int ed25519_ok(const unsigned char *pub, const char *tbs, apr_size_t tbs_len,
-                      const unsigned char *sig)
+EVP_PKEY *ot_jose_okp_pkey(const json_t *key, apr_pool_t *p)
 {
-    EVP_PKEY *pkey = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pub, ED25519_KEY_LEN);
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    int ok = pkey != NULL && ctx != NULL
-        && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, pkey) == 1
-        && EVP_DigestVerify(ctx, sig, ED25519_SIG_LEN, (const unsigned char *)tbs, tbs_len) == 1;
+    unsigned char raw[ED25519_KEY_LEN];
 
-    EVP_MD_CTX_free(ctx);
-    EVP_PKEY_free(pkey);
-    return ok;
+    return raw_key(raw, key, p)
+        ? EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, raw, ED25519_KEY_LEN) : NULL;
 }
 
-int ot_jose_okp_verify(const json_t *key, const char *compact, apr_size_t len,
-                       json_t **payload, apr_pool_t *p)
+int ot_jose_okp_sig_ok(EVP_PKEY *key, const char *tbs, apr_size_t tbs_len,
+                       const unsigned char *sig, apr_size_t sig_len)
 {
-    unsigned char pub[ED25519_KEY_LEN];
-    const char *dot1 = memchr(compact, '.', len), *dot2;
-    char *sig, *text;
-    apr_size_t sig_len, text_len;
+    EVP_MD_CTX *ctx;
+    int ok;
 
-    dot2 = dot1 ? memchr(dot1 + 1, '.', len - (apr_size_t)(dot1 + 1 - compact)) : NULL;
-    if (dot2 == NULL || !raw_key(pub, key, p)
-        || ot_b64url_decode(&sig, &sig_len, dot2 + 1, len - (apr_size_t)(dot2 + 1 - compact), p)
-           != APR_SUCCESS || sig_len != ED25519_SIG_LEN
-        || !ed25519_ok(pub, compact, (apr_size_t)(dot2 - compact), (unsigned char *)sig)) {
+    if (sig_len != ED25519_SIG_LEN || EVP_PKEY_base_id(key) != EVP_PKEY_ED25519
+        || (ctx = EVP_MD_CTX_new()) == NULL) {
         return 0;
     }
-    *payload = NULL;
-    if (ot_b64url_decode(&text, &text_len, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), p)
-        == APR_SUCCESS) {
-        *payload = ot_json_parse(text, text_len, NULL, p);
-    }
-    return 1;
+    ok = EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1
+        && EVP_DigestVerify(ctx, sig, ED25519_SIG_LEN, (const unsigned char *)tbs, tbs_len) == 1;
+    EVP_MD_CTX_free(ctx);
+    return ok;
 }

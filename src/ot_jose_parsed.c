@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ot_dpop_key.h"
 #include "ot_jose_parsed.h"
 
 /** Key sets one thread keeps at once (locations with other JWKS URLs or trust settings). */
@@ -30,6 +31,8 @@ struct ot_jose_parsed_t {
     size_t nkeys;
     cjose_jwk_t **jwk;      /**< per member of "keys": the imported key, or NULL */
     char *imported;         /**< per member: import tried */
+    EVP_PKEY **pkey;        /**< per member: its OpenSSL key, or NULL */
+    char *made;             /**< per member: pkey tried */
 };
 
 typedef struct {
@@ -55,10 +58,13 @@ static void parsed_free(ot_jose_parsed_t *ps)
         if (ps->jwk[i] != NULL) {
             cjose_jwk_release(ps->jwk[i]);
         }
+        EVP_PKEY_free(ps->pkey ? ps->pkey[i] : NULL);
     }
     json_decref(ps->set);
     free(ps->jwk);
     free(ps->imported);
+    free(ps->pkey);
+    free(ps->made);
     free(ps->text);
     free(ps->url);
     free(ps);
@@ -120,7 +126,10 @@ static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t 
     ps->nkeys = json_is_array(keys) ? json_array_size(keys) : 0;
     ps->jwk = calloc(ps->nkeys + 1, sizeof(*ps->jwk));
     ps->imported = calloc(ps->nkeys + 1, 1);
-    if (ps->url == NULL || ps->text == NULL || ps->jwk == NULL || ps->imported == NULL) {
+    ps->pkey = calloc(ps->nkeys + 1, sizeof(*ps->pkey));
+    ps->made = calloc(ps->nkeys + 1, 1);
+    if (ps->url == NULL || ps->text == NULL || ps->jwk == NULL || ps->imported == NULL
+        || ps->pkey == NULL || ps->made == NULL) {
         parsed_free(ps);
         return NULL;
     }
@@ -178,4 +187,18 @@ cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_f
         ps->jwk[i] = import(key, scratch);
     }
     return ps->jwk[i];
+}
+
+EVP_PKEY *ot_jose_parsed_pkey(ot_jose_parsed_t *ps, size_t i, int okp, apr_pool_t *scratch)
+{
+    json_t *key = json_array_get(json_object_get(ps->set, "keys"), i);
+
+    if (i >= ps->nkeys || key == NULL) {
+        return NULL;
+    }
+    if (!ps->made[i]) {
+        ps->made[i] = 1;
+        ps->pkey[i] = okp ? ot_jose_okp_pkey(key, scratch) : ot_jwk_pkey_new(key, scratch);
+    }
+    return ps->pkey[i];
 }

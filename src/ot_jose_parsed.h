@@ -9,6 +9,7 @@
 #include <apr_pools.h>
 #include <jansson.h>
 #include <cjose/cjose.h>
+#include <openssl/evp.h>
 
 typedef struct ot_jose_parsed_t ot_jose_parsed_t;
 
@@ -32,5 +33,28 @@ json_t *ot_jose_parsed_set(const ot_jose_parsed_t *ps);
  */
 cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_fn *import,
                                 apr_pool_t *scratch);
+
+/**
+ * Member i of "keys" as an OpenSSL key, made once per parsed set (okp: an Ed25519 key, else an RSA
+ * or EC one); NULL when it is not one. The key is the set's: the caller never frees it.
+ */
+EVP_PKEY *ot_jose_parsed_pkey(ot_jose_parsed_t *ps, size_t i, int okp, apr_pool_t *scratch);
+
+/* ---- OpenSSL keys and signatures (ot_jose_okp.c, ot_jose_evp.c) ---------------------------- */
+
+/** The Ed25519 public JWK key as an EVP_PKEY the caller frees; NULL when it is not one. */
+EVP_PKEY *ot_jose_okp_pkey(const json_t *key, apr_pool_t *p);
+
+/** 1 when sig (64 bytes) is the Ed25519 key's signature of tbs. */
+int ot_jose_okp_sig_ok(EVP_PKEY *key, const char *tbs, apr_size_t tbs_len,
+                       const unsigned char *sig, apr_size_t sig_len);
+
+/**
+ * 1 when key verifies the compact JWS compact (len bytes, three base64url parts) as alg (one of
+ * ot_jose.c's: RS, PS with a salt as long as the hash, ES with r||s of exactly the curve's size,
+ * EdDSA), with OpenSSL alone; *text (NUL-terminated, from p) and *text_len are then its payload.
+ */
+int ot_jose_evp_verify(EVP_PKEY *key, const char *alg, const char *compact, apr_size_t len,
+                       const char **text, apr_size_t *text_len, apr_pool_t *p);
 
 #endif
