@@ -27,22 +27,32 @@ const char *ot_token_fingerprint(const char *token, apr_pool_t *p)
     return apr_pstrcat(p, "sha256:", hex, NULL);
 }
 
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
+/** The value of each byte as a base64url digit (RFC 4648 §5), -1 for every other byte. */
+static const signed char b64url_values[256] = {
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1,
+    52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+    -1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+    15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+    -1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+    41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
 
 apr_status_t ot_b64url_decode(char **out, apr_size_t *out_len, const char *in, apr_size_t in_len,
                               apr_pool_t *p)
 {
-    apr_size_t i, o = 0;
-    apr_uint32_t acc = 0;
-    int bits = 0;
+    const unsigned char *s = (const unsigned char *)in;
+    apr_size_t i, o = 0, whole;
+    apr_int32_t a, b, c, d;
     char *buf;
 
     while (in_len > 0 && in[in_len - 1] == '=') {
@@ -52,16 +62,28 @@ apr_status_t ot_b64url_decode(char **out, apr_size_t *out_len, const char *in, a
         return APR_EINVAL;
     }
     buf = apr_palloc(p, in_len * 3 / 4 + 1);
-    for (i = 0; i < in_len; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0) {
+    whole = in_len - in_len % 4;
+    for (i = 0; i < whole; i += 4) {
+        a = b64url_values[s[i]], b = b64url_values[s[i + 1]];
+        c = b64url_values[s[i + 2]], d = b64url_values[s[i + 3]];
+        if ((a | b | c | d) < 0) {
             return APR_EINVAL;
         }
-        acc = (acc << 6) | (apr_uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[o++] = (char)((acc >> bits) & 0xff);
+        a = (a << 18) | (b << 12) | (c << 6) | d;
+        buf[o++] = (char)(a >> 16);
+        buf[o++] = (char)((a >> 8) & 0xff);
+        buf[o++] = (char)(a & 0xff);
+    }
+    if (in_len - whole >= 2) {          /* 2 or 3 digits left: 1 or 2 bytes (spare bits dropped) */
+        a = b64url_values[s[i]], b = b64url_values[s[i + 1]];
+        c = in_len - whole == 3 ? b64url_values[s[i + 2]] : 0;
+        if ((a | b | c) < 0) {
+            return APR_EINVAL;
+        }
+        a = (a << 18) | (b << 12) | (c << 6);
+        buf[o++] = (char)(a >> 16);
+        if (in_len - whole == 3) {
+            buf[o++] = (char)((a >> 8) & 0xff);
         }
     }
     buf[o] = '\0';
