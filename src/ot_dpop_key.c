@@ -279,8 +279,7 @@ const EVP_MD *ot_dpop_md(int bits)
     return i == 0 ? EVP_sha256() : i == 1 ? EVP_sha384() : EVP_sha512();
 }
 
-/** An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies. */
-static unsigned char *ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size)
+unsigned char *ot_ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size)
 {
     ECDSA_SIG *es = ECDSA_SIG_new();
     BIGNUM *r = BN_bin2bn(sig, (int)size, NULL), *s = BN_bin2bn(sig + size, (int)size, NULL);
@@ -312,7 +311,7 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
         return 0;
     }
     if (size) {
-        if ((der = ecdsa_der(&der_len, sig, size)) == NULL) {
+        if ((der = ot_ecdsa_der(&der_len, sig, size)) == NULL) {
             return 0;
         }
         sig = der;

@@ -37,6 +37,12 @@ EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p);
 const EVP_MD *ot_dpop_md(int bits);
 
 /**
+ * An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies, for the
+ * caller to free with OPENSSL_free (*der_len bytes); NULL on failure.
+ */
+unsigned char *ot_ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size);
+
+/**
  * 1 when sig (raw, as in the JWS: r||s for ES, as RFC 7518 §3.4 says) is alg's signature of
  * tbs with key. alg is one of ES256/384/512, RS256/384/512, PS256/384/512.
  */

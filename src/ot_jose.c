@@ -36,7 +36,7 @@ typedef struct {
     int okp;              /**< 1: an OKP key, verified by ot_jose_okp.c (kty is unused) */
 } alg_t;
 
-static const alg_t algs[] = {
+static const alg_t algs[OT_JOSE_ALGS] = {
     { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
     { "RS384", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
     { "RS512", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
@@ -298,21 +298,6 @@ static int check_with(json_t **payload, const char **text, apr_size_t *text_len,
     return ok;
 }
 
-static apr_status_t pkey_cleanup(void *data)
-{
-    EVP_PKEY_free(data);
-    return APR_SUCCESS;
-}
-
-/** pk (may be NULL), freed with p. */
-static EVP_PKEY *pool_pkey(EVP_PKEY *pk, apr_pool_t *p)
-{
-    if (pk != NULL) {
-        apr_pool_cleanup_register(p, pk, pkey_cleanup, apr_pool_cleanup_null);
-    }
-    return pk;
-}
-
 /**
  * 0 when in is ES and its signature is not r||s of exactly the curve's size (RFC 7518 §3.4):
  * cjose 0.6.2 accepts an ES384 signature with a byte more.
@@ -329,14 +314,14 @@ static int es_size_ok(const jws_in_t *in)
                        : in->alg->curve == CJOSE_JWK_EC_P_384 ? 96u : 132u));
 }
 
-/** check_with, with OpenSSL alone on this thread's key pk (ot_jose_evp.c). */
+/** check_with, with OpenSSL alone on tmpl (ot_jose_evp.c), a context made ready for in->alg. */
 static int check_evp(json_t **payload, const char **text, apr_size_t *text_len,
-                     const jws_in_t *in, EVP_PKEY *pk, apr_pool_t *p)
+                     const jws_in_t *in, const EVP_MD_CTX *tmpl, apr_pool_t *p)
 {
     const char *plain;
     apr_size_t plain_len;
 
-    if (!ot_jose_evp_verify(pk, in->alg->name, in->compact, in->len, &plain, &plain_len, p)) {
+    if (!ot_jose_evp_verify(tmpl, in->alg->name, in->compact, in->len, &plain, &plain_len, p)) {
         return 0;
     }
     if (in->text) {
@@ -349,6 +334,35 @@ static int check_evp(json_t **payload, const char **text, apr_size_t *text_len,
     return 1;
 }
 
+static apr_status_t ctx_cleanup(void *data)
+{
+    EVP_MD_CTX_free(data);
+    return APR_SUCCESS;
+}
+
+/**
+ * The verification context of member i (key) for in's algorithm: this thread's, made once per
+ * JWKS version, when ps is not NULL; else made now and freed with p. NULL: no OpenSSL key.
+ */
+static const EVP_MD_CTX *evp_ctx(json_t *key, size_t i, ot_jose_parsed_t *ps,
+                                 const jws_in_t *in, apr_pool_t *p)
+{
+    EVP_PKEY *pk;
+    EVP_MD_CTX *ctx;
+
+    if (ps != NULL) {
+        pk = ot_jose_parsed_pkey(ps, i, in->alg->okp, p);
+        return ot_jose_parsed_ctx(ps, i, (int)(in->alg - algs), in->alg->name, pk);
+    }
+    pk = in->alg->okp ? ot_jose_okp_pkey(key, p) : ot_jwk_pkey_new(key, p);
+    ctx = pk ? ot_jose_evp_ctx(pk, in->alg->name) : NULL;
+    EVP_PKEY_free(pk);              /* the context holds its own reference */
+    if (ctx != NULL) {
+        apr_pool_cleanup_register(p, ctx, ctx_cleanup, apr_pool_cleanup_null);
+    }
+    return ctx;
+}
+
 /**
  * 1 when member i (key) of the set verifies in, with the key made once for this thread (ps) and
  * OpenSSL, else as before (cjose, or ot_jose_okp.c for EdDSA); -1 when the member cannot be
@@ -357,12 +371,12 @@ static int check_evp(json_t **payload, const char **text, apr_size_t *text_len,
 static int try_key(json_t **payload, const char **text, apr_size_t *text_len, json_t *key,
                    size_t i, ot_jose_parsed_t *ps, const jws_in_t *in, apr_pool_t *p)
 {
-    EVP_PKEY *pk;
+    const EVP_MD_CTX *ctx;
     cjose_jwk_t *jwk;
 
     if (in->alg->okp) {
-        pk = ps ? ot_jose_parsed_pkey(ps, i, 1, p) : pool_pkey(ot_jose_okp_pkey(key, p), p);
-        return pk == NULL ? -1 : check_evp(payload, text, text_len, in, pk, p);
+        ctx = evp_ctx(key, i, ps, in, p);
+        return ctx == NULL ? -1 : check_evp(payload, text, text_len, in, ctx, p);
     }
     jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_own, p), in->alg)
              : import_key(key, in->alg, p);
@@ -371,9 +385,9 @@ static int try_key(json_t **payload, const char **text, apr_size_t *text_len, js
     }
     /* cjose imported it (so the keys tried are those of before); OpenSSL checks the signature.
      * cjose only for a key OpenSSL is not given (an RSA exponent over 8 bytes, say). */
-    pk = ps ? ot_jose_parsed_pkey(ps, i, 0, p) : pool_pkey(ot_jwk_pkey_new(key, p), p);
-    return pk ? check_evp(payload, text, text_len, in, pk, p)
-              : es_size_ok(in) && check_with(payload, text, text_len, in, jwk, p);
+    ctx = evp_ctx(key, i, ps, in, p);
+    return ctx ? check_evp(payload, text, text_len, in, ctx, p)
+               : es_size_ok(in) && check_with(payload, text, text_len, in, jwk, p);
 }
 
 /** Why a JWS whose signature verifies is still refused (not a forgery, so compared by address). */

@@ -10,35 +10,95 @@
  * PSS with MGF1 and a salt as long as the hash (RFC 7518 §3.5), ES is r||s of exactly twice the
  * curve's size (RFC 7518 §3.4; any other length is refused), EdDSA is Ed25519 (RFC 8037).
  */
+#include <stdlib.h>
 #include <string.h>
+#include <openssl/rsa.h>
 
 #include "ot_dpop_key.h"
 #include "ot_jose_parsed.h"
 #include "ot_util.h"
 
-int ot_jose_evp_verify(EVP_PKEY *key, const char *alg, const char *compact, apr_size_t len,
-                       const char **text, apr_size_t *text_len, apr_pool_t *p)
+EVP_MD_CTX *ot_jose_evp_ctx(EVP_PKEY *key, const char *alg)
+{
+    int ed = strcmp(alg, "EdDSA") == 0;
+    int want = ed ? EVP_PKEY_ED25519 : alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+
+    if (ctx == NULL || EVP_PKEY_base_id(key) != want
+        || EVP_DigestVerifyInit(ctx, &pctx, ed ? NULL : ot_dpop_md(atoi(alg + 2)), NULL, key)
+           != 1
+        || (alg[0] == 'P'
+            && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))) {
+        EVP_MD_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+/**
+ * ctx made ready as tmpl is: a copy, marked to be used once (OpenSSL then need not copy it again
+ * to finish). EdDSA is made afresh on tmpl's key: OpenSSL 3.0 cannot copy an Ed25519 context.
+ */
+static int fresh_or_copy(EVP_MD_CTX *ctx, const EVP_MD_CTX *tmpl, const char *alg)
+{
+    EVP_PKEY *key;
+
+    if (alg[0] == 'E' && alg[1] == 'd') {
+        key = EVP_PKEY_CTX_get0_pkey(EVP_MD_CTX_get_pkey_ctx(tmpl));
+        return key != NULL && EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, key) == 1;
+    }
+    if (EVP_MD_CTX_copy_ex(ctx, tmpl) != 1) {
+        return 0;
+    }
+    EVP_MD_CTX_set_flags(ctx, EVP_MD_CTX_FLAG_FINALISE);
+    return 1;
+}
+
+/** 1 when sig (raw, as in the JWS) is alg's signature of tbs, checked on a copy of tmpl. */
+static int sig_ok(const EVP_MD_CTX *tmpl, const char *alg, const char *tbs, apr_size_t tbs_len,
+                  const unsigned char *sig, apr_size_t sig_len)
+{
+    apr_size_t size = alg[0] != 'E' || alg[1] != 'S' ? 0              /* not ES */
+        : alg[2] == '2' ? 32 : alg[2] == '3' ? 48 : 66;
+    unsigned char *der = NULL;
+    EVP_MD_CTX *ctx;
+    int der_len = 0, ok = 0;
+
+    if (size && sig_len != 2 * size) {
+        return 0;                   /* r||s of exactly the curve's size, nothing else */
+    }
+    if (size) {
+        if ((der = ot_ecdsa_der(&der_len, sig, size)) == NULL) {
+            return 0;
+        }
+        sig = der;
+        sig_len = (apr_size_t)der_len;
+    }
+    if ((ctx = EVP_MD_CTX_new()) != NULL && fresh_or_copy(ctx, tmpl, alg)) {
+        ok = EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)tbs, tbs_len) == 1;
+    }
+    EVP_MD_CTX_free(ctx);
+    OPENSSL_free(der);
+    return ok;
+}
+
+int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, const char *alg, const char *compact,
+                       apr_size_t len, const char **text, apr_size_t *text_len, apr_pool_t *p)
 {
     const char *dot1 = memchr(compact, '.', len), *dot2;
     char *sig, *plain;
-    apr_size_t sig_len, plain_len, tbs_len;
-    int ok;
+    apr_size_t sig_len, plain_len;
 
     dot2 = dot1 ? memchr(dot1 + 1, '.', len - (apr_size_t)(dot1 + 1 - compact)) : NULL;
-    if (key == NULL || dot2 == NULL
+    if (tmpl == NULL || dot2 == NULL
         || ot_b64url_decode(&sig, &sig_len, dot2 + 1, len - (apr_size_t)(dot2 + 1 - compact), p)
+           != APR_SUCCESS
+        || !sig_ok(tmpl, alg, compact, (apr_size_t)(dot2 - compact), (unsigned char *)sig,
+                   sig_len)
+        || ot_b64url_decode(&plain, &plain_len, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), p)
            != APR_SUCCESS) {
-        return 0;
-    }
-    tbs_len = (apr_size_t)(dot2 - compact);
-    if (strcmp(alg, "EdDSA") == 0) {
-        ok = ot_jose_okp_sig_ok(key, compact, tbs_len, (const unsigned char *)sig, sig_len);
-    }
-    else {
-        ok = ot_dpop_sig_ok(key, alg, compact, tbs_len, (const unsigned char *)sig, sig_len);
-    }
-    if (!ok || ot_b64url_decode(&plain, &plain_len, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), p)
-               != APR_SUCCESS) {
         return 0;
     }
     *text = plain;

@@ -33,6 +33,8 @@ struct ot_jose_parsed_t {
     char *imported;         /**< per member: import tried */
     EVP_PKEY **pkey;        /**< per member: its OpenSSL key, or NULL */
     char *made;             /**< per member: pkey tried */
+    EVP_MD_CTX **ctx;       /**< per member and algorithm: ot_jose_evp_ctx, or NULL */
+    char *ctx_made;         /**< per member and algorithm: ctx tried */
 };
 
 typedef struct {
@@ -60,11 +62,16 @@ static void parsed_free(ot_jose_parsed_t *ps)
         }
         EVP_PKEY_free(ps->pkey ? ps->pkey[i] : NULL);
     }
+    for (i = 0; ps->ctx && i < ps->nkeys * OT_JOSE_ALGS; i++) {
+        EVP_MD_CTX_free(ps->ctx[i]);
+    }
     json_decref(ps->set);
     free(ps->jwk);
     free(ps->imported);
     free(ps->pkey);
     free(ps->made);
+    free(ps->ctx);
+    free(ps->ctx_made);
     free(ps->text);
     free(ps->url);
     free(ps);
@@ -128,8 +135,10 @@ static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t 
     ps->imported = calloc(ps->nkeys + 1, 1);
     ps->pkey = calloc(ps->nkeys + 1, sizeof(*ps->pkey));
     ps->made = calloc(ps->nkeys + 1, 1);
+    ps->ctx = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, sizeof(*ps->ctx));
+    ps->ctx_made = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, 1);
     if (ps->url == NULL || ps->text == NULL || ps->jwk == NULL || ps->imported == NULL
-        || ps->pkey == NULL || ps->made == NULL) {
+        || ps->pkey == NULL || ps->made == NULL || ps->ctx == NULL || ps->ctx_made == NULL) {
         parsed_free(ps);
         return NULL;
     }
@@ -201,4 +210,19 @@ EVP_PKEY *ot_jose_parsed_pkey(ot_jose_parsed_t *ps, size_t i, int okp, apr_pool_
         ps->pkey[i] = okp ? ot_jose_okp_pkey(key, scratch) : ot_jwk_pkey_new(key, scratch);
     }
     return ps->pkey[i];
+}
+
+EVP_MD_CTX *ot_jose_parsed_ctx(ot_jose_parsed_t *ps, size_t i, int a, const char *alg,
+                               EVP_PKEY *pk)
+{
+    size_t at = i * OT_JOSE_ALGS + (size_t)a;
+
+    if (i >= ps->nkeys || a < 0 || a >= OT_JOSE_ALGS || pk == NULL) {
+        return NULL;
+    }
+    if (!ps->ctx_made[at]) {
+        ps->ctx_made[at] = 1;
+        ps->ctx[at] = ot_jose_evp_ctx(pk, alg);
+    }
+    return ps->ctx[at];
 }

@@ -50,11 +50,28 @@ int ot_jose_okp_sig_ok(EVP_PKEY *key, const char *tbs, apr_size_t tbs_len,
                        const unsigned char *sig, apr_size_t sig_len);
 
 /**
- * 1 when key verifies the compact JWS compact (len bytes, three base64url parts) as alg (one of
- * ot_jose.c's: RS, PS with a salt as long as the hash, ES with r||s of exactly the curve's size,
- * EdDSA), with OpenSSL alone; *text (NUL-terminated, from p) and *text_len are then its payload.
+ * A DigestVerify context for key and alg (one of ot_jose.c's), made ready once: a verification
+ * works on a copy of it. NULL when the key is not of alg's type. Freed with EVP_MD_CTX_free.
  */
-int ot_jose_evp_verify(EVP_PKEY *key, const char *alg, const char *compact, apr_size_t len,
-                       const char **text, apr_size_t *text_len, apr_pool_t *p);
+EVP_MD_CTX *ot_jose_evp_ctx(EVP_PKEY *key, const char *alg);
+
+/**
+ * 1 when the key of tmpl (ot_jose_evp_ctx) verifies the compact JWS compact (len bytes, three
+ * base64url parts) as alg, with OpenSSL alone: RS, PS with a salt as long as the hash, ES with
+ * r||s of exactly the curve's size, EdDSA. *text (NUL-terminated, from p) and *text_len are then
+ * its payload.
+ */
+int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, const char *alg, const char *compact,
+                       apr_size_t len, const char **text, apr_size_t *text_len, apr_pool_t *p);
+
+/** Algorithms ot_jose.c accepts (the length of its table). */
+#define OT_JOSE_ALGS 10
+
+/**
+ * The context of ot_jose_evp_ctx for member i's key pk and the algorithm alg (index a of
+ * ot_jose.c's table), made once per parsed set. The set's: the caller never frees it.
+ */
+EVP_MD_CTX *ot_jose_parsed_ctx(ot_jose_parsed_t *ps, size_t i, int a, const char *alg,
+                               EVP_PKEY *pk);
 
 #endif
