@@ -300,7 +300,7 @@ static void keep(request_rec *r, const offtok_dir_conf *c, const unsigned char *
 
 /** Verify the signature: an answer, or NULL with *res saying what to do instead. */
 static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
-                           const char *token, offtok_local_t *res)
+                           const char *token, const ot_jose_header_t *h, offtok_local_t *res)
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *kc = c;
@@ -329,9 +329,9 @@ static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_co
         why = "this process has no link to the issuer (see OT0053 at its start)";
     }
     else {
-        jr = ot_jose_verify_kid_text(&jws, &why, &unknown, proc->keys,
-                                     offtok_jwks_key(kc, r->pool), token, strlen(token),
-                                     offtok_fetch_jwks, (void *)kc, apr_time_now(), r->pool);
+        jr = ot_jose_verify_kid_text_h(&jws, &why, &unknown, proc->keys,
+                                       offtok_jwks_key(kc, r->pool), token, strlen(token), h,
+                                       offtok_fetch_jwks, (void *)kc, apr_time_now(), r->pool);
     }
     /* The payload is read once, into the answer (without a JSON tree where it can be). */
     if (jr == OT_JOSE_OK
@@ -393,6 +393,15 @@ static ot_local_verdict_t rules(ot_answer_t *a, const offtok_dir_conf *c, apr_ti
     return v;
 }
 
+/** ot_local_candidate, the header read once into *h for the verification too. */
+static int candidate(const char *token, ot_jose_header_t *h, const char **why, apr_pool_t *p)
+{
+    const char *dot = strchr(token, '.');
+
+    ot_jose_header_read(h, token, dot ? (apr_size_t)(dot - token) : 0, p);
+    return ot_local_candidate_h(token, h, why, p);
+}
+
 offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
                                   const char *token, ot_answer_t **pa)
 {
@@ -404,6 +413,7 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     ot_local_fail_t fail = OT_LOCAL_FAIL_SIGNATURE;
     ot_local_verdict_t v;
     offtok_local_t res;
+    ot_jose_header_t h;
 
     if (!offtok_local(c) || offtok_always(c) == OT_ALWAYS_ON) {
         return OFFTOK_LOCAL_ASK;
@@ -427,13 +437,13 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     if (why == NULL && (a = cached(r, c, key, now)) != NULL) {
         OT_STAT_ADD(proc->stats->local_cached, 1);
     }
-    else if (why != NULL || !ot_local_candidate(token, &why, r->pool)) {
+    else if (why != NULL || !candidate(token, &h, &why, r->pool)) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "OT0605: token %s is introspected: %s",
                       ot_token_fingerprint(token, r->pool), why);
         OT_STAT_ADD(proc->stats->local_introspected, 1);
         return OFFTOK_LOCAL_ASK;
     }
-    else if ((a = verify(r, st, c, token, &res)) == NULL) {
+    else if ((a = verify(r, st, c, token, &h, &res)) == NULL) {
         if (res == OFFTOK_LOCAL_ASK) {
             OT_STAT_ADD(proc->stats->local_introspected, 1);
         }

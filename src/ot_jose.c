@@ -53,7 +53,7 @@ static const alg_t algs[OT_JOSE_ALGS] = {
 typedef struct {
     const char *compact;  /**< NUL-terminated copy */
     apr_size_t len;
-    json_t *header;
+    apr_size_t hlen;      /**< length of the header part */
     const alg_t *alg;
     const char *kid;
     const char *typ;
@@ -114,31 +114,32 @@ static const alg_t *find_alg(const char *name)
     return NULL;
 }
 
-static apr_status_t parse_header(jws_in_t *in, const char **why, apr_size_t hlen, apr_pool_t *p)
+/** Judge in's header h, read from its first hlen bytes (read here when h is NULL). */
+static apr_status_t parse_header(jws_in_t *in, const char **why, apr_size_t hlen,
+                                 const ot_jose_header_t *h, apr_pool_t *p)
 {
-    char *raw;
-    apr_size_t raw_len;
-    const char *alg;
+    ot_jose_header_t own;
 
-    if (ot_b64url_decode(&raw, &raw_len, in->compact, hlen, p) != APR_SUCCESS
-        || (in->header = ot_json_parse(raw, raw_len, NULL, p)) == NULL
-        || !json_is_object(in->header)) {
+    if (h == NULL) {
+        ot_jose_header_read(&own, in->compact, hlen, p);
+        h = &own;
+    }
+    in->hlen = hlen;
+    if (!h->object) {
         *why = "its header is not a JSON object";
         return APR_EINVAL;
     }
-    alg = ot_json_string(in->header, "alg");
-    if ((in->alg = find_alg(alg)) == NULL) {
-        *why = apr_psprintf(p, "alg %s is not accepted", alg ? loggable(alg, p) : "(none)");
+    if ((in->alg = find_alg(h->alg)) == NULL) {
+        *why = apr_psprintf(p, "alg %s is not accepted", h->alg ? loggable(h->alg, p) : "(none)");
         return APR_EINVAL;
     }
-    in->kid = ot_json_string(in->header, "kid");
-    in->typ = ot_json_string(in->header, "typ");
-    if ((json_object_get(in->header, "kid") && !in->kid)
-        || (json_object_get(in->header, "typ") && !in->typ)) {
+    in->kid = h->kid;
+    in->typ = h->typ;
+    if (h->bad_kid || h->bad_typ) {
         *why = "its kid or typ is not a string";
         return APR_EINVAL;
     }
-    if (json_object_get(in->header, "crit")) {
+    if (h->crit) {
         *why = "it names critical header extensions (crit)";
         return APR_EINVAL;
     }
@@ -146,7 +147,7 @@ static apr_status_t parse_header(jws_in_t *in, const char **why, apr_size_t hlen
 }
 
 static apr_status_t parse_compact(jws_in_t *in, const char **why, const char *compact,
-                                  apr_size_t len, apr_pool_t *p)
+                                  apr_size_t len, const ot_jose_header_t *h, apr_pool_t *p)
 {
     apr_size_t hlen = 0;
 
@@ -162,7 +163,19 @@ static apr_status_t parse_compact(jws_in_t *in, const char **why, const char *co
     in->compact = apr_pstrmemdup(p, compact, len);
     in->len = len;
     in->scratch = p;
-    return parse_header(in, why, hlen, p);
+    return parse_header(in, why, hlen, h, p);
+}
+
+/** The header of a verified in as JSON (for callers that want it; not for the text form). */
+static json_t *header_json(const jws_in_t *in, apr_pool_t *p)
+{
+    char *raw;
+    apr_size_t raw_len;
+
+    if (in->text || ot_b64url_decode(&raw, &raw_len, in->compact, in->hlen, p) != APR_SUCCESS) {
+        return NULL;
+    }
+    return ot_json_parse(raw, raw_len, NULL, p);
 }
 
 /* ---- keys ---------------------------------------------------------------------------------- */
@@ -420,7 +433,7 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
                 *no_key = 0;
                 return OT_JOSE_INVALID;
             }
-            jws->header = in->header;
+            jws->header = header_json(in, p);
             jws->payload = payload;
             jws->payload_text = text;
             jws->payload_len = text_len;
@@ -444,7 +457,7 @@ ot_jose_result_t ot_jose_verify_jwks(ot_jws_t *jws, const char **why, int *no_ke
     jws_in_t in;
 
     *no_key = 0;
-    if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
+    if (parse_compact(&in, why, compact, len, NULL, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;
     }
     return verify_in(jws, why, no_key, jwks, jwks_len, NULL, &in, p);
@@ -613,7 +626,8 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
 static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
                                    ot_jose_keys_t *k, const char *url, const char *compact,
                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
-                                   apr_time_t now, int text, apr_pool_t *p)
+                                   apr_time_t now, int text, const ot_jose_header_t *h,
+                                   apr_pool_t *p)
 {
     const char *fwhy = "";
     ot_jose_result_t res;
@@ -623,7 +637,7 @@ static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown
     int no_key = 0;
 
     *unknown_key = 0;
-    if (parse_compact(&in, why, compact, len, p) != APR_SUCCESS) {
+    if (parse_compact(&in, why, compact, len, h, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;     /* garbage never costs a fetch */
     }
     in.text = text;
@@ -669,7 +683,7 @@ ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknow
                                     apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
                                     apr_time_t now, apr_pool_t *p)
 {
-    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 0, p);
+    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 0, NULL, p);
 }
 
 ot_jose_result_t ot_jose_verify_kid_text(ot_jws_t *jws, const char **why, int *unknown_key,
@@ -678,7 +692,16 @@ ot_jose_result_t ot_jose_verify_kid_text(ot_jws_t *jws, const char **why, int *u
                                          ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
                                          apr_pool_t *p)
 {
-    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, p);
+    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, NULL, p);
+}
+
+ot_jose_result_t ot_jose_verify_kid_text_h(ot_jws_t *jws, const char **why, int *unknown_key,
+                                           ot_jose_keys_t *k, const char *url,
+                                           const char *compact, apr_size_t len,
+                                           const ot_jose_header_t *h, ot_jose_fetch_fn *fetch,
+                                           void *baton, apr_time_t now, apr_pool_t *p)
+{
+    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, h, p);
 }
 
 int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,
@@ -691,7 +714,7 @@ int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compac
     int no_key = 0;
 
     /* HMAC, none, crit, no kid: not for the issuer's public keys to judge. */
-    if (k == NULL || url == NULL || parse_compact(&in, &why, compact, len, p) != APR_SUCCESS
+    if (k == NULL || url == NULL || parse_compact(&in, &why, compact, len, NULL, p) != APR_SUCCESS
         || in.kid == NULL) {
         return 0;
     }

@@ -54,6 +54,23 @@ typedef struct {
 } ot_jws_t;
 
 /**
+ * What a compact JWS's protected header says, read once (ot_jose_header.c) for the local
+ * candidate decision and the verification alike. The strings are NULL when absent or not strings.
+ */
+typedef struct {
+    int object;          /**< 1: the header is a JSON object (as jansson reads it) */
+    const char *alg;
+    const char *kid;
+    const char *typ;
+    int bad_kid;         /**< kid is present and not a string */
+    int bad_typ;         /**< typ is present and not a string */
+    int crit;            /**< a `crit` member is present (refused: no extension is understood) */
+} ot_jose_header_t;
+
+/** Read the header from its base64url text b64[0..len) (the JWS's first part) into *h. */
+void ot_jose_header_read(ot_jose_header_t *h, const char *b64, apr_size_t len, apr_pool_t *p);
+
+/**
  * Fetch the JWKS at url into *body (from p, NUL-terminated). APR_SUCCESS only for a complete
  * 200 answer; otherwise *why says what went wrong, for the log.
  */
@@ -97,6 +114,16 @@ ot_jose_result_t ot_jose_verify_kid_text(ot_jws_t *jws, const char **why, int *u
                                          const char *compact, apr_size_t len,
                                          ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
                                          apr_pool_t *p);
+
+/**
+ * ot_jose_verify_kid_text with compact's header already read (h, from ot_jose_header_read on
+ * its first part; NULL: read here). jws->header is NULL: the header's JSON is not built.
+ */
+ot_jose_result_t ot_jose_verify_kid_text_h(ot_jws_t *jws, const char **why, int *unknown_key,
+                                           ot_jose_keys_t *k, const char *url,
+                                           const char *compact, apr_size_t len,
+                                           const ot_jose_header_t *h, ot_jose_fetch_fn *fetch,
+                                           void *baton, apr_time_t now, apr_pool_t *p);
 
 /**
  * Verify compact against the key set jwks (the text of a JWKS document), without any cache or

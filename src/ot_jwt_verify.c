@@ -6,6 +6,7 @@
 #include <string.h>
 #include <apr_strings.h>
 
+#include "ot_jose.h"
 #include "ot_json.h"
 #include "ot_jwt_verify.h"
 #include "ot_token.h"
@@ -19,20 +20,6 @@ const char *const ot_local_fail_names[OT_LOCAL_FAIL_KINDS] = {
 static const char *const local_algs[] = {
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
 };
-
-/** The JSON object that the base64url text s[0..len) holds, or NULL. */
-static json_t *part_json(const char *s, apr_size_t len, apr_pool_t *p)
-{
-    char *raw;
-    apr_size_t raw_len;
-    json_t *j;
-
-    if (len == 0 || ot_b64url_decode(&raw, &raw_len, s, len, p) != APR_SUCCESS) {
-        return NULL;
-    }
-    j = ot_json_parse(raw, raw_len, NULL, p);
-    return json_is_object(j) ? j : NULL;
-}
 
 static int alg_judged(const char *alg)
 {
@@ -62,28 +49,36 @@ static int keycloak_access(const char *token, apr_pool_t *p)
 
 int ot_local_candidate(const char *token, const char **why, apr_pool_t *p)
 {
+    const char *dot1 = token ? strchr(token, '.') : NULL;
+    ot_jose_header_t h;
+
+    ot_jose_header_read(&h, token, dot1 ? (apr_size_t)(dot1 - token) : 0, p);
+    return ot_local_candidate_h(token, &h, why, p);
+}
+
+int ot_local_candidate_h(const char *token, const ot_jose_header_t *h, const char **why,
+                         apr_pool_t *p)
+{
     const char *dot1 = token ? strchr(token, '.') : NULL, *dot2, *typ;
-    json_t *header;
 
     dot2 = dot1 ? strchr(dot1 + 1, '.') : NULL;
     if (dot2 == NULL || strchr(dot2 + 1, '.') != NULL || dot2[1] == '\0') {
         *why = "it is not a signed compact JWT";
         return 0;
     }
-    header = part_json(token, (apr_size_t)(dot1 - token), p);
-    if (header == NULL) {
+    if (!h->object) {
         *why = "its header is not a JSON object";
         return 0;
     }
-    if (!alg_judged(ot_json_string(header, "alg"))) {
+    if (!alg_judged(h->alg)) {
         *why = "its alg is not one verified here (asymmetric RS, PS, ES or EdDSA only)";
         return 0;
     }
-    if (json_object_get(header, "typ") != NULL && ot_json_string(header, "typ") == NULL) {
+    if (h->bad_typ) {
         *why = "its header typ is not a string";
         return 0;
     }
-    typ = ot_json_string(header, "typ");
+    typ = h->typ;
     if (typ && (strcasecmp(typ, "at+jwt") == 0 || strcasecmp(typ, "application/at+jwt") == 0)) {
         return 1;
     }

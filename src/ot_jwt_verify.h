@@ -17,6 +17,7 @@
 #include <apr_time.h>
 
 #include "ot_answer.h"
+#include "ot_jose.h"
 #include "ot_revoke.h"
 
 /** Why a locally judged token was refused, or went to the issuer after all (for counters). */
@@ -48,6 +49,10 @@ typedef enum {
  * Nothing is verified here.
  */
 int ot_local_candidate(const char *token, const char **why, apr_pool_t *p);
+
+/** ot_local_candidate with token's header already read (ot_jose_header_read on its first part). */
+int ot_local_candidate_h(const char *token, const ot_jose_header_t *h, const char **why,
+                         apr_pool_t *p);
 
 /**
  * Judge a verified token's times at now (seconds): `exp` required and after now (no leeway);
