@@ -10,7 +10,11 @@
 #include <apr_time.h>
 
 #include "fuzz_common.h"
+#include <cjose/cjose.h>
+
 #include "ot_jose.h"
+#include "ot_json.h"
+#include "ot_util.h"
 
 /** The public keys the seeds (tests/fuzz/corpus/jose) are signed with: RSA 2048 and P-256. */
 static const char seed_jwks[] =
@@ -61,6 +65,39 @@ static void check_verified(const ot_jws_t *jws)
     fuzz_require(json_object_get(jws->header, "crit") == NULL, "crit is refused");
 }
 
+/**
+ * The oracle: a token the OpenSSL path verifies (not EdDSA, which cjose lacks) verifies with
+ * cjose under one of the set's keys, imported as ot_jose.c imports them (members decoding).
+ */
+static void cjose_agrees(const char *compact, const char *jwks, apr_pool_t *p)
+{
+    json_t *set = ot_json_parse(jwks, strlen(jwks), NULL, p), *key, *v;
+    cjose_jws_t *jws;
+    cjose_jwk_t *jwk;
+    cjose_err err;
+    const char *name;
+    char *raw;
+    apr_size_t i, n;
+    int ok = 0, decodes;
+
+    json_array_foreach(json_object_get(set, "keys"), i, key) {
+        decodes = json_is_object(key);
+        json_object_foreach(key, name, v) {
+            decodes &= !json_is_string(v) || ot_b64url_decode(&raw, &n, json_string_value(v),
+                                                              json_string_length(v), p)
+                                             == APR_SUCCESS || strlen(name) > 2;
+        }
+        if (!decodes || (jwk = cjose_jwk_import_json((cjose_header_t *)key, &err)) == NULL) {
+            continue;
+        }
+        jws = cjose_jws_import(compact, strlen(compact), &err);
+        ok |= jws != NULL && cjose_jws_verify(jws, jwk, &err);
+        cjose_jws_release(jws);
+        cjose_jwk_release(jwk);
+    }
+    fuzz_require(ok, "what OpenSSL verifies cjose verifies with one of the keys");
+}
+
 static void check_refused(const char *why, const char *compact)
 {
     fuzz_require(why != NULL, "a refusal says why");
@@ -92,6 +129,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                    strlen(compact), p) == OT_JOSE_OK;
     if (verified) {
         check_verified(&jws);
+        if (strcmp(jws.alg, "EdDSA") != 0) {
+            cjose_agrees(compact, jwks, p);
+        }
     }
     else {
         check_refused(why, compact);
@@ -109,8 +149,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                            strlen(compact), fetch, &ctx, now + apr_time_from_sec(round), p)
             == OT_JOSE_OK) {
             check_verified(&jws);
+            fuzz_require(verified, "the key cache verifies what the key set verifies");
         }
         else {
+            fuzz_require(!verified, "the key cache verifies what the key set verifies");
             check_refused(why, compact);
         }
     }

@@ -6,13 +6,16 @@
  * cache's digest (ot_answer_digest, ot_answer_from_jwt_digest), which must give back an answer
  * judged exactly the same. A candidate is a three-part JWT; an accepted time has an exp ahead.
  * ot_answer_from_jwt_text (the plain reader) must give the answer ot_answer_from_jwt gives.
+ * The token's header read once with the scanner (ot_jose_header_read) must read as jansson's.
  */
 #include <string.h>
 #include <apr_strings.h>
 
 #include "fuzz_common.h"
 #include "ot_json.h"
+#include "ot_jose.h"
 #include "ot_jwt_verify.h"
+#include "ot_util.h"
 
 #define NOW 1796015000
 
@@ -71,6 +74,37 @@ static void same_answer(const ot_answer_t *a, const ot_answer_t *t, apr_pool_t *
                  "the plain reader gives the same fields");
 }
 
+static int same_str(const char *a, const char *b)
+{
+    return (a == NULL) == (b == NULL) && (a == NULL || strcmp(a, b) == 0);
+}
+
+/** The header as read once with the scanner (ot_jose_header_read) is what jansson reads. */
+static void header_as_jansson(const char *token, apr_pool_t *p)
+{
+    const char *dot = strchr(token, '.');
+    apr_size_t len = dot ? (apr_size_t)(dot - token) : strlen(token), n;
+    ot_jose_header_t h;
+    json_t *j = NULL;
+    char *raw;
+
+    ot_jose_header_read(&h, token, len, p);
+    if (len > 0 && ot_b64url_decode(&raw, &n, token, len, p) == APR_SUCCESS) {
+        j = ot_json_parse(raw, n, NULL, p);
+    }
+    fuzz_require(h.object == json_is_object(j), "the header is an object where jansson says");
+    if (!h.object) {
+        return;
+    }
+    fuzz_require(same_str(h.alg, ot_json_string(j, "alg"))
+                 && same_str(h.kid, ot_json_string(j, "kid"))
+                 && same_str(h.typ, ot_json_string(j, "typ"))
+                 && h.bad_kid == (json_object_get(j, "kid") && !ot_json_string(j, "kid"))
+                 && h.bad_typ == (json_object_get(j, "typ") && !ot_json_string(j, "typ"))
+                 && h.crit == (json_object_get(j, "crit") != NULL),
+                 "the header reads as jansson reads it");
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_begin();
@@ -80,6 +114,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ot_answer_t *a, *b = NULL;
 
     fuzz_split(data, size, &token, &payload);
+    header_as_jansson(token, p);
     if (ot_local_candidate(token, &why, p)) {
         fuzz_require(dots(token) == 2, "a candidate is a three-part JWT");
     }
