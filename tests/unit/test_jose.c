@@ -514,8 +514,8 @@ START_TEST(evp_path_agrees_with_cjose)
         const char *header = apr_psprintf(ot_test_pool, "{\"alg\":\"%s\",\"kid\":\"%s\"}",
                                           algs[i], kids[i]);
         const char *tok = sign(keys[i], header, PAYLOAD), *sig = strrchr(tok, '.') + 1;
-        const char *other = strrchr(sign(algs[i][0] != 'E' ? rsa2
-                                                 : keys[i] == ec1 ? ec2 : ec1, header, PAYLOAD), '.');
+        const cjose_jwk_t *wrong = algs[i][0] != 'E' ? rsa2 : keys[i] == ec1 ? ec2 : ec1;
+        const char *other = strrchr(sign(wrong, header, PAYLOAD), '.');
         char *flipped = apr_pstrdup(ot_test_pool, sig);
         fake_t f = { jwks_of(public_jwk(keys[i], NULL), NULL), 0 };
         ot_jose_keys_t *k;
@@ -547,6 +547,47 @@ START_TEST(evp_path_agrees_with_cjose)
 }
 END_TEST
 
+static ot_jose_header_t header_of(const char *json)
+{
+    const char *b = b64(json, strlen(json));
+    ot_jose_header_t h;
+
+    ot_jose_header_read(&h, b, strlen(b), ot_test_pool);
+    return h;
+}
+
+/**
+ * The header read once with the scanner: alg, kid and typ as jansson reads them (escapes
+ * decoded), crit and non-string kid or typ noted, a name twice or no object refused, and what
+ * the scanner cannot vouch for (nesting deeper than it follows) read by jansson.
+ */
+START_TEST(header_read_once)
+{
+    ot_jose_header_t h = header_of("{\"alg\":\"RS256\",\"kid\":\"k\\u0031\",\"typ\":\"at+jwt\"}");
+    char deep[200];
+
+    ck_assert(h.object && !h.crit && !h.bad_kid && !h.bad_typ);
+    ck_assert_str_eq(h.alg, "RS256");
+    ck_assert_str_eq(h.kid, "k1");
+    ck_assert_str_eq(h.typ, "at+jwt");
+    h = header_of("{\"\\u0061lg\":\"ES256\",\"crit\":[\"b64\"],\"kid\":7,\"typ\":null}");
+    ck_assert(h.object && h.crit && h.bad_kid && h.bad_typ);
+    ck_assert_str_eq(h.alg, "ES256");
+    ck_assert_ptr_null(h.kid);
+    ck_assert(!header_of("{\"alg\":\"RS256\",\"alg\":\"none\"}").object);
+    ck_assert(!header_of("[\"alg\",\"RS256\"]").object);
+    ck_assert(!header_of("{\"alg\":\"RS256\"} x").object);
+    ck_assert_ptr_null(header_of("{\"alg\":[\"RS256\"]}").alg);
+    /* 40 levels: more than the scanner follows, so jansson reads it. */
+    snprintf(deep, sizeof(deep), "{\"alg\":\"PS256\",\"x\":%s%s}",
+             "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[",
+             "]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]");
+    h = header_of(deep);
+    ck_assert(h.object);
+    ck_assert_str_eq(h.alg, "PS256");
+}
+END_TEST
+
 Suite *suite_jose(void)
 {
     Suite *s = suite_create("jose");
@@ -569,6 +610,7 @@ Suite *suite_jose(void)
     tcase_add_test(tc, cache_old_keys_refreshed_or_kept);
     tcase_add_test(tc, parsed_keys_follow_every_new_set);
     tcase_add_test(tc, evp_path_agrees_with_cjose);
+    tcase_add_test(tc, header_read_once);
     suite_add_tcase(s, tc);
     return s;
 }
