@@ -317,7 +317,7 @@ int ot_jws_compact_shape(const char *s, apr_size_t len, apr_size_t *hlen)
             }
             start = i + 1;
         }
-        else if (!(apr_isalnum(s[i]) || s[i] == '-' || s[i] == '_')) {
+        else if (b64url_values[(unsigned char)s[i]] < 0) {   /* [A-Za-z0-9_-], any locale */
             return 0;
         }
     }

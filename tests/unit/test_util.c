@@ -138,6 +138,26 @@ START_TEST(b64url_table_same_as_before)
 }
 END_TEST
 
+/** A compact JWS's shape: three non-empty parts of base64url digits, whatever the byte. */
+START_TEST(compact_shape_every_byte)
+{
+    char tok[] = "aA0-_.bB9.cZz";
+    apr_size_t hlen = 0;
+    int c;
+
+    ck_assert(ot_jws_compact_shape(tok, strlen(tok), &hlen));
+    ck_assert_uint_eq(hlen, 5);
+    ck_assert(!ot_jws_compact_shape("a..c", 4, &hlen));
+    ck_assert(!ot_jws_compact_shape("a.b.c.d", 7, &hlen));
+    ck_assert(!ot_jws_compact_shape("a.b.", 4, &hlen));
+    for (c = 0; c < 256; c++) {
+        tok[7] = (char)c;
+        ck_assert_int_eq(ot_jws_compact_shape(tok, 13, &hlen),
+                         c == '.' ? 0 : ref_value((unsigned char)c) >= 0);
+    }
+}
+END_TEST
+
 START_TEST(form_encoding_follows_rfc6749)
 {
     ck_assert_str_eq(ot_form_encode("a b+c/d:é", ot_test_pool), "a+b%2Bc%2Fd%3A%C3%A9");
@@ -226,6 +246,7 @@ Suite *suite_util(void)
     tcase_add_test(tc, fingerprint_hides_token);
     tcase_add_test(tc, b64url_round_trip_and_refusals);
     tcase_add_test(tc, b64url_table_same_as_before);
+    tcase_add_test(tc, compact_shape_every_byte);
     tcase_add_test(tc, form_encoding_follows_rfc6749);
     tcase_add_test(tc, secrets_from_env_and_file);
     tcase_add_test(tc, argument_parsers);
