@@ -1,11 +1,12 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
  * @file ot_jose.c
- * @brief Compact JWS checked against the issuer's JWKS with cjose, and the per-process key cache.
+ * @brief Compact JWS checked against the issuer's JWKS, and the per-process key cache.
  *
  * The header is read here, before cjose sees the token, so that the algorithm is judged by our
  * rules (ot_jose.h) and not by whatever cjose happens to support. A key is picked from the JWKS
- * by `kid` and by fitting the algorithm; cjose then checks the signature with that key alone.
+ * by `kid` and by fitting the algorithm (imported with cjose, as before); OpenSSL then checks the
+ * signature with that key alone (ot_jose_evp.c, on a context made once per thread and key).
  *
  * The cache keeps each JWKS as the text it was fetched as; a verification copies the text under
  * the lock and imports the keys it needs into its own pool, so no cjose object is ever shared

@@ -1,7 +1,8 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
  * @file ot_jose.h
- * @brief The issuer's signing keys (JWKS) and the verification of compact JWS with cjose.
+ * @brief The issuer's signing keys (JWKS) and the verification of compact JWS (keys picked and
+ *        imported with cjose, signatures checked with OpenSSL: ot_jose_evp.c).
  *
  * Used for what an issuer pushes to us: back-channel logout tokens and Keycloak admin actions.
  *
