@@ -1,23 +1,16 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
  * @file ot_jose.c
- * @brief Compact JWS checked against the issuer's JWKS, and the per-process key cache.
+ * @brief Compact JWS checked against the issuer's JWKS (the key cache is ot_jose_cache.c's).
  *
  * The header is read here, before cjose sees the token, so that the algorithm is judged by our
  * rules (ot_jose.h) and not by whatever cjose happens to support. A key is picked from the JWKS
  * by `kid` and by fitting the algorithm (imported with cjose, as before); OpenSSL then checks the
  * signature with that key alone (ot_jose_evp.c, on a context made once per thread and key).
- *
- * The cache keeps each JWKS as the text it was fetched as; a verification copies the text under
- * the lock and imports the keys it needs into its own pool, so no cjose object is ever shared
- * between threads. Fetches are serialised by a second lock, held across the network call (never
- * the first): a thread that waited on it finds the keys another thread just fetched.
  */
 #include <string.h>
-#include <apr_hash.h>
 #include <apr_lib.h>
 #include <apr_strings.h>
-#include <apr_thread_mutex.h>
 #include <cjose/cjose.h>
 
 #include "ot_dpop_key.h"
@@ -29,13 +22,14 @@
 #define MIN_RSA_BITS 2048
 
 /** One accepted algorithm and the key it needs. */
-typedef struct {
+struct ot_jose_alg_t {
     const char *name;
     cjose_jwk_kty_t kty;
     const char *kty_name;
     int curve;            /**< cjose_jwk_ec_curve for EC, else 0 */
     int okp;              /**< 1: an OKP key, verified by ot_jose_okp.c (kty is unused) */
-} alg_t;
+};
+typedef struct ot_jose_alg_t alg_t;
 
 static const alg_t algs[OT_JOSE_ALGS] = {
     { "RS256", CJOSE_JWK_KTY_RSA, "RSA", 0, 0 },
@@ -50,43 +44,7 @@ static const alg_t algs[OT_JOSE_ALGS] = {
     { "EdDSA", CJOSE_JWK_KTY_OCT, "OKP", 0, 1 },
 };
 
-/** A token taken apart, before any key is tried. */
-typedef struct {
-    const char *compact;  /**< NUL-terminated copy */
-    apr_size_t len;
-    apr_size_t hlen;      /**< length of the header part */
-    const alg_t *alg;
-    const char *kid;
-    const char *typ;
-    int text;             /**< 1: the payload is given as text, not parsed */
-    apr_pool_t *scratch;  /**< the pool it was parsed in */
-} jws_in_t;
-
-/** One URL's key set in the cache. */
-typedef struct {
-    apr_pool_t *pool;     /**< holds jwks; replaced at every successful fetch */
-    const char *jwks;
-    apr_size_t len;
-    apr_uint64_t gen;     /**< bumped at every successful fetch */
-    apr_time_t fetched;
-    apr_time_t last_try;  /**< last fetch attempt, successful or not; 0: never */
-} keyset_t;
-
-struct ot_jose_keys_t {
-    apr_pool_t *pool;
-    apr_thread_mutex_t *lock;       /**< guards sets and every keyset_t */
-    apr_thread_mutex_t *fetching;   /**< one fetch at a time in this process */
-    apr_hash_t *sets;               /**< URL -> keyset_t */
-    apr_interval_time_t min_refresh;
-};
-
-/** A snapshot of one keyset_t, copied out under the lock. */
-typedef struct {
-    const char *jwks;     /**< NULL: no keys yet */
-    apr_size_t len;
-    apr_uint64_t gen;
-    apr_time_t fetched;
-} snap_t;
+typedef ot_jose_in_t jws_in_t;
 
 /* ---- the token ----------------------------------------------------------------------------- */
 
@@ -147,8 +105,8 @@ static apr_status_t parse_header(jws_in_t *in, const char **why, apr_size_t hlen
     return APR_SUCCESS;
 }
 
-static apr_status_t parse_compact(jws_in_t *in, const char **why, const char *compact,
-                                  apr_size_t len, const ot_jose_header_t *h, apr_pool_t *p)
+apr_status_t ot_jose_parse_compact(jws_in_t *in, const char **why, const char *compact,
+                                   apr_size_t len, const ot_jose_header_t *h, apr_pool_t *p)
 {
     apr_size_t hlen = 0;
 
@@ -405,15 +363,15 @@ static int try_key(json_t **payload, const char **text, apr_size_t *text_len, js
 }
 
 /** Why a JWS whose signature verifies is still refused (not a forgery, so compared by address). */
-static const char not_an_object[] = "its payload is not a JSON object";
+const char ot_jose_not_an_object[] = "its payload is not a JSON object";
 
 /**
  * Verify in with the keys of jwks: parsed and imported here, or taken from ps (this thread's
  * parsed copy of the same text) when not NULL.
  */
-static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
-                                  const char *jwks, apr_size_t jwks_len, ot_jose_parsed_t *ps,
-                                  const jws_in_t *in, apr_pool_t *p)
+ot_jose_result_t ot_jose_verify_in(ot_jws_t *jws, const char **why, int *no_key,
+                                   const char *jwks, apr_size_t jwks_len, ot_jose_parsed_t *ps,
+                                   const jws_in_t *in, apr_pool_t *p)
 {
     json_t *set = ps ? ot_jose_parsed_set(ps) : ot_json_parse(jwks, jwks_len, NULL, p);
     json_t *key, *payload = NULL;
@@ -430,7 +388,7 @@ static ot_jose_result_t verify_in(ot_jws_t *jws, const char **why, int *no_key,
         tried++;
         if (ok) {
             if (text == NULL && !json_is_object(payload)) {
-                *why = not_an_object;
+                *why = ot_jose_not_an_object;
                 *no_key = 0;
                 return OT_JOSE_INVALID;
             }
@@ -458,10 +416,10 @@ ot_jose_result_t ot_jose_verify_jwks(ot_jws_t *jws, const char **why, int *no_ke
     jws_in_t in;
 
     *no_key = 0;
-    if (parse_compact(&in, why, compact, len, NULL, p) != APR_SUCCESS) {
+    if (ot_jose_parse_compact(&in, why, compact, len, NULL, p) != APR_SUCCESS) {
         return OT_JOSE_INVALID;
     }
-    return verify_in(jws, why, no_key, jwks, jwks_len, NULL, &in, p);
+    return ot_jose_verify_in(jws, why, no_key, jwks, jwks_len, NULL, &in, p);
 }
 
 apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **why,
@@ -488,242 +446,4 @@ apr_status_t ot_jose_jwks_check(const char *jwks, apr_size_t len, const char **w
     }
     *why = "it holds no RSA (2048 bits or more), EC or Ed25519 signing key";
     return APR_EINVAL;
-}
-
-/* ---- the cache ----------------------------------------------------------------------------- */
-
-apr_status_t ot_jose_keys_create(ot_jose_keys_t **pk, apr_interval_time_t min_refresh,
-                                 apr_pool_t *p)
-{
-    ot_jose_keys_t *k = apr_pcalloc(p, sizeof(*k));
-    apr_status_t rv;
-
-    k->pool = p;
-    k->sets = apr_hash_make(p);
-    k->min_refresh = min_refresh;
-    rv = apr_thread_mutex_create(&k->lock, APR_THREAD_MUTEX_DEFAULT, p);
-    if (rv == APR_SUCCESS) {
-        rv = apr_thread_mutex_create(&k->fetching, APR_THREAD_MUTEX_DEFAULT, p);
-    }
-    *pk = rv == APR_SUCCESS ? k : NULL;
-    return rv;
-}
-
-/** The keyset of url, made empty when new. Call with k->lock held. */
-static keyset_t *keyset(ot_jose_keys_t *k, const char *url)
-{
-    keyset_t *ks = apr_hash_get(k->sets, url, APR_HASH_KEY_STRING);
-
-    if (ks == NULL) {
-        ks = apr_pcalloc(k->pool, sizeof(*ks));
-        apr_hash_set(k->sets, apr_pstrdup(k->pool, url), APR_HASH_KEY_STRING, ks);
-    }
-    return ks;
-}
-
-static void snapshot(snap_t *s, ot_jose_keys_t *k, const char *url, apr_pool_t *p)
-{
-    keyset_t *ks;
-
-    apr_thread_mutex_lock(k->lock);
-    ks = keyset(k, url);
-    s->jwks = ks->jwks ? apr_pstrmemdup(p, ks->jwks, ks->len) : NULL;
-    s->len = ks->len;
-    s->gen = ks->gen;
-    s->fetched = ks->fetched;
-    apr_thread_mutex_unlock(k->lock);
-}
-
-/** Decide under the lock whether this thread fetches: 1 yes, else why not in *rv. */
-static int may_fetch(apr_status_t *rv, ot_jose_keys_t *k, const char *url, const snap_t *s,
-                     apr_time_t now)
-{
-    keyset_t *ks;
-    int go = 0;
-
-    apr_thread_mutex_lock(k->lock);
-    ks = keyset(k, url);
-    if (ks->gen != s->gen) {
-        *rv = APR_SUCCESS;          /* another thread fetched since the snapshot */
-    }
-    else if (ks->last_try != 0 && now >= ks->last_try && now - ks->last_try < k->min_refresh) {
-        *rv = APR_EAGAIN;
-    }
-    else {
-        ks->last_try = now;
-        go = 1;
-    }
-    apr_thread_mutex_unlock(k->lock);
-    return go;
-}
-
-static void store(ot_jose_keys_t *k, const char *url, const char *body, apr_size_t len,
-                  apr_time_t now)
-{
-    keyset_t *ks;
-    apr_pool_t *pool;
-
-    apr_thread_mutex_lock(k->lock);
-    ks = keyset(k, url);
-    apr_pool_create(&pool, k->pool);
-    if (ks->pool) {
-        apr_pool_destroy(ks->pool);
-    }
-    ks->pool = pool;
-    ks->jwks = apr_pstrmemdup(pool, body, len);
-    ks->len = len;
-    ks->gen++;
-    ks->fetched = now;
-    apr_thread_mutex_unlock(k->lock);
-}
-
-/**
- * Fetch url's keys unless another thread just did or the rate limit forbids it. APR_SUCCESS:
- * newer keys are in the cache; APR_EAGAIN: not fetched (rate limit); else the fetch failed.
- */
-static apr_status_t refresh(ot_jose_keys_t *k, const char *url, const snap_t *s,
-                            ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
-                            const char **why, apr_pool_t *p)
-{
-    const char *body = NULL;
-    apr_size_t len = 0;
-    apr_status_t rv = APR_SUCCESS;
-
-    apr_thread_mutex_lock(k->fetching);
-    if (may_fetch(&rv, k, url, s, now)) {
-        rv = fetch(baton, url, &body, &len, why, p);
-        if (rv == APR_SUCCESS && ot_jose_jwks_check(body, len, why, p) != APR_SUCCESS) {
-            *why = apr_pstrcat(p, "the JWKS is not usable: ", *why, NULL);
-            rv = APR_EINVAL;
-        }
-        if (rv == APR_SUCCESS) {
-            store(k, url, body, len, now);
-        }
-    }
-    else if (rv == APR_EAGAIN) {
-        *why = "the last attempt was too recent to try again";
-    }
-    apr_thread_mutex_unlock(k->fetching);
-    return rv;
-}
-
-/** This thread's parsed copy of the keys in snapshot s (NULL: verify_in parses them). */
-static ot_jose_parsed_t *parsed(ot_jose_keys_t *k, const char *url, const snap_t *s)
-{
-    return s->jwks ? ot_jose_parsed(k, url, s->gen, s->jwks, s->len) : NULL;
-}
-
-ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t *k,
-                                const char *url, const char *compact, apr_size_t len,
-                                ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
-                                apr_pool_t *p)
-{
-    int unknown;
-
-    return ot_jose_verify_kid(jws, why, &unknown, k, url, compact, len, fetch, baton, now, p);
-}
-
-/** ot_jose_verify_kid; text: the payload as text (ot_jose_verify_kid_text). */
-static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
-                                   ot_jose_keys_t *k, const char *url, const char *compact,
-                                   apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
-                                   apr_time_t now, int text, const ot_jose_header_t *h,
-                                   apr_pool_t *p)
-{
-    const char *fwhy = "";
-    ot_jose_result_t res;
-    apr_status_t rv = APR_EAGAIN;
-    jws_in_t in;
-    snap_t s;
-    int no_key = 0;
-
-    *unknown_key = 0;
-    if (parse_compact(&in, why, compact, len, h, p) != APR_SUCCESS) {
-        return OT_JOSE_INVALID;     /* garbage never costs a fetch */
-    }
-    in.text = text;
-    snapshot(&s, k, url, p);
-    if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_AGE) {
-        rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
-        if (rv == APR_SUCCESS) {
-            snapshot(&s, k, url, p);
-        }
-        else if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_STALE) {
-            *why = apr_pstrcat(p, "the issuer's keys could not be fetched: ", fwhy,
-                               s.jwks ? " (and the keys fetched before are too old)" : "",
-                               NULL);
-            return OT_JOSE_NO_KEYS;
-        }
-    }
-    res = verify_in(jws, why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p);
-    if (res == OT_JOSE_OK || !no_key || rv == APR_SUCCESS) {
-        *unknown_key = res != OT_JOSE_OK && no_key;
-        return res;                 /* keys fetched just now are as new as they get */
-    }
-    if (rv == APR_EAGAIN) {
-        rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
-    }
-    if (rv == APR_EAGAIN) {
-        *unknown_key = 1;
-        return OT_JOSE_INVALID;
-    }
-    if (rv != APR_SUCCESS) {
-        *unknown_key = 1;
-        *why = apr_pstrcat(p, *why, "; the issuer's keys could not be fetched again: ", fwhy,
-                           NULL);
-        return OT_JOSE_NO_KEYS;
-    }
-    snapshot(&s, k, url, p);
-    res = verify_in(jws, why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p);
-    *unknown_key = res != OT_JOSE_OK && no_key;
-    return res;
-}
-
-ot_jose_result_t ot_jose_verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
-                                    ot_jose_keys_t *k, const char *url, const char *compact,
-                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
-                                    apr_time_t now, apr_pool_t *p)
-{
-    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 0, NULL, p);
-}
-
-ot_jose_result_t ot_jose_verify_kid_text(ot_jws_t *jws, const char **why, int *unknown_key,
-                                         ot_jose_keys_t *k, const char *url,
-                                         const char *compact, apr_size_t len,
-                                         ot_jose_fetch_fn *fetch, void *baton, apr_time_t now,
-                                         apr_pool_t *p)
-{
-    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, NULL, p);
-}
-
-ot_jose_result_t ot_jose_verify_kid_text_h(ot_jws_t *jws, const char **why, int *unknown_key,
-                                           ot_jose_keys_t *k, const char *url,
-                                           const char *compact, apr_size_t len,
-                                           const ot_jose_header_t *h, ot_jose_fetch_fn *fetch,
-                                           void *baton, apr_time_t now, apr_pool_t *p)
-{
-    return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, h, p);
-}
-
-int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,
-                          apr_size_t len, apr_pool_t *p)
-{
-    const char *why = NULL;
-    ot_jws_t jws;
-    jws_in_t in;
-    snap_t s;
-    int no_key = 0;
-
-    /* HMAC, none, crit, no kid: not for the issuer's public keys to judge. */
-    if (k == NULL || url == NULL || parse_compact(&in, &why, compact, len, NULL, p) != APR_SUCCESS
-        || in.kid == NULL) {
-        return 0;
-    }
-    snapshot(&s, k, url, p);
-    if (s.jwks == NULL) {
-        return 0;
-    }
-    return verify_in(&jws, &why, &no_key, s.jwks, s.len, parsed(k, url, &s), &in, p)
-        == OT_JOSE_INVALID
-        && !no_key && why != not_an_object;
 }

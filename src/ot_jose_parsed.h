@@ -11,6 +11,8 @@
 #include <cjose/cjose.h>
 #include <openssl/evp.h>
 
+#include "ot_jose.h"
+
 typedef struct ot_jose_parsed_t ot_jose_parsed_t;
 
 /** Import one JWKS member as a cjose key the caller releases, or NULL; scratch for the work. */
@@ -73,5 +75,40 @@ int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, const char *alg, const char *comp
  */
 EVP_MD_CTX *ot_jose_parsed_ctx(ot_jose_parsed_t *ps, size_t i, int a, const char *alg,
                                EVP_PKEY *pk);
+
+/* ---- between ot_jose.c and ot_jose_cache.c -------------------------------------------- */
+
+/** One accepted algorithm (ot_jose.c's table). */
+typedef struct ot_jose_alg_t ot_jose_alg_t;
+
+/** A token taken apart, before any key is tried. */
+typedef struct {
+    const char *compact;  /**< NUL-terminated copy */
+    apr_size_t len;
+    apr_size_t hlen;      /**< length of the header part */
+    const ot_jose_alg_t *alg;
+    const char *kid;
+    const char *typ;
+    int text;             /**< 1: the payload is given as text, not parsed */
+    apr_pool_t *scratch;  /**< the pool it was parsed in */
+} ot_jose_in_t;
+
+/**
+ * Take compact (len bytes) apart into *in and judge its header h (read here when NULL); *why
+ * on failure. Garbage is refused here, before any key or fetch.
+ */
+apr_status_t ot_jose_parse_compact(ot_jose_in_t *in, const char **why, const char *compact,
+                                   apr_size_t len, const ot_jose_header_t *h, apr_pool_t *p);
+
+/**
+ * Verify in with the keys of jwks: parsed here, or taken from ps (this thread's parsed copy of
+ * the same text) when not NULL. *no_key: no key of the set could even be tried.
+ */
+ot_jose_result_t ot_jose_verify_in(ot_jws_t *jws, const char **why, int *no_key,
+                                   const char *jwks, apr_size_t jwks_len, ot_jose_parsed_t *ps,
+                                   const ot_jose_in_t *in, apr_pool_t *p);
+
+/** Why a JWS whose signature verifies is still refused (compared by address). */
+extern const char ot_jose_not_an_object[];
 
 #endif
