@@ -13,7 +13,6 @@
 #include <openssl/x509.h>
 
 #include "ot_dpop_key.h"
-#include "ot_json.h"
 #include "ot_util.h"
 
 /** Longest DER written here: an 8192-bit modulus and a 4-byte exponent, with their headers. */
@@ -68,10 +67,9 @@ static int der_add(der_t *d, const void *s, apr_size_t n)
  * max bytes as sent (an EC coordinate is exactly its curve's size, RFC 7518 §6.2.1.2; a leading
  * zero byte more is another encoding of the key, refused as before).
  */
-static int member_raw(const unsigned char **raw, apr_size_t *n, const json_t *jwk,
-                      const char *name, apr_size_t max, apr_pool_t *p)
+static int member_raw(const unsigned char **raw, apr_size_t *n, const char *v, apr_size_t max,
+                      apr_pool_t *p)
 {
-    const char *v = ot_json_string(jwk, name);
     char *out;
 
     if (v == NULL || ot_b64url_decode(&out, n, v, strlen(v), p) != APR_SUCCESS) {
@@ -109,9 +107,9 @@ static const unsigned char ALG_RSA[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x4
                                          0x0d, 0x01, 0x01, 0x01, 0x05, 0x00 };
 
 /** The SubjectPublicKeyInfo of an EC JWK: x and y left-padded to the curve's size. */
-static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
+static int spki_ec(der_t *d, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
-    const char *crv = ot_json_string(jwk, "crv");
+    const char *crv = jwk->crv;
     const unsigned char *x, *y, *oid;
     apr_size_t nx, ny, size, oid_len;
     der_t alg, bits;
@@ -129,7 +127,7 @@ static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
     else {
         return 0;
     }
-    if (!member_raw(&x, &nx, jwk, "x", size, p) || !member_raw(&y, &ny, jwk, "y", size, p)) {
+    if (!member_raw(&x, &nx, jwk->x, size, p) || !member_raw(&y, &ny, jwk->y, size, p)) {
         return 0;
     }
     memset(pad, 0, sizeof(pad));
@@ -143,13 +141,13 @@ static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
 }
 
 /** The SubjectPublicKeyInfo of an RSA JWK (sizes checked by the caller). */
-static int spki_rsa(der_t *d, const json_t *jwk, apr_pool_t *p)
+static int spki_rsa(der_t *d, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
     const unsigned char *n, *e;
     apr_size_t nn, ne;
     der_t key, bits;
 
-    if (!member_raw(&n, &nn, jwk, "n", 1025, p) || !member_raw(&e, &ne, jwk, "e", 8, p)
+    if (!member_raw(&n, &nn, jwk->n, 1025, p) || !member_raw(&e, &ne, jwk->e, 8, p)
         || nn > 1024) {
         return 0;
     }
@@ -217,9 +215,9 @@ static void keep(const char *jkt, EVP_PKEY *key)
     EVP_PKEY_free(old);
 }
 
-EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p)
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
-    const char *kty = ot_json_string(jwk, "kty");
+    const char *kty = jwk->kty;
     EVP_PKEY *key = lookup(jkt);
     const unsigned char *in;
     der_t d;
