@@ -205,13 +205,43 @@ static ot_jstatus_t claims_scan(ot_dpop_claims_t *c, const char *json, apr_size_
     return sc.status;
 }
 
-/* ---- either --------------------------------------------------------------------------------- */
+/* ---- either ------------------------------------------------------------------------------- */
+
+static ot_dpop_reader_t forced = OT_DPOP_READ_ANY;
+
+void ot_dpop_read_use(ot_dpop_reader_t how)
+{
+    forced = how;
+}
+
+static int same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+int ot_dpop_head_eq(const ot_dpop_head_t *a, const ot_dpop_head_t *b)
+{
+    const ot_dpop_jwk_t *x = &a->key, *y = &b->key;
+
+    return same(a->typ, b->typ) && same(a->alg, b->alg) && a->crit == b->crit
+        && a->jwk == b->jwk && same(x->kty, y->kty) && same(x->crv, y->crv)
+        && same(x->e, y->e) && same(x->n, y->n) && same(x->x, y->x) && same(x->y, y->y)
+        && same(x->private_member, y->private_member);
+}
+
+int ot_dpop_claims_eq(const ot_dpop_claims_t *a, const ot_dpop_claims_t *b)
+{
+    return same(a->htm, b->htm) && same(a->htu, b->htu) && same(a->ath, b->ath)
+        && same(a->jti, b->jti) && same(a->nonce, b->nonce) && a->iat_ok == b->iat_ok
+        && (!a->iat_ok || a->iat == b->iat);
+}
 
 int ot_dpop_read_head(ot_dpop_head_t *h, const char *json, apr_size_t len,
                       ot_dpop_reader_t how, apr_pool_t *p)
 {
     ot_jstatus_t st = OT_JS_UNSURE;
 
+    how = how == OT_DPOP_READ_ANY ? forced : how;
     if (how != OT_DPOP_READ_JANSSON) {
         memset(h, 0, sizeof(*h));
         if ((st = head_scan(h, json, len, p)) != OT_JS_UNSURE) {
@@ -230,6 +260,7 @@ int ot_dpop_read_claims(ot_dpop_claims_t *c, const char *json, apr_size_t len,
 {
     ot_jstatus_t st = OT_JS_UNSURE;
 
+    how = how == OT_DPOP_READ_ANY ? forced : how;
     if (how != OT_DPOP_READ_JANSSON) {
         memset(c, 0, sizeof(*c));
         if ((st = claims_scan(c, json, len, p)) != OT_JS_UNSURE) {

@@ -53,6 +53,18 @@ int ot_dpop_read_head(ot_dpop_head_t *h, const char *json, apr_size_t len,
 int ot_dpop_read_claims(ot_dpop_claims_t *c, const char *json, apr_size_t len,
                         ot_dpop_reader_t how, apr_pool_t *p);
 
+/** 1 when a and b hold the same members (tests and the fuzz target compare the readers). */
+int ot_dpop_head_eq(const ot_dpop_head_t *a, const ot_dpop_head_t *b);
+
+/** The same for payloads. */
+int ot_dpop_claims_eq(const ot_dpop_claims_t *a, const ot_dpop_claims_t *b);
+
+/**
+ * The reader that ot_dpop_verify uses (it asks for READ_ANY): tests and the fuzz target set
+ * READ_JANSSON to judge proofs the old way. Process-wide; not for the server.
+ */
+void ot_dpop_read_use(ot_dpop_reader_t how);
+
 /** The members of a parsed JWK object (for ot_dpop_jwk_thumbprint). */
 void ot_dpop_jwk_from_json(ot_dpop_jwk_t *k, const json_t *jwk);
 
