@@ -8,7 +8,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
@@ -267,22 +266,25 @@ const EVP_MD *ot_dpop_md(int bits)
     return i == 0 ? EVP_sha256() : i == 1 ? EVP_sha384() : EVP_sha512();
 }
 
-/** An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies. */
-static unsigned char *ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size)
+/**
+ * An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies, written
+ * here (ECDSA_SIG and two BIGNUMs cost four allocations a proof).
+ */
+static int ecdsa_der(der_t *d, const unsigned char *sig, apr_size_t size)
 {
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig, (int)size, NULL), *s = BN_bin2bn(sig + size, (int)size, NULL);
-    unsigned char *der = NULL;
+    const unsigned char *r = sig, *s = sig + size;
+    apr_size_t nr = size, ns = size;
 
-    *der_len = 0;
-    if (es != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s) == 1) {
-        r = s = NULL;
-        *der_len = i2d_ECDSA_SIG(es, &der);
+    while (nr > 0 && *r == 0) {
+        r++;
+        nr--;
     }
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(es);
-    return *der_len > 0 ? der : NULL;
+    while (ns > 0 && *s == 0) {
+        s++;
+        ns--;
+    }
+    d->n = 0;
+    return der_integer(d, r, nr) && der_integer(d, s, ns) && der_wrap(d, 0x30);
 }
 
 int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
@@ -291,8 +293,8 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
     int bits = atoi(alg + 2);
     const EVP_MD *md = ot_dpop_md(bits);
     apr_size_t size = alg[0] != 'E' ? 0 : bits == 256 ? 32 : bits == 384 ? 48 : 66;
-    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, der_len = 0, ok = 0;
-    unsigned char *der = NULL;
+    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, ok = 0;
+    der_t der;
     EVP_MD_CTX *ctx = NULL;
     EVP_PKEY_CTX *pctx = NULL;
 
@@ -300,11 +302,11 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
         return 0;
     }
     if (size) {
-        if ((der = ecdsa_der(&der_len, sig, size)) == NULL) {
+        if (!ecdsa_der(&der, sig, size)) {
             return 0;
         }
-        sig = der;
-        sig_len = (apr_size_t)der_len;
+        sig = der.b;
+        sig_len = der.n;
     }
     if ((ctx = EVP_MD_CTX_new()) != NULL
         && EVP_DigestVerifyInit(ctx, &pctx, md, NULL, key) == 1
@@ -315,6 +317,5 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
         ok = EVP_DigestVerifyFinal(ctx, sig, sig_len) == 1;
     }
     EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
     return ok;
 }

@@ -5,7 +5,8 @@
  * all, which a JSON library would not write) with a P-256 key made by OpenSSL, and judged by
  * ot_dpop_verify twice, once per reader: the verdict and its reason must be the same, and must
  * be the one the table says. The decoded texts are also read by each reader alone, and the
- * table says which of them the scanner must leave to jansson (unsure).
+ * table says which of them the scanner must leave to jansson (unsure). Signatures whose r or s
+ * starts with zero bytes (ot_dpop_key.c writes the DER OpenSSL verifies) are checked here too.
  */
 #include <string.h>
 #include <apr_strings.h>
@@ -260,6 +261,50 @@ START_TEST(hostile_proofs_are_judged_as_jansson_judged_them)
 }
 END_TEST
 
+/** The raw r||s of an ES256 proof. */
+static void raw_signature(const char *proof, unsigned char raw[64])
+{
+    char *sig;
+    apr_size_t n = 0;
+
+    ck_assert_int_eq(ot_b64url_decode(&sig, &n, strrchr(proof, '.') + 1,
+                                      strlen(strrchr(proof, '.') + 1), ot_test_pool),
+                     APR_SUCCESS);
+    ck_assert_uint_eq(n, 64);
+    memcpy(raw, sig, 64);
+}
+
+/*
+ * r or s with leading zero bytes (one signature in 256 each) is the same integer: the DER
+ * ot_dpop_key.c writes for OpenSSL drops them. Signed until each case has been seen.
+ */
+START_TEST(signatures_whose_halves_start_with_zeros_verify)
+{
+    signer_t s = make_signer();
+    const char *head = fill(H_OK, &s), *why, *proof, *body;
+    unsigned char raw[64];
+    int i, r0 = 0, s0 = 0;
+
+    for (i = 0; i < 20000 && (!r0 || !s0); i++) {
+        body = fill(apr_pstrcat(ot_test_pool, "{\"jti\":\"j", apr_itoa(ot_test_pool, i),
+                                "\",\"iat\":1796014600," B_TAIL "}", NULL), &s);
+        proof = sign_raw(&s, head, body);
+        raw_signature(proof, raw);
+        if ((raw[0] == 0 && !r0) || (raw[32] == 0 && !s0)) {
+            r0 |= raw[0] == 0;
+            s0 |= raw[32] == 0;
+            ck_assert_int_eq(verify_with(OT_DPOP_READ_ANY, proof, &why), OT_DPOP_OK);
+            raw[raw[0] == 0 ? 0 : 32] = 1;      /* no longer the same integer */
+            proof = apr_pstrcat(ot_test_pool, apr_pstrndup(ot_test_pool, proof,
+                                (apr_size_t)(strrchr(proof, '.') + 1 - proof)),
+                                ot_dpop_b64url(raw, 64, ot_test_pool), NULL);
+            ck_assert_int_eq(verify_with(OT_DPOP_READ_ANY, proof, &why), OT_DPOP_INVALID);
+        }
+    }
+    ck_assert(r0 && s0);
+}
+END_TEST
+
 START_TEST(an_object_of_many_members_is_left_to_jansson)
 {
     const char *json = "{\"typ\":\"dpop+jwt\"", *dup;
@@ -288,6 +333,7 @@ Suite *suite_dpop_read(void)
     tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
     tcase_add_test(tc, hostile_proofs_are_judged_as_jansson_judged_them);
     tcase_add_test(tc, an_object_of_many_members_is_left_to_jansson);
+    tcase_add_test(tc, signatures_whose_halves_start_with_zeros_verify);
     suite_add_tcase(s, tc);
     return s;
 }
