@@ -16,6 +16,7 @@
 
 #include "ot_dpop.h"
 #include "ot_dpop_key.h"
+#include "ot_dpop_read.h"
 #include "ot_json.h"
 #include "ot_url.h"
 #include "ot_util.h"
@@ -36,9 +37,6 @@ static const dpop_alg_t dpop_algs[] = {
     { "RS256", "RSA", NULL }, { "RS384", "RSA", NULL }, { "RS512", "RSA", NULL },
     { "PS256", "RSA", NULL }, { "PS384", "RSA", NULL }, { "PS512", "RSA", NULL },
 };
-
-/** Members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4). */
-static const char *const private_members[] = { "d", "p", "q", "dp", "dq", "qi", "oth", "k" };
 
 static const dpop_alg_t *find_alg(const char *name)
 {
@@ -99,10 +97,8 @@ static const char *sha256_b64url(const void *data, apr_size_t n, apr_pool_t *p)
  * *dlen is the length of its value without leading zero bytes: a modulus or exponent is as
  * large as its value, whatever its encoding.
  */
-static const char *member(const json_t *jwk, const char *name, int b64, apr_size_t *dlen,
-                          apr_pool_t *p)
+static const char *member(const char *v, int b64, apr_size_t *dlen, apr_pool_t *p)
 {
-    const char *v = ot_json_string(jwk, name);
     char *raw;
     apr_size_t i = 0;
 
@@ -137,16 +133,17 @@ static int rsa_exponent_sound(const char *e, apr_pool_t *p)
 }
 
 /** RFC 7638: the required members, in lexical order, no white space. NULL: not a usable key. */
-static const char *thumbprint_of(const json_t *jwk, apr_size_t *rsa_bytes, apr_pool_t *p)
+static const char *thumbprint_of(const ot_dpop_jwk_t *jwk, apr_size_t *rsa_bytes,
+                                 apr_pool_t *p)
 {
-    const char *kty = ot_json_string(jwk, "kty"), *a, *b, *c, *text;
+    const char *kty = jwk->kty, *a, *b, *c, *text;
     apr_size_t n1, n2, n3;
 
     if (kty == NULL) {
         return NULL;
     }
     if (strcmp(kty, "RSA") == 0) {
-        if (!(a = member(jwk, "e", 1, &n1, p)) || !(b = member(jwk, "n", 1, &n2, p))) {
+        if (!(a = member(jwk->e, 1, &n1, p)) || !(b = member(jwk->n, 1, &n2, p))) {
             return NULL;
         }
         /* A huge modulus or exponent would make every verification slow: refuse them. */
@@ -155,15 +152,15 @@ static const char *thumbprint_of(const json_t *jwk, apr_size_t *rsa_bytes, apr_p
         text = apr_psprintf(p, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
     }
     else if (strcmp(kty, "EC") == 0) {
-        if (!(a = member(jwk, "crv", 0, &n1, p)) || !(b = member(jwk, "x", 1, &n2, p))
-            || !(c = member(jwk, "y", 1, &n3, p)) || strchr(a, '"') || strchr(a, '\\')) {
+        if (!(a = member(jwk->crv, 0, &n1, p)) || !(b = member(jwk->x, 1, &n2, p))
+            || !(c = member(jwk->y, 1, &n3, p)) || strchr(a, '"') || strchr(a, '\\')) {
             return NULL;
         }
         text = apr_psprintf(p, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
                             a, b, c);
     }
     else if (strcmp(kty, "OKP") == 0) {
-        if (!(a = member(jwk, "crv", 0, &n1, p)) || !(b = member(jwk, "x", 1, &n2, p))
+        if (!(a = member(jwk->crv, 0, &n1, p)) || !(b = member(jwk->x, 1, &n2, p))
             || strchr(a, '"') || strchr(a, '\\')) {
             return NULL;
         }
@@ -177,30 +174,34 @@ static const char *thumbprint_of(const json_t *jwk, apr_size_t *rsa_bytes, apr_p
 
 const char *ot_dpop_jwk_thumbprint(const char *jwk_json, apr_size_t len, apr_pool_t *p)
 {
-    json_t *jwk = ot_json_parse(jwk_json, len, NULL, p);
+    json_t *j = ot_json_parse(jwk_json, len, NULL, p);
+    ot_dpop_jwk_t jwk;
     apr_size_t rsa = 0;
 
-    return json_is_object(jwk) ? thumbprint_of(jwk, &rsa, p) : NULL;
+    if (!json_is_object(j)) {
+        return NULL;
+    }
+    ot_dpop_jwk_from_json(&jwk, j);
+    return thumbprint_of(&jwk, &rsa, p);
 }
 
 /** The proof's key, when it is public and fits alg: *jkt is its thumbprint. Else *why. */
-static EVP_PKEY *proof_key(const char **jkt, const char **why, json_t *jwk,
+static EVP_PKEY *proof_key(const char **jkt, const char **why, const ot_dpop_head_t *h,
                            const dpop_alg_t *alg, apr_pool_t *p)
 {
-    const char *kty = ot_json_string(jwk, "kty"), *crv = ot_json_string(jwk, "crv");
-    apr_size_t i, rsa_bytes = 0;
+    const ot_dpop_jwk_t *jwk = &h->key;
+    const char *kty = jwk->kty, *crv = jwk->crv;
+    apr_size_t rsa_bytes = 0;
     EVP_PKEY *key;
 
-    if (!json_is_object(jwk)) {
+    if (!h->jwk) {
         *why = "its header has no jwk object";
         return NULL;
     }
-    for (i = 0; i < sizeof(private_members) / sizeof(private_members[0]); i++) {
-        if (json_object_get(jwk, private_members[i]) != NULL) {
-            *why = apr_psprintf(p, "its jwk holds private or symmetric key material (%s)",
-                                private_members[i]);
-            return NULL;
-        }
+    if (jwk->private_member != NULL) {
+        *why = apr_psprintf(p, "its jwk holds private or symmetric key material (%s)",
+                            jwk->private_member);
+        return NULL;
     }
     if (kty == NULL || strcmp(kty, alg->kty) != 0
         || (alg->crv && (crv == NULL || strcmp(crv, alg->crv) != 0))) {
@@ -221,17 +222,12 @@ static EVP_PKEY *proof_key(const char **jkt, const char **why, json_t *jwk,
 
 /* ---- the proof ------------------------------------------------------------------------------ */
 
-static json_t *decode_part(const char *s, apr_size_t n, apr_pool_t *p)
+/** The JSON text of a part of the proof, decoded from base64url; NULL when it is not. */
+static const char *decode_part(const char *s, apr_size_t n, apr_size_t *len, apr_pool_t *p)
 {
     char *raw;
-    apr_size_t len;
-    json_t *j;
 
-    if (ot_b64url_decode(&raw, &len, s, n, p) != APR_SUCCESS
-        || (j = ot_json_parse(raw, len, NULL, p)) == NULL || !json_is_object(j)) {
-        return NULL;
-    }
-    return j;
+    return ot_b64url_decode(&raw, len, s, n, p) == APR_SUCCESS ? raw : NULL;
 }
 
 /** 1 when alg is one of the location's algorithms. */
@@ -252,29 +248,29 @@ static EVP_PKEY *check_header(ot_dpop_proof_t *out, const char **why, const char
                                  const ot_dpop_ask_t *ask, const char *hdr, apr_size_t hlen,
                                  apr_pool_t *p)
 {
-    json_t *h = decode_part(hdr, hlen, p);
-    const char *typ, *alg;
+    ot_dpop_head_t h;
+    apr_size_t len = 0;
+    const char *json = decode_part(hdr, hlen, &len, p);
     const dpop_alg_t *a;
 
-    if (h == NULL) {
+    if (json == NULL || ot_dpop_read_head(&h, json, len, OT_DPOP_READ_ANY, p) != 1) {
         *why = "its header is not a JSON object";
         return NULL;
     }
-    if ((typ = ot_json_string(h, "typ")) == NULL || strcasecmp(typ, "dpop+jwt") != 0) {
+    if (h.typ == NULL || strcasecmp(h.typ, "dpop+jwt") != 0) {
         *why = "its typ is not dpop+jwt";
         return NULL;
     }
-    alg = ot_json_string(h, "alg");
-    if (alg == NULL || (a = find_alg(alg)) == NULL || !alg_allowed(ask->algs, alg)) {
+    if (h.alg == NULL || (a = find_alg(h.alg)) == NULL || !alg_allowed(ask->algs, h.alg)) {
         *why = "its alg is not one of OfftokDPoPAlgorithms";
         return NULL;
     }
-    if (json_object_get(h, "crit") != NULL) {
+    if (h.crit) {
         *why = "it names critical header extensions (crit)";
         return NULL;
     }
     *alg_out = a->name;
-    return proof_key(&out->jkt, why, json_object_get(h, "jwk"), a, p);
+    return proof_key(&out->jkt, why, &h, a, p);
 }
 
 /**
@@ -282,58 +278,45 @@ static EVP_PKEY *check_header(ot_dpop_proof_t *out, const char **why, const char
  * the shape was checked (three non-empty parts, hlen the first's length). The payload as a JSON
  * object, or NULL.
  */
-static json_t *check_signature(const char **why, const char *compact, apr_size_t len,
-                               apr_size_t hlen, EVP_PKEY *key, const char *alg, apr_pool_t *p)
+static int check_signature(ot_dpop_claims_t *pl, const char **why, const char *compact,
+                           apr_size_t len, apr_size_t hlen, EVP_PKEY *key, const char *alg,
+                           apr_pool_t *p)
 {
     const char *body = compact + hlen + 1, *dot = memchr(body, '.', len - hlen - 1);
-    apr_size_t blen = dot ? (apr_size_t)(dot - body) : 0, sig_len;
+    apr_size_t blen = dot ? (apr_size_t)(dot - body) : 0, sig_len, jlen = 0;
+    const char *json;
     char *sig;
-    json_t *payload;
 
     if (dot == NULL
         || ot_b64url_decode(&sig, &sig_len, dot + 1, len - (apr_size_t)(dot + 1 - compact), p)
            != APR_SUCCESS) {
         *why = "it is not a JWS";
-        return NULL;
+        return 0;
     }
     if (!ot_dpop_sig_ok(key, alg, compact, (apr_size_t)(dot - compact),
                         (const unsigned char *)sig, sig_len)) {
         *why = "its signature does not verify with its jwk";
-        return NULL;
+        return 0;
     }
-    if ((payload = decode_part(body, blen, p)) == NULL) {
+    if ((json = decode_part(body, blen, &jlen, p)) == NULL
+        || ot_dpop_read_claims(pl, json, jlen, OT_DPOP_READ_ANY, p) != 1) {
         *why = "its payload is not a JSON object";
+        return 0;
     }
-    return payload;
-}
-
-/** iat as whole seconds; 0 when absent or not a number. */
-static int read_iat(const json_t *payload, apr_int64_t *iat)
-{
-    const json_t *v = json_object_get(payload, "iat");
-
-    if (json_is_integer(v)) {
-        *iat = (apr_int64_t)json_integer_value(v);
-        return 1;
-    }
-    if (json_is_real(v) && json_real_value(v) > 0 && json_real_value(v) < 1e11) {
-        *iat = (apr_int64_t)json_real_value(v);
-        return 1;
-    }
-    return 0;
+    return 1;
 }
 
 /** htm, htu, iat, ath: the claims about this request. */
 static int check_claims(ot_dpop_proof_t *out, const char **why, const ot_dpop_ask_t *ask,
-                        const json_t *pl, apr_pool_t *p)
+                        const ot_dpop_claims_t *pl, apr_pool_t *p)
 {
-    const char *htm = ot_json_string(pl, "htm"), *htu = ot_json_string(pl, "htu");
-    const char *ath = ot_json_string(pl, "ath"), *want;
+    const char *htm = pl->htm, *htu = pl->htu, *ath = pl->ath, *want;
     apr_int64_t now = (apr_int64_t)apr_time_sec(ask->now);
 
-    out->jti = ot_json_string(pl, "jti");
+    out->jti = pl->jti;
+    out->iat = pl->iat;
     if (out->jti == NULL || *out->jti == '\0' || strlen(out->jti) > OT_DPOP_JTI_MAX
-        || htm == NULL || htu == NULL || !read_iat(pl, &out->iat)) {
+        || htm == NULL || htu == NULL || !pl->iat_ok) {
         *why = "it lacks jti, htm, htu or iat, or one is not of its type";
         return 0;
     }
@@ -361,9 +344,10 @@ static int check_claims(ot_dpop_proof_t *out, const char **why, const ot_dpop_as
 }
 
 /** 1 when the proof's nonce is the current or the previous window's; *old for the previous. */
-static int nonce_fits(const ot_dpop_ask_t *ask, const json_t *pl, int *old, apr_pool_t *p)
+static int nonce_fits(const ot_dpop_ask_t *ask, const ot_dpop_claims_t *pl, int *old,
+                      apr_pool_t *p)
 {
-    const char *nonce = ot_json_string(pl, "nonce");
+    const char *nonce = pl->nonce;
     apr_time_t window = apr_time_from_sec(OT_DPOP_NONCE_WINDOW);
 
     if (nonce == NULL) {
@@ -382,7 +366,7 @@ ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot
     apr_size_t len = header ? strlen(header) : 0, hlen = 0;
     const char *alg = NULL;
     EVP_PKEY *key;
-    json_t *payload;
+    ot_dpop_claims_t payload;
 
     memset(out, 0, sizeof(*out));
     if (len == 0) {
@@ -398,11 +382,11 @@ ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot
         return OT_DPOP_INVALID;
     }
     if ((key = check_header(out, why, &alg, ask, header, hlen, p)) == NULL
-        || (payload = check_signature(why, header, len, hlen, key, alg, p)) == NULL
-        || !check_claims(out, why, ask, payload, p)) {
+        || !check_signature(&payload, why, header, len, hlen, key, alg, p)
+        || !check_claims(out, why, ask, &payload, p)) {
         return OT_DPOP_INVALID;
     }
-    if (ask->nonce_key && !nonce_fits(ask, payload, &out->nonce_old, p)) {
+    if (ask->nonce_key && !nonce_fits(ask, &payload, &out->nonce_old, p)) {
         *why = "its nonce is missing or stale";
         return OT_DPOP_NONCE;
     }

@@ -8,12 +8,10 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/ecdsa.h>
 #include <openssl/rsa.h>
 #include <openssl/x509.h>
 
 #include "ot_dpop_key.h"
-#include "ot_json.h"
 #include "ot_util.h"
 
 /** Longest DER written here: an 8192-bit modulus and a 4-byte exponent, with their headers. */
@@ -68,10 +66,9 @@ static int der_add(der_t *d, const void *s, apr_size_t n)
  * max bytes as sent (an EC coordinate is exactly its curve's size, RFC 7518 §6.2.1.2; a leading
  * zero byte more is another encoding of the key, refused as before).
  */
-static int member_raw(const unsigned char **raw, apr_size_t *n, const json_t *jwk,
-                      const char *name, apr_size_t max, apr_pool_t *p)
+static int member_raw(const unsigned char **raw, apr_size_t *n, const char *v, apr_size_t max,
+                      apr_pool_t *p)
 {
-    const char *v = ot_json_string(jwk, name);
     char *out;
 
     if (v == NULL || ot_b64url_decode(&out, n, v, strlen(v), p) != APR_SUCCESS) {
@@ -109,9 +106,9 @@ static const unsigned char ALG_RSA[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x4
                                          0x0d, 0x01, 0x01, 0x01, 0x05, 0x00 };
 
 /** The SubjectPublicKeyInfo of an EC JWK: x and y left-padded to the curve's size. */
-static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
+static int spki_ec(der_t *d, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
-    const char *crv = ot_json_string(jwk, "crv");
+    const char *crv = jwk->crv;
     const unsigned char *x, *y, *oid;
     apr_size_t nx, ny, size, oid_len;
     der_t alg, bits;
@@ -129,7 +126,7 @@ static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
     else {
         return 0;
     }
-    if (!member_raw(&x, &nx, jwk, "x", size, p) || !member_raw(&y, &ny, jwk, "y", size, p)) {
+    if (!member_raw(&x, &nx, jwk->x, size, p) || !member_raw(&y, &ny, jwk->y, size, p)) {
         return 0;
     }
     memset(pad, 0, sizeof(pad));
@@ -143,13 +140,13 @@ static int spki_ec(der_t *d, const json_t *jwk, apr_pool_t *p)
 }
 
 /** The SubjectPublicKeyInfo of an RSA JWK (sizes checked by the caller). */
-static int spki_rsa(der_t *d, const json_t *jwk, apr_pool_t *p)
+static int spki_rsa(der_t *d, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
     const unsigned char *n, *e;
     apr_size_t nn, ne;
     der_t key, bits;
 
-    if (!member_raw(&n, &nn, jwk, "n", 1025, p) || !member_raw(&e, &ne, jwk, "e", 8, p)
+    if (!member_raw(&n, &nn, jwk->n, 1025, p) || !member_raw(&e, &ne, jwk->e, 8, p)
         || nn > 1024) {
         return 0;
     }
@@ -217,9 +214,9 @@ static void keep(const char *jkt, EVP_PKEY *key)
     EVP_PKEY_free(old);
 }
 
-EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p)
+EVP_PKEY *ot_jwk_pkey_of(const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
-    const char *kty = ot_json_string(jwk, "kty");
+    const char *kty = jwk->kty;
     const unsigned char *in;
     EVP_PKEY *key;
     der_t d;
@@ -237,12 +234,20 @@ EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p)
     return key;
 }
 
-EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p)
+EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p)
+{
+    ot_dpop_jwk_t k;
+
+    ot_dpop_jwk_from_json(&k, jwk);
+    return ot_jwk_pkey_of(&k, p);
+}
+
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
     EVP_PKEY *key = lookup(jkt);
 
     if (key == NULL) {
-        if ((key = ot_jwk_pkey_new(jwk, p)) == NULL) {
+        if ((key = ot_jwk_pkey_of(jwk, p)) == NULL) {
             return NULL;
         }
         keep(jkt, key);
@@ -279,21 +284,39 @@ const EVP_MD *ot_dpop_md(int bits)
     return i == 0 ? EVP_sha256() : i == 1 ? EVP_sha384() : EVP_sha512();
 }
 
+/**
+ * An ES signature (r||s, each size bytes) as the DER ECDSA-Sig-Value OpenSSL verifies, written
+ * here (ECDSA_SIG and two BIGNUMs cost four allocations a proof).
+ */
+static int ecdsa_der(der_t *d, const unsigned char *sig, apr_size_t size)
+{
+    const unsigned char *r = sig, *s = sig + size;
+    apr_size_t nr = size, ns = size;
+
+    while (nr > 0 && *r == 0) {
+        r++;
+        nr--;
+    }
+    while (ns > 0 && *s == 0) {
+        s++;
+        ns--;
+    }
+    d->n = 0;
+    return der_integer(d, r, nr) && der_integer(d, s, ns) && der_wrap(d, 0x30);
+}
+
 unsigned char *ot_ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t size)
 {
-    ECDSA_SIG *es = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(sig, (int)size, NULL), *s = BN_bin2bn(sig + size, (int)size, NULL);
-    unsigned char *der = NULL;
+    unsigned char *der;
+    der_t d;
 
     *der_len = 0;
-    if (es != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(es, r, s) == 1) {
-        r = s = NULL;
-        *der_len = i2d_ECDSA_SIG(es, &der);
+    if (!ecdsa_der(&d, sig, size) || (der = OPENSSL_malloc(d.n)) == NULL) {
+        return NULL;
     }
-    BN_free(r);
-    BN_free(s);
-    ECDSA_SIG_free(es);
-    return *der_len > 0 ? der : NULL;
+    memcpy(der, d.b, d.n);
+    *der_len = (int)d.n;
+    return der;
 }
 
 int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
@@ -302,8 +325,8 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
     int bits = atoi(alg + 2);
     const EVP_MD *md = ot_dpop_md(bits);
     apr_size_t size = alg[0] != 'E' ? 0 : bits == 256 ? 32 : bits == 384 ? 48 : 66;
-    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, der_len = 0, ok = 0;
-    unsigned char *der = NULL;
+    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, ok = 0;
+    der_t der;
     EVP_MD_CTX *ctx = NULL;
     EVP_PKEY_CTX *pctx = NULL;
 
@@ -311,11 +334,11 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
         return 0;
     }
     if (size) {
-        if ((der = ot_ecdsa_der(&der_len, sig, size)) == NULL) {
+        if (!ecdsa_der(&der, sig, size)) {
             return 0;
         }
-        sig = der;
-        sig_len = (apr_size_t)der_len;
+        sig = der.b;
+        sig_len = der.n;
     }
     if ((ctx = EVP_MD_CTX_new()) != NULL
         && EVP_DigestVerifyInit(ctx, &pctx, md, NULL, key) == 1
@@ -326,6 +349,5 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
         ok = EVP_DigestVerifyFinal(ctx, sig, sig_len) == 1;
     }
     EVP_MD_CTX_free(ctx);
-    OPENSSL_free(der);
     return ok;
 }

@@ -3,7 +3,7 @@
  * @file ot_dpop_key.h
  * @brief The key of a DPoP proof as an OpenSSL key, and a proof's signature checked with it.
  *
- * Core code (APR, jansson, OpenSSL). A proof's `jwk` is made into an EVP_PKEY from its public
+ * Core code (APR, OpenSSL). A proof's `jwk` is made into an EVP_PKEY from its public
  * members (a SubjectPublicKeyInfo built here, so that OpenSSL checks an EC point is on its
  * curve), and kept in a small per-process cache keyed by the key's RFC 7638 thumbprint: a client
  * signs every proof with the same key, and making the key (the curve's group above all) costs
@@ -14,8 +14,9 @@
 #define OT_DPOP_KEY_H
 
 #include <apr_pools.h>
-#include <jansson.h>
 #include <openssl/evp.h>
+
+#include "ot_dpop_read.h"
 
 /** Entries of the per-process key cache. */
 #define OT_DPOP_KEY_CACHE 64
@@ -25,13 +26,16 @@
  * whose thumbprint is jkt; freed with p. NULL when OpenSSL refuses it (an EC point not on its
  * curve, say).
  */
-EVP_PKEY *ot_dpop_key_get(const char *jkt, const json_t *jwk, apr_pool_t *p);
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, apr_pool_t *p);
 
 /**
  * The EVP_PKEY of an RSA or EC public JWK (checked as for ot_dpop_key_get), uncached, for the
  * caller to free with EVP_PKEY_free; NULL when it is not one or OpenSSL refuses it.
  */
 EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p);
+
+/** The same from the members read already (ot_dpop_read.h), uncached. */
+EVP_PKEY *ot_jwk_pkey_of(const ot_dpop_jwk_t *jwk, apr_pool_t *p);
 
 /** SHA-256, -384 or -512 (bits), fetched once per process where OpenSSL 3 would on every use. */
 const EVP_MD *ot_dpop_md(int bits);

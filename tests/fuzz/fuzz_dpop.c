@@ -6,6 +6,9 @@
  * an Authorization header. The seeds (tests/fuzz/corpus/dpop) are signed for that request with
  * keys whose private halves were thrown away. A proof that passes must also pass cjose's
  * verification with its own jwk (the key and signature are checked here with OpenSSL directly).
+ * Every proof is judged the same (verdict, reason, result) when its header and payload are read
+ * with ot_jscan and with jansson alone (ot_dpop_read.c); its decoded parts, and the URL half
+ * taken as JSON, are read by both readers, which must agree wherever the scanner is sure.
  */
 #include <string.h>
 #include <apr_tables.h>
@@ -14,6 +17,7 @@
 
 #include "fuzz_common.h"
 #include "ot_dpop.h"
+#include "ot_dpop_read.h"
 #include "ot_json.h"
 #include "ot_token.h"
 #include "ot_url.h"
@@ -69,14 +73,60 @@ static int cjose_agrees(const char *proof, apr_pool_t *p)
     return ok;
 }
 
+/** Both readers on one JSON text, as a header and as a payload. */
+static void readers_agree(const char *json, apr_size_t len, apr_pool_t *p)
+{
+    ot_dpop_head_t hs, hj, ha;
+    ot_dpop_claims_t cs, cj, ca;
+    int s, j;
+
+    s = ot_dpop_read_head(&hs, json, len, OT_DPOP_READ_SCAN, p);
+    j = ot_dpop_read_head(&hj, json, len, OT_DPOP_READ_JANSSON, p);
+    fuzz_require(s == -1 || s == j, "the scanner takes a header as JSON when jansson does");
+    fuzz_require(s != 1 || ot_dpop_head_eq(&hs, &hj), "both readers read the same header");
+    fuzz_require(ot_dpop_read_head(&ha, json, len, OT_DPOP_READ_ANY, p) == j
+                 && (!j || ot_dpop_head_eq(&ha, &hj)), "the request path reads as jansson");
+    s = ot_dpop_read_claims(&cs, json, len, OT_DPOP_READ_SCAN, p);
+    j = ot_dpop_read_claims(&cj, json, len, OT_DPOP_READ_JANSSON, p);
+    fuzz_require(s == -1 || s == j, "the scanner takes a payload as JSON when jansson does");
+    fuzz_require(s != 1 || ot_dpop_claims_eq(&cs, &cj), "both readers read the same payload");
+    fuzz_require(ot_dpop_read_claims(&ca, json, len, OT_DPOP_READ_ANY, p) == j
+                 && (!j || ot_dpop_claims_eq(&ca, &cj)), "the request path reads as jansson");
+}
+
+/** The proof's first two parts, decoded from base64url, through both readers. */
+static void parts_agree(const char *proof, apr_pool_t *p)
+{
+    const char *dot = strchr(proof, '.'), *end;
+    char *raw;
+    apr_size_t len;
+
+    if (dot == NULL) {
+        return;
+    }
+    if (ot_b64url_decode(&raw, &len, proof, (apr_size_t)(dot - proof), p) == APR_SUCCESS) {
+        readers_agree(raw, len, p);
+    }
+    end = strchr(dot + 1, '.');
+    end = end ? end : dot + 1 + strlen(dot + 1);
+    if (ot_b64url_decode(&raw, &len, dot + 1, (apr_size_t)(end - dot - 1), p) == APR_SUCCESS) {
+        readers_agree(raw, len, p);
+    }
+}
+
+static int same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
 static void check_proof(const char *proof, int nonces, apr_pool_t *p)
 {
     static const unsigned char key[OT_DPOP_KEY_LEN] = "fuzz nonce key, 32 bytes long!!";
     static const char *const names[] = { "ES256", "ES384", "PS256", "RS256" };
     apr_array_header_t *algs = apr_array_make(p, 4, sizeof(const char *));
     ot_dpop_ask_t ask;
-    ot_dpop_proof_t out;
-    const char *why = NULL;
+    ot_dpop_proof_t out, old;
+    const char *why = NULL, *why_old = NULL;
     ot_dpop_result_t rv;
     int i;
 
@@ -93,6 +143,14 @@ static void check_proof(const char *proof, int nonces, apr_pool_t *p)
     ask.algs = algs;
     ask.nonce_key = nonces ? key : NULL;
     rv = ot_dpop_verify(&out, &why, &ask, proof, p);
+    ot_dpop_read_use(OT_DPOP_READ_JANSSON);
+    fuzz_require(ot_dpop_verify(&old, &why_old, &ask, proof, p) == rv,
+                 "the scanner and jansson give a proof the same verdict");
+    ot_dpop_read_use(OT_DPOP_READ_ANY);
+    fuzz_require(rv == OT_DPOP_OK ? same(out.jkt, old.jkt) && same(out.jti, old.jti)
+                 && same(out.htu, old.htu) && out.iat == old.iat
+                 && out.nonce_old == old.nonce_old : same(why, why_old),
+                 "the scanner and jansson give a proof the same result or reason");
     if (rv == OT_DPOP_OK) {
         fuzz_require(out.jkt != NULL && strlen(out.jkt) == 43, "a passed proof has a jkt");
         fuzz_require(out.jti != NULL && *out.jti, "a passed proof has a jti");
@@ -118,6 +176,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_split(data, size, &proof, &url);
     check_proof(proof, 0, p);
     check_proof(proof, 1, p);
+    parts_agree(proof, p);
+    readers_agree(url, strlen(url), p);
     check_url(url, p);
     check_url(proof, p);
     if (ot_credentials_parse(url, 1, 1, &scheme, &token, p) == OT_BEARER_OK) {
