@@ -11,11 +11,14 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <openssl/core_names.h>
+#include <openssl/bn.h>
 #include <openssl/ec.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 
 #include "ot_unit.h"
 #include "ot_dpop.h"
+#include "ot_dpop_key.h"
 #include "ot_dpop_read.h"
 #include "ot_util.h"
 
@@ -111,6 +114,34 @@ static const hostile_t hostile[] = {
     { H_OK, "{\"jti\":\"j\",\"jti\":\"k\",\"iat\":1796014600," B_TAIL "}", PL_NOT_JSON, 0 },
     { H_OK, "{\"jti\":\"j\",\"iat\":1796014600,\"i\\u0061t\":1796014600," B_TAIL "}",
       PL_NOT_JSON, 0 },
+    /* the same name twice with different values, one spelled with escapes (a reader that kept
+       either would sign one jti and record another, or build one key and hash another) */
+    { H_OK, "{\"jti\":\"j\",\"jt\\u0069\":\"k\",\"iat\":1796014600," B_TAIL "}", PL_NOT_JSON,
+      0 },
+    { H_OK, "{\"jt\\u0069\":\"k\",\"jti\":\"j\",\"iat\":1796014600," B_TAIL "}", PL_NOT_JSON,
+      0 },
+    { "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":{%K,\"\\u0078\":\"AAAA\"}}", B_OK,
+      NOT_JSON, 0 },
+    { "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":{%K},\"jw\\u006b\":{%K,\"d\":\"A\"}}",
+      B_OK, NOT_JSON, 0 },
+    { "{\"typ\":\"dpop+jwt\",\"alg\":\"ES256\",\"jwk\":{%K},\"cri\\u0074\":[\"exp\"]}", B_OK,
+      "crit", 0 },
+    /* typ is a media type, compared without case (RFC 7515 §4.1.9), but nothing more */
+    { "{\"typ\":\"DPoP+JWT\",\"alg\":\"ES256\",\"jwk\":{%K}}", B_OK, NULL, 0 },
+    { "{\"typ\":\"dpop+jwt \",\"alg\":\"ES256\",\"jwk\":{%K}}", B_OK, "typ is not dpop+jwt",
+      0 },
+    { "{\"typ\":\"dpop\\u002bjwt\\u0000\",\"alg\":\"ES256\",\"jwk\":{%K}}", B_OK, NOT_JSON, 0 },
+    /* htm and htu with escapes: read as decoded, then compared (htu once normalised) */
+    { H_OK, "{\"jti\":\"j\",\"iat\":1796014600,\"htm\":\"G\\u0045T\",\"htu\":"
+      "\"https:\\/\\/rs.example\\/api\\/items\",\"ath\":\"%A\"}", NULL, 0 },
+    { H_OK, "{\"jti\":\"j\",\"iat\":1796014600,\"htm\":\"GET\\u0020\",\"htu\":\"" URL
+      "\",\"ath\":\"%A\"}", "htm is not", 0 },
+    { H_OK, "{\"jti\":\"j\",\"iat\":1796014600,\"htm\":\"GET\",\"htu\":\"" URL
+      "\\u002f..\\u002f..\\u002fadmin\",\"ath\":\"%A\"}", "htu is not", 0 },
+    /* iat with an exponent in range is the same second; out of range it is no number at all */
+    { H_OK, "{\"jti\":\"j\",\"iat\":1.7960146e9," B_TAIL "}", NULL, 2 },
+    { H_OK, "{\"jti\":\"j\",\"iat\":-1e999," B_TAIL "}", PL_NOT_JSON, 2 },
+    { H_OK, "{\"jti\":\"j\",\"iat\":-9223372036854775808," B_TAIL "}", "iat is older", 2 },
     /* escaped names and values are read as decoded */
     { "{\"t\\u0079p\":\"dpop\\u002bjwt\",\"\\u0061lg\":\"ES256\",\"j\\u0077k\":{%K}}",
       "{\"jt\\u0069\":\"\\u00e9\",\"\\u0069at\":1796014600," B_TAIL "}", NULL, 0 },
@@ -305,6 +336,52 @@ START_TEST(signatures_whose_halves_start_with_zeros_verify)
 }
 END_TEST
 
+/*
+ * The DER ot_dpop_key.c writes for an ES signature is the one OpenSSL writes (i2d_ECDSA_SIG):
+ * r or s zero (a one-byte 0), all leading zeros dropped, a 0x00 before a high bit, and for
+ * P-521 (66 bytes a half) a SEQUENCE longer than 127 bytes (long-form length).
+ */
+START_TEST(the_ecdsa_der_is_the_one_openssl_writes)
+{
+    static const apr_size_t sizes[] = { 32, 48, 66 };
+    unsigned char sig[132], *mine, *theirs;
+    apr_size_t k, z;
+    int i, n_mine, n_theirs, long_form = 0;
+    ECDSA_SIG *es;
+
+    for (k = 0; k < 3; k++) {
+        z = sizes[k];
+        for (i = 0; i < 10; i++) {
+            memset(sig, 0x5a, sizeof(sig));
+            if (i == 0) memset(sig, 0, z);                    /* r = 0 */
+            if (i == 1) memset(sig + z, 0, z);                /* s = 0 */
+            if (i == 2) memset(sig, 0, 2 * z);                /* both */
+            if (i == 3) memset(sig, 0xff, 2 * z);             /* high bits: 0x00 pads */
+            if (i == 4) { memset(sig, 0, z - 1); sig[z - 1] = 0x80; }   /* r = 0x80 */
+            if (i == 5) { sig[0] = 0; sig[1] = 0x80; sig[z] = 0x80; }
+            if (i == 6) { sig[0] = 0; sig[1] = 0; sig[z] = 0; sig[z + 1] = 0x7f; }
+            if (i == 7) { sig[0] = 0x01; sig[z] = 0x01; }             /* P-521's top byte */
+            if (i == 8) { memset(sig, 0x80, 2 * z); }
+            if (i == 9) { memset(sig + z, 0, z - 1); sig[2 * z - 1] = 1; }  /* s = 1 */
+            mine = ot_ecdsa_der(&n_mine, sig, z);
+            ck_assert_ptr_nonnull(mine);
+            es = ECDSA_SIG_new();
+            ck_assert(ECDSA_SIG_set0(es, BN_bin2bn(sig, (int)z, NULL),
+                                     BN_bin2bn(sig + z, (int)z, NULL)) == 1);
+            theirs = NULL;
+            n_theirs = i2d_ECDSA_SIG(es, &theirs);
+            ck_assert_msg(n_mine == n_theirs && memcmp(mine, theirs, (size_t)n_mine) == 0,
+                          "size %d case %d: %d bytes, OpenSSL's %d", (int)z, i, n_mine, n_theirs);
+            long_form |= mine[1] == 0x81;
+            OPENSSL_free(mine);
+            OPENSSL_free(theirs);
+            ECDSA_SIG_free(es);
+        }
+    }
+    ck_assert(long_form);
+}
+END_TEST
+
 START_TEST(an_object_of_many_members_is_left_to_jansson)
 {
     const char *json = "{\"typ\":\"dpop+jwt\"", *dup;
@@ -334,6 +411,7 @@ Suite *suite_dpop_read(void)
     tcase_add_test(tc, hostile_proofs_are_judged_as_jansson_judged_them);
     tcase_add_test(tc, an_object_of_many_members_is_left_to_jansson);
     tcase_add_test(tc, signatures_whose_halves_start_with_zeros_verify);
+    tcase_add_test(tc, the_ecdsa_der_is_the_one_openssl_writes);
     suite_add_tcase(s, tc);
     return s;
 }
