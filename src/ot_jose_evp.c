@@ -22,10 +22,12 @@ EVP_MD_CTX *ot_jose_evp_ctx(EVP_PKEY *key, const char *alg)
 {
     int ed = strcmp(alg, "EdDSA") == 0;
     int want = ed ? EVP_PKEY_ED25519 : alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA;
+    /* ES's curve is the algorithm's (RFC 7518 §3.4): the key's own check, not only the caller's */
+    int bits = ed || alg[0] != 'E' ? 0 : alg[2] == '2' ? 256 : alg[2] == '3' ? 384 : 521;
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     EVP_PKEY_CTX *pctx = NULL;
 
-    if (ctx == NULL || EVP_PKEY_base_id(key) != want
+    if (ctx == NULL || EVP_PKEY_base_id(key) != want || (bits && EVP_PKEY_bits(key) != bits)
         || EVP_DigestVerifyInit(ctx, &pctx, ed ? NULL : ot_dpop_md(atoi(alg + 2)), NULL, key)
            != 1
         || (alg[0] == 'P'

@@ -53,7 +53,8 @@ int ot_jose_okp_sig_ok(EVP_PKEY *key, const char *tbs, apr_size_t tbs_len,
 
 /**
  * A DigestVerify context for key and alg (one of ot_jose.c's), made ready once: a verification
- * works on a copy of it. NULL when the key is not of alg's type. Freed with EVP_MD_CTX_free.
+ * works on a copy of it. NULL when the key is not of alg's type (for ES, of its curve). Freed
+ * with EVP_MD_CTX_free.
  */
 EVP_MD_CTX *ot_jose_evp_ctx(EVP_PKEY *key, const char *alg);
 

@@ -10,7 +10,9 @@
 #include <cjose/cjose.h>
 
 #include "ot_unit.h"
+#include "ot_dpop_key.h"
 #include "ot_jose.h"
+#include "ot_jose_parsed.h"
 #include "ot_json.h"
 
 #define T0 apr_time_from_sec(1796015000)
@@ -588,6 +590,83 @@ START_TEST(header_read_once)
 }
 END_TEST
 
+
+/**
+ * The per-thread path (keys and DigestVerify contexts made once per thread, key and algorithm)
+ * refuses the confusions the per-call path refuses, also once every context it could reuse is
+ * made: a PS256 header on an RS256 signature and back, a kid naming another key than the signer,
+ * an ES256 signature for a P-384 key and an ES384 header on a P-256 signature, r = s = 0.
+ */
+START_TEST(thread_contexts_refuse_confusions)
+{
+    fake_t f = { jwks_of(public_jwk(rsa1, NULL), public_jwk(rsa2, NULL), public_jwk(ec1, NULL),
+                         public_jwk(ec384, NULL), NULL), 0 };
+    const char *rs = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *ps = sign(rsa1, "{\"alg\":\"PS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *es = sign(ec1, "{\"alg\":\"ES256\",\"kid\":\"ec1\"}", PAYLOAD);
+    const char *es384 = sign(ec384, "{\"alg\":\"ES384\",\"kid\":\"ec384\"}", PAYLOAD);
+    const char *on384 = sign(ec1, "{\"alg\":\"ES256\",\"kid\":\"ec384\"}", PAYLOAD);
+    const char *as384 = sign(ec384, "{\"alg\":\"ES384\",\"kid\":\"ec1\"}", PAYLOAD);
+    char zero[64];
+    ot_jose_keys_t *k;
+    int pass;
+
+    memset(zero, 0, sizeof(zero));
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    for (pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(cached(k, &f, rs, T0), OT_JOSE_OK);
+        ck_assert_int_eq(cached(k, &f, ps, T0), OT_JOSE_OK);
+        ck_assert_int_eq(cached(k, &f, es, T0), OT_JOSE_OK);
+        ck_assert_int_eq(cached(k, &f, es384, T0), OT_JOSE_OK);
+        ck_assert_int_eq(cached(k, &f, with_part(ps, 2, strrchr(rs, '.') + 1), T0),
+                         OT_JOSE_INVALID);
+        ck_assert_int_eq(cached(k, &f, with_part(rs, 2, strrchr(ps, '.') + 1), T0),
+                         OT_JOSE_INVALID);
+        ck_assert_int_eq(cached(k, &f, sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa2\"}",
+                                            PAYLOAD), T0), OT_JOSE_INVALID);
+        ck_assert_int_eq(cached(k, &f, on384, T0), OT_JOSE_INVALID);
+        ck_assert_int_eq(cached(k, &f, as384, T0), OT_JOSE_INVALID);
+        ck_assert_int_eq(cached(k, &f, with_part(es384, 2, strrchr(es, '.') + 1), T0),
+                         OT_JOSE_INVALID);
+        ck_assert_int_eq(cached(k, &f, with_part(es, 2, b64(zero, 64)), T0), OT_JOSE_INVALID);
+    }
+}
+END_TEST
+
+/** A DigestVerify context is made only on a key of the algorithm's type and curve. */
+START_TEST(evp_context_fits_the_key)
+{
+    EVP_PKEY *p256 = ot_jwk_pkey_new(public_jwk(ec1, NULL), ot_test_pool);
+    EVP_PKEY *p384 = ot_jwk_pkey_new(public_jwk(ec384, NULL), ot_test_pool);
+    EVP_PKEY *p521 = ot_jwk_pkey_new(public_jwk(ec521, NULL), ot_test_pool);
+    EVP_PKEY *rsa = ot_jwk_pkey_new(public_jwk(rsa1, NULL), ot_test_pool);
+    static const char *const es[] = { "ES256", "ES384", "ES512" };
+    EVP_PKEY *ec[3];
+    EVP_MD_CTX *ctx;
+    int a, c;
+
+    ec[0] = p256, ec[1] = p384, ec[2] = p521;
+    for (c = 0; c < 3; c++) {
+        ck_assert_ptr_nonnull(ec[c]);
+        for (a = 0; a < 3; a++) {
+            ctx = ot_jose_evp_ctx(ec[c], es[a]);
+            ck_assert_msg((ctx != NULL) == (a == c), "%s on curve %d", es[a], c);
+            EVP_MD_CTX_free(ctx);
+        }
+        ck_assert_ptr_null(ot_jose_evp_ctx(ec[c], "RS256"));
+        ck_assert_ptr_null(ot_jose_evp_ctx(ec[c], "EdDSA"));
+    }
+    ck_assert_ptr_null(ot_jose_evp_ctx(rsa, "ES256"));
+    ctx = ot_jose_evp_ctx(rsa, "PS256");
+    ck_assert_ptr_nonnull(ctx);
+    EVP_MD_CTX_free(ctx);
+    for (c = 0; c < 3; c++) {
+        EVP_PKEY_free(ec[c]);
+    }
+    EVP_PKEY_free(rsa);
+}
+END_TEST
+
 Suite *suite_jose(void)
 {
     Suite *s = suite_create("jose");
@@ -611,6 +690,8 @@ Suite *suite_jose(void)
     tcase_add_test(tc, parsed_keys_follow_every_new_set);
     tcase_add_test(tc, evp_path_agrees_with_cjose);
     tcase_add_test(tc, header_read_once);
+    tcase_add_test(tc, thread_contexts_refuse_confusions);
+    tcase_add_test(tc, evp_context_fits_the_key);
     suite_add_tcase(s, tc);
     return s;
 }
