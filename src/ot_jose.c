@@ -15,7 +15,7 @@
 
 #include "ot_dpop_key.h"
 #include "ot_jose.h"
-#include "ot_jose_parsed.h"
+#include "ot_jose_int.h"
 #include "ot_json.h"
 #include "ot_util.h"
 

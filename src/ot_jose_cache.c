@@ -15,7 +15,7 @@
 #include <apr_thread_mutex.h>
 
 #include "ot_jose.h"
-#include "ot_jose_parsed.h"
+#include "ot_jose_int.h"
 
 /** One URL's key set in the cache. */
 typedef struct {

@@ -15,7 +15,7 @@
 #include <openssl/rsa.h>
 
 #include "ot_dpop_key.h"
-#include "ot_jose_parsed.h"
+#include "ot_jose_int.h"
 #include "ot_util.h"
 
 EVP_MD_CTX *ot_jose_evp_ctx(EVP_PKEY *key, const char *alg)

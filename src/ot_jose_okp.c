@@ -11,7 +11,7 @@
 #include <openssl/evp.h>
 
 #include "ot_jose.h"
-#include "ot_jose_parsed.h"
+#include "ot_jose_int.h"
 #include "ot_json.h"
 #include "ot_util.h"
 

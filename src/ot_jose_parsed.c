@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "ot_dpop_key.h"
-#include "ot_jose_parsed.h"
+#include "ot_jose_int.h"
 
 /** Key sets one thread keeps at once (locations with other JWKS URLs or trust settings). */
 #define PARSED_SETS 4

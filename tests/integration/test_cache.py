@@ -93,6 +93,9 @@ def test_entry_never_outlives_exp(httpd, oidc):
 
 @pytest.mark.parametrize("mpm", ["prefork", "worker", "event"])
 def test_one_cache_for_every_child(httpd, oidc, mpm):
+    # Eight clients against prefork's four children: when all four are busy httpd says so
+    # (AH00161), which is this test's load, not an error of the module.
+    httpd.allow_errors(r"AH00161: server reached MaxRequestWorkers")
     httpd.start(protected("/cgi/", oidc, OfftokCacheTTL=60), mpm=mpm, servers=4, threads=4)
     wait_until(lambda: len(httpd.child_pids()) >= 4 if mpm == "prefork" else True,
                what="four children")

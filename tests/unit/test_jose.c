@@ -12,7 +12,7 @@
 #include "ot_unit.h"
 #include "ot_dpop_key.h"
 #include "ot_jose.h"
-#include "ot_jose_parsed.h"
+#include "ot_jose_int.h"
 #include "ot_json.h"
 
 #define T0 apr_time_from_sec(1796015000)

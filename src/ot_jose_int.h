@@ -1,10 +1,12 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /**
- * @file ot_jose_parsed.h
- * @brief Internal to ot_jose.c: each thread's parsed key sets, once per JWKS version.
+ * @file ot_jose_int.h
+ * @brief Internal to the ot_jose family (ot_jose.c, ot_jose_cache.c, ot_jose_parsed.c,
+ *        ot_jose_evp.c, ot_jose_okp.c): each thread's parsed key sets, once per JWKS version,
+ *        and what the files of the family share.
  */
-#ifndef OT_JOSE_PARSED_H
-#define OT_JOSE_PARSED_H
+#ifndef OT_JOSE_INT_H
+#define OT_JOSE_INT_H
 
 #include <apr_pools.h>
 #include <jansson.h>
