@@ -15,28 +15,19 @@
 #include "ot_jscan.h"
 #include "ot_util.h"
 
-/** The members read: 0 alg, 1 kid, 2 typ, 3 crit, or -1. */
-static int header_member(const ot_jval_t *name)
-{
-    static const char *const names[] = { "alg", "kid", "typ", "crit" };
-    int i;
+/** The members read, in the order of note's `which`. */
+static const char *const header_names[] = { "alg", "kid", "typ", "crit" };
 
-    if (!name->escaped && name->raw_len != 3 && name->raw_len != 4) {
-        return -1;
-    }
-    for (i = 0; i < 4; i++) {
-        if (name->escaped ? ot_jval_is(name, names[i])
-            : name->raw_len == strlen(names[i])
-              && memcmp(name->raw, names[i], name->raw_len) == 0) {
-            return i;
-        }
-    }
-    return -1;
-}
+typedef struct {
+    ot_jose_header_t *h;
+    apr_pool_t *p;
+} header_baton_t;
 
 /** Note member `which` of value v in h: a string, or present but not one. */
-static void note(ot_jose_header_t *h, int which, const ot_jval_t *v, apr_pool_t *p)
+static void note(void *baton, int which, const ot_jval_t *v)
 {
+    ot_jose_header_t *h = ((header_baton_t *)baton)->h;
+    apr_pool_t *p = ((header_baton_t *)baton)->p;
     const char **dst[] = { &h->alg, &h->kid, &h->typ };
 
     if (which == 3) {
@@ -52,25 +43,11 @@ static void note(ot_jose_header_t *h, int which, const ot_jval_t *v, apr_pool_t 
 
 static ot_jstatus_t scan(ot_jose_header_t *h, const char *raw, apr_size_t len, apr_pool_t *p)
 {
-    ot_jscan_t sc;
-    ot_jobj_t o;
-    ot_jval_t name, v;
-    int which;
+    header_baton_t b;
 
-    ot_jscan_init(&sc, raw, len);
-    if (ot_jscan_object(&sc, &o)) {
-        while (ot_jscan_member(&sc, &o, &name)) {
-            which = header_member(&name);
-            if (!ot_jscan_value(&sc, &v)) {
-                break;
-            }
-            if (which >= 0) {
-                note(h, which, &v, p);
-            }
-        }
-    }
-    ot_jscan_end(&sc);
-    return sc.status;
+    b.h = h;
+    b.p = p;
+    return ot_jscan_pick(raw, len, header_names, 4, note, &b);
 }
 
 /** The header read with jansson (what the scanner cannot vouch for). */

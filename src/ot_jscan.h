@@ -126,6 +126,21 @@ int ot_jscan_end(ot_jscan_t *sc);
  */
 ot_jstatus_t ot_jscan_find(const char *buf, apr_size_t len, const char *name, ot_jval_t *v);
 
+/** What ot_jscan_pick calls for a member it was asked for: its index in names, its value. */
+typedef void ot_jscan_pick_fn(void *baton, int which, const ot_jval_t *v);
+
+/**
+ * Scan buf[0..len) as one JSON object, checking the whole document, and call note for each
+ * top-level member named in names[0..n) (as the caller spells them) with its value, read whole;
+ * other members are skipped. The scan's status: OK, BAD or UNSURE (then ask jansson, and
+ * disregard what note was told).
+ */
+ot_jstatus_t ot_jscan_pick(const char *buf, apr_size_t len, const char *const *names, int n,
+                           ot_jscan_pick_fn *note, void *baton);
+
+/** The index in names[0..n) of the string v (compared as decoded), or -1. */
+int ot_jval_which(const ot_jval_t *v, const char *const *names, int n);
+
 /** 1 when the string v is exactly `s` (compares the text as decoded). */
 int ot_jval_is(const ot_jval_t *v, const char *s);
 

@@ -139,6 +139,42 @@ ot_jstatus_t ot_jscan_find(const char *buf, apr_size_t len, const char *name, ot
     return sc.status;
 }
 
+ot_jstatus_t ot_jscan_pick(const char *buf, apr_size_t len, const char *const *names, int n,
+                           ot_jscan_pick_fn *note, void *baton)
+{
+    ot_jscan_t sc;
+    ot_jobj_t o;
+    ot_jval_t name, v;
+    int which;
+
+    ot_jscan_init(&sc, buf, len);
+    if (ot_jscan_object(&sc, &o)) {
+        while (ot_jscan_member(&sc, &o, &name)) {
+            which = ot_jval_which(&name, names, n);
+            if (!ot_jscan_value(&sc, &v)) {
+                break;
+            }
+            if (which >= 0) {
+                note(baton, which, &v);
+            }
+        }
+    }
+    ot_jscan_end(&sc);
+    return sc.status;
+}
+
+int ot_jval_which(const ot_jval_t *v, const char *const *names, int n)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        if (ot_jval_is(v, names[i])) {
+            return i;
+        }
+    }
+    return -1;
+}
+
 int ot_jval_is(const ot_jval_t *v, const char *s)
 {
     apr_size_t i;

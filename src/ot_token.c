@@ -97,35 +97,19 @@ ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *
  * tests/fuzz/fuzz_jscan.c the scanner.
  */
 
-/** ot_jval_is for a name of 3 bytes, as fast as the peek needs (it runs for every member). */
-static int is_name(const ot_jval_t *name, const char *three)
-{
-    if (name->escaped) {
-        return ot_jval_is(name, three);
-    }
-    return name->raw_len == 3 && memcmp(name->raw, three, 3) == 0;
-}
+/** The members the peek notes, in the order of peek_note's `which`. */
+static const char *const peek_names[] = { "typ", "azp", "iss", "exp" };
 
-/** The members the peek notes: 0 typ, 1 azp, 2 iss, 3 exp, or -1. */
-static int peek_member(const ot_jval_t *name)
-{
-    static const char *const names[] = { "typ", "azp", "iss", "exp" };
-    int i;
-
-    if (!name->escaped && name->raw_len != 3) {
-        return -1;
-    }
-    for (i = 0; i < 4; i++) {
-        if (is_name(name, names[i])) {
-            return i;
-        }
-    }
-    return -1;
-}
+typedef struct {
+    ot_jwt_peek_t *out;
+    apr_pool_t *p;
+} peek_baton_t;
 
 /** Note the value v of the member `which` in out, as jansson would read it. */
-static void peek_note(ot_jwt_peek_t *out, int which, const ot_jval_t *v, apr_pool_t *p)
+static void peek_note(void *baton, int which, const ot_jval_t *v)
 {
+    ot_jwt_peek_t *out = ((peek_baton_t *)baton)->out;
+    apr_pool_t *p = ((peek_baton_t *)baton)->p;
     const char **dst[] = { &out->typ, &out->azp, &out->iss };
 
     if (which < 3) {
@@ -142,25 +126,11 @@ static void peek_note(ot_jwt_peek_t *out, int which, const ot_jval_t *v, apr_poo
 /** The peek by the scanner: OT_JS_OK with out filled, or why not. */
 static ot_jstatus_t peek_scan(ot_jwt_peek_t *out, const char *raw, apr_size_t len, apr_pool_t *p)
 {
-    ot_jscan_t sc;
-    ot_jobj_t o;
-    ot_jval_t name, v;
-    int which;
+    peek_baton_t b;
 
-    ot_jscan_init(&sc, raw, len);
-    if (ot_jscan_object(&sc, &o)) {
-        while (ot_jscan_member(&sc, &o, &name)) {
-            which = peek_member(&name);
-            if (!ot_jscan_value(&sc, &v)) {
-                break;
-            }
-            if (which >= 0) {
-                peek_note(out, which, &v, p);
-            }
-        }
-    }
-    ot_jscan_end(&sc);
-    return sc.status;
+    b.out = out;
+    b.p = p;
+    return ot_jscan_pick(raw, len, peek_names, 4, peek_note, &b);
 }
 
 /** The middle part of a compact JWS, decoded; NULL when token is not three parts. */
