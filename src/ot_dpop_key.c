@@ -325,7 +325,8 @@ unsigned char *ot_ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t s
  * EVP_DigestVerifyInit looks the signature algorithm up on OpenSSL 3 (a fetch through the
  * method store, ~9 µs a proof under load, dpop16r). A context made ready for one key and alg
  * (verify_init, digest, padding) is kept instead, and each proof verifies with a copy of it
- * (EVP_PKEY_CTX_dup: no lookup). A kept context holds a reference to its key, so a key's
+ * (EVP_PKEY_CTX_dup: no lookup). The key's type was checked against alg when the context was
+ * made (vctx_new), and a context is only found for its own key and alg. A kept context holds a reference to its key, so a key's
  * address names it for as long as the context is kept.
  */
 typedef struct {
@@ -344,11 +345,19 @@ static apr_size_t vslot_of(const EVP_PKEY *key, const char *alg)
                          ^ (apr_uintptr_t)(unsigned char)alg[3]) % OT_DPOP_KEY_CACHE);
 }
 
-/** A new context ready to verify alg's signatures (over a digest made with md) with key. */
+/**
+ * A new context ready to verify alg's signatures (over a digest made with md) with key; NULL when
+ * key is not of alg's type (checked here only: EVP_PKEY_base_id searches a table on each call).
+ */
 static EVP_PKEY_CTX *vctx_new(EVP_PKEY *key, const char *alg, const EVP_MD *md)
 {
-    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(key, NULL);
+    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA;
+    EVP_PKEY_CTX *ctx;
 
+    if (EVP_PKEY_base_id(key) != want) {
+        return NULL;
+    }
+    ctx = EVP_PKEY_CTX_new(key, NULL);
     if (ctx == NULL || EVP_PKEY_verify_init(ctx) != 1
         || EVP_PKEY_CTX_set_signature_md(ctx, md) <= 0
         || (alg[0] == 'P'
@@ -394,13 +403,13 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
     int bits = atoi(alg + 2);
     const EVP_MD *md = ot_dpop_md(bits);
     apr_size_t size = alg[0] != 'E' ? 0 : bits == 256 ? 32 : bits == 384 ? 48 : 66;
-    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA, ok = 0;
+    int ok = 0;
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned int dglen = 0;
     der_t der;
     EVP_PKEY_CTX *ctx;
 
-    if (EVP_PKEY_base_id(key) != want || (size && sig_len != 2 * size)) {
+    if (size && sig_len != 2 * size) {
         return 0;
     }
     if (size) {

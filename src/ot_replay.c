@@ -20,9 +20,10 @@
 #include <string.h>
 #include <apr_general.h>
 #include <apr_shm.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 
 #include "ot_replay.h"
+#include "ot_dpop_key.h"
 #include "ot_lock.h"
 
 #define KEY_BYTES 16
@@ -100,11 +101,13 @@ static void recover(void *baton)
 /** The home slot of key: SHA-256 of the table's seed and the key, modulo the table's size. */
 static apr_uint32_t home_of(const ot_replay_t *r, const unsigned char *key)
 {
-    unsigned char in[SEED_BYTES + KEY_BYTES], md[SHA256_DIGEST_LENGTH];
+    unsigned char in[SEED_BYTES + KEY_BYTES], md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
 
     memcpy(in, r->t->seed, SEED_BYTES);
     memcpy(in + SEED_BYTES, key, KEY_BYTES);
-    SHA256(in, sizeof(in), md);
+    /* The digest fetched once per process: SHA256() fetches it on every call (OpenSSL 3). */
+    EVP_Digest(in, sizeof(in), md, &mdlen, ot_dpop_md(256), NULL);
     return ((apr_uint32_t)md[0] << 24 | (apr_uint32_t)md[1] << 16 | (apr_uint32_t)md[2] << 8
             | md[3]) & (r->t->nslots - 1);
 }
