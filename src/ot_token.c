@@ -8,28 +8,41 @@
 #include "ot_json.h"
 #include "ot_jscan.h"
 
-/** RFC 6750 b64token characters, before the padding (ASCII, whatever the locale). */
-static int b64token_char(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-           || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
-}
+/*
+ * RFC 6750 b64token characters, before the padding (ASCII, whatever the locale), as a table: the
+ * token's every byte is looked up on every request (about 1.3 KB for a Keycloak JWT), and an
+ * if-chain of ten comparisons per byte showed in the cached path's profile.
+ */
+#define B64_AZ(c) ((c) >= 'a' && (c) <= 'z')
+#define B64_CHAR(c) (B64_AZ(c) || B64_AZ((c) + ('a' - 'A')) || ((c) >= '0' && (c) <= '9') \
+                     || (c) == '-' || (c) == '.' || (c) == '_' || (c) == '~' || (c) == '+' \
+                     || (c) == '/')
+#define B64_ROW(r) B64_CHAR((r) + 0), B64_CHAR((r) + 1), B64_CHAR((r) + 2), B64_CHAR((r) + 3), \
+                   B64_CHAR((r) + 4), B64_CHAR((r) + 5), B64_CHAR((r) + 6), B64_CHAR((r) + 7), \
+                   B64_CHAR((r) + 8), B64_CHAR((r) + 9), B64_CHAR((r) + 10), \
+                   B64_CHAR((r) + 11), B64_CHAR((r) + 12), B64_CHAR((r) + 13), \
+                   B64_CHAR((r) + 14), B64_CHAR((r) + 15)
+static const unsigned char b64token_table[256] = {
+    B64_ROW(0x00), B64_ROW(0x10), B64_ROW(0x20), B64_ROW(0x30),
+    B64_ROW(0x40), B64_ROW(0x50), B64_ROW(0x60), B64_ROW(0x70)
+    /* 0x80-0xff: 0 */
+};
 
-/** RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
-static int is_b64token(const char *s, apr_size_t len)
+apr_size_t ot_b64token_span(const char *s)
 {
+    const unsigned char *u = (const unsigned char *)s;
     apr_size_t i = 0;
 
-    while (i < len && b64token_char((unsigned char)s[i])) {
+    while (b64token_table[u[i]]) {
         i++;
     }
     if (i == 0) {
         return 0;
     }
-    while (i < len && s[i] == '=') {
+    while (u[i] == '=') {
         i++;
     }
-    return i == len;
+    return u[i] == '\0' ? i : 0;
 }
 
 /** After a scheme name of n bytes: the credentials (as ot_bearer_parse says). */
@@ -49,8 +62,9 @@ static ot_bearer_t parse_after(const char *header, apr_size_t n, const char **to
     while (*s == ' ') {
         s++;
     }
-    len = strlen(s);
-    if (len == 0 || len > OT_TOKEN_MAX || !is_b64token(s, len)) {
+    /* One pass: the span is the whole rest of the header or 0 (empty or not a b64token). */
+    len = ot_b64token_span(s);
+    if (len == 0 || len > OT_TOKEN_MAX) {
         return OT_BEARER_MALFORMED;
     }
     *token = apr_pstrmemdup(p, s, len);

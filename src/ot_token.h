@@ -28,6 +28,12 @@ typedef enum {
  */
 ot_bearer_t ot_bearer_parse(const char *header, const char **token, apr_pool_t *p);
 
+/**
+ * The length of the RFC 6750 b64token (1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" )
+ * *"=") that s is, to its NUL; 0 when s is empty or anything else.
+ */
+apr_size_t ot_b64token_span(const char *s);
+
 /** The scheme credentials came under. */
 typedef enum { OT_SCHEME_NONE = 0, OT_SCHEME_BEARER, OT_SCHEME_DPOP } ot_scheme_t;
 

@@ -224,6 +224,57 @@ START_TEST(jwt_peek_reads_payloads_as_jansson_does)
 }
 END_TEST
 
+/* The b64token predicate before the table (the if-chain), the reference for the table. */
+static int old_b64token_char(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+           || c == '-' || c == '.' || c == '_' || c == '~' || c == '+' || c == '/';
+}
+
+/* The check before the table: 1*b64token_char *"=" and nothing else, over len bytes. */
+static int old_is_b64token(const char *s, apr_size_t len)
+{
+    apr_size_t i = 0;
+
+    while (i < len && old_b64token_char((unsigned char)s[i])) {
+        i++;
+    }
+    if (i == 0) {
+        return 0;
+    }
+    while (i < len && s[i] == '=') {
+        i++;
+    }
+    return i == len;
+}
+
+START_TEST(b64token_table_matches_old_predicate)
+{
+    char buf[4];
+    int a, b;
+
+    /* Every byte alone: the table is the old predicate (NUL is the empty string: 0). */
+    for (a = 1; a < 256; a++) {
+        buf[0] = (char)a, buf[1] = '\0';
+        ck_assert_msg(ot_b64token_span(buf) == (old_is_b64token(buf, 1) ? 1u : 0u),
+                      "byte 0x%02x", a);
+        ck_assert_int_eq(old_is_b64token(buf, 1), old_b64token_char((unsigned char)a));
+    }
+    ck_assert_uint_eq(ot_b64token_span(""), 0);
+    /* Every pair, and every pair after a valid byte: the padding and what may follow it. */
+    for (a = 1; a < 256; a++) {
+        for (b = 1; b < 256; b++) {
+            buf[0] = (char)a, buf[1] = (char)b, buf[2] = '\0';
+            ck_assert_msg(ot_b64token_span(buf) == (old_is_b64token(buf, 2) ? 2u : 0u),
+                          "bytes 0x%02x 0x%02x", a, b);
+            buf[0] = 'x', buf[1] = (char)a, buf[2] = (char)b, buf[3] = '\0';
+            ck_assert_msg(ot_b64token_span(buf) == (old_is_b64token(buf, 3) ? 3u : 0u),
+                          "bytes x 0x%02x 0x%02x", a, b);
+        }
+    }
+}
+END_TEST
+
 Suite *suite_token(void)
 {
     Suite *s = suite_create("token");
@@ -233,6 +284,7 @@ Suite *suite_token(void)
     tcase_add_test(tc, bearer_well_formed);
     tcase_add_test(tc, bearer_absent_or_other_scheme);
     tcase_add_test(tc, bearer_malformed);
+    tcase_add_test(tc, b64token_table_matches_old_predicate);
     tcase_add_test(tc, jwt_peek_and_hint);
     tcase_add_test(tc, jwt_peek_refuses_odd_shapes);
     tcase_add_test(tc, jwt_peek_reads_payloads_as_jansson_does);
