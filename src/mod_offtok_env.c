@@ -9,6 +9,7 @@
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
+#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
@@ -119,6 +120,66 @@ static void remember_sub(request_rec *r, offtok_req_t *st)
     apr_pool_cleanup_register(r->pool, f, forget_sub, apr_pool_cleanup_null);
 }
 
+/** Whether table t has a key that begins with "OFFTOK_" (in any case). */
+static int has_offtok_key(const apr_table_t *t)
+{
+    const apr_array_header_t *arr = apr_table_elts(t);
+    const apr_table_entry_t *e = (const apr_table_entry_t *)arr->elts;
+    int i;
+
+    for (i = 0; i < arr->nelts; i++) {
+        if (e[i].key && (e[i].key[0] == 'O' || e[i].key[0] == 'o')
+            && strncasecmp(e[i].key, "OFFTOK_", 7) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/** Whether the n names (all "OFFTOK_CLAIM_..."; claims "a-b" and "a.b" share one) are distinct
+ * as a table compares them, without caseless compares of the shared prefix. */
+static int names_distinct(const char **names, int n)
+{
+    const apr_size_t skip = sizeof("OFFTOK_CLAIM_") - 1;
+    int i, j;
+
+    for (i = 0; i < n; i++) {
+        for (j = 0; j < i; j++) {
+            if (apr_toupper(names[i][skip]) == apr_toupper(names[j][skip])
+                && strcasecmp(names[i] + skip, names[j] + skip) == 0) {
+                return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/*
+ * The environment the answer gives. apr_table_setn looks for an earlier entry of the name with
+ * strcasecmp wherever the first four letters match, and every name here begins "OFFT": n claims
+ * cost n*n/2 caseless compares (the cached path's __strcasecmp). When r has no OFFTOK_ variable
+ * yet and the names are distinct, setn would only ever append: addn does that, in the same order.
+ */
+static void set_answer_env(request_rec *r, const offtok_req_t *st, const ot_answer_t *a)
+{
+    const char **names = apr_palloc(r->pool, sizeof(*names) * (a->nclaims + 1));
+    void (*set)(apr_table_t *, const char *, const char *) = apr_table_setn;
+    int i;
+
+    for (i = 0; i < a->nclaims; i++) {
+        names[i] = ot_claim_env_name(a->claims[i].name, r->pool);
+    }
+    if (!has_offtok_key(r->subprocess_env) && names_distinct(names, a->nclaims)) {
+        set = apr_table_addn;
+    }
+    for (i = 0; i < a->nclaims; i++) {
+        set(r->subprocess_env, names[i], a->claims[i].text);
+    }
+    set(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(a->kind));
+    set(r->subprocess_env, "OFFTOK_TOKEN_BINDING", st->binding ? st->binding : "none");
+    set(r->subprocess_env, "OFFTOK_CHECK", st->local ? "local" : "introspection");
+}
+
 void offtok_env_apply(request_rec *r, offtok_req_t *st)
 {
     const offtok_dir_conf *c = ap_get_module_config(r->per_dir_config, &offtok_module);
@@ -131,13 +192,7 @@ void offtok_env_apply(request_rec *r, offtok_req_t *st)
     st->applied = 1;
     r->user = (char *)st->user;
     r->ap_auth_type = "offtok";
-    for (i = 0; i < a->nclaims; i++) {
-        apr_table_setn(r->subprocess_env, ot_claim_env_name(a->claims[i].name, r->pool),
-                       a->claims[i].text);
-    }
-    apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_KIND", ot_kind_name(a->kind));
-    apr_table_setn(r->subprocess_env, "OFFTOK_TOKEN_BINDING", st->binding ? st->binding : "none");
-    apr_table_setn(r->subprocess_env, "OFFTOK_CHECK", st->local ? "local" : "introspection");
+    set_answer_env(r, st, a);
     for (i = 0; i < st->headers->nelts; i++) {
         const offtok_pass_t *h = &APR_ARRAY_IDX(st->headers, i, offtok_pass_t);
         apr_table_setn(r->headers_in, h->header, h->claim);

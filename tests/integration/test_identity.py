@@ -55,6 +55,29 @@ def test_environment_of_a_cgi_script(site, oidc):
     assert env["OFFTOK_CLAIM_active"] == "true"
 
 
+def test_claims_that_make_one_variable_give_it_once(httpd, oidc):
+    """httpd's tables compare names without case, so claims "Nick" and "nick" are one variable
+    (and "a-b", "a.b" both OFFTOK_CLAIM_a_b): it holds the later claim, as when each was set
+    with apr_table_setn (mod_offtok_env.c appends without that look only when no names meet).
+    A variable of the name set before (mod_rewrite, at translation) is replaced, not doubled.
+    A static file, not a CGI script (whose environment httpd merges again on its own)."""
+    httpd.start(f"""
+Alias "/h/" "{httpd.root}/htdocs/protected/"
+RewriteEngine On
+RewriteRule ^/h/ - [E=OFFTOK_CLAIM_sub:spoof]
+""" + protected("/h/", oidc, extra="""
+    Header always set X-Nick "%{OFFTOK_CLAIM_nick}e"
+    Header always set X-Ab "%{OFFTOK_CLAIM_a_b}e"
+    Header always set X-Sub "%{OFFTOK_CLAIM_sub}e"
+"""))
+    token = oidc.mint_access(sub="u-5", claims={"Nick": "x", "nick": "y", "a-b": "1", "a.b": "2"})
+    r = httpd.get("/h/index.html", token=token)
+    assert r.status_code == 200
+    assert (r.headers["X-Nick"], r.headers["X-Ab"], r.headers["X-Sub"]) == ("y", "2", "u-5")
+    r = httpd.get("/h/index.html", token=oidc.mint_access(sub="u-6", claims={"nick": "z"}))
+    assert (r.status_code, r.headers["X-Nick"], r.headers["X-Sub"]) == (200, "z", "u-6")
+
+
 def test_a_cached_answer_gives_the_back_end_the_same(site, oidc):
     """The first request is served from the issuer's answer, the next from the cache (which
     keeps claims in its own form, not JSON): the back end must not see a difference."""
