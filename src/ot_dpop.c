@@ -81,12 +81,15 @@ const char *ot_dpop_b64url(const unsigned char *in, apr_size_t n, apr_pool_t *p)
     return out;
 }
 
+/** base64url(SHA-256(data)), or NULL when the digest cannot be made. */
 static const char *sha256_b64url(const void *data, apr_size_t n, apr_pool_t *p)
 {
     unsigned char md[OT_SHA256_LEN];
     unsigned int mdlen = 0;
 
-    EVP_Digest(data, n, md, &mdlen, ot_dpop_md(256), NULL);
+    if (EVP_Digest(data, n, md, &mdlen, ot_dpop_md(256), NULL) != 1 || mdlen != OT_SHA256_LEN) {
+        return NULL;                    /* out of memory: no thumbprint, no ath, refused */
+    }
     return ot_dpop_b64url(md, OT_SHA256_LEN, p);
 }
 
@@ -336,7 +339,7 @@ static int check_claims(ot_dpop_proof_t *out, const char **why, const ot_dpop_as
         return 0;
     }
     want = sha256_b64url(ask->token, strlen(ask->token), p);
-    if (ath == NULL || strcmp(ath, want) != 0) {
+    if (ath == NULL || want == NULL || strcmp(ath, want) != 0) {
         *why = "its ath is not the access token's hash";
         return 0;
     }

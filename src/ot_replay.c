@@ -98,8 +98,12 @@ static void recover(void *baton)
     (void)baton;
 }
 
-/** The home slot of key: SHA-256 of the table's seed and the key, modulo the table's size. */
-static apr_uint32_t home_of(const ot_replay_t *r, const unsigned char *key)
+/**
+ * The home slot of key: SHA-256 of the table's seed and the key, modulo the table's size. 0 when
+ * the digest cannot be made (out of memory): *ok is then 0, and the caller refuses the proof
+ * rather than look it up at a slot it was not stored at.
+ */
+static apr_uint32_t home_of(const ot_replay_t *r, const unsigned char *key, int *ok)
 {
     unsigned char in[SEED_BYTES + KEY_BYTES], md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
@@ -107,7 +111,10 @@ static apr_uint32_t home_of(const ot_replay_t *r, const unsigned char *key)
     memcpy(in, r->t->seed, SEED_BYTES);
     memcpy(in + SEED_BYTES, key, KEY_BYTES);
     /* The digest fetched once per process: SHA256() fetches it on every call (OpenSSL 3). */
-    EVP_Digest(in, sizeof(in), md, &mdlen, ot_dpop_md(256), NULL);
+    *ok = EVP_Digest(in, sizeof(in), md, &mdlen, ot_dpop_md(256), NULL) == 1 && mdlen >= 4;
+    if (!*ok) {
+        return 0;
+    }
     return ((apr_uint32_t)md[0] << 24 | (apr_uint32_t)md[1] << 16 | (apr_uint32_t)md[2] << 8
             | md[3]) & (r->t->nslots - 1);
 }
@@ -115,10 +122,14 @@ static apr_uint32_t home_of(const ot_replay_t *r, const unsigned char *key)
 apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t until,
                             apr_time_t now)
 {
-    apr_uint32_t mask = r->t->nslots - 1, home = home_of(r, key), i, free_at = 0;
-    int have_free = 0;
+    apr_uint32_t mask = r->t->nslots - 1, home, i, free_at = 0;
+    int have_free = 0, ok;
     apr_status_t rv;
 
+    home = home_of(r, key, &ok);
+    if (!ok) {
+        return APR_ENOMEM;                /* refused (503), never looked up at a wrong slot */
+    }
     if ((rv = ot_lock_take(&r->t->lock, recover, r)) != APR_SUCCESS) {
         return rv;
     }

@@ -35,7 +35,8 @@ apr_status_t ot_replay_create(ot_replay_t **pr, apr_uint32_t slots, apr_pool_t *
 
 /**
  * Record key (32 bytes) until `until`: APR_SUCCESS when it was not there, APR_EEXIST when a live
- * entry holds it (a replay), APR_ENOSPC when every slot it may take is live (nothing recorded).
+ * entry holds it (a replay), APR_ENOSPC when every slot it may take is live (nothing recorded),
+ * APR_ENOMEM when its home cannot be computed (nothing looked up or recorded).
  */
 apr_status_t ot_replay_once(ot_replay_t *r, const unsigned char *key, apr_time_t until,
                             apr_time_t now);
