@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import secrets
+import subprocess
 import time
 
 import benchlib as bl
@@ -373,11 +374,29 @@ def dpop_cached(b, name):
         h = b.variant(label, label, peers.oauth2_dpop_variant)
         sanity[label] = peers.check_dpop(b, h, token, False)
         variants.append((label, h, fresh_proofs(b, h, token, wait=False)))
+    # The floor (bench/floor/mod_bench_floor.c): the proof's ES256 signature checked and nothing
+    # else, on the fixed proofs (it keeps no replay table).
+    floor = floor_httpd(b)
+    if floor is not None:
+        with open(fixed + "1") as f:
+            proof = f.readline().strip()
+        check(floor, None, {"DPoP": proof})
+        status, _ = get(floor, {"DPoP": proof[:-4] + ("AAAA" if proof[-4:] != "AAAA" else "BBBB")})
+        if status != 401:
+            raise RuntimeError(f"{FLOOR}: a proof with a broken signature got {status}")
+        sanity[FLOOR] = "a proof with a broken signature got 401"
+        variants.append((FLOOR, floor, base_kw))
     # Runs of 5 s at most: more proofs than the table holds would be replays (401s) or 503s.
     rounds = b.rounds(variants, duration=min(b.args.duration, DPOP_SECONDS))
     res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
     res["peers"] = {label: RUN.summarize(rounds, "unauthenticated", label)
-                    for label, _, _ in variants[2:]}
+                    for label, _, _ in variants[2:] if label != FLOOR}
+    if floor is not None:
+        res["floor"] = RUN.summarize(rounds, "unauthenticated", FLOOR)
+        res["floor"]["module_vs_floor"] = RUN.summarize(rounds, FLOOR, "mod_offtok")["ratio"]
+        res["floor"]["what"] = ("mod_bench_floor: the proof's ES256 signature checked and "
+                                "nothing else; module_vs_floor is what the rest of the DPoP "
+                                "path costs")
     for label in res["peers"]:
         res["peers"][label]["vs_mod_offtok"] = RUN.summarize(rounds, label, "mod_offtok")["ratio"]
     res["sanity"] = sanity
@@ -390,6 +409,39 @@ def dpop_cached(b, name):
         kw["prepare"]()     # fresh proofs for the profiled run, after the last ones expired
         b.profile(name, ours, {k: v for k, v in kw.items() if k != "prepare"})
     return res
+
+
+FLOOR = "es256-floor"
+FLOOR_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor", "mod_bench_floor.c")
+
+
+def floor_httpd(b):
+    """An httpd whose only work beyond the unauthenticated one is checking each request's DPoP
+    proof signature (bench/floor/mod_bench_floor.c, built here with apxs); None (and a line
+    saying why) when it cannot be built."""
+    if "floor" in b.httpds:
+        return b.httpds["floor"]
+    d = os.path.join(b.workdir, "floor")
+    os.makedirs(d, exist_ok=True)
+    src = os.path.join(d, "mod_bench_floor.c")
+    with open(FLOOR_SRC) as f, open(src, "w") as out:
+        out.write(f.read())
+    apxs = next((a for a in ("/usr/bin/apxs", "/usr/bin/apxs2") if os.path.exists(a)), None)
+    res = subprocess.run([apxs or "apxs", "-c", "-Wc,-O2", "-lcrypto", src], cwd=d,
+                         capture_output=True, text=True)
+    so = os.path.join(d, ".libs", "mod_bench_floor.so")
+    if res.returncode != 0 or not os.path.exists(so):
+        bl.log(f"    {FLOOR}: not built ({(res.stderr or res.stdout).strip()[-300:]})")
+        return None
+    pem = os.path.join(d, "dpop-key.pem")
+    with open(pem, "wb") as f:
+        f.write(b.issuer.dpop_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    os.chmod(d, 0o755)
+    os.chmod(pem, 0o644)
+    b.httpds["floor"] = b.httpd(FLOOR, f'LoadModule bench_floor_module "{so}"',
+                                f"BenchFloorKey {pem}", "    Require all granted")
+    return b.httpds["floor"]
 
 
 def fresh_proofs(b, h, token, wait):
