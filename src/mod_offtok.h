@@ -160,10 +160,6 @@ int offtok_neg_ttl(const offtok_dir_conf *c);
 ot_always_t offtok_always(const offtok_dir_conf *c);
 /** 1 when OfftokAccessTokens Local applies. */
 int offtok_local(const offtok_dir_conf *c);
-/** 1 when any section read so far says OfftokAccessTokens Local. */
-int offtok_any_local(void);
-/** How long a pushed logout is kept (the handlers' `until` − `at`), see ot_jwt_verify.h. */
-apr_interval_time_t offtok_revocation_keep(void);
 apr_interval_time_t offtok_connect_timeout(const offtok_dir_conf *c);
 apr_interval_time_t offtok_total_timeout(const offtok_dir_conf *c);
 int offtok_clock_skew(const offtok_dir_conf *c);
@@ -198,16 +194,28 @@ void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c);
  * never verify anything for a location that trusts otherwise. NULL without OfftokJWKSURL.
  */
 const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p);
-/** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
-int offtok_longest_ttl(void);
-/** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */
-apr_interval_time_t offtok_longest_timeout(void);
 
-extern const command_rec offtok_cmds[];
+/** Creating and merging a section's configuration. */
 void *offtok_create_dir_conf(apr_pool_t *p, char *dir);
 void *offtok_merge_dir_conf(apr_pool_t *p, void *basev, void *addv);
 void *offtok_create_srv_conf(apr_pool_t *p, server_rec *s);
 void *offtok_merge_srv_conf(apr_pool_t *p, void *basev, void *addv);
+
+/* ---- the directives, and the figures they raise as they are read (mod_offtok_config.c) ----- */
+
+/**
+ * Every directive. The handlers of two families are beside: mod_offtok_config_client.c's and
+ * mod_offtok_config_server.c's.
+ */
+extern const command_rec offtok_cmds[];
+/** The longest OfftokCacheTTL of any section read so far (entries are kept that long). */
+int offtok_longest_ttl(void);
+/** The longest total OfftokTimeout of any section read so far (an issuer call lasts no longer). */
+apr_interval_time_t offtok_longest_timeout(void);
+/** 1 when any section read so far says OfftokAccessTokens Local. */
+int offtok_any_local(void);
+/** How long a pushed logout is kept (the handlers' `until` − `at`), see ot_jwt_verify.h. */
+apr_interval_time_t offtok_revocation_keep(void);
 
 /* ---- per request -------------------------------------------------------------------------- */
 
@@ -396,6 +404,27 @@ const char *offtok_set_client_auth(cmd_parms *cmd, void *dc, const char *arg);
 
 /** NULL when c has what its OfftokClientAuth needs, else what is missing (for OT0005). */
 const char *offtok_client_missing(const offtok_dir_conf *c);
+
+/* ---- the server-wide directives (mod_offtok_config_server.c) ------------------------------- */
+
+/** OfftokCacheSize, OfftokMissRate and OfftokIssuerMaxRate (cmd->info non-NULL: the miss rate). */
+const char *offtok_set_cache_size(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_rate(cmd_parms *cmd, void *dc, const char *rate, const char *burst);
+/**
+ * OfftokIssuerMaxPending and OfftokDPoPReplaySize (cmd->info non-NULL: the replay table's): a
+ * whole number in the directive's range.
+ */
+const char *offtok_set_count(cmd_parms *cmd, void *dc, const char *arg);
+#ifdef HAVE_HIREDIS
+/** OfftokRedis, OfftokRedisUser, OfftokRedisPassword, OfftokRedisKey. */
+const char *offtok_set_redis(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_redis_user(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_redis_password(cmd_parms *cmd, void *dc, const char *arg);
+const char *offtok_set_redis_key(cmd_parms *cmd, void *dc, const char *arg);
+#else
+/** The four Redis directives' handler in a build without hiredis: a clear refusal. */
+const char *offtok_refuse_redis(cmd_parms *cmd, void *dc, const char *arg);
+#endif
 
 /* ---- client authentication at the issuer (mod_offtok_client.c) ----------------------------- */
 

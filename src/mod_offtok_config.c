@@ -1,8 +1,14 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
- * Every directive: the command table and each directive's handler, Redis's included. Each is
- * checked when it is read, so that `apachectl -t` names a typo. Fields start unset and merge in
- * mod_offtok_defaults.c.
+ * Every directive: the command table (offtok_cmds), Redis's directives included, and the
+ * handlers of the per-directory directives. Each is checked when it is read, so that
+ * `apachectl -t` names a typo. The handlers of two families are beside this file:
+ * mod_offtok_config_client.c (client authentication at the issuer) and
+ * mod_offtok_config_server.c (the server-wide directives, Redis's among them). Fields start
+ * unset and merge in mod_offtok_defaults.c.
+ *
+ * The generation-wide figures the directives raise as they are read (the longest OfftokCacheTTL
+ * and OfftokTimeout, whether any section says OfftokAccessTokens Local) are kept here too.
  */
 #include <string.h>
 #include <httpd.h>
@@ -13,13 +19,9 @@
 #include <apr_lib.h>
 
 #include "mod_offtok.h"
-#include "ot_replay.h"
 #include "ot_claims.h"
 #include "ot_dpop.h"
 #include "ot_util.h"
-#ifdef HAVE_HIREDIS
-#include "ot_redis.h"
-#endif
 
 APLOG_USE_MODULE(offtok);
 
@@ -348,166 +350,6 @@ static const char *set_flag(cmd_parms *cmd, void *dc, int on)
     return NULL;
 }
 
-/* ---- server-wide directives --------------------------------------------------------------- */
-
-static const char *set_cache_size(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    if (err) {
-        return err;
-    }
-    err = ot_parse_size(arg, (apr_size_t)1 << 20, (apr_size_t)64 << 30, &sc->cache_size,
-                        cmd->pool);
-    return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
-}
-
-static const char *set_max_pending(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
-    long v;
-
-    if (err) {
-        return err;
-    }
-    v = strtol(arg, &end, 10);
-    if (end == arg || *end || v < 1 || v > 100000) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number from 1 to 100000",
-                            cmd->cmd->name, arg);
-    }
-    sc->max_pending = (int)v;
-    return NULL;
-}
-
-/** OfftokDPoPReplaySize: proofs the shared replay table holds (a whole number, checked here). */
-static const char *set_dpop_replay_size(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    char *end;
-    long v;
-
-    if (err) {
-        return err;
-    }
-    v = strtol(arg, &end, 10);
-    if (end == arg || *end || v < OT_REPLAY_SLOTS_MIN || v > OT_REPLAY_SLOTS_MAX) {
-        return apr_psprintf(cmd->pool, "%s: '%s' is not a number of proofs from %d to %d",
-                            cmd->cmd->name, arg, OT_REPLAY_SLOTS_MIN, OT_REPLAY_SLOTS_MAX);
-    }
-    sc->dpop_replay_size = (apr_uint32_t)v;
-    return NULL;
-}
-
-/** OfftokMissRate and OfftokIssuerMaxRate: per-second [burst] | Off (cmd_data: which). */
-static const char *set_rate(cmd_parms *cmd, void *dc, const char *rate, const char *burst)
-{
-    offtok_srv_conf *sc = ap_get_module_config(cmd->server->module_config, &offtok_module);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    int miss = cmd->info != NULL;
-
-    if (err) {
-        return err;
-    }
-    err = ot_rate_parse(miss ? &sc->miss_rate : &sc->issuer_rate, rate, burst, cmd->pool);
-    if (err) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    *(miss ? &sc->miss_rate_set : &sc->issuer_rate_set) = 1;
-    return NULL;
-}
-
-#ifdef HAVE_HIREDIS
-/* ---- the Redis tier (mod_offtok_redis.c), where hiredis is ---------------------------------- */
-
-/** Shortest OfftokRedisKey. */
-#define REDIS_KEY_MIN 16
-
-/** The Redis directives are global: the main server's configuration. */
-static offtok_srv_conf *redis_conf(cmd_parms *cmd)
-{
-    return ap_get_module_config(cmd->server->module_config, &offtok_module);
-}
-
-static const char *set_redis(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = redis_conf(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    ot_redis_conf_t conf;
-
-    if (err == NULL && (err = ot_redis_parse_url(&conf, arg, cmd->pool)) == NULL) {
-        sc->redis_url = arg;
-        return NULL;
-    }
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-}
-
-static const char *set_redis_password(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = redis_conf(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-
-    if (err == NULL && (sc->redis_password = ot_secret_resolve(arg, &err, cmd->pool)) != NULL) {
-        return NULL;
-    }
-    return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-}
-
-static const char *set_redis_user(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = redis_conf(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY), *q;
-
-    for (q = arg; err == NULL && *q; q++) {
-        if (!apr_isgraph(*q)) {
-            err = "a Redis user name has no spaces or control characters";
-        }
-    }
-    if (err == NULL && *arg == '\0') {
-        err = "an empty user name";
-    }
-    if (err != NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    sc->redis_user = arg;
-    return NULL;
-}
-
-static const char *set_redis_key(cmd_parms *cmd, void *dc, const char *arg)
-{
-    offtok_srv_conf *sc = redis_conf(cmd);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
-    const char *key;
-
-    if (err != NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    if (strncmp(arg, "env:", 4) != 0 && strncmp(arg, "file:", 5) != 0) {
-        return apr_psprintf(cmd->pool, "%s: give the key as env:VAR or file:PATH, not in the "
-                            "configuration itself", cmd->cmd->name);
-    }
-    if ((key = ot_secret_resolve(arg, &err, cmd->pool)) == NULL) {
-        return apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
-    }
-    if (strlen(key) < REDIS_KEY_MIN) {
-        return apr_psprintf(cmd->pool, "%s: the key is shorter than %d bytes (e.g. openssl rand "
-                            "-hex 32 > key)", cmd->cmd->name, REDIS_KEY_MIN);
-    }
-    sc->redis_key = key;
-    return NULL;
-}
-#else
-static const char *refuse_redis(cmd_parms *cmd, void *dc, const char *arg)
-{
-    return apr_psprintf(cmd->pool, "%s: this build of mod_offtok has no Redis support (it was "
-                        "built without hiredis: install libhiredis-dev and build it again)",
-                        cmd->cmd->name);
-}
-#endif
-
 #define DIR_OFFSET(f) ((void *)APR_OFFSETOF(offtok_dir_conf, f))
 #define WHERE (RSRC_CONF | ACCESS_CONF)
 #define POLICY (RSRC_CONF | ACCESS_CONF | OR_AUTHCFG)
@@ -581,34 +423,35 @@ const command_rec offtok_cmds[] = {
                   "this connection's client certificate"),
     AP_INIT_TAKE1("OfftokAccessTokens", set_access_tokens, DIR_OFFSET(access_tokens), POLICY,
                   "Introspect (default) or Local: verify JWT access tokens with the issuer's keys"),
-    AP_INIT_TAKE1("OfftokCacheSize", set_cache_size, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokCacheSize", offtok_set_cache_size, NULL, RSRC_CONF,
                   "bytes of shared memory for the cache, with K/M/G (default 16M)"),
-    AP_INIT_TAKE1("OfftokDPoPReplaySize", set_dpop_replay_size, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokDPoPReplaySize", offtok_set_count, (void *)"replay", RSRC_CONF,
                   "DPoP proofs the shared replay table holds, rounded up to a power of two "
                   "(default 1048576)"),
-    AP_INIT_TAKE1("OfftokIssuerMaxPending", set_max_pending, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokIssuerMaxPending", offtok_set_count, NULL, RSRC_CONF,
                   "requests that may wait on the issuer at once in one process"),
-    AP_INIT_TAKE12("OfftokMissRate", set_rate, (void *)"miss", RSRC_CONF,
+    AP_INIT_TAKE12("OfftokMissRate", offtok_set_rate, (void *)"miss", RSRC_CONF,
                    "per-second [burst] or Off: issuer calls for unknown tokens per client address"),
-    AP_INIT_TAKE12("OfftokIssuerMaxRate", set_rate, NULL, RSRC_CONF,
+    AP_INIT_TAKE12("OfftokIssuerMaxRate", offtok_set_rate, NULL, RSRC_CONF,
                    "per-second [burst] or Off: issuer calls for the whole server"),
 #ifdef HAVE_HIREDIS
-    AP_INIT_TAKE1("OfftokRedis", set_redis, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedis", offtok_set_redis, NULL, RSRC_CONF,
                   "redis://host[:port][/db] or redis-sentinel://host:port,.../master[/db]: share "
                   "answers and pushed revocations with other nodes"),
-    AP_INIT_TAKE1("OfftokRedisUser", set_redis_user, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisUser", offtok_set_redis_user, NULL, RSRC_CONF,
                   "Redis ACL user sent with AUTH (with OfftokRedisPassword)"),
-    AP_INIT_TAKE1("OfftokRedisPassword", set_redis_password, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisPassword", offtok_set_redis_password, NULL, RSRC_CONF,
                   "Redis AUTH password: a literal, env:VAR or file:PATH"),
-    AP_INIT_TAKE1("OfftokRedisKey", set_redis_key, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisKey", offtok_set_redis_key, NULL, RSRC_CONF,
                   "env:VAR or file:PATH: the secret that keys and authenticates what is in Redis"),
 #else
-    AP_INIT_TAKE1("OfftokRedis", refuse_redis, NULL, RSRC_CONF, "not in this build (no hiredis)"),
-    AP_INIT_TAKE1("OfftokRedisPassword", refuse_redis, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedis", offtok_refuse_redis, NULL, RSRC_CONF,
                   "not in this build (no hiredis)"),
-    AP_INIT_TAKE1("OfftokRedisUser", refuse_redis, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisPassword", offtok_refuse_redis, NULL, RSRC_CONF,
                   "not in this build (no hiredis)"),
-    AP_INIT_TAKE1("OfftokRedisKey", refuse_redis, NULL, RSRC_CONF,
+    AP_INIT_TAKE1("OfftokRedisUser", offtok_refuse_redis, NULL, RSRC_CONF,
+                  "not in this build (no hiredis)"),
+    AP_INIT_TAKE1("OfftokRedisKey", offtok_refuse_redis, NULL, RSRC_CONF,
                   "not in this build (no hiredis)"),
 #endif
     { NULL }
