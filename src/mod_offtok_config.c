@@ -75,13 +75,24 @@ static const char *set_url(cmd_parms *cmd, void *dc, const char *arg)
     return err;
 }
 
+/**
+ * A client secret (OfftokClientSecret, OfftokClientFor): a literal, env:VAR or file:PATH, read now
+ * (NULL, with *err, when it cannot be); *file is the path it is read again from after
+ * invalid_client, or NULL.
+ */
+static const char *read_secret(cmd_parms *cmd, const char *arg, const char **file,
+                               const char **err)
+{
+    *file = strncmp(arg, "file:", 5) == 0 ? arg + 5 : NULL;
+    return ot_secret_resolve(arg, err, cmd->pool);
+}
+
 static const char *set_secret(cmd_parms *cmd, void *dc, const char *arg)
 {
     offtok_dir_conf *c = dc;
     const char *err;
 
-    c->client_secret = ot_secret_resolve(arg, &err, cmd->pool);
-    c->client_secret_file = strncmp(arg, "file:", 5) == 0 ? arg + 5 : NULL;
+    c->client_secret = read_secret(cmd, arg, &c->client_secret_file, &err);
     return c->client_secret ? NULL : apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err);
 }
 
@@ -98,8 +109,7 @@ static const char *set_client_for(cmd_parms *cmd, void *dc, const char *azp, con
     cl = apr_array_push(c->client_for);
     cl->azp = azp;
     cl->id = id;
-    cl->secret = ot_secret_resolve(secret, &err, cmd->pool);
-    cl->secret_file = strncmp(secret, "file:", 5) == 0 ? secret + 5 : NULL;
+    cl->secret = read_secret(cmd, secret, &cl->secret_file, &err);
     return cl->secret ? NULL : apr_psprintf(cmd->pool, "%s %s: %s", cmd->cmd->name, azp, err);
 }
 
@@ -189,20 +199,30 @@ static const char *set_bind_mode(cmd_parms *cmd, void *dc, const char *arg)
     return set_keyword(cmd, dc, arg, names, 3);
 }
 
+/**
+ * One value of a list directive into the array at cmd->info (OfftokDPoPAlgorithms,
+ * OfftokLogoutAudience, OfftokOfflineClients). A section's own lines replace what it inherits;
+ * several lines in one section add up.
+ */
+static const char *append(cmd_parms *cmd, void *dc, const char *arg)
+{
+    apr_array_header_t **list = (apr_array_header_t **)((char *)dc + (apr_size_t)cmd->info);
+
+    if (*list == NULL) {
+        *list = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(*list, const char *) = arg;
+    return NULL;
+}
+
 static const char *set_dpop_alg(cmd_parms *cmd, void *dc, const char *arg)
 {
-    offtok_dir_conf *c = dc;
-
     if (!ot_dpop_alg_known(arg)) {
         return apr_psprintf(cmd->pool, "%s: '%s' is not an asymmetric algorithm this module "
                             "checks (ES256, ES384, ES512, PS256, PS384, PS512, RS256, RS384, "
                             "RS512; never none or HS*)", cmd->cmd->name, arg);
     }
-    if (c->dpop_algs == NULL) {
-        c->dpop_algs = apr_array_make(cmd->pool, 4, sizeof(const char *));
-    }
-    APR_ARRAY_PUSH(c->dpop_algs, const char *) = arg;
-    return NULL;
+    return append(cmd, dc, arg);
 }
 
 /** A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). */
@@ -325,23 +345,13 @@ static const char *set_pass_header(cmd_parms *cmd, void *dc, const char *header,
     return NULL;
 }
 
-/**
- * One client id of a list directive (OfftokLogoutAudience, OfftokOfflineClients) into the array
- * at cmd->info. A section's own lines replace what it inherits; several lines in one section add
- * up.
- */
+/** One client id of OfftokLogoutAudience or OfftokOfflineClients (see append). */
 static const char *set_client_list(cmd_parms *cmd, void *dc, const char *arg)
 {
-    apr_array_header_t **list = (apr_array_header_t **)((char *)dc + (apr_size_t)cmd->info);
-
     if (*arg == '\0') {
         return apr_psprintf(cmd->pool, "%s: an empty client id", cmd->cmd->name);
     }
-    if (*list == NULL) {
-        *list = apr_array_make(cmd->pool, 2, sizeof(const char *));
-    }
-    APR_ARRAY_PUSH(*list, const char *) = arg;
-    return NULL;
+    return append(cmd, dc, arg);
 }
 
 static const char *set_flag(cmd_parms *cmd, void *dc, int on)
@@ -412,7 +422,7 @@ const command_rec offtok_cmds[] = {
                   "seconds of leeway where a token's or proof's time meets this clock (30)"),
     AP_INIT_TAKE1("OfftokDPoP", set_bind_mode, DIR_OFFSET(dpop), POLICY,
                   "Off, Allow or Require: DPoP-bound tokens with proofs (RFC 9449)"),
-    AP_INIT_ITERATE("OfftokDPoPAlgorithms", set_dpop_alg, NULL, WHERE,
+    AP_INIT_ITERATE("OfftokDPoPAlgorithms", set_dpop_alg, DIR_OFFSET(dpop_algs), WHERE,
                     "proof algorithms accepted (default ES256 ES384 PS256 RS256)"),
     AP_INIT_TAKE1("OfftokDPoPMaxAge", set_seconds, DIR_OFFSET(dpop_max_age), WHERE,
                   "seconds a DPoP proof's iat may lie in the past (default 60)"),
