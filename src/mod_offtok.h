@@ -4,14 +4,21 @@
  * @brief The httpd glue's shared declarations: configuration, the per-request state and the
  *        per-process context.
  *
- *   mod_offtok.c         module record, hooks, start-up, the per-process context
- *   mod_offtok_config.c  directives, their checks and merging
+ *   mod_offtok.c         module record, every hook registered in one function
+ *   mod_offtok_proc.c    start-up and the per-process context
+ *   mod_offtok_config.c  every directive (the command table) and its checks; the handlers of
+ *                        two families beside it, mod_offtok_config_client.c (client
+ *                        authentication) and mod_offtok_config_server.c (server-wide, Redis's)
+ *   mod_offtok_defaults.c  each section's settings made unset, merged, and their defaults
  *   mod_offtok_authn.c   the authentication hook: token → issuer (or cache) → verdict
- *   mod_offtok_authz.c   Require offtok-scope / offtok-claim, WWW-Authenticate
+ *   mod_offtok_authz.c   Require offtok-scope / offtok-claim
+ *   mod_offtok_outcome.c what a refused request is told: WWW-Authenticate, Retry-After
  *   mod_offtok_env.c     what the back end receives: REMOTE_USER, OFFTOK_CLAIM_*, headers
  *   mod_offtok_handlers.c  offtok-backchannel-logout, offtok-keycloak-admin (pushed revocation)
  *   mod_offtok_status.c  offtok-status: the counters as JSON or Prometheus text
  *   mod_offtok_redis.c   OfftokRedis: answers and pushed revocations shared between nodes
+ *
+ * and more: docs/architecture.md names every file.
  */
 #ifndef MOD_OFFTOK_H
 #define MOD_OFFTOK_H
