@@ -52,6 +52,34 @@ def test_bad_server_arguments(httpd, line, message):
     assert code != 0 and message in out, out
 
 
+# OfftokIssuerMaxPending and OfftokDPoPReplaySize share one handler: each keeps its own range and
+# words, exactly as `httpd -t` has always said them.
+@pytest.mark.parametrize("line,message", [
+    ("OfftokIssuerMaxPending 100001",
+     "OfftokIssuerMaxPending: '100001' is not a number from 1 to 100000"),
+    ("OfftokIssuerMaxPending 5x", "OfftokIssuerMaxPending: '5x' is not a number from 1 to 100000"),
+    ("OfftokDPoPReplaySize 1023",
+     "OfftokDPoPReplaySize: '1023' is not a number of proofs from 1024 to 67108864"),
+    ("OfftokDPoPReplaySize 67108865",
+     "OfftokDPoPReplaySize: '67108865' is not a number of proofs from 1024 to 67108864"),
+    ("<VirtualHost *:80>\nOfftokIssuerMaxPending 8\n</VirtualHost>",
+     "OfftokIssuerMaxPending cannot occur within <VirtualHost> section"),
+    ("<VirtualHost *:80>\nOfftokDPoPReplaySize 4096\n</VirtualHost>",
+     "OfftokDPoPReplaySize cannot occur within <VirtualHost> section"),
+], ids=["pending-high", "pending-word", "replay-low", "replay-high", "pending-vhost",
+        "replay-vhost"])
+def test_counts_are_refused_in_their_own_words(httpd, line, message):
+    code, out = httpd.configtest("", server=line)
+    assert code != 0 and message in out, out
+
+
+@pytest.mark.parametrize("line", ["OfftokIssuerMaxPending 1", "OfftokIssuerMaxPending 100000",
+                                  "OfftokDPoPReplaySize 1024", "OfftokDPoPReplaySize 67108864"])
+def test_counts_at_their_bounds_are_accepted(httpd, line):
+    code, out = httpd.configtest("", server=line)
+    assert code == 0, out
+
+
 @pytest.mark.parametrize("directive", ["OfftokCacheSize 16M", "OfftokIssuerMaxPending 8"])
 def test_server_only_directives_refused_in_a_location(httpd, directive):
     code, out = httpd.configtest(f'<Location "/x/">\n    {directive}\n</Location>')
