@@ -34,6 +34,25 @@ static request_rec *client_request(request_rec *r)
     return NULL;
 }
 
+/** "200 granted": the note of a row, built without apr_psprintf's formatter (every granted
+ * request writes one); a status is three digits. */
+static const char *answer_note(const ot_stats_answer_row_t *row, apr_pool_t *p)
+{
+    apr_size_t n = strlen(row->reason);
+    char *s;
+
+    if (row->status < 100 || row->status > 999) {
+        return apr_psprintf(p, "%d %s", row->status, row->reason);
+    }
+    s = apr_palloc(p, n + 5);
+    s[0] = (char)('0' + row->status / 100);
+    s[1] = (char)('0' + row->status / 10 % 10);
+    s[2] = (char)('0' + row->status % 10);
+    s[3] = ' ';
+    memcpy(s + 4, row->reason, n + 1);
+    return s;
+}
+
 void offtok_count_answer(request_rec *r, int status, const char *reason)
 {
     request_rec *top = client_request(r);
@@ -43,8 +62,7 @@ void offtok_count_answer(request_rec *r, int status, const char *reason)
         return;
     }
     OT_STAT_ADD(offtok_proc()->stats->answers[row], 1);
-    apr_table_setn(top->notes, ANSWER_NOTE,
-                   apr_psprintf(top->pool, "%d %s", status, ot_stats_answer_rows[row].reason));
+    apr_table_setn(top->notes, ANSWER_NOTE, answer_note(&ot_stats_answer_rows[row], top->pool));
 }
 
 int offtok_answers_fixups(request_rec *r)

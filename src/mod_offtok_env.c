@@ -9,7 +9,6 @@
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
-#include <apr_lib.h>
 #include <apr_strings.h>
 
 #include "mod_offtok.h"
@@ -136,40 +135,21 @@ static int has_offtok_key(const apr_table_t *t)
     return 0;
 }
 
-/** Whether the n names (all "OFFTOK_CLAIM_..."; claims "a-b" and "a.b" share one) are distinct
- * as a table compares them, without caseless compares of the shared prefix. */
-static int names_distinct(const char **names, int n)
-{
-    const apr_size_t skip = sizeof("OFFTOK_CLAIM_") - 1;
-    int i, j;
-
-    for (i = 0; i < n; i++) {
-        for (j = 0; j < i; j++) {
-            if (apr_toupper(names[i][skip]) == apr_toupper(names[j][skip])
-                && strcasecmp(names[i] + skip, names[j] + skip) == 0) {
-                return 0;
-            }
-        }
-    }
-    return 1;
-}
-
 /*
  * The environment the answer gives. apr_table_setn looks for an earlier entry of the name with
  * strcasecmp wherever the first four letters match, and every name here begins "OFFT": n claims
  * cost n*n/2 caseless compares (the cached path's __strcasecmp). When r has no OFFTOK_ variable
  * yet and the names are distinct, setn would only ever append: addn does that, in the same order.
+ * The names are rendered in one allocation, their distinctness found by hash (ot_claims.c).
  */
 static void set_answer_env(request_rec *r, const offtok_req_t *st, const ot_answer_t *a)
 {
     const char **names = apr_palloc(r->pool, sizeof(*names) * (a->nclaims + 1));
     void (*set)(apr_table_t *, const char *, const char *) = apr_table_setn;
+    int distinct = ot_claim_env_names(names, a->claims, a->nclaims, r->pool);
     int i;
 
-    for (i = 0; i < a->nclaims; i++) {
-        names[i] = ot_claim_env_name(a->claims[i].name, r->pool);
-    }
-    if (!has_offtok_key(r->subprocess_env) && names_distinct(names, a->nclaims)) {
+    if (distinct && !has_offtok_key(r->subprocess_env)) {
         set = apr_table_addn;
     }
     for (i = 0; i < a->nclaims; i++) {

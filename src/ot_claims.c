@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <apr_strings.h>
 #include <apr_lib.h>
 #include <apr_tables.h>
@@ -9,17 +10,100 @@
 #include "ot_claims.h"
 #include "ot_json.h"
 
+#define ENV_PREFIX "OFFTOK_CLAIM_"
+#define ENV_PREFIX_LEN (sizeof(ENV_PREFIX) - 1)
+
+/** Byte c of a claim name in the environment: ASCII letters, digits and '_' stay, all else
+ * (UTF-8's bytes too) becomes '_'. Plain ASCII tests: isalnum() is a call per byte and
+ * depends on the locale. */
+static char env_char(unsigned char c)
+{
+    unsigned char lower = c | 0x20;
+
+    return (lower >= 'a' && lower <= 'z') || (c >= '0' && c <= '9') || c == '_' ? (char)c : '_';
+}
+
+/** Write "OFFTOK_CLAIM_" + name's characters (env_char) and the NUL at out; the end of it. */
+static char *render_env_name(char *out, const char *name)
+{
+    memcpy(out, ENV_PREFIX, ENV_PREFIX_LEN);
+    out += ENV_PREFIX_LEN;
+    while (*name) {
+        *out++ = env_char((unsigned char)*name++);
+    }
+    *out++ = '\0';
+    return out;
+}
+
 const char *ot_claim_env_name(const char *name, apr_pool_t *p)
 {
-    char *out = apr_pstrcat(p, "OFFTOK_CLAIM_", name, NULL);
-    char *c;
+    char *out = apr_palloc(p, ENV_PREFIX_LEN + strlen(name) + 1);
 
-    for (c = out + sizeof("OFFTOK_CLAIM_") - 1; *c; c++) {
-        if (!(apr_isalnum(*c) || *c == '_') || (unsigned char)*c > 0x7f) {
-            *c = '_';
-        }
-    }
+    render_env_name(out, name);
     return out;
+}
+
+/** A hash of an environment name's suffix that two names equal to strcasecmp() share. */
+static apr_uint32_t caseless_hash(const char *s)
+{
+    apr_uint32_t h = 2166136261u;
+
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        h = (h ^ (c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c)) * 16777619u;
+    }
+    return h;
+}
+
+/**
+ * Whether names[i] equals (caselessly) an earlier name: an open table of slots (index + 1)
+ * by the suffix's hash, so that n names cost n hashes, not n*n/2 compares.
+ */
+static int names_meet(const char **names, int n, int *slots, apr_uint32_t *hashes, int mask)
+{
+    int i;
+
+    for (i = 0; i < n; i++) {
+        const char *suffix = names[i] + ENV_PREFIX_LEN;
+        apr_uint32_t h = caseless_hash(suffix);
+        int at = (int)(h & (apr_uint32_t)mask);
+
+        for (; slots[at] != 0; at = (at + 1) & mask) {
+            int j = slots[at] - 1;
+            if (hashes[j] == h && strcasecmp(names[j] + ENV_PREFIX_LEN, suffix) == 0) {
+                return 1;
+            }
+        }
+        slots[at] = i + 1;
+        hashes[i] = h;
+    }
+    return 0;
+}
+
+int ot_claim_env_names(const char **names, const ot_claim_t *claims, int n, apr_pool_t *p)
+{
+    int stack_slots[128], *slots = stack_slots, mask = 127, i;
+    apr_uint32_t stack_hashes[64], *hashes = stack_hashes;
+    apr_size_t total = 0;
+    char *out;
+
+    for (i = 0; i < n; i++) {
+        total += ENV_PREFIX_LEN + strlen(claims[i].name) + 1;
+    }
+    out = apr_palloc(p, total ? total : 1);
+    for (i = 0; i < n; i++) {
+        names[i] = out;
+        out = render_env_name(out, claims[i].name);
+    }
+    if (n > 64) {
+        while (mask + 1 < 2 * n) {
+            mask = mask * 2 + 1;
+        }
+        slots = apr_palloc(p, sizeof(*slots) * (apr_size_t)(mask + 1));
+        hashes = apr_palloc(p, sizeof(*hashes) * (apr_size_t)n);
+    }
+    memset(slots, 0, sizeof(*slots) * (apr_size_t)(mask + 1));
+    return !names_meet(names, n, slots, hashes, mask);
 }
 
 static int is_control(unsigned char c)

@@ -52,6 +52,13 @@ json_t *ot_claim_json(const ot_claim_t *c);
 const char *ot_claim_env_name(const char *name, apr_pool_t *p);
 
 /**
+ * ot_claim_env_name of each of the n claims' names, names[i] for claims[i], rendered into one
+ * allocation from p. Returns 1 when no two of the names are equal as an apr table compares
+ * keys (strcasecmp: "a-b", "a.b" and "A_B" meet), 0 when two are.
+ */
+int ot_claim_env_names(const char **names, const ot_claim_t *claims, int n, apr_pool_t *p);
+
+/**
  * A claim's value as text: strings as they are; numbers as JSON writes them; true/false; null
  * as ""; arrays of scalars joined with ','; objects and nested arrays as compact JSON. Control
  * characters become spaces.

@@ -27,6 +27,7 @@ int main(void)
     srunner_add_suite(sr, suite_token());
     srunner_add_suite(sr, suite_answer());
     srunner_add_suite(sr, suite_claims());
+    srunner_add_suite(sr, suite_claims_env());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_flight());
     srunner_add_suite(sr, suite_rate());

@@ -16,6 +16,7 @@ Suite *suite_jscan(void);
 Suite *suite_token(void);
 Suite *suite_answer(void);
 Suite *suite_claims(void);
+Suite *suite_claims_env(void);
 Suite *suite_http(void);
 Suite *suite_flight(void);
 Suite *suite_rate(void);
