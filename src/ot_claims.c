@@ -13,14 +13,17 @@
 #define ENV_PREFIX "OFFTOK_CLAIM_"
 #define ENV_PREFIX_LEN (sizeof(ENV_PREFIX) - 1)
 
+/** The bytes that stay in an environment name, one bit each: 0-9 (0x30-0x39); A-Z, '_' and
+ * a-z (0x41-0x5a, 0x5f, 0x61-0x7a). No bit above 0x7f: UTF-8's bytes become '_'. */
+static const apr_uint64_t env_keeps[4] = {
+    0x03ff000000000000ull, 0x07fffffe87fffffeull, 0, 0
+};
+
 /** Byte c of a claim name in the environment: ASCII letters, digits and '_' stay, all else
- * (UTF-8's bytes too) becomes '_'. Plain ASCII tests: isalnum() is a call per byte and
- * depends on the locale. */
+ * becomes '_'. A table, not isalnum(): a call per byte, and it depends on the locale. */
 static char env_char(unsigned char c)
 {
-    unsigned char lower = c | 0x20;
-
-    return (lower >= 'a' && lower <= 'z') || (c >= '0' && c <= '9') || c == '_' ? (char)c : '_';
+    return (env_keeps[c >> 6] >> (c & 63)) & 1 ? (char)c : '_';
 }
 
 /** Write "OFFTOK_CLAIM_" + name's characters (env_char) and the NUL at out; the end of it. */
@@ -43,29 +46,41 @@ const char *ot_claim_env_name(const char *name, apr_pool_t *p)
     return out;
 }
 
-/** A hash of an environment name's suffix that two names equal to strcasecmp() share. */
-static apr_uint32_t caseless_hash(const char *s)
+/** A rendered character (A-Za-z0-9_) in upper case, as strcasecmp() compares it. */
+static apr_uint32_t fold(char c)
 {
-    apr_uint32_t h = 2166136261u;
-
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        h = (h ^ (c >= 'a' && c <= 'z' ? c - ('a' - 'A') : c)) * 16777619u;
-    }
-    return h;
+    return (apr_uint32_t)(unsigned char)c - ((c >= 'a') << 5);
 }
 
 /**
- * Whether names[i] equals (caselessly) an earlier name: an open table of slots (index + 1)
- * by the suffix's hash, so that n names cost n hashes, not n*n/2 compares.
+ * A hash of a rendered suffix of len characters that two names equal to strcasecmp() share:
+ * its length and three of its characters, no loop over it (a meeting is decided by strcasecmp).
  */
-static int names_meet(const char **names, int n, int *slots, apr_uint32_t *hashes, int mask)
+static apr_uint32_t suffix_hash(const char *s, apr_size_t len)
+{
+    apr_uint32_t h = (apr_uint32_t)len * 0x9e3779b1u;
+
+    if (len > 0) {
+        h ^= fold(s[0]) ^ (fold(s[len - 1]) << 8) ^ (fold(s[len / 2]) << 16);
+    }
+    h ^= h >> 15;
+    h *= 0x2c1b3c6du;
+    return h ^ (h >> 12);
+}
+
+/**
+ * Whether a name of the n rendered ones (ending at end, one after another) equals an earlier one
+ * caselessly: an open table of slots (index + 1) by hash, n hashes and not n*n/2 compares.
+ */
+static int names_meet(const char **names, int n, const char *end, int *slots,
+                      apr_uint32_t *hashes, int mask)
 {
     int i;
 
     for (i = 0; i < n; i++) {
         const char *suffix = names[i] + ENV_PREFIX_LEN;
-        apr_uint32_t h = caseless_hash(suffix);
+        const char *next = i + 1 < n ? names[i + 1] : end;
+        apr_uint32_t h = suffix_hash(suffix, (apr_size_t)(next - suffix - 1));
         int at = (int)(h & (apr_uint32_t)mask);
 
         for (; slots[at] != 0; at = (at + 1) & mask) {
@@ -82,7 +97,7 @@ static int names_meet(const char **names, int n, int *slots, apr_uint32_t *hashe
 
 int ot_claim_env_names(const char **names, const ot_claim_t *claims, int n, apr_pool_t *p)
 {
-    int stack_slots[128], *slots = stack_slots, mask = 127, i;
+    int stack_slots[128], *slots = stack_slots, mask = 15, i;
     apr_uint32_t stack_hashes[64], *hashes = stack_hashes;
     apr_size_t total = 0;
     char *out;
@@ -95,15 +110,15 @@ int ot_claim_env_names(const char **names, const ot_claim_t *claims, int n, apr_
         names[i] = out;
         out = render_env_name(out, claims[i].name);
     }
+    while (mask + 1 < 2 * n) {
+        mask = mask * 2 + 1;        /* at most half full: short probes */
+    }
     if (n > 64) {
-        while (mask + 1 < 2 * n) {
-            mask = mask * 2 + 1;
-        }
         slots = apr_palloc(p, sizeof(*slots) * (apr_size_t)(mask + 1));
         hashes = apr_palloc(p, sizeof(*hashes) * (apr_size_t)n);
     }
     memset(slots, 0, sizeof(*slots) * (apr_size_t)(mask + 1));
-    return !names_meet(names, n, slots, hashes, mask);
+    return !names_meet(names, n, out, slots, hashes, mask);
 }
 
 static int is_control(unsigned char c)
