@@ -78,6 +78,29 @@ RewriteRule ^/h/ - [E=OFFTOK_CLAIM_sub:spoof]
     assert (r.status_code, r.headers["X-Nick"], r.headers["X-Sub"]) == (200, "z", "u-6")
 
 
+def test_hostile_claim_names_become_the_same_variables_fresh_and_cached(httpd, oidc):
+    """Claim names with dots, dashes, spaces, UTF-8 and 300 letters are variables under the names
+    the contract gives (every byte outside A-Za-z0-9_ one '_'), from the issuer's answer
+    (oidc-provider) and again from the cache. Read by mod_headers from the request's
+    environment: a CGI script's would not tell, httpd renames a CGI's variables on its own."""
+    names = {"n\u00e4me": "n__me", "x.y-z": "x_y_z",
+             "https://ex.org/c laim": "https___ex_org_c_laim",
+             "L" * 300: "L" * 300, "\u20ac": "___", "_": "_", "sub": "sub"}
+    headers = "".join(f'    Header always set X-C{i} "%{{OFFTOK_CLAIM_{var}}}e"\n'
+                      for i, var in enumerate(names.values()))
+    httpd.start(f"""
+Alias "/h/" "{httpd.root}/htdocs/protected/"
+""" + protected("/h/", oidc, extra=headers))
+    claims = {name: f"value {i}" for i, name in enumerate(names) if name != "sub"}
+    token = oidc.mint_access(sub="value 6", claims=claims)
+    oidc.reset_counts()
+    fresh = httpd.get("/h/index.html", token=token)
+    cached = httpd.get("/h/index.html", token=token)
+    assert (fresh.status_code, cached.status_code, oidc.introspection_count()) == (200, 200, 1)
+    for i in range(len(names)):
+        assert fresh.headers[f"X-C{i}"] == cached.headers[f"X-C{i}"] == f"value {i}"
+
+
 def test_a_cached_answer_gives_the_back_end_the_same(site, oidc):
     """The first request is served from the issuer's answer, the next from the cache (which
     keeps claims in its own form, not JSON): the back end must not see a difference."""
