@@ -27,6 +27,7 @@
 #include <apr_random.h>
 #include <apr_strings.h>
 #include <mod_ssl.h>
+#include <unixd.h>
 
 #include "mod_offtok.h"
 #include "mod_offtok_redis.h"
@@ -87,6 +88,42 @@ static apr_status_t make_table(dpop_retained_t *ret, apr_uint32_t slots, server_
     return APR_SUCCESS;
 }
 
+/**
+ * The table this generation uses. A graceful restart keeps the table whatever
+ * OfftokDPoPReplaySize says now: the children of the previous generation go on serving their
+ * requests with it (they are not told of a new one), so two tables would each accept a proof
+ * once, one in each generation, for as long as both serve. The new size takes effect at a
+ * restart that ends every child first (apachectl restart, or stop and start), which is what
+ * OT0810 tells the admin. A table without a seed (an older module, below) cannot be kept: its
+ * keys are homed another way; it is made again, and OT0811 says what that leaves open.
+ */
+static apr_status_t keep_or_make_table(dpop_retained_t *ret, apr_uint32_t slots, server_rec *s)
+{
+    int graceful = ret->replay != NULL && ap_unixd_mpm_get_retained_data()->was_graceful;
+
+    if (ret->replay != NULL && ot_replay_keyed(ret->replay)) {
+        if (ot_replay_slots(ret->replay) == ot_replay_round(slots)) {
+            return APR_SUCCESS;
+        }
+        if (graceful) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OT0810: OfftokDPoPReplaySize %u "
+                         "takes effect at the next full restart; the table of DPoP proofs keeps "
+                         "its %u slots across a graceful restart, because the children still "
+                         "serving the previous generation use it (apachectl restart, or stop "
+                         "and start httpd)", (unsigned)ot_replay_round(slots),
+                         (unsigned)ot_replay_slots(ret->replay));
+            return APR_SUCCESS;
+        }
+    }
+    else if (graceful) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OT0811: a graceful restart loaded this "
+                     "module over a version whose table of DPoP proofs cannot be kept; until "
+                     "the children of the previous generation exit, a proof may be accepted "
+                     "once by them and once by the new ones (a full restart avoids this)");
+    }
+    return make_table(ret, slots, s);
+}
+
 int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
@@ -105,11 +142,8 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
             return HTTP_INTERNAL_SERVER_ERROR;
         }
     }
-    if (ret->replay == NULL || !ot_replay_keyed(ret->replay)
-        || ot_replay_slots(ret->replay) != ot_replay_round(sc->dpop_replay_size)) {
-        if ((rv = make_table(ret, sc->dpop_replay_size, s)) != APR_SUCCESS) {
-            return HTTP_INTERNAL_SERVER_ERROR;
-        }
+    if ((rv = keep_or_make_table(ret, sc->dpop_replay_size, s)) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
     }
     dpop.replay = ret->replay;
     /* With OfftokRedisKey every node derives the same key; else this server's own secret. */

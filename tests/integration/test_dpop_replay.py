@@ -1,14 +1,18 @@
 """The size of the DPoP replay table (OfftokDPoPReplaySize): a full table answers 503 and never
-evicts a live proof; a larger one takes the same load; a restart with another size keeps the
-proofs already seen. Tokens from oidc-provider (its dPoP feature), proofs made here with a real
-key (tests/integration/dpop.py)."""
+evicts a live proof; a larger one takes the same load; a full restart with another size keeps the
+proofs already seen, and a graceful one keeps the table itself (the old generation's processes
+still use it). Tokens from oidc-provider (its dPoP feature), proofs made here with a real key
+(tests/integration/dpop.py)."""
 import hashlib
+import os
+import signal
+import socket
 
 import pytest
 import requests
 
 from dpop import DPoPKey
-from httpd import protected
+from httpd import protected, wait_until
 
 PAGE = "/protected/index.html"
 # More proofs than the small table (1024 slots) can hold.
@@ -71,6 +75,16 @@ def test_a_larger_table_takes_the_same_proofs(httpd, oidc, key, bound):
     assert "OT0704" not in httpd.error_log()
 
 
+def full_restart(httpd):
+    """apachectl restart: SIGHUP to the parent, which ends every child before it reads the
+    configuration again; wait for the new generation."""
+    before = httpd.error_log().count("resuming normal operations")
+    os.kill(httpd.proc.pid, signal.SIGHUP)
+    wait_until(lambda: httpd.error_log().count("resuming normal operations") > before,
+               timeout=15, what="restart")
+    wait_until(httpd._answers, timeout=10, what="httpd to answer after the restart")
+
+
 def test_a_restart_with_another_size_keeps_the_proofs_seen(httpd, oidc, key, bound):
     site = protected("/protected/", oidc)
     httpd.start(site, server="OfftokDPoPReplaySize 1024\n")
@@ -78,7 +92,7 @@ def test_a_restart_with_another_size_keeps_the_proofs_seen(httpd, oidc, key, bou
         seen, _ = fresh_proofs(httpd, s, key, bound, 20)
     assert len(seen) == 20
     httpd.render(site, server="OfftokDPoPReplaySize 4096\n")
-    httpd.graceful()
+    full_restart(httpd)
     assert "OT0800: the table of DPoP proofs now has 4096 slots (was 1024)" in httpd.error_log()
     with requests.Session() as s:
         for proof in seen:
@@ -86,6 +100,102 @@ def test_a_restart_with_another_size_keeps_the_proofs_seen(httpd, oidc, key, bou
         # The new table holds more than the old one could.
         accepted, full = fresh_proofs(httpd, s, key, bound, PROOFS)
     assert full is None and len(accepted) == PROOFS
+
+
+class Held:
+    """A keep-alive connection of its own (no reconnecting): each request is answered by the
+    process that accepted the connection. X-Conn names its requests in the pids log."""
+
+    def __init__(self, httpd, name):
+        self.httpd, self.name, self.sent = httpd, name, 0
+        self.sock = socket.create_connection(("127.0.0.1", httpd.port), timeout=30)
+        self.file = self.sock.makefile("rb")
+
+    def get(self, token, proof):
+        self.sent += 1
+        self.sock.sendall((f"GET {PAGE} HTTP/1.1\r\nHost: 127.0.0.1:{self.httpd.port}\r\n"
+                           f"Authorization: DPoP {token}\r\nDPoP: {proof}\r\n"
+                           f"X-Conn: {self.name}-{self.sent}\r\n\r\n").encode())
+        status = self.file.readline().split()
+        assert len(status) >= 2, f"connection {self.name} closed before request {self.sent}"
+        length = 0
+        for line in iter(self.file.readline, b"\r\n"):
+            assert line, f"connection {self.name} closed in an answer's header"
+            name, _, value = line.decode().partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+        self.file.read(length)
+        return int(status[1])
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+# The process that answered each request, by its X-Conn ("-" for the others).
+PIDS = 'LogFormat "%P %{X-Conn}i %>s" pids\nCustomLog "logs/pids.log" pids\n'
+
+
+def pids(httpd):
+    with open(os.path.join(httpd.root, "logs", "pids.log")) as f:
+        return {mark: int(pid) for pid, mark, _ in (line.split() for line in f) if mark != "-"}
+
+
+def logged(httpd, *marks):
+    """The pids log once it names every one of marks, else None."""
+    got = pids(httpd)
+    return got if set(marks) <= set(got) else None
+
+
+def send_new(httpd, token, proof, name):
+    """On a new connection (a process of the current generation), named name in the pids log."""
+    return requests.get(httpd.url(PAGE), timeout=30, allow_redirects=False,
+                        headers={"Authorization": f"DPoP {token}", "DPoP": proof,
+                                 "X-Conn": name, "Connection": "close"}).status_code
+
+
+def test_a_graceful_restart_keeps_the_table_the_old_processes_use(httpd, oidc, key, bound):
+    """After a graceful restart the previous generation's processes finish the requests they
+    hold, with the table they were given: a table of the new size would take a proof once in
+    each generation. prefork, 4 processes: two connections are held open across the restart by
+    processes of the old generation, and each sends one more request after it (prefork ends a
+    kept-alive connection after the request it was waiting for when told to stop)."""
+    httpd.allow_errors(r"AH00161: server reached MaxRequestWorkers")
+    site = protected("/protected/", oidc)
+    server = "KeepAliveTimeout 60\n" + PIDS
+    httpd.start(site, server=server + "OfftokDPoPReplaySize 1024\n", mpm="prefork", servers=4)
+    url = httpd.url(PAGE)
+    a, b = Held(httpd, "a"), Held(httpd, "b")
+    try:
+        assert a.get(bound, key.proof("GET", url, bound)) == 200
+        assert b.get(bound, key.proof("GET", url, bound)) == 200
+        httpd.render(site, server=server + "OfftokDPoPReplaySize 4096\n", mpm="prefork",
+                     servers=4)
+        httpd.graceful()
+        # Used first by an old process, then sent to a new one: a replay.
+        first_old = key.proof("GET", url, bound)
+        assert a.get(bound, first_old) == 200
+        assert send_new(httpd, bound, first_old, "new-1") == 401
+        # Used first by a new process, then sent to an old one: a replay.
+        first_new = key.proof("GET", url, bound)
+        assert send_new(httpd, bound, first_new, "new-2") == 200
+        assert b.get(bound, first_new) == 401
+    finally:
+        a.close()
+        b.close()
+    # A request is logged after its answer is sent: wait for the last ones.
+    seen = wait_until(lambda: logged(httpd, "a-2", "b-2", "new-2"), what="the pids log")
+    assert seen["a-1"] == seen["a-2"] and seen["b-1"] == seen["b-2"], seen
+    assert {seen["new-1"], seen["new-2"]}.isdisjoint({seen["a-1"], seen["b-1"]}), seen
+    log = httpd.error_log()
+    assert ("OT0810: OfftokDPoPReplaySize 4096 takes effect at the next full restart; the table "
+            "of DPoP proofs keeps its 1024 slots across a graceful restart") in log
+    assert "OT0800" not in log
+    # A full restart ends the old processes first: the new size, and the proofs seen kept.
+    full_restart(httpd)
+    assert "OT0800: the table of DPoP proofs now has 4096 slots (was 1024)" in httpd.error_log()
+    for proof in (first_old, first_new):
+        assert send_new(httpd, bound, proof, "after") == 401
 
 
 @pytest.mark.parametrize("value", ["1000", "67108865", "64k", "-1", ""])
