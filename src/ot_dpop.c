@@ -98,9 +98,13 @@ static const char *sha256_b64url(const void *data, apr_size_t n, apr_pool_t *p)
 /**
  * One required member of a JWK as a non-empty string that decodes as base64url (or crv/kty).
  * *dlen is the length of its value without leading zero bytes: a modulus or exponent is as
- * large as its value, whatever its encoding.
+ * large as its value, whatever its encoding. With size, the decoded member must be exactly size
+ * bytes, leading zeros included (a coordinate, RFC 7518 §6.2.1.2-3 and RFC 8037 §2). A member
+ * is in base64url's one encoding of its bytes (no '=', no spare bit set): the thumbprint is
+ * taken over the text, so another spelling of the same bytes would give the key another one.
  */
-static const char *member(const char *v, int b64, apr_size_t *dlen, apr_pool_t *p)
+static const char *member(const char *v, int b64, apr_size_t *dlen, apr_size_t size,
+                          apr_pool_t *p)
 {
     char *raw;
     apr_size_t i = 0;
@@ -112,11 +116,37 @@ static const char *member(const char *v, int b64, apr_size_t *dlen, apr_pool_t *
     if (b64 && ot_b64url_decode(&raw, dlen, v, strlen(v), p) != APR_SUCCESS) {
         return NULL;
     }
+    if (b64 && ((size && *dlen != size)
+                || strcmp(ot_dpop_b64url((const unsigned char *)raw, *dlen, p), v) != 0)) {
+        return NULL;
+    }
     while (b64 && i < *dlen && raw[i] == '\0') {
         i++;
     }
     *dlen -= i;
     return v;
+}
+
+/**
+ * The bytes of a coordinate of the curve crv of a key of type kty (EC or OKP); 0 for a curve
+ * not known here. One key, one encoding: a JWK whose coordinates have other lengths is refused,
+ * so no key has two thumbprints.
+ */
+static apr_size_t coordinate_size(const char *kty, const char *crv)
+{
+    static const struct { const char *kty, *crv; apr_size_t size; } curves[] = {
+        { "EC", "P-256", 32 }, { "EC", "P-384", 48 }, { "EC", "P-521", 66 },
+        { "OKP", "Ed25519", 32 }, { "OKP", "Ed448", 57 }, { "OKP", "X25519", 32 },
+        { "OKP", "X448", 56 },
+    };
+    apr_size_t i;
+
+    for (i = 0; crv && i < sizeof(curves) / sizeof(curves[0]); i++) {
+        if (strcmp(curves[i].kty, kty) == 0 && strcmp(curves[i].crv, crv) == 0) {
+            return curves[i].size;
+        }
+    }
+    return 0;
 }
 
 /** 1 when the RSA exponent e (base64url) is odd and at least 3: e = 1 lets anyone sign. */
@@ -140,13 +170,14 @@ static const char *thumbprint_of(const ot_dpop_jwk_t *jwk, apr_size_t *rsa_bytes
                                  apr_pool_t *p)
 {
     const char *kty = jwk->kty, *a, *b, *c, *text;
-    apr_size_t n1, n2, n3;
+    apr_size_t n1, n2, n3, size;
 
     if (kty == NULL) {
         return NULL;
     }
+    size = coordinate_size(kty, jwk->crv);
     if (strcmp(kty, "RSA") == 0) {
-        if (!(a = member(jwk->e, 1, &n1, p)) || !(b = member(jwk->n, 1, &n2, p))) {
+        if (!(a = member(jwk->e, 1, &n1, 0, p)) || !(b = member(jwk->n, 1, &n2, 0, p))) {
             return NULL;
         }
         /* A huge modulus or exponent would make every verification slow: refuse them. */
@@ -155,16 +186,17 @@ static const char *thumbprint_of(const ot_dpop_jwk_t *jwk, apr_size_t *rsa_bytes
         text = apr_psprintf(p, "{\"e\":\"%s\",\"kty\":\"RSA\",\"n\":\"%s\"}", a, b);
     }
     else if (strcmp(kty, "EC") == 0) {
-        if (!(a = member(jwk->crv, 0, &n1, p)) || !(b = member(jwk->x, 1, &n2, p))
-            || !(c = member(jwk->y, 1, &n3, p)) || strchr(a, '"') || strchr(a, '\\')) {
+        if (!size || !(a = member(jwk->crv, 0, &n1, 0, p))
+            || !(b = member(jwk->x, 1, &n2, size, p))
+            || !(c = member(jwk->y, 1, &n3, size, p))) {
             return NULL;
         }
         text = apr_psprintf(p, "{\"crv\":\"%s\",\"kty\":\"EC\",\"x\":\"%s\",\"y\":\"%s\"}",
                             a, b, c);
     }
     else if (strcmp(kty, "OKP") == 0) {
-        if (!(a = member(jwk->crv, 0, &n1, p)) || !(b = member(jwk->x, 1, &n2, p))
-            || strchr(a, '"') || strchr(a, '\\')) {
+        if (!size || !(a = member(jwk->crv, 0, &n1, 0, p))
+            || !(b = member(jwk->x, 1, &n2, size, p))) {
             return NULL;
         }
         text = apr_psprintf(p, "{\"crv\":\"%s\",\"kty\":\"OKP\",\"x\":\"%s\"}", a, b);

@@ -75,7 +75,9 @@ void ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof);
 
 /**
  * RFC 7638 thumbprint (base64url of SHA-256) of a public JWK given as JSON text; NULL when it is
- * not an RSA, EC or OKP key with its required members as strings. Tests only: a proof's key
+ * not an RSA, EC or OKP key with its required members as strings, each in base64url's one
+ * encoding of its bytes, and coordinates of its curve's size (P-256/384/521, Ed25519, Ed448,
+ * X25519, X448). Tests only: a proof's key
  * is thumbprinted from its header's parsed JWK, by the same code.
  */
 const char *ot_dpop_jwk_thumbprint(const char *jwk_json, apr_size_t len, apr_pool_t *p);

@@ -62,9 +62,8 @@ static int der_add(der_t *d, const void *s, apr_size_t n)
 }
 
 /**
- * A JWK member, base64url, into raw bytes without leading zeros; 0 when absent or longer than
- * max bytes as sent (an EC coordinate is exactly its curve's size, RFC 7518 §6.2.1.2; a leading
- * zero byte more is another encoding of the key, refused as before).
+ * An RSA JWK member, base64url, into raw bytes without leading zeros; 0 when absent or longer
+ * than max bytes as sent.
  */
 static int member_raw(const unsigned char **raw, apr_size_t *n, const char *v, apr_size_t max,
                       apr_pool_t *p)
@@ -105,14 +104,31 @@ static const unsigned char OID_P521[] = { 0x06, 0x05, 0x2b, 0x81, 0x04, 0x00, 0x
 static const unsigned char ALG_RSA[] = { 0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7,
                                          0x0d, 0x01, 0x01, 0x01, 0x05, 0x00 };
 
-/** The SubjectPublicKeyInfo of an EC JWK: x and y left-padded to the curve's size. */
+/**
+ * An EC coordinate, base64url, into exactly size raw bytes; 0 when absent or of another length.
+ * RFC 7518 §6.2.1.2-3: x and y MUST be the full size of a coordinate for the curve, leading zero
+ * bytes included. A shorter one, padded here, would be a second encoding of the same key with
+ * another RFC 7638 thumbprint (a second cnf.jkt for one key); a longer one, a third.
+ */
+static int coordinate(const unsigned char **raw, const char *v, apr_size_t size, apr_pool_t *p)
+{
+    char *out;
+    apr_size_t n = 0;
+
+    if (v == NULL || ot_b64url_decode(&out, &n, v, strlen(v), p) != APR_SUCCESS || n != size) {
+        return 0;
+    }
+    *raw = (const unsigned char *)out;
+    return 1;
+}
+
+/** The SubjectPublicKeyInfo of an EC JWK: x and y each of the curve's size exactly. */
 static int spki_ec(der_t *d, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
 {
     const char *crv = jwk->crv;
     const unsigned char *x, *y, *oid;
-    apr_size_t nx, ny, size, oid_len;
+    apr_size_t size, oid_len;
     der_t alg, bits;
-    unsigned char pad[66];
 
     if (crv && strcmp(crv, "P-256") == 0) {
         size = 32, oid = OID_P256, oid_len = sizeof(OID_P256);
@@ -126,16 +142,14 @@ static int spki_ec(der_t *d, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
     else {
         return 0;
     }
-    if (!member_raw(&x, &nx, jwk->x, size, p) || !member_raw(&y, &ny, jwk->y, size, p)) {
+    if (!coordinate(&x, jwk->x, size, p) || !coordinate(&y, jwk->y, size, p)) {
         return 0;
     }
-    memset(pad, 0, sizeof(pad));
     alg.n = bits.n = 0;
     return der_add(&alg, OID_EC, sizeof(OID_EC)) && der_add(&alg, oid, oid_len)
         && der_wrap(&alg, 0x30)
-        && der_add(&bits, "\0\4", 2)
-        && der_add(&bits, pad, size - nx) && der_add(&bits, x, nx)
-        && der_add(&bits, pad, size - ny) && der_add(&bits, y, ny) && der_wrap(&bits, 0x03)
+        && der_add(&bits, "\0\4", 2) && der_add(&bits, x, size) && der_add(&bits, y, size)
+        && der_wrap(&bits, 0x03)
         && der_add(d, alg.b, alg.n) && der_add(d, bits.b, bits.n) && der_wrap(d, 0x30);
 }
 
