@@ -417,6 +417,7 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
         offtok_count_answer(r, HTTP_SERVICE_UNAVAILABLE, rv == APR_ENOSPC ? "other" : "redis");
         return 0;
     }
+    ot_dpop_proof_accepted(proof);                      /* its key joins the key cache */
     if (proof->nonce_old) {
         offtok_dpop_send_nonce(r);
     }

@@ -220,14 +220,18 @@ const char *ot_dpop_jwk_thumbprint(const char *jwk_json, apr_size_t len, apr_poo
     return thumbprint_of(&jwk, &rsa, p);
 }
 
-/** The proof's key, when it is public and fits alg: *jkt is its thumbprint. Else *why. */
-static EVP_PKEY *proof_key(const char **jkt, const char **why, const ot_dpop_head_t *h,
+/**
+ * The proof's key, when it is public and fits alg: out->jkt is its thumbprint, and out->key_new
+ * the key when it was made for this proof (not from the cache). Else *why.
+ */
+static EVP_PKEY *proof_key(ot_dpop_proof_t *out, const char **why, const ot_dpop_head_t *h,
                            const dpop_alg_t *alg, apr_pool_t *p)
 {
     const ot_dpop_jwk_t *jwk = &h->key;
     const char *kty = jwk->kty, *crv = jwk->crv;
     apr_size_t rsa_bytes = 0;
     EVP_PKEY *key;
+    int kept = 0;
 
     if (!h->jwk) {
         *why = "its header has no jwk object";
@@ -243,16 +247,24 @@ static EVP_PKEY *proof_key(const char **jkt, const char **why, const ot_dpop_hea
         *why = apr_psprintf(p, "its jwk is not a key for %s", alg->name);
         return NULL;
     }
-    if ((*jkt = thumbprint_of(jwk, &rsa_bytes, p)) == NULL
+    if ((out->jkt = thumbprint_of(jwk, &rsa_bytes, p)) == NULL
         || (alg->kty[0] == 'R' && rsa_bytes * 8 < MIN_RSA_BITS)) {
         *why = "its jwk lacks a member, has one that is not base64url, or is too small or large";
         return NULL;
     }
-    if ((key = ot_dpop_key_get(*jkt, jwk, p)) == NULL) {
+    if ((key = ot_dpop_key_get(out->jkt, jwk, &kept, p)) == NULL) {
         *why = "its jwk cannot be imported";
         return NULL;
     }
+    out->key_new = kept ? NULL : key;
     return key;
+}
+
+void ot_dpop_proof_accepted(const ot_dpop_proof_t *proof)
+{
+    if (proof->key_new != NULL && proof->jkt != NULL) {
+        ot_dpop_key_keep(proof->jkt, proof->key_new);
+    }
 }
 
 /* ---- the proof ------------------------------------------------------------------------------ */
@@ -305,7 +317,7 @@ static EVP_PKEY *check_header(ot_dpop_proof_t *out, const char **why, const char
         return NULL;
     }
     *alg_out = a->name;
-    return proof_key(&out->jkt, why, &h, a, p);
+    return proof_key(out, why, &h, a, p);
 }
 
 /**
@@ -314,8 +326,8 @@ static EVP_PKEY *check_header(ot_dpop_proof_t *out, const char **why, const char
  * object, or NULL.
  */
 static int check_signature(ot_dpop_claims_t *pl, const char **why, const char *compact,
-                           apr_size_t len, apr_size_t hlen, EVP_PKEY *key, const char *alg,
-                           apr_pool_t *p)
+                           apr_size_t len, apr_size_t hlen, EVP_PKEY *key, int kept,
+                           const char *alg, apr_pool_t *p)
 {
     const char *body = compact + hlen + 1, *dot = memchr(body, '.', len - hlen - 1);
     apr_size_t blen = dot ? (apr_size_t)(dot - body) : 0, sig_len, jlen = 0;
@@ -328,8 +340,9 @@ static int check_signature(ot_dpop_claims_t *pl, const char **why, const char *c
         *why = "it is not a JWS";
         return 0;
     }
-    if (!ot_dpop_sig_ok(key, alg, compact, (apr_size_t)(dot - compact),
-                        (const unsigned char *)sig, sig_len)) {
+    /* A context is kept only for a kept key: one an accepted proof was signed with. */
+    if (!ot_dpop_sig_check(key, alg, compact, (apr_size_t)(dot - compact),
+                           (const unsigned char *)sig, sig_len, kept)) {
         *why = "its signature does not verify with its jwk";
         return 0;
     }
@@ -417,7 +430,8 @@ ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot
         return OT_DPOP_INVALID;
     }
     if ((key = check_header(out, why, &alg, ask, header, hlen, p)) == NULL
-        || !check_signature(&payload, why, header, len, hlen, key, alg, p)
+        || !check_signature(&payload, why, header, len, hlen, key, out->key_new == NULL, alg,
+                            p)
         || !check_claims(out, why, ask, &payload, p)) {
         return OT_DPOP_INVALID;
     }

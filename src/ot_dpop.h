@@ -44,6 +44,8 @@ typedef struct ot_dpop_proof_t {
     const char *htu;               /**< normalised */
     apr_int64_t iat;
     int nonce_old;                 /**< its nonce is the previous window's: hand out a new one */
+    void *key_new;                 /**< its key (EVP_PKEY, the pool's) when made for this proof,
+                                        not kept yet: see ot_dpop_proof_accepted; else NULL */
 } ot_dpop_proof_t;
 
 typedef enum {
@@ -59,6 +61,15 @@ typedef enum {
  */
 ot_dpop_result_t ot_dpop_verify(ot_dpop_proof_t *out, const char **why, const ot_dpop_ask_t *ask,
                                 const char *header, apr_pool_t *p);
+
+/**
+ * The proof (OT_DPOP_OK from ot_dpop_verify) was accepted: every check, the token's binding and
+ * the replay table passed. Its key joins the per-process cache (ot_dpop_key.h), so that the
+ * client's next proofs skip making it; the key of a proof never accepted is never kept, so
+ * proofs that fail (or that no token is bound to) cannot evict the keys of clients that pass.
+ * Call it before the pool given to ot_dpop_verify is cleared.
+ */
+void ot_dpop_proof_accepted(const ot_dpop_proof_t *proof);
 
 /** 1 when name is an algorithm OfftokDPoPAlgorithms may name (asymmetric, supported here). */
 int ot_dpop_alg_known(const char *name);

@@ -211,8 +211,7 @@ static EVP_PKEY *lookup(const char *jkt)
     return key;
 }
 
-/** Keep key (the cache takes its own reference) as jkt's, in place of what its slot held. */
-static void keep(const char *jkt, EVP_PKEY *key)
+void ot_dpop_key_keep(const char *jkt, EVP_PKEY *key)
 {
     cached_t *c = &cache[slot_of(jkt)];
     EVP_PKEY *old = NULL;
@@ -256,18 +255,24 @@ EVP_PKEY *ot_jwk_pkey_new(const json_t *jwk, apr_pool_t *p)
     return ot_jwk_pkey_of(&k, p);
 }
 
-EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, apr_pool_t *p)
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, int *kept, apr_pool_t *p)
 {
     EVP_PKEY *key = lookup(jkt);
 
-    if (key == NULL) {
-        if ((key = ot_jwk_pkey_of(jwk, p)) == NULL) {
-            return NULL;
-        }
-        keep(jkt, key);
+    *kept = key != NULL;
+    if (key == NULL && (key = ot_jwk_pkey_of(jwk, p)) == NULL) {
+        return NULL;
     }
     apr_pool_cleanup_register(p, key, key_free, apr_pool_cleanup_null);
     return key;
+}
+
+int ot_dpop_key_kept(const char *jkt)
+{
+    EVP_PKEY *key = lookup(jkt);
+
+    EVP_PKEY_free(key);
+    return key != NULL;
 }
 
 /* ---- digests and signatures ---------------------------------------------------------------- */
@@ -383,24 +388,47 @@ static EVP_PKEY_CTX *vctx_new(EVP_PKEY *key, const char *alg, const EVP_MD *md)
     return ctx;
 }
 
-/** A context of this process's own to verify alg with key: a copy of the kept one. */
-static EVP_PKEY_CTX *vctx_get(EVP_PKEY *key, const char *alg, const EVP_MD *md)
+/**
+ * A context of this process's own to verify alg with key: a copy of the kept one, or, when
+ * none is kept, a new one and in *made a copy of it, ready for vctx_keep once a signature
+ * verified with it (a signature that fails keeps nothing, so it evicts no other key's).
+ */
+static EVP_PKEY_CTX *vctx_get(EVP_PKEY *key, const char *alg, const EVP_MD *md,
+                              EVP_PKEY_CTX **made)
 {
     vctx_t *v = &vctxs[vslot_of(key, alg)];
-    EVP_PKEY_CTX *ctx = NULL, *made, *old;
+    EVP_PKEY_CTX *ctx = NULL;
 
+    *made = NULL;
     pthread_mutex_lock(&cache_lock);
     if (v->ctx != NULL && v->key == key && strcmp(v->alg, alg) == 0) {
         ctx = EVP_PKEY_CTX_dup(v->ctx);
     }
     pthread_mutex_unlock(&cache_lock);
-    if (ctx != NULL || strlen(alg) >= sizeof(v->alg)
-        || (made = vctx_new(key, alg, md)) == NULL) {
+    if (ctx != NULL || strlen(alg) >= sizeof(v->alg) || (ctx = vctx_new(key, alg, md)) == NULL) {
         return ctx;
     }
-    if ((ctx = EVP_PKEY_CTX_dup(made)) == NULL) {
-        return made;
-    }
+    *made = EVP_PKEY_CTX_dup(ctx);
+    return ctx;
+}
+
+int ot_dpop_vctx_kept(const EVP_PKEY *key, const char *alg)
+{
+    vctx_t *v = &vctxs[vslot_of(key, alg)];
+    int kept;
+
+    pthread_mutex_lock(&cache_lock);
+    kept = v->ctx != NULL && v->key == key && strcmp(v->alg, alg) == 0;
+    pthread_mutex_unlock(&cache_lock);
+    return kept;
+}
+
+/** Keep made (vctx_get's) as key's context for alg, in place of what its slot held. */
+static void vctx_keep(EVP_PKEY *key, const char *alg, EVP_PKEY_CTX *made)
+{
+    vctx_t *v = &vctxs[vslot_of(key, alg)];
+    EVP_PKEY_CTX *old;
+
     pthread_mutex_lock(&cache_lock);
     old = v->ctx;
     v->ctx = made;
@@ -408,11 +436,16 @@ static EVP_PKEY_CTX *vctx_get(EVP_PKEY *key, const char *alg, const EVP_MD *md)
     strcpy(v->alg, alg);
     pthread_mutex_unlock(&cache_lock);
     EVP_PKEY_CTX_free(old);
-    return ctx;
 }
 
 int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
                    const unsigned char *sig, apr_size_t sig_len)
+{
+    return ot_dpop_sig_check(key, alg, tbs, tbs_len, sig, sig_len, 1);
+}
+
+int ot_dpop_sig_check(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
+                      const unsigned char *sig, apr_size_t sig_len, int keep)
 {
     int bits = atoi(alg + 2);
     const EVP_MD *md = ot_dpop_md(bits);
@@ -421,7 +454,7 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
     unsigned char dg[EVP_MAX_MD_SIZE];
     unsigned int dglen = 0;
     der_t der;
-    EVP_PKEY_CTX *ctx;
+    EVP_PKEY_CTX *ctx, *made;
 
     if (size && sig_len != 2 * size) {
         return 0;
@@ -434,10 +467,16 @@ int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t t
         sig_len = der.n;
     }
     if (EVP_Digest(tbs, tbs_len, dg, &dglen, md, NULL) != 1
-        || (ctx = vctx_get(key, alg, md)) == NULL) {
+        || (ctx = vctx_get(key, alg, md, &made)) == NULL) {
         return 0;
     }
     ok = EVP_PKEY_verify(ctx, sig, sig_len, dg, dglen) == 1;
     EVP_PKEY_CTX_free(ctx);
+    if (made != NULL && ok && keep) {
+        vctx_keep(key, alg, made);
+    }
+    else {
+        EVP_PKEY_CTX_free(made);
+    }
     return ok;
 }

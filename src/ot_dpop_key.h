@@ -8,7 +8,11 @@
  * curve), and kept in a small per-process cache keyed by the key's RFC 7638 thumbprint: a client
  * signs every proof with the same key, and making the key (the curve's group above all) costs
  * as much as a fifth of the proof. The thumbprint is a SHA-256 over every member that defines the
- * key, so two keys with one thumbprint are the same key. Safe between threads.
+ * key, so two keys with one thumbprint are the same key. A key is kept only once a proof signed
+ * with it was accepted (ot_dpop_proof_accepted: every check, the token's binding and the replay
+ * table), and a verification context only for a kept key whose signature verified: proofs that
+ * fail, or keys no token is bound to, never evict the keys of clients that pass. Safe between
+ * threads.
  */
 #ifndef OT_DPOP_KEY_H
 #define OT_DPOP_KEY_H
@@ -23,10 +27,20 @@
 
 /**
  * The EVP_PKEY of jwk (already checked: public, kty/crv fit the algorithm, members base64url),
- * whose thumbprint is jkt; freed with p. NULL when OpenSSL refuses it (an EC point not on its
+ * whose thumbprint is jkt; freed with p. *kept is 1 when it came from the cache, 0 when it was
+ * made now (ot_dpop_key_keep keeps it). NULL when OpenSSL refuses it (an EC point not on its
  * curve, say).
  */
-EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, apr_pool_t *p);
+EVP_PKEY *ot_dpop_key_get(const char *jkt, const ot_dpop_jwk_t *jwk, int *kept, apr_pool_t *p);
+
+/**
+ * Keep key (the cache takes its own reference) as jkt's, in place of what its slot held: only
+ * for the key of a proof that was accepted.
+ */
+void ot_dpop_key_keep(const char *jkt, EVP_PKEY *key);
+
+/** 1 when the cache holds jkt's key. Tests only. */
+int ot_dpop_key_kept(const char *jkt);
 
 /**
  * The EVP_PKEY of an RSA or EC public JWK (checked as for ot_dpop_key_get), uncached, for the
@@ -52,5 +66,15 @@ unsigned char *ot_ecdsa_der(int *der_len, const unsigned char *sig, apr_size_t s
  */
 int ot_dpop_sig_ok(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
                    const unsigned char *sig, apr_size_t sig_len);
+
+/**
+ * The same; a context made for it is kept for key and alg only when keep is set and the
+ * signature verified (ot_dpop_sig_ok: keep 1). ot_dpop_verify keeps one only for a kept key.
+ */
+/** 1 when a verification context is kept for key and alg. Tests only. */
+int ot_dpop_vctx_kept(const EVP_PKEY *key, const char *alg);
+
+int ot_dpop_sig_check(EVP_PKEY *key, const char *alg, const char *tbs, apr_size_t tbs_len,
+                      const unsigned char *sig, apr_size_t sig_len, int keep);
 
 #endif

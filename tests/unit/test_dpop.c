@@ -227,6 +227,19 @@ static ot_dpop_result_t verify(const ot_dpop_ask_t *ask, const char *proof, cons
     return rv;
 }
 
+/** verify, and on OT_DPOP_OK accept the proof (its key joins the cache), as a request would. */
+static ot_dpop_result_t verify_accept(const ot_dpop_ask_t *ask, const char *proof)
+{
+    ot_dpop_proof_t out;
+    const char *w = NULL;
+    ot_dpop_result_t rv = ot_dpop_verify(&out, &w, ask, proof, ot_test_pool);
+
+    if (rv == OT_DPOP_OK) {
+        ot_dpop_proof_accepted(&out);
+    }
+    return rv;
+}
+
 START_TEST(a_valid_proof_gives_its_thumbprint_and_jti)
 {
     test_key_t *k = make_key();
@@ -661,7 +674,7 @@ START_TEST(every_algorithm_verifies_as_cjose_verifies_it)
             json_t *pub = public_padded(k, algs[i].curve ? "x" : "n", 0);
             const char *good = sign_alg(k, algs[i].alg, pub), *bad = bent_signature(good);
 
-            ck_assert_msg(verify(&ask, good, NULL) == OT_DPOP_OK && cjose_says(k, good),
+            ck_assert_msg(verify_accept(&ask, good) == OT_DPOP_OK && cjose_says(k, good),
                           "%s", algs[i].alg);
             ck_assert_msg(verify(&ask, bad, NULL) == OT_DPOP_INVALID && !cjose_says(k, bad),
                           "%s", algs[i].alg);
@@ -682,18 +695,55 @@ START_TEST(a_cached_key_is_used_only_for_its_own_jwk)
     const char *good = payload("j", "GET", URL, NOW, TOKEN, NULL);
     int i;
 
-    ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
-    ck_assert_int_eq(verify(&ask, sign(other, other->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+    ck_assert_int_eq(verify_accept(&ask, sign(k, k->pub, "dpop+jwt", good)), OT_DPOP_OK);
+    ck_assert_int_eq(verify_accept(&ask, sign(other, other->pub, "dpop+jwt", good)), OT_DPOP_OK);
     /* Both keys are cached now: each still verifies only what it signed. */
     ck_assert_int_eq(verify(&ask, sign(other, k->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
     ck_assert_int_eq(verify(&ask, sign(k, other->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
     /* More keys than the cache holds, then the first again. */
     for (i = 0; i < 3 * OT_DPOP_KEY_CACHE; i++) {
         test_key_t *x = make_key();
-        ck_assert_int_eq(verify(&ask, sign(x, x->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
+        ck_assert_int_eq(verify_accept(&ask, sign(x, x->pub, "dpop+jwt", good)), OT_DPOP_OK);
     }
     ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
     ck_assert_int_eq(verify(&ask, sign(other, k->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
+}
+END_TEST
+
+/* A key joins the per-process cache only once a proof signed with it was accepted: proofs that
+ * fail their signature, or pass it and are never accepted (no token bound to their key), with a
+ * new key each, evict nothing, however many. */
+START_TEST(only_accepted_proofs_keep_their_key)
+{
+    test_key_t *k = make_key();
+    ot_dpop_ask_t ask = ask_for(algs_of("ES256"), NULL);
+    const char *good = payload("j", "GET", URL, NOW, TOKEN, NULL);
+    ot_dpop_proof_t out;
+    const char *why = NULL, *jkt;
+    int i;
+
+    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, sign(k, k->pub, "dpop+jwt", good),
+                                    ot_test_pool), OT_DPOP_OK);
+    jkt = out.jkt;
+    ck_assert_int_eq(ot_dpop_key_kept(jkt), 0);            /* verified, not accepted yet */
+    ot_dpop_proof_accepted(&out);
+    ck_assert_int_eq(ot_dpop_key_kept(jkt), 1);
+    for (i = 0; i < 4 * OT_DPOP_KEY_CACHE; i++) {
+        test_key_t *x = make_key();
+        const char *proof = sign(x, x->pub, "dpop+jwt", good);
+
+        ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, bent_signature(proof), ot_test_pool),
+                         OT_DPOP_INVALID);
+        ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, proof, ot_test_pool), OT_DPOP_OK);
+        ck_assert_int_eq(ot_dpop_key_kept(out.jkt), 0);
+    }
+    ck_assert_int_eq(ot_dpop_key_kept(jkt), 1);
+    /* The kept key's own proofs come from the cache: accepting one again changes nothing. */
+    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, sign(k, k->pub, "dpop+jwt", good),
+                                    ot_test_pool), OT_DPOP_OK);
+    ck_assert_ptr_null(out.key_new);
+    ot_dpop_proof_accepted(&out);
+    ck_assert_int_eq(ot_dpop_key_kept(jkt), 1);
 }
 END_TEST
 
@@ -941,6 +991,7 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, jwk_members_have_one_encoding_and_their_curve_s_size);
     tcase_add_test(tc, every_algorithm_verifies_as_cjose_verifies_it);
     tcase_add_test(tc, a_cached_key_is_used_only_for_its_own_jwk);
+    tcase_add_test(tc, only_accepted_proofs_keep_their_key);
     tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
     tcase_add_test(tc, a_client_cannot_aim_its_proofs_at_one_window);

@@ -176,6 +176,33 @@ START_TEST(threads_sharing_kept_contexts_get_one_thread_s_verdicts)
 }
 END_TEST
 
+/* A context is kept only once a signature verified with it, and only where the caller lets it
+ * (ot_dpop_verify: for a key an accepted proof was signed with): a signature that fails keeps
+ * nothing, so it evicts no other key's context. */
+START_TEST(a_failed_signature_keeps_no_context)
+{
+    EVP_PKEY *k = ec_key("P-256");
+    unsigned char sig[132];
+    size_t n = sign(k, "ES256", 0, sig);
+
+    sig[n / 2] ^= 1;
+    ck_assert_int_eq(ok(k, "ES256", sig, n), 0);
+    ck_assert_int_eq(ot_dpop_vctx_kept(k, "ES256"), 0);
+    sig[n / 2] ^= 1;
+    ck_assert_int_eq(ot_dpop_sig_check(k, "ES256", TBS, strlen(TBS), sig, n, 0), 1);
+    ck_assert_int_eq(ot_dpop_vctx_kept(k, "ES256"), 0);
+    ck_assert_int_eq(ok(k, "ES256", sig, n), 1);
+    ck_assert_int_eq(ot_dpop_vctx_kept(k, "ES256"), 1);
+    /* A kept context is found, and a failing signature leaves it kept and still verifying. */
+    sig[n / 2] ^= 1;
+    ck_assert_int_eq(ok(k, "ES256", sig, n), 0);
+    sig[n / 2] ^= 1;
+    ck_assert_int_eq(ot_dpop_vctx_kept(k, "ES256"), 1);
+    ck_assert_int_eq(ok(k, "ES256", sig, n), 1);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
 Suite *suite_dpop_vctx(void)
 {
     Suite *s = suite_create("dpop_vctx");
@@ -187,6 +214,7 @@ Suite *suite_dpop_vctx(void)
     tcase_add_test(tc, a_context_is_never_reused_for_another_alg_or_key_type);
     tcase_add_test(tc, a_freed_key_s_context_never_verifies_for_a_new_key);
     tcase_add_test(tc, threads_sharing_kept_contexts_get_one_thread_s_verdicts);
+    tcase_add_test(tc, a_failed_signature_keeps_no_context);
     suite_add_tcase(s, tc);
     return s;
 }
