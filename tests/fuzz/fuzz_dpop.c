@@ -125,7 +125,7 @@ static void check_proof(const char *proof, int nonces, apr_pool_t *p)
     static const char *const names[] = { "ES256", "ES384", "PS256", "RS256" };
     apr_array_header_t *algs = apr_array_make(p, 4, sizeof(const char *));
     ot_dpop_ask_t ask;
-    ot_dpop_proof_t out, old;
+    ot_dpop_proof_t out, old, again;
     const char *why = NULL, *why_old = NULL;
     ot_dpop_result_t rv;
     int i;
@@ -159,6 +159,11 @@ static void check_proof(const char *proof, int nonces, apr_pool_t *p)
                      "a passed proof is fresh");
         fuzz_require(strchr(proof, ',') == NULL, "one proof only");
         fuzz_require(cjose_agrees(proof, p), "cjose verifies what passed here");
+        /* Accepted, its key is kept: the same proof passes again with the kept key. */
+        ot_dpop_proof_accepted(&out);
+        fuzz_require(ot_dpop_verify(&again, &why, &ask, proof, p) == OT_DPOP_OK
+                     && again.key_new == NULL && same(again.jkt, out.jkt),
+                     "an accepted proof's key is kept and verifies the proof again");
     }
     else {
         fuzz_require(why != NULL, "a refusal says why");
