@@ -4,7 +4,8 @@
  *
  *   post_config    the replay table of proofs (ot_replay.c, a shared segment of its own) and the
  *                  nonce key, made once in the parent and kept across restarts (ap_retained_data),
- *                  so every child of every generation sees the same ones
+ *                  so every child of every generation sees the same ones (a new size waits for
+ *                  a full restart: OT0810)
  *   credentials    which schemes this location takes (OfftokDPoP), and Bearer with a DPoP
  *                  header (400)
  *   prove          the proof checked before the token is looked up (ot_dpop.c)
@@ -54,11 +55,11 @@ static struct {
 static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
 
 /**
- * Make the table of proofs (at the first start, or at a restart that changes
- * OfftokDPoPReplaySize, or that loads this module over an older one whose table had no secret
- * seed: then the old table's live entries are copied into the new one, so that a proof seen
- * before the restart stays refused, and the old segment is unmapped here; the children of the
- * old generation keep their own mapping until they exit).
+ * Make the table of proofs (at the first start, or at a full restart that changes
+ * OfftokDPoPReplaySize, or at a restart that loads this module over an older one whose table
+ * had no secret seed: then the old table's live entries are copied into the new one, so that a
+ * proof seen before the restart stays refused, and the old segment is unmapped here; children
+ * of the old generation, after a graceful restart, keep their own mapping until they exit).
  */
 static apr_status_t make_table(dpop_retained_t *ret, apr_uint32_t slots, server_rec *s)
 {
