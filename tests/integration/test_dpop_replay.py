@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from dpop import DPoPKey
-from httpd import protected, wait_until
+from httpd import MODDIR, protected, wait_until
 
 PAGE = "/protected/index.html"
 # More proofs than the small table (1024 slots) can hold.
@@ -141,6 +141,19 @@ def pids(httpd):
         return {mark: int(pid) for pid, mark, _ in (line.split() for line in f) if mark != "-"}
 
 
+STATUS = (f"LoadModule status_module {MODDIR}/mod_status.so\n"
+          "<Location /server-status>\n    SetHandler server-status\n</Location>\n")
+
+
+def keeping_alive(httpd):
+    """How many processes wait for a kept-alive connection's next request (K): they set K just
+    before they look whether they were told to stop, so a graceful restart after it lets them
+    read one more request."""
+    text = requests.get(httpd.url("/server-status?auto"), timeout=30).text
+    board = [line for line in text.splitlines() if line.startswith("Scoreboard:")]
+    return board[0].count("K") if board else 0
+
+
 def logged(httpd, *marks):
     """The pids log once it names every one of marks, else None."""
     got = pids(httpd)
@@ -162,13 +175,14 @@ def test_a_graceful_restart_keeps_the_table_the_old_processes_use(httpd, oidc, k
     kept-alive connection after the request it was waiting for when told to stop)."""
     httpd.allow_errors(r"AH00161: server reached MaxRequestWorkers")
     site = protected("/protected/", oidc)
-    server = "KeepAliveTimeout 60\n" + PIDS
+    server = "KeepAliveTimeout 60\n" + PIDS + STATUS
     httpd.start(site, server=server + "OfftokDPoPReplaySize 1024\n", mpm="prefork", servers=4)
     url = httpd.url(PAGE)
     a, b = Held(httpd, "a"), Held(httpd, "b")
     try:
         assert a.get(bound, key.proof("GET", url, bound)) == 200
         assert b.get(bound, key.proof("GET", url, bound)) == 200
+        wait_until(lambda: keeping_alive(httpd) >= 2, what="both processes to keep alive")
         httpd.render(site, server=server + "OfftokDPoPReplaySize 4096\n", mpm="prefork",
                      servers=4)
         httpd.graceful()
