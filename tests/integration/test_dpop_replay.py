@@ -212,6 +212,26 @@ def test_a_graceful_restart_keeps_the_table_the_old_processes_use(httpd, oidc, k
         assert send_new(httpd, bound, proof, "after") == 401
 
 
+def test_a_graceful_restart_of_event_keeps_the_size_until_a_full_one(httpd, oidc, key, bound):
+    """The same under the event MPM (the default here): the graceful restart keeps the table and
+    its proofs, and tells the admin; a full restart applies the size."""
+    site = protected("/protected/", oidc)
+    httpd.start(site, server="OfftokDPoPReplaySize 2048\n")
+    with requests.Session() as s:
+        seen, _ = fresh_proofs(httpd, s, key, bound, 10)
+    httpd.render(site, server="OfftokDPoPReplaySize 8192\n")
+    httpd.graceful()
+    assert "OT0810: OfftokDPoPReplaySize 8192 takes effect at the next full restart; the table " \
+        "of DPoP proofs keeps its 2048 slots" in httpd.error_log()
+    assert "OT0800" not in httpd.error_log()
+    with requests.Session() as s:
+        assert all(send(httpd, s, bound, proof).status_code == 401 for proof in seen)
+    full_restart(httpd)
+    assert "OT0800: the table of DPoP proofs now has 8192 slots (was 2048)" in httpd.error_log()
+    with requests.Session() as s:
+        assert all(send(httpd, s, bound, proof).status_code == 401 for proof in seen)
+
+
 @pytest.mark.parametrize("value", ["1000", "67108865", "64k", "-1", ""])
 def test_replay_size_is_checked_when_read(httpd, oidc, value):
     code, out = httpd.configtest(protected("/protected/", oidc),
