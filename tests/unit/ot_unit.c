@@ -38,6 +38,7 @@ int main(void)
     srunner_add_suite(sr, suite_dpop());
     srunner_add_suite(sr, suite_dpop_read());
     srunner_add_suite(sr, suite_dpop_vctx());
+    srunner_add_suite(sr, suite_dpop_keys());
     srunner_add_suite(sr, suite_assert());
     srunner_add_suite(sr, suite_policy_order());
     srunner_add_suite(sr, suite_local());

@@ -27,6 +27,7 @@ Suite *suite_stats(void);
 Suite *suite_dpop(void);
 Suite *suite_dpop_read(void);
 Suite *suite_dpop_vctx(void);
+Suite *suite_dpop_keys(void);
 Suite *suite_assert(void);
 Suite *suite_policy_order(void);
 Suite *suite_local(void);

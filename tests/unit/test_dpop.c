@@ -20,10 +20,8 @@
 #include "ot_token.h"
 #include "ot_url.h"
 #include "ot_util.h"
+#include "test_dpop.h"
 
-#define NOW 1796014600
-#define URL "https://rs.example/api/items"
-#define TOKEN "the-access-token"
 
 /* ---- htu normalisation ---------------------------------------------------------------------- */
 
@@ -113,12 +111,6 @@ END_TEST
 
 /* ---- proofs ---------------------------------------------------------------------------------- */
 
-typedef struct {
-    cjose_jwk_t *jwk;
-    json_t *pub;          /* the public JWK */
-    json_t *priv;         /* with d */
-} test_key_t;
-
 static apr_status_t key_cleanup(void *data)
 {
     test_key_t *k = data;
@@ -129,7 +121,7 @@ static apr_status_t key_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-static test_key_t *make_key(void)
+test_key_t *make_key(void)
 {
     test_key_t *k = apr_pcalloc(ot_test_pool, sizeof(*k));
     cjose_err err;
@@ -157,8 +149,8 @@ static const char *b64url_sha256(const char *s)
 }
 
 /** A proof signed by signer carrying jwk; header and payload given as JSON to merge in. */
-static const char *sign(const test_key_t *signer, const json_t *jwk, const char *typ,
-                        const char *payload_json)
+const char *sign(const test_key_t *signer, const json_t *jwk, const char *typ,
+                 const char *payload_json)
 {
     json_t *hdr = json_pack("{s:s, s:O}", "alg", "ES256", "jwk", jwk);
     cjose_err err;
@@ -179,8 +171,8 @@ static const char *sign(const test_key_t *signer, const json_t *jwk, const char 
     return copy;
 }
 
-static const char *payload(const char *jti, const char *htm, const char *htu, long iat,
-                           const char *token, const char *nonce)
+const char *payload(const char *jti, const char *htm, const char *htu, long iat,
+                    const char *token, const char *nonce)
 {
     return apr_psprintf(ot_test_pool, "{\"jti\":\"%s\",\"htm\":\"%s\",\"htu\":\"%s\","
                         "\"iat\":%ld,\"ath\":\"%s\"%s%s%s}", jti, htm, htu, iat,
@@ -188,7 +180,7 @@ static const char *payload(const char *jti, const char *htm, const char *htu, lo
                         nonce ? "\"" : "");
 }
 
-static ot_dpop_ask_t ask_for(apr_array_header_t *algs, const unsigned char *nonce_key)
+ot_dpop_ask_t ask_for(apr_array_header_t *algs, const unsigned char *nonce_key)
 {
     ot_dpop_ask_t a;
 
@@ -204,7 +196,7 @@ static ot_dpop_ask_t ask_for(apr_array_header_t *algs, const unsigned char *nonc
     return a;
 }
 
-static apr_array_header_t *algs_of(const char *names)
+apr_array_header_t *algs_of(const char *names)
 {
     apr_array_header_t *a = apr_array_make(ot_test_pool, 4, sizeof(const char *));
     char *last, *s = apr_pstrdup(ot_test_pool, names), *w;
@@ -215,7 +207,7 @@ static apr_array_header_t *algs_of(const char *names)
     return a;
 }
 
-static ot_dpop_result_t verify(const ot_dpop_ask_t *ask, const char *proof, const char **why)
+ot_dpop_result_t verify(const ot_dpop_ask_t *ask, const char *proof, const char **why)
 {
     ot_dpop_proof_t out;
     const char *w = NULL;
@@ -228,7 +220,7 @@ static ot_dpop_result_t verify(const ot_dpop_ask_t *ask, const char *proof, cons
 }
 
 /** verify, and on OT_DPOP_OK accept the proof (its key joins the cache), as a request would. */
-static ot_dpop_result_t verify_accept(const ot_dpop_ask_t *ask, const char *proof)
+ot_dpop_result_t verify_accept(const ot_dpop_ask_t *ask, const char *proof)
 {
     ot_dpop_proof_t out;
     const char *w = NULL;
@@ -391,7 +383,7 @@ END_TEST
 /* ---- the proof's key: its parameters --------------------------------------------------------- */
 
 /** A proof signed with alg by key, carrying jwk (its own public JWK, perhaps altered). */
-static const char *sign_alg(cjose_jwk_t *key, const char *alg, const json_t *jwk)
+const char *sign_alg(cjose_jwk_t *key, const char *alg, const json_t *jwk)
 {
     json_t *hdr = json_pack("{s:s, s:s, s:O}", "alg", alg, "typ", "dpop+jwt", "jwk", jwk);
     const char *pl = payload("j", "GET", URL, NOW, TOKEN, NULL), *out;
@@ -409,7 +401,7 @@ static const char *sign_alg(cjose_jwk_t *key, const char *alg, const json_t *jwk
 }
 
 /** The public JWK of key, with member name's decoded bytes prefixed by pad zero bytes. */
-static json_t *public_padded(cjose_jwk_t *key, const char *name, apr_size_t pad)
+json_t *public_padded(cjose_jwk_t *key, const char *name, apr_size_t pad)
 {
     cjose_err err;
     char *s = cjose_jwk_to_json(key, false, &err), *raw, *padded;
@@ -508,126 +500,6 @@ START_TEST(ec_keys_off_their_curve_or_of_another_size_are_refused)
 }
 END_TEST
 
-/**
- * The public JWK of a new key on curve whose member name (x or y) has a leading zero byte, with
- * that byte taken off (a shorter coordinate: the same point); *key is the key.
- */
-static json_t *public_short(cjose_jwk_t **key, long curve, const char *name)
-{
-    cjose_err err;
-    int tries;
-
-    for (tries = 0; tries < 20000; tries++) {
-        json_t *pub;
-        const char *v;
-        char *raw;
-        apr_size_t len = 0;
-
-        *key = cjose_jwk_create_EC_random(curve, &err);
-        ck_assert_ptr_nonnull(*key);
-        pub = public_padded(*key, name, 0);
-        v = json_string_value(json_object_get(pub, name));
-        ck_assert_int_eq(ot_b64url_decode(&raw, &len, v, strlen(v), ot_test_pool), APR_SUCCESS);
-        if (raw[0] == 0) {
-            json_object_set_new(pub, name, json_string(ot_dpop_b64url(
-                (const unsigned char *)raw + 1, len - 1, ot_test_pool)));
-            return pub;
-        }
-        json_decref(pub);
-        cjose_jwk_release(*key);
-    }
-    ck_abort_msg("no key with a leading zero byte in %s", name);
-    return NULL;
-}
-
-static const char *thumbprint_json(const json_t *jwk)
-{
-    char *text = json_dumps(jwk, JSON_COMPACT);
-    const char *jkt = ot_dpop_jwk_thumbprint(text, strlen(text), ot_test_pool);
-
-    free(text);
-    return jkt;
-}
-
-/* RFC 7518 §6.2.1.2-3: an EC coordinate is the curve's full size, leading zeros included. A
- * shorter one, padded, was the same key under another thumbprint (another cnf.jkt). */
-START_TEST(ec_coordinates_are_their_curve_s_full_size)
-{
-    static const struct { long curve; const char *alg, *name; } cases[] = {
-        { CJOSE_JWK_EC_P_256, "ES256", "x" }, { CJOSE_JWK_EC_P_256, "ES256", "y" },
-        { CJOSE_JWK_EC_P_384, "ES384", "y" }, { CJOSE_JWK_EC_P_521, "ES512", "x" },
-        { CJOSE_JWK_EC_P_521, "ES512", "y" },
-    };
-    ot_dpop_ask_t ask = ask_for(algs_of("ES256 ES384 ES512"), NULL);
-    apr_size_t i;
-
-    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        cjose_jwk_t *k = NULL;
-        json_t *shrt = public_short(&k, cases[i].curve, cases[i].name);
-        json_t *full = public_padded(k, cases[i].name, 0);
-        const char *why = NULL;
-
-        ck_assert_int_eq(verify(&ask, sign_alg(k, cases[i].alg, full), NULL), OT_DPOP_OK);
-        ck_assert_msg(verify(&ask, sign_alg(k, cases[i].alg, shrt), &why) == OT_DPOP_INVALID,
-                      "%s: a short %s was taken", cases[i].alg, cases[i].name);
-        ck_assert_ptr_nonnull(strstr(why, "jwk"));
-        ck_assert_ptr_null(thumbprint_json(shrt));
-        ck_assert_ptr_nonnull(thumbprint_json(full));
-        /* A JWKS key goes through the same import. */
-        ck_assert_ptr_null(ot_jwk_pkey_new(shrt, ot_test_pool));
-        EVP_PKEY_free(ot_jwk_pkey_new(full, ot_test_pool));
-        json_decref(shrt);
-        json_decref(full);
-        cjose_jwk_release(k);
-    }
-}
-END_TEST
-
-/* A member in another spelling of its bytes ('=' padding, a spare bit set) is refused: the
- * thumbprint is taken over the text. OKP coordinates have their curve's size too. */
-START_TEST(jwk_members_have_one_encoding_and_their_curve_s_size)
-{
-    ot_dpop_ask_t ask = ask_for(algs_of("ES256"), NULL);
-    test_key_t *k = make_key();
-    const char *x = json_string_value(json_object_get(k->pub, "x"));
-    json_t *pub = json_deep_copy(k->pub);
-    char *bent = apr_pstrdup(ot_test_pool, x);
-    static const unsigned char zero[58];
-    static const struct { const char *crv; apr_size_t size; } okp[] = {
-        { "Ed25519", 32 }, { "Ed448", 57 }, { "X25519", 32 }, { "X448", 56 },
-    };
-    apr_size_t i;
-
-    ck_assert_uint_eq(strlen(x), 43);                   /* 32 bytes: two spare bits */
-    ck_assert_int_eq(verify(&ask, sign(k, pub, "dpop+jwt", payload("j", "GET", URL, NOW, TOKEN,
-                                                                   NULL)), NULL), OT_DPOP_OK);
-    json_object_set_new(pub, "x", json_string(apr_pstrcat(ot_test_pool, x, "=", NULL)));
-    ck_assert_int_eq(verify(&ask, sign(k, pub, "dpop+jwt", payload("j", "GET", URL, NOW, TOKEN,
-                                                                    NULL)), NULL),
-                     OT_DPOP_INVALID);
-    ck_assert_ptr_null(thumbprint_json(pub));
-    /* The last digit with a spare bit set: the same 32 bytes. */
-    bent[42]++;                 /* a multiple of 4 (A, E, ..., 8) to the digit after it */
-    json_object_set_new(pub, "x", json_string(bent));
-    ck_assert_ptr_null(thumbprint_json(pub));
-    ck_assert_int_eq(verify(&ask, sign(k, pub, "dpop+jwt", payload("j", "GET", URL, NOW, TOKEN,
-                                                                    NULL)), NULL),
-                     OT_DPOP_INVALID);
-    json_decref(pub);
-    for (i = 0; i < sizeof(okp) / sizeof(okp[0]); i++) {
-        apr_size_t n;
-        for (n = okp[i].size - 1; n <= okp[i].size + 1; n++) {
-            const char *jwk = apr_psprintf(ot_test_pool, "{\"kty\":\"OKP\",\"crv\":\"%s\","
-                                           "\"x\":\"%s\"}", okp[i].crv,
-                                           ot_dpop_b64url(zero, n, ot_test_pool));
-            const char *jkt = ot_dpop_jwk_thumbprint(jwk, strlen(jwk), ot_test_pool);
-            ck_assert_msg((jkt != NULL) == (n == okp[i].size), "%s of %u bytes", okp[i].crv,
-                          (unsigned)n);
-        }
-    }
-}
-END_TEST
-
 /* ---- the replay table ------------------------------------------------------------------------ */
 
 /** cjose's own verdict on proof with key: the path proofs took before ot_dpop_key.c. */
@@ -642,7 +514,7 @@ static int cjose_says(cjose_jwk_t *key, const char *proof)
 }
 
 /** proof with one byte of its signature changed (a middle one: every bit of it counts). */
-static const char *bent_signature(const char *proof)
+const char *bent_signature(const char *proof)
 {
     char *s = apr_pstrdup(ot_test_pool, proof), *sig = strrchr(s, '.') + 1;
     char *c = sig + strlen(sig) / 2;
@@ -707,43 +579,6 @@ START_TEST(a_cached_key_is_used_only_for_its_own_jwk)
     }
     ck_assert_int_eq(verify(&ask, sign(k, k->pub, "dpop+jwt", good), NULL), OT_DPOP_OK);
     ck_assert_int_eq(verify(&ask, sign(other, k->pub, "dpop+jwt", good), NULL), OT_DPOP_INVALID);
-}
-END_TEST
-
-/* A key joins the per-process cache only once a proof signed with it was accepted: proofs that
- * fail their signature, or pass it and are never accepted (no token bound to their key), with a
- * new key each, evict nothing, however many. */
-START_TEST(only_accepted_proofs_keep_their_key)
-{
-    test_key_t *k = make_key();
-    ot_dpop_ask_t ask = ask_for(algs_of("ES256"), NULL);
-    const char *good = payload("j", "GET", URL, NOW, TOKEN, NULL);
-    ot_dpop_proof_t out;
-    const char *why = NULL, *jkt;
-    int i;
-
-    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, sign(k, k->pub, "dpop+jwt", good),
-                                    ot_test_pool), OT_DPOP_OK);
-    jkt = out.jkt;
-    ck_assert_int_eq(ot_dpop_key_kept(jkt), 0);            /* verified, not accepted yet */
-    ot_dpop_proof_accepted(&out);
-    ck_assert_int_eq(ot_dpop_key_kept(jkt), 1);
-    for (i = 0; i < 4 * OT_DPOP_KEY_CACHE; i++) {
-        test_key_t *x = make_key();
-        const char *proof = sign(x, x->pub, "dpop+jwt", good);
-
-        ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, bent_signature(proof), ot_test_pool),
-                         OT_DPOP_INVALID);
-        ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, proof, ot_test_pool), OT_DPOP_OK);
-        ck_assert_int_eq(ot_dpop_key_kept(out.jkt), 0);
-    }
-    ck_assert_int_eq(ot_dpop_key_kept(jkt), 1);
-    /* The kept key's own proofs come from the cache: accepting one again changes nothing. */
-    ck_assert_int_eq(ot_dpop_verify(&out, &why, &ask, sign(k, k->pub, "dpop+jwt", good),
-                                    ot_test_pool), OT_DPOP_OK);
-    ck_assert_ptr_null(out.key_new);
-    ot_dpop_proof_accepted(&out);
-    ck_assert_int_eq(ot_dpop_key_kept(jkt), 1);
 }
 END_TEST
 
@@ -987,11 +822,8 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, only_asymmetric_algorithms_are_known);
     tcase_add_test(tc, rsa_keys_are_measured_by_their_value_not_their_encoding);
     tcase_add_test(tc, ec_keys_off_their_curve_or_of_another_size_are_refused);
-    tcase_add_test(tc, ec_coordinates_are_their_curve_s_full_size);
-    tcase_add_test(tc, jwk_members_have_one_encoding_and_their_curve_s_size);
     tcase_add_test(tc, every_algorithm_verifies_as_cjose_verifies_it);
     tcase_add_test(tc, a_cached_key_is_used_only_for_its_own_jwk);
-    tcase_add_test(tc, only_accepted_proofs_keep_their_key);
     tcase_add_test(tc, replay_table_takes_a_key_once_until_it_expires);
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
     tcase_add_test(tc, a_client_cannot_aim_its_proofs_at_one_window);
