@@ -286,14 +286,19 @@ static int es_size_ok(const jws_in_t *in)
                        : in->alg->curve == CJOSE_JWK_EC_P_384 ? 96u : 132u));
 }
 
-/** check_with, with OpenSSL alone on tmpl (ot_jose_evp.c), a context made ready for in->alg. */
+/**
+ * check_with, with OpenSSL alone (ot_jose_evp.c) on kept, this thread's context for in->alg, or
+ * when kept is NULL on tmpl, a context made ready for it.
+ */
 static int check_evp(json_t **payload, const char **text, apr_size_t *text_len,
-                     const jws_in_t *in, const EVP_MD_CTX *tmpl, apr_pool_t *p)
+                     const jws_in_t *in, const EVP_MD_CTX *tmpl, EVP_PKEY_CTX *kept,
+                     apr_pool_t *p)
 {
     const char *plain;
     apr_size_t plain_len;
 
-    if (!ot_jose_evp_verify(tmpl, in->alg->name, in->compact, in->len, &plain, &plain_len, p)) {
+    if (!ot_jose_evp_verify(tmpl, kept, in->alg->name, in->compact, in->len, &plain, &plain_len,
+                            p)) {
         return 0;
     }
     if (in->text) {
@@ -344,21 +349,29 @@ static int try_key(json_t **payload, const char **text, apr_size_t *text_len, js
                    size_t i, ot_jose_parsed_t *ps, const jws_in_t *in, apr_pool_t *p)
 {
     const EVP_MD_CTX *ctx;
+    EVP_PKEY_CTX *kept;
     cjose_jwk_t *jwk;
 
     if (in->alg->okp) {
         ctx = evp_ctx(key, i, ps, in, p);
-        return ctx == NULL ? -1 : check_evp(payload, text, text_len, in, ctx, p);
+        return ctx == NULL ? -1 : check_evp(payload, text, text_len, in, ctx, NULL, p);
     }
     jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_own, p), in->alg)
              : import_key(key, in->alg, p);
     if (jwk == NULL) {
         return -1;
     }
-    /* cjose imported it (so the keys tried are those of before); OpenSSL checks the signature.
+    /* cjose imported it (so the keys tried are those of before); OpenSSL checks the signature,
+     * on this thread's kept context when it has one (nothing copied or made per token).
      * cjose only for a key OpenSSL is not given (an RSA exponent over 8 bytes, say). */
+    kept = ps ? ot_jose_parsed_pctx(ps, i, (int)(in->alg - algs), in->alg->name,
+                                    ot_jose_parsed_pkey(ps, i, 0, p))
+              : NULL;
+    if (kept != NULL) {
+        return check_evp(payload, text, text_len, in, NULL, kept, p);
+    }
     ctx = evp_ctx(key, i, ps, in, p);
-    return ctx ? check_evp(payload, text, text_len, in, ctx, p)
+    return ctx ? check_evp(payload, text, text_len, in, ctx, NULL, p)
                : es_size_ok(in) && check_with(payload, text, text_len, in, jwk, p);
 }
 
