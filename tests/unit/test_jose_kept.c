@@ -4,11 +4,14 @@
  * type and curve, never for EdDSA; it gives the verdicts of the DigestVerify path (a copy of
  * ot_jose_evp_ctx's context) on good and bad signatures alike, again and again on the same
  * context, a failure leaving nothing behind that changes the next verdict; PS's padding and
- * salt length hold on it. Signatures are made here with OpenSSL directly. */
+ * salt length hold on it. And ot_jose_verify_held, a first sight's look with the keys held:
+ * the keyed verdict or none, never a fetch, never a turn of the fetch schedule taken.
+ * Signatures are made here with OpenSSL directly. */
 #include <string.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
 #include <openssl/ec.h>
+#include <openssl/core_names.h>
 #include <cjose/cjose.h>
 #include <apr_strings.h>
 
@@ -30,12 +33,17 @@ static const char *b64(const unsigned char *data, size_t len)
     return copy;
 }
 
-/** A compact JWS of PAYLOAD, header {"alg":alg}, signed by key; pss_salt as for OpenSSL. */
-static const char *sign(EVP_PKEY *key, const char *alg, int pss_salt)
+#define T0 apr_time_from_sec(1796015000)
+#define SEC(n) apr_time_from_sec(n)
+
+/** A compact JWS of PAYLOAD, header {"alg":alg} (and "kid":kid), signed by key. */
+static const char *sign_kid(EVP_PKEY *key, const char *alg, int pss_salt, const char *kid)
 {
     int bits = atoi(alg + 2);
     const EVP_MD *md = bits == 256 ? EVP_sha256() : bits == 384 ? EVP_sha384() : EVP_sha512();
-    const char *hdr = apr_psprintf(ot_test_pool, "{\"alg\":\"%s\"}", alg);
+    const char *hdr = kid ? apr_psprintf(ot_test_pool, "{\"alg\":\"%s\",\"kid\":\"%s\"}", alg,
+                                         kid)
+                          : apr_psprintf(ot_test_pool, "{\"alg\":\"%s\"}", alg);
     const char *tbs = apr_pstrcat(ot_test_pool, b64((const unsigned char *)hdr, strlen(hdr)),
                                   ".", b64((const unsigned char *)PAYLOAD, strlen(PAYLOAD)),
                                   NULL);
@@ -63,6 +71,12 @@ static const char *sign(EVP_PKEY *key, const char *alg, int pss_salt)
         return apr_pstrcat(ot_test_pool, tbs, ".", b64(raw, 2 * size), NULL);
     }
     return apr_pstrcat(ot_test_pool, tbs, ".", b64(der, n), NULL);
+}
+
+/** sign_kid without a kid; pss_salt as for OpenSSL. */
+static const char *sign(EVP_PKEY *key, const char *alg, int pss_salt)
+{
+    return sign_kid(key, alg, pss_salt, NULL);
 }
 
 /** tok with the signature of the token sig_of instead of its own. */
@@ -189,6 +203,119 @@ START_TEST(kept_context_used_again_and_again)
 }
 END_TEST
 
+/** A JWKS of the RSA key's public part under kid. */
+static const char *jwks_of(EVP_PKEY *rsa, const char *kid)
+{
+    BIGNUM *n = NULL, *e = NULL;
+    unsigned char nb[512], eb[16];
+    int nl, el;
+
+    ck_assert_int_eq(EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_N, &n), 1);
+    ck_assert_int_eq(EVP_PKEY_get_bn_param(rsa, OSSL_PKEY_PARAM_RSA_E, &e), 1);
+    nl = BN_bn2bin(n, nb);
+    el = BN_bn2bin(e, eb);
+    BN_free(n);
+    BN_free(e);
+    return apr_psprintf(ot_test_pool, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"%s\","
+                        "\"use\":\"sig\",\"n\":\"%s\",\"e\":\"%s\"}]}", kid,
+                        b64(nb, (size_t)nl), b64(eb, (size_t)el));
+}
+
+typedef struct {
+    const char *jwks;
+    int fetches;
+} fake_t;
+
+static apr_status_t fake_fetch(void *baton, const char *url, const char **body,
+                               apr_size_t *len, const char **why, apr_pool_t *p)
+{
+    fake_t *f = baton;
+
+    f->fetches++;
+    *body = f->jwks;
+    *len = strlen(f->jwks);
+    return APR_SUCCESS;
+}
+
+static const char URL[] = "https://issuer/certs";
+
+/** ot_jose_verify_held on tok at now: the verdict, *need as it says. */
+static ot_jose_result_t held(ot_jose_keys_t *k, const char *tok, apr_time_t now, int *need)
+{
+    const char *why = NULL;
+    ot_jws_t jws;
+    ot_jose_result_t r;
+
+    *need = -1;
+    r = ot_jose_verify_held(&jws, &why, need, k, URL, tok, strlen(tok), NULL, now, ot_test_pool);
+    ck_assert(*need == 0 || *need == 1);
+    ck_assert(r == OT_JOSE_OK || why != NULL);
+    if (r == OT_JOSE_OK) {
+        ck_assert(!*need);
+        ck_assert_str_eq(jws.payload_text, PAYLOAD);
+    }
+    return r;
+}
+
+/** The keyed verification (fetching as it must) of tok at now. */
+static ot_jose_result_t keyed(ot_jose_keys_t *k, fake_t *f, const char *tok, apr_time_t now)
+{
+    const char *why = NULL;
+    ot_jws_t jws;
+    int unknown = 0;
+
+    return ot_jose_verify_kid_text_h(&jws, &why, &unknown, k, URL, tok, strlen(tok), NULL,
+                                     fake_fetch, f, now, ot_test_pool);
+}
+
+/**
+ * With the keys held, the held look gives the keyed verdict (good, forged, garbage); where the
+ * keyed one would fetch (no keys yet, keys past OT_JWKS_MAX_AGE, an unknown kid) it gives none
+ * and fetches nothing, and the fetch schedule is left as it was: the keyed look right after it
+ * still fetches.
+ */
+START_TEST(held_keys_verdict_or_none_never_a_fetch)
+{
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *rsa2 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    fake_t f = { jwks_of(rsa, "k1"), 0 };
+    const char *good = sign_kid(rsa, "RS256", 0, "k1");
+    const char *forged = sign_kid(rsa2, "RS256", 0, "k1");
+    const char *unknown = sign_kid(rsa2, "RS256", 0, "k2");
+    ot_jose_keys_t *k;
+    int need;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    held(k, good, T0, &need);
+    ck_assert_int_eq(need, 1);                      /* no keys yet */
+    ck_assert_int_eq(f.fetches, 0);
+    ck_assert_int_eq(keyed(k, &f, good, T0), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 1);
+    ck_assert_int_eq(held(k, good, T0 + SEC(1), &need), OT_JOSE_OK);
+    ck_assert_int_eq(held(k, forged, T0 + SEC(1), &need), OT_JOSE_INVALID);
+    ck_assert_int_eq(need, 0);
+    ck_assert_int_eq(keyed(k, &f, forged, T0 + SEC(1)), OT_JOSE_INVALID);
+    ck_assert_int_eq(held(k, "x.y.z", T0 + SEC(1), &need), OT_JOSE_INVALID);
+    ck_assert_int_eq(need, 0);                      /* garbage: the keyed verdict too */
+    /* An unknown kid, past the interval: no verdict and no fetch; the keyed look then fetches */
+    held(k, unknown, T0 + SEC(20), &need);
+    ck_assert_int_eq(need, 1);
+    held(k, unknown, T0 + SEC(20), &need);
+    ck_assert_int_eq(f.fetches, 1);
+    ck_assert_int_eq(keyed(k, &f, unknown, T0 + SEC(20)), OT_JOSE_INVALID);
+    ck_assert_int_eq(f.fetches, 2);
+    /* Keys as old as OT_JWKS_MAX_AGE: the keyed look would fetch, so no verdict, no fetch. */
+    held(k, good, T0 + SEC(20) + OT_JWKS_MAX_AGE, &need);
+    ck_assert_int_eq(need, 1);
+    ck_assert_int_eq(f.fetches, 2);
+    ck_assert_int_eq(keyed(k, &f, good, T0 + SEC(20) + OT_JWKS_MAX_AGE), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 3);
+    ck_assert_int_eq(held(k, good, T0 + SEC(21) + OT_JWKS_MAX_AGE, &need), OT_JOSE_OK);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(rsa2);
+}
+END_TEST
+
 Suite *suite_jose_kept(void)
 {
     Suite *s = suite_create("jose_kept");
@@ -198,6 +325,7 @@ Suite *suite_jose_kept(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, kept_context_fits_the_key);
     tcase_add_test(tc, kept_context_used_again_and_again);
+    tcase_add_test(tc, held_keys_verdict_or_none_never_a_fetch);
     suite_add_tcase(s, tc);
     return s;
 }
