@@ -386,14 +386,11 @@ static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_co
 }
 
 /**
- * A first look at a token whose header leaves its kind to its typ claim (Keycloak's access
- * tokens): verified with the keys this process holds, then the claim read from the verified
- * payload, so that the payload is decoded and read once instead of being peeked at first (the
- * peek's scan was ~2 % of a first sight's httpd samples). The verified answer when it is an
- * access token; else NULL, and *have says whether done holds a verdict that needed no fetch:
- * verify() takes it once the peek has said the token is a candidate after all, so a forgery
- * costs one signature check, not two. Nothing is logged, counted or fetched here, and nothing is
- * kept: what is not an access token goes on exactly as before, the peek deciding.
+ * A first look at a token whose header leaves its kind to its typ claim: verified with the keys
+ * held, then the claim read from the verified payload, which is thus read once, not peeked at
+ * first. The answer when it is an access token; else NULL, *have saying whether done holds a
+ * verdict that needed no fetch (verify() takes it once the peek says the token is a candidate:
+ * a forgery costs one signature check). Nothing is logged, counted, fetched or kept here.
  */
 static ot_answer_t *first_sight(request_rec *r, const offtok_dir_conf *c, const char *token,
                                 const ot_jose_header_t *h, checked_t *done, int *have)
