@@ -163,20 +163,39 @@ static int ops_allow_verify(const json_t *key)
 }
 
 /**
- * 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). A key
+ * 1 when the JWKS member key may check a token of algorithm a, whatever its kid. A key
  * published with its private part (`d`) never does: anyone who read the JWKS could sign.
  */
-static int key_fits(const json_t *key, const alg_t *a, const char *kid)
+static int key_fits_alg(const json_t *key, const alg_t *a)
 {
     const char *kty = ot_json_string(key, "kty"), *use = ot_json_string(key, "use");
-    const char *kalg = ot_json_string(key, "alg"), *kkid = ot_json_string(key, "kid");
+    const char *kalg = ot_json_string(key, "alg");
 
     return json_is_object(key) && kty && strcmp(kty, a->kty_name) == 0
         && json_object_get(key, "d") == NULL
         && (json_object_get(key, "use") == NULL || (use && strcmp(use, "sig") == 0))
         && (json_object_get(key, "alg") == NULL || (kalg && strcmp(kalg, a->name) == 0))
-        && (kid == NULL || (kkid && strcmp(kid, kkid) == 0))
         && ops_allow_verify(key);
+}
+
+/** key_fits_alg for the algorithm of index a (ot_jose_parsed_fits keeps its answers). */
+static int key_fits_at(const json_t *key, int a)
+{
+    return key_fits_alg(key, &algs[a]);
+}
+
+/** 1 when kid (NULL: any key) names the JWKS member key. */
+static int kid_names(const json_t *key, const char *kid)
+{
+    const char *kkid = ot_json_string(key, "kid");
+
+    return kid == NULL || (kkid && strcmp(kid, kkid) == 0);
+}
+
+/** 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). */
+static int key_fits(const json_t *key, const alg_t *a, const char *kid)
+{
+    return key_fits_alg(key, a) && kid_names(key, kid);
 }
 
 /**
@@ -394,7 +413,11 @@ ot_jose_result_t ot_jose_verify_in(ot_jws_t *jws, const char **why, int *no_key,
     int tried = 0, ok;
 
     json_array_foreach(json_object_get(set, "keys"), i, key) {
-        if (!key_fits(key, in->alg, in->kid)
+        /* this thread's parsed set keeps each member's fit per algorithm: the set never
+         * changes, so the answer is the same at every token */
+        if (!(ps ? ot_jose_parsed_fits(ps, i, (int)(in->alg - algs), key_fits_at)
+                   && kid_names(key, in->kid)
+                 : key_fits(key, in->alg, in->kid))
             || (ok = try_key(&payload, &text, &text_len, key, i, ps, in, p)) < 0) {
             continue;
         }

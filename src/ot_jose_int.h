@@ -44,6 +44,15 @@ cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_f
  */
 EVP_PKEY *ot_jose_parsed_pkey(ot_jose_parsed_t *ps, size_t i, int okp, apr_pool_t *scratch);
 
+/** 1 when the JWKS member key may check tokens of the algorithm of index a (any kid). */
+typedef int ot_jose_fits_fn(const json_t *key, int a);
+
+/**
+ * fits(member i, a), asked once per parsed set and remembered: the set never changes. 0 when
+ * there is no member i.
+ */
+int ot_jose_parsed_fits(ot_jose_parsed_t *ps, size_t i, int a, ot_jose_fits_fn *fits);
+
 /* ---- OpenSSL keys and signatures (ot_jose_okp.c, ot_jose_evp.c) ---------------------------- */
 
 /** The Ed25519 public JWK key as an EVP_PKEY the caller frees; NULL when it is not one. */

@@ -203,8 +203,8 @@ START_TEST(kept_context_used_again_and_again)
 }
 END_TEST
 
-/** A JWKS of the RSA key's public part under kid. */
-static const char *jwks_of(EVP_PKEY *rsa, const char *kid)
+/** The RSA key's public part as a JWK under kid, with extra members (",..." or ""). */
+static const char *jwk_of(EVP_PKEY *rsa, const char *kid, const char *extra)
 {
     BIGNUM *n = NULL, *e = NULL;
     unsigned char nb[512], eb[16];
@@ -216,9 +216,16 @@ static const char *jwks_of(EVP_PKEY *rsa, const char *kid)
     el = BN_bn2bin(e, eb);
     BN_free(n);
     BN_free(e);
-    return apr_psprintf(ot_test_pool, "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"%s\","
-                        "\"use\":\"sig\",\"n\":\"%s\",\"e\":\"%s\"}]}", kid,
-                        b64(nb, (size_t)nl), b64(eb, (size_t)el));
+    return apr_psprintf(ot_test_pool, "{\"kty\":\"RSA\",\"kid\":\"%s\",\"n\":\"%s\","
+                        "\"e\":\"%s\"%s}", kid, b64(nb, (size_t)nl), b64(eb, (size_t)el),
+                        extra);
+}
+
+/** A JWKS of the RSA key's public part under kid. */
+static const char *jwks_of(EVP_PKEY *rsa, const char *kid)
+{
+    return apr_pstrcat(ot_test_pool, "{\"keys\":[", jwk_of(rsa, kid, ",\"use\":\"sig\""), "]}",
+                       NULL);
 }
 
 typedef struct {
@@ -316,6 +323,50 @@ START_TEST(held_keys_verdict_or_none_never_a_fetch)
 }
 END_TEST
 
+/**
+ * A member's fit for an algorithm, kept per thread's parsed set: asked again and again, it says
+ * what the member says (use, key_ops, alg, kid), for each algorithm apart: a member fit for
+ * RS256 only never checks a PS256 token, an unfit member never hides a fit one after it.
+ */
+START_TEST(kept_fits_answer_as_the_members_say)
+{
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    const char *rs = sign_kid(rsa, "RS256", 0, "k1"), *ps = sign_kid(rsa, "PS256", -1, "k1");
+    const char *other_kid = sign_kid(rsa, "RS256", 0, "k2");
+    struct {
+        const char *members;
+        ot_jose_result_t rs, ps;
+    } sets[] = {
+        { jwk_of(rsa, "k1", ""), OT_JOSE_OK, OT_JOSE_OK },
+        { jwk_of(rsa, "k1", ",\"alg\":\"RS256\""), OT_JOSE_OK, OT_JOSE_INVALID },
+        { jwk_of(rsa, "k1", ",\"alg\":\"PS256\""), OT_JOSE_INVALID, OT_JOSE_OK },
+        /* a usable member under another kid keeps the set usable (ot_jose_jwks_check) */
+        { apr_pstrcat(ot_test_pool, jwk_of(rsa, "k1", ",\"use\":\"enc\""), ",",
+                      jwk_of(rsa, "k9", ""), NULL), OT_JOSE_INVALID, OT_JOSE_INVALID },
+        { apr_pstrcat(ot_test_pool, jwk_of(rsa, "k1", ",\"key_ops\":[\"encrypt\"]"), ",",
+                      jwk_of(rsa, "k9", ""), NULL), OT_JOSE_INVALID, OT_JOSE_INVALID },
+        { apr_pstrcat(ot_test_pool, jwk_of(rsa, "k1", ",\"use\":\"enc\""), ",",
+                      jwk_of(rsa, "k1", ",\"alg\":\"RS256\""), NULL),
+          OT_JOSE_OK, OT_JOSE_INVALID },
+    };
+    size_t i;
+    int round;
+
+    for (i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
+        fake_t f = { apr_pstrcat(ot_test_pool, "{\"keys\":[", sets[i].members, "]}", NULL), 0 };
+        ot_jose_keys_t *k;
+
+        ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+        for (round = 0; round < 3; round++) {
+            ck_assert_msg(keyed(k, &f, rs, T0) == sets[i].rs, "set %zu RS256 round %d", i, round);
+            ck_assert_msg(keyed(k, &f, ps, T0) == sets[i].ps, "set %zu PS256 round %d", i, round);
+            ck_assert_int_eq(keyed(k, &f, other_kid, T0), OT_JOSE_INVALID);
+        }
+    }
+    EVP_PKEY_free(rsa);
+}
+END_TEST
+
 Suite *suite_jose_kept(void)
 {
     Suite *s = suite_create("jose_kept");
@@ -326,6 +377,7 @@ Suite *suite_jose_kept(void)
     tcase_add_test(tc, kept_context_fits_the_key);
     tcase_add_test(tc, kept_context_used_again_and_again);
     tcase_add_test(tc, held_keys_verdict_or_none_never_a_fetch);
+    tcase_add_test(tc, kept_fits_answer_as_the_members_say);
     suite_add_tcase(s, tc);
     return s;
 }
