@@ -298,21 +298,40 @@ static void keep(request_rec *r, const offtok_dir_conf *c, const unsigned char *
     }
 }
 
-/** Verify the signature: an answer, or NULL with *res saying what to do instead. */
+/** One verification's outcome, before anything is logged or counted. */
+typedef struct {
+    ot_jose_result_t jr;
+    const char *why;            /**< ot_jose's reason, when not verified */
+    const char *err;            /**< the payload reader's, when verified and a is NULL */
+    int unknown;                /**< no key for it, even after asking (the issuer judges it) */
+    ot_answer_t *a;             /**< the verified payload read, or NULL */
+} checked_t;
+
+/** The payload of the verified jws read into chk->a, at once (no JSON tree where it can be). */
+static void read_payload(checked_t *chk, const ot_jws_t *jws, apr_pool_t *p)
+{
+    chk->a = jws->payload_text
+        ? ot_answer_from_jwt_text(jws->payload_text, jws->payload_len, &chk->err, p)
+        : ot_answer_from_jwt(jws->payload, &chk->err, p);
+}
+
+/**
+ * Verify the signature: an answer, or NULL with *res saying what to do instead. done: the
+ * verdict first_sight() already had for this token, taken as it is (NULL: verified here).
+ */
 static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
-                           const char *token, const ot_jose_header_t *h, offtok_local_t *res)
+                           const char *token, const ot_jose_header_t *h, const checked_t *done,
+                           offtok_local_t *res)
 {
     offtok_proc_t *proc = offtok_proc();
     const offtok_dir_conf *kc = c;
-    const char *why = "", *err;
+    const checked_t *chk = done;
+    checked_t own;
     ot_metadata_t m;
     ot_jws_t jws;
-    ot_jose_result_t jr;
-    int unknown = 0;
-    ot_answer_t *a;
 
     *res = OFFTOK_LOCAL_DONE;
-    if (c->jwks_url == NULL) {
+    if (chk == NULL && c->jwks_url == NULL) {
         if (metadata(r, st, c, &m) != APR_SUCCESS) {
             count_fail(OT_LOCAL_FAIL_NO_KEYS);
             return NULL;
@@ -324,40 +343,79 @@ static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_co
         kc = apr_pmemdup(r->pool, c, sizeof(*c));
         ((offtok_dir_conf *)kc)->jwks_url = m.jwks_uri;
     }
-    if (proc->keys == NULL || proc->http == NULL) {
-        jr = OT_JOSE_NO_KEYS;
-        why = "this process has no link to the issuer (see OT0053 at its start)";
+    if (chk == NULL) {
+        memset(&own, 0, sizeof(own));
+        own.why = "";
+        if (proc->keys == NULL || proc->http == NULL) {
+            own.jr = OT_JOSE_NO_KEYS;
+            own.why = "this process has no link to the issuer (see OT0053 at its start)";
+        }
+        else {
+            own.jr = ot_jose_verify_kid_text_h(&jws, &own.why, &own.unknown, proc->keys,
+                                               offtok_jwks_key(kc, r->pool), token,
+                                               strlen(token), h, offtok_fetch_jwks, (void *)kc,
+                                               apr_time_now(), r->pool);
+        }
+        if (own.jr == OT_JOSE_OK) {
+            read_payload(&own, &jws, r->pool);
+        }
+        chk = &own;
     }
-    else {
-        jr = ot_jose_verify_kid_text_h(&jws, &why, &unknown, proc->keys,
-                                       offtok_jwks_key(kc, r->pool), token, strlen(token), h,
-                                       offtok_fetch_jwks, (void *)kc, apr_time_now(), r->pool);
-    }
-    /* The payload is read once, into the answer (without a JSON tree where it can be). */
-    if (jr == OT_JOSE_OK
-        && (a = jws.payload_text
-                ? ot_answer_from_jwt_text(jws.payload_text, jws.payload_len, &err, r->pool)
-                : ot_answer_from_jwt(jws.payload, &err, r->pool)) != NULL) {
+    if (chk->jr == OT_JOSE_OK && chk->a != NULL) {
         OT_STAT_ADD(proc->stats->local_verified, 1);
-        return a;
+        return chk->a;
     }
-    if (unknown) {
+    if (chk->unknown) {
         ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r, "OT0603: token %s: %s; asking the issuer",
-                      ot_token_fingerprint(token, r->pool), why);
+                      ot_token_fingerprint(token, r->pool), chk->why);
         *res = OFFTOK_LOCAL_ASK;
         return NULL;
     }
-    if (jr == OT_JOSE_NO_KEYS) {
-        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0602: %s; answering 503", why);
+    if (chk->jr == OT_JOSE_NO_KEYS) {
+        ap_log_rerror(APLOG_MARK, APLOG_ERR, 0, r, "OT0602: %s; answering 503", chk->why);
         count_fail(OT_LOCAL_FAIL_NO_KEYS);
         set_fail(r, st, HTTP_SERVICE_UNAVAILABLE, NULL, "keys");
         return NULL;
     }
     ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "OT0604: token %s refused: %s",
-                  ot_token_fingerprint(token, r->pool), jr == OT_JOSE_OK ? err : why);
+                  ot_token_fingerprint(token, r->pool),
+                  chk->jr == OT_JOSE_OK ? chk->err : chk->why);
     count_fail(OT_LOCAL_FAIL_SIGNATURE);
     set_fail(r, st, HTTP_UNAUTHORIZED, "invalid_token", "signature");
     return NULL;
+}
+
+/**
+ * A first look at a token whose header leaves its kind to its typ claim: verified with the keys
+ * held, then the claim read from the verified payload, which is thus read once, not peeked at
+ * first. The answer when it is an access token; else NULL, *have saying whether done holds a
+ * verdict that needed no fetch (verify() takes it once the peek says the token is a candidate:
+ * a forgery costs one signature check). Nothing is logged, counted, fetched or kept here.
+ */
+static ot_answer_t *first_sight(request_rec *r, const offtok_dir_conf *c, const char *token,
+                                const ot_jose_header_t *h, checked_t *done, int *have)
+{
+    offtok_proc_t *proc = offtok_proc();
+    ot_jws_t jws;
+    int need_fetch = 1;
+
+    *have = 0;
+    if (c->jwks_url == NULL || proc->keys == NULL || proc->http == NULL) {
+        return NULL;                /* the keys' URL is in the metadata: verify() reads it */
+    }
+    memset(done, 0, sizeof(*done));
+    done->why = "";
+    done->jr = ot_jose_verify_held(&jws, &done->why, &need_fetch, proc->keys,
+                                   offtok_jwks_key(c, r->pool), token, strlen(token), h,
+                                   apr_time_now(), r->pool);
+    if (need_fetch) {
+        return NULL;                /* verify() asks for the keys, if the peek says so */
+    }
+    *have = 1;
+    if (done->jr == OT_JOSE_OK) {
+        read_payload(done, &jws, r->pool);
+    }
+    return done->a != NULL && ot_local_access_claim(done->a) ? done->a : NULL;
 }
 
 /** The location's rules on a verified token's claims; OT_LOCAL_REFUSE sets *fail. */
@@ -393,13 +451,13 @@ static ot_local_verdict_t rules(ot_answer_t *a, const offtok_dir_conf *c, apr_ti
     return v;
 }
 
-/** ot_local_candidate, the header read once into *h for the verification too. */
-static int candidate(const char *token, ot_jose_header_t *h, const char **why, apr_pool_t *p)
+/** The header read once into *h, and what it says of the token (ot_local_candidate_hdr). */
+static int header_kind(const char *token, ot_jose_header_t *h, const char **why, apr_pool_t *p)
 {
     const char *dot = strchr(token, '.');
 
     ot_jose_header_read(h, token, dot ? (apr_size_t)(dot - token) : 0, p);
-    return ot_local_candidate_h(token, h, why, p);
+    return ot_local_candidate_hdr(token, h, why);
 }
 
 offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
@@ -414,6 +472,8 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     ot_local_verdict_t v;
     offtok_local_t res;
     ot_jose_header_t h;
+    checked_t done;
+    int have = 0;
 
     if (!offtok_local(c) || offtok_always(c) == OT_ALWAYS_ON) {
         return OFFTOK_LOCAL_ASK;
@@ -437,13 +497,18 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     if (why == NULL && (a = cached(r, c, key, now)) != NULL) {
         OT_STAT_ADD(proc->stats->local_cached, 1);
     }
-    else if (why != NULL || !candidate(token, &h, &why, r->pool)) {
+    else if (why == NULL && header_kind(token, &h, &why, r->pool) < 0
+             && (a = first_sight(r, c, token, &h, &done, &have)) != NULL) {
+        OT_STAT_ADD(proc->stats->local_verified, 1);
+        keep(r, c, key, a, now);
+    }
+    else if (why != NULL || !ot_local_candidate_h(token, &h, &why, r->pool)) {
         ap_log_rerror(APLOG_MARK, APLOG_TRACE1, 0, r, "OT0605: token %s is introspected: %s",
                       ot_token_fingerprint(token, r->pool), why);
         OT_STAT_ADD(proc->stats->local_introspected, 1);
         return OFFTOK_LOCAL_ASK;
     }
-    else if ((a = verify(r, st, c, token, &h, &res)) == NULL) {
+    else if ((a = verify(r, st, c, token, &h, have ? &done : NULL, &res)) == NULL) {
         if (res == OFFTOK_LOCAL_ASK) {
             OT_STAT_ADD(proc->stats->local_introspected, 1);
         }

@@ -163,20 +163,39 @@ static int ops_allow_verify(const json_t *key)
 }
 
 /**
- * 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). A key
+ * 1 when the JWKS member key may check a token of algorithm a, whatever its kid. A key
  * published with its private part (`d`) never does: anyone who read the JWKS could sign.
  */
-static int key_fits(const json_t *key, const alg_t *a, const char *kid)
+static int key_fits_alg(const json_t *key, const alg_t *a)
 {
     const char *kty = ot_json_string(key, "kty"), *use = ot_json_string(key, "use");
-    const char *kalg = ot_json_string(key, "alg"), *kkid = ot_json_string(key, "kid");
+    const char *kalg = ot_json_string(key, "alg");
 
     return json_is_object(key) && kty && strcmp(kty, a->kty_name) == 0
         && json_object_get(key, "d") == NULL
         && (json_object_get(key, "use") == NULL || (use && strcmp(use, "sig") == 0))
         && (json_object_get(key, "alg") == NULL || (kalg && strcmp(kalg, a->name) == 0))
-        && (kid == NULL || (kkid && strcmp(kid, kkid) == 0))
         && ops_allow_verify(key);
+}
+
+/** key_fits_alg for the algorithm of index a (ot_jose_parsed_fits keeps its answers). */
+static int key_fits_at(const json_t *key, int a)
+{
+    return key_fits_alg(key, &algs[a]);
+}
+
+/** 1 when kid (NULL: any key) names the JWKS member key. */
+static int kid_names(const json_t *key, const char *kid)
+{
+    const char *kkid = ot_json_string(key, "kid");
+
+    return kid == NULL || (kkid && strcmp(kid, kkid) == 0);
+}
+
+/** 1 when the JWKS member key may check a token of algorithm a with kid (NULL: any key). */
+static int key_fits(const json_t *key, const alg_t *a, const char *kid)
+{
+    return key_fits_alg(key, a) && kid_names(key, kid);
 }
 
 /**
@@ -286,14 +305,19 @@ static int es_size_ok(const jws_in_t *in)
                        : in->alg->curve == CJOSE_JWK_EC_P_384 ? 96u : 132u));
 }
 
-/** check_with, with OpenSSL alone on tmpl (ot_jose_evp.c), a context made ready for in->alg. */
+/**
+ * check_with, with OpenSSL alone (ot_jose_evp.c) on kept, this thread's context for in->alg, or
+ * when kept is NULL on tmpl, a context made ready for it.
+ */
 static int check_evp(json_t **payload, const char **text, apr_size_t *text_len,
-                     const jws_in_t *in, const EVP_MD_CTX *tmpl, apr_pool_t *p)
+                     const jws_in_t *in, const EVP_MD_CTX *tmpl, EVP_PKEY_CTX *kept,
+                     apr_pool_t *p)
 {
     const char *plain;
     apr_size_t plain_len;
 
-    if (!ot_jose_evp_verify(tmpl, in->alg->name, in->compact, in->len, &plain, &plain_len, p)) {
+    if (!ot_jose_evp_verify(tmpl, kept, in->alg->name, in->compact, in->len, &plain, &plain_len,
+                            p)) {
         return 0;
     }
     if (in->text) {
@@ -344,21 +368,29 @@ static int try_key(json_t **payload, const char **text, apr_size_t *text_len, js
                    size_t i, ot_jose_parsed_t *ps, const jws_in_t *in, apr_pool_t *p)
 {
     const EVP_MD_CTX *ctx;
+    EVP_PKEY_CTX *kept;
     cjose_jwk_t *jwk;
 
     if (in->alg->okp) {
         ctx = evp_ctx(key, i, ps, in, p);
-        return ctx == NULL ? -1 : check_evp(payload, text, text_len, in, ctx, p);
+        return ctx == NULL ? -1 : check_evp(payload, text, text_len, in, ctx, NULL, p);
     }
     jwk = ps ? fitting(ot_jose_parsed_jwk(ps, i, import_own, p), in->alg)
              : import_key(key, in->alg, p);
     if (jwk == NULL) {
         return -1;
     }
-    /* cjose imported it (so the keys tried are those of before); OpenSSL checks the signature.
+    /* cjose imported it (so the keys tried are those of before); OpenSSL checks the signature,
+     * on this thread's kept context when it has one (nothing copied or made per token).
      * cjose only for a key OpenSSL is not given (an RSA exponent over 8 bytes, say). */
+    kept = ps ? ot_jose_parsed_pctx(ps, i, (int)(in->alg - algs), in->alg->name,
+                                    ot_jose_parsed_pkey(ps, i, 0, p))
+              : NULL;
+    if (kept != NULL) {
+        return check_evp(payload, text, text_len, in, NULL, kept, p);
+    }
     ctx = evp_ctx(key, i, ps, in, p);
-    return ctx ? check_evp(payload, text, text_len, in, ctx, p)
+    return ctx ? check_evp(payload, text, text_len, in, ctx, NULL, p)
                : es_size_ok(in) && check_with(payload, text, text_len, in, jwk, p);
 }
 
@@ -381,7 +413,11 @@ ot_jose_result_t ot_jose_verify_in(ot_jws_t *jws, const char **why, int *no_key,
     int tried = 0, ok;
 
     json_array_foreach(json_object_get(set, "keys"), i, key) {
-        if (!key_fits(key, in->alg, in->kid)
+        /* this thread's parsed set keeps each member's fit per algorithm: the set never
+         * changes, so the answer is the same at every token */
+        if (!(ps ? ot_jose_parsed_fits(ps, i, (int)(in->alg - algs), key_fits_at)
+                   && kid_names(key, in->kid)
+                 : key_fits(key, in->alg, in->kid))
             || (ok = try_key(&payload, &text, &text_len, key, i, ps, in, p)) < 0) {
             continue;
         }

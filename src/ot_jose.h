@@ -127,6 +127,18 @@ ot_jose_result_t ot_jose_verify_kid_text_h(ot_jws_t *jws, const char **why, int 
                                            void *baton, apr_time_t now, apr_pool_t *p);
 
 /**
+ * ot_jose_verify_kid_text_h with the keys this process holds alone, never fetching nor touching
+ * the fetch schedule: the same verdict when *need_fetch is 0. *need_fetch 1 where the keyed
+ * version would fetch (no keys held, keys older than OT_JWKS_MAX_AGE, no key held for the
+ * token's kid and alg): no verdict then (OT_JOSE_NO_KEYS or OT_JOSE_INVALID, to be asked again
+ * with a fetch function). For a first look that may be dropped without a trace.
+ */
+ot_jose_result_t ot_jose_verify_held(ot_jws_t *jws, const char **why, int *need_fetch,
+                                     ot_jose_keys_t *k, const char *url, const char *compact,
+                                     apr_size_t len, const ot_jose_header_t *h, apr_time_t now,
+                                     apr_pool_t *p);
+
+/**
  * Verify compact against the key set jwks (the text of a JWKS document), without any cache or
  * fetching. *no_key is set to 1 when no key of the set could even be tried (unknown `kid`, or no
  * key fits the algorithm): the caller may then look for newer keys.

@@ -176,7 +176,10 @@ ot_jose_result_t ot_jose_verify(ot_jws_t *jws, const char **why, ot_jose_keys_t 
     return ot_jose_verify_kid(jws, why, &unknown, k, url, compact, len, fetch, baton, now, p);
 }
 
-/** ot_jose_verify_kid; text: the payload as text (ot_jose_verify_kid_text). */
+/**
+ * ot_jose_verify_kid; text: the payload as text (ot_jose_verify_kid_text). fetch NULL: with the
+ * keys held only (ot_jose_verify_held), *unknown_key then 1 where a fetch would be needed.
+ */
 static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown_key,
                                    ot_jose_keys_t *k, const char *url, const char *compact,
                                    apr_size_t len, ot_jose_fetch_fn *fetch, void *baton,
@@ -196,6 +199,11 @@ static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown
     }
     in.text = text;
     snapshot(&s, k, url, p);
+    if (fetch == NULL && (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_AGE)) {
+        *unknown_key = 1;           /* the keys held are none or too old to use unasked */
+        *why = "no keys held fresh enough";
+        return OT_JOSE_NO_KEYS;
+    }
     if (s.jwks == NULL || now - s.fetched >= OT_JWKS_MAX_AGE) {
         rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
         if (rv == APR_SUCCESS) {
@@ -212,6 +220,10 @@ static ot_jose_result_t verify_kid(ot_jws_t *jws, const char **why, int *unknown
     if (res == OT_JOSE_OK || !no_key || rv == APR_SUCCESS) {
         *unknown_key = res != OT_JOSE_OK && no_key;
         return res;                 /* keys fetched just now are as new as they get */
+    }
+    if (fetch == NULL) {
+        *unknown_key = 1;           /* no key for it held: a fetch would be next */
+        return OT_JOSE_INVALID;
     }
     if (rv == APR_EAGAIN) {
         rv = refresh(k, url, &s, fetch, baton, now, &fwhy, p);
@@ -256,6 +268,14 @@ ot_jose_result_t ot_jose_verify_kid_text_h(ot_jws_t *jws, const char **why, int 
                                            void *baton, apr_time_t now, apr_pool_t *p)
 {
     return verify_kid(jws, why, unknown_key, k, url, compact, len, fetch, baton, now, 1, h, p);
+}
+
+ot_jose_result_t ot_jose_verify_held(ot_jws_t *jws, const char **why, int *need_fetch,
+                                     ot_jose_keys_t *k, const char *url, const char *compact,
+                                     apr_size_t len, const ot_jose_header_t *h, apr_time_t now,
+                                     apr_pool_t *p)
+{
+    return verify_kid(jws, why, need_fetch, k, url, compact, len, NULL, NULL, now, 1, h, p);
 }
 
 int ot_jose_known_forgery(ot_jose_keys_t *k, const char *url, const char *compact,

@@ -58,13 +58,40 @@ static int fresh_or_copy(EVP_MD_CTX *ctx, const EVP_MD_CTX *tmpl, const char *al
     return 1;
 }
 
-/** 1 when sig (raw, as in the JWS) is alg's signature of tbs, checked on a copy of tmpl. */
-static int sig_ok(const EVP_MD_CTX *tmpl, const char *alg, const char *tbs, apr_size_t tbs_len,
-                  const unsigned char *sig, apr_size_t sig_len)
+EVP_PKEY_CTX *ot_jose_evp_pctx(EVP_PKEY *key, const char *alg)
+{
+    int want = alg[0] == 'E' ? EVP_PKEY_EC : EVP_PKEY_RSA;
+    int bits = alg[0] != 'E' ? 0 : alg[2] == '2' ? 256 : alg[2] == '3' ? 384 : 521;
+    EVP_PKEY_CTX *pctx;
+
+    if ((alg[0] == 'E' && alg[1] == 'd') || EVP_PKEY_base_id(key) != want
+        || (bits && EVP_PKEY_bits(key) != bits)) {
+        return NULL;                /* EdDSA signs the message itself: DigestVerify only */
+    }
+    pctx = EVP_PKEY_CTX_new(key, NULL);
+    if (pctx == NULL || EVP_PKEY_verify_init(pctx) != 1
+        || EVP_PKEY_CTX_set_signature_md(pctx, ot_dpop_md(atoi(alg + 2))) <= 0
+        || (alg[0] == 'P'
+            && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) <= 0
+                || EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) <= 0))) {
+        EVP_PKEY_CTX_free(pctx);
+        return NULL;
+    }
+    return pctx;
+}
+
+/**
+ * 1 when sig (raw, as in the JWS) is alg's signature of tbs: on kept (ot_jose_evp_pctx) itself,
+ * tbs hashed apart, when not NULL (no context is copied, made or freed: the caller's thread owns
+ * it, and a verification leaves nothing in it); else on a copy of tmpl.
+ */
+static int sig_ok(const EVP_MD_CTX *tmpl, EVP_PKEY_CTX *kept, const char *alg, const char *tbs,
+                  apr_size_t tbs_len, const unsigned char *sig, apr_size_t sig_len)
 {
     apr_size_t size = alg[0] != 'E' || alg[1] != 'S' ? 0              /* not ES */
         : alg[2] == '2' ? 32 : alg[2] == '3' ? 48 : 66;
-    unsigned char *der = NULL;
+    unsigned char *der = NULL, dg[EVP_MAX_MD_SIZE];
+    unsigned int dglen = 0;
     EVP_MD_CTX *ctx;
     int der_len = 0, ok = 0;
 
@@ -78,6 +105,12 @@ static int sig_ok(const EVP_MD_CTX *tmpl, const char *alg, const char *tbs, apr_
         sig = der;
         sig_len = (apr_size_t)der_len;
     }
+    if (kept != NULL) {
+        ok = EVP_Digest(tbs, tbs_len, dg, &dglen, ot_dpop_md(atoi(alg + 2)), NULL) == 1
+            && EVP_PKEY_verify(kept, sig, sig_len, dg, dglen) == 1;
+        OPENSSL_free(der);
+        return ok;
+    }
     if ((ctx = EVP_MD_CTX_new()) != NULL && fresh_or_copy(ctx, tmpl, alg)) {
         ok = EVP_DigestVerify(ctx, sig, sig_len, (const unsigned char *)tbs, tbs_len) == 1;
     }
@@ -86,19 +119,20 @@ static int sig_ok(const EVP_MD_CTX *tmpl, const char *alg, const char *tbs, apr_
     return ok;
 }
 
-int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, const char *alg, const char *compact,
-                       apr_size_t len, const char **text, apr_size_t *text_len, apr_pool_t *p)
+int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, EVP_PKEY_CTX *kept, const char *alg,
+                       const char *compact, apr_size_t len, const char **text,
+                       apr_size_t *text_len, apr_pool_t *p)
 {
     const char *dot1 = memchr(compact, '.', len), *dot2;
     char *sig, *plain;
     apr_size_t sig_len, plain_len;
 
     dot2 = dot1 ? memchr(dot1 + 1, '.', len - (apr_size_t)(dot1 + 1 - compact)) : NULL;
-    if (tmpl == NULL || dot2 == NULL
+    if ((tmpl == NULL && kept == NULL) || dot2 == NULL
         || ot_b64url_decode(&sig, &sig_len, dot2 + 1, len - (apr_size_t)(dot2 + 1 - compact), p)
            != APR_SUCCESS
-        || !sig_ok(tmpl, alg, compact, (apr_size_t)(dot2 - compact), (unsigned char *)sig,
-                   sig_len)
+        || !sig_ok(tmpl, kept, alg, compact, (apr_size_t)(dot2 - compact),
+                   (unsigned char *)sig, sig_len)
         || ot_b64url_decode(&plain, &plain_len, dot1 + 1, (apr_size_t)(dot2 - dot1 - 1), p)
            != APR_SUCCESS) {
         return 0;

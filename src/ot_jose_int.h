@@ -44,6 +44,15 @@ cjose_jwk_t *ot_jose_parsed_jwk(ot_jose_parsed_t *ps, size_t i, ot_jose_import_f
  */
 EVP_PKEY *ot_jose_parsed_pkey(ot_jose_parsed_t *ps, size_t i, int okp, apr_pool_t *scratch);
 
+/** 1 when the JWKS member key may check tokens of the algorithm of index a (any kid). */
+typedef int ot_jose_fits_fn(const json_t *key, int a);
+
+/**
+ * fits(member i, a), asked once per parsed set and remembered: the set never changes. 0 when
+ * there is no member i.
+ */
+int ot_jose_parsed_fits(ot_jose_parsed_t *ps, size_t i, int a, ot_jose_fits_fn *fits);
+
 /* ---- OpenSSL keys and signatures (ot_jose_okp.c, ot_jose_evp.c) ---------------------------- */
 
 /** The Ed25519 public JWK key as an EVP_PKEY the caller frees; NULL when it is not one. */
@@ -61,13 +70,22 @@ int ot_jose_okp_sig_ok(EVP_PKEY *key, const char *tbs, apr_size_t tbs_len,
 EVP_MD_CTX *ot_jose_evp_ctx(EVP_PKEY *key, const char *alg);
 
 /**
- * 1 when the key of tmpl (ot_jose_evp_ctx) verifies the compact JWS compact (len bytes, three
- * base64url parts) as alg, with OpenSSL alone: RS, PS with a salt as long as the hash, ES with
- * r||s of exactly the curve's size, EdDSA. *text (NUL-terminated, from p) and *text_len are then
- * its payload.
+ * A verification context for key and alg (RS, PS or ES; NULL for EdDSA), made ready once and
+ * used as it is by one thread (ot_jose_evp_verify's kept): the input is hashed apart and the
+ * context is never copied. NULL when the key is not of alg's type (for ES, of its curve). Freed
+ * with EVP_PKEY_CTX_free.
  */
-int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, const char *alg, const char *compact,
-                       apr_size_t len, const char **text, apr_size_t *text_len, apr_pool_t *p);
+EVP_PKEY_CTX *ot_jose_evp_pctx(EVP_PKEY *key, const char *alg);
+
+/**
+ * 1 when the key of kept (ot_jose_evp_pctx, this thread's) or, when kept is NULL, of tmpl
+ * (ot_jose_evp_ctx) verifies the compact JWS compact (len bytes, three base64url parts) as alg,
+ * with OpenSSL alone: RS, PS with a salt as long as the hash, ES with r||s of exactly the curve's
+ * size, EdDSA (tmpl only). *text (NUL-terminated, from p) and *text_len are then its payload.
+ */
+int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, EVP_PKEY_CTX *kept, const char *alg,
+                       const char *compact, apr_size_t len, const char **text,
+                       apr_size_t *text_len, apr_pool_t *p);
 
 /** Algorithms ot_jose.c accepts (the length of its table). */
 #define OT_JOSE_ALGS 10
@@ -78,6 +96,14 @@ int ot_jose_evp_verify(const EVP_MD_CTX *tmpl, const char *alg, const char *comp
  */
 EVP_MD_CTX *ot_jose_parsed_ctx(ot_jose_parsed_t *ps, size_t i, int a, const char *alg,
                                EVP_PKEY *pk);
+
+/**
+ * The context of ot_jose_evp_pctx for member i's key pk and the algorithm alg (index a), made
+ * once per parsed set; NULL for EdDSA or a key alg cannot use. The set's (so this thread's): the
+ * caller never frees it.
+ */
+EVP_PKEY_CTX *ot_jose_parsed_pctx(ot_jose_parsed_t *ps, size_t i, int a, const char *alg,
+                                  EVP_PKEY *pk);
 
 /* ---- between ot_jose.c and ot_jose_cache.c -------------------------------------------- */
 

@@ -35,6 +35,9 @@ struct ot_jose_parsed_t {
     char *made;             /**< per member: pkey tried */
     EVP_MD_CTX **ctx;       /**< per member and algorithm: ot_jose_evp_ctx, or NULL */
     char *ctx_made;         /**< per member and algorithm: ctx tried */
+    EVP_PKEY_CTX **pctx;    /**< per member and algorithm: ot_jose_evp_pctx, or NULL */
+    char *pctx_made;        /**< per member and algorithm: pctx tried */
+    char *fit;              /**< per member and algorithm: 0 not asked, 1 no, 2 fits */
 };
 
 typedef struct {
@@ -65,6 +68,9 @@ static void parsed_free(ot_jose_parsed_t *ps)
     for (i = 0; ps->ctx && i < ps->nkeys * OT_JOSE_ALGS; i++) {
         EVP_MD_CTX_free(ps->ctx[i]);
     }
+    for (i = 0; ps->pctx && i < ps->nkeys * OT_JOSE_ALGS; i++) {
+        EVP_PKEY_CTX_free(ps->pctx[i]);
+    }
     json_decref(ps->set);
     free(ps->jwk);
     free(ps->imported);
@@ -72,6 +78,9 @@ static void parsed_free(ot_jose_parsed_t *ps)
     free(ps->made);
     free(ps->ctx);
     free(ps->ctx_made);
+    free(ps->pctx);
+    free(ps->pctx_made);
+    free(ps->fit);
     free(ps->text);
     free(ps->url);
     free(ps);
@@ -137,8 +146,12 @@ static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t 
     ps->made = calloc(ps->nkeys + 1, 1);
     ps->ctx = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, sizeof(*ps->ctx));
     ps->ctx_made = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, 1);
+    ps->pctx = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, sizeof(*ps->pctx));
+    ps->pctx_made = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, 1);
+    ps->fit = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, 1);
     if (ps->url == NULL || ps->text == NULL || ps->jwk == NULL || ps->imported == NULL
-        || ps->pkey == NULL || ps->made == NULL || ps->ctx == NULL || ps->ctx_made == NULL) {
+        || ps->pkey == NULL || ps->made == NULL || ps->ctx == NULL || ps->ctx_made == NULL
+        || ps->pctx == NULL || ps->pctx_made == NULL || ps->fit == NULL) {
         parsed_free(ps);
         return NULL;
     }
@@ -225,4 +238,34 @@ EVP_MD_CTX *ot_jose_parsed_ctx(ot_jose_parsed_t *ps, size_t i, int a, const char
         ps->ctx[at] = ot_jose_evp_ctx(pk, alg);
     }
     return ps->ctx[at];
+}
+
+EVP_PKEY_CTX *ot_jose_parsed_pctx(ot_jose_parsed_t *ps, size_t i, int a, const char *alg,
+                                  EVP_PKEY *pk)
+{
+    size_t at = i * OT_JOSE_ALGS + (size_t)a;
+
+    if (i >= ps->nkeys || a < 0 || a >= OT_JOSE_ALGS || pk == NULL) {
+        return NULL;
+    }
+    if (!ps->pctx_made[at]) {
+        ps->pctx_made[at] = 1;
+        ps->pctx[at] = ot_jose_evp_pctx(pk, alg);
+    }
+    return ps->pctx[at];
+}
+
+int ot_jose_parsed_fits(ot_jose_parsed_t *ps, size_t i, int a, ot_jose_fits_fn *fits)
+{
+    size_t at = i * OT_JOSE_ALGS + (size_t)a;
+    json_t *key;
+
+    if (i >= ps->nkeys || a < 0 || a >= OT_JOSE_ALGS) {
+        return 0;
+    }
+    if (ps->fit[at] == 0) {
+        key = json_array_get(json_object_get(ps->set, "keys"), i);
+        ps->fit[at] = key != NULL && fits(key, a) ? 2 : 1;
+    }
+    return ps->fit[at] == 2;
 }

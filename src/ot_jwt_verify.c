@@ -56,8 +56,7 @@ int ot_local_candidate(const char *token, const char **why, apr_pool_t *p)
     return ot_local_candidate_h(token, &h, why, p);
 }
 
-int ot_local_candidate_h(const char *token, const ot_jose_header_t *h, const char **why,
-                         apr_pool_t *p)
+int ot_local_candidate_hdr(const char *token, const ot_jose_header_t *h, const char **why)
 {
     const char *dot1 = token ? strchr(token, '.') : NULL, *dot2, *typ;
 
@@ -86,11 +85,30 @@ int ot_local_candidate_h(const char *token, const ot_jose_header_t *h, const cha
         *why = "its header typ is neither at+jwt nor JWT";
         return 0;
     }
+    return -1;
+}
+
+int ot_local_candidate_h(const char *token, const ot_jose_header_t *h, const char **why,
+                         apr_pool_t *p)
+{
+    int c = ot_local_candidate_hdr(token, h, why);
+
+    if (c >= 0) {
+        return c;
+    }
     if (!keycloak_access(token, p)) {
         *why = "it is not typed as an access token (at+jwt, or claim typ Bearer or DPoP)";
         return 0;
     }
     return 1;
+}
+
+int ot_local_access_claim(const ot_answer_t *a)
+{
+    const ot_claim_t *typ = a ? ot_answer_claim(a, "typ") : NULL;
+
+    return typ != NULL && typ->type == OT_CT_STRING
+        && (strcmp(typ->value, "Bearer") == 0 || strcmp(typ->value, "DPoP") == 0);
 }
 
 ot_local_verdict_t ot_local_times(const ot_answer_t *a, apr_int64_t now, apr_int64_t skew,

@@ -55,6 +55,19 @@ int ot_local_candidate_h(const char *token, const ot_jose_header_t *h, const cha
                          apr_pool_t *p);
 
 /**
+ * ot_local_candidate_h as far as the header tells: 1 a candidate (at+jwt), 0 not (*why), -1 one
+ * only if the payload's typ claim is Bearer or DPoP (Keycloak's access tokens; header typ JWT or
+ * none). Nothing of the payload is read.
+ */
+int ot_local_candidate_hdr(const char *token, const ot_jose_header_t *h, const char **why);
+
+/**
+ * 1 when a (a verified payload's reading) has the typ claim of Keycloak's access tokens, a
+ * string Bearer or DPoP: what ot_local_candidate_h's peek looks for, read from the answer.
+ */
+int ot_local_access_claim(const ot_answer_t *a);
+
+/**
  * Judge a verified token's times at now (seconds): `exp` required and after now (no leeway);
  * `nbf` and `iat`, when present, not after now + skew. OT_LOCAL_ACCEPT, or OT_LOCAL_REFUSE with
  * *fail set.

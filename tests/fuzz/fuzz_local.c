@@ -7,6 +7,9 @@
  * judged exactly the same. A candidate is a three-part JWT; an accepted time has an exp ahead.
  * ot_answer_from_jwt_text (the plain reader) must give the answer ot_answer_from_jwt gives.
  * The token's header read once with the scanner (ot_jose_header_read) must read as jansson's.
+ * The payload's typ claim read from the answer (ot_local_access_claim, a first sight's reading
+ * of a verified payload) must say what the peek of ot_local_candidate says of the same payload
+ * under a typ-less header, whenever the answer reads it.
  */
 #include <string.h>
 #include <apr_strings.h>
@@ -105,6 +108,48 @@ static void header_as_jansson(const char *token, apr_pool_t *p)
                  "the header reads as jansson reads it");
 }
 
+/** base64url of s, unpadded. */
+static char *b64url(const char *s, apr_pool_t *p)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const unsigned char *u = (const unsigned char *)s;
+    apr_size_t n = strlen(s), i, o = 0;
+    char *out = apr_palloc(p, n / 3 * 4 + 5);
+
+    for (i = 0; i + 2 < n; i += 3) {
+        out[o++] = abc[u[i] >> 2];
+        out[o++] = abc[((u[i] & 3) << 4) | (u[i + 1] >> 4)];
+        out[o++] = abc[((u[i + 1] & 15) << 2) | (u[i + 2] >> 6)];
+        out[o++] = abc[u[i + 2] & 63];
+    }
+    if (n - i == 1) {
+        out[o++] = abc[u[i] >> 2];
+        out[o++] = abc[(u[i] & 3) << 4];
+    }
+    else if (n - i == 2) {
+        out[o++] = abc[u[i] >> 2];
+        out[o++] = abc[((u[i] & 3) << 4) | (u[i + 1] >> 4)];
+        out[o++] = abc[(u[i + 1] & 15) << 2];
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/** The answer's typ claim and the peek agree on payload, when the answer reads it. */
+static void access_claim_as_peek(const char *payload, apr_pool_t *p)
+{
+    const char *err = NULL, *why = NULL;
+    ot_answer_t *t = ot_answer_from_jwt_text(payload, strlen(payload), &err, p);
+    /* {"alg":"RS256"}: the header leaves the kind to the payload's typ claim */
+    const char *token = apr_pstrcat(p, "eyJhbGciOiJSUzI1NiJ9.", b64url(payload, p), ".c2ln",
+                                    NULL);
+
+    if (t != NULL) {
+        fuzz_require(ot_local_access_claim(t) == ot_local_candidate(token, &why, p),
+                     "the verified payload's typ claim says what the peek says");
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     apr_pool_t *p = fuzz_begin();
@@ -121,6 +166,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     else {
         fuzz_require(why != NULL, "a token not judged here says why");
     }
+    access_claim_as_peek(payload, p);
     j = ot_json_parse(payload, strlen(payload), NULL, p);
     a = j != NULL ? ot_answer_from_jwt(j, &err, p) : NULL;
     same_answer(a, ot_answer_from_jwt_text(payload, strlen(payload), &err, p), p);

@@ -269,6 +269,49 @@ def test_lightweight_token_falls_back_to_introspection(httpd, keycloak):
     assert keycloak.introspection_count() == 1
 
 
+@pytest.mark.parametrize("forge", [None, "bad_signature"])
+def test_a_jwt_typed_other_than_bearer_goes_to_the_issuer(httpd, keycloak, forge):
+    """An RS256 JWT whose header leaves its kind to its typ claim, with typ Offline (not an
+    access token; a typ the module refuses outright, as ID, would never reach the issuer): the
+    issuer judges it, signed by the issuer's key or forged. A first sight looks at the verified
+    payload's typ before peeking (branch localuniq): it must neither take such a token locally
+    nor refuse a forged one here."""
+    httpd.start(local(keycloak) + STATUS)
+    keycloak.reset_counts()
+    r = httpd.get("/cgi/env", token=signed(keycloak, forge=forge, typ="Offline"))
+    assert r.status_code == 401             # the stand-in knows no such token: inactive
+    assert keycloak.introspection_count() == 1
+    assert "OT0604" not in httpd.error_log()
+    local_stats = status(httpd)["local"]
+    assert local_stats["verified"] == 0, local_stats
+    assert local_stats["failures"]["signature"] == 0, local_stats
+    # The same with typ Bearer: judged here, without the issuer (accepted, or refused forged).
+    r = httpd.get("/cgi/env", token=signed(keycloak, forge=forge))
+    assert r.status_code == (401 if forge else 200)
+    assert keycloak.introspection_count() == 1
+    local_stats = status(httpd)["local"]
+    assert local_stats["verified"] == (0 if forge else 1), local_stats
+    assert local_stats["failures"]["signature"] == (1 if forge else 0), local_stats
+
+
+def test_a_jwt_typed_other_than_bearer_never_fetches_keys(httpd, keycloak):
+    """A typ Offline JWT with a kid nobody publishes goes to the issuer without a key fetch, once
+    the keys may be fetched again (10 s after the last fetch), and leaves that fetch to the
+    access token with an unknown kid that comes next."""
+    prefork_start(httpd, local(keycloak), 1)
+    assert env_of(httpd, keycloak.mint_access())["OFFTOK_CHECK"] == "local"
+    keycloak.fetch_counts(reset=True)
+    time.sleep(11)
+    keycloak.reset_counts()
+    r = httpd.get("/cgi/env", token=signed(keycloak, forge="unknown_kid", typ="Offline"))
+    assert r.status_code == 401
+    assert keycloak.introspection_count() == 1
+    assert keycloak.fetch_counts()["jwks"] == 0, "a token not judged here fetched the keys"
+    r = httpd.get("/cgi/env", token=signed(keycloak, forge="unknown_kid"))
+    assert r.status_code == 401
+    assert keycloak.fetch_counts()["jwks"] == 1, "the access token's unknown kid fetched them"
+
+
 def test_a_claim_the_location_uses_is_missing_so_the_issuer_is_asked(httpd, keycloak):
     httpd.start(local(keycloak, require="offtok-claim department sales"))
     keycloak.reset_counts()

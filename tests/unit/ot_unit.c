@@ -33,6 +33,7 @@ int main(void)
     srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_cache());
     srunner_add_suite(sr, suite_jose());
+    srunner_add_suite(sr, suite_jose_kept());
     srunner_add_suite(sr, suite_logout());
     srunner_add_suite(sr, suite_stats());
     srunner_add_suite(sr, suite_dpop());

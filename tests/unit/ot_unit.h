@@ -22,6 +22,7 @@ Suite *suite_flight(void);
 Suite *suite_rate(void);
 Suite *suite_cache(void);
 Suite *suite_jose(void);
+Suite *suite_jose_kept(void);
 Suite *suite_logout(void);
 Suite *suite_stats(void);
 Suite *suite_dpop(void);
