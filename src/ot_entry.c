@@ -261,6 +261,18 @@ static const char *digest_str(const char *buf, apr_size_t len, apr_size_t *off, 
     return s;
 }
 
+/** t is an ot_claim_type_t. */
+static int digest_type_ok(char t)
+{
+    switch (t) {
+    case OT_CT_STRING: case OT_CT_NUMBER: case OT_CT_BOOL: case OT_CT_NULL: case OT_CT_LIST:
+    case OT_CT_JSON:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /** The answer a digest describes; need_active: it must hold `"active": true`. */
 static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_active,
                                   apr_pool_t *p)
@@ -268,7 +280,7 @@ static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_acti
     const unsigned char *u = (const unsigned char *)buf;
     ot_answer_t *a;
     ot_claim_t *claims;
-    apr_size_t off = 2, slen;
+    apr_size_t off = 2, slen, name_len;
     int n, i, active = 0;
 
     if (buf == NULL || len < 2) {
@@ -288,8 +300,8 @@ static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_acti
         }
         type = u[off++];
         c->type = (char)(type & ~DIGEST_TEXT);
-        if (strchr("snbzlj", c->type) == NULL || c->type == '\0'
-            || (c->name = digest_str(buf, len, &off, &slen)) == NULL
+        if (!digest_type_ok(c->type)
+            || (c->name = digest_str(buf, len, &off, &name_len)) == NULL
             || (c->value = digest_str(buf, len, &off, &c->value_len)) == NULL) {
             return NULL;
         }
@@ -299,7 +311,7 @@ static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_acti
         }
         /* Whoever wrote it, no control character reaches the back end. */
         c->text = ot_sanitize(c->text, p);
-        if (strcmp(c->name, "active") == 0) {
+        if (name_len == 6 && memcmp(c->name, "active", 6) == 0) {
             active = c->type == OT_CT_BOOL && strcmp(c->value, "true") == 0;
         }
     }
