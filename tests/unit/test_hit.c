@@ -3,6 +3,8 @@
  * The cached hit's fast paths held to the slow ones they replaced:
  *   - ot_answer_derive (claims found by their first letter, dates read without strtod where
  *     exact) against the strcmp chain and strtod it replaced, kept here as the reference;
+ *   - a digest's texts, scanned eight bytes at a time for their end and control characters,
+ *     against ot_sanitize;
  *   - ot_cache_key / ot_cache_key_parts (a per-thread digest context, inputs hashed in pieces)
  *     against SHA-256 of the length-prefixed inputs computed from scratch: the keys are the
  *     same bytes as before, so entries kept in the segment or in Redis are still found.
@@ -17,6 +19,7 @@
 #include "ot_unit.h"
 #include "ot_answer.h"
 #include "ot_cache.h"
+#include "ot_claims.h"
 #include "ot_json.h"
 #include "ot_util.h"
 
@@ -407,6 +410,84 @@ START_TEST(key_contexts_are_per_thread)
 }
 END_TEST
 
+/* ---- reading a digest's texts ----------------------------------------------------------------- */
+
+/** A digest of "active": true and claim "x" of value v (and own text t, when not NULL). */
+static const char *forged(apr_size_t *len, const char *v, apr_size_t vlen, const char *t,
+                          apr_size_t tlen)
+{
+    static const char head[] = "\0\2bactive\0true\0";
+    char *buf = apr_palloc(ot_test_pool, sizeof(head) + 4 + vlen + tlen + 2);
+    apr_size_t n = sizeof(head) - 1;
+
+    memcpy(buf, head, n);
+    buf[n++] = (char)(t ? 's' | 0x80 : 's');
+    memcpy(buf + n, "x", 2), n += 2;
+    memcpy(buf + n, v, vlen), n += vlen;
+    buf[n++] = '\0';
+    if (t != NULL) {
+        memcpy(buf + n, t, tlen), n += tlen;
+        buf[n++] = '\0';
+    }
+    *len = n;
+    return buf;
+}
+
+START_TEST(digest_texts_are_sanitized_wherever_the_control_character_is)
+{
+    static const unsigned char odd[] = { 0x01, 0x09, 0x1f, 0x7f, 0x20, 0x7e, 0x80, 0xff, 0x00 };
+    char v[48];
+    const char *d;
+    apr_size_t len, vlen, k, o;
+    const ot_claim_t *x;
+    ot_answer_t *b;
+
+    /* Every length around the eight-byte words, every position, each byte near the bounds. */
+    for (vlen = 1; vlen < sizeof(v); vlen++) {
+        for (k = 0; k < vlen; k++) {
+            for (o = 0; o < sizeof(odd); o++) {
+                memset(v, 'a', vlen);
+                v[k] = (char)odd[o];
+                d = forged(&len, v, vlen, NULL, 0);
+                b = ot_answer_from_digest(d, len, ot_test_pool);
+                if (odd[o] == 0) {             /* a NUL inside: a string that ends early */
+                    ck_assert_ptr_null(b);
+                    continue;
+                }
+                ck_assert_ptr_nonnull(b);
+                x = ot_answer_claim(b, "x");
+                ck_assert_uint_eq(x->value_len, vlen);
+                ck_assert(memcmp(x->value, v, vlen) == 0);
+                ck_assert_str_eq(x->text, ot_sanitize(apr_pstrmemdup(ot_test_pool, v, vlen),
+                                                      ot_test_pool));
+                /* The same as a text of its own, after a clean value. */
+                d = forged(&len, "v", 1, v, vlen);
+                b = ot_answer_from_digest(d, len, ot_test_pool);
+                ck_assert_ptr_nonnull(b);
+                x = ot_answer_claim(b, "x");
+                ck_assert_str_eq(x->value, "v");
+                ck_assert_str_eq(x->text, ot_sanitize(apr_pstrmemdup(ot_test_pool, v, vlen),
+                                                      ot_test_pool));
+            }
+        }
+    }
+    /* Clean texts are used in place, not copied. */
+    d = forged(&len, "clean text", 10, NULL, 0);
+    b = ot_answer_from_digest(d, len, ot_test_pool);
+    ck_assert_ptr_nonnull(b);
+    x = ot_answer_claim(b, "x");
+    ck_assert_ptr_eq(x->text, x->value);
+    /* A text that does not end in the digest is refused, whatever its length. */
+    for (vlen = 1; vlen < sizeof(v); vlen++) {
+        memset(v, 'a', vlen);
+        d = forged(&len, v, vlen, NULL, 0);
+        ck_assert_ptr_null(ot_answer_from_digest(d, len - 1, ot_test_pool));
+        d = forged(&len, "v", 1, v, vlen);
+        ck_assert_ptr_null(ot_answer_from_digest(d, len - 1, ot_test_pool));
+    }
+}
+END_TEST
+
 Suite *suite_hit(void)
 {
     Suite *s = suite_create("hit");
@@ -416,6 +497,7 @@ Suite *suite_hit(void)
     tcase_add_test(tc, derive_reads_every_single_claim_as_the_strcmp_chain_did);
     tcase_add_test(tc, derive_reads_mixed_answers_as_the_strcmp_chain_did);
     tcase_add_test(tc, dates_are_read_as_strtod_reads_them);
+    tcase_add_test(tc, digest_texts_are_sanitized_wherever_the_control_character_is);
     tcase_add_test(tc, key_is_sha256_of_the_length_prefixed_inputs);
     tcase_add_test(tc, key_in_pieces_is_the_key_of_the_joined_inputs);
     tcase_add_test(tc, key_contexts_are_per_thread);
