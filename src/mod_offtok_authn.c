@@ -64,15 +64,15 @@ static void pick_client(offtok_ask_t *ask)
  * How an answer is obtained, beyond URL, client and hint: the TLS trust settings, and whether it
  * had to be signed (OfftokSignedAnswers). It goes into the cache key, so that an answer fetched
  * without verifying the issuer (or trusting another CA file, or without a signature) never serves
- * a location that verifies.
+ * a location that verifies. In pieces, hashed as "verify|noverify[ ca=FILE][ signed]" without
+ * building the string per request.
  */
-static const char *answer_how(request_rec *r, const offtok_dir_conf *c)
+static void answer_how(ot_key_part_t *how, const offtok_dir_conf *c)
 {
-    const char *verify = offtok_ssl_verify(c) ? "verify" : "noverify";
-    const char *how = c->ca_file ? apr_pstrcat(r->pool, verify, " ca=", c->ca_file, NULL)
-                                 : verify;
-
-    return offtok_signed_answers(c) ? apr_pstrcat(r->pool, how, " signed", NULL) : how;
+    how->piece[0] = offtok_ssl_verify(c) ? "verify" : "noverify";
+    how->piece[1] = c->ca_file ? " ca=" : NULL;
+    how->piece[2] = c->ca_file;
+    how->piece[3] = offtok_signed_answers(c) ? " signed" : NULL;
 }
 
 /** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
@@ -96,6 +96,9 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
                         const char *token)
 {
     ot_always_t always = offtok_always(c);
+    ot_key_part_t parts[OT_KEY_PARTS] = {
+        { { c->url } }, { { NULL } }, { { NULL } }, { { NULL } }, { { token } }
+    };
 
     memset(ask, 0, sizeof(*ask));
     ask->conf = c;
@@ -104,7 +107,10 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     ask->in.token = token;
     ask->in.signed_answers = offtok_signed_answers(c);
     resolve_ask(r, ask);
-    ot_cache_key(ask->key, ask->in.url, ask->in.client_id, ask->in.hint, answer_how(r, c), token);
+    parts[1].piece[0] = ask->in.client_id;
+    parts[2].piece[0] = ask->in.hint;
+    answer_how(&parts[3], c);
+    ot_cache_key_parts(ask->key, parts);
     /* With Offline, a token not known to be an access token must be treated as offline. */
     ask->fresh = always == OT_ALWAYS_ON
         || (always == OT_ALWAYS_OFFLINE

@@ -66,12 +66,24 @@ static void count_fail(ot_local_fail_t why)
     OT_STAT_ADD(offtok_proc()->stats->local_failures[why], 1);
 }
 
+/**
+ * The TLS trust settings of c, in pieces: the CA file ("" when unset) and "|1" when the issuer
+ * is verified, else "|0". The resolved setting: unset and an explicit default are the same
+ * trust, the same key.
+ */
+static void trust_pieces(const char *piece[2], const offtok_dir_conf *c)
+{
+    piece[0] = c->ca_file ? c->ca_file : "";
+    piece[1] = offtok_ssl_verify(c) ? "|1" : "|0";
+}
+
 /** The TLS trust settings of c, as a string: keys fetched under others are other keys. */
 static const char *trust_scope(const offtok_dir_conf *c, apr_pool_t *p)
 {
-    /* The resolved setting: unset and an explicit default are the same trust, the same key. */
-    return apr_pstrcat(p, c->ca_file ? c->ca_file : "", offtok_ssl_verify(c) ? "|1" : "|0",
-                       NULL);
+    const char *piece[2];
+
+    trust_pieces(piece, c);
+    return apr_pstrcat(p, piece[0], piece[1], NULL);
 }
 
 /* ---- fetching metadata and keys ------------------------------------------------------------ */
@@ -466,6 +478,7 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     offtok_proc_t *proc = offtok_proc();
     apr_time_t now = apr_time_now();
     unsigned char key[OT_KEY_LEN];
+    ot_key_part_t parts[OT_KEY_PARTS] = { { { NULL } } };
     const char *why;
     ot_answer_t *a;
     ot_local_fail_t fail = OT_LOCAL_FAIL_SIGNATURE;
@@ -491,9 +504,12 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
      * this key (keep() below), and LOCAL_KEY_PREFIX keeps it apart from introspection answers.
      * Keys fetched under other TLS trust settings are other keys: those are in the key too.
      */
-    ot_cache_key(key, apr_pstrcat(r->pool, LOCAL_KEY_PREFIX, c->jwks_url ? c->jwks_url : "",
-                                  NULL), c->issuer, NULL,
-                 trust_scope(c, r->pool), token);
+    parts[0].piece[0] = LOCAL_KEY_PREFIX;
+    parts[0].piece[1] = c->jwks_url;
+    parts[1].piece[0] = c->issuer;
+    trust_pieces(parts[3].piece, c);
+    parts[4].piece[0] = token;
+    ot_cache_key_parts(key, parts);
     if (why == NULL && (a = cached(r, c, key, now)) != NULL) {
         OT_STAT_ADD(proc->stats->local_cached, 1);
     }

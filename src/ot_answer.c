@@ -15,13 +15,38 @@
  */
 #define OT_LAST_SANE_DATE 253402300799.0
 
+/**
+ * An integer of 1 to 12 digits without a leading zero (every sane date is one) read exactly, as
+ * strtod would read it; -1 for any other text, which strtod reads.
+ */
+static apr_int64_t plain_seconds(const char *s)
+{
+    apr_int64_t v = 0;
+    int i;
+
+    if (s[0] < '1' || s[0] > '9') {
+        return -1;
+    }
+    for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+        if (i == 12) {
+            return -1;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    return s[i] == '\0' ? v : -1;
+}
+
 /** A NumericDate claim as whole seconds; 0 when not a sane number. */
 static apr_int64_t numeric_date(const ot_claim_t *c)
 {
+    apr_int64_t v;
     double d;
 
     if (c->type != OT_CT_NUMBER) {
         return 0;
+    }
+    if ((v = plain_seconds(c->value)) >= 0) {
+        return v > (apr_int64_t)OT_LAST_SANE_DATE ? 0 : v;
     }
     d = strtod(c->value, NULL);
     if (!isfinite(d) || d < 1.0 || d > OT_LAST_SANE_DATE) {
@@ -69,6 +94,34 @@ static void read_cnf(ot_answer_t *a, const ot_claim_t *c)
     a->cnf_unknown = 0;
 }
 
+/** n is exactly the three letters w (a short-circuit read: never past n's NUL). */
+static APR_INLINE int is3(const char *n, const char *w)
+{
+    return n[0] == w[0] && n[1] == w[1] && n[2] == w[2] && n[3] == '\0';
+}
+
+/** The derived fields a claim sets. */
+enum {
+    D_NONE, D_EXP, D_NBF, D_IAT, D_ISS, D_SUB, D_SID, D_SCOPE, D_AUD, D_CNF, D_TYP, D_TOKEN_TYPE
+};
+
+/** Which derived field the claim `n` sets, by its first letter: no strcmp chain per claim. */
+static int derived_of(const char *n)
+{
+    switch (n[0]) {
+    case 'e': return is3(n, "exp") ? D_EXP : D_NONE;
+    case 'n': return is3(n, "nbf") ? D_NBF : D_NONE;
+    case 'i': return is3(n, "iat") ? D_IAT : is3(n, "iss") ? D_ISS : D_NONE;
+    case 's': return is3(n, "sub") ? D_SUB : is3(n, "sid") ? D_SID
+                     : strcmp(n, "scope") == 0 ? D_SCOPE : D_NONE;
+    case 'a': return is3(n, "aud") ? D_AUD : D_NONE;
+    case 'c': return is3(n, "cnf") ? D_CNF : D_NONE;
+    case 't': return is3(n, "typ") ? D_TYP
+                     : strcmp(n, "token_type") == 0 ? D_TOKEN_TYPE : D_NONE;
+    default: return D_NONE;
+    }
+}
+
 /**
  * Read the fields the checks use off the claims, and decide the kind by the contract's rule
  * (a bound token is judged by ot_answer_judge against what the request proved); with `typ`,
@@ -83,40 +136,20 @@ void ot_answer_derive(ot_answer_t *a)
 
     for (i = 0; i < a->nclaims; i++) {
         const ot_claim_t *c = &a->claims[i];
-        const char *n = c->name;
 
-        if (strcmp(n, "exp") == 0) {
-            a->has_exp = 1, a->exp = numeric_date(c);
-        }
-        else if (strcmp(n, "nbf") == 0) {
-            a->has_nbf = 1, a->nbf = numeric_date(c);
-        }
-        else if (strcmp(n, "iat") == 0) {
-            a->iat = numeric_date(c);
-        }
-        else if (strcmp(n, "iss") == 0) {
-            a->has_iss = 1, a->iss = string_of(c);
-        }
-        else if (strcmp(n, "sub") == 0) {
-            a->sub = string_of(c);
-        }
-        else if (strcmp(n, "sid") == 0) {
-            a->sid = string_of(c);
-        }
-        else if (strcmp(n, "scope") == 0) {
-            a->scope = string_of(c);
-        }
-        else if (strcmp(n, "aud") == 0) {
-            a->aud = c;
-        }
-        else if (strcmp(n, "cnf") == 0) {
-            read_cnf(a, c);
-        }
-        else if (strcmp(n, "typ") == 0) {
-            typ = c;
-        }
-        else if (strcmp(n, "token_type") == 0) {
-            token_type = c;
+        switch (derived_of(c->name)) {
+        case D_EXP: a->has_exp = 1, a->exp = numeric_date(c); break;
+        case D_NBF: a->has_nbf = 1, a->nbf = numeric_date(c); break;
+        case D_IAT: a->iat = numeric_date(c); break;
+        case D_ISS: a->has_iss = 1, a->iss = string_of(c); break;
+        case D_SUB: a->sub = string_of(c); break;
+        case D_SID: a->sid = string_of(c); break;
+        case D_SCOPE: a->scope = string_of(c); break;
+        case D_AUD: a->aud = c; break;
+        case D_CNF: read_cnf(a, c); break;
+        case D_TYP: typ = c; break;
+        case D_TOKEN_TYPE: token_type = c; break;
+        default: break;
         }
     }
     a->typ = typ && string_of(typ) ? typ->value : token_type ? string_of(token_type) : NULL;

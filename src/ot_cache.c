@@ -21,9 +21,11 @@
 #endif
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
 #include <openssl/evp.h>
+#include <openssl/rand.h>
 #include "ot_cache_int.h"
 #include "ot_revoke.h"
 #include "ot_shm_layout.h"
@@ -331,39 +333,89 @@ void ot_cache_info(ot_shm_t *s, ot_cache_info_t *info)
 
 /* ---- the key ------------------------------------------------------------------------------ */
 
-static void sha_part(EVP_MD_CTX *ctx, const char *s)
-{
-    unsigned char len[4];
-    apr_size_t n = s ? strlen(s) : 0;
-
-    ot_be_put(len, n, 4);
-    EVP_DigestUpdate(ctx, len, sizeof(len));
-    if (n) {
-        EVP_DigestUpdate(ctx, s, n);
-    }
-}
-
 /** SHA-256, fetched once: OpenSSL 3 otherwise looks the algorithm up on every EVP_sha256() use. */
 static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+/** Each thread's digest context, made on its first key and reset by every use. */
+static pthread_key_t key_ctx;
+static int key_ctx_ok;
+static pthread_once_t key_once = PTHREAD_ONCE_INIT;
 
-static void sha256_fetch(void)
+static void key_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void key_setup(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    key_ctx_ok = pthread_key_create(&key_ctx, key_ctx_free) == 0;
+}
+
+/** This thread's context, NULL when none can be had. */
+static EVP_MD_CTX *thread_ctx(void)
+{
+    EVP_MD_CTX *ctx;
+
+    pthread_once(&key_once, key_setup);
+    if (!key_ctx_ok) {
+        return NULL;
+    }
+    ctx = pthread_getspecific(key_ctx);
+    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL
+        && pthread_setspecific(key_ctx, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
+
+/** One input, its pieces' length first (4 bytes, big-endian), then the pieces: 1 when hashed. */
+static int sha_part(EVP_MD_CTX *ctx, const ot_key_part_t *part)
+{
+    unsigned char len[4];
+    apr_size_t n[OT_KEY_PIECES], total = 0;
+    int i, ok;
+
+    for (i = 0; i < OT_KEY_PIECES; i++) {
+        n[i] = part->piece[i] ? strlen(part->piece[i]) : 0;
+        total += n[i];
+    }
+    ot_be_put(len, total, 4);
+    ok = EVP_DigestUpdate(ctx, len, sizeof(len));
+    for (i = 0; i < OT_KEY_PIECES; i++) {
+        ok = ok && (n[i] == 0 || EVP_DigestUpdate(ctx, part->piece[i], n[i]));
+    }
+    return ok;
+}
+
+void ot_cache_key_parts(unsigned char out[OT_KEY_LEN], const ot_key_part_t parts[OT_KEY_PARTS])
+{
+    EVP_MD_CTX *ctx = thread_ctx();
+    int i, ok = ctx != NULL
+             && EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
+
+    for (i = 0; i < OT_KEY_PARTS; i++) {
+        ok = ok && sha_part(ctx, &parts[i]);
+    }
+    if (ok && EVP_DigestFinal_ex(ctx, out, NULL)) {
+        return;
+    }
+    /*
+     * No digest (out of memory): a key no other request has, so that nothing is found under it
+     * and nothing stored under it is ever found. Never a fixed or left-over one, which another
+     * token would share.
+     */
+    if (RAND_bytes(out, OT_KEY_LEN) != 1) {
+        abort();
+    }
 }
 
 void ot_cache_key(unsigned char out[OT_KEY_LEN], const char *url, const char *client_id,
                   const char *hint, const char *how, const char *token)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    ot_key_part_t parts[OT_KEY_PARTS] = {
+        { { url } }, { { client_id } }, { { hint } }, { { how } }, { { token } }
+    };
 
-    pthread_once(&sha256_once, sha256_fetch);
-    EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
-    sha_part(ctx, url);
-    sha_part(ctx, client_id);
-    sha_part(ctx, hint);
-    sha_part(ctx, how);
-    sha_part(ctx, token);
-    EVP_DigestFinal_ex(ctx, out, NULL);
-    EVP_MD_CTX_free(ctx);
+    ot_cache_key_parts(out, parts);
 }

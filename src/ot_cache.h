@@ -71,6 +71,23 @@ void ot_cache_info(ot_shm_t *s, ot_cache_info_t *info);
 void ot_cache_key(unsigned char out[OT_KEY_LEN], const char *url, const char *client_id,
                   const char *hint, const char *how, const char *token);
 
+/** Most pieces of one input of ot_cache_key_parts; inputs of ot_cache_key_parts. */
+#define OT_KEY_PIECES 4
+#define OT_KEY_PARTS 5
+
+/** One input of a key: the concatenation of its pieces (NULL ones are empty). */
+typedef struct {
+    const char *piece[OT_KEY_PIECES];
+} ot_key_part_t;
+
+/**
+ * ot_cache_key with each input given in pieces, hashed as their concatenation (the same key as
+ * ot_cache_key of the joined strings): url, client id, hint, how and token, in that order. No
+ * string is built per request for an input's constant parts. Each thread keeps its own digest
+ * context. Should hashing fail (out of memory), the key is random: nothing is found under it.
+ */
+void ot_cache_key_parts(unsigned char out[OT_KEY_LEN], const ot_key_part_t parts[OT_KEY_PARTS]);
+
 /** Initialise every stripe of a new segment: locks, empty buckets, all chunks free (ot_shm.c). */
 apr_status_t ot_cache_init(ot_shm_t *s);
 

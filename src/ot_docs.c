@@ -22,9 +22,13 @@
 #define PREFIX_CLAIM "offtok-doc-claim\n"
 
 static void key_of(unsigned char key[OT_KEY_LEN], const char *prefix, const char *url,
-                   const char *scope, apr_pool_t *p)
+                   const char *scope)
 {
-    ot_cache_key(key, apr_pstrcat(p, prefix, url, NULL), "", NULL, scope ? scope : "", "");
+    ot_key_part_t parts[OT_KEY_PARTS] = {
+        { { prefix, url } }, { { "" } }, { { NULL } }, { { scope } }, { { "" } }
+    };
+
+    ot_cache_key_parts(key, parts);
 }
 
 /** The shared copy of url: 1 with its answer and when it was fetched. */
@@ -38,7 +42,7 @@ static int copy_get(ot_shm_t *s, const char *url, const char *scope, apr_time_t 
     char *end;
     long st;
 
-    key_of(key, PREFIX_COPY, url, scope, p);
+    key_of(key, PREFIX_COPY, url, scope);
     if (ot_cache_get(s, key, now, &e, p) != APR_SUCCESS || e.claims == NULL
         || (nl = memchr(e.claims, '\n', e.claims_len)) == NULL || nl - e.claims != 3) {
         return 0;
@@ -73,7 +77,7 @@ static void copy_put(ot_shm_t *s, const char *url, const char *scope, apr_time_t
     e.active = 1;
     e.claims = buf;
     e.claims_len = len + 4;
-    key_of(key, PREFIX_COPY, url, scope, p);
+    key_of(key, PREFIX_COPY, url, scope);
     ot_cache_put(s, key, &e, at);
 }
 
@@ -87,7 +91,7 @@ static int claim(ot_shm_t *s, const char *url, const char *scope, apr_time_t now
     unsigned char key[OT_KEY_LEN];
     ot_cache_entry_t e;
 
-    key_of(key, PREFIX_CLAIM, url, scope, p);
+    key_of(key, PREFIX_CLAIM, url, scope);
     memset(&e, 0, sizeof(e));
     e.fetched = now;
     e.drop_after = now + OT_DOCS_INTERVAL;

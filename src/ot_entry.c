@@ -261,6 +261,87 @@ static const char *digest_str(const char *buf, apr_size_t len, apr_size_t *off, 
     return s;
 }
 
+/** t is an ot_claim_type_t. */
+static int digest_type_ok(char t)
+{
+    switch (t) {
+    case OT_CT_STRING: case OT_CT_NUMBER: case OT_CT_BOOL: case OT_CT_NULL: case OT_CT_LIST:
+    case OT_CT_JSON:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+#define ONES APR_UINT64_C(0x0101010101010101)
+#define HIGHS APR_UINT64_C(0x8080808080808080)
+
+/** Some byte of w may be below 0x20 (a NUL or a control character) or 0x7f: never a miss. */
+static APR_INLINE int word_may_stop(apr_uint64_t w)
+{
+    apr_uint64_t del = w ^ (ONES * 0x7f);
+
+    return ((((w - ONES * 0x20) & ~w) | ((del - ONES) & ~del)) & HIGHS) != 0;
+}
+
+/**
+ * digest_str for a text the back end sees: in the same pass, *ctl says whether it holds a
+ * control character (ot_sanitize's). Eight bytes at a time, byte by byte where a word may hold
+ * one, or the NUL, and in the tail.
+ */
+static const char *digest_text(const char *buf, apr_size_t len, apr_size_t *off,
+                               apr_size_t *slen, int *ctl)
+{
+    const unsigned char *s = (const unsigned char *)buf + *off;
+    apr_size_t n = *off < len ? len - *off : 0, i = 0, end;
+    apr_uint64_t w;
+
+    *ctl = 0;
+    while (i < n) {
+        if (n - i >= 8 && (memcpy(&w, s + i, 8), !word_may_stop(w))) {
+            i += 8;
+            continue;
+        }
+        for (end = n - i >= 8 ? i + 8 : n; i < end; i++) {
+            if (s[i] == '\0') {
+                *slen = i;
+                *off += i + 1;
+                return (const char *)s;
+            }
+            *ctl |= s[i] < 0x20 || s[i] == 0x7f;
+        }
+    }
+    return NULL;
+}
+
+/** Read claim c at *off (its type read); *name_len its name's length. 0 when malformed. */
+static int digest_claim(ot_claim_t *c, unsigned char type, const char *buf, apr_size_t len,
+                        apr_size_t *off, apr_size_t *name_len, apr_pool_t *p)
+{
+    apr_size_t slen;
+    int ctl;
+
+    c->type = (char)(type & ~DIGEST_TEXT);
+    if (!digest_type_ok(c->type) || (c->name = digest_str(buf, len, off, name_len)) == NULL) {
+        return 0;
+    }
+    if (type & DIGEST_TEXT) {
+        c->value = digest_str(buf, len, off, &c->value_len);
+        c->text = c->value ? digest_text(buf, len, off, &slen, &ctl) : NULL;
+    }
+    else {
+        c->value = c->text = digest_text(buf, len, off, &c->value_len, &ctl);
+    }
+    if (c->text == NULL) {
+        return 0;
+    }
+    /* Whoever wrote it, no control character reaches the back end. */
+    if (ctl) {
+        c->text = ot_sanitize(c->text, p);
+    }
+    return 1;
+}
+
 /** The answer a digest describes; need_active: it must hold `"active": true`. */
 static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_active,
                                   apr_pool_t *p)
@@ -268,7 +349,7 @@ static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_acti
     const unsigned char *u = (const unsigned char *)buf;
     ot_answer_t *a;
     ot_claim_t *claims;
-    apr_size_t off = 2, slen;
+    apr_size_t off = 2, name_len;
     int n, i, active = 0;
 
     if (buf == NULL || len < 2) {
@@ -281,25 +362,11 @@ static ot_answer_t *digest_answer(const char *buf, apr_size_t len, int need_acti
     claims = apr_palloc(p, (apr_size_t)n * sizeof(*claims) + 1);
     for (i = 0; i < n; i++) {
         ot_claim_t *c = &claims[i];
-        unsigned char type;
 
-        if (off >= len) {
+        if (off >= len || !digest_claim(c, u[off++], buf, len, &off, &name_len, p)) {
             return NULL;
         }
-        type = u[off++];
-        c->type = (char)(type & ~DIGEST_TEXT);
-        if (strchr("snbzlj", c->type) == NULL || c->type == '\0'
-            || (c->name = digest_str(buf, len, &off, &slen)) == NULL
-            || (c->value = digest_str(buf, len, &off, &c->value_len)) == NULL) {
-            return NULL;
-        }
-        c->text = c->value;
-        if ((type & DIGEST_TEXT) && (c->text = digest_str(buf, len, &off, &slen)) == NULL) {
-            return NULL;
-        }
-        /* Whoever wrote it, no control character reaches the back end. */
-        c->text = ot_sanitize(c->text, p);
-        if (strcmp(c->name, "active") == 0) {
+        if (name_len == 6 && memcmp(c->name, "active", 6) == 0) {
             active = c->type == OT_CT_BOOL && strcmp(c->value, "true") == 0;
         }
     }
