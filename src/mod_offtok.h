@@ -246,6 +246,9 @@ typedef struct {
     struct ot_dpop_proof_t *proof; /**< the verified proof, until its jti is recorded */
     const char *binding;        /**< OFFTOK_TOKEN_BINDING once accepted: dpop, mtls or none */
     int local;                  /**< the answer is the token's own claims, verified here */
+    int held;                   /**< a first sight's check of the token with the keys held
+                                     (mod_offtok_local.c): 0 none, 1 ot_jose_known_forgery
+                                     would say 0, 2 it would say 1 (offtok_flood_certain) */
 } offtok_req_t;
 
 /** Check the request's token once (or reuse the initial request's result). Never NULL. */

@@ -398,22 +398,22 @@ static ot_answer_t *verify(request_rec *r, offtok_req_t *st, const offtok_dir_co
 }
 
 /**
- * A first look at a token whose header leaves its kind to its typ claim: verified with the keys
- * held, then the claim read from the verified payload, which is thus read once, not peeked at
- * first. The answer when it is an access token; else NULL, *have saying whether done holds a
- * verdict that needed no fetch (verify() takes it once the peek says the token is a candidate:
- * a forgery costs one signature check). Nothing is logged, counted, fetched or kept here.
+ * A first look at a token with a kid whose header leaves its kind to its typ claim: verified
+ * with the keys held, then the claim read from the verified payload, not peeked at first. The
+ * answer when it is an access token; else NULL, st->held saying whether done holds a verdict
+ * that needed no fetch, taken by verify() once the peek says the token is a candidate, or by
+ * the flood check if not: a forgery costs one check. Nothing is logged, fetched or kept here.
  */
-static ot_answer_t *first_sight(request_rec *r, const offtok_dir_conf *c, const char *token,
-                                const ot_jose_header_t *h, checked_t *done, int *have)
+static ot_answer_t *first_sight(request_rec *r, offtok_req_t *st, const offtok_dir_conf *c,
+                                const char *token, const ot_jose_header_t *h, checked_t *done)
 {
     offtok_proc_t *proc = offtok_proc();
     ot_jws_t jws;
     int need_fetch = 1;
 
-    *have = 0;
-    if (c->jwks_url == NULL || proc->keys == NULL || proc->http == NULL) {
-        return NULL;                /* the keys' URL is in the metadata: verify() reads it */
+    st->held = 0;           /* no kid: a failure would decide nothing (verify() checks again) */
+    if (c->jwks_url == NULL || h->kid == NULL || proc->keys == NULL || proc->http == NULL) {
+        return NULL;                /* no URL: it is in the metadata, which verify() reads */
     }
     memset(done, 0, sizeof(*done));
     done->why = "";
@@ -423,7 +423,7 @@ static ot_answer_t *first_sight(request_rec *r, const offtok_dir_conf *c, const 
     if (need_fetch) {
         return NULL;                /* verify() asks for the keys, if the peek says so */
     }
-    *have = 1;
+    st->held = done->jr == OT_JOSE_INVALID && done->why == ot_jose_sig_fails ? 2 : 1;
     if (done->jr == OT_JOSE_OK) {
         read_payload(done, &jws, r->pool);
     }
@@ -486,7 +486,6 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
     offtok_local_t res;
     ot_jose_header_t h;
     checked_t done;
-    int have = 0;
 
     if (!offtok_local(c) || offtok_always(c) == OT_ALWAYS_ON) {
         return OFFTOK_LOCAL_ASK;
@@ -514,7 +513,7 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
         OT_STAT_ADD(proc->stats->local_cached, 1);
     }
     else if (why == NULL && header_kind(token, &h, &why, r->pool) < 0
-             && (a = first_sight(r, c, token, &h, &done, &have)) != NULL) {
+             && (a = first_sight(r, st, c, token, &h, &done)) != NULL) {
         OT_STAT_ADD(proc->stats->local_verified, 1);
         keep(r, c, key, a, now);
     }
@@ -524,7 +523,7 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
         OT_STAT_ADD(proc->stats->local_introspected, 1);
         return OFFTOK_LOCAL_ASK;
     }
-    else if ((a = verify(r, st, c, token, &h, have ? &done : NULL, &res)) == NULL) {
+    else if ((a = verify(r, st, c, token, &h, st->held ? &done : NULL, &res)) == NULL) {
         if (res == OFFTOK_LOCAL_ASK) {
             OT_STAT_ADD(proc->stats->local_introspected, 1);
         }

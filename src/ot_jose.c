@@ -397,6 +397,8 @@ static int try_key(json_t **payload, const char **text, apr_size_t *text_len, js
 /** Why a JWS whose signature verifies is still refused (not a forgery, so compared by address). */
 const char ot_jose_not_an_object[] = "its payload is not a JSON object";
 
+const char ot_jose_sig_fails[] = "its signature does not verify with the issuer's key";
+
 /**
  * Verify in with the keys of jwks: parsed and imported here, or taken from ps (this thread's
  * parsed copy of the same text) when not NULL.
@@ -439,7 +441,7 @@ ot_jose_result_t ot_jose_verify_in(ot_jws_t *jws, const char **why, int *no_key,
         }
     }
     *no_key = tried == 0 || in->kid == NULL;
-    *why = tried ? "its signature does not verify with the issuer's key"
+    *why = tried ? ot_jose_sig_fails
         : apr_psprintf(p, "the issuer has no %s key%s%s", in->alg->name,
                        in->kid ? " with kid " : "", in->kid ? loggable(in->kid, p) : "");
     return OT_JOSE_INVALID;

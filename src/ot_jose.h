@@ -139,6 +139,13 @@ ot_jose_result_t ot_jose_verify_held(ot_jws_t *jws, const char **why, int *need_
                                      apr_pool_t *p);
 
 /**
+ * *why of a verification that tried a key and none verified (compared by address). A held
+ * verdict (ot_jose_verify_held, *need_fetch 0) of OT_JOSE_INVALID with this reason, for a token
+ * with a kid, is what ot_jose_known_forgery says of it: a key of its kid fails it.
+ */
+extern const char ot_jose_sig_fails[];
+
+/**
  * Verify compact against the key set jwks (the text of a JWKS document), without any cache or
  * fetching. *no_key is set to 1 when no key of the set could even be tried (unknown `kid`, or no
  * key fits the algorithm): the caller may then look for newer keys.
