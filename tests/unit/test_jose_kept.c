@@ -323,6 +323,45 @@ START_TEST(held_keys_verdict_or_none_never_a_fetch)
 }
 END_TEST
 
+/**
+ * A key the issuer takes out of its set stops verifying once the new set is fetched, on the
+ * thread that kept a context for it: removed, or its kid given to another key (the kept context
+ * and fit belong to the set's version, never to the kid). The held look says the same.
+ */
+START_TEST(kept_context_goes_with_its_set)
+{
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *rsa2 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    const char *good = sign_kid(rsa, "RS256", 0, "k1"), *next = sign_kid(rsa2, "RS256", 0, "k2");
+    const char *reused = sign_kid(rsa2, "RS256", 0, "k1");
+    fake_t f = { jwks_of(rsa, "k1"), 0 };
+    ot_jose_keys_t *k;
+    int need, round;
+
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    for (round = 0; round < 3; round++) {
+        ck_assert_int_eq(keyed(k, &f, good, T0), OT_JOSE_OK);
+        ck_assert_int_eq(held(k, good, T0, &need), OT_JOSE_OK);
+    }
+    /* rotated: k1 removed, k2 in; the unknown k2 fetches the new set */
+    f.jwks = jwks_of(rsa2, "k2");
+    ck_assert_int_eq(keyed(k, &f, next, T0 + SEC(20)), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 2);
+    ck_assert_int_ne(keyed(k, &f, good, T0 + SEC(21)), OT_JOSE_OK);
+    ck_assert_int_ne(held(k, good, T0 + SEC(21), &need), OT_JOSE_OK);
+    /* k1 again, now another key's: the old key's token fails with it, the new key's verifies */
+    f.jwks = jwks_of(rsa2, "k1");
+    ck_assert_int_eq(keyed(k, &f, reused, T0 + SEC(40)), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 3);
+    ck_assert_int_eq(keyed(k, &f, good, T0 + SEC(41)), OT_JOSE_INVALID);
+    ck_assert_int_eq(held(k, good, T0 + SEC(41), &need), OT_JOSE_INVALID);
+    ck_assert_int_eq(need, 0);
+    ck_assert_int_eq(held(k, reused, T0 + SEC(41), &need), OT_JOSE_OK);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(rsa2);
+}
+END_TEST
+
 /** tok's payload and signature under the header hdr (JSON) instead of its own. */
 static const char *with_header(const char *tok, const char *hdr)
 {
@@ -446,6 +485,7 @@ Suite *suite_jose_kept(void)
     tcase_add_test(tc, held_keys_verdict_or_none_never_a_fetch);
     tcase_add_test(tc, kept_fits_answer_as_the_members_say);
     tcase_add_test(tc, held_sig_fails_is_a_known_forgery);
+    tcase_add_test(tc, kept_context_goes_with_its_set);
     suite_add_tcase(s, tc);
     return s;
 }
