@@ -305,7 +305,7 @@ int offtok_client_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *
 int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s);
 
-/** check_config of OfftokAccessTokens Local's directives (mod_offtok_local.c). */
+/** check_config of OfftokAccessTokens Local's directives (mod_offtok_local_config.c). */
 int offtok_local_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                               server_rec *s);
 
@@ -377,7 +377,10 @@ offtok_local_t offtok_local_check(request_rec *r, offtok_req_t *st, const offtok
  */
 const char *offtok_local_jwks_url(request_rec *r, const offtok_dir_conf *c);
 
-/** A Require offtok-claim name (claim) or offtok-scope (NULL) line in cmd's section. */
+/**
+ * A Require offtok-claim name (claim) or offtok-scope (NULL) line in cmd's section
+ * (mod_offtok_local_config.c).
+ */
 void offtok_local_note_require(cmd_parms *cmd, const char *claim);
 
 
