@@ -60,6 +60,8 @@ static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
  * had no secret seed: then the old table's live entries are copied into the new one, so that a
  * proof seen before the restart stays refused, and the old segment is unmapped here; children
  * of the old generation, after a graceful restart, keep their own mapping until they exit).
+ * A keyed table whose live entries do not all fit in the new one is kept instead (OT0812): a
+ * proof dropped from the table could be used once more as soon as others lapse and leave room.
  */
 static apr_status_t make_table(dpop_retained_t *ret, apr_uint32_t slots, server_rec *s)
 {
@@ -78,6 +80,16 @@ static apr_status_t make_table(dpop_retained_t *ret, apr_uint32_t slots, server_
     }
     if (ret->replay != NULL) {
         lost = ot_replay_copy(table, ret->replay, apr_time_now());
+        if (lost && ot_replay_keyed(ret->replay)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OT0812: OfftokDPoPReplaySize %u "
+                         "cannot hold the proofs seen before the restart (%u did not fit); the "
+                         "table of DPoP proofs keeps its %u slots, so that none of them is "
+                         "accepted again (a later full restart applies the size once they fit)",
+                         (unsigned)ot_replay_slots(table), (unsigned)lost,
+                         (unsigned)ot_replay_slots(ret->replay));
+            apr_pool_destroy(pool);
+            return APR_SUCCESS;
+        }
         ap_log_error(APLOG_MARK, lost ? APLOG_WARNING : APLOG_INFO, 0, s, "OT0800: the table of "
                      "DPoP proofs now has %u slots (was %u)%s", (unsigned)ot_replay_slots(table),
                      (unsigned)ot_replay_slots(ret->replay),

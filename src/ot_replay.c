@@ -184,6 +184,7 @@ apr_uint32_t ot_replay_copy(ot_replay_t *to, ot_replay_t *from, apr_time_t now)
 {
     unsigned char key[32];
     apr_uint32_t i, lost = 0;
+    apr_status_t rv;
 
     memset(key, 0, sizeof(key));
     if (ot_lock_take(&from->t->lock, recover, from) != APR_SUCCESS) {
@@ -193,7 +194,9 @@ apr_uint32_t ot_replay_copy(ot_replay_t *to, ot_replay_t *from, apr_time_t now)
         const slot_t *s = &from->slots[i];
         if (s->until > now) {
             memcpy(key, s->key, KEY_BYTES);
-            lost += ot_replay_once(to, key, s->until, now) == APR_ENOSPC;
+            /* Not recorded (no room, no digest, no lock): lost, as when there is no room. */
+            rv = ot_replay_once(to, key, s->until, now);
+            lost += rv != APR_SUCCESS && rv != APR_EEXIST;
         }
     }
     ot_lock_release(&from->t->lock);

@@ -5,8 +5,10 @@ still use it). Tokens from oidc-provider (its dPoP feature), proofs made here wi
 (tests/integration/dpop.py)."""
 import hashlib
 import os
+import re
 import signal
 import socket
+import time
 
 import pytest
 import requests
@@ -100,6 +102,62 @@ def test_a_restart_with_another_size_keeps_the_proofs_seen(httpd, oidc, key, bou
         # The new table holds more than the old one could.
         accepted, full = fresh_proofs(httpd, s, key, bound, PROOFS)
     assert full is None and len(accepted) == PROOFS
+
+
+def test_a_full_restart_to_a_table_too_small_for_the_proofs_seen_keeps_the_table(httpd, oidc, key,
+                                                                                bound):
+    """A full restart to a size that cannot hold the live proofs would drop some of them, and
+    each dropped one could be used once more until its iat is OfftokDPoPMaxAge old: the table is
+    kept at its size instead (OT0812) and every proof seen stays refused; a later full restart
+    applies the size once the proofs fit. OfftokDPoPMaxAge is long, so a proof refused here is
+    refused as a replay, not as too old."""
+    site = protected("/protected/", oidc)
+    server = "OfftokDPoPMaxAge 600\n"
+    httpd.start(site, server=server + "OfftokDPoPReplaySize 4096\n")
+    with requests.Session() as s:
+        seen, full = fresh_proofs(httpd, s, key, bound, 1100)
+    assert full is None and len(seen) == 1100
+    httpd.render(site, server=server + "OfftokDPoPReplaySize 1024\n")
+    full_restart(httpd)
+    log = httpd.error_log()
+    assert ("OT0812: OfftokDPoPReplaySize 1024 cannot hold the proofs seen before the restart; "
+            "the table of DPoP proofs keeps its 4096 slots") in log, log[-3000:]
+    assert "OT0800" not in log
+    with requests.Session() as s:
+        again = [send(httpd, s, bound, proof).status_code for proof in seen]
+    assert again.count(401) == len(seen), {code: again.count(code) for code in set(again)}
+
+
+def test_a_full_restart_to_a_table_too_small_for_the_proofs_seen_keeps_the_table(httpd, oidc, key,
+                                                                                bound):
+    """A full restart to a size that cannot hold the live proofs would drop some of them, and
+    each dropped one could be used once more, until its iat is OfftokDPoPMaxAge old, as soon as
+    other entries lapse and leave room: the table is kept at its size instead (OT0812), and every
+    proof seen stays refused. 100 proofs lapse 5 s after they are sent (iat 596 s old, a max age
+    of 600, no skew), 1000 stay live for 10 minutes: a proof refused here is refused as a
+    replay, neither as too old nor for want of room."""
+    site = protected("/protected/", oidc)
+    server = "OfftokDPoPMaxAge 600\nOfftokClockSkew 0\n"
+    httpd.start(site, server=server + "OfftokDPoPReplaySize 4096\n")
+    url = httpd.url(PAGE)
+    with requests.Session() as s:
+        for _ in range(100):
+            proof = key.proof("GET", url, bound, iat=int(time.time()) - 596)
+            assert send(httpd, s, bound, proof).status_code == 200
+        lapsed = time.time() + 6
+        seen, full = fresh_proofs(httpd, s, key, bound, 1000)
+    assert full is None and len(seen) == 1000
+    httpd.render(site, server=server + "OfftokDPoPReplaySize 1024\n")
+    full_restart(httpd)
+    log = httpd.error_log()
+    assert re.search(r"OT0812: OfftokDPoPReplaySize 1024 cannot hold the proofs seen before "
+                     r"the restart \(\d+ did not fit\); the table of DPoP proofs keeps its 4096 "
+                     r"slots, so that none of them is accepted again", log), log[-2000:]
+    assert "OT0800" not in log
+    time.sleep(max(0.0, lapsed - time.time()))
+    with requests.Session() as s:
+        again = [send(httpd, s, bound, proof).status_code for proof in seen]
+    assert again.count(401) == len(seen), {code: again.count(code) for code in set(again)}
 
 
 class Held:
