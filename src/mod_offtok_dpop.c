@@ -410,8 +410,12 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
      * may be 0).
      */
     until = apr_time_from_sec(proof->iat + offtok_dpop_max_age(c) + offtok_clock_skew(c) + 1);
-    ot_dpop_replay_key(key, proof);
-    rv = dpop.replay ? ot_replay_once(dpop.replay, key, until, now) : APR_ENOSPC;
+    if (!ot_dpop_replay_key(key, proof)) {
+        rv = APR_ENOMEM;                /* no digest (out of memory): refused, never unrecorded */
+    }
+    else {
+        rv = dpop.replay ? ot_replay_once(dpop.replay, key, until, now) : APR_ENOSPC;
+    }
     if (rv == APR_SUCCESS) {
         rv = redis_once(r, key, until);
     }

@@ -468,16 +468,18 @@ void ot_dpop_nonce_key(unsigned char key[OT_DPOP_KEY_LEN], const char *secret, a
          &mdlen);
 }
 
-void ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof)
+int ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof)
 {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int mdlen = 0;
+    int ok;
 
-    EVP_DigestInit_ex(ctx, ot_dpop_md(256), NULL);
-    EVP_DigestUpdate(ctx, proof->jti, strlen(proof->jti) + 1);
-    EVP_DigestUpdate(ctx, proof->htu, strlen(proof->htu));
-    EVP_DigestFinal_ex(ctx, key, &mdlen);
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, ot_dpop_md(256), NULL) == 1
+        && EVP_DigestUpdate(ctx, proof->jti, strlen(proof->jti) + 1) == 1
+        && EVP_DigestUpdate(ctx, proof->htu, strlen(proof->htu)) == 1
+        && EVP_DigestFinal_ex(ctx, key, &mdlen) == 1 && mdlen == 32;
     EVP_MD_CTX_free(ctx);
+    return ok;
 }
 
 const char *ot_cert_thumbprint(const char *pem, apr_pool_t *p)

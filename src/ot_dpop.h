@@ -81,8 +81,11 @@ const char *ot_dpop_nonce(const unsigned char key[OT_DPOP_KEY_LEN], apr_time_t n
 /** Derive a nonce key from a secret (OfftokRedisKey) so that every node holding it agrees. */
 void ot_dpop_nonce_key(unsigned char key[OT_DPOP_KEY_LEN], const char *secret, apr_size_t len);
 
-/** The replay key of a proof: SHA-256 over its jti and its normalised htu. */
-void ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof);
+/**
+ * The replay key of a proof: SHA-256 over its jti and its normalised htu. 0 when the digest
+ * cannot be made (out of memory): key is then not set, and the proof must be refused.
+ */
+int ot_dpop_replay_key(unsigned char key[32], const ot_dpop_proof_t *proof);
 
 /**
  * RFC 7638 thumbprint (base64url of SHA-256) of a public JWK given as JSON text; NULL when it is
