@@ -221,6 +221,11 @@ int offtok_longest_ttl(void);
 apr_interval_time_t offtok_longest_timeout(void);
 /** 1 when any section read so far says OfftokAccessTokens Local. */
 int offtok_any_local(void);
+/**
+ * The longest a DPoP proof passes under any section read so far, in seconds: the longest
+ * OfftokDPoPMaxAge + the longest OfftokClockSkew + 1 (the replay table keeps a proof that long).
+ */
+int offtok_dpop_longest_life(void);
 /** How long a pushed logout is kept (the handlers' `until` − `at`), see ot_jwt_verify.h. */
 apr_interval_time_t offtok_revocation_keep(void);
 

@@ -226,13 +226,26 @@ static const char *set_dpop_alg(cmd_parms *cmd, void *dc, const char *arg)
 }
 
 /** A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). */
+/** The longest OfftokDPoPMaxAge and OfftokClockSkew read in this configuration generation. */
+static int longest_dpop_age = OT_DEFAULT_DPOP_MAX_AGE, longest_skew = OT_DEFAULT_CLOCK_SKEW;
+
+int offtok_dpop_longest_life(void)
+{
+    return longest_dpop_age + longest_skew + 1;
+}
+
 static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
 {
     int *field = (int *)((char *)dc + (apr_size_t)cmd->info);
     const char *err = ot_parse_ttl(arg, 3600, field, cmd->pool);
+    int *longest = strcmp(cmd->cmd->name, "OfftokClockSkew") == 0 ? &longest_skew
+                   : strcmp(cmd->cmd->name, "OfftokDPoPMaxAge") == 0 ? &longest_dpop_age : NULL;
 
     if (err == NULL && *field == 0 && strcmp(cmd->cmd->name, "OfftokClockSkew") != 0) {
         err = "must be at least 1";
+    }
+    if (err == NULL && longest != NULL && *field > *longest) {
+        *longest = *field;
     }
     return err ? apr_psprintf(cmd->pool, "%s: %s", cmd->cmd->name, err) : NULL;
 }

@@ -38,6 +38,9 @@
 APLOG_USE_MODULE(offtok);
 
 #define RETAINED_KEY "mod_offtok-dpop-retained"
+/* A block of its own, not a field more in dpop_retained_t: a module loaded over an older build
+ * at a restart finds the older, smaller block under RETAINED_KEY. */
+#define RETAINED_LIFE_KEY "mod_offtok-dpop-life"
 
 /** What lives across configuration generations: the table and the random nonce secret. */
 typedef struct {
@@ -137,6 +140,41 @@ static apr_status_t keep_or_make_table(dpop_retained_t *ret, apr_uint32_t slots,
     return make_table(ret, slots, s);
 }
 
+/**
+ * The table's entries were recorded to lapse when their proofs stopped passing under the
+ * previous generation's OfftokDPoPMaxAge and OfftokClockSkew. When this one lets proofs pass for
+ * longer, every live entry is kept the difference longer (OT0813): else a proof recorded before
+ * the restart could be used once more between its entry's end and its new one. The processes
+ * of the previous generation, after a graceful restart, record the proofs they still accept
+ * with the old length.
+ */
+static apr_status_t lengthen_entries(ot_replay_t *replay, server_rec *s)
+{
+    int *was = ap_retained_data_get(RETAINED_LIFE_KEY), life = offtok_dpop_longest_life();
+    apr_uint32_t n = 0;
+    apr_status_t rv;
+
+    if (was == NULL) {
+        was = ap_retained_data_create(RETAINED_LIFE_KEY, sizeof(*was));
+        *was = life;
+    }
+    if (life > *was) {
+        rv = ot_replay_extend(replay, apr_time_from_sec(life - *was), apr_time_now(), &n);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0814: cannot keep the DPoP proofs "
+                         "seen before the restart for the longer OfftokDPoPMaxAge + "
+                         "OfftokClockSkew (the table's lock)");
+            return rv;
+        }
+        ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OT0813: a DPoP proof may now pass for up to "
+                     "%d s (OfftokDPoPMaxAge + OfftokClockSkew + 1, was %d s): the %u proofs "
+                     "seen before the restart are kept %d s longer", life, *was, (unsigned)n,
+                     life - *was);
+    }
+    *was = life;
+    return APR_SUCCESS;
+}
+
 int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
@@ -156,6 +194,9 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         }
     }
     if ((rv = keep_or_make_table(ret, sc->dpop_replay_size, s)) != APR_SUCCESS) {
+        return HTTP_INTERNAL_SERVER_ERROR;
+    }
+    if (lengthen_entries(ret->replay, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     dpop.replay = ret->replay;

@@ -168,6 +168,26 @@ apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now)
     return n;
 }
 
+apr_status_t ot_replay_extend(ot_replay_t *r, apr_interval_time_t by, apr_time_t now,
+                              apr_uint32_t *extended)
+{
+    apr_uint32_t i;
+    apr_status_t rv;
+
+    *extended = 0;
+    if ((rv = ot_lock_take(&r->t->lock, recover, r)) != APR_SUCCESS) {
+        return rv;
+    }
+    for (i = 0; i < r->t->nslots; i++) {
+        if (r->slots[i].until > now) {
+            r->slots[i].until += by;
+            (*extended)++;
+        }
+    }
+    ot_lock_release(&r->t->lock);
+    return APR_SUCCESS;
+}
+
 int ot_replay_keyed(const ot_replay_t *r)
 {
     static const unsigned char zero[SEED_BYTES];

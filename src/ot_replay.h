@@ -60,6 +60,13 @@ apr_uint32_t ot_replay_slots(const ot_replay_t *r);
  */
 apr_uint32_t ot_replay_copy(ot_replay_t *to, ot_replay_t *from, apr_time_t now);
 
+/**
+ * Keep every live entry by longer, under the lock: a restart made proofs pass for longer than
+ * their entries were recorded for. *extended says how many; APR_SUCCESS, or the lock's error.
+ */
+apr_status_t ot_replay_extend(ot_replay_t *r, apr_interval_time_t by, apr_time_t now,
+                              apr_uint32_t *extended);
+
 /** Live entries; counts under the lock. Tests only (the status page does not show it yet). */
 apr_uint32_t ot_replay_live(ot_replay_t *r, apr_time_t now);
 

@@ -160,6 +160,37 @@ def test_a_full_restart_to_a_table_too_small_for_the_proofs_seen_keeps_the_table
     assert again.count(401) == len(seen), {code: again.count(code) for code in set(again)}
 
 
+@pytest.mark.parametrize("restart", ["graceful", "full"])
+def test_a_restart_to_a_longer_max_age_keeps_the_proofs_seen_as_long(httpd, oidc, key, bound,
+                                                                     restart):
+    """A proof's entry lapses when the proof stops passing: iat + OfftokDPoPMaxAge +
+    OfftokClockSkew + 1 s as they were when it was recorded. A restart that lengthens them keeps
+    every live entry the difference longer (OT0813): else a proof seen before the restart could
+    be used once more after its entry lapsed, its iat still young enough for the new max age.
+    The proof here is 55 s old when used, under a max age of 60 s and no skew: its entry lapses
+    6 s later; after a restart to 600 s it is still refused then."""
+    site = protected("/protected/", oidc)
+    skew = "OfftokClockSkew 0\n"
+    httpd.start(site, server=skew + "OfftokDPoPMaxAge 60\n")
+    iat = int(time.time()) - 55
+    proof = key.proof("GET", httpd.url(PAGE), bound, iat=iat)
+    with requests.Session() as s:
+        assert send(httpd, s, bound, proof).status_code == 200
+    httpd.render(site, server=skew + "OfftokDPoPMaxAge 600\n")
+    if restart == "graceful":
+        httpd.graceful()
+    else:
+        full_restart(httpd)
+    # The longest of every section's values, the defaults among them (OfftokClockSkew 30).
+    assert "OT0813: a DPoP proof may now pass for up to 631 s (OfftokDPoPMaxAge + " \
+        "OfftokClockSkew + 1, was 91 s): the 1 proofs seen before the restart are kept 540 s " \
+        "longer" in httpd.error_log()
+    time.sleep(max(0.0, iat + 62 - time.time()))       # the entry's first end has passed
+    with requests.Session() as s:
+        assert send(httpd, s, bound, proof).status_code == 401
+    assert "OT0703: DPoP proof refused: its jti was used before (a replay)" in httpd.error_log()
+
+
 class Held:
     """A keep-alive connection of its own (no reconnecting): each request is answered by the
     process that accepted the connection. X-Conn names its requests in the pids log."""
