@@ -691,6 +691,28 @@ START_TEST(replay_tables_are_sized_and_copied_at_restarts)
 }
 END_TEST
 
+START_TEST(replay_entries_are_kept_longer_when_proofs_pass_longer)
+{
+    ot_replay_t *r;
+    unsigned char live[32], lapsed[32];
+    apr_time_t now = apr_time_from_sec(NOW), by = apr_time_from_sec(540);
+    apr_uint32_t n = 99;
+
+    memset(live, 1, sizeof(live));
+    memset(lapsed, 2, sizeof(lapsed));
+    ck_assert_int_eq(ot_replay_create(&r, 1024, ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_once(r, live, now + apr_time_from_sec(6), now), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_once(r, lapsed, now, now - 1), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_extend(r, by, now, &n), APR_SUCCESS);
+    ck_assert_uint_eq(n, 1);
+    /* The live entry holds past its first end, up to its new one; the lapsed one stays free. */
+    ck_assert_int_eq(ot_replay_once(r, live, now, now + apr_time_from_sec(7)), APR_EEXIST);
+    ck_assert_int_eq(ot_replay_once(r, live, now, now + apr_time_from_sec(545)), APR_EEXIST);
+    ck_assert_int_eq(ot_replay_once(r, live, now, now + apr_time_from_sec(546)), APR_SUCCESS);
+    ck_assert_int_eq(ot_replay_once(r, lapsed, now + 1, now), APR_SUCCESS);
+}
+END_TEST
+
 /* ---- the DPoP scheme ------------------------------------------------------------------------- */
 
 START_TEST(dpop_scheme_is_parsed_where_allowed)
@@ -828,6 +850,7 @@ Suite *suite_dpop(void)
     tcase_add_test(tc, a_full_window_is_refused_never_evicted);
     tcase_add_test(tc, a_client_cannot_aim_its_proofs_at_one_window);
     tcase_add_test(tc, replay_tables_are_sized_and_copied_at_restarts);
+    tcase_add_test(tc, replay_entries_are_kept_longer_when_proofs_pass_longer);
     tcase_add_test(tc, dpop_scheme_is_parsed_where_allowed);
     tcase_add_test(tc, binding_verdicts_follow_the_contract);
     tcase_add_test(tc, binding_survives_the_cache_digest);
