@@ -173,7 +173,7 @@ static apr_status_t ask_issuer(request_rec *r, offtok_req_t *st, const offtok_as
     }
     /* Floods of made-up tokens: a new call for an unknown token is charged (mod_offtok_flood.c). */
     offtok_flood_admit(r, &flood, ask->known, &admit);
-    rv = ot_flight_run(proc->flight, ask->key, OT_KEY_LEN, after,
+    rv = ot_flight_run(proc->flight, ask->in.url, ask->key, OT_KEY_LEN, after,
                        req.total_timeout + apr_time_from_sec(1), offtok_call_fetch, &call,
                        &admit, &resp, &joined, r->pool);
     if (rv != APR_SUCCESS && offtok_flood_refused(r, st, &flood)) {

@@ -32,6 +32,22 @@
  */
 #define OT_FLIGHT_SPARE 16
 
+/**
+ * Issuers whose latency is kept apart (told apart by introspection URL). One more entry, never
+ * recycled, is shared by every issuer beyond them while all of them have requests under way.
+ */
+#define OT_FLIGHT_ISSUERS 32
+
+/** One issuer's latency, and how many requests of this process use the entry now. */
+typedef struct {
+    const char *url;             /**< copy in hash_pool; NULL: free (or the shared entry) */
+    apr_size_t url_cap;          /**< bytes of the copy's buffer, reused by the next issuer */
+    apr_uint64_t hash;           /**< of the URL, to compare before the bytes */
+    apr_interval_time_t latency; /**< moving average of its calls' durations (1/8 weight) */
+    apr_uint64_t used;           /**< f->ticks when last looked up: the oldest is recycled */
+    int users;                   /**< requests in ot_flight_run for it: not recycled meanwhile */
+} ot_flight_issuer_t;
+
 struct ot_flight_t {
     apr_thread_mutex_t *mutex;   /**< guards everything below and the state of every call */
     apr_pool_t *hash_pool;       /**< private pool of the hash, only touched under mutex */
@@ -43,12 +59,13 @@ struct ot_flight_t {
     int max_pending;
     int room_waiters;            /**< requests over max_pending waiting for a place */
     apr_thread_cond_t *room;     /**< signalled when a place frees up and someone waits */
-    apr_interval_time_t latency; /**< moving average of the calls' durations (1/8 weight) */
+    ot_flight_issuer_t issuers[OT_FLIGHT_ISSUERS + 1]; /**< the last is the shared one */
+    apr_uint64_t ticks;          /**< lookups of issuers so far (their clock of use) */
     ot_stats_t *stats;
     apr_time_t (*wall)(void);    /**< the clock of calls' start times (apr_time_now; tests) */
 };
 
-static void note_latency(ot_flight_t *f, apr_interval_time_t d);
+static void note_latency(ot_flight_issuer_t *e, apr_interval_time_t d);
 
 /**
  * The clock of durations and deadlines: monotonic, so that a step of the wall clock neither
@@ -72,6 +89,7 @@ typedef struct {
     apr_size_t key_len;
     apr_time_t started;          /**< when the fetch began; 0 while queued behind an older call */
     apr_time_t began;            /**< the same on the monotonic clock (durations, overdue) */
+    ot_flight_issuer_t *issuer;  /**< whom its leader asks: its duration goes to that latency */
     int refs;                    /**< leader and waiters still holding it */
     int done;                    /**< resp is final */
     apr_thread_cond_t *cond;     /**< broadcast when done */
@@ -194,13 +212,17 @@ static apr_pool_t *call_unref(ot_flight_call_t *c)
     return --c->refs == 0 ? c->pool : NULL;
 }
 
-/** Drop one reference and one pending request; the last reference frees the call. */
-static void call_leave(ot_flight_t *f, ot_flight_call_t *c)
+/**
+ * Drop one reference, one pending request and its use of issuer e; the last reference frees the
+ * call.
+ */
+static void call_leave(ot_flight_t *f, ot_flight_call_t *c, ot_flight_issuer_t *e)
 {
     apr_pool_t *gone;
 
     apr_thread_mutex_lock(f->mutex);
     --f->pending;
+    --e->users;
     if (f->room_waiters > 0) {
         apr_thread_cond_signal(f->room);
     }
@@ -244,9 +266,9 @@ static apr_status_t call_wait(ot_flight_t *f, ot_flight_call_t *c, apr_interval_
     return APR_SUCCESS;
 }
 
-/** Join c (mutex held on entry, released on return) and copy its answer. */
-static apr_status_t call_join(ot_flight_t *f, ot_flight_call_t *c, apr_interval_time_t wait_limit,
-                              ot_http_resp_t *resp, apr_pool_t *p)
+/** Join c for issuer e (mutex held on entry, released on return) and copy its answer. */
+static apr_status_t call_join(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_call_t *c,
+                              apr_interval_time_t wait_limit, ot_http_resp_t *resp, apr_pool_t *p)
 {
     apr_status_t rv;
 
@@ -260,7 +282,7 @@ static apr_status_t call_join(ot_flight_t *f, ot_flight_call_t *c, apr_interval_
             OT_STAT_ADD(f->stats->coalesced, 1);
         }
     }
-    call_leave(f, c);
+    call_leave(f, c, e);
     return rv;
 }
 
@@ -291,9 +313,12 @@ static void call_start(ot_flight_t *f, ot_flight_call_t *c, ot_flight_call_t *ol
     }
 }
 
-/** Lead a new call (mutex held on entry, released on return): fetch unlocked, then wake waiters. */
-static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const void *key,
-                              apr_size_t key_len, apr_interval_time_t wait_limit,
+/**
+ * Lead a new call to issuer e (mutex held on entry, released on return): fetch unlocked, then
+ * wake waiters.
+ */
+static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_call_t *older,
+                              const void *key, apr_size_t key_len, apr_interval_time_t wait_limit,
                               ot_flight_fetch_fn *fetch, void *baton,
                               ot_http_resp_t *resp, apr_pool_t *p)
 {
@@ -302,16 +327,18 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
 
     rv = call_make(&c, f, key, key_len);
     if (rv != APR_SUCCESS) {
+        --e->users;
         apr_thread_mutex_unlock(f->mutex);
         return rv;
     }
+    c->issuer = e;
     ++f->pending;
     call_start(f, c, older, wait_limit);
 
     fetch(baton, &c->resp, c->pool);
 
     apr_thread_mutex_lock(f->mutex);
-    note_latency(f, mono_now() - c->began);
+    note_latency(e, mono_now() - c->began);
     c->done = 1;
     if (apr_hash_get(f->calls, c->key, (apr_ssize_t)c->key_len) == c) {
         apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, NULL);
@@ -319,8 +346,68 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
     apr_thread_cond_broadcast(c->cond);
     apr_thread_mutex_unlock(f->mutex);
     resp_copy(resp, &c->resp, p);
-    call_leave(f, c);
+    call_leave(f, c, e);
     return APR_SUCCESS;
+}
+
+/* ---- the issuers, each with its latency ---------------------------------------------------- */
+
+/** FNV-1a of the URL: entries are compared by it before their bytes. */
+static apr_uint64_t issuer_hash(const char *url)
+{
+    apr_uint64_t h = 0xcbf29ce484222325ULL;
+
+    for (; *url; ++url) {
+        h = (h ^ (unsigned char)*url) * 0x100000001b3ULL;
+    }
+    return h;
+}
+
+/** Entry e now stands for url (mutex held): its copy, and no latency known yet. */
+static void issuer_take(ot_flight_t *f, ot_flight_issuer_t *e, const char *url, apr_uint64_t h)
+{
+    apr_size_t len = strlen(url) + 1;
+
+    if (e->url_cap < len) {
+        /* URLs come from the configuration: a few, so the private pool grows by a few. */
+        e->url_cap = len < 128 ? 128 : len;
+        e->url = apr_palloc(f->hash_pool, e->url_cap);
+    }
+    memcpy((char *)e->url, url, len);
+    e->hash = h;
+    e->latency = 0;
+}
+
+/**
+ * The entry of the issuer at url (mutex held), held for the caller until it leaves (users): the
+ * one it had, else a free one or the least recently used of those no request uses now, else the
+ * shared one. A recycled entry starts without history, as a new process does.
+ */
+static ot_flight_issuer_t *issuer_pin(ot_flight_t *f, const char *url, apr_uint64_t h)
+{
+    ot_flight_issuer_t *e, *pick = NULL;
+    int i;
+
+    for (i = 0; i < OT_FLIGHT_ISSUERS; ++i) {
+        e = &f->issuers[i];
+        if (e->url != NULL && e->hash == h && strcmp(e->url, url) == 0) {
+            pick = e;
+            break;
+        }
+        if (e->users == 0 && (pick == NULL || (pick->url != NULL
+                                               && (e->url == NULL || e->used < pick->used)))) {
+            pick = e;
+        }
+    }
+    if (pick == NULL) {
+        pick = &f->issuers[OT_FLIGHT_ISSUERS];
+    }
+    else if (pick->url == NULL || pick->hash != h || strcmp(pick->url, url) != 0) {
+        issuer_take(f, pick, url, h);
+    }
+    pick->used = ++f->ticks;
+    ++pick->users;
+    return pick;
 }
 
 /* ---- the bound on waiting, and shedding when the issuer is slow -------------------------- */
@@ -337,35 +424,35 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_call_t *older, const voi
 #define SLOW_LATENCY apr_time_from_msec(100)
 
 /**
- * A call took d (mutex held): the first sets the average, later ones move it by an eighth. A call
- * longer than PATIENCE_MAX counts as PATIENCE_MAX: its whole length says no more about the
+ * A call to e took d (mutex held): the first sets the average, later ones move it by an eighth.
+ * A call longer than PATIENCE_MAX counts as PATIENCE_MAX: its whole length says no more about the
  * steady latency (what its patience is capped at), and one call hung until the timeout would
  * otherwise keep a healthy issuer "slow" (SLOW_LATENCY) for dozens of calls, shedding requests.
  */
-static void note_latency(ot_flight_t *f, apr_interval_time_t d)
+static void note_latency(ot_flight_issuer_t *e, apr_interval_time_t d)
 {
     if (d > PATIENCE_MAX) {
         d = PATIENCE_MAX;
     }
-    f->latency = f->latency == 0 ? (d > 0 ? d : 1) : f->latency + (d - f->latency) / 8;
+    e->latency = e->latency == 0 ? (d > 0 ? d : 1) : e->latency + (d - e->latency) / 8;
 }
 
-static apr_interval_time_t patience(const ot_flight_t *f)
+static apr_interval_time_t patience(const ot_flight_issuer_t *e)
 {
-    apr_interval_time_t t = 8 * f->latency + PATIENCE_FLOOR;
+    apr_interval_time_t t = 8 * e->latency + PATIENCE_FLOOR;
 
     return t < PATIENCE_MAX ? t : PATIENCE_MAX;
 }
 
-/** How long the oldest call this process is running has been running (mutex held). */
-static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
+/** How long the oldest call this process is running to e has been running (mutex held). */
+static apr_interval_time_t oldest_call(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t now)
 {
     apr_interval_time_t oldest = 0;
     apr_hash_index_t *hi;
 
     for (hi = apr_hash_first(NULL, f->calls); hi; hi = apr_hash_next(hi)) {
         const ot_flight_call_t *c = apr_hash_this_val(hi);
-        if (c->started != 0 && !c->done && now - c->began > oldest) {
+        if (c->issuer == e && c->started != 0 && !c->done && now - c->began > oldest) {
             oldest = now - c->began;
         }
     }
@@ -373,32 +460,39 @@ static apr_interval_time_t oldest_call(ot_flight_t *f, apr_time_t now)
 }
 
 /**
- * 1 when the issuer is slow now (mutex held): slow on average, or a call of this process has been
- * running longer than its latency explains (limit: patience(f)).
+ * 1 when issuer e is slow now (mutex held): slow on average, or a call of this process to it has
+ * been running longer than its latency explains (limit: patience(e)). Another issuer's calls
+ * have no say.
  */
-static int issuer_slow(ot_flight_t *f, apr_time_t now, apr_interval_time_t limit)
+static int issuer_slow(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t now,
+                       apr_interval_time_t limit)
 {
-    return f->latency >= SLOW_LATENCY || oldest_call(f, now) > limit;
+    return e->latency >= SLOW_LATENCY || oldest_call(f, e, now) > limit;
 }
 
 /**
  * max_pending requests already wait (mutex held, and held again on return). A healthy issuer
  * frees a place within what its latency explains, and one more for every max_pending requests
- * queued ahead: wait that long (no longer than wait_limit) for one, as long as the issuer is not
- * slow (issuer_slow). A slow one gets APR_EBUSY at once, as when no place freed up in time.
+ * queued ahead: wait that long (no longer than wait_limit) for one, as long as the issuer e is
+ * not slow (issuer_slow). A slow one gets APR_EBUSY at once, as when no place freed up in time.
  */
-static apr_status_t wait_for_room(ot_flight_t *f, apr_interval_time_t wait_limit)
+static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
+                                  apr_interval_time_t wait_limit)
 {
     apr_time_t now = mono_now(), until;
-    apr_interval_time_t limit = patience(f), queued;
+    apr_interval_time_t limit = patience(e), queued;
 
-    if (issuer_slow(f, now, limit)) {
+    if (issuer_slow(f, e, now, limit)) {
         return APR_EBUSY;
     }
     queued = limit * (1 + (apr_interval_time_t)(f->room_waiters / f->max_pending));
     until = now + (queued < wait_limit ? queued : wait_limit);
     while (f->pending >= f->max_pending) {
-        if ((now = mono_now()) >= until || issuer_slow(f, now, limit)) {
+        if ((now = mono_now()) >= until || issuer_slow(f, e, now, limit)) {
+            /* Woken for a place it does not take: pass it on to a request of another issuer. */
+            if (f->pending < f->max_pending && f->room_waiters > 0) {
+                apr_thread_cond_signal(f->room);
+            }
             return APR_EBUSY;
         }
         f->room_waiters++;
@@ -414,9 +508,10 @@ static int joinable(const ot_flight_call_t *c, apr_time_t not_before)
     return c != NULL && (c->started == 0 || c->started >= not_before);
 }
 
-/** Turn a request away for a slow issuer (mutex held on entry, released on return). */
-static apr_status_t shed(ot_flight_t *f)
+/** Turn a request away for a slow issuer e (mutex held on entry, released on return). */
+static apr_status_t shed(ot_flight_t *f, ot_flight_issuer_t *e)
 {
+    --e->users;
     apr_thread_mutex_unlock(f->mutex);
     if (f->stats) {
         OT_STAT_ADD(f->stats->issuer_errors[OT_ERR_BUSY], 1);
@@ -425,22 +520,34 @@ static apr_status_t shed(ot_flight_t *f)
     return APR_EBUSY;
 }
 
-apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
+/** Refused admission rv (mutex held on entry, released on return). */
+static apr_status_t refuse(ot_flight_t *f, ot_flight_issuer_t *e, apr_status_t rv)
+{
+    --e->users;
+    apr_thread_mutex_unlock(f->mutex);
+    return rv;
+}
+
+apr_status_t ot_flight_run(ot_flight_t *f, const char *issuer,
+                           const unsigned char *key, apr_size_t key_len,
                            apr_time_t not_before, apr_interval_time_t wait_limit,
                            ot_flight_fetch_fn *fetch, void *baton,
                            const ot_flight_admit_t *admit,
                            ot_http_resp_t *resp, int *joined, apr_pool_t *p)
 {
     ot_flight_call_t *c;
+    ot_flight_issuer_t *e;
+    apr_uint64_t h = issuer_hash(issuer ? issuer : "");
     apr_status_t rv;
     int admitted = admit == NULL || admit->fn == NULL;
 
     *joined = 0;
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
-    /* The bound is full and the issuer is slow: no wait, no budget spent. */
-    if (f->pending >= f->max_pending && issuer_slow(f, mono_now(), patience(f))) {
-        return shed(f);
+    e = issuer_pin(f, issuer ? issuer : "", h);
+    /* The bound is full and this request's issuer is slow: no wait, no budget spent. */
+    if (f->pending >= f->max_pending && issuer_slow(f, e, mono_now(), patience(e))) {
+        return shed(f, e);
     }
     /*
      * A request that would lead is asked its admission before it waits for a place: a flood
@@ -450,24 +557,22 @@ apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t 
     c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);
     if (!admitted && !joinable(c, not_before)) {
         if ((rv = admit->fn(admit->baton)) != APR_SUCCESS) {
-            apr_thread_mutex_unlock(f->mutex);
-            return rv;
+            return refuse(f, e, rv);
         }
         admitted = 1;
     }
     if (f->pending >= f->max_pending) {
-        if (wait_for_room(f, wait_limit) != APR_SUCCESS) {
-            return shed(f);
+        if (wait_for_room(f, e, wait_limit) != APR_SUCCESS) {
+            return shed(f, e);
         }
         c = apr_hash_get(f->calls, key, (apr_ssize_t)key_len);   /* the lock was let go */
     }
     if (joinable(c, not_before)) {
         *joined = 1;
-        return call_join(f, c, wait_limit, resp, p);
+        return call_join(f, e, c, wait_limit, resp, p);
     }
     if (!admitted && (rv = admit->fn(admit->baton)) != APR_SUCCESS) {
-        apr_thread_mutex_unlock(f->mutex);
-        return rv;
+        return refuse(f, e, rv);
     }
-    return call_lead(f, c, key, key_len, wait_limit, fetch, baton, resp, p);
+    return call_lead(f, e, c, key, key_len, wait_limit, fetch, baton, resp, p);
 }

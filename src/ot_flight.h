@@ -7,8 +7,9 @@
  * calls the issuer and the others wait for its answer. A caller may only join a call that started
  * at or after its own not_before; with OfftokAlwaysValidate that is the request's arrival, so no
  * request is ever answered by a call that began before it arrived. The leader holds no lock while
- * it calls. The number of requests waiting on the issuer in this process is bounded; the bound
- * turns requests away only when the issuer is slow, not when a burst of a healthy one fills it.
+ * it calls. The number of requests waiting on issuers in this process is bounded, for all issuers
+ * together; the bound turns a request away only when the issuer it would ask is slow, not when a
+ * burst of a healthy one fills it, nor when another issuer is slow.
  */
 #ifndef OT_FLIGHT_H
 #define OT_FLIGHT_H
@@ -48,15 +49,22 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
  * for a place below: a refusal is returned at once. One shed at once for an overdue call is not
  * asked; one admitted whose wait then runs out, or that finds a call to join once it has a
  * place, has spent its admission for nothing.
- * When max_pending requests already wait, a request waits for a place as long as the issuer's
- * recent latency explains (eight times its moving average plus 50 ms, at most a second, at most
- * wait_limit), and not at all while the issuer is slow: its calls take 100 ms or more on average,
- * or a call of this process has been running longer than its latency explains. A slow issuer
- * thus holds at most max_pending threads.
+ * Slowness is the issuer's own: issuer names the endpoint the request's call goes to (the
+ * introspection URL; NULL is one more name), and each has its own latency average and overdue
+ * calls. When max_pending requests already wait, a request waits for a place as long as its
+ * issuer's recent latency explains (eight times its moving average plus 50 ms, at most a second,
+ * at most wait_limit), and not at all while its issuer is slow: that issuer's calls take 100 ms or
+ * more on average, or a call of this process to it has been running longer than its latency
+ * explains. Another issuer's slowness does not shed it. A slow issuer thus holds at most
+ * max_pending threads (the bound counts all issuers' requests together), and a request to a
+ * healthy one waits for a place rather than being shed. The latencies of 32 issuers are kept
+ * apart (the least recently asked one is forgotten for a new one); beyond that, issuers with
+ * requests under way in all 32 share one more entry, and each other's slowness.
  * APR_EBUSY: no place (the issuer is slow; answer 503). APR_TIMEUP: the leader did not finish
  * within wait_limit. Otherwise what admit returned.
  */
-apr_status_t ot_flight_run(ot_flight_t *f, const unsigned char *key, apr_size_t key_len,
+apr_status_t ot_flight_run(ot_flight_t *f, const char *issuer,
+                           const unsigned char *key, apr_size_t key_len,
                            apr_time_t not_before, apr_interval_time_t wait_limit,
                            ot_flight_fetch_fn *fetch, void *baton,
                            const ot_flight_admit_t *admit,

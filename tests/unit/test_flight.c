@@ -27,6 +27,7 @@ typedef struct {
     apr_interval_time_t wait_limit;
     int always_validate;               /* not_before = arrival instead of 0 */
     const char *key;
+    const char *url;                   /* the issuer's introspection URL */
     apr_time_t arrival;
     apr_time_t answer_started;         /* parsed from the answer */
     apr_time_t returned;
@@ -37,6 +38,10 @@ typedef struct {
 } caller_t;
 
 static ot_stats_t stats;
+
+/** Two issuers' introspection endpoints. */
+#define URL_A "https://a.example/realms/r/protocol/openid-connect/token/introspect"
+#define URL_B "https://b.example/realms/r/protocol/openid-connect/token/introspect"
 
 static void fake_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
 {
@@ -68,8 +73,9 @@ static void *APR_THREAD_FUNC caller_run(apr_thread_t *t, void *baton)
     if (c->destroy_pool_at_once) {
         c->iss->leader_pool = p;
     }
-    c->rv = ot_flight_run(c->f, (const unsigned char *)c->key, strlen(c->key), not_before,
-                          c->wait_limit, fake_fetch, c->iss, NULL, &resp, &c->joined, p);
+    c->rv = ot_flight_run(c->f, c->url, (const unsigned char *)c->key, strlen(c->key),
+                          not_before, c->wait_limit, fake_fetch, c->iss, NULL, &resp,
+                          &c->joined, p);
     c->returned = apr_time_now();
     if (c->rv == APR_SUCCESS) {
         c->answer_started = apr_atoi64(resp.body);
@@ -104,6 +110,7 @@ static caller_t *make_callers(ot_flight_t *f, issuer_t *iss, int n)
         c[i].f = f;
         c[i].iss = iss;
         c[i].key = "token-key";
+        c[i].url = URL_A;
         c[i].wait_limit = apr_time_from_sec(5);
     }
     return c;
@@ -364,8 +371,9 @@ START_TEST(test_admission)
     int asked = 0, joined = 0;
 
     admit.baton = &asked;
-    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"new", 3, 0, apr_time_from_sec(5),
-                                   fake_fetch, &iss, &admit, &resp, &joined, ot_test_pool),
+    ck_assert_int_eq(ot_flight_run(f, URL_A, (const unsigned char *)"new", 3, 0,
+                                   apr_time_from_sec(5), fake_fetch, &iss, &admit, &resp,
+                                   &joined, ot_test_pool),
                      APR_EAGAIN);
     ck_assert_int_eq(asked, 1);
     ck_assert_int_eq(iss.fetches, 0);
@@ -373,7 +381,7 @@ START_TEST(test_admission)
     /* A call for token-key is under way: joining it asks nothing. */
     ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
     apr_sleep(apr_time_from_msec(100));
-    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"token-key", 9, 0,
+    ck_assert_int_eq(ot_flight_run(f, URL_A, (const unsigned char *)"token-key", 9, 0,
                                    apr_time_from_sec(5), fake_fetch, &iss, &admit, &resp,
                                    &joined, ot_test_pool), APR_SUCCESS);
     apr_thread_join(&rv, t);
@@ -404,8 +412,9 @@ START_TEST(test_admission_before_waiting)
     while (ot_flight_pending(f) == 0) {
         apr_sleep(apr_time_from_msec(5));
     }
-    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"new", 3, 0, apr_time_from_sec(5),
-                                   fake_fetch, &slow, &admit, &resp, &joined, ot_test_pool),
+    ck_assert_int_eq(ot_flight_run(f, URL_A, (const unsigned char *)"new", 3, 0,
+                                   apr_time_from_sec(5), fake_fetch, &slow, &admit, &resp,
+                                   &joined, ot_test_pool),
                      APR_EAGAIN);
     ck_assert_int_eq(asked, 1);
     ck_assert_uint_eq(stats.shed_slow, 0);
@@ -443,8 +452,9 @@ START_TEST(test_shed_spends_no_admission)
         apr_sleep(apr_time_from_msec(5));
     }
     apr_sleep(apr_time_from_msec(300));     /* no history: 50 ms explained, so overdue now */
-    ck_assert_int_eq(ot_flight_run(f, (const unsigned char *)"new", 3, 0, apr_time_from_sec(5),
-                                   fake_fetch, &slow, &admit, &resp, &joined, ot_test_pool),
+    ck_assert_int_eq(ot_flight_run(f, URL_A, (const unsigned char *)"new", 3, 0,
+                                   apr_time_from_sec(5), fake_fetch, &slow, &admit, &resp,
+                                   &joined, ot_test_pool),
                      APR_EBUSY);
     ck_assert_int_eq(asked, 0);
     ck_assert_uint_eq(stats.shed_slow, 1);
