@@ -43,14 +43,23 @@ static ot_stats_t stats;
 #define URL_A "https://a.example/realms/r/protocol/openid-connect/token/introspect"
 #define URL_B "https://b.example/realms/r/protocol/openid-connect/token/introspect"
 
+/** Calls under way at once, whichever the issuer, and the most seen (make_flight resets). */
+static int in_fetch, most_in_fetch;
+
 static void fake_fetch(void *baton, ot_http_resp_t *resp, apr_pool_t *p)
 {
     issuer_t *iss = baton;
     apr_time_t started = apr_time_now();
+    int now = __atomic_add_fetch(&in_fetch, 1, __ATOMIC_SEQ_CST);
+    int most = __atomic_load_n(&most_in_fetch, __ATOMIC_SEQ_CST);
 
+    while (now > most && !__atomic_compare_exchange_n(&most_in_fetch, &most, now, 0,
+                                                      __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST)) {
+    }
     ck_assert_ptr_ne(p, iss->leader_pool);
     __atomic_add_fetch(&iss->fetches, 1, __ATOMIC_SEQ_CST);
     apr_sleep(iss->delay);
+    __atomic_sub_fetch(&in_fetch, 1, __ATOMIC_SEQ_CST);
     resp->err = OT_HTTP_OK;
     resp->status = 200;
     resp->body = apr_psprintf(p, "%" APR_TIME_T_FMT, started);
@@ -121,6 +130,7 @@ static ot_flight_t *make_flight(int max_pending)
     ot_flight_t *f;
 
     memset(&stats, 0, sizeof(stats));
+    in_fetch = most_in_fetch = 0;
     ck_assert_int_eq(ot_flight_create(&f, max_pending, ot_test_pool), APR_SUCCESS);
     ot_flight_set_stats(f, &stats);
     return f;
@@ -352,6 +362,161 @@ START_TEST(test_one_hung_call_is_soon_forgotten)
 }
 END_TEST
 
+/*
+ * Two issuers, one steadily slow (A: 300 ms calls, one now hung for a second) and one healthy (B:
+ * 60 ms). A burst to B over the bound waits for places and is answered: it was shed with A's
+ * slowness (one latency per process: 270 ms after B's first call). A request to A over the bound
+ * is still shed at once, and the bound holds for both together.
+ */
+START_TEST(test_slow_issuer_does_not_shed_another)
+{
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(60), 0,
+                                                                   NULL };
+    issuer_t hung = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(3);
+    caller_t *warm = make_callers(f, &slow, 2);
+    caller_t *c = make_callers(f, &fast, 8);
+    static const char *keys[] = { "a-hung", "b0", "b1", "b2", "b3", "b4", "b5", "a-new" };
+    int i;
+
+    warm[1].iss = &fast;
+    warm[1].url = URL_B;
+    warm[1].key = "b-warm";
+    run_callers(warm, 1);           /* A: 300 ms, slow steadily */
+    run_callers(warm + 1, 1);       /* B: 60 ms, healthy */
+    for (i = 0; i < 8; ++i) {
+        c[i].key = keys[i];
+        c[i].url = URL_B;
+        c[i].start_after = apr_time_from_msec(100);
+    }
+    c[0].url = c[7].url = URL_A;
+    c[0].iss = &hung;
+    c[0].start_after = 0;
+    c[7].iss = &slow;
+    c[7].start_after = apr_time_from_msec(150);  /* B's calls fill the bound until 280 ms */
+    run_callers(c, 8);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    for (i = 1; i < 7; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
+    ck_assert_int_eq(c[7].rv, APR_EBUSY);
+    ck_assert_int_lt(c[7].returned - c[7].arrival, apr_time_from_msec(100));
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    ck_assert_int_eq(fast.fetches, 7);
+    ck_assert_int_eq(slow.fetches, 1);
+    ck_assert_int_le(most_in_fetch, 3);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * A call to issuer A overdue now (hung for a second, 20 ms explained 210) makes A slow, not B: a
+ * request to B over the bound waits for a place and is answered (it was shed at once), while one
+ * to A over the bound is shed at once. The bound holds for both together.
+ */
+START_TEST(test_overdue_call_to_one_issuer_spares_another)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, hung = { apr_time_from_sec(1), 0, NULL };
+    issuer_t b = { apr_time_from_msec(60), 0, NULL };
+    ot_flight_t *f = make_flight(2);
+    caller_t *warm = make_callers(f, &fast, 2);
+    caller_t *c = make_callers(f, &b, 4);
+
+    warm[1].url = URL_B;
+    warm[1].key = "b-warm";
+    run_callers(warm, 2);           /* both issuers: 20 ms, 210 ms explained */
+    c[0].iss = &hung;
+    c[0].key = "a-hung";
+    c[1].url = c[2].url = URL_B;
+    c[1].key = "b0";
+    c[2].key = "b1";
+    c[1].start_after = c[2].start_after = apr_time_from_msec(400);   /* A's call overdue */
+    c[3].iss = &fast;
+    c[3].key = "a-new";
+    c[3].start_after = apr_time_from_msec(430);  /* B's calls fill the bound until 520 ms */
+    run_callers(c, 4);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[2].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[3].rv, APR_EBUSY);
+    ck_assert_int_lt(c[3].returned - c[3].arrival, apr_time_from_msec(100));
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    ck_assert_int_eq(b.fetches, 2);
+    ck_assert_int_eq(fast.fetches, 2);
+    ck_assert_int_le(most_in_fetch, 2);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/* Callers c[0..n) ask n issuers never seen before (numbered from *next on), a key each. */
+static void new_issuers(caller_t *c, int n, int *next)
+{
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        c[i].url = apr_psprintf(ot_test_pool, "https://i%d.example/introspect", (*next)++);
+        c[i].key = c[i].url;        /* as in the module, whose keys cover the URL */
+    }
+}
+
+/*
+ * More issuers with requests under way at once than the table keeps apart (40: the last ones
+ * share one entry) are all answered, none shed. Then, with a bound of two, 80 issuers more, two
+ * at a time, recycle every entry, and in the recycled table a slow issuer (A, 300 ms) is still
+ * told from a healthy one (B, 60 ms): with A's call under way, two requests to B are answered and
+ * one to A is shed.
+ */
+START_TEST(test_many_issuers)
+{
+    issuer_t iss = { apr_time_from_msec(100), 0, NULL }, quick = { apr_time_from_msec(5), 0,
+                                                                   NULL };
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(60), 0,
+                                                                   NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 40), *d;
+    int i, next = 0;
+
+    new_issuers(c, 40, &next);
+    run_callers(c, 40);
+    for (i = 0; i < 40; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
+    ck_assert_int_eq(iss.fetches, 40);
+    ck_assert_uint_eq(stats.shed_slow, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+
+    f = make_flight(2);
+    d = make_callers(f, &slow, 4);
+    d[1].iss = &fast;
+    d[1].url = URL_B;
+    c = make_callers(f, &quick, 2);
+    for (i = 0; i < 40; ++i) {
+        new_issuers(c, 2, &next);
+        run_callers(c, 2);
+        ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+        ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    }
+    run_callers(d, 1);              /* A: 300 ms, slow steadily */
+    run_callers(d + 1, 1);          /* B: 60 ms, healthy */
+    d[0].key = "a-long";
+    d[1].key = "b0";
+    d[2].key = "b1";
+    d[2].iss = &fast;
+    d[2].url = URL_B;
+    d[3].key = "a-new";
+    d[1].start_after = d[2].start_after = apr_time_from_msec(50);
+    d[3].start_after = apr_time_from_msec(80);     /* B's calls fill the bound until 170 ms */
+    run_callers(d, 4);
+    ck_assert_int_eq(d[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[1].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[2].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[3].rv, APR_EBUSY);
+    ck_assert_uint_eq(stats.shed_slow, 1);
+    ck_assert_int_le(most_in_fetch, 2);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
 /* An admission that refuses stops a new call, but never a request joining one. */
 static apr_status_t refuse_all(void *baton)
 {
@@ -566,6 +731,9 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_overdue_call_sheds_at_once);
     tcase_add_test(tc, test_steadily_slow_sheds_at_once);
     tcase_add_test(tc, test_one_hung_call_is_soon_forgotten);
+    tcase_add_test(tc, test_slow_issuer_does_not_shed_another);
+    tcase_add_test(tc, test_overdue_call_to_one_issuer_spares_another);
+    tcase_add_test(tc, test_many_issuers);
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
     tcase_add_test(tc, test_shed_spends_no_admission);
