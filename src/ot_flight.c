@@ -40,7 +40,7 @@
 
 /** One issuer's latency, and how many requests of this process use the entry now. */
 typedef struct {
-    const char *url;             /**< copy in hash_pool; NULL: free (or the shared entry) */
+    char *url;                   /**< copy in hash_pool; NULL: free (or the shared entry) */
     apr_size_t url_cap;          /**< bytes of the copy's buffer, reused by the next issuer */
     apr_uint64_t hash;           /**< of the URL, to compare before the bytes */
     apr_interval_time_t latency; /**< moving average of its calls' durations (1/8 weight) */
@@ -50,7 +50,7 @@ typedef struct {
 
 struct ot_flight_t {
     apr_thread_mutex_t *mutex;   /**< guards everything below and the state of every call */
-    apr_pool_t *hash_pool;       /**< private pool of the hash, only touched under mutex */
+    apr_pool_t *hash_pool;       /**< private pool of the hash and the issuers' URLs (mutex) */
     apr_hash_t *calls;           /**< key -> newest joinable ot_flight_call_t */
     apr_abortfunc_t abort_fn;    /**< out-of-memory handler for the calls' pools */
     int pending;                 /**< leaders and waiters now in ot_flight_run */
@@ -373,7 +373,7 @@ static void issuer_take(ot_flight_t *f, ot_flight_issuer_t *e, const char *url, 
         e->url_cap = len < 128 ? 128 : len;
         e->url = apr_palloc(f->hash_pool, e->url_cap);
     }
-    memcpy((char *)e->url, url, len);
+    memcpy(e->url, url, len);
     e->hash = h;
     e->latency = 0;
 }
