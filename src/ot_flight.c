@@ -3,7 +3,8 @@
  * @file ot_flight.c
  * @brief Singleflight: one issuer call answers every thread that needs the same key meanwhile.
  *
- * A hash (key bytes -> newest call for that key) and a counter of pending requests, both under one
+ * A hash (key bytes -> newest call for that key), a counter of pending requests and a small table
+ * of issuers (introspection URL -> latency; a call points to its issuer's entry), all under one
  * mutex. Each call lives in a pool of its own (unmanaged, with its own allocator, so making and
  * destroying it from any thread touches no shared allocator) that holds the call, its condition
  * variable and the answer. The pool is destroyed by whoever drops the last reference, leader or
