@@ -47,6 +47,7 @@ typedef struct {
     apr_interval_time_t latency; /**< moving average of its calls' durations (1/8 weight) */
     apr_uint64_t used;           /**< f->ticks when last looked up: the oldest is recycled */
     int users;                   /**< requests in ot_flight_run for it: not recycled meanwhile */
+    int pending;                 /**< of those, leaders and waiters counted in f->pending */
 } ot_flight_issuer_t;
 
 struct ot_flight_t {
@@ -223,6 +224,7 @@ static void call_leave(ot_flight_t *f, ot_flight_call_t *c, ot_flight_issuer_t *
 
     apr_thread_mutex_lock(f->mutex);
     --f->pending;
+    --e->pending;
     --e->users;
     if (f->room_waiters > 0) {
         apr_thread_cond_signal(f->room);
@@ -275,6 +277,7 @@ static apr_status_t call_join(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
 
     ++c->refs;
     ++f->pending;
+    ++e->pending;
     rv = call_wait(f, c, wait_limit);
     apr_thread_mutex_unlock(f->mutex);
     if (rv == APR_SUCCESS) {
@@ -334,6 +337,7 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
     }
     c->issuer = e;
     ++f->pending;
+    ++e->pending;
     call_start(f, c, older, wait_limit);
 
     fetch(baton, &c->resp, c->pool);
@@ -472,10 +476,46 @@ static int issuer_slow(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t n
 }
 
 /**
+ * 1 when some place of the bound is held by a request whose issuer is not slow now (mutex held):
+ * only such a place can free up within what a healthy issuer's latency explains. When every place
+ * is held by requests to slow issuers, a request of a healthy one waiting for a place would only
+ * hold its thread until its wait ran out, and a burst of them every thread the bound keeps free.
+ */
+static int room_can_free(ot_flight_t *f, apr_time_t now)
+{
+    unsigned char overdue[OT_FLIGHT_ISSUERS + 1];
+    apr_hash_index_t *hi;
+    int i;
+
+    memset(overdue, 0, sizeof(overdue));
+    for (hi = apr_hash_first(NULL, f->calls); hi; hi = apr_hash_next(hi)) {
+        const ot_flight_call_t *c = apr_hash_this_val(hi);
+        if (c->started != 0 && !c->done && now - c->began > patience(c->issuer)) {
+            overdue[c->issuer - f->issuers] = 1;
+        }
+    }
+    for (i = 0; i <= OT_FLIGHT_ISSUERS; ++i) {
+        const ot_flight_issuer_t *e = &f->issuers[i];
+        if (e->pending > 0 && !overdue[i] && e->latency < SLOW_LATENCY) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/** 1 when a request to e over the bound gets no place to wait for (mutex held). */
+static int no_room_soon(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t now,
+                        apr_interval_time_t limit)
+{
+    return issuer_slow(f, e, now, limit) || !room_can_free(f, now);
+}
+
+/**
  * max_pending requests already wait (mutex held, and held again on return). A healthy issuer
  * frees a place within what its latency explains, and one more for every max_pending requests
  * queued ahead: wait that long (no longer than wait_limit) for one, as long as the issuer e is
- * not slow (issuer_slow). A slow one gets APR_EBUSY at once, as when no place freed up in time.
+ * not slow and some place is held by a request to an issuer that is not slow (no_room_soon).
+ * Otherwise APR_EBUSY at once, as when no place freed up in time.
  */
 static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
                                   apr_interval_time_t wait_limit)
@@ -483,13 +523,13 @@ static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
     apr_time_t now = mono_now(), until;
     apr_interval_time_t limit = patience(e), queued;
 
-    if (issuer_slow(f, e, now, limit)) {
+    if (no_room_soon(f, e, now, limit)) {
         return APR_EBUSY;
     }
     queued = limit * (1 + (apr_interval_time_t)(f->room_waiters / f->max_pending));
     until = now + (queued < wait_limit ? queued : wait_limit);
     while (f->pending >= f->max_pending) {
-        if ((now = mono_now()) >= until || issuer_slow(f, e, now, limit)) {
+        if ((now = mono_now()) >= until || no_room_soon(f, e, now, limit)) {
             /* Woken for a place it does not take: pass it on to a request of another issuer. */
             if (f->pending < f->max_pending && f->room_waiters > 0) {
                 apr_thread_cond_signal(f->room);
@@ -546,8 +586,9 @@ apr_status_t ot_flight_run(ot_flight_t *f, const char *issuer,
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
     e = issuer_pin(f, issuer ? issuer : "", h);
-    /* The bound is full and this request's issuer is slow: no wait, no budget spent. */
-    if (f->pending >= f->max_pending && issuer_slow(f, e, mono_now(), patience(e))) {
+    /* The bound is full, and this request's issuer is slow or slow ones hold every place: no
+     * wait, no budget spent. */
+    if (f->pending >= f->max_pending && no_room_soon(f, e, mono_now(), patience(e))) {
         return shed(f, e);
     }
     /*

@@ -55,8 +55,9 @@ apr_status_t ot_flight_create(ot_flight_t **pf, int max_pending, apr_pool_t *p);
  * issuer's recent latency explains (eight times its moving average plus 50 ms, at most a second,
  * at most wait_limit), and not at all while its issuer is slow: that issuer's calls take 100 ms or
  * more on average, or a call of this process to it has been running longer than its latency
- * explains. Another issuer's slowness does not shed it. A slow issuer thus holds at most
- * max_pending threads (the bound counts all issuers' requests together), and a request to a
+ * explains. Another issuer's slowness does not shed it, unless requests to slow issuers hold
+ * every place (none can free up in time: it is shed at once too). A slow issuer thus holds at
+ * most max_pending threads (the bound counts all issuers' requests together), and a request to a
  * healthy one waits for a place rather than being shed. The latencies of 32 issuers are kept
  * apart (the least recently asked one is forgotten for a new one); beyond that, issuers with
  * requests under way in all 32 share one more entry, and each other's slowness.

@@ -448,6 +448,44 @@ START_TEST(test_overdue_call_to_one_issuer_spares_another)
 }
 END_TEST
 
+/*
+ * Every place of the bound held by a call to a slow issuer (A: hung for 3 s, overdue after 50 ms):
+ * a burst to a healthy issuer (B, 20 ms) gets APR_EBUSY at once, as before issuers were told
+ * apart, since no place can free up within what B's latency explains. (It waited for a place A
+ * held, each request 210 ms more than the one ahead of it, up to its wait limit: twelve requests
+ * held threads for up to 2.5 s over the bound, however many; the bound kept no thread free.)
+ */
+START_TEST(test_bound_held_by_slow_issuer_sheds_all)
+{
+    issuer_t hung = { apr_time_from_sec(3), 0, NULL }, fast = { apr_time_from_msec(20), 0,
+                                                                NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &fast, 13);
+    int i;
+
+    warm[0].url = URL_B;
+    warm[0].key = "b-warm";
+    run_callers(warm, 1);           /* B: 20 ms, 210 ms explained */
+    c[0].iss = &hung;
+    c[0].key = "a-hung";
+    for (i = 1; i < 13; ++i) {
+        c[i].url = URL_B;
+        c[i].key = apr_psprintf(ot_test_pool, "b%d", i);
+        c[i].start_after = apr_time_from_msec(200);     /* A's call overdue */
+    }
+    run_callers(c, 13);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    for (i = 1; i < 13; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_EBUSY);
+        ck_assert_int_lt(c[i].returned - c[i].arrival, apr_time_from_sec(1));
+    }
+    ck_assert_uint_eq(stats.shed_slow, 12);
+    ck_assert_int_eq(fast.fetches, 1);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
 /* Callers c[0..n) ask n issuers never seen before (numbered from *next on), a key each. */
 static void new_issuers(caller_t *c, int n, int *next)
 {
@@ -733,6 +771,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_one_hung_call_is_soon_forgotten);
     tcase_add_test(tc, test_slow_issuer_does_not_shed_another);
     tcase_add_test(tc, test_overdue_call_to_one_issuer_spares_another);
+    tcase_add_test(tc, test_bound_held_by_slow_issuer_sheds_all);
     tcase_add_test(tc, test_many_issuers);
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
