@@ -288,19 +288,27 @@ def local_4k(b, name):
     peer_hs, sanity = peers.jwt_peers(b, False, good)
     # Each sent once first: the module keeps their claims, mod_oauth2 their payloads (expiry
     # 86400); mod_auth_openidc keeps nothing and verifies every request anyway.
-    for h in [ours] + [h for label, h in peer_hs if label.startswith(peers.OAUTH2_SO)]:
+    # The floor (hit-floor, bench/floor/mod_bench_floor.c) keeps its verdicts per process.
+    floor = bearer_floor(b, HIT_FLOOR, good, sanity)
+    for h in [ours] + [h for label, h in peer_hs if label.startswith(peers.OAUTH2_SO)] \
+            + ([floor] if floor else []):
         b.warm(h, 4000, env={"BENCH_TOKENS": four})
     kw = {"script": "cycle.lua", "env": {"BENCH_TOKENS": four}}
-    return local_rounds(b, name, ours, peer_hs, kw, dict(sanity, mod_offtok=ours_sanity), 4000)
+    return local_rounds(b, name, ours, peer_hs, kw, dict(sanity, mod_offtok=ours_sanity), 4000,
+                        floor)
 
 
-def local_rounds(b, name, ours, peer_hs, kw, sanity, tokens):
-    """The measured rounds of a local-* scenario: the unauthenticated httpd, the module and
-    the JWKS peers (bench/peers02.py) with the same requests."""
+def local_rounds(b, name, ours, peer_hs, kw, sanity, tokens, floor=None):
+    """The measured rounds of a local-* scenario: the unauthenticated httpd, the module, its
+    floor (bearer_floor; None when it could not be built) and the JWKS peers
+    (bench/peers02.py) with the same requests."""
     before = counters(ours)
     rounds = b.rounds([("unauthenticated", b.baseline, kw), ("mod_offtok", ours, kw)]
+                      + ([(floor.name, floor, kw)] if floor else [])
                       + [(label, h, kw) for label, h in peer_hs])
     res = RUN.summarize(rounds, "unauthenticated", "mod_offtok")
+    if floor is not None:
+        res["floor"] = floor_summary(rounds, floor.name)
     res["local_counters"] = local_delta(before, counters(ours))
     res["peers"] = {label: RUN.summarize(rounds, "unauthenticated", label)
                     for label, _ in peer_hs}
@@ -327,9 +335,10 @@ def local_unique(b, name):
     ours_sanity = peers.check_jwt_peer(b, ours, good, 20)
     # mod_oauth2 with expiry=0 keeps no payload; mod_auth_openidc keeps none at all.
     peer_hs, sanity = peers.jwt_peers(b, True, good)
+    floor = bearer_floor(b, RS256_FLOOR, good, sanity)
     kw = {"script": "cycle.lua", "env": {"BENCH_TOKENS": path}}
     return local_rounds(b, name, ours, peer_hs, kw, dict(sanity, mod_offtok=ours_sanity),
-                        LOCAL_TOKENS)
+                        LOCAL_TOKENS, floor)
 
 
 def local_delta(a, c):
@@ -392,11 +401,7 @@ def dpop_cached(b, name):
     res["peers"] = {label: RUN.summarize(rounds, "unauthenticated", label)
                     for label, _, _ in variants[2:] if label != FLOOR}
     if floor is not None:
-        res["floor"] = RUN.summarize(rounds, "unauthenticated", FLOOR)
-        res["floor"]["module_vs_floor"] = RUN.summarize(rounds, FLOOR, "mod_offtok")["ratio"]
-        res["floor"]["what"] = ("mod_bench_floor: the proof's ES256 signature checked and "
-                                "nothing else; module_vs_floor is what the rest of the DPoP "
-                                "path costs")
+        res["floor"] = floor_summary(rounds, FLOOR)
     for label in res["peers"]:
         res["peers"][label]["vs_mod_offtok"] = RUN.summarize(rounds, label, "mod_offtok")["ratio"]
     res["sanity"] = sanity
@@ -411,37 +416,107 @@ def dpop_cached(b, name):
     return res
 
 
-FLOOR = "es256-floor"
+FLOOR = "es256-floor"          # dpop-cached
+RS256_FLOOR = "rs256-floor"    # local-unique
+HIT_FLOOR = "hit-floor"        # local-4k
 FLOOR_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor", "mod_bench_floor.c")
+FLOOR_WHAT = {
+    FLOOR: ("signature only", "mod_bench_floor: the proof's ES256 signature checked and "
+            "nothing else; module_vs_floor is what the rest of the DPoP path costs"),
+    RS256_FLOOR: ("signature only", "mod_bench_floor: the bearer token's RS256 signature "
+                  "checked in httpd's auth phase (AuthType, Require valid-user) and nothing "
+                  "else: no JSON, no claims, no cache; module_vs_floor is what the rest of a "
+                  "first sight costs"),
+    HIT_FLOOR: ("verdict kept", "mod_bench_floor: each token's verdict kept per process "
+                "(apr_hash keyed by the token's bytes), r->user and its string and number "
+                "claims set from it on a hit, in httpd's auth phase; no shared memory, no "
+                "digest, no exp or revocation checks; module_vs_floor is what the rest of a hit "
+                "costs"),
+}
 
 
-def floor_httpd(b):
-    """An httpd whose only work beyond the unauthenticated one is checking each request's DPoP
-    proof signature (bench/floor/mod_bench_floor.c, built here with apxs); None (and a line
-    saying why) when it cannot be built."""
-    if "floor" in b.httpds:
-        return b.httpds["floor"]
+def floor_summary(rounds, label):
+    """A floor's figures: its ratio to the unauthenticated httpd, the module's to it."""
+    res = RUN.summarize(rounds, "unauthenticated", label)
+    res["module_vs_floor"] = RUN.summarize(rounds, label, "mod_offtok")["ratio"]
+    res["short"], res["what"] = FLOOR_WHAT[label]
+    res["name"] = label
+    return res
+
+
+def floor_module(b):
+    """bench/floor/mod_bench_floor.c built with apxs in the work directory, once per run: the
+    .so and its directory, or (None, directory) and a line saying why."""
     d = os.path.join(b.workdir, "floor")
+    so = os.path.join(d, ".libs", "mod_bench_floor.so")
+    if os.path.exists(so):
+        return so, d
     os.makedirs(d, exist_ok=True)
+    os.chmod(d, 0o755)
     src = os.path.join(d, "mod_bench_floor.c")
     with open(FLOOR_SRC) as f, open(src, "w") as out:
         out.write(f.read())
     apxs = next((a for a in ("/usr/bin/apxs", "/usr/bin/apxs2") if os.path.exists(a)), None)
-    res = subprocess.run([apxs or "apxs", "-c", "-Wc,-O2", "-lcrypto", src], cwd=d,
+    res = subprocess.run([apxs or "apxs", "-c", "-Wc,-O2", "-lcrypto", "-ljansson", src], cwd=d,
                          capture_output=True, text=True)
-    so = os.path.join(d, ".libs", "mod_bench_floor.so")
     if res.returncode != 0 or not os.path.exists(so):
-        bl.log(f"    {FLOOR}: not built ({(res.stderr or res.stdout).strip()[-300:]})")
-        return None
-    pem = os.path.join(d, "dpop-key.pem")
+        bl.log(f"    mod_bench_floor: not built ({(res.stderr or res.stdout).strip()[-300:]})")
+        return None, d
+    return so, d
+
+
+def public_pem(d, name, key):
+    pem = os.path.join(d, name)
     with open(pem, "wb") as f:
-        f.write(b.issuer.dpop_key.public_key().public_bytes(
+        f.write(key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    os.chmod(d, 0o755)
     os.chmod(pem, 0o644)
+    return pem
+
+
+def floor_httpd(b):
+    """An httpd whose only work beyond the unauthenticated one is checking each request's DPoP
+    proof signature (es256-floor); None when mod_bench_floor cannot be built."""
+    if "floor" in b.httpds:
+        return b.httpds["floor"]
+    so, d = floor_module(b)
+    if so is None:
+        return None
+    pem = public_pem(d, "dpop-key.pem", b.issuer.dpop_key)
     b.httpds["floor"] = b.httpd(FLOOR, f'LoadModule bench_floor_module "{so}"',
                                 f"BenchFloorKey {pem}", "    Require all granted")
     return b.httpds["floor"]
+
+
+def bearer_floor(b, label, good, sanity):
+    """The floor of a local-* scenario (rs256-floor or hit-floor), authenticating in httpd's
+    auth phase as the module's variant does (AuthType, Require valid-user), checked first: a
+    good token 200, the same token with a broken signature 401, a token signed with another
+    key's signature 401 (sanity[label] says so). None when mod_bench_floor cannot be built."""
+    if label not in b.httpds:
+        so, d = floor_module(b)
+        if so is None:
+            return None
+        pem = public_pem(d, "bearer-key.pem", b.issuer.key)
+        server = f"BenchFloorBearerKey {pem}"
+        if label == HIT_FLOOR:
+            server += "\nBenchFloorRemember On"
+        b.httpds[label] = b.httpd(label, f'LoadModule bench_floor_module "{so}"', server, """
+    AuthType benchfloor
+    AuthName bench
+    Require valid-user""")
+    h = b.httpds[label]
+    check(h, good)
+    head, sig = good.rsplit(".", 1)
+    status, body = h.get(head + "." + sig[:-4] + ("AAAA" if sig[-4:] != "AAAA" else "BBBB"))
+    peers.must_refuse(h, "its token with a broken signature", status, body)
+    if status != 401:
+        raise RuntimeError(f"{label}: a token with a broken signature got {status}")
+    bad = peers.check_jwt_peer(b, h, good, 30)["bad_signature"]
+    if bad != 401:
+        raise RuntimeError(f"{label}: a token with another's signature got {bad}")
+    sanity[label] = "a token with a broken signature got 401, one with another's signature 401"
+    return h
 
 
 def fresh_proofs(b, h, token, wait):
