@@ -4,11 +4,12 @@
  * @brief Singleflight: one issuer call answers every thread that needs the same key meanwhile.
  *
  * A hash (key bytes -> newest call for that key), a counter of pending requests and a small table
- * of issuers (introspection URL -> latency; a call points to its issuer's entry), all under one
- * mutex. Each call lives in a pool of its own (unmanaged, with its own allocator, so making and
- * destroying it from any thread touches no shared allocator) that holds the call, its condition
- * variable and the answer. The pool is destroyed by whoever drops the last reference, leader or
- * waiter, so the answer outlives the leader's request. Callers copy the answer into their own pool.
+ * of issuers (introspection URL -> latency; a call points to its issuer's entry: kept and judged
+ * in ot_flight_issuer.c), all under one mutex. Each call lives in a pool of its own (unmanaged,
+ * with its own allocator, so making and destroying it from any thread touches no shared
+ * allocator) that holds the call, its condition variable and the answer. The pool is destroyed
+ * by whoever drops the last reference, leader or waiter, so the answer outlives the leader's
+ * request. Callers copy the answer into their own pool.
  *
  * A call is joinable while it is in the hash: by anyone before it starts, afterwards by callers
  * whose not_before is not later than its start. A caller that may not join the running call leads
@@ -19,55 +20,8 @@
  */
 #include <string.h>
 #include <time.h>
-#include <apr_hash.h>
 #include <apr_strings.h>
-#include <apr_thread_cond.h>
-#include <apr_thread_mutex.h>
-#include "ot_flight.h"
-#include "ot_stats.h"
-
-/**
- * Pools of finished calls kept for reuse. Each call's pool has an allocator of its own, and a new
- * allocator maps its memory afresh (an mmap, and a munmap that interrupts the other CPUs when it
- * goes): a cleared pool keeps its memory.
- */
-#define OT_FLIGHT_SPARE 16
-
-/**
- * Issuers whose latency is kept apart (told apart by introspection URL). One more entry, never
- * recycled, is shared by every issuer beyond them while all of them have requests under way.
- */
-#define OT_FLIGHT_ISSUERS 32
-
-/** One issuer's latency, and how many requests of this process use the entry now. */
-typedef struct {
-    char *url;                   /**< copy in hash_pool; NULL: free (or the shared entry) */
-    apr_size_t url_cap;          /**< bytes of the copy's buffer, reused by the next issuer */
-    apr_uint64_t hash;           /**< of the URL, to compare before the bytes */
-    apr_interval_time_t latency; /**< moving average of its calls' durations (1/8 weight) */
-    apr_uint64_t used;           /**< f->ticks when last looked up: the oldest is recycled */
-    int users;                   /**< requests in ot_flight_run for it: not recycled meanwhile */
-    int pending;                 /**< of those, leaders and waiters counted in f->pending */
-} ot_flight_issuer_t;
-
-struct ot_flight_t {
-    apr_thread_mutex_t *mutex;   /**< guards everything below and the state of every call */
-    apr_pool_t *hash_pool;       /**< private pool of the hash and the issuers' URLs (mutex) */
-    apr_hash_t *calls;           /**< key -> newest joinable ot_flight_call_t */
-    apr_abortfunc_t abort_fn;    /**< out-of-memory handler for the calls' pools */
-    int pending;                 /**< leaders and waiters now in ot_flight_run */
-    apr_pool_t *spare[OT_FLIGHT_SPARE]; /**< cleared pools of finished calls, for the next ones */
-    int n_spare;
-    int max_pending;
-    int room_waiters;            /**< requests over max_pending waiting for a place */
-    apr_thread_cond_t *room;     /**< signalled when a place frees up and someone waits */
-    ot_flight_issuer_t issuers[OT_FLIGHT_ISSUERS + 1]; /**< the last is the shared one */
-    apr_uint64_t ticks;          /**< lookups of issuers so far (their clock of use) */
-    ot_stats_t *stats;
-    apr_time_t (*wall)(void);    /**< the clock of calls' start times (apr_time_now; tests) */
-};
-
-static void note_latency(ot_flight_issuer_t *e, apr_interval_time_t d);
+#include "ot_flight_int.h"
 
 /**
  * The clock of durations and deadlines: monotonic, so that a step of the wall clock neither
@@ -83,20 +37,6 @@ static apr_time_t mono_now(void)
     }
     return (apr_time_t)ts.tv_sec * APR_USEC_PER_SEC + ts.tv_nsec / 1000;
 }
-
-/** One issuer call and everyone waiting for it. */
-typedef struct {
-    apr_pool_t *pool;            /**< owns this struct, the key copy and the answer */
-    const void *key;
-    apr_size_t key_len;
-    apr_time_t started;          /**< when the fetch began; 0 while queued behind an older call */
-    apr_time_t began;            /**< the same on the monotonic clock (durations, overdue) */
-    ot_flight_issuer_t *issuer;  /**< whom its leader asks: its duration goes to that latency */
-    int refs;                    /**< leader and waiters still holding it */
-    int done;                    /**< resp is final */
-    apr_thread_cond_t *cond;     /**< broadcast when done */
-    ot_http_resp_t resp;
-} ot_flight_call_t;
 
 static apr_status_t hash_pool_destroy(void *baton)
 {
@@ -343,7 +283,7 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
     fetch(baton, &c->resp, c->pool);
 
     apr_thread_mutex_lock(f->mutex);
-    note_latency(e, mono_now() - c->began);
+    ot_flight_note_latency(e, mono_now() - c->began);
     c->done = 1;
     if (apr_hash_get(f->calls, c->key, (apr_ssize_t)c->key_len) == c) {
         apr_hash_set(f->calls, c->key, (apr_ssize_t)c->key_len, NULL);
@@ -355,181 +295,29 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
     return APR_SUCCESS;
 }
 
-/* ---- the issuers, each with its latency ---------------------------------------------------- */
-
-/** FNV-1a of the URL: entries are compared by it before their bytes. */
-static apr_uint64_t issuer_hash(const char *url)
-{
-    apr_uint64_t h = 0xcbf29ce484222325ULL;
-
-    for (; *url; ++url) {
-        h = (h ^ (unsigned char)*url) * 0x100000001b3ULL;
-    }
-    return h;
-}
-
-/** Entry e now stands for url (mutex held): its copy, and no latency known yet. */
-static void issuer_take(ot_flight_t *f, ot_flight_issuer_t *e, const char *url, apr_uint64_t h)
-{
-    apr_size_t len = strlen(url) + 1;
-
-    if (e->url_cap < len) {
-        /* URLs come from the configuration: a few, so the private pool grows by a few. */
-        e->url_cap = len < 128 ? 128 : len;
-        e->url = apr_palloc(f->hash_pool, e->url_cap);
-    }
-    memcpy(e->url, url, len);
-    e->hash = h;
-    e->latency = 0;
-}
-
-/**
- * The entry of the issuer at url (mutex held), held for the caller until it leaves (users): the
- * one it had, else a free one or the least recently used of those no request uses now, else the
- * shared one. A recycled entry starts without history, as a new process does.
- */
-static ot_flight_issuer_t *issuer_pin(ot_flight_t *f, const char *url, apr_uint64_t h)
-{
-    ot_flight_issuer_t *e, *pick = NULL;
-    int i;
-
-    for (i = 0; i < OT_FLIGHT_ISSUERS; ++i) {
-        e = &f->issuers[i];
-        if (e->url != NULL && e->hash == h && strcmp(e->url, url) == 0) {
-            pick = e;
-            break;
-        }
-        if (e->users == 0 && (pick == NULL || (pick->url != NULL
-                                               && (e->url == NULL || e->used < pick->used)))) {
-            pick = e;
-        }
-    }
-    if (pick == NULL) {
-        pick = &f->issuers[OT_FLIGHT_ISSUERS];
-    }
-    else if (pick->url == NULL || pick->hash != h || strcmp(pick->url, url) != 0) {
-        issuer_take(f, pick, url, h);
-    }
-    pick->used = ++f->ticks;
-    ++pick->users;
-    return pick;
-}
-
-/* ---- the bound on waiting, and shedding when the issuer is slow -------------------------- */
-
-/** What the issuer's recent latency explains: eight times its average and 50 ms, at most 1 s. */
-#define PATIENCE_FLOOR apr_time_from_msec(50)
-#define PATIENCE_MAX apr_time_from_sec(1)
-/**
- * An issuer whose calls take this long on average is slow, however steadily: requests over the
- * bound then get no place to wait for. (What its latency explains grows with it to the cap, so
- * without this its calls would never look overdue, and requests waiting up to a second each for
- * a place would take the threads the bound keeps free.)
- */
-#define SLOW_LATENCY apr_time_from_msec(100)
-
-/**
- * A call to e took d (mutex held): the first sets the average, later ones move it by an eighth.
- * A call longer than PATIENCE_MAX counts as PATIENCE_MAX: its whole length says no more about the
- * steady latency (what its patience is capped at), and one call hung until the timeout would
- * otherwise keep a healthy issuer "slow" (SLOW_LATENCY) for dozens of calls, shedding requests.
- */
-static void note_latency(ot_flight_issuer_t *e, apr_interval_time_t d)
-{
-    if (d > PATIENCE_MAX) {
-        d = PATIENCE_MAX;
-    }
-    e->latency = e->latency == 0 ? (d > 0 ? d : 1) : e->latency + (d - e->latency) / 8;
-}
-
-static apr_interval_time_t patience(const ot_flight_issuer_t *e)
-{
-    apr_interval_time_t t = 8 * e->latency + PATIENCE_FLOOR;
-
-    return t < PATIENCE_MAX ? t : PATIENCE_MAX;
-}
-
-/** How long the oldest call this process is running to e has been running (mutex held). */
-static apr_interval_time_t oldest_call(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t now)
-{
-    apr_interval_time_t oldest = 0;
-    apr_hash_index_t *hi;
-
-    for (hi = apr_hash_first(NULL, f->calls); hi; hi = apr_hash_next(hi)) {
-        const ot_flight_call_t *c = apr_hash_this_val(hi);
-        if (c->issuer == e && c->started != 0 && !c->done && now - c->began > oldest) {
-            oldest = now - c->began;
-        }
-    }
-    return oldest;
-}
-
-/**
- * 1 when issuer e is slow now (mutex held): slow on average, or a call of this process to it has
- * been running longer than its latency explains (limit: patience(e)). Another issuer's calls
- * have no say.
- */
-static int issuer_slow(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t now,
-                       apr_interval_time_t limit)
-{
-    return e->latency >= SLOW_LATENCY || oldest_call(f, e, now) > limit;
-}
-
-/**
- * 1 when some place of the bound is held by a request whose issuer is not slow now (mutex held):
- * only such a place can free up within what a healthy issuer's latency explains. When every place
- * is held by requests to slow issuers, a request of a healthy one waiting for a place would only
- * hold its thread until its wait ran out, and a burst of them every thread the bound keeps free.
- */
-static int room_can_free(ot_flight_t *f, apr_time_t now)
-{
-    unsigned char overdue[OT_FLIGHT_ISSUERS + 1];
-    apr_hash_index_t *hi;
-    int i;
-
-    memset(overdue, 0, sizeof(overdue));
-    for (hi = apr_hash_first(NULL, f->calls); hi; hi = apr_hash_next(hi)) {
-        const ot_flight_call_t *c = apr_hash_this_val(hi);
-        if (c->started != 0 && !c->done && now - c->began > patience(c->issuer)) {
-            overdue[c->issuer - f->issuers] = 1;
-        }
-    }
-    for (i = 0; i <= OT_FLIGHT_ISSUERS; ++i) {
-        const ot_flight_issuer_t *e = &f->issuers[i];
-        if (e->pending > 0 && !overdue[i] && e->latency < SLOW_LATENCY) {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/** 1 when a request to e over the bound gets no place to wait for (mutex held). */
-static int no_room_soon(ot_flight_t *f, const ot_flight_issuer_t *e, apr_time_t now,
-                        apr_interval_time_t limit)
-{
-    return issuer_slow(f, e, now, limit) || !room_can_free(f, now);
-}
+/* ---- the bound on waiting ------------------------------------------------------------------ */
 
 /**
  * max_pending requests already wait (mutex held, and held again on return). A healthy issuer
  * frees a place within what its latency explains, and one more for every max_pending requests
  * queued ahead: wait that long (no longer than wait_limit) for one, as long as the issuer e is
- * not slow and some place is held by a request to an issuer that is not slow (no_room_soon).
+ * not slow and some place is held by a request to an issuer that is not slow
+ * (ot_flight_no_room_soon).
  * Otherwise APR_EBUSY at once, as when no place freed up in time.
  */
 static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
                                   apr_interval_time_t wait_limit)
 {
     apr_time_t now = mono_now(), until;
-    apr_interval_time_t limit = patience(e), queued;
+    apr_interval_time_t limit = ot_flight_patience(e), queued;
 
-    if (no_room_soon(f, e, now, limit)) {
+    if (ot_flight_no_room_soon(f, e, now, limit)) {
         return APR_EBUSY;
     }
     queued = limit * (1 + (apr_interval_time_t)(f->room_waiters / f->max_pending));
     until = now + (queued < wait_limit ? queued : wait_limit);
     while (f->pending >= f->max_pending) {
-        if ((now = mono_now()) >= until || no_room_soon(f, e, now, limit)) {
+        if ((now = mono_now()) >= until || ot_flight_no_room_soon(f, e, now, limit)) {
             /* Woken for a place it does not take: pass it on to a request of another issuer. */
             if (f->pending < f->max_pending && f->room_waiters > 0) {
                 apr_thread_cond_signal(f->room);
@@ -578,17 +366,18 @@ apr_status_t ot_flight_run(ot_flight_t *f, const char *issuer,
 {
     ot_flight_call_t *c;
     ot_flight_issuer_t *e;
-    apr_uint64_t h = issuer_hash(issuer ? issuer : "");
+    apr_uint64_t h = ot_flight_issuer_hash(issuer ? issuer : "");
     apr_status_t rv;
     int admitted = admit == NULL || admit->fn == NULL;
 
     *joined = 0;
     memset(resp, 0, sizeof(*resp));
     apr_thread_mutex_lock(f->mutex);
-    e = issuer_pin(f, issuer ? issuer : "", h);
+    e = ot_flight_issuer_pin(f, issuer ? issuer : "", h);
     /* The bound is full, and this request's issuer is slow or slow ones hold every place: no
      * wait, no budget spent. */
-    if (f->pending >= f->max_pending && no_room_soon(f, e, mono_now(), patience(e))) {
+    if (f->pending >= f->max_pending
+        && ot_flight_no_room_soon(f, e, mono_now(), ot_flight_patience(e))) {
         return shed(f, e);
     }
     /*
