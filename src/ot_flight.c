@@ -302,8 +302,10 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
  * frees a place within what its latency explains, and one more for every max_pending requests
  * queued ahead: wait that long (no longer than wait_limit) for one, as long as the issuer e is
  * not slow and some place is held by a request to an issuer that is not slow
- * (ot_flight_no_room_soon).
- * Otherwise APR_EBUSY at once, as when no place freed up in time.
+ * (ot_flight_no_room_soon). APR_SUCCESS as soon as a place is free. APR_EBUSY at once when e is
+ * slow or slow issuers hold every place, and when that becomes so or the wait runs out while
+ * every place is still taken: then no place is free, and there is none to pass on. (A request
+ * woken by a place's signal whose place another took first waits again, or gives up as above.)
  */
 static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
                                   apr_interval_time_t wait_limit)
@@ -318,10 +320,6 @@ static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
     until = now + (queued < wait_limit ? queued : wait_limit);
     while (f->pending >= f->max_pending) {
         if ((now = mono_now()) >= until || ot_flight_no_room_soon(f, e, now, limit)) {
-            /* Woken for a place it does not take: pass it on to a request of another issuer. */
-            if (f->pending < f->max_pending && f->room_waiters > 0) {
-                apr_thread_cond_signal(f->room);
-            }
             return APR_EBUSY;
         }
         f->room_waiters++;
