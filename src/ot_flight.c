@@ -155,6 +155,19 @@ static apr_pool_t *call_unref(ot_flight_call_t *c)
 }
 
 /**
+ * A place of the bound is free and requests wait for one (mutex held): wake one. Whoever frees a
+ * place calls this, and so does a request woken in wait_for_room that leaves without taking the
+ * free place (refused, or no call made): it took the signal with it, and another waiter would
+ * sleep until its timed wait ran out.
+ */
+static void room_pass_on(ot_flight_t *f)
+{
+    if (f->room_waiters > 0 && f->pending < f->max_pending) {
+        apr_thread_cond_signal(f->room);
+    }
+}
+
+/**
  * Drop one reference, one pending request and its use of issuer e; the last reference frees the
  * call.
  */
@@ -166,9 +179,7 @@ static void call_leave(ot_flight_t *f, ot_flight_call_t *c, ot_flight_issuer_t *
     --f->pending;
     --e->pending;
     --e->users;
-    if (f->room_waiters > 0) {
-        apr_thread_cond_signal(f->room);
-    }
+    room_pass_on(f);
     gone = call_unref(c);
     apr_thread_mutex_unlock(f->mutex);
     if (gone) {
@@ -272,6 +283,7 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
     rv = call_make(&c, f, key, key_len);
     if (rv != APR_SUCCESS) {
         --e->users;
+        room_pass_on(f);
         apr_thread_mutex_unlock(f->mutex);
         return rv;
     }
@@ -306,6 +318,8 @@ static apr_status_t call_lead(ot_flight_t *f, ot_flight_issuer_t *e, ot_flight_c
  * slow or slow issuers hold every place, and when that becomes so or the wait runs out while
  * every place is still taken: then no place is free, and there is none to pass on. (A request
  * woken by a place's signal whose place another took first waits again, or gives up as above.)
+ * On APR_SUCCESS the caller takes the place (leads or joins a call) or, leaving without it, passes
+ * it on (room_pass_on): the signal that woke it was meant for the place.
  */
 static apr_status_t wait_for_room(ot_flight_t *f, ot_flight_issuer_t *e,
                                   apr_interval_time_t wait_limit)
@@ -347,10 +361,14 @@ static apr_status_t shed(ot_flight_t *f, ot_flight_issuer_t *e)
     return APR_EBUSY;
 }
 
-/** Refused admission rv (mutex held on entry, released on return). */
+/**
+ * Refused admission rv (mutex held on entry, released on return). A request refused after
+ * waiting for a place passes it on.
+ */
 static apr_status_t refuse(ot_flight_t *f, ot_flight_issuer_t *e, apr_status_t rv)
 {
     --e->users;
+    room_pass_on(f);
     apr_thread_mutex_unlock(f->mutex);
     return rv;
 }

@@ -34,6 +34,7 @@ typedef struct {
     apr_status_t rv;
     int joined;
     int destroy_pool_at_once;          /* the caller's pool ends as soon as it has its answer */
+    const ot_flight_admit_t *admit;    /* asked before a new call (NULL: none) */
     char body[64];
 } caller_t;
 
@@ -83,7 +84,7 @@ static void *APR_THREAD_FUNC caller_run(apr_thread_t *t, void *baton)
         c->iss->leader_pool = p;
     }
     c->rv = ot_flight_run(c->f, c->url, (const unsigned char *)c->key, strlen(c->key),
-                          not_before, c->wait_limit, fake_fetch, c->iss, NULL, &resp,
+                          not_before, c->wait_limit, fake_fetch, c->iss, c->admit, &resp,
                           &c->joined, p);
     c->returned = apr_time_now();
     if (c->rv == APR_SUCCESS) {
@@ -666,6 +667,51 @@ START_TEST(test_shed_spends_no_admission)
 }
 END_TEST
 
+/*
+ * A request woken for a free place that leaves without taking it passes the place on. Bound of
+ * one, held by a call H to issuer A (250 ms). Request R, for H's key, waits for a place to join
+ * H; request B, to issuer B, waits behind it. H ends: R is woken first, finds H gone, and its
+ * admission refuses the new call it would lead. B must then start at once: R took the signal of
+ * the free place with it, and B slept until its timed wait ran out (what B's 70 ms latency
+ * explains, 610 ms after it arrived: some 480 ms after the place was free).
+ */
+START_TEST(test_refused_waiter_passes_place_on)
+{
+    issuer_t h = { apr_time_from_msec(250), 0, NULL }, fast = { apr_time_from_msec(70), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 2);
+    caller_t *c = make_callers(f, &h, 3);
+    ot_flight_admit_t admit = { refuse_all, NULL };
+    int asked = 0;
+
+    warm[1].url = URL_B;
+    warm[1].key = "b-warm";
+    run_callers(warm, 1);           /* both issuers: 70 ms, 610 ms explained */
+    run_callers(warm + 1, 1);
+    ck_assert_int_eq(warm[1].rv, APR_SUCCESS);
+    admit.baton = &asked;
+    c[1].admit = &admit;
+    c[1].start_after = apr_time_from_msec(50);       /* R: joins H once it has a place */
+    c[2].iss = &fast;
+    c[2].url = URL_B;
+    c[2].key = "b-key";
+    c[2].start_after = apr_time_from_msec(120);      /* B */
+    run_callers(c, 3);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_EAGAIN);
+    ck_assert_int_eq(asked, 1);
+    ck_assert_int_eq(c[2].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[2].joined, 0);
+    /* B started once H had ended, and well before its timed wait ran out. */
+    ck_assert_int_ge(c[2].answer_started, c[0].answer_started + apr_time_from_msec(250));
+    ck_assert_int_lt(c[2].answer_started - c[0].returned, apr_time_from_msec(250));
+    ck_assert_int_lt(c[2].answer_started - c[2].arrival, apr_time_from_msec(500));
+    ck_assert_uint_eq(stats.shed_slow, 0);
+    ck_assert_int_eq(h.fetches, 1);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
 /* A wall clock the test can step. */
 static apr_interval_time_t wall_shift;
 
@@ -776,6 +822,7 @@ Suite *suite_flight(void)
     tcase_add_test(tc, test_admission);
     tcase_add_test(tc, test_admission_before_waiting);
     tcase_add_test(tc, test_shed_spends_no_admission);
+    tcase_add_test(tc, test_refused_waiter_passes_place_on);
     tcase_add_test(tc, test_wall_clock_step);
     tcase_add_test(tc, test_answer_outlives_leader);
     tcase_add_test(tc, test_wait_limit);
