@@ -61,18 +61,24 @@ static void pick_client(offtok_ask_t *ask)
 }
 
 /**
- * How an answer is obtained, beyond URL, client and hint: the TLS trust settings, and whether it
- * had to be signed (OfftokSignedAnswers). It goes into the cache key, so that an answer fetched
- * without verifying the issuer (or trusting another CA file, or without a signature) never serves
- * a location that verifies. In pieces, hashed as "verify|noverify[ ca=FILE][ signed]" without
- * building the string per request.
+ * How an answer is obtained, beyond URL, client and hint: the TLS trust settings, and, where it
+ * had to be signed (OfftokSignedAnswers), what its signature and claims were checked against
+ * (unwrap_signed: the keys of OfftokJWKSURL, fetched under those TLS settings, iss equal to
+ * OfftokIssuer, iat within OfftokClockSkew; its aud is the client id, already in the key). It
+ * goes into the cache key, so that an answer fetched without verifying the issuer (or trusting
+ * another CA file, or without a signature, or verified against another issuer's keys or iss)
+ * never serves a location that would not have accepted it. ot_cache_key_how lays it out; buf
+ * must outlive *how.
  */
-static void answer_how(ot_key_part_t *how, const offtok_dir_conf *c)
+static void answer_how(ot_key_part_t *how, char buf[OT_KEY_HOW_BUF], const offtok_dir_conf *c)
 {
-    how->piece[0] = offtok_ssl_verify(c) ? "verify" : "noverify";
-    how->piece[1] = c->ca_file ? " ca=" : NULL;
-    how->piece[2] = c->ca_file;
-    how->piece[3] = offtok_signed_answers(c) ? " signed" : NULL;
+    ot_key_signed_t sig;
+
+    sig.issuer = c->issuer;
+    sig.jwks_url = c->jwks_url;
+    sig.clock_skew = offtok_clock_skew(c);
+    ot_cache_key_how(how, buf, offtok_ssl_verify(c), c->ca_file,
+                     offtok_signed_answers(c) ? &sig : NULL);
 }
 
 /** The hint and credentials for this token: they need a look into the token (a JWT's payload). */
@@ -96,6 +102,7 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
                         const char *token)
 {
     ot_always_t always = offtok_always(c);
+    char how[OT_KEY_HOW_BUF];
     ot_key_part_t parts[OT_KEY_PARTS] = {
         { { c->url } }, { { NULL } }, { { NULL } }, { { NULL } }, { { token } }
     };
@@ -109,7 +116,7 @@ static void prepare_ask(request_rec *r, offtok_ask_t *ask, const offtok_dir_conf
     resolve_ask(r, ask);
     parts[1].piece[0] = ask->in.client_id;
     parts[2].piece[0] = ask->in.hint;
-    answer_how(&parts[3], c);
+    answer_how(&parts[3], how, c);
     ot_cache_key_parts(ask->key, parts);
     /* With Offline, a token not known to be an access token must be treated as offline. */
     ask->fresh = always == OT_ALWAYS_ON

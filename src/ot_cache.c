@@ -369,6 +369,8 @@ static EVP_MD_CTX *thread_ctx(void)
     return ctx;
 }
 
+const char ot_key_nul[] = "";
+
 /** One input, its pieces' length first (4 bytes, big-endian), then the pieces: 1 when hashed. */
 static int sha_part(EVP_MD_CTX *ctx, const ot_key_part_t *part)
 {
@@ -377,7 +379,7 @@ static int sha_part(EVP_MD_CTX *ctx, const ot_key_part_t *part)
     int i, ok;
 
     for (i = 0; i < OT_KEY_PIECES; i++) {
-        n[i] = part->piece[i] ? strlen(part->piece[i]) : 0;
+        n[i] = part->piece[i] == ot_key_nul ? 1 : part->piece[i] ? strlen(part->piece[i]) : 0;
         total += n[i];
     }
     ot_be_put(len, total, 4);
@@ -418,4 +420,25 @@ void ot_cache_key(unsigned char out[OT_KEY_LEN], const char *url, const char *cl
     };
 
     ot_cache_key_parts(out, parts);
+}
+
+void ot_cache_key_how(ot_key_part_t *how, char buf[OT_KEY_HOW_BUF], int verify,
+                      const char *ca_file, const ot_key_signed_t *sig)
+{
+    int i = 0;
+
+    memset(how, 0, sizeof(*how));
+    how->piece[i++] = verify ? "verify" : "noverify";
+    if (sig) {
+        apr_snprintf(buf, OT_KEY_HOW_BUF, " signed %d ", sig->clock_skew);
+        how->piece[i++] = buf;
+        how->piece[i++] = sig->issuer;
+        how->piece[i++] = ot_key_nul;
+        how->piece[i++] = sig->jwks_url;
+        how->piece[i++] = ot_key_nul;
+    }
+    if (ca_file) {
+        how->piece[i++] = " ca=";
+        how->piece[i] = ca_file;
+    }
 }

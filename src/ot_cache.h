@@ -72,13 +72,40 @@ void ot_cache_key(unsigned char out[OT_KEY_LEN], const char *url, const char *cl
                   const char *hint, const char *how, const char *token);
 
 /** Most pieces of one input of ot_cache_key_parts; inputs of ot_cache_key_parts. */
-#define OT_KEY_PIECES 4
+#define OT_KEY_PIECES 8
 #define OT_KEY_PARTS 5
+
+/**
+ * A piece hashed as one NUL byte (the pointer, not the text, is what counts): it ends a piece
+ * that may hold any text, a path or a URL, so that no text of it can pass for what follows.
+ */
+extern const char ot_key_nul[];
 
 /** One input of a key: the concatenation of its pieces (NULL ones are empty). */
 typedef struct {
     const char *piece[OT_KEY_PIECES];
 } ot_key_part_t;
+
+/** What a signed answer (OfftokSignedAnswers On) was checked against: part of its key. */
+typedef struct {
+    const char *issuer;     /**< OfftokIssuer: the iss it must carry */
+    const char *jwks_url;   /**< OfftokJWKSURL: the keys that must verify it */
+    int clock_skew;         /**< OfftokClockSkew: the window of its iat */
+} ot_key_signed_t;
+
+/** Room ot_cache_key_how needs for the text it formats. */
+#define OT_KEY_HOW_BUF 32
+
+/**
+ * The `how` input of a key, in pieces: "verify" or "noverify", then for signed answers (sig not
+ * NULL) " signed SKEW " ISSUER NUL JWKS-URL NUL, then with a CA file " ca=" FILE, which runs to
+ * the end of the input (its length is the input's). No text of a CA file, issuer or JWKS URL can
+ * pass for another setting; without signed answers the input is "verify|noverify[ ca=FILE]", as
+ * it always was. buf holds the skew's text: it must live as long as *how is used. The TLS trust
+ * settings are also those the JWKS is fetched under.
+ */
+void ot_cache_key_how(ot_key_part_t *how, char buf[OT_KEY_HOW_BUF], int verify,
+                      const char *ca_file, const ot_key_signed_t *sig);
 
 /**
  * ot_cache_key with each input given in pieces, hashed as their concatenation (the same key as

@@ -45,6 +45,7 @@ int main(void)
     srunner_add_suite(sr, suite_local());
     srunner_add_suite(sr, suite_entry_of());
     srunner_add_suite(sr, suite_hit());
+    srunner_add_suite(sr, suite_key());
 #ifdef HAVE_HIREDIS
     srunner_add_suite(sr, suite_redis());
     srunner_add_suite(sr, suite_redis_sub());

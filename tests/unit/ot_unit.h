@@ -34,6 +34,7 @@ Suite *suite_policy_order(void);
 Suite *suite_local(void);
 Suite *suite_entry_of(void);
 Suite *suite_hit(void);
+Suite *suite_key(void);
 #ifdef HAVE_HIREDIS
 Suite *suite_redis(void);
 Suite *suite_redis_sub(void);

@@ -328,7 +328,8 @@ END_TEST
 
 START_TEST(key_in_pieces_is_the_key_of_the_joined_inputs)
 {
-    /* Each call site's shape: the local key's prefix and JWKS URL, answer_how, trust_scope. */
+    /* The local key's prefix and JWKS URL, trust_scope, and an input in four pieces (answer_how's
+     * shape is test_key.c's). */
     ot_key_part_t parts[OT_KEY_PARTS] = {
         { { "offtok-local\n", "https://kc/certs" } }, { { "https://kc/realms/r" } },
         { { NULL } }, { { "/ca.pem", "|1" } }, { { "a.b.c" } }
