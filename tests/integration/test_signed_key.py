@@ -3,7 +3,8 @@
 Two locations asking the same introspection URL as the same client share cached answers (the
 contract's rule) only where they would accept the same answers: an answer whose signature was
 verified with one location's OfftokJWKSURL, or whose iss matched its OfftokIssuer, never serves a
-location that checks against another issuer or other keys; it asks the issuer itself. And a CA
+location that checks against another issuer, other keys or a narrower OfftokClockSkew; it asks
+the issuer itself. And a CA
 file whose name holds the text of another setting ("ca.pem signed") is not taken for that
 setting.
 
@@ -20,7 +21,7 @@ from test_client_auth import pages
 FAULTY_ISSUER = "https://faulty.example"
 
 
-def location(path, url, ca_file, issuer=FAULTY_ISSUER, jwks_url=None, signed=True):
+def location(path, url, ca_file, issuer=FAULTY_ISSUER, jwks_url=None, signed=True, extra=""):
     """A location asking url as rs-client, caching its answers (no OfftokAlwaysValidate)."""
     return f"""
 <Location "{path}">
@@ -35,6 +36,7 @@ def location(path, url, ca_file, issuer=FAULTY_ISSUER, jwks_url=None, signed=Tru
     OfftokSignedAnswers {"On" if signed else "Off"}
     OfftokCacheTTL 300
     Require valid-user
+    {extra}
 </Location>
 """
 
@@ -77,6 +79,36 @@ def test_answer_checked_against_another_issuer_is_not_served(httpd, faulty):
     # A's entry is still A's.
     assert httpd.get("/a/index.html", token=token).status_code == 200
     assert calls(faulty, "signed") == 2
+
+
+def test_internal_redirect_to_a_location_of_another_issuer_asks_again(httpd, faulty):
+    """An internal redirect reuses the first request's answer only under the same key: not from
+    a location that checked it against one issuer into one that expects another."""
+    httpd.allow_errors(r"OT0002")
+    url, jwks = faulty.url_for("signed"), faulty.url_for("jwks")
+    start_two(httpd, faulty,
+              location("/a/", url, faulty.ca_file, jwks_url=jwks,
+                       extra="RewriteEngine On\n    RewriteRule ^ /b/index.html [L]"),
+              location("/b/", url, faulty.ca_file, issuer="https://other.example",
+                       jwks_url=jwks))
+    r = httpd.get("/a/anything", token="opaque-" + uuid.uuid4().hex)
+    assert r.status_code == 503
+    assert calls(faulty, "signed") == 2
+
+
+def test_answer_accepted_within_a_wider_clock_skew_is_not_served(httpd, faulty):
+    """The issuer's answer is 120 s old (iat): A allows that (OfftokClockSkew 300), B does not
+    (the default, 30 s). B asks and refuses it; it does not take A's."""
+    httpd.allow_errors(r"OT0002")
+    url, jwks = faulty.url_for("signed?iat=-120"), faulty.url_for("jwks")
+    start_two(httpd, faulty, location("/a/", url, faulty.ca_file, jwks_url=jwks,
+                                      extra="OfftokClockSkew 300"),
+              location("/b/", url, faulty.ca_file, jwks_url=jwks))
+    token = "opaque-" + uuid.uuid4().hex
+    assert httpd.get("/a/index.html", token=token).status_code == 200
+    assert httpd.get("/b/index.html", token=token).status_code == 503
+    assert calls(faulty, "signed") == 2
+    assert re.search(r"OT0002: .*its iat is older", httpd.error_log())
 
 
 def test_answer_verified_with_other_keys_is_not_served(httpd, faulty):
