@@ -369,7 +369,9 @@ static EVP_MD_CTX *thread_ctx(void)
     return ctx;
 }
 
-const char ot_key_nul[] = "";
+/* Its first byte is hashed; the rest makes it a text that no merging of constants can give to
+ * another piece (an empty string piece is the empty string, not a NUL). */
+const char ot_key_nul[] = "\0ot_key_nul";
 
 /** One input, its pieces' length first (4 bytes, big-endian), then the pieces: 1 when hashed. */
 static int sha_part(EVP_MD_CTX *ctx, const ot_key_part_t *part)
