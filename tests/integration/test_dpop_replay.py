@@ -115,30 +115,6 @@ def test_a_restart_with_another_size_keeps_the_proofs_seen(httpd, oidc, key, bou
 def test_a_full_restart_to_a_table_too_small_for_the_proofs_seen_keeps_the_table(httpd, oidc, key,
                                                                                 bound):
     """A full restart to a size that cannot hold the live proofs would drop some of them, and
-    each dropped one could be used once more until its iat is OfftokDPoPMaxAge old: the table is
-    kept at its size instead (OT0812) and every proof seen stays refused; a later full restart
-    applies the size once the proofs fit. OfftokDPoPMaxAge is long, so a proof refused here is
-    refused as a replay, not as too old."""
-    site = protected("/protected/", oidc)
-    server = "OfftokDPoPMaxAge 600\n"
-    httpd.start(site, server=server + "OfftokDPoPReplaySize 4096\n")
-    with requests.Session() as s:
-        seen, full = fresh_proofs(httpd, s, key, bound, 1100)
-    assert full is None and len(seen) == 1100
-    httpd.render(site, server=server + "OfftokDPoPReplaySize 1024\n")
-    full_restart(httpd)
-    log = httpd.error_log()
-    assert ("OT0812: OfftokDPoPReplaySize 1024 cannot hold the proofs seen before the restart; "
-            "the table of DPoP proofs keeps its 4096 slots") in log, log[-3000:]
-    assert "OT0800" not in log
-    with requests.Session() as s:
-        again = [send(httpd, s, bound, proof).status_code for proof in seen]
-    assert again.count(401) == len(seen), {code: again.count(code) for code in set(again)}
-
-
-def test_a_full_restart_to_a_table_too_small_for_the_proofs_seen_keeps_the_table(httpd, oidc, key,
-                                                                                bound):
-    """A full restart to a size that cannot hold the live proofs would drop some of them, and
     each dropped one could be used once more, until its iat is OfftokDPoPMaxAge old, as soon as
     other entries lapse and leave room: the table is kept at its size instead (OT0812), and every
     proof seen stays refused. 100 proofs lapse 5 s after they are sent (iat 596 s old, a max age
