@@ -1,5 +1,6 @@
 """The source reads as issue 14 asks: no include circle, the core includes no glue, one message per
-log tag, no call circle between the glue's files.
+log tag, no call circle between the glue's files; and no test file hides a test under a second
+definition of its name.
 
 tests/src/check-includes reads the #include lines of src/, tests/src/check-log-tags the OT####
 tags of its messages; each is run on this tree (it must pass), and on copies of src/ with one
@@ -121,3 +122,23 @@ def test_a_call_circle_between_glue_files_is_found(tmp_path):
     res = subprocess.run([CALLS, str(tmp_path)], capture_output=True, text=True)
     assert res.returncode == 1, res.stdout + res.stderr
     assert res.stdout == "call circle: mod_offtok_a -> mod_offtok_b -> mod_offtok_a\n"
+
+
+def test_no_test_file_defines_a_name_twice():
+    """A second def of the same name hides the first: that test never runs and cannot fail."""
+    import ast
+    twice = []
+    for sub in ("tests/integration", "tests/soak", "bench"):
+        top = os.path.join(REPO, sub)
+        for name in sorted(os.listdir(top)):
+            if not name.endswith(".py"):
+                continue
+            with open(os.path.join(top, name)) as f:
+                tree = ast.parse(f.read())
+            seen = set()
+            for node in tree.body:
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    if node.name in seen:
+                        twice.append(f"{sub}/{name}: {node.name}")
+                    seen.add(node.name)
+    assert not twice, twice
