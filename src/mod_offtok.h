@@ -222,10 +222,12 @@ apr_interval_time_t offtok_longest_timeout(void);
 /** 1 when any section read so far says OfftokAccessTokens Local. */
 int offtok_any_local(void);
 /**
- * The longest a DPoP proof passes under any section read so far, in seconds: the longest
- * OfftokDPoPMaxAge + the longest OfftokClockSkew + 1 (the replay table keeps a proof that long).
+ * The longest a DPoP proof passes under any section of this generation, in seconds: the longest
+ * OfftokDPoPMaxAge + the longest OfftokClockSkew in effect anywhere + 1 (s: the main server; the
+ * defaults count only where it leaves a value unset). The replay table keeps every proof that
+ * long, whichever section it passed under.
  */
-int offtok_dpop_longest_life(void);
+int offtok_dpop_longest_life(server_rec *s);
 /** How long a pushed logout is kept (the handlers' `until` − `at`), see ot_jwt_verify.h. */
 apr_interval_time_t offtok_revocation_keep(void);
 

@@ -225,15 +225,29 @@ static const char *set_dpop_alg(cmd_parms *cmd, void *dc, const char *arg)
     return append(cmd, dc, arg);
 }
 
-/** A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). */
-/** The longest OfftokDPoPMaxAge and OfftokClockSkew read in this configuration generation. */
-static int longest_dpop_age = OT_DEFAULT_DPOP_MAX_AGE, longest_skew = OT_DEFAULT_CLOCK_SKEW;
+/** The longest OfftokDPoPMaxAge and OfftokClockSkew set in this configuration generation. */
+static int longest_dpop_age = 0, longest_skew = 0;
 
-int offtok_dpop_longest_life(void)
+/*
+ * A section that sets neither inherits them from the sections around it, and in the end from
+ * the main server's: the defaults are in effect somewhere only when the main server leaves the
+ * value unset (every section then that sets none).
+ */
+int offtok_dpop_longest_life(server_rec *s)
 {
-    return longest_dpop_age + longest_skew + 1;
+    const offtok_dir_conf *main = ap_get_module_config(s->lookup_defaults, &offtok_module);
+    int age = longest_dpop_age, skew = longest_skew;
+
+    if (main->dpop_max_age == OFFTOK_UNSET && age < OT_DEFAULT_DPOP_MAX_AGE) {
+        age = OT_DEFAULT_DPOP_MAX_AGE;
+    }
+    if (main->clock_skew == OFFTOK_UNSET && skew < OT_DEFAULT_CLOCK_SKEW) {
+        skew = OT_DEFAULT_CLOCK_SKEW;
+    }
+    return age + skew + 1;
 }
 
+/** A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). */
 static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
 {
     int *field = (int *)((char *)dc + (apr_size_t)cmd->info);

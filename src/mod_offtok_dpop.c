@@ -53,6 +53,7 @@ typedef struct {
 static struct {
     ot_replay_t *replay;
     unsigned char nonce_key[OT_DPOP_KEY_LEN];
+    int life;               /**< seconds a proof's record lasts after its iat (longest_life) */
 } dpop;
 
 static APR_OPTIONAL_FN_TYPE(ssl_var_lookup) *ssl_lookup;
@@ -148,9 +149,9 @@ static apr_status_t keep_or_make_table(dpop_retained_t *ret, apr_uint32_t slots,
  * of the previous generation, after a graceful restart, record the proofs they still accept
  * with the old length.
  */
-static apr_status_t lengthen_entries(ot_replay_t *replay, server_rec *s)
+static apr_status_t lengthen_entries(ot_replay_t *replay, int life, server_rec *s)
 {
-    int *was = ap_retained_data_get(RETAINED_LIFE_KEY), life = offtok_dpop_longest_life();
+    int *was = ap_retained_data_get(RETAINED_LIFE_KEY);
     apr_uint32_t n = 0;
     apr_status_t rv;
 
@@ -196,7 +197,8 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
     if ((rv = keep_or_make_table(ret, sc->dpop_replay_size, s)) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
-    if (lengthen_entries(ret->replay, s) != APR_SUCCESS) {
+    dpop.life = offtok_dpop_longest_life(s);
+    if (lengthen_entries(ret->replay, dpop.life, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     dpop.replay = ret->replay;
@@ -440,6 +442,7 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
     unsigned char key[32];
     apr_time_t now = apr_time_now(), until;
     apr_status_t rv;
+    int life;
 
     if (proof == NULL) {
         return 1;
@@ -448,9 +451,12 @@ int offtok_dpop_accept(request_rec *r, offtok_req_t *st, const offtok_dir_conf *
     /*
      * The proof passes while the whole second of now is at most iat + max age: until the end of
      * that second, so a table entry never lapses while its proof still passes (OfftokClockSkew
-     * may be 0).
+     * may be 0). Under the longest max age and skew of any section, not this one's: the same
+     * URL may be served under two sections (an <If>, IP vhosts of one name), and a proof
+     * recorded under the shorter one must stay refused under the longer.
      */
-    until = apr_time_from_sec(proof->iat + offtok_dpop_max_age(c) + offtok_clock_skew(c) + 1);
+    life = offtok_dpop_max_age(c) + offtok_clock_skew(c) + 1;
+    until = apr_time_from_sec(proof->iat + (life > dpop.life ? life : dpop.life));
     if (!ot_dpop_replay_key(key, proof)) {
         rv = APR_ENOMEM;                /* no digest (out of memory): refused, never unrecorded */
     }

@@ -1,0 +1,77 @@
+"""One URL, two DPoP lifetimes. The same URL can be served under two sections that set
+OfftokDPoPMaxAge or OfftokClockSkew differently (an <If> block, IP-based virtual hosts of one
+name): a proof recorded under the shorter lifetime must stay refused under the longer one, so the
+replay table keeps every proof for the longest OfftokDPoPMaxAge + OfftokClockSkew + 1 in effect
+anywhere (the defaults count only where the main server leaves a value unset). Tokens from
+oidc-provider (its dPoP feature), proofs made here with a real key (tests/integration/dpop.py)."""
+import time
+
+import pytest
+import requests
+
+from dpop import DPoPKey
+from httpd import protected
+
+PAGE = "/protected/index.html"
+# The main server's values: a proof passes 1 s (plus the second it is in); with no <If> the
+# replay table would keep it 2 s.
+SHORT = "OfftokClockSkew 0\nOfftokDPoPMaxAge 1\n"
+LONG_IF = """<If "%{HTTP:X-Long} == 'yes'">
+        OfftokDPoPMaxAge 30
+    </If>"""
+
+
+@pytest.fixture
+def key():
+    return DPoPKey()
+
+
+@pytest.fixture
+def bound(oidc, key):
+    return oidc.mint_access(sub="dpop-user", jkt=key.jkt)
+
+
+def send(httpd, session, token, proof, long=False):
+    headers = {"Authorization": f"DPoP {token}", "DPoP": proof}
+    if long:
+        headers["X-Long"] = "yes"
+    return session.get(httpd.url(PAGE), timeout=30, allow_redirects=False, headers=headers)
+
+
+def test_a_proof_seen_under_the_shorter_lifetime_is_a_replay_under_the_longer(httpd, oidc, key,
+                                                                             bound):
+    """Under the <If> a proof passes until it is 30 s old; elsewhere until 1 s. A proof used
+    outside the <If>, then 3 s later inside it (still young enough there), is a replay: the
+    table kept it 31 s, not the 2 s of the section it passed under."""
+    httpd.start(protected("/protected/", oidc, extra=LONG_IF), server=SHORT)
+    proof = key.proof("GET", httpd.url(PAGE), bound)
+    with requests.Session() as s:
+        assert send(httpd, s, bound, proof).status_code == 200
+        time.sleep(3)
+        # Too old outside the <If> now (the control: the lifetimes do differ) ...
+        assert send(httpd, s, bound, proof).status_code == 401
+        # ... and seen before inside it.
+        again = send(httpd, s, bound, proof, long=True)
+    assert again.status_code == 401, again.status_code
+    assert "OT0703: DPoP proof refused: its jti was used before (a replay)" in httpd.error_log()
+    # A fresh proof passes inside the <If>: the refusal above is the replay, nothing else.
+    with requests.Session() as s:
+        fresh = key.proof("GET", httpd.url(PAGE), bound)
+        assert send(httpd, s, bound, fresh, long=True).status_code == 200
+
+
+def test_the_defaults_count_only_where_the_main_server_leaves_a_value_unset(httpd, oidc, key,
+                                                                            bound):
+    """The main server sets both values, so the defaults (60 s, 30 s) are in effect nowhere and
+    do not lengthen the records: a restart to a longer max age says it grows from 11 s, not 91.
+    With the skew left unset it is in effect (30 s) and counts."""
+    site = protected("/protected/", oidc)
+    httpd.start(site, server="OfftokClockSkew 0\nOfftokDPoPMaxAge 10\n")
+    httpd.render(site, server="OfftokClockSkew 0\nOfftokDPoPMaxAge 20\n")
+    httpd.graceful()
+    assert "OT0813: a DPoP proof may now pass for up to 21 s (OfftokDPoPMaxAge + " \
+        "OfftokClockSkew + 1, was 11 s)" in httpd.error_log()
+    httpd.render(site, server="OfftokDPoPMaxAge 20\n")
+    httpd.graceful()
+    assert "OT0813: a DPoP proof may now pass for up to 51 s (OfftokDPoPMaxAge + " \
+        "OfftokClockSkew + 1, was 21 s)" in httpd.error_log()
