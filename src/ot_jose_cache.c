@@ -13,6 +13,7 @@
 #include <apr_hash.h>
 #include <apr_strings.h>
 #include <apr_thread_mutex.h>
+#include <openssl/rand.h>
 
 #include "ot_jose.h"
 #include "ot_jose_int.h"
@@ -22,7 +23,7 @@ typedef struct {
     apr_pool_t *pool;     /**< holds jwks; replaced at every successful fetch */
     const char *jwks;
     apr_size_t len;
-    apr_uint64_t gen;     /**< bumped at every successful fetch */
+    apr_uint64_t gen;     /**< a new one at every successful fetch (k->last_gen) */
     apr_time_t fetched;
     apr_time_t last_try;  /**< last fetch attempt, successful or not; 0: never */
 } keyset_t;
@@ -33,14 +34,16 @@ struct ot_jose_keys_t {
     apr_thread_mutex_t *fetching;   /**< one fetch at a time in this process */
     apr_hash_t *sets;               /**< URL -> keyset_t */
     apr_interval_time_t min_refresh;
+    apr_uint64_t last_gen;          /**< the last generation given; random at the start */
 };
 
 /** A snapshot of one keyset_t, copied out under the lock. */
 typedef struct {
-    const char *jwks;     /**< NULL: no keys yet */
+    const char *jwks;     /**< NULL: no keys yet; a copy, or "" when ps holds them */
     apr_size_t len;
     apr_uint64_t gen;
     apr_time_t fetched;
+    ot_jose_parsed_t *ps; /**< this thread's parsed copy, found under the lock, or NULL */
 } snap_t;
 
 /* ---- the cache ----------------------------------------------------------------------------- */
@@ -54,6 +57,12 @@ apr_status_t ot_jose_keys_create(ot_jose_keys_t **pk, apr_interval_time_t min_re
     k->pool = p;
     k->sets = apr_hash_make(p);
     k->min_refresh = min_refresh;
+    /* Generations start at a random number: a cache made anew where an old one was (same
+     * address, same URL) never names a key set as one the old cache gave a thread. */
+    if (RAND_bytes((unsigned char *)&k->last_gen, sizeof(k->last_gen)) != 1) {
+        *pk = NULL;
+        return APR_EGENERAL;
+    }
     rv = apr_thread_mutex_create(&k->lock, APR_THREAD_MUTEX_DEFAULT, p);
     if (rv == APR_SUCCESS) {
         rv = apr_thread_mutex_create(&k->fetching, APR_THREAD_MUTEX_DEFAULT, p);
@@ -74,13 +83,18 @@ static keyset_t *keyset(ot_jose_keys_t *k, const char *url)
     return ks;
 }
 
+/**
+ * The keys of url as they are now. The text is copied only when this thread has no parsed copy
+ * of this generation yet (ot_jose_parsed_held): a verification neither copies nor compares it.
+ */
 static void snapshot(snap_t *s, ot_jose_keys_t *k, const char *url, apr_pool_t *p)
 {
     keyset_t *ks;
 
     apr_thread_mutex_lock(k->lock);
     ks = keyset(k, url);
-    s->jwks = ks->jwks ? apr_pstrmemdup(p, ks->jwks, ks->len) : NULL;
+    s->ps = ks->jwks ? ot_jose_parsed_held(k, url, ks->gen, ks->len) : NULL;
+    s->jwks = ks->jwks == NULL ? NULL : s->ps ? "" : apr_pstrmemdup(p, ks->jwks, ks->len);
     s->len = ks->len;
     s->gen = ks->gen;
     s->fetched = ks->fetched;
@@ -125,7 +139,8 @@ static void store(ot_jose_keys_t *k, const char *url, const char *body, apr_size
     ks->pool = pool;
     ks->jwks = apr_pstrmemdup(pool, body, len);
     ks->len = len;
-    ks->gen++;
+    /* never 0 (a snapshot of no keys has generation 0), never one given before */
+    ks->gen = ++k->last_gen != 0 ? k->last_gen : ++k->last_gen;
     ks->fetched = now;
     apr_thread_mutex_unlock(k->lock);
 }
@@ -163,6 +178,9 @@ static apr_status_t refresh(ot_jose_keys_t *k, const char *url, const snap_t *s,
 /** This thread's parsed copy of the keys in snapshot s (NULL: verify_in parses them). */
 static ot_jose_parsed_t *parsed(ot_jose_keys_t *k, const char *url, const snap_t *s)
 {
+    if (s->ps != NULL) {
+        return s->ps;
+    }
     return s->jwks ? ot_jose_parsed(k, url, s->gen, s->jwks, s->len) : NULL;
 }
 

@@ -28,6 +28,14 @@ typedef cjose_jwk_t *ot_jose_import_fn(json_t *key, apr_pool_t *scratch);
 ot_jose_parsed_t *ot_jose_parsed(const void *owner, const char *url, apr_uint64_t gen,
                                  const char *jwks, apr_size_t len);
 
+/**
+ * This thread's parsed copy of the key set of (owner, url) at generation gen (len bytes of text),
+ * when it has one; NULL otherwise. Nothing is made: it may be called under the key cache's lock.
+ * A generation names one text only (ot_jose_cache.c never gives one twice, per owner or not).
+ */
+ot_jose_parsed_t *ot_jose_parsed_held(const void *owner, const char *url, apr_uint64_t gen,
+                                      apr_size_t len);
+
 /** The parsed JWKS (NULL when it was not JSON). */
 json_t *ot_jose_parsed_set(const ot_jose_parsed_t *ps);
 

@@ -6,9 +6,10 @@
  * ot_jose.c keeps each JWKS as text and used to parse it, and import the key it needed with
  * cjose, at every verification. A thread now keeps, per key cache, URL and version (the key
  * set's generation, bumped at every fetch), the parsed set and each key it imported: a new
- * version is parsed again on first use, so a rotation is seen at once. The text is compared as
- * well as the version: a key cache made anew at the address of an old one never finds the old
- * one's keys. The copies are the thread's own (no cjose or jansson object is ever shared between
+ * version is parsed again on first use, so a rotation is seen at once. A version names one
+ * text: the cache never gives a generation twice, and starts each cache's at a random number, so
+ * a key cache made anew at the address of an old one never finds the old one's keys (the text is
+ * no longer compared at every verification, nor copied: ot_jose_parsed_held). The copies are the thread's own (no cjose or jansson object is ever shared between
  * threads), in plain heap memory (no pool outlives a request here), freed with the thread.
  */
 #include <pthread.h>
@@ -25,8 +26,7 @@ struct ot_jose_parsed_t {
     const void *owner;      /**< the ot_jose_keys_t the set came from */
     char *url;
     apr_uint64_t gen;
-    char *text;             /**< the JWKS parsed */
-    apr_size_t len;
+    apr_size_t len;         /**< of the JWKS text parsed */
     json_t *set;
     size_t nkeys;
     cjose_jwk_t **jwk;      /**< per member of "keys": the imported key, or NULL */
@@ -81,7 +81,6 @@ static void parsed_free(ot_jose_parsed_t *ps)
     free(ps->pctx);
     free(ps->pctx_made);
     free(ps->fit);
-    free(ps->text);
     free(ps->url);
     free(ps);
 }
@@ -136,7 +135,6 @@ static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t 
     ps->gen = gen;
     ps->len = len;
     ps->url = strdup(url);
-    ps->text = malloc(len + 1);
     ps->set = json_loadb(jwks, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, NULL);
     keys = json_object_get(ps->set, "keys");
     ps->nkeys = json_is_array(keys) ? json_array_size(keys) : 0;
@@ -149,15 +147,30 @@ static ot_jose_parsed_t *parse(const void *owner, const char *url, apr_uint64_t 
     ps->pctx = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, sizeof(*ps->pctx));
     ps->pctx_made = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, 1);
     ps->fit = calloc((ps->nkeys + 1) * OT_JOSE_ALGS, 1);
-    if (ps->url == NULL || ps->text == NULL || ps->jwk == NULL || ps->imported == NULL
+    if (ps->url == NULL || ps->jwk == NULL || ps->imported == NULL
         || ps->pkey == NULL || ps->made == NULL || ps->ctx == NULL || ps->ctx_made == NULL
         || ps->pctx == NULL || ps->pctx_made == NULL || ps->fit == NULL) {
         parsed_free(ps);
         return NULL;
     }
-    memcpy(ps->text, jwks, len);
-    ps->text[len] = '\0';
     return ps;
+}
+
+ot_jose_parsed_t *ot_jose_parsed_held(const void *owner, const char *url, apr_uint64_t gen,
+                                      apr_size_t len)
+{
+    thread_sets_t *t = mine;
+    ot_jose_parsed_t *ps;
+    int i;
+
+    for (i = 0; t != NULL && i < PARSED_SETS; i++) {
+        ps = t->sets[i];
+        if (ps != NULL && ps->owner == owner && ps->gen == gen && ps->len == len
+            && strcmp(ps->url, url) == 0) {
+            return ps;
+        }
+    }
+    return NULL;
 }
 
 ot_jose_parsed_t *ot_jose_parsed(const void *owner, const char *url, apr_uint64_t gen,
@@ -170,12 +183,8 @@ ot_jose_parsed_t *ot_jose_parsed(const void *owner, const char *url, apr_uint64_
     if (t == NULL || jwks == NULL) {
         return NULL;
     }
-    for (i = 0; i < PARSED_SETS; i++) {
-        ps = t->sets[i];
-        if (ps != NULL && ps->owner == owner && ps->gen == gen && ps->len == len
-            && strcmp(ps->url, url) == 0 && memcmp(ps->text, jwks, len) == 0) {
-            return ps;
-        }
+    if ((ps = ot_jose_parsed_held(owner, url, gen, len)) != NULL) {
+        return ps;
     }
     for (i = 0; i < PARSED_SETS; i++) {   /* an older version of the same set goes first */
         ps = t->sets[i];
