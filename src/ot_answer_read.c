@@ -24,8 +24,8 @@
  * gives the error if there is one. fuzz_answer holds the two readers to the same answers.
  */
 
-/** Compact JSON of a plain nested value: its source without white space. */
-static char *plain_compact(const ot_jval_t *v, apr_pool_t *p)
+/** Compact JSON of a plain nested value: its source without white space (*n bytes). */
+static char *plain_compact(const ot_jval_t *v, apr_size_t *n, apr_pool_t *p)
 {
     const char *from = v->raw, *to = v->raw + v->raw_len;
     char *out = apr_palloc(p, v->raw_len + 1), *o = out;
@@ -41,13 +41,13 @@ static char *plain_compact(const ot_jval_t *v, apr_pool_t *p)
         *o++ = *from;
     }
     *o = '\0';
+    *n = (apr_size_t)(o - out);
     return out;
 }
 
-/** A flat array's text: its elements' texts joined with ','. compact has no white space. */
-static const char *plain_list_text(const char *compact, apr_pool_t *p)
+/** A flat array's text: its elements' texts joined with ','. compact (n bytes) has no white space. */
+static const char *plain_list_text(const char *compact, apr_size_t n, apr_pool_t *p)
 {
-    apr_size_t n = strlen(compact);
     char *out = apr_palloc(p, n + 1), *o = out;
     const char *q;
 
@@ -68,29 +68,32 @@ static int plain_claim(ot_jscan_t *sc, ot_claim_t *c, apr_pool_t *p)
     if (!ot_jscan_value(sc, &v) || !v.plain) {
         return 0;
     }
+    /* value_len from what was read: a plain value holds no NUL (strlen would say the same) */
     switch (v.type) {
     case OT_JS_STRING:
     case OT_JS_INTEGER:
         c->type = v.type == OT_JS_STRING ? OT_CT_STRING : OT_CT_NUMBER;
         c->value = c->text = apr_pstrmemdup(p, v.raw, v.raw_len);
+        c->value_len = v.raw_len;
         break;
     case OT_JS_TRUE:
     case OT_JS_FALSE:
         c->type = OT_CT_BOOL;
         c->value = c->text = v.type == OT_JS_TRUE ? "true" : "false";
+        c->value_len = v.type == OT_JS_TRUE ? 4 : 5;
         break;
     case OT_JS_NULL:
         c->type = OT_CT_NULL;
         c->value = "null";
         c->text = "";
+        c->value_len = 4;
         break;
     default:
         c->type = v.flat ? OT_CT_LIST : OT_CT_JSON;
-        c->value = plain_compact(&v, p);
-        c->text = v.flat ? plain_list_text(c->value, p) : c->value;
+        c->value = plain_compact(&v, &c->value_len, p);
+        c->text = v.flat ? plain_list_text(c->value, c->value_len, p) : c->value;
         break;
     }
-    c->value_len = strlen(c->value);
     return 1;
 }
 
