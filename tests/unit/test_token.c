@@ -275,6 +275,39 @@ START_TEST(b64token_table_matches_old_predicate)
 }
 END_TEST
 
+/*
+ * Long tokens, eight bytes a test: a byte that is not a b64token character, or a '=' (padding
+ * then more), at every place of tokens of 1 to 40 bytes, in and after the eight-byte blocks.
+ */
+START_TEST(b64token_span_long_tokens)
+{
+    static const char bad[] = { ' ', '=', '\t', '"', ',', '\x80', '\xff', '!' };
+    char buf[48];
+    apr_size_t len, at, b, pad;
+
+    for (len = 1; len <= 40; len++) {
+        memset(buf, 'a', len);
+        buf[len] = '\0';
+        ck_assert_uint_eq(ot_b64token_span(buf), len);
+        for (at = 0; at < len; at++) {
+            for (b = 0; b < sizeof(bad); b++) {
+                memset(buf, 'a', len);
+                buf[at] = bad[b];
+                ck_assert_msg(ot_b64token_span(buf) == (old_is_b64token(buf, len) ? len : 0u),
+                              "len %lu, 0x%02x at %lu", (unsigned long)len,
+                              (unsigned char)bad[b], (unsigned long)at);
+            }
+            for (pad = 1; at + pad <= len; pad++) {      /* at..at+pad-1 padding, then more */
+                memset(buf, 'a', len);
+                memset(buf + at, '=', pad);
+                ck_assert_uint_eq(ot_b64token_span(buf),
+                                  old_is_b64token(buf, len) ? len : 0u);
+            }
+        }
+    }
+}
+END_TEST
+
 Suite *suite_token(void)
 {
     Suite *s = suite_create("token");
@@ -285,6 +318,7 @@ Suite *suite_token(void)
     tcase_add_test(tc, bearer_absent_or_other_scheme);
     tcase_add_test(tc, bearer_malformed);
     tcase_add_test(tc, b64token_table_matches_old_predicate);
+    tcase_add_test(tc, b64token_span_long_tokens);
     tcase_add_test(tc, jwt_peek_and_hint);
     tcase_add_test(tc, jwt_peek_refuses_odd_shapes);
     tcase_add_test(tc, jwt_peek_reads_payloads_as_jansson_does);
