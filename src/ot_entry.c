@@ -212,6 +212,12 @@ apr_status_t ot_cache_entry_decode(ot_cache_entry_t *e, const char *buf, apr_siz
 #define DIGEST_TEXT 0x80
 #define DIGEST_MAX_CLAIMS 0xffff
 
+/** 1 when c's text is not its value (the same string is mostly the same pointer: no compare). */
+static int own_text(const ot_claim_t *c)
+{
+    return c->text != c->value && strcmp(c->text, c->value) != 0;
+}
+
 const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *p)
 {
     apr_size_t n = 2;
@@ -224,7 +230,7 @@ const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *
     for (i = 0; i < a->nclaims; i++) {
         const ot_claim_t *c = &a->claims[i];
         n += 1 + strlen(c->name) + 1 + c->value_len + 1;
-        if (strcmp(c->text, c->value) != 0) {
+        if (own_text(c)) {
             n += strlen(c->text) + 1;
         }
     }
@@ -233,13 +239,13 @@ const char *ot_answer_digest(const ot_answer_t *a, apr_size_t *len, apr_pool_t *
     *o++ = (char)(a->nclaims & 0xff);
     for (i = 0; i < a->nclaims; i++) {
         const ot_claim_t *c = &a->claims[i];
-        int own_text = strcmp(c->text, c->value) != 0;
+        int own = own_text(c);
         apr_size_t k = strlen(c->name) + 1;
 
-        *o++ = (char)(c->type | (own_text ? DIGEST_TEXT : 0));
+        *o++ = (char)(c->type | (own ? DIGEST_TEXT : 0));
         memcpy(o, c->name, k), o += k;
         memcpy(o, c->value, c->value_len + 1), o += c->value_len + 1;
-        if (own_text) {
+        if (own) {
             k = strlen(c->text) + 1;
             memcpy(o, c->text, k), o += k;
         }
