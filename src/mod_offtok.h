@@ -198,7 +198,8 @@ void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c);
  * The name under which this process caches the keys of c's OfftokJWKSURL (the url given to
  * ot_jose_verify and ot_jose_known_forgery): the URL, told apart by how c trusts TLS (as cached
  * answers are), so that keys fetched without verifying the issuer, or trusting another CA file,
- * never verify anything for a location that trusts otherwise. NULL without OfftokJWKSURL.
+ * never verify anything for a location that trusts otherwise (the URL's own fragment, never
+ * fetched, is left out: no URL can hold that text). NULL without OfftokJWKSURL.
  */
 const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p);
 

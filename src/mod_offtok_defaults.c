@@ -243,9 +243,19 @@ void offtok_http_req(ot_http_req_t *req, const offtok_dir_conf *c)
 
 const char *offtok_jwks_key(const offtok_dir_conf *c, apr_pool_t *p)
 {
-    if (c->jwks_url == NULL || (offtok_ssl_verify(c) && c->ca_file == NULL)) {
-        return c->jwks_url;
+    const char *url = c->jwks_url, *fragment = url ? strchr(url, '#') : NULL;
+
+    /*
+     * The URL's own fragment goes (it is never fetched either): only JWKS_TRUST may follow a
+     * '#', so that no OfftokJWKSURL (one ending in "#offtok-trust=noverify") names the keys
+     * that another location fetched under other trust settings.
+     */
+    if (fragment != NULL) {
+        url = apr_pstrmemdup(p, url, (apr_size_t)(fragment - url));
     }
-    return apr_pstrcat(p, c->jwks_url, JWKS_TRUST, offtok_ssl_verify(c) ? "verify" : "noverify",
+    if (url == NULL || (offtok_ssl_verify(c) && c->ca_file == NULL)) {
+        return url;
+    }
+    return apr_pstrcat(p, url, JWKS_TRUST, offtok_ssl_verify(c) ? "verify" : "noverify",
                        c->ca_file ? " ca=" : "", c->ca_file ? c->ca_file : "", NULL);
 }

@@ -11,9 +11,12 @@ setting.
 Issuer: the fault stub (stubs/faulty.py): /signed answers an RFC 9701 signed answer (iss
 https://faulty.example, key in /jwks), /ok an unsigned one; its log counts the calls.
 """
+import base64
+import json
 import os
 import re
 import shutil
+import time
 import uuid
 
 from test_client_auth import pages
@@ -158,3 +161,50 @@ def test_ca_file_named_like_the_signed_setting_is_another_key(httpd, faulty):
     assert r.status_code == 503
     assert calls(faulty, "ok") == 2
     assert re.search(r"OT0002: .*unsigned answer", httpd.error_log())
+
+
+def test_jwks_url_holding_the_trust_marker_does_not_take_keys_fetched_without_verifying(
+        httpd, faulty):
+    """The keys a process caches are named by the JWKS URL and how the location trusts TLS
+    (offtok_jwks_key: "URL#offtok-trust=noverify" for keys fetched with OfftokSSLVerify Off).
+    A location that verifies, with the system's CAs, and whose OfftokJWKSURL is that very text
+    (a fragment is never fetched) must not verify with the keys fetched without verifying: the
+    logout handler here cannot fetch them itself (503); with the unverified ones it would have
+    judged the badly signed logout token (400)."""
+    httpd.allow_errors(r"OT0102")
+    jwks = faulty.url_for("jwks")
+    lax = f"""
+<Location "/lax/">
+    AuthType offtok
+    AuthName "test"
+    OfftokIntrospectionURL {faulty.url_for("signed")}
+    OfftokClientID rs-client
+    OfftokClientSecret rs-secret
+    OfftokSSLVerify Off
+    OfftokIssuer {FAULTY_ISSUER}
+    OfftokJWKSURL {jwks}
+    OfftokSignedAnswers On
+    Require valid-user
+</Location>
+<Location "/logout">
+    SetHandler offtok-backchannel-logout
+    OfftokIssuer {FAULTY_ISSUER}
+    OfftokClientID rs-client
+    OfftokJWKSURL {jwks}#offtok-trust=noverify
+    Require ip 127.0.0.1
+</Location>
+"""
+    pages(httpd, "lax")
+    httpd.start(lax, servers=1)
+    assert httpd.get("/lax/index.html", token="opaque-" + uuid.uuid4().hex).status_code == 200
+    header = {"alg": "RS256", "kid": "faulty-rs256", "typ": "logout+jwt"}
+    claims = {"iss": FAULTY_ISSUER, "aud": "rs-client", "iat": int(time.time()),
+              "jti": uuid.uuid4().hex, "sub": "alice",
+              "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+
+    def part(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    forged = part(header) + "." + part(claims) + "." + part({"not": "a signature"})
+    r = httpd.post("/logout", data={"logout_token": forged})
+    assert r.status_code == 503
+    assert re.search(r"OT0102: .*keys could not be fetched", httpd.error_log())
