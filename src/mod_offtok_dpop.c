@@ -147,9 +147,11 @@ static apr_status_t keep_or_make_table(dpop_retained_t *ret, apr_uint32_t slots,
  * longer, every live entry is kept the difference longer (OT0813): else a proof recorded before
  * the restart could be used once more between its entry's end and its new one. The processes
  * of the previous generation, after a graceful restart, record the proofs they still accept
- * with the old length.
+ * with the old length. When this one lets proofs pass for less, a graceful restart keeps the
+ * old length in *life (OT0815) until a full restart: the processes of the previous generation
+ * still accept a proof for that long, so one recorded here for less could be used there again.
  */
-static apr_status_t lengthen_entries(ot_replay_t *replay, int life, server_rec *s)
+static apr_status_t lengthen_entries(ot_replay_t *replay, int *life, server_rec *s)
 {
     int *was = ap_retained_data_get(RETAINED_LIFE_KEY);
     apr_uint32_t n = 0;
@@ -157,10 +159,18 @@ static apr_status_t lengthen_entries(ot_replay_t *replay, int life, server_rec *
 
     if (was == NULL) {
         was = ap_retained_data_create(RETAINED_LIFE_KEY, sizeof(*was));
-        *was = life;
+        *was = *life;
     }
-    if (life > *was) {
-        rv = ot_replay_extend(replay, apr_time_from_sec(life - *was), apr_time_now(), &n);
+    if (*life < *was && ap_unixd_mpm_get_retained_data()->was_graceful) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, s, "OT0815: a DPoP proof passes for up to %d "
+                     "s now (OfftokDPoPMaxAge + OfftokClockSkew + 1, was %d s); the table of "
+                     "DPoP proofs keeps every proof %d s until the next full restart, because the "
+                     "children still serving the previous generation accept proofs that long "
+                     "(apachectl restart, or stop and start httpd)", *life, *was, *was);
+        *life = *was;
+    }
+    if (*life > *was) {
+        rv = ot_replay_extend(replay, apr_time_from_sec(*life - *was), apr_time_now(), &n);
         if (rv != APR_SUCCESS) {
             ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "OT0814: cannot keep the DPoP proofs "
                          "seen before the restart for the longer OfftokDPoPMaxAge + "
@@ -169,10 +179,10 @@ static apr_status_t lengthen_entries(ot_replay_t *replay, int life, server_rec *
         }
         ap_log_error(APLOG_MARK, APLOG_INFO, 0, s, "OT0813: a DPoP proof may now pass for up to "
                      "%d s (OfftokDPoPMaxAge + OfftokClockSkew + 1, was %d s): the %u proofs "
-                     "seen before the restart are kept %d s longer", life, *was, (unsigned)n,
-                     life - *was);
+                     "seen before the restart are kept %d s longer", *life, *was, (unsigned)n,
+                     *life - *was);
     }
-    *was = life;
+    *was = *life;
     return APR_SUCCESS;
 }
 
@@ -198,7 +208,7 @@ int offtok_dpop_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     dpop.life = offtok_dpop_longest_life(s);
-    if (lengthen_entries(ret->replay, dpop.life, s) != APR_SUCCESS) {
+    if (lengthen_entries(ret->replay, &dpop.life, s) != APR_SUCCESS) {
         return HTTP_INTERNAL_SERVER_ERROR;
     }
     dpop.replay = ret->replay;

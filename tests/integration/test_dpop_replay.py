@@ -286,6 +286,44 @@ def test_a_graceful_restart_keeps_the_table_the_old_processes_use(httpd, oidc, k
         assert send_new(httpd, bound, proof, "after") == 401
 
 
+def test_a_graceful_restart_to_a_shorter_max_age_keeps_the_longer_one(httpd, oidc, key, bound):
+    """A graceful restart that shortens OfftokDPoPMaxAge: a process of the previous generation
+    still finishes a kept-alive connection with the old, longer max age, so a proof the new
+    generation recorded for the short one must stay refused there for the long one. prefork, a
+    connection held open across the restart (as above); the new generation keeps every proof
+    for the longer life until a full restart, and says so (OT0815)."""
+    httpd.allow_errors(r"AH00161: server reached MaxRequestWorkers")
+    site = protected("/protected/", oidc)
+    server = "KeepAliveTimeout 60\nOfftokClockSkew 0\n" + PIDS + STATUS
+    httpd.start(site, server=server + "OfftokDPoPMaxAge 60\n", mpm="prefork", servers=4)
+    url = httpd.url(PAGE)
+    held = Held(httpd, "a")
+    try:
+        assert held.get(bound, key.proof("GET", url, bound)) == 200
+        wait_until(lambda: keeping_alive(httpd) >= 1, what="the process to keep alive")
+        httpd.render(site, server=server + "OfftokDPoPMaxAge 1\n", mpm="prefork", servers=4)
+        httpd.graceful()
+        # Recorded by a new process, which would keep it 2 s (a fresh proof until one is young
+        # enough when it arrives: the max age is 1 s) ...
+        deadline = time.monotonic() + 20
+        proof = key.proof("GET", url, bound)
+        while send_new(httpd, bound, proof, "new-1") != 200:
+            assert time.monotonic() < deadline, "no proof passed the 1 s max age"
+            proof = key.proof("GET", url, bound)
+        time.sleep(3)
+        assert send_new(httpd, bound, proof, "new-2") == 401       # too old there now
+        # ... and sent to the old process, whose max age is still 60 s: a replay.
+        assert held.get(bound, proof) == 401
+    finally:
+        held.close()
+    seen = wait_until(lambda: logged(httpd, "a-2", "new-2"), what="the pids log")
+    assert seen["a-1"] == seen["a-2"] and seen["new-1"] != seen["a-1"], seen
+    assert "OT0703: DPoP proof refused: its jti was used before (a replay)" in httpd.error_log()
+    assert "OT0815: a DPoP proof passes for up to 2 s now (OfftokDPoPMaxAge + OfftokClockSkew " \
+        "+ 1, was 61 s); the table of DPoP proofs keeps every proof 61 s until the next full " \
+        "restart" in httpd.error_log()
+
+
 def test_a_graceful_restart_of_event_keeps_the_size_until_a_full_one(httpd, oidc, key, bound):
     """The same under the event MPM (the default here): the graceful restart keeps the table and
     its proofs, and tells the admin; a full restart applies the size."""
