@@ -247,14 +247,23 @@ int offtok_dpop_longest_life(server_rec *s)
     return age + skew + 1;
 }
 
-/** A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). */
+/**
+ * A whole number of seconds into the int at cmd->info: 1..3600 (0..3600 for the skew). Never in
+ * .htaccess, even where AllowOverrideList names it: the replay table's lifetime is the longest
+ * read at start-up, and a directory whose file said more would accept a proof seen under
+ * another section once more after its record lapsed.
+ */
 static const char *set_seconds(cmd_parms *cmd, void *dc, const char *arg)
 {
     int *field = (int *)((char *)dc + (apr_size_t)cmd->info);
-    const char *err = ot_parse_ttl(arg, 3600, field, cmd->pool);
+    const char *err = ap_check_cmd_context(cmd, NOT_IN_HTACCESS);
     int *longest = strcmp(cmd->cmd->name, "OfftokClockSkew") == 0 ? &longest_skew
                    : strcmp(cmd->cmd->name, "OfftokDPoPMaxAge") == 0 ? &longest_dpop_age : NULL;
 
+    if (err != NULL) {
+        return err;
+    }
+    err = ot_parse_ttl(arg, 3600, field, cmd->pool);
     if (err == NULL && *field == 0 && strcmp(cmd->cmd->name, "OfftokClockSkew") != 0) {
         err = "must be at least 1";
     }

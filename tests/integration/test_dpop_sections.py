@@ -4,6 +4,7 @@ name): a proof recorded under the shorter lifetime must stay refused under the l
 replay table keeps every proof for the longest OfftokDPoPMaxAge + OfftokClockSkew + 1 in effect
 anywhere (the defaults count only where the main server leaves a value unset). Tokens from
 oidc-provider (its dPoP feature), proofs made here with a real key (tests/integration/dpop.py)."""
+import os
 import time
 
 import pytest
@@ -79,3 +80,31 @@ def test_the_defaults_count_only_where_the_main_server_leaves_a_value_unset(http
     httpd.graceful()
     assert "OT0813: a DPoP proof may now pass for up to 51 s (OfftokDPoPMaxAge + " \
         "OfftokClockSkew + 1, was 21 s)" in httpd.error_log()
+
+
+def test_an_htaccess_file_cannot_lengthen_the_max_age(httpd, oidc, key, bound):
+    """AllowOverrideList lets an .htaccess file use a directive whatever its context: there,
+    OfftokDPoPMaxAge would let a directory accept a proof for longer than the replay table keeps
+    it (its lifetime is counted when the configuration is read, before any .htaccess file). A
+    proof used while the directory has none, then after its author writes one with a longer max
+    age, would pass twice; the directive is refused there instead (500, as any .htaccess error)."""
+    ht = os.path.join(httpd.root, "htdocs", "protected", ".htaccess")
+    httpd.allow_errors(r"OfftokDPoPMaxAge cannot occur within htaccess files")
+    httpd.start(protected("/protected/", oidc), server=SHORT + f"""
+<Directory "{httpd.root}/htdocs/protected">
+    AllowOverrideList OfftokDPoPMaxAge OfftokClockSkew
+</Directory>
+""")
+    with requests.Session() as s:
+        deadline = time.monotonic() + 20
+        proof = key.proof("GET", httpd.url(PAGE), bound)
+        while send(httpd, s, bound, proof).status_code != 200:
+            assert time.monotonic() < deadline, "no proof passed the 1 s max age"
+            proof = key.proof("GET", httpd.url(PAGE), bound)
+        with open(ht, "w") as f:
+            f.write("OfftokDPoPMaxAge 30\n")
+        os.chmod(ht, 0o644)
+        time.sleep(3)
+        again = send(httpd, s, bound, proof)
+    assert again.status_code == 500, again.status_code
+    assert "OfftokDPoPMaxAge cannot occur within htaccess files" in httpd.error_log()
