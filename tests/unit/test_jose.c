@@ -472,6 +472,40 @@ START_TEST(parsed_keys_follow_every_new_set)
 }
 END_TEST
 
+/*
+ * A key cache made anew where an old one was (the same address, URL and JWKS length, another
+ * key under the same kid): the thread's parsed copy of the old cache's keys is never used. The
+ * text is no longer compared: the generations, which start at random per cache, tell them apart.
+ */
+START_TEST(cache_made_anew_at_an_old_address)
+{
+    fake_t f = { jwks_of(public_jwk(rsa1, "{\"kid\":\"rsa1\"}"), NULL), 0 };
+    fake_t g = { jwks_of(public_jwk(rsa2, "{\"kid\":\"rsa1\"}"), NULL), 0 };
+    const char *one = sign(rsa1, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    const char *two = sign(rsa2, "{\"alg\":\"RS256\",\"kid\":\"rsa1\"}", PAYLOAD);
+    ot_jose_keys_t *k, *old = NULL;
+    apr_pool_t *sp;
+    int i, same = 0;
+
+    ck_assert_uint_eq(strlen(f.jwks), strlen(g.jwks));
+    for (i = 0; i < 8 && !same; i++) {
+        ck_assert_int_eq(apr_pool_create(&sp, ot_test_pool), APR_SUCCESS);
+        ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), sp), APR_SUCCESS);
+        same = k == old;
+        if (same) {                 /* the old one held rsa1 as "rsa1": this one holds rsa2 */
+            ck_assert_int_eq(cached(k, &g, one, T0), OT_JOSE_INVALID);
+            ck_assert_int_eq(cached(k, &g, two, T0), OT_JOSE_OK);
+        }
+        else {
+            ck_assert_int_eq(cached(k, &f, one, T0), OT_JOSE_OK);
+        }
+        old = k;
+        apr_pool_destroy(sp);
+    }
+    ck_assert_msg(same, "no key cache was made at an old one's address");
+}
+END_TEST
+
 /** 1 when cjose alone verifies token with k (the oracle of the OpenSSL path). */
 static int cjose_ok(const cjose_jwk_t *k, const char *token)
 {
@@ -688,6 +722,7 @@ Suite *suite_jose(void)
     tcase_add_test(tc, cache_unreachable_keys);
     tcase_add_test(tc, cache_old_keys_refreshed_or_kept);
     tcase_add_test(tc, parsed_keys_follow_every_new_set);
+    tcase_add_test(tc, cache_made_anew_at_an_old_address);
     tcase_add_test(tc, evp_path_agrees_with_cjose);
     tcase_add_test(tc, header_read_once);
     tcase_add_test(tc, thread_contexts_refuse_confusions);
