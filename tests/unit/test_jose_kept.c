@@ -14,6 +14,7 @@
 #include <openssl/core_names.h>
 #include <cjose/cjose.h>
 #include <apr_strings.h>
+#include <apr_thread_proc.h>
 
 #include "ot_unit.h"
 #include "ot_jose_int.h"
@@ -473,6 +474,103 @@ START_TEST(kept_fits_answer_as_the_members_say)
 }
 END_TEST
 
+/* ---- threads ------------------------------------------------------------------------------- */
+
+#define CROWD_ALGS 5
+#define CROWD_THREADS 4
+
+/** What one thread verifies, and how many verdicts it found wrong. */
+typedef struct {
+    ot_jose_keys_t *k;
+    fake_t *f;
+    const char **ok, **no;          /**< per algorithm: verifies, and does not */
+    apr_time_t now;
+    apr_pool_t *pool;               /**< the thread's own */
+    int wrong;
+} crowd_t;
+
+static void *APR_THREAD_FUNC crowd_run(apr_thread_t *t, void *data)
+{
+    crowd_t *c = data;
+    const char *why = NULL;
+    ot_jws_t jws;
+    int round, a, unknown = 0;
+
+    for (round = 0; round < 20; round++) {
+        for (a = 0; a < CROWD_ALGS; a++) {
+            c->wrong += ot_jose_verify_kid_text_h(&jws, &why, &unknown, c->k, URL, c->ok[a],
+                                                  strlen(c->ok[a]), NULL, fake_fetch, c->f,
+                                                  c->now, c->pool) != OT_JOSE_OK;
+            c->wrong += ot_jose_verify_kid_text_h(&jws, &why, &unknown, c->k, URL, c->no[a],
+                                                  strlen(c->no[a]), NULL, fake_fetch, c->f,
+                                                  c->now, c->pool) != OT_JOSE_INVALID;
+        }
+    }
+    apr_thread_exit(t, APR_SUCCESS);
+    return NULL;
+}
+
+/** CROWD_THREADS threads at once, each on its own: how many verdicts were wrong. */
+static int crowd(ot_jose_keys_t *k, fake_t *f, const char **ok, const char **no, apr_time_t now)
+{
+    crowd_t c[CROWD_THREADS];
+    apr_thread_t *t[CROWD_THREADS];
+    apr_status_t rv;
+    int i, wrong = 0;
+
+    for (i = 0; i < CROWD_THREADS; i++) {
+        c[i] = (crowd_t){ k, f, ok, no, now, NULL, 0 };
+        ck_assert_int_eq(apr_pool_create(&c[i].pool, ot_test_pool), APR_SUCCESS);
+    }
+    for (i = 0; i < CROWD_THREADS; i++) {
+        ck_assert_int_eq(apr_thread_create(&t[i], NULL, crowd_run, &c[i], ot_test_pool), 0);
+    }
+    for (i = 0; i < CROWD_THREADS; i++) {
+        apr_thread_join(&rv, t[i]);
+        wrong += c[i].wrong;
+    }
+    return wrong;
+}
+
+/**
+ * Threads verifying at once, with RS and PS of every hash in turn, each on the digest context
+ * and parsed keys it keeps (ot_jose_evp.c, ot_jose_parsed.c): every good token verifies and
+ * every bad one fails on every thread; after a rotation (another key under the same kid) each
+ * thread verifies with the new key alone, its parsed copy of the old set never used again.
+ */
+START_TEST(threads_keep_their_own_and_follow_a_rotation)
+{
+    static const char *const algs[CROWD_ALGS] = { "RS256", "RS384", "RS512", "PS384",
+                                                  "PS256" };
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    EVP_PKEY *rsa2 = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    const char *old[CROWD_ALGS], *bad[CROWD_ALGS], *cur[CROWD_ALGS];
+    fake_t f = { jwks_of(rsa, "k1"), 0 };
+    ot_jose_keys_t *k;
+    int a;
+
+    for (a = 0; a < CROWD_ALGS; a++) {
+        char *flipped;
+
+        old[a] = sign_kid(rsa, algs[a], RSA_PSS_SALTLEN_DIGEST, "k1");
+        cur[a] = sign_kid(rsa2, algs[a], RSA_PSS_SALTLEN_DIGEST, "k1");
+        flipped = apr_pstrdup(ot_test_pool, old[a]);
+        flipped[strlen(flipped) - 5] = flipped[strlen(flipped) - 5] == 'A' ? 'B' : 'A';
+        bad[a] = flipped;
+    }
+    ck_assert_int_eq(ot_jose_keys_create(&k, SEC(10), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(crowd(k, &f, old, bad, T0), 0);
+    ck_assert_int_eq(crowd(k, &f, old, cur, T0 + SEC(1)), 0);
+    f.jwks = jwks_of(rsa2, "k1");           /* the rotation, seen at the next fetch */
+    ck_assert_int_eq(keyed(k, &f, cur[0], T0 + OT_JWKS_MAX_AGE), OT_JOSE_OK);
+    ck_assert_int_eq(f.fetches, 2);
+    ck_assert_int_eq(crowd(k, &f, cur, old, T0 + OT_JWKS_MAX_AGE + SEC(1)), 0);
+    ck_assert_int_eq(f.fetches, 2);
+    EVP_PKEY_free(rsa);
+    EVP_PKEY_free(rsa2);
+}
+END_TEST
+
 Suite *suite_jose_kept(void)
 {
     Suite *s = suite_create("jose_kept");
@@ -486,6 +584,7 @@ Suite *suite_jose_kept(void)
     tcase_add_test(tc, kept_fits_answer_as_the_members_say);
     tcase_add_test(tc, held_sig_fails_is_a_known_forgery);
     tcase_add_test(tc, kept_context_goes_with_its_set);
+    tcase_add_test(tc, threads_keep_their_own_and_follow_a_rotation);
     suite_add_tcase(s, tc);
     return s;
 }
