@@ -30,6 +30,7 @@ int main(void)
     srunner_add_suite(sr, suite_claims_env());
     srunner_add_suite(sr, suite_http());
     srunner_add_suite(sr, suite_flight());
+    srunner_add_suite(sr, suite_flight_issuers());
     srunner_add_suite(sr, suite_rate());
     srunner_add_suite(sr, suite_cache());
     srunner_add_suite(sr, suite_jose());

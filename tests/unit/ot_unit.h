@@ -19,6 +19,7 @@ Suite *suite_claims(void);
 Suite *suite_claims_env(void);
 Suite *suite_http(void);
 Suite *suite_flight(void);
+Suite *suite_flight_issuers(void);
 Suite *suite_rate(void);
 Suite *suite_cache(void);
 Suite *suite_jose(void);

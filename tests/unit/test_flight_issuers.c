@@ -1,0 +1,380 @@
+/* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+/**
+ * Unit tests of ot_flight_issuer.c through ot_flight.c: each issuer's latency, when an issuer is
+ * slow, and shedding requests over the bound for a slow issuer but not for a healthy one. Calls
+ * are held (hold_issuer) until the test sees the requests it expects, and a healthy issuer is
+ * warmed several times at a latency far below the 100 ms "slow" line, so that a late wake-up of
+ * a loaded machine neither reorders the requests nor makes it slow. (flight_stub.h)
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <apr_strings.h>
+#include "flight_stub.h"
+
+
+/*
+ * A burst over the bound while the issuer is healthy waits for places instead of failing: the
+ * issuer answers in 50 ms, and six requests for six keys meet a bound of three.
+ */
+START_TEST(test_healthy_burst_waits)
+{
+    issuer_t iss = { apr_time_from_msec(50), 0, NULL };
+    ot_flight_t *f = make_flight(3);
+    caller_t *warm = make_callers(f, &iss, 1);
+    caller_t *c = make_callers(f, &iss, 6);
+    static const char *keys[] = { "k0", "k1", "k2", "k3", "k4", "k5" };
+    int i;
+
+    run_callers(warm, 1);           /* the issuer's latency is known: 100 ms */
+    for (i = 0; i < 6; ++i) {
+        c[i].key = keys[i];
+    }
+    run_callers(c, 6);
+    for (i = 0; i < 6; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
+    ck_assert_int_eq(iss.fetches, 7);
+    ck_assert_uint_eq(flight_stats.shed_slow, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * However good its history, an issuer with a call overdue now is slow: a request over the bound
+ * gets APR_EBUSY at once instead of waiting for a place.
+ */
+START_TEST(test_overdue_call_sheds_at_once)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, slow = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &slow, 2);
+
+    run_callers(warm, 1);           /* latency 20 ms: 210 ms explained */
+    c[1].iss = &fast;
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(400);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_EBUSY);
+    ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(150));
+    ck_assert_uint_eq(flight_stats.shed_slow, 1);
+    ck_assert_int_eq(fast.fetches, 1);
+}
+END_TEST
+
+/*
+ * An issuer that is slow steadily (every call 300 ms) never has a call overdue by what its
+ * latency explains (a second, the cap), yet a request over the bound gets APR_EBUSY at once:
+ * waiting up to a second for a place, such requests took the threads the bound keeps free.
+ */
+START_TEST(test_steadily_slow_sheds_at_once)
+{
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &slow, 1);
+    caller_t *c = make_callers(f, &slow, 2);
+
+    run_callers(warm, 1);           /* latency 300 ms: slow, though it explains a second */
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(100);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_EBUSY);
+    ck_assert_int_lt(c[1].returned - c[1].arrival, apr_time_from_msec(100));
+    ck_assert_uint_eq(flight_stats.shed_slow, 1);
+    ck_assert_int_eq(slow.fetches, 2);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * One call that ran far past what any latency explains (an issuer that hung until the timeout
+ * once) does not make a healthy issuer look steadily slow for dozens of calls: a few fast calls
+ * later, a request over the bound waits for a place again instead of getting APR_EBUSY. (Counted
+ * at its full 2.5 s, the one call kept the average over 100 ms through the eight fast ones.)
+ */
+START_TEST(test_one_hung_call_is_soon_forgotten)
+{
+    issuer_t fast = { apr_time_from_msec(10), 0, NULL }, hung = { apr_time_from_msec(2500), 0,
+                                                                   NULL };
+    issuer_t busy = { apr_time_from_msec(150), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *one = make_callers(f, &fast, 1), *c = make_callers(f, &busy, 2);
+    int i;
+
+    run_callers(one, 1);            /* latency 10 ms */
+    one->iss = &hung;
+    run_callers(one, 1);            /* once: 2.5 s */
+    one->iss = &fast;
+    for (i = 0; i < 8; ++i) {
+        run_callers(one, 1);
+    }
+    c[1].iss = &fast;
+    c[1].key = "other-key";
+    c[1].start_after = apr_time_from_msec(50);
+    run_callers(c, 2);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    ck_assert_uint_eq(flight_stats.shed_slow, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * Two issuers, one steadily slow (A: 300 ms calls, one now hung for a second) and one healthy (B:
+ * 60 ms). A burst to B over the bound waits for places and is answered: it was shed with A's
+ * slowness (one latency per process: 270 ms after B's first call). A request to A over the bound
+ * is still shed at once, and the bound holds for both together.
+ */
+START_TEST(test_slow_issuer_does_not_shed_another)
+{
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(60), 0,
+                                                                   NULL };
+    issuer_t hung = { apr_time_from_sec(1), 0, NULL };
+    ot_flight_t *f = make_flight(3);
+    caller_t *warm = make_callers(f, &slow, 2);
+    caller_t *c = make_callers(f, &fast, 8);
+    static const char *keys[] = { "a-hung", "b0", "b1", "b2", "b3", "b4", "b5", "a-new" };
+    int i;
+
+    warm[1].iss = &fast;
+    warm[1].url = URL_B;
+    warm[1].key = "b-warm";
+    run_callers(warm, 1);           /* A: 300 ms, slow steadily */
+    run_callers(warm + 1, 1);       /* B: 60 ms, healthy */
+    for (i = 0; i < 8; ++i) {
+        c[i].key = keys[i];
+        c[i].url = URL_B;
+        c[i].start_after = apr_time_from_msec(100);
+    }
+    c[0].url = c[7].url = URL_A;
+    c[0].iss = &hung;
+    c[0].start_after = 0;
+    c[7].iss = &slow;
+    c[7].start_after = apr_time_from_msec(150);  /* B's calls fill the bound until 280 ms */
+    run_callers(c, 8);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    for (i = 1; i < 7; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
+    ck_assert_int_eq(c[7].rv, APR_EBUSY);
+    ck_assert_int_lt(c[7].returned - c[7].arrival, apr_time_from_msec(100));
+    ck_assert_uint_eq(flight_stats.shed_slow, 1);
+    ck_assert_int_eq(fast.fetches, 7);
+    ck_assert_int_eq(slow.fetches, 1);
+    ck_assert_int_le(most_in_fetch, 3);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * A call to issuer A overdue now (hung for a second, 20 ms explained 210) makes A slow, not B: a
+ * request to B over the bound waits for a place and is answered (it was shed at once), while one
+ * to A over the bound is shed at once. The bound holds for both together.
+ */
+START_TEST(test_overdue_call_to_one_issuer_spares_another)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, hung = { apr_time_from_sec(1), 0, NULL };
+    issuer_t b = { apr_time_from_msec(60), 0, NULL };
+    ot_flight_t *f = make_flight(2);
+    caller_t *warm = make_callers(f, &fast, 2);
+    caller_t *c = make_callers(f, &b, 4);
+
+    warm[1].url = URL_B;
+    warm[1].key = "b-warm";
+    run_callers(warm, 2);           /* both issuers: 20 ms, 210 ms explained */
+    c[0].iss = &hung;
+    c[0].key = "a-hung";
+    c[1].url = c[2].url = URL_B;
+    c[1].key = "b0";
+    c[2].key = "b1";
+    c[1].start_after = c[2].start_after = apr_time_from_msec(400);   /* A's call overdue */
+    c[3].iss = &fast;
+    c[3].key = "a-new";
+    c[3].start_after = apr_time_from_msec(430);  /* B's calls fill the bound until 520 ms */
+    run_callers(c, 4);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[2].rv, APR_SUCCESS);
+    ck_assert_int_eq(c[3].rv, APR_EBUSY);
+    ck_assert_int_lt(c[3].returned - c[3].arrival, apr_time_from_msec(100));
+    ck_assert_uint_eq(flight_stats.shed_slow, 1);
+    ck_assert_int_eq(b.fetches, 2);
+    ck_assert_int_eq(fast.fetches, 2);
+    ck_assert_int_le(most_in_fetch, 2);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/*
+ * Every place of the bound held by a call to a slow issuer (A: hung for 3 s, overdue after 50 ms):
+ * a burst to a healthy issuer (B, 20 ms) gets APR_EBUSY at once, as before issuers were told
+ * apart, since no place can free up within what B's latency explains. (It waited for a place A
+ * held, each request 210 ms more than the one ahead of it, up to its wait limit: twelve requests
+ * held threads for up to 2.5 s over the bound, however many; the bound kept no thread free.)
+ */
+START_TEST(test_bound_held_by_slow_issuer_sheds_all)
+{
+    issuer_t hung = { apr_time_from_sec(3), 0, NULL }, fast = { apr_time_from_msec(20), 0,
+                                                                NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &fast, 13);
+    int i;
+
+    warm[0].url = URL_B;
+    warm[0].key = "b-warm";
+    run_callers(warm, 1);           /* B: 20 ms, 210 ms explained */
+    c[0].iss = &hung;
+    c[0].key = "a-hung";
+    for (i = 1; i < 13; ++i) {
+        c[i].url = URL_B;
+        c[i].key = apr_psprintf(ot_test_pool, "b%d", i);
+        c[i].start_after = apr_time_from_msec(200);     /* A's call overdue */
+    }
+    run_callers(c, 13);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    for (i = 1; i < 13; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_EBUSY);
+        ck_assert_int_lt(c[i].returned - c[i].arrival, apr_time_from_sec(1));
+    }
+    ck_assert_uint_eq(flight_stats.shed_slow, 12);
+    ck_assert_int_eq(fast.fetches, 1);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/* Callers c[0..n) ask n issuers never seen before (numbered from *next on), a key each. */
+static void new_issuers(caller_t *c, int n, int *next)
+{
+    int i;
+
+    for (i = 0; i < n; ++i) {
+        c[i].url = apr_psprintf(ot_test_pool, "https://i%d.example/introspect", (*next)++);
+        c[i].key = c[i].url;        /* as in the module, whose keys cover the URL */
+    }
+}
+
+/*
+ * More issuers with requests under way at once than the table keeps apart (40: the last ones
+ * share one entry) are all answered, none shed. Then, with a bound of two, 80 issuers more, two
+ * at a time, recycle every entry, and in the recycled table a slow issuer (A, 300 ms) is still
+ * told from a healthy one (B, 60 ms): with A's call under way, two requests to B are answered and
+ * one to A is shed.
+ */
+START_TEST(test_many_issuers)
+{
+    issuer_t iss = { apr_time_from_msec(100), 0, NULL }, quick = { apr_time_from_msec(5), 0,
+                                                                   NULL };
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(60), 0,
+                                                                   NULL };
+    ot_flight_t *f = make_flight(64);
+    caller_t *c = make_callers(f, &iss, 40), *d;
+    int i, next = 0;
+
+    new_issuers(c, 40, &next);
+    run_callers(c, 40);
+    for (i = 0; i < 40; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
+    ck_assert_int_eq(iss.fetches, 40);
+    ck_assert_uint_eq(flight_stats.shed_slow, 0);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+
+    f = make_flight(2);
+    d = make_callers(f, &slow, 4);
+    d[1].iss = &fast;
+    d[1].url = URL_B;
+    c = make_callers(f, &quick, 2);
+    for (i = 0; i < 40; ++i) {
+        new_issuers(c, 2, &next);
+        run_callers(c, 2);
+        ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+        ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    }
+    run_callers(d, 1);              /* A: 300 ms, slow steadily */
+    run_callers(d + 1, 1);          /* B: 60 ms, healthy */
+    d[0].key = "a-long";
+    d[1].key = "b0";
+    d[2].key = "b1";
+    d[2].iss = &fast;
+    d[2].url = URL_B;
+    d[3].key = "a-new";
+    d[1].start_after = d[2].start_after = apr_time_from_msec(50);
+    d[3].start_after = apr_time_from_msec(80);     /* B's calls fill the bound until 170 ms */
+    run_callers(d, 4);
+    ck_assert_int_eq(d[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[1].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[2].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[3].rv, APR_EBUSY);
+    ck_assert_uint_eq(flight_stats.shed_slow, 1);
+    ck_assert_int_le(most_in_fetch, 2);
+    ck_assert_int_eq(ot_flight_pending(f), 0);
+}
+END_TEST
+
+/* A wall clock the test can step. */
+static apr_interval_time_t wall_shift;
+
+static apr_time_t stepped_wall(void)
+{
+    return apr_time_now() + __atomic_load_n(&wall_shift, __ATOMIC_SEQ_CST);
+}
+
+/*
+ * A step of the wall clock (NTP) during a call does not change what the issuer's latency is
+ * taken to be: a call measured as lasting minus an hour made the latency negative, so that
+ * nothing was explained any more and, for the next hundred calls or so, every request over the
+ * bound was shed at once although the issuer answered in a fraction of a second.
+ */
+START_TEST(test_wall_clock_step)
+{
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, a = { apr_time_from_msec(400), 0, NULL };
+    issuer_t b = { apr_time_from_msec(200), 0, NULL };
+    ot_flight_t *f = make_flight(1);
+    caller_t *warm = make_callers(f, &fast, 1);
+    caller_t *c = make_callers(f, &a, 1);
+    caller_t *d = make_callers(f, &b, 2);
+    apr_thread_t *t;
+    apr_status_t rv;
+
+    wall_shift = 0;
+    ot_flight_set_wall_clock(f, stepped_wall);
+    run_callers(warm, 1);
+    ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
+    while (ot_flight_pending(f) == 0) {
+        apr_sleep(apr_time_from_msec(5));
+    }
+    __atomic_store_n(&wall_shift, -apr_time_from_sec(3600), __ATOMIC_SEQ_CST);
+    apr_thread_join(&rv, t);
+    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+    /* A healthy issuer (200 ms calls after 20 and 400): the second request waits for a place. */
+    d[1].key = "other-key";
+    d[1].start_after = apr_time_from_msec(50);
+    run_callers(d, 2);
+    ck_assert_int_eq(d[0].rv, APR_SUCCESS);
+    ck_assert_int_eq(d[1].rv, APR_SUCCESS);
+    ck_assert_uint_eq(flight_stats.shed_slow, 0);
+}
+END_TEST
+
+Suite *suite_flight_issuers(void)
+{
+    Suite *s = suite_create("flight_issuers");
+    TCase *tc = tcase_create("flight_issuers");
+
+    tcase_add_checked_fixture(tc, ot_test_setup, ot_test_teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_healthy_burst_waits);
+    tcase_add_test(tc, test_overdue_call_sheds_at_once);
+    tcase_add_test(tc, test_steadily_slow_sheds_at_once);
+    tcase_add_test(tc, test_one_hung_call_is_soon_forgotten);
+    tcase_add_test(tc, test_slow_issuer_does_not_shed_another);
+    tcase_add_test(tc, test_overdue_call_to_one_issuer_spares_another);
+    tcase_add_test(tc, test_bound_held_by_slow_issuer_sheds_all);
+    tcase_add_test(tc, test_many_issuers);
+    tcase_add_test(tc, test_wall_clock_step);
+    suite_add_tcase(s, tc);
+    return s;
+}
