@@ -122,46 +122,62 @@ START_TEST(test_one_hung_call_is_soon_forgotten)
 END_TEST
 
 /*
- * Two issuers, one steadily slow (A: 300 ms calls, one now hung for a second) and one healthy (B:
- * 60 ms). A burst to B over the bound waits for places and is answered: it was shed with A's
- * slowness (one latency per process: 270 ms after B's first call). A request to A over the bound
- * is still shed at once, and the bound holds for both together.
+ * Two issuers, one steadily slow (A: 300 ms calls, one now held) and one healthy (B: 30 ms,
+ * warmed four times: 290 ms explained). A burst of six requests to B over the bound of three
+ * waits for places and is answered: it was shed with A's slowness (one latency per process:
+ * some 190 ms after B's warm-up). A request to A over the bound is still shed at once (not after
+ * the second A's latency explains), and the bound holds for both together. B's calls are held
+ * until the test has seen four of the burst wait and A's request shed.
  */
 START_TEST(test_slow_issuer_does_not_shed_another)
 {
-    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(60), 0,
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(30), 0,
                                                                    NULL };
-    issuer_t hung = { apr_time_from_sec(1), 0, NULL };
+    issuer_t hung = { 0, 0, NULL };
     ot_flight_t *f = make_flight(3);
     caller_t *warm = make_callers(f, &slow, 2);
     caller_t *c = make_callers(f, &fast, 8);
     static const char *keys[] = { "a-hung", "b0", "b1", "b2", "b3", "b4", "b5", "a-new" };
-    int i;
+    apr_thread_t *t[8];
+    int i, waiting;
 
     warm[1].iss = &fast;
     warm[1].url = URL_B;
     warm[1].key = "b-warm";
-    run_callers(warm, 1);           /* A: 300 ms, slow steadily */
-    run_callers(warm + 1, 1);       /* B: 60 ms, healthy */
+    warm_issuer(warm, 1);           /* A: 300 ms, slow steadily */
+    warm_issuer(warm + 1, 4);       /* B: 30 ms (a late wake-up moves it by an eighth) */
     for (i = 0; i < 8; ++i) {
         c[i].key = keys[i];
         c[i].url = URL_B;
-        c[i].start_after = apr_time_from_msec(100);
     }
     c[0].url = c[7].url = URL_A;
     c[0].iss = &hung;
-    c[0].start_after = 0;
     c[7].iss = &slow;
-    c[7].start_after = apr_time_from_msec(150);  /* B's calls fill the bound until 280 ms */
-    run_callers(c, 8);
+    hold_issuer(&hung);
+    hold_issuer(&fast);
+    t[0] = start_caller(&c[0]);
+    ck_assert_int_eq(until_pending(f, 1), 1);
+    for (i = 1; i < 7; ++i) {
+        t[i] = start_caller(&c[i]);
+    }
+    waiting = until_room_waiters(f, 4);  /* two of B's calls hold the places A's leaves */
+    t[7] = start_caller(&c[7]);
+    join_caller(t[7]);
+    release_issuer(&fast);
+    for (i = 1; i < 7; ++i) {
+        join_caller(t[i]);
+    }
+    release_issuer(&hung);
+    join_caller(t[0]);
+    ck_assert_int_eq(waiting, 4);
     ck_assert_int_eq(c[0].rv, APR_SUCCESS);
     for (i = 1; i < 7; ++i) {
         ck_assert_int_eq(c[i].rv, APR_SUCCESS);
     }
     ck_assert_int_eq(c[7].rv, APR_EBUSY);
-    ck_assert_int_lt(c[7].returned - c[7].arrival, apr_time_from_msec(100));
+    ck_assert_int_lt(c[7].returned - c[7].arrival, apr_time_from_msec(500));
     ck_assert_uint_eq(flight_stats.shed_slow, 1);
-    ck_assert_int_eq(fast.fetches, 7);
+    ck_assert_int_eq(fast.fetches, 4 + 6);
     ck_assert_int_eq(slow.fetches, 1);
     ck_assert_int_le(most_in_fetch, 3);
     ck_assert_int_eq(ot_flight_pending(f), 0);
@@ -169,39 +185,57 @@ START_TEST(test_slow_issuer_does_not_shed_another)
 END_TEST
 
 /*
- * A call to issuer A overdue now (hung for a second, 20 ms explained 210) makes A slow, not B: a
- * request to B over the bound waits for a place and is answered (it was shed at once), while one
- * to A over the bound is shed at once. The bound holds for both together.
+ * A call to issuer A overdue now (held for over a second; A's 30 ms latency explains 290 ms, and
+ * no latency more than a second) makes A slow, not B (30 ms too): a request to B over the bound
+ * waits for a place and is answered (it was shed at once), while one to A over the bound is shed
+ * at once (not after the 290 ms it could wait). The bound holds for both together. B's calls are
+ * held until the test has seen one request to B wait and the one to A shed.
  */
 START_TEST(test_overdue_call_to_one_issuer_spares_another)
 {
-    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, hung = { apr_time_from_sec(1), 0, NULL };
-    issuer_t b = { apr_time_from_msec(60), 0, NULL };
+    issuer_t fast = { apr_time_from_msec(30), 0, NULL }, hung = { 0, 0, NULL };
+    issuer_t b = { apr_time_from_msec(30), 0, NULL };
     ot_flight_t *f = make_flight(2);
     caller_t *warm = make_callers(f, &fast, 2);
     caller_t *c = make_callers(f, &b, 4);
+    apr_thread_t *t[4];
+    int i, waiting;
 
     warm[1].url = URL_B;
     warm[1].key = "b-warm";
-    run_callers(warm, 2);           /* both issuers: 20 ms, 210 ms explained */
+    warm_issuer(warm, 4);           /* both issuers: 30 ms, 290 ms explained (a late wake-up */
+    warm_issuer(warm + 1, 4);       /* moves it by an eighth) */
     c[0].iss = &hung;
     c[0].key = "a-hung";
     c[1].url = c[2].url = URL_B;
     c[1].key = "b0";
     c[2].key = "b1";
-    c[1].start_after = c[2].start_after = apr_time_from_msec(400);   /* A's call overdue */
     c[3].iss = &fast;
     c[3].key = "a-new";
-    c[3].start_after = apr_time_from_msec(430);  /* B's calls fill the bound until 520 ms */
-    run_callers(c, 4);
-    ck_assert_int_eq(c[0].rv, APR_SUCCESS);
-    ck_assert_int_eq(c[1].rv, APR_SUCCESS);
-    ck_assert_int_eq(c[2].rv, APR_SUCCESS);
+    hold_issuer(&hung);
+    hold_issuer(&b);
+    t[0] = start_caller(&c[0]);
+    ck_assert_int_eq(until_pending(f, 1), 1);
+    apr_sleep(apr_time_from_msec(1100));  /* A's call overdue, whatever A's latency */
+    t[1] = start_caller(&c[1]);
+    t[2] = start_caller(&c[2]);
+    waiting = until_room_waiters(f, 1);   /* one of B's calls holds the other place */
+    t[3] = start_caller(&c[3]);
+    join_caller(t[3]);
+    release_issuer(&b);
+    join_caller(t[1]);
+    join_caller(t[2]);
+    release_issuer(&hung);
+    join_caller(t[0]);
+    ck_assert_int_eq(waiting, 1);
+    for (i = 0; i < 3; ++i) {
+        ck_assert_int_eq(c[i].rv, APR_SUCCESS);
+    }
     ck_assert_int_eq(c[3].rv, APR_EBUSY);
-    ck_assert_int_lt(c[3].returned - c[3].arrival, apr_time_from_msec(100));
+    ck_assert_int_lt(c[3].returned - c[3].arrival, apr_time_from_msec(200));
     ck_assert_uint_eq(flight_stats.shed_slow, 1);
     ck_assert_int_eq(b.fetches, 2);
-    ck_assert_int_eq(fast.fetches, 2);
+    ck_assert_int_eq(fast.fetches, 8);
     ck_assert_int_le(most_in_fetch, 2);
     ck_assert_int_eq(ot_flight_pending(f), 0);
 }
@@ -260,18 +294,20 @@ static void new_issuers(caller_t *c, int n, int *next)
  * More issuers with requests under way at once than the table keeps apart (40: the last ones
  * share one entry) are all answered, none shed. Then, with a bound of two, 80 issuers more, two
  * at a time, recycle every entry, and in the recycled table a slow issuer (A, 300 ms) is still
- * told from a healthy one (B, 60 ms): with A's call under way, two requests to B are answered and
- * one to A is shed.
+ * told from a healthy one (B, 30 ms, warmed four times): with A's call under way (held), a
+ * request to B over the bound waits and is answered, and one to A over the bound is shed.
  */
 START_TEST(test_many_issuers)
 {
     issuer_t iss = { apr_time_from_msec(100), 0, NULL }, quick = { apr_time_from_msec(5), 0,
                                                                    NULL };
-    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(60), 0,
+    issuer_t slow = { apr_time_from_msec(300), 0, NULL }, fast = { apr_time_from_msec(30), 0,
                                                                    NULL };
+    issuer_t hung = { 0, 0, NULL };
     ot_flight_t *f = make_flight(64);
     caller_t *c = make_callers(f, &iss, 40), *d;
-    int i, next = 0;
+    apr_thread_t *t[4];
+    int i, next = 0, waiting;
 
     new_issuers(c, 40, &next);
     run_callers(c, 40);
@@ -293,22 +329,36 @@ START_TEST(test_many_issuers)
         ck_assert_int_eq(c[0].rv, APR_SUCCESS);
         ck_assert_int_eq(c[1].rv, APR_SUCCESS);
     }
-    run_callers(d, 1);              /* A: 300 ms, slow steadily */
-    run_callers(d + 1, 1);          /* B: 60 ms, healthy */
+    warm_issuer(d, 1);              /* A: 300 ms, slow steadily */
+    warm_issuer(d + 1, 4);          /* B: 30 ms, healthy (a late wake-up moves it by an eighth) */
+    d[0].iss = &hung;
     d[0].key = "a-long";
     d[1].key = "b0";
     d[2].key = "b1";
     d[2].iss = &fast;
     d[2].url = URL_B;
     d[3].key = "a-new";
-    d[1].start_after = d[2].start_after = apr_time_from_msec(50);
-    d[3].start_after = apr_time_from_msec(80);     /* B's calls fill the bound until 170 ms */
-    run_callers(d, 4);
+    hold_issuer(&hung);
+    hold_issuer(&fast);
+    t[0] = start_caller(&d[0]);
+    ck_assert_int_eq(until_pending(f, 1), 1);
+    t[1] = start_caller(&d[1]);
+    t[2] = start_caller(&d[2]);
+    waiting = until_room_waiters(f, 1);   /* one of B's calls holds the other place */
+    t[3] = start_caller(&d[3]);
+    join_caller(t[3]);
+    release_issuer(&fast);
+    join_caller(t[1]);
+    join_caller(t[2]);
+    release_issuer(&hung);
+    join_caller(t[0]);
+    ck_assert_int_eq(waiting, 1);
     ck_assert_int_eq(d[0].rv, APR_SUCCESS);
     ck_assert_int_eq(d[1].rv, APR_SUCCESS);
     ck_assert_int_eq(d[2].rv, APR_SUCCESS);
     ck_assert_int_eq(d[3].rv, APR_EBUSY);
     ck_assert_uint_eq(flight_stats.shed_slow, 1);
+    ck_assert_int_eq(slow.fetches, 1);
     ck_assert_int_le(most_in_fetch, 2);
     ck_assert_int_eq(ot_flight_pending(f), 0);
 }
