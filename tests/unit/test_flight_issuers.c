@@ -114,10 +114,11 @@ START_TEST(test_one_hung_call_is_soon_forgotten)
 {
     issuer_t fast = { apr_time_from_msec(10), 0, NULL }, hung = { apr_time_from_msec(2500), 0,
                                                                    NULL };
-    issuer_t busy = { apr_time_from_msec(150), 0, NULL };
+    issuer_t busy = { 0, 0, NULL };
     ot_flight_t *f = make_flight(1);
     caller_t *one = make_callers(f, &fast, 1), *c = make_callers(f, &busy, 2);
-    int i;
+    apr_thread_t *t[2];
+    int i, waiting;
 
     run_callers(one, 1);            /* latency 10 ms */
     one->iss = &hung;
@@ -128,8 +129,15 @@ START_TEST(test_one_hung_call_is_soon_forgotten)
     }
     c[1].iss = &fast;
     c[1].key = "other-key";
-    c[1].start_after = apr_time_from_msec(50);
-    run_callers(c, 2);
+    hold_issuer(&busy);             /* c[0]'s call holds the place until c[1] waits for it */
+    t[0] = start_caller(&c[0]);
+    ck_assert_int_eq(until_pending(f, 1), 1);
+    t[1] = start_caller(&c[1]);
+    waiting = until_room_waiters(f, 1);
+    release_issuer(&busy);
+    join_caller(t[0]);
+    join_caller(t[1]);
+    ck_assert_int_eq(waiting, 1);
     ck_assert_int_eq(c[0].rv, APR_SUCCESS);
     ck_assert_int_eq(c[1].rv, APR_SUCCESS);
     ck_assert_uint_eq(flight_stats.shed_slow, 0);
@@ -396,29 +404,37 @@ static apr_time_t stepped_wall(void)
  */
 START_TEST(test_wall_clock_step)
 {
-    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, a = { apr_time_from_msec(400), 0, NULL };
-    issuer_t b = { apr_time_from_msec(200), 0, NULL };
+    issuer_t fast = { apr_time_from_msec(20), 0, NULL }, a = { 0, 0, NULL };
+    issuer_t b = { 0, 0, NULL }, b2 = { 0, 0, NULL };
     ot_flight_t *f = make_flight(1);
     caller_t *warm = make_callers(f, &fast, 1);
     caller_t *c = make_callers(f, &a, 1);
     caller_t *d = make_callers(f, &b, 2);
-    apr_thread_t *t;
-    apr_status_t rv;
+    apr_thread_t *t[2];
+    int waiting;
 
     wall_shift = 0;
     ot_flight_set_wall_clock(f, stepped_wall);
-    run_callers(warm, 1);
-    ck_assert_int_eq(apr_thread_create(&t, NULL, caller_run, &c[0], ot_test_pool), 0);
-    while (ot_flight_pending(f) == 0) {
-        apr_sleep(apr_time_from_msec(5));
-    }
+    warm_issuer(warm, 4);
+    hold_issuer(&a);                /* the clock steps while a call is under way */
+    t[0] = start_caller(&c[0]);
+    ck_assert_int_eq(until_fetches(&a, 1), 1);
     __atomic_store_n(&wall_shift, -apr_time_from_sec(3600), __ATOMIC_SEQ_CST);
-    apr_thread_join(&rv, t);
+    release_issuer(&a);
+    join_caller(t[0]);
     ck_assert_int_eq(c[0].rv, APR_SUCCESS);
-    /* A healthy issuer (200 ms calls after 20 and 400): the second request waits for a place. */
+    /* A healthy issuer (calls of 20 ms and a few): the second request waits for a place. */
+    d[1].iss = &b2;
     d[1].key = "other-key";
-    d[1].start_after = apr_time_from_msec(50);
-    run_callers(d, 2);
+    hold_issuer(&b);
+    t[0] = start_caller(&d[0]);
+    ck_assert_int_eq(until_pending(f, 1), 1);
+    t[1] = start_caller(&d[1]);
+    waiting = until_room_waiters(f, 1);
+    release_issuer(&b);
+    join_caller(t[0]);
+    join_caller(t[1]);
+    ck_assert_int_eq(waiting, 1);
     ck_assert_int_eq(d[0].rv, APR_SUCCESS);
     ck_assert_int_eq(d[1].rv, APR_SUCCESS);
     ck_assert_uint_eq(flight_stats.shed_slow, 0);
