@@ -314,6 +314,20 @@ static void new_issuers(caller_t *c, int n, int *next)
     }
 }
 
+/* 80 issuers never seen before (numbered from *next on) ask two at a time: every entry recycled. */
+static void recycle_entries(ot_flight_t *f, issuer_t *quick, int *next)
+{
+    caller_t *c = make_callers(f, quick, 2);
+    int i;
+
+    for (i = 0; i < 40; ++i) {
+        new_issuers(c, 2, next);
+        run_callers(c, 2);
+        ck_assert_int_eq(c[0].rv, APR_SUCCESS);
+        ck_assert_int_eq(c[1].rv, APR_SUCCESS);
+    }
+}
+
 /*
  * More issuers with requests under way at once than the table keeps apart (40: the last ones
  * share one entry) are all answered, none shed. Then, with a bound of two, 80 issuers more, two
@@ -346,13 +360,7 @@ START_TEST(test_many_issuers)
     d = make_callers(f, &slow, 4);
     d[1].iss = &fast;
     d[1].url = URL_B;
-    c = make_callers(f, &quick, 2);
-    for (i = 0; i < 40; ++i) {
-        new_issuers(c, 2, &next);
-        run_callers(c, 2);
-        ck_assert_int_eq(c[0].rv, APR_SUCCESS);
-        ck_assert_int_eq(c[1].rv, APR_SUCCESS);
-    }
+    recycle_entries(f, &quick, &next);
     warm_issuer(d, 1);              /* A: 300 ms, slow steadily */
     warm_issuer(d + 1, 4);          /* B: 30 ms, healthy (a late wake-up moves it by an eighth) */
     d[0].iss = &hung;
