@@ -45,7 +45,8 @@ static char *plain_compact(const ot_jval_t *v, apr_size_t *n, apr_pool_t *p)
     return out;
 }
 
-/** A flat array's text: its elements' texts joined with ','. compact (n bytes) has no white space. */
+/** A flat array's text: its elements' texts joined with ','. compact (n bytes) has no white
+ * space. */
 static const char *plain_list_text(const char *compact, apr_size_t n, apr_pool_t *p)
 {
     char *out = apr_palloc(p, n + 1), *o = out;

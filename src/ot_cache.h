@@ -109,8 +109,9 @@ void ot_cache_key_how(ot_key_part_t *how, char buf[OT_KEY_HOW_BUF], int verify,
 
 /**
  * ot_cache_key with each input given in pieces, hashed as their concatenation (the same key as
- * ot_cache_key of the joined strings; an ot_key_nul piece is a NUL byte, which no string holds): url, client id, hint, how and token, in that order. No
- * string is built per request for an input's constant parts. Each thread keeps its own digest
+ * ot_cache_key of the joined strings; an ot_key_nul piece is a NUL byte, which no string
+ * holds): url, client id, hint, how and token, in that order. No string is built per request
+ * for an input's constant parts. Each thread keeps its own digest
  * context. Should hashing fail (out of memory), the key is random: nothing is found under it.
  */
 void ot_cache_key_parts(unsigned char out[OT_KEY_LEN], const ot_key_part_t parts[OT_KEY_PARTS]);

@@ -5,12 +5,13 @@
  *
  * ot_jose.c keeps each JWKS as text and used to parse it, and import the key it needed with
  * cjose, at every verification. A thread now keeps, per key cache, URL and version (the key
- * set's generation, bumped at every fetch), the parsed set and each key it imported: a new
+ * set's generation, a new one at every fetch), the parsed set and each key it imported: a new
  * version is parsed again on first use, so a rotation is seen at once. A version names one
  * text: the cache never gives a generation twice, and starts each cache's at a random number, so
  * a key cache made anew at the address of an old one never finds the old one's keys (the text is
- * no longer compared at every verification, nor copied: ot_jose_parsed_held). The copies are the thread's own (no cjose or jansson object is ever shared between
- * threads), in plain heap memory (no pool outlives a request here), freed with the thread.
+ * no longer compared at every verification, nor copied: ot_jose_parsed_held). The copies are
+ * the thread's own (no cjose or jansson object is ever shared between threads), in plain heap
+ * memory (no pool outlives a request here), freed with the thread.
  */
 #include <pthread.h>
 #include <stdlib.h>
