@@ -335,38 +335,11 @@ void ot_cache_info(ot_shm_t *s, ot_cache_info_t *info)
 
 /** SHA-256, fetched once: OpenSSL 3 otherwise looks the algorithm up on every EVP_sha256() use. */
 static EVP_MD *sha256_md;
-/** Each thread's digest context, made on its first key and reset by every use. */
-static pthread_key_t key_ctx;
-static int key_ctx_ok;
-static pthread_once_t key_once = PTHREAD_ONCE_INIT;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
 
-static void key_ctx_free(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static void key_setup(void)
+static void sha256_fetch(void)
 {
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
-    key_ctx_ok = pthread_key_create(&key_ctx, key_ctx_free) == 0;
-}
-
-/** This thread's context, NULL when none can be had. */
-static EVP_MD_CTX *thread_ctx(void)
-{
-    EVP_MD_CTX *ctx;
-
-    pthread_once(&key_once, key_setup);
-    if (!key_ctx_ok) {
-        return NULL;
-    }
-    ctx = pthread_getspecific(key_ctx);
-    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL
-        && pthread_setspecific(key_ctx, ctx) != 0) {
-        EVP_MD_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
 }
 
 /* Its first byte is hashed; the rest makes it a text that no merging of constants can give to
@@ -394,9 +367,11 @@ static int sha_part(EVP_MD_CTX *ctx, const ot_key_part_t *part)
 
 void ot_cache_key_parts(unsigned char out[OT_KEY_LEN], const ot_key_part_t parts[OT_KEY_PARTS])
 {
-    EVP_MD_CTX *ctx = thread_ctx();
-    int i, ok = ctx != NULL
-             && EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
+    EVP_MD_CTX *ctx = ot_thread_md_ctx();
+    int i, ok;
+
+    pthread_once(&sha256_once, sha256_fetch);
+    ok = ctx != NULL && EVP_DigestInit_ex(ctx, sha256_md ? sha256_md : EVP_sha256(), NULL);
 
     for (i = 0; i < OT_KEY_PARTS; i++) {
         ok = ok && sha_part(ctx, &parts[i]);

@@ -10,7 +10,6 @@
  * PSS with MGF1 and a salt as long as the hash (RFC 7518 §3.5), ES is r||s of exactly twice the
  * curve's size (RFC 7518 §3.4; any other length is refused), EdDSA is Ed25519 (RFC 8037).
  */
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/rsa.h>
@@ -81,39 +80,6 @@ EVP_PKEY_CTX *ot_jose_evp_pctx(EVP_PKEY *key, const char *alg)
     return pctx;
 }
 
-/** Each thread's context for hashing what was signed, made on first use, reset by every use. */
-static pthread_key_t md_key;
-static int md_key_ok;
-static pthread_once_t md_once = PTHREAD_ONCE_INIT;
-
-static void md_ctx_free(void *ctx)
-{
-    EVP_MD_CTX_free(ctx);
-}
-
-static void md_key_make(void)
-{
-    md_key_ok = pthread_key_create(&md_key, md_ctx_free) == 0;
-}
-
-/** This thread's digest context (NULL: none can be had). */
-static EVP_MD_CTX *thread_md_ctx(void)
-{
-    EVP_MD_CTX *ctx;
-
-    pthread_once(&md_once, md_key_make);
-    if (!md_key_ok) {
-        return NULL;
-    }
-    ctx = pthread_getspecific(md_key);
-    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL
-        && pthread_setspecific(md_key, ctx) != 0) {
-        EVP_MD_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return ctx;
-}
-
 /**
  * tbs hashed with md into dg, on this thread's kept context (EVP_Digest makes and frees one per
  * call); 1 when done.
@@ -121,7 +87,7 @@ static EVP_MD_CTX *thread_md_ctx(void)
 static int digest(const char *tbs, apr_size_t tbs_len, const EVP_MD *md, unsigned char *dg,
                   unsigned int *dglen)
 {
-    EVP_MD_CTX *ctx = thread_md_ctx();
+    EVP_MD_CTX *ctx = ot_thread_md_ctx();
 
     if (ctx == NULL) {
         return EVP_Digest(tbs, tbs_len, dg, dglen, md, NULL) == 1;

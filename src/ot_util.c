@@ -1,4 +1,5 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,6 +11,39 @@
 #include <openssl/sha.h>
 
 #include "ot_util.h"
+
+/* ---- a digest context per thread ----------------------------------------------------------- */
+
+static pthread_key_t md_key;
+static int md_key_ok;
+static pthread_once_t md_once = PTHREAD_ONCE_INIT;
+
+static void md_ctx_free(void *ctx)
+{
+    EVP_MD_CTX_free(ctx);
+}
+
+static void md_key_make(void)
+{
+    md_key_ok = pthread_key_create(&md_key, md_ctx_free) == 0;
+}
+
+EVP_MD_CTX *ot_thread_md_ctx(void)
+{
+    EVP_MD_CTX *ctx;
+
+    pthread_once(&md_once, md_key_make);
+    if (!md_key_ok) {
+        return NULL;
+    }
+    ctx = pthread_getspecific(md_key);
+    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) != NULL
+        && pthread_setspecific(md_key, ctx) != 0) {
+        EVP_MD_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return ctx;
+}
 
 /** Longest secret read from a file: client secrets and keys are short. */
 #define OT_SECRET_MAX 8192

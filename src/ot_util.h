@@ -32,6 +32,13 @@ static APR_INLINE apr_uint64_t ot_be_get(const unsigned char *p, int n)
 /** Length of a SHA-256 digest. */
 #define OT_SHA256_LEN 32
 
+/**
+ * This thread's digest context, made on its first use and freed with the thread; NULL when none
+ * can be had. Each user runs a whole EVP_DigestInit_ex .. EVP_DigestFinal_ex on it without
+ * calling out in between (the cache key, a JWS's signed input), so one context serves them all.
+ */
+struct evp_md_ctx_st *ot_thread_md_ctx(void);
+
 /** "sha256:" and the first 12 hex digits of the token's digest: what logs show of a token. */
 const char *ot_token_fingerprint(const char *token, apr_pool_t *p);
 
