@@ -136,12 +136,29 @@ def test_internal_redirect_into_a_signed_location_asks_again(httpd, faulty):
     assert faulty.requests() == 2
 
 
+def part(obj):
+    """obj as a compact JWS part: its JSON in base64url without padding."""
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
 def jwt_shaped(**claims):
     """A JWT-shaped token (HS256, so never judged with the issuer's keys) with these claims."""
-    def part(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
     payload = {"iss": FAULTY_ISSUER, "exp": int(time.time()) + 300, **claims}
     return part({"alg": "HS256", "typ": "JWT"}) + "." + part(payload) + ".c2ln"
+
+
+def assert_logout_cannot_fetch_keys(httpd):
+    """A logout token for the faulty issuer's kid, badly signed, posted to /logout: answered 503
+    because the handler cannot fetch the keys (OT0102); a handler that used keys it should not
+    (fetched without verifying TLS) would have judged it and answered 400."""
+    header = {"alg": "RS256", "kid": "faulty-rs256", "typ": "logout+jwt"}
+    claims = {"iss": FAULTY_ISSUER, "aud": "rs-client", "iat": int(time.time()),
+              "jti": uuid.uuid4().hex, "sub": "alice",
+              "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
+    forged = part(header) + "." + part(claims) + "." + part({"not": "a signature"})
+    r = httpd.post("/logout", data={"logout_token": forged})
+    assert r.status_code == 503
+    assert re.search(r"OT0102: .*keys could not be fetched", httpd.error_log())
 
 
 @pytest.mark.parametrize("answer_jti,status", [
@@ -204,14 +221,4 @@ def test_keys_fetched_without_verifying_do_not_serve_a_location_that_verifies(ht
     httpd.start(trusting + logout, servers=1)
     assert httpd.get("/protected/index.html", token="opaque-" + uuid.uuid4().hex
                      ).status_code == 200
-    header = {"alg": "RS256", "kid": "faulty-rs256", "typ": "logout+jwt"}
-    claims = {"iss": FAULTY_ISSUER, "aud": "rs-client", "iat": int(time.time()),
-              "jti": uuid.uuid4().hex, "sub": "alice",
-              "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
-
-    def part(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-    forged = part(header) + "." + part(claims) + "." + part({"not": "a signature"})
-    r = httpd.post("/logout", data={"logout_token": forged})
-    assert r.status_code == 503
-    assert re.search(r"OT0102: .*keys could not be fetched", httpd.error_log())
+    assert_logout_cannot_fetch_keys(httpd)

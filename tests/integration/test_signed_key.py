@@ -11,17 +11,13 @@ setting.
 Issuer: the fault stub (stubs/faulty.py): /signed answers an RFC 9701 signed answer (iss
 https://faulty.example, key in /jwks), /ok an unsigned one; its log counts the calls.
 """
-import base64
-import json
 import os
 import re
 import shutil
-import time
 import uuid
 
 from test_client_auth import pages
-
-FAULTY_ISSUER = "https://faulty.example"
+from test_signed_answers import FAULTY_ISSUER, assert_logout_cannot_fetch_keys
 
 
 def location(path, url, ca_file, issuer=FAULTY_ISSUER, jwks_url=None, signed=True, extra=""):
@@ -197,14 +193,4 @@ def test_jwks_url_holding_the_trust_marker_does_not_take_keys_fetched_without_ve
     pages(httpd, "lax")
     httpd.start(lax, servers=1)
     assert httpd.get("/lax/index.html", token="opaque-" + uuid.uuid4().hex).status_code == 200
-    header = {"alg": "RS256", "kid": "faulty-rs256", "typ": "logout+jwt"}
-    claims = {"iss": FAULTY_ISSUER, "aud": "rs-client", "iat": int(time.time()),
-              "jti": uuid.uuid4().hex, "sub": "alice",
-              "events": {"http://schemas.openid.net/event/backchannel-logout": {}}}
-
-    def part(obj):
-        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
-    forged = part(header) + "." + part(claims) + "." + part({"not": "a signature"})
-    r = httpd.post("/logout", data={"logout_token": forged})
-    assert r.status_code == 503
-    assert re.search(r"OT0102: .*keys could not be fetched", httpd.error_log())
+    assert_logout_cannot_fetch_keys(httpd)
