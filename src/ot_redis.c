@@ -13,6 +13,7 @@
  * Redis; the first call after the backoff tries again. The subscriber reopens it as soon as it
  * gets through (ot_redis_mark_up).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <apr_strings.h>
@@ -229,7 +230,7 @@ int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
     void *got = NULL;
     size_t before, read;
 
-    if (redisGetReplyFromReader(c, &got) != REDIS_OK) {
+    if (ot_redis_take(c, &got) != REDIS_OK) {
         return REDIS_ERR;
     }
     while (got == NULL) {
@@ -246,7 +247,7 @@ int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
             return REDIS_ERR;
         }
         *budget -= read;
-        if (redisGetReplyFromReader(c, &got) != REDIS_OK) {
+        if (ot_redis_take(c, &got) != REDIS_OK) {
             return REDIS_ERR;
         }
     }
@@ -282,6 +283,69 @@ static int setup_command(ot_redis_t *r, redisContext *c, int argc, const char **
     return ok;
 }
 
+/* ---- arrays in replies --------------------------------------------------------------------- */
+
+#if HIREDIS_MAJOR >= 1
+typedef size_t array_count_t;
+#else
+typedef int array_count_t;
+#endif
+
+static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+/** Set when bounded_array refused a count, during this thread's current ot_redis_take. */
+static __thread int array_refused;
+/** hiredis's own reply functions, but for an array's: bounded_array in front of it. */
+static redisReplyObjectFunctions bounded;
+static void *(*own_array)(const redisReadTask *, array_count_t);
+
+/** NULL (hiredis then fails the reader as out of memory) for a count no reply of ours has. */
+static void *bounded_array(const redisReadTask *task, array_count_t n)
+{
+    /* A negative count (0.14 passes what it read as an int) is as large as any, unsigned. */
+    if ((unsigned long long)n > OT_REDIS_ARRAY_MAX) {
+        array_refused = 1;
+        return NULL;
+    }
+    return own_array(task, n);
+}
+
+static void bounded_make(void)
+{
+    redisReader *rd = redisReaderCreate();
+
+    if (rd != NULL) {
+        bounded = *rd->fn;
+        own_array = bounded.createArray;
+        bounded.createArray = bounded_array;
+        redisReaderFree(rd);
+    }
+}
+
+int ot_redis_bound_arrays(redisContext *c)
+{
+    pthread_once(&bounded_once, bounded_make);
+    if (own_array == NULL || c->reader == NULL) {
+        return 0;
+    }
+    c->reader->fn = &bounded;
+    return 1;
+}
+
+int ot_redis_take(redisContext *c, void **reply)
+{
+    int rc;
+
+    array_refused = 0;
+    rc = redisGetReplyFromReader(c, reply);
+    if (rc != REDIS_OK && array_refused) {
+        /* hiredis said "Out of memory": say what it was. */
+        c->err = REDIS_ERR_PROTOCOL;
+        apr_cpystrn(c->errstr, "an array longer than any reply this module asks for",
+                    sizeof(c->errstr));
+    }
+    return rc;
+}
+
 /** AUTH with the user when there is one; 1 when Redis accepted it. */
 static int authenticate(ot_redis_t *r, redisContext *c)
 {
@@ -300,8 +364,8 @@ redisContext *ot_redis_open(ot_redis_t *r, const char *host, int port, int data)
     char db[16];
     const char *select[] = { "SELECT", db };
 
-    if (c == NULL || c->err) {
-        ot_redis_note(r, "connect", c ? c->errstr : "out of memory");
+    if (c == NULL || c->err || !ot_redis_bound_arrays(c)) {
+        ot_redis_note(r, "connect", c && c->err ? c->errstr : "out of memory");
         if (c) {
             redisFree(c);
         }

@@ -34,6 +34,11 @@
 #define OT_REDIS_REPLY_ANSWER (OT_REDIS_ANSWER_CAP + 1024)
 /** Most bytes the reply to catching up may take: the messages and their framing. */
 #define OT_REDIS_REPLY_STORED (OT_REDIS_STORED_BYTES + 32 * (apr_size_t)OT_REDIS_STORED_MAX + 1024)
+/**
+ * The most elements an array in any reply of ours has: the catch-up's revocations (both of its
+ * arrays together hold at most OT_REDIS_STORED_MAX). A longer count is refused as it is read.
+ */
+#define OT_REDIS_ARRAY_MAX OT_REDIS_STORED_MAX
 
 /** Size of the buffer that keeps the last failure's description. */
 #define OT_REDIS_ERRBUF 160
@@ -131,6 +136,20 @@ redisContext *ot_redis_connect(ot_redis_t *r);
  * anyway (many run without a password): what it answers next decides. NULL on failure, noted.
  */
 redisContext *ot_redis_open(ot_redis_t *r, const char *host, int port, int data);
+
+/**
+ * Make c's reader refuse an array longer than OT_REDIS_ARRAY_MAX when it reads the count (then
+ * c fails with "Out of memory"), before hiredis makes the array's table: hiredis 0.14 makes it
+ * for any count, so a "*1111111110" from a server that is not ours asked for 8.9 GB. Every
+ * connection ot_redis_open makes has it; 0 when it could not be set (out of memory).
+ */
+int ot_redis_bound_arrays(redisContext *c);
+
+/**
+ * redisGetReplyFromReader, but an array refused by ot_redis_bound_arrays fails c as
+ * REDIS_ERR_PROTOCOL with errstr saying so (not hiredis's "Out of memory").
+ */
+int ot_redis_take(redisContext *c, void **reply);
 
 /* ---- TLS (ot_redis_tls.c; APR_ENOTIMPL where hiredis has no hiredis_ssl) ------------------- */
 

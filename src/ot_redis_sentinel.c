@@ -354,7 +354,7 @@ int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, int *moved)
     if (redisBufferRead(w) != REDIS_OK) {
         return 0;
     }
-    while (redisGetReplyFromReader(w, &v) == REDIS_OK && v != NULL) {
+    while (ot_redis_take(w, &v) == REDIS_OK && v != NULL) {
         reply = v;
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
             && reply->element[0]->type == REDIS_REPLY_STRING

@@ -8,7 +8,7 @@
  *   order they were applied
  *   up()                                    every revocation in force has been handed over
  *   listen: poll() the socket and a wake-up pipe; feed redisBufferRead and take replies with
- *   redisGetReplyFromReader (an unfinished reply over PARTIAL_MAX counts as a loss); PING
+ *   ot_redis_take (an unfinished reply over PARTIAL_MAX counts as a loss); PING
  *   every second, and a PING unanswered for 2 s counts as a loss (Redis gone silent: a
  *   partition, a hung server) as much as a closed connection does
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over;
@@ -274,7 +274,7 @@ static int drain(ot_redis_sub_t *s, redisContext *c, int *subscribed, const char
         *why = apr_pstrdup(p, c->errstr);
         return 0;
     }
-    while (ok && redisGetReplyFromReader(c, &reply) == REDIS_OK && reply != NULL) {
+    while (ok && ot_redis_take(c, &reply) == REDIS_OK && reply != NULL) {
         if (subscribed && is_push(reply, "subscribe")) {
             *subscribed = 1;
         }

@@ -87,6 +87,8 @@ static void heard(const char *bytes, apr_size_t n, apr_pool_t *p)
     shutdown(sv[1], SHUT_WR);
     c = redisConnectFd(sv[0]);
     fuzz_require(c != NULL && c->err == 0, "redisConnectFd");
+    /* As every connection of the module's has (ot_redis_open). */
+    fuzz_require(ot_redis_bound_arrays(c), "ot_redis_bound_arrays");
     while (ot_redis_sentinel_heard(r, c, &moved)) {
         any |= moved;
     }

@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <apr_strings.h>
 #include <apr_thread_proc.h>
 
 #include "ot_unit.h"
@@ -26,22 +27,39 @@ static ot_stats_t stats;
 typedef struct {
     int listener;
     int port;
+    const char *head;           /**< what it answers first (NULL: a gigabyte's bulk header) */
+    apr_size_t head_len;
+    int hold;                   /**< after head: wait for the client to hang up, not stream */
     apr_size_t sent;            /**< bytes the client took before it hung up */
 } rogue_t;
+
+/** Send all of b (1), or 0 once the client has gone. */
+static int send_all(int fd, const char *b, apr_size_t n)
+{
+    ssize_t k;
+
+    for (; n > 0; b += k, n -= (apr_size_t)k) {
+        if ((k = send(fd, b, n, MSG_NOSIGNAL)) <= 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
 
 static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
 {
     rogue_t *rg = baton;
     static char chunk[64 * 1024];
-    const char *head = "$1000000000\r\n";
     char req[4096];
     int fd = accept(rg->listener, NULL, NULL);
     ssize_t n;
 
     memset(chunk, 'x', sizeof(chunk));
-    if (fd >= 0 && read(fd, req, sizeof(req)) > 0
-        && send(fd, head, strlen(head), MSG_NOSIGNAL) > 0) {
-        while (rg->sent < ROGUE_TOTAL
+    if (fd >= 0 && read(fd, req, sizeof(req)) > 0 && send_all(fd, rg->head, rg->head_len)) {
+        while (rg->hold && read(fd, req, sizeof(req)) > 0) {
+            /* whatever else it asks goes unanswered, until it hangs up */
+        }
+        while (!rg->hold && rg->sent < ROGUE_TOTAL
                && (n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL)) > 0) {
             rg->sent += (apr_size_t)n;
         }
@@ -54,7 +72,9 @@ static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
     return NULL;
 }
 
-static apr_thread_t *rogue_start(rogue_t *rg)
+/** A rogue server that answers head and then holds the connection (hold), or streams. */
+static apr_thread_t *rogue_answering(rogue_t *rg, const char *head, apr_size_t head_len,
+                                     int hold)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
@@ -62,6 +82,9 @@ static apr_thread_t *rogue_start(rogue_t *rg)
     int one = 1;
 
     memset(rg, 0, sizeof(*rg));
+    rg->head = head;
+    rg->head_len = head_len;
+    rg->hold = hold;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -74,6 +97,14 @@ static apr_thread_t *rogue_start(rogue_t *rg)
     rg->port = ntohs(sa.sin_port);
     ck_assert_int_eq(apr_thread_create(&t, NULL, rogue_main, rg, ot_test_pool), APR_SUCCESS);
     return t;
+}
+
+/** The rogue server of the first tests: a bulk string it says is a gigabyte long, streamed. */
+static apr_thread_t *rogue_start(rogue_t *rg)
+{
+    static const char head[] = "$1000000000\r\n";
+
+    return rogue_answering(rg, head, sizeof(head) - 1, 0);
 }
 
 static void rogue_stop(rogue_t *rg, apr_thread_t *t)
@@ -142,6 +173,119 @@ START_TEST(test_endless_sentinel_message_not_read)
 }
 END_TEST
 
+/*
+ * An array's count is read before any element: hiredis 0.14 then makes a table for all of them,
+ * so "*1111111110" asked for 8.9 GB (found by fuzz_sentinel). No reply of ours has more than
+ * OT_REDIS_ARRAY_MAX elements; a longer count fails the connection at once.
+ */
+static void assert_array_refused(const char *head)
+{
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t = rogue_answering(&rg, head, strlen(head), 1);
+
+    memset(key, 7, sizeof(key));
+    r = redis_client("rogue-array", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_get(r, key, apr_time_now(), &e, ot_test_pool), APR_EAGAIN);
+    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
+                     "command: an array longer than any reply this module asks for");
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+
+START_TEST(test_huge_array_count_refused)
+{
+    assert_array_refused("*1111111110\r\n");
+}
+END_TEST
+
+/* The largest count hiredis 0.14 takes itself (it refuses a negative or a larger one). */
+START_TEST(test_int_max_array_count_refused)
+{
+    assert_array_refused("*2147483647\r\n");
+}
+END_TEST
+
+START_TEST(test_nested_array_count_refused)
+{
+    assert_array_refused("*2\r\n*1\r\n:1\r\n*65537\r\n");
+}
+END_TEST
+
+/** The catch-up's reply: two arrays of n empty strings between them ({z, h} of the script). */
+static char *stored_reply(int n, apr_size_t *len)
+{
+    char *b = apr_psprintf(ot_test_pool, "*2\r\n*%d\r\n", n), *out;
+    apr_size_t head = strlen(b), i;
+
+    out = apr_palloc(ot_test_pool, head + 6 * (apr_size_t)n + 5);
+    memcpy(out, b, head);
+    for (i = 0; i < (apr_size_t)n; i++) {
+        memcpy(out + head + 6 * i, "$0\r\n\r\n", 6);
+    }
+    memcpy(out + head + 6 * (apr_size_t)n, "*0\r\n", 5);
+    *len = head + 6 * (apr_size_t)n + 5;
+    return out;
+}
+
+/** The largest array a reply of ours can have is still read; one more is not. */
+START_TEST(test_array_bound_is_the_catch_ups)
+{
+    apr_array_header_t *revs = NULL;
+    apr_size_t len;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    const char *head = stored_reply(OT_REDIS_ARRAY_MAX, &len);
+
+    t = rogue_answering(&rg, head, len, 1);
+    r = redis_client("rogue-stored-most", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_stored(r, &revs, apr_time_now(), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(revs->nelts, 0);   /* empty strings: each noted as not ours */
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+
+    head = stored_reply(OT_REDIS_ARRAY_MAX + 1, &len);
+    t = rogue_answering(&rg, head, len, 1);
+    r = redis_client("rogue-stored-more", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_stored(r, &revs, apr_time_now(), ot_test_pool), APR_EAGAIN);
+    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
+                     "command: an array longer than any reply this module asks for");
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+END_TEST
+
+/** A Sentinel's watch connection (made by ot_redis_open, as the subscriber's is) is bounded too. */
+START_TEST(test_huge_array_sentinel_message_refused)
+{
+    static const char head[] = "*1111111110\r\n";
+    redisContext *w;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t = rogue_answering(&rg, head, sizeof(head) - 1, 1);
+    int done = 0, moved = 0, i;
+
+    r = redis_client("rogue-sentinel-array", rg.port, NULL, &stats, ot_test_pool);
+    w = ot_redis_open(r, "127.0.0.1", rg.port, 0);
+    ck_assert_ptr_nonnull(w);
+    redisAppendCommand(w, "SUBSCRIBE +switch-master");
+    while (!done) {
+        ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
+    }
+    for (i = 0; i < 1000 && ot_redis_sentinel_heard(r, w, &moved); i++) {
+        ck_assert_int_eq(moved, 0);
+    }
+    ck_assert_int_lt(i, 1000);
+    ck_assert_str_eq(w->errstr, "an array longer than any reply this module asks for");
+    redisFree(w);
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+END_TEST
+
 Suite *suite_redis_rogue(void)
 {
     Suite *s = suite_create("redis_rogue");
@@ -152,6 +296,11 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_endless_answer_not_read);
     tcase_add_test(tc, test_endless_catch_up_not_read);
     tcase_add_test(tc, test_endless_sentinel_message_not_read);
+    tcase_add_test(tc, test_huge_array_count_refused);
+    tcase_add_test(tc, test_int_max_array_count_refused);
+    tcase_add_test(tc, test_nested_array_count_refused);
+    tcase_add_test(tc, test_array_bound_is_the_catch_ups);
+    tcase_add_test(tc, test_huge_array_sentinel_message_refused);
     suite_add_tcase(s, tc);
     return s;
 }
