@@ -346,6 +346,33 @@ int ot_redis_take(redisContext *c, void **reply)
     return rc;
 }
 
+int ot_redis_feed(redisContext *c, apr_size_t *fed)
+{
+    size_t before = c->reader->len;
+
+    if (redisBufferRead(c) != REDIS_OK) {
+        return REDIS_ERR;
+    }
+    *fed += c->reader->len >= before ? c->reader->len - before : c->reader->len;
+    return REDIS_OK;
+}
+
+int ot_redis_take_fed(redisContext *c, void **reply, apr_size_t *fed)
+{
+    int rc = ot_redis_take(c, reply);
+
+    if (rc == REDIS_OK && *reply != NULL) {
+        /* The reply ends where the reader is: what is buffered past it is the next one's. */
+        *fed = ot_redis_buffered(c);
+    }
+    return rc;
+}
+
+apr_size_t ot_redis_buffered(const redisContext *c)
+{
+    return c->reader->len - c->reader->pos;
+}
+
 /** AUTH with the user when there is one; 1 when Redis accepted it. */
 static int authenticate(ot_redis_t *r, redisContext *c)
 {

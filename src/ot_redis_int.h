@@ -151,6 +151,20 @@ int ot_redis_bound_arrays(redisContext *c);
  */
 int ot_redis_take(redisContext *c, void **reply);
 
+/*
+ * A connection read as messages arrive (the subscriber's, a Sentinel watch) keeps *fed: the
+ * bytes of the reply being read that were read so far. The reader's unparsed bytes are not
+ * that: hiredis parses an unfinished array's elements as they come and drops their bytes, so
+ * an endless array of small elements (nested, each array within OT_REDIS_ARRAY_MAX) leaves few
+ * unparsed bytes while its objects grow without end. Start *fed at ot_redis_buffered(c).
+ */
+/** redisBufferRead, adding the bytes it read to *fed. */
+int ot_redis_feed(redisContext *c, apr_size_t *fed);
+/** ot_redis_take; after a reply, *fed is what is buffered past it (the next reply's start). */
+int ot_redis_take_fed(redisContext *c, void **reply, apr_size_t *fed);
+/** Bytes in c's reader not parsed yet. */
+apr_size_t ot_redis_buffered(const redisContext *c);
+
 /* ---- TLS (ot_redis_tls.c; APR_ENOTIMPL where hiredis has no hiredis_ssl) ------------------- */
 
 /** Make r->tls: verifies the server against the system's CA store (OpenSSL's default paths). */
@@ -181,9 +195,11 @@ redisContext *ot_redis_sentinel_watch(ot_redis_t *r);
 
 /**
  * Read what the watch connection brought. 0 when it failed (free it); 1 otherwise, with *moved
- * set when a Sentinel announced a new master for ours (already recorded).
+ * set when a Sentinel announced a new master for ours (already recorded). *fed as for
+ * ot_redis_feed (ot_redis_buffered(w) when the watch was made): an unfinished message that
+ * took more than OT_REDIS_REPLY_SMALL bytes fails it.
  */
-int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, int *moved);
+int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, apr_size_t *fed, int *moved);
 
 /** Remember why something failed (for ot_redis_last_error) and count it. */
 void ot_redis_note(ot_redis_t *r, const char *what, const char *detail);

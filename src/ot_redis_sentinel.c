@@ -345,16 +345,16 @@ static int switched(ot_redis_t *r, const redisReply *m)
     return 1;
 }
 
-int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, int *moved)
+int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, apr_size_t *fed, int *moved)
 {
     void *v = NULL;
     redisReply *reply;
 
     *moved = 0;
-    if (redisBufferRead(w) != REDIS_OK) {
+    if (ot_redis_feed(w, fed) != REDIS_OK) {
         return 0;
     }
-    while (ot_redis_take(w, &v) == REDIS_OK && v != NULL) {
+    while (ot_redis_take_fed(w, &v, fed) == REDIS_OK && v != NULL) {
         reply = v;
         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3
             && reply->element[0]->type == REDIS_REPLY_STRING
@@ -366,7 +366,7 @@ int ot_redis_sentinel_heard(ot_redis_t *r, redisContext *w, int *moved)
         v = NULL;
     }
     /* An unfinished message longer than any +switch-master: not a Sentinel of ours. */
-    if (w->err == 0 && w->reader->len - w->reader->pos > OT_REDIS_REPLY_SMALL) {
+    if (w->err == 0 && *fed > OT_REDIS_REPLY_SMALL) {
         ot_redis_note(r, "Sentinel", "a message longer than any +switch-master");
         return 0;
     }

@@ -7,8 +7,8 @@
  *   read the store (tombstones and not-before policies), hand every revocation over, in the
  *   order they were applied
  *   up()                                    every revocation in force has been handed over
- *   listen: poll() the socket and a wake-up pipe; feed redisBufferRead and take replies with
- *   ot_redis_take (an unfinished reply over PARTIAL_MAX counts as a loss); PING
+ *   listen: poll() the socket and a wake-up pipe; feed ot_redis_feed and take replies with
+ *   ot_redis_take_fed (an unfinished reply that took over PARTIAL_MAX counts as a loss); PING
  *   every second, and a PING unanswered for 2 s counts as a loss (Redis gone silent: a
  *   partition, a hung server) as much as a closed connection does
  *   on any failure: down(), wait (backoff 100 ms doubling to 5 s, with jitter), start over;
@@ -66,6 +66,8 @@ struct ot_redis_sub_t {
     apr_time_t ping_sent;          /**< when the unanswered PING went out; 0 when none */
     apr_uint32_t seed;             /**< for the jitter */
     redisContext *watch;           /**< Sentinel: subscribed to +switch-master, or NULL */
+    apr_size_t watch_fed;          /**< bytes of the watch's unfinished message (ot_redis_feed) */
+    apr_size_t fed;                /**< bytes of the subscription's unfinished reply */
     apr_time_t watch_tried;        /**< when a watch connection was last tried */
     apr_interval_time_t watch_every; /**< between tries: 1 s, doubling to 30 s while failing */
     int behind;                    /**< subscribed, but the store could not be read yet */
@@ -149,6 +151,7 @@ static void watch(ot_redis_sub_t *s)
     }
     s->watch_tried = now;
     s->watch = ot_redis_sentinel_watch(s->r);
+    s->watch_fed = s->watch ? ot_redis_buffered(s->watch) : 0;
     s->watch_every = s->watch ? apr_time_from_sec(1)
         : s->watch_every * 2 > apr_time_from_sec(30) ? apr_time_from_sec(30) : s->watch_every * 2;
 }
@@ -158,7 +161,7 @@ static int heard(ot_redis_sub_t *s)
 {
     int moved = 0;
 
-    if (!ot_redis_sentinel_heard(s->r, s->watch, &moved)) {
+    if (!ot_redis_sentinel_heard(s->r, s->watch, &s->watch_fed, &moved)) {
         redisFree(s->watch);
         s->watch = NULL;
     }
@@ -270,11 +273,11 @@ static int drain(ot_redis_sub_t *s, redisContext *c, int *subscribed, const char
     void *reply = NULL;
     int ok = 1;
 
-    if (redisBufferRead(c) != REDIS_OK) {
+    if (ot_redis_feed(c, &s->fed) != REDIS_OK) {
         *why = apr_pstrdup(p, c->errstr);
         return 0;
     }
-    while (ok && ot_redis_take(c, &reply) == REDIS_OK && reply != NULL) {
+    while (ok && ot_redis_take_fed(c, &reply, &s->fed) == REDIS_OK && reply != NULL) {
         if (subscribed && is_push(reply, "subscribe")) {
             *subscribed = 1;
         }
@@ -286,7 +289,9 @@ static int drain(ot_redis_sub_t *s, redisContext *c, int *subscribed, const char
         *why = apr_pstrdup(p, c->errstr);
         return 0;
     }
-    if (ok && c->reader->len - c->reader->pos > PARTIAL_MAX) {
+    /* Not the unparsed bytes: an unfinished array's elements are parsed, and their bytes
+     * dropped, as they come (ot_redis_feed). */
+    if (ok && s->fed > PARTIAL_MAX) {
         *why = "a message on the channel is longer than any revocation";
         ot_redis_note(s->r, "subscription", *why);
         return 0;
@@ -311,6 +316,7 @@ static redisContext *subscribe(ot_redis_sub_t *s, const char **why, apr_pool_t *
         return NULL;
     }
     set_fd(s, c->fd);
+    s->fed = ot_redis_buffered(c);
     redisAppendCommand(c, "SUBSCRIBE %s", s->r->channel);
     if (!flush(c)) {
         *why = apr_pstrdup(p, c->errstr);

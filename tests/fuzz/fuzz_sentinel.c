@@ -79,6 +79,7 @@ static void heard(const char *bytes, apr_size_t n, apr_pool_t *p)
     ot_redis_t *r = sentinel_client();
     redisContext *c;
     const char *m, *colon;
+    apr_size_t fed = 0;
     int sv[2], moved, any = 0;
 
     ot_redis_sentinel_forget(r);
@@ -89,7 +90,7 @@ static void heard(const char *bytes, apr_size_t n, apr_pool_t *p)
     fuzz_require(c != NULL && c->err == 0, "redisConnectFd");
     /* As every connection of the module's has (ot_redis_open). */
     fuzz_require(ot_redis_bound_arrays(c), "ot_redis_bound_arrays");
-    while (ot_redis_sentinel_heard(r, c, &moved)) {
+    while (ot_redis_sentinel_heard(r, c, &fed, &moved)) {
         any |= moved;
     }
     any |= moved;

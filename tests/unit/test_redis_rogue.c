@@ -30,6 +30,9 @@ typedef struct {
     const char *head;           /**< what it answers first (NULL: a gigabyte's bulk header) */
     apr_size_t head_len;
     int hold;                   /**< after head: wait for the client to hang up, not stream */
+    const char *body;           /**< streamed after head, again and again (NULL: 'x's) */
+    apr_size_t body_len;
+    apr_size_t total;           /**< the body is streamed until this many bytes went */
     apr_size_t sent;            /**< bytes the client took before it hung up */
 } rogue_t;
 
@@ -59,9 +62,13 @@ static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
         while (rg->hold && read(fd, req, sizeof(req)) > 0) {
             /* whatever else it asks goes unanswered, until it hangs up */
         }
-        while (!rg->hold && rg->sent < ROGUE_TOTAL
+        while (!rg->hold && rg->body == NULL && rg->sent < ROGUE_TOTAL
                && (n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL)) > 0) {
             rg->sent += (apr_size_t)n;
+        }
+        while (!rg->hold && rg->body != NULL && rg->sent < rg->total
+               && send_all(fd, rg->body, rg->body_len)) {
+            rg->sent += rg->body_len;
         }
     }
     if (fd >= 0) {
@@ -72,19 +79,14 @@ static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
     return NULL;
 }
 
-/** A rogue server that answers head and then holds the connection (hold), or streams. */
-static apr_thread_t *rogue_answering(rogue_t *rg, const char *head, apr_size_t head_len,
-                                     int hold)
+/** Start the rogue server set up in rg: listen on a free port, answer in a thread. */
+static apr_thread_t *rogue_run(rogue_t *rg)
 {
     struct sockaddr_in sa;
     socklen_t len = sizeof(sa);
     apr_thread_t *t;
     int one = 1;
 
-    memset(rg, 0, sizeof(*rg));
-    rg->head = head;
-    rg->head_len = head_len;
-    rg->hold = hold;
     memset(&sa, 0, sizeof(sa));
     sa.sin_family = AF_INET;
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -97,6 +99,30 @@ static apr_thread_t *rogue_answering(rogue_t *rg, const char *head, apr_size_t h
     rg->port = ntohs(sa.sin_port);
     ck_assert_int_eq(apr_thread_create(&t, NULL, rogue_main, rg, ot_test_pool), APR_SUCCESS);
     return t;
+}
+
+/** A rogue server that answers head and then holds the connection (hold), or streams. */
+static apr_thread_t *rogue_answering(rogue_t *rg, const char *head, apr_size_t head_len,
+                                     int hold)
+{
+    memset(rg, 0, sizeof(*rg));
+    rg->head = head;
+    rg->head_len = head_len;
+    rg->hold = hold;
+    return rogue_run(rg);
+}
+
+/** A rogue server that answers head, then streams body again and again (total bytes). */
+static apr_thread_t *rogue_streaming(rogue_t *rg, const char *head, const char *body,
+                                     apr_size_t body_len, apr_size_t total)
+{
+    memset(rg, 0, sizeof(*rg));
+    rg->head = head;
+    rg->head_len = strlen(head);
+    rg->body = body;
+    rg->body_len = body_len;
+    rg->total = total;
+    return rogue_run(rg);
 }
 
 /** The rogue server of the first tests: a bulk string it says is a gigabyte long, streamed. */
@@ -154,6 +180,7 @@ START_TEST(test_endless_sentinel_message_not_read)
     ot_redis_t *r;
     rogue_t rg;
     apr_thread_t *t = rogue_start(&rg);
+    apr_size_t fed = 0;
     int done = 0, moved = 0, i;
 
     r = redis_client("rogue-sentinel", rg.port, NULL, &stats, ot_test_pool);
@@ -163,7 +190,7 @@ START_TEST(test_endless_sentinel_message_not_read)
     while (!done) {
         ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
     }
-    for (i = 0; i < 100000 && ot_redis_sentinel_heard(r, w, &moved); i++) {
+    for (i = 0; i < 100000 && ot_redis_sentinel_heard(r, w, &fed, &moved); i++) {
         ck_assert_int_eq(moved, 0);
     }
     redisFree(w);
@@ -266,6 +293,7 @@ START_TEST(test_huge_array_sentinel_message_refused)
     ot_redis_t *r;
     rogue_t rg;
     apr_thread_t *t = rogue_answering(&rg, head, sizeof(head) - 1, 1);
+    apr_size_t fed = 0;
     int done = 0, moved = 0, i;
 
     r = redis_client("rogue-sentinel-array", rg.port, NULL, &stats, ot_test_pool);
@@ -275,13 +303,156 @@ START_TEST(test_huge_array_sentinel_message_refused)
     while (!done) {
         ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
     }
-    for (i = 0; i < 1000 && ot_redis_sentinel_heard(r, w, &moved); i++) {
+    for (i = 0; i < 1000 && ot_redis_sentinel_heard(r, w, &fed, &moved); i++) {
         ck_assert_int_eq(moved, 0);
     }
     ck_assert_int_lt(i, 1000);
     ck_assert_str_eq(w->errstr, "an array longer than any reply this module asks for");
     redisFree(w);
     ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+END_TEST
+
+/** n arrays of n small integers each, after a head: elements without end, each array in bound. */
+static char *arrays_of_integers(const char *head, int arrays, int n, apr_size_t *len)
+{
+    apr_size_t h = strlen(head), one = strlen("*65536\r\n") + 4 * (apr_size_t)n, i, k;
+    char *out = apr_palloc(ot_test_pool, h + one * (apr_size_t)arrays + 1), *at = out + h;
+
+    memcpy(out, head, h);
+    for (k = 0; k < (apr_size_t)arrays; k++) {
+        at += apr_snprintf(at, 16, "*%d\r\n", n);
+        for (i = 0; i < (apr_size_t)n; i++, at += 4) {
+            memcpy(at, ":1\r\n", 4);
+        }
+    }
+    *len = (apr_size_t)(at - out);
+    return out;
+}
+
+/*
+ * Arrays nested within the bound, their elements a few bytes each, without end: hiredis parses
+ * an unfinished array's elements as they come and keeps only the unparsed bytes, so a check of
+ * those never saw the message grow (each element of 4 bytes takes a reply object of ~60). The
+ * watch gives up once the unfinished message has taken more than any +switch-master.
+ */
+START_TEST(test_endless_nested_sentinel_message_dropped)
+{
+    static const char head[] = "*65536\r\n";
+    redisContext *w;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    apr_size_t fed = 0;
+    int done = 0, moved = 0, i;
+    apr_size_t n;
+    const char *body = arrays_of_integers("", 1, 65536, &n);
+
+    t = rogue_streaming(&rg, head, body, n, 2 * 1024 * 1024);
+    r = redis_client("rogue-sentinel-nested", rg.port, NULL, &stats, ot_test_pool);
+    w = ot_redis_open(r, "127.0.0.1", rg.port, 0);
+    ck_assert_ptr_nonnull(w);
+    redisAppendCommand(w, "SUBSCRIBE +switch-master");
+    while (!done) {
+        ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
+    }
+    for (i = 0; i < 100000 && ot_redis_sentinel_heard(r, w, &fed, &moved); i++) {
+        ck_assert_int_eq(moved, 0);
+    }
+    /* Not the end of the stream (then the failure is the closed connection, noted nowhere). */
+    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
+                     "Sentinel: a message longer than any +switch-master");
+    redisFree(w);
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+END_TEST
+
+/** What a subscriber told: its first downs' reasons. */
+typedef struct {
+    apr_thread_mutex_t *mutex;
+    int downs;
+    char why[4][160];
+} sub_seen_t;
+
+static void sub_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
+{
+    (void)baton, (void)rev, (void)p;
+}
+
+static void sub_up(void *baton)
+{
+    (void)baton;
+}
+
+static void sub_down(void *baton, const char *why)
+{
+    sub_seen_t *s = baton;
+
+    apr_thread_mutex_lock(s->mutex);
+    if (s->downs < 4) {
+        apr_cpystrn(s->why[s->downs], why, sizeof(s->why[0]));
+    }
+    s->downs++;
+    apr_thread_mutex_unlock(s->mutex);
+}
+
+static void *APR_THREAD_FUNC sub_main(apr_thread_t *t, void *baton)
+{
+    (void)t;
+    ot_redis_sub_run(baton);
+    return NULL;
+}
+
+/** 1 when one of the subscriber's first downs (within secs) said why. */
+static int sub_said(sub_seen_t *s, const char *why, int secs)
+{
+    apr_time_t deadline = apr_time_now() + apr_time_from_sec(secs);
+    int i, found = 0;
+
+    while (!found && apr_time_now() < deadline) {
+        apr_thread_mutex_lock(s->mutex);
+        for (i = 0; i < s->downs && i < 4; i++) {
+            found |= strcmp(s->why[i], why) == 0;
+        }
+        apr_thread_mutex_unlock(s->mutex);
+        apr_sleep(apr_time_from_msec(20));
+    }
+    return found;
+}
+
+/*
+ * The same on the subscription: confirmed, then a message of nested arrays without end. (The
+ * catch-up's connection waits unanswered, and fails after the 300 ms command timeout.)
+ */
+START_TEST(test_endless_nested_channel_message_dropped)
+{
+    static const char head[] = "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n*65536\r\n";
+    static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, NULL };
+    sub_seen_t seen;
+    ot_redis_sub_t *sub;
+    apr_thread_t *t, *st;
+    apr_pool_t *p;
+    apr_status_t rv;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_size_t n;
+    const char *body = arrays_of_integers("", 1, 65536, &n);
+
+    memset(&seen, 0, sizeof(seen));
+    apr_thread_mutex_create(&seen.mutex, APR_THREAD_MUTEX_DEFAULT, ot_test_pool);
+    t = rogue_streaming(&rg, head, body, n, 2 * 1024 * 1024);
+    r = redis_client("rogue-sub-nested", rg.port, NULL, &stats, ot_test_pool);
+    apr_pool_create(&p, NULL);
+    ck_assert_int_eq(ot_redis_sub_create(&sub, r, &fns, &seen, p), APR_SUCCESS);
+    ck_assert_int_eq(apr_thread_create(&st, NULL, sub_main, sub, ot_test_pool), APR_SUCCESS);
+    /* Not "Server closed the connection" once the whole stream was read. */
+    ck_assert(sub_said(&seen, "a message on the channel is longer than any revocation", 10));
+    ot_redis_sub_stop(sub);
+    apr_thread_join(&rv, st);
+    ot_redis_close(r);
+    apr_pool_destroy(p);
     rogue_stop(&rg, t);
 }
 END_TEST
@@ -301,6 +472,8 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_nested_array_count_refused);
     tcase_add_test(tc, test_array_bound_is_the_catch_ups);
     tcase_add_test(tc, test_huge_array_sentinel_message_refused);
+    tcase_add_test(tc, test_endless_nested_sentinel_message_dropped);
+    tcase_add_test(tc, test_endless_nested_channel_message_dropped);
     suite_add_tcase(s, tc);
     return s;
 }
