@@ -225,15 +225,15 @@ static int write_all(redisContext *c)
     return REDIS_OK;
 }
 
-int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
+/** The reply ot_redis_read reads whole: its arrays' counts are tallied against one bound. */
+static int read_whole(redisContext *c, void **got, apr_size_t *budget)
 {
-    void *got = NULL;
     size_t before, read;
 
-    if (ot_redis_take(c, &got) != REDIS_OK) {
+    if (ot_redis_take(c, got) != REDIS_OK) {
         return REDIS_ERR;
     }
-    while (got == NULL) {
+    while (*got == NULL) {
         /* A read only appends to the reader's buffer (which starts over when it was empty). */
         before = c->reader->len;
         if (redisBufferRead(c) != REDIS_OK) {
@@ -247,11 +247,10 @@ int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
             return REDIS_ERR;
         }
         *budget -= read;
-        if (ot_redis_take(c, &got) != REDIS_OK) {
+        if (ot_redis_take(c, got) != REDIS_OK) {
             return REDIS_ERR;
         }
     }
-    *reply = got;
     return REDIS_OK;
 }
 
@@ -292,19 +291,34 @@ typedef int array_count_t;
 #endif
 
 static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
-/** Set when bounded_array refused a count, during this thread's current ot_redis_take. */
-static __thread int array_refused;
 /** hiredis's own reply functions, but for an array's: bounded_array in front of it. */
 static redisReplyObjectFunctions bounded;
 static void *(*own_array)(const redisReadTask *, array_count_t);
+/** Why bounded_array refused a count, during this thread's current ot_redis_take; or NULL. */
+static __thread const char *refused;
+/** Set while ot_redis_read reads a reply whole: its arrays may hold elements_left more. */
+static __thread int tallying;
+static __thread apr_size_t elements_left;
 
-/** NULL (hiredis then fails the reader as out of memory) for a count no reply of ours has. */
+/**
+ * NULL (hiredis then fails the reader as out of memory) for a count no reply of ours has, or,
+ * in a reply ot_redis_read reads, for more elements in all than any reply of ours has: an
+ * element of a few bytes costs a reply object of some 60, and the catch-up's 32 MiB budget
+ * filled with them asked for some 800 MB.
+ */
 static void *bounded_array(const redisReadTask *task, array_count_t n)
 {
     /* A negative count (0.14 passes what it read as an int) is as large as any, unsigned. */
     if ((unsigned long long)n > OT_REDIS_ARRAY_MAX) {
-        array_refused = 1;
+        refused = "an array longer than any reply this module asks for";
         return NULL;
+    }
+    if (tallying) {
+        if ((apr_size_t)n > elements_left) {
+            refused = "a reply with more elements than any this module asks for";
+            return NULL;
+        }
+        elements_left -= (apr_size_t)n;
     }
     return own_array(task, n);
 }
@@ -335,13 +349,28 @@ int ot_redis_take(redisContext *c, void **reply)
 {
     int rc;
 
-    array_refused = 0;
+    refused = NULL;
     rc = redisGetReplyFromReader(c, reply);
-    if (rc != REDIS_OK && array_refused) {
+    if (rc != REDIS_OK && refused != NULL) {
         /* hiredis said "Out of memory": say what it was. */
         c->err = REDIS_ERR_PROTOCOL;
-        apr_cpystrn(c->errstr, "an array longer than any reply this module asks for",
-                    sizeof(c->errstr));
+        apr_cpystrn(c->errstr, refused, sizeof(c->errstr));
+    }
+    return rc;
+}
+
+int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
+{
+    void *got = NULL;
+    int rc;
+
+    /* Read whole in this call on this thread, nothing else read in between: tally it here. */
+    elements_left = OT_REDIS_ELEMENTS_MAX;
+    tallying = 1;
+    rc = read_whole(c, &got, budget);
+    tallying = 0;
+    if (rc == REDIS_OK) {
+        *reply = got;
     }
     return rc;
 }

@@ -39,6 +39,12 @@
  * arrays together hold at most OT_REDIS_STORED_MAX). A longer count is refused as it is read.
  */
 #define OT_REDIS_ARRAY_MAX OT_REDIS_STORED_MAX
+/**
+ * The most elements the arrays of one reply ot_redis_read reads hold in all (the catch-up's:
+ * its two arrays and their revocations), nested arrays' counts included. A reply's objects then
+ * take a few MB at most, whatever the budget of its bytes.
+ */
+#define OT_REDIS_ELEMENTS_MAX (OT_REDIS_ARRAY_MAX + 64)
 
 /** Size of the buffer that keeps the last failure's description. */
 #define OT_REDIS_ERRBUF 160
@@ -107,7 +113,8 @@ apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply
  * The next reply on blocking context c (the commands already written), reading at most *budget
  * more bytes from the socket (then lowered by what was read). REDIS_OK with *reply; REDIS_ERR
  * with c->err set otherwise (hiredis fails a read: REDIS_ERR_IO, timeouts included; an overrun
- * of the budget is REDIS_ERR_PROTOCOL, and the context is of no more use).
+ * of the budget is REDIS_ERR_PROTOCOL, and the context is of no more use; so are arrays with
+ * more than OT_REDIS_ELEMENTS_MAX elements in all, refused as their counts are read).
  */
 int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget);
 

@@ -457,6 +457,39 @@ START_TEST(test_endless_nested_channel_message_dropped)
 }
 END_TEST
 
+/*
+ * Arrays each within the bound, but more elements in all than any reply of ours (the catch-up's
+ * shape, two arrays of 40,000): with the 32 MiB the catch-up may read, such elements of a few
+ * bytes each asked for some 800 MB of reply objects. Refused as the count that goes over is read.
+ */
+START_TEST(test_elements_in_all_bounded)
+{
+    apr_array_header_t *revs = NULL;
+    apr_size_t len;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    const char *head = arrays_of_integers("*2\r\n", 2, 40000, &len);
+
+    t = rogue_answering(&rg, head, len, 1);
+    r = redis_client("rogue-stored-elements", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_stored(r, &revs, apr_time_now(), ot_test_pool), APR_EAGAIN);
+    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
+                     "command: a reply with more elements than any this module asks for");
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+
+    /* Two arrays that hold the most revocations between them are read. */
+    head = arrays_of_integers("*2\r\n", 2, OT_REDIS_STORED_MAX / 2, &len);
+    t = rogue_answering(&rg, head, len, 1);
+    r = redis_client("rogue-stored-elements-most", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_stored(r, &revs, apr_time_now(), ot_test_pool), APR_SUCCESS);
+    ck_assert_int_eq(revs->nelts, 0);   /* integers: each noted as not ours */
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+END_TEST
+
 Suite *suite_redis_rogue(void)
 {
     Suite *s = suite_create("redis_rogue");
@@ -474,6 +507,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_huge_array_sentinel_message_refused);
     tcase_add_test(tc, test_endless_nested_sentinel_message_dropped);
     tcase_add_test(tc, test_endless_nested_channel_message_dropped);
+    tcase_add_test(tc, test_elements_in_all_bounded);
     suite_add_tcase(s, tc);
     return s;
 }
