@@ -290,7 +290,7 @@ typedef size_t array_count_t;
 typedef int array_count_t;
 #endif
 
-static pthread_once_t bounded_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t bounded_mutex = PTHREAD_MUTEX_INITIALIZER;
 /** hiredis's own reply functions, but for an array's: bounded_array in front of it. */
 static redisReplyObjectFunctions bounded;
 static void *(*own_array)(const redisReadTask *, array_count_t);
@@ -323,22 +323,21 @@ static void *bounded_array(const redisReadTask *task, array_count_t n)
     return own_array(task, n);
 }
 
-static void bounded_make(void)
-{
-    redisReader *rd = redisReaderCreate();
-
-    if (rd != NULL) {
-        bounded = *rd->fn;
-        own_array = bounded.createArray;
-        bounded.createArray = bounded_array;
-        redisReaderFree(rd);
-    }
-}
-
 int ot_redis_bound_arrays(redisContext *c)
 {
-    pthread_once(&bounded_once, bounded_make);
-    if (own_array == NULL || c->reader == NULL) {
+    if (c->reader == NULL || c->reader->fn == NULL) {
+        return 0;
+    }
+    /* Every reader hiredis makes has the same functions: copied from the first, no allocation
+     * of our own that could fail (and then fail every connection for good). */
+    pthread_mutex_lock(&bounded_mutex);
+    if (own_array == NULL && c->reader->fn->createArray != bounded_array) {
+        bounded = *c->reader->fn;
+        own_array = bounded.createArray;
+        bounded.createArray = bounded_array;
+    }
+    pthread_mutex_unlock(&bounded_mutex);
+    if (own_array == NULL) {
         return 0;
     }
     c->reader->fn = &bounded;

@@ -148,7 +148,8 @@ redisContext *ot_redis_open(ot_redis_t *r, const char *host, int port, int data)
  * Make c's reader refuse an array longer than OT_REDIS_ARRAY_MAX when it reads the count (then
  * c fails with "Out of memory"), before hiredis makes the array's table: hiredis 0.14 makes it
  * for any count, so a "*1111111110" from a server that is not ours asked for 8.9 GB. Every
- * connection ot_redis_open makes has it; 0 when it could not be set (out of memory).
+ * connection ot_redis_open makes has it; 0 when c has no reader (the functions are copied from
+ * c's own reader, so a failure here is never for good).
  */
 int ot_redis_bound_arrays(redisContext *c);
 
