@@ -4,11 +4,12 @@
  * an OfftokRedis URL, '\n', then raw RESP bytes as a Sentinel's pub/sub connection would carry
  * them (+switch-master messages, anything else). The URL goes through ot_redis_parse_url; the
  * bytes are written into one end of a socket pair whose other end is a hiredis context, read
- * with ot_redis_sentinel_heard as the subscriber does, until the end of the input.
+ * with ot_redis_sentinel_heard as the subscriber does, until the end of the input; and again with
+ * ot_redis_read, as every reply to a command is read (a Redis or a Sentinel not ours).
  *
  * Must hold: an accepted URL names a host or 1 to 16 Sentinels, every port in 1..65535, no
  * credentials; a switch is taken only for our master's name, and the master it records is a
- * host and a port in range.
+ * host and a port in range; a read that fails says why.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -106,6 +107,31 @@ static void heard(const char *bytes, apr_size_t n, apr_pool_t *p)
     close(sv[1]);
 }
 
+/** The bytes as replies to commands: ot_redis_read each, as pipeline() does, until it fails. */
+static void replies(const char *bytes, apr_size_t n)
+{
+    redisContext *c;
+    redisReply *reply;
+    apr_size_t budget = OT_REDIS_REPLY_SMALL;
+    int sv[2];
+
+    fuzz_require(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    fuzz_require(write(sv[1], bytes, n) == (ssize_t)n, "write");
+    shutdown(sv[1], SHUT_WR);
+    c = redisConnectFd(sv[0]);
+    fuzz_require(c != NULL && c->err == 0, "redisConnectFd");
+    fuzz_require(ot_redis_bound_arrays(c), "ot_redis_bound_arrays");
+    for (;;) {
+        if (ot_redis_read(c, &reply, &budget) != REDIS_OK) {
+            break;
+        }
+        freeReplyObject(reply);
+    }
+    fuzz_require(c->err != 0, "a failed read says why");
+    redisFree(c);
+    close(sv[1]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -121,6 +147,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     url(fuzz_cstr(data, first), p);
     if (nl != NULL) {
         heard(fuzz_bytes(nl + 1, size - first - 1), size - first - 1, p);
+        replies(fuzz_bytes(nl + 1, size - first - 1), size - first - 1);
     }
     fuzz_end();
     return 0;
