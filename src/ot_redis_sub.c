@@ -309,12 +309,16 @@ static redisContext *subscribe(ot_redis_sub_t *s, const char **why, apr_pool_t *
 {
     redisContext *c = ot_redis_connect(s->r);
     apr_time_t sent = apr_time_now(), deadline = sent + 2 * PING_WAIT;
+    apr_pool_t *round;
     int subscribed = 0, ready;
 
     if (c == NULL) {
         *why = ot_redis_last_error(s->r, p);
         return NULL;
     }
+    /* What each read brings is handled in a pool of its own, as when listening: a server that
+     * is not ours could send messages, each copied to check its MAC, until the deadline. */
+    apr_pool_create(&round, p);
     set_fd(s, c->fd);
     s->fed = ot_redis_buffered(c);
     redisAppendCommand(c, "SUBSCRIBE %s", s->r->channel);
@@ -333,9 +337,11 @@ static redisContext *subscribe(ot_redis_sub_t *s, const char **why, apr_pool_t *
             *why = "Sentinel switched the master";
         }
         else {
-            drain(s, c, &subscribed, why, p, p);
+            drain(s, c, &subscribed, why, round, p);
+            apr_pool_clear(round);
         }
     }
+    apr_pool_destroy(round);
     if (*why != NULL) {
         set_fd(s, -1);
         redisFree(c);
