@@ -54,7 +54,9 @@ static void rebase_fetched(ot_cache_entry_t *e, apr_time_t now, apr_int64_t pttl
 {
     apr_time_t f = e->fetched, late;
 
-    if (pttl_ms >= 0) {
+    /* Longer than any answer lives (2^40 ms, 34 years): as good as none said, and in ms a
+     * count apr_time_from_msec does not overflow (the server's to say: one not ours says any). */
+    if (pttl_ms >= 0 && pttl_ms < ((apr_int64_t)1 << 40)) {
         /* Redis drops it at now + pttl on our clock, which is the writer's drop_after on its. */
         late = now + apr_time_from_msec(pttl_ms) - (e->drop_after - e->fetched);
         f = late < f ? late : f;

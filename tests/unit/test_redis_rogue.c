@@ -490,6 +490,76 @@ START_TEST(test_elements_in_all_bounded)
 }
 END_TEST
 
+/**
+ * What ot_redis_get makes of a valid answer (fetched 1 s ago, to be dropped in 60 s) that a
+ * server sends with the PTTL line pttl (":<ms>\r\n"); *got the answer.
+ */
+static apr_status_t answer_with_pttl(const char *pttl, ot_cache_entry_t *got)
+{
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    apr_time_t now = apr_time_now();
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    char *val, *head;
+    const char *pre;
+    apr_size_t len, n;
+    apr_status_t rv;
+
+    memset(key, 7, sizeof(key));
+    memset(&e, 0, sizeof(e));
+    e.fetched = now - apr_time_from_sec(1);
+    e.drop_after = now + apr_time_from_sec(60);
+    e.exp = now + apr_time_from_sec(3600);
+    e.active = 1;
+    e.iss = "https://sso.example.org/realms/test";
+    e.sub = "alice";
+    e.claims = "{\"active\":true,\"sub\":\"alice\"}";
+    e.claims_len = strlen(e.claims);
+    /* The key is the test name's: the same for the client that seals and the one that reads. */
+    r = redis_client("rogue-pttl", 1, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_seal_answer(r, ot_redis_answer_name(r, key, ot_test_pool), &e,
+                                          &val, &len, ot_test_pool), APR_SUCCESS);
+    ot_redis_close(r);
+    /* The value is binary (its MAC): put together by length, not as a C string. */
+    pre = apr_psprintf(ot_test_pool, "$%" APR_SIZE_T_FMT "\r\n", len);
+    n = strlen(pre);
+    head = apr_palloc(ot_test_pool, n + len + 2 + strlen(pttl));
+    memcpy(head, pre, n);
+    memcpy(head + n, val, len);
+    memcpy(head + n + len, "\r\n", 2);
+    memcpy(head + n + len + 2, pttl, strlen(pttl));
+    t = rogue_answering(&rg, head, n + len + 2 + strlen(pttl), 1);
+    r = redis_client("rogue-pttl", rg.port, NULL, &stats, ot_test_pool);
+    rv = ot_redis_get(r, key, now, got, ot_test_pool);
+    ck_assert_msg(rv == APR_SUCCESS || rv == APR_NOTFOUND, "%s",
+                  ot_redis_last_error(r, ot_test_pool));
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+    return rv;
+}
+
+/*
+ * The answer's time to live is the server's to say: PTTL 2^63-1 ms (a Redis not ours, or an
+ * expiry at the end of time) overflowed apr_time_from_msec (signed: undefined), which here
+ * wrapped to -1 ms and made a valid answer look expired. A time to live longer than any
+ * answer's is as good as none said.
+ */
+START_TEST(test_huge_pttl_not_overflowed)
+{
+    ot_cache_entry_t got;
+    apr_time_t dropped;
+
+    ck_assert_int_eq(answer_with_pttl(":59000\r\n", &got), APR_SUCCESS);
+    dropped = got.drop_after;
+    ck_assert_int_eq(answer_with_pttl(":9223372036854775807\r\n", &got), APR_SUCCESS);
+    ck_assert_str_eq(got.sub, "alice");
+    ck_assert(got.drop_after >= dropped);
+    ck_assert_int_eq(answer_with_pttl(":-1\r\n", &got), APR_SUCCESS);
+}
+END_TEST
+
 Suite *suite_redis_rogue(void)
 {
     Suite *s = suite_create("redis_rogue");
@@ -508,6 +578,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_endless_nested_sentinel_message_dropped);
     tcase_add_test(tc, test_endless_nested_channel_message_dropped);
     tcase_add_test(tc, test_elements_in_all_bounded);
+    tcase_add_test(tc, test_huge_pttl_not_overflowed);
     suite_add_tcase(s, tc);
     return s;
 }
