@@ -507,9 +507,12 @@ static void give(ot_redis_t *r, redisContext *c)
     }
 }
 
-/** Send n commands at once and read their n replies within cap bytes; 1 when all arrived. */
+/**
+ * Send n commands at once and read their n replies within *cap bytes (then lowered by what was
+ * read); 1 when all arrived.
+ */
 static int pipeline(redisContext *c, int n, ot_redis_cmd_t *cmds, redisReply **replies,
-                    apr_size_t cap)
+                    apr_size_t *cap)
 {
     int i, got = 0;
     redisReply *reply;
@@ -518,7 +521,7 @@ static int pipeline(redisContext *c, int n, ot_redis_cmd_t *cmds, redisReply **r
         redisAppendCommandArgv(c, cmds[i].argc, cmds[i].argv, cmds[i].lens);
     }
     for (i = 0; i < n && (i > 0 || write_all(c) == REDIS_OK)
-                && ot_redis_read(c, &reply, &cap) == REDIS_OK; i++) {
+                && ot_redis_read(c, &reply, cap) == REDIS_OK; i++) {
         replies[got++] = reply;
     }
     if (got == n && c->err == 0) {
@@ -548,15 +551,25 @@ apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply
                           apr_size_t cap)
 {
     redisContext *c;
+    apr_size_t left;
     int attempt, kept = 0;
 
     for (attempt = 0; attempt < 2; attempt++) {
         if ((c = take(r, &kept)) == NULL) {
             return APR_EAGAIN;
         }
-        if (pipeline(c, n, cmds, replies, cap)) {
+        left = cap;
+        if (pipeline(c, n, cmds, replies, &left)) {
             if (!(r->conf.master && demoted(n, replies))) {
-                give(r, c);
+                /* hiredis keeps its read buffer as large as the reply was until the next
+                 * read: a connection that read more than a small reply (the catch-up, up to
+                 * 32 MiB) is not kept idle with it. */
+                if (cap - left > OT_REDIS_REPLY_SMALL) {
+                    redisFree(c);
+                }
+                else {
+                    give(r, c);
+                }
                 return APR_SUCCESS;
             }
             ot_redis_free_replies(n, replies);

@@ -34,6 +34,7 @@ typedef struct {
     apr_size_t body_len;
     apr_size_t total;           /**< the body is streamed until this many bytes went */
     apr_size_t sent;            /**< bytes the client took before it hung up */
+    volatile int hung_up;       /**< hold: the client closed the connection */
 } rogue_t;
 
 /** Send all of b (1), or 0 once the client has gone. */
@@ -62,6 +63,7 @@ static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
         while (rg->hold && read(fd, req, sizeof(req)) > 0) {
             /* whatever else it asks goes unanswered, until it hangs up */
         }
+        rg->hung_up = rg->hold;
         while (!rg->hold && rg->body == NULL && rg->sent < ROGUE_TOTAL
                && (n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL)) > 0) {
             rg->sent += (apr_size_t)n;
@@ -266,11 +268,18 @@ START_TEST(test_array_bound_is_the_catch_ups)
     rogue_t rg;
     apr_thread_t *t;
     const char *head = stored_reply(OT_REDIS_ARRAY_MAX, &len);
+    apr_time_t deadline;
 
     t = rogue_answering(&rg, head, len, 1);
     r = redis_client("rogue-stored-most", rg.port, NULL, &stats, ot_test_pool);
     ck_assert_int_eq(ot_redis_stored(r, &revs, apr_time_now(), ot_test_pool), APR_SUCCESS);
     ck_assert_int_eq(revs->nelts, 0);   /* empty strings: each noted as not ours */
+    /* Nor is the connection kept idle with a buffer that large: closed at once. */
+    for (deadline = apr_time_now() + apr_time_from_sec(5);
+         !rg.hung_up && apr_time_now() < deadline;) {
+        apr_sleep(apr_time_from_msec(10));
+    }
+    ck_assert_msg(rg.hung_up, "a connection that read a %zu-byte reply was kept", len);
     ot_redis_close(r);
     rogue_stop(&rg, t);
 
