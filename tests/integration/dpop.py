@@ -11,6 +11,7 @@ import time
 import uuid
 
 import jwt
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -105,3 +106,17 @@ def client_cert(dirpath, name):
                                   serialization.NoEncryption()))
     x5t = b64url(hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest())
     return cert_path, key_path, x5t, pem.decode()
+
+
+# ---- fixtures of the test_dpop*.py files (imported there: `from dpop import key, bound`) ----
+
+@pytest.fixture
+def key():
+    """A new P-256 DPoP key."""
+    return DPoPKey()
+
+
+@pytest.fixture
+def bound(oidc, key):
+    """An oidc-provider access token bound to key."""
+    return oidc.mint_access(sub="dpop-user", jkt=key.jkt)

@@ -11,7 +11,7 @@ import time
 import pytest
 import requests
 
-from dpop import REMOVE, DPoPKey, ath, hmac_proof, unsigned
+from dpop import REMOVE, DPoPKey, ath, bound, hmac_proof, key, unsigned  # noqa: F401 (fixtures)
 from httpd import challenges, protected
 
 ENV = "/cgi/env"
@@ -29,17 +29,6 @@ def dpop_get(httpd, token, proof, path=ENV, method="GET", **kw):
     headers.update(kw.pop("headers", {}))
     return requests.request(method, httpd.url(path), headers=headers, timeout=30,
                             allow_redirects=False, **kw)
-
-
-@pytest.fixture
-def key():
-    return DPoPKey()
-
-
-@pytest.fixture
-def bound(oidc, key):
-    """An oidc-provider access token bound to key."""
-    return oidc.mint_access(sub="dpop-user", jkt=key.jkt)
 
 
 # ---- accepted -------------------------------------------------------------------------------------

@@ -13,22 +13,12 @@ import time
 import pytest
 import requests
 
-from dpop import DPoPKey
+from dpop import bound, key  # noqa: F401 (fixtures)
 from httpd import MODDIR, protected, wait_until
 
 PAGE = "/protected/index.html"
 # More proofs than the small table (1024 slots) can hold.
 PROOFS = 1300
-
-
-@pytest.fixture
-def key():
-    return DPoPKey()
-
-
-@pytest.fixture
-def bound(oidc, key):
-    return oidc.mint_access(sub="dpop-user", jkt=key.jkt)
 
 
 def send(httpd, session, token, proof):

@@ -7,10 +7,9 @@ oidc-provider (its dPoP feature), proofs made here with a real key (tests/integr
 import os
 import time
 
-import pytest
 import requests
 
-from dpop import DPoPKey
+from dpop import bound, key  # noqa: F401 (fixtures)
 from httpd import protected
 
 PAGE = "/protected/index.html"
@@ -20,16 +19,6 @@ SHORT = "OfftokClockSkew 0\nOfftokDPoPMaxAge 1\n"
 LONG_IF = """<If "%{HTTP:X-Long} == 'yes'">
         OfftokDPoPMaxAge 30
     </If>"""
-
-
-@pytest.fixture
-def key():
-    return DPoPKey()
-
-
-@pytest.fixture
-def bound(oidc, key):
-    return oidc.mint_access(sub="dpop-user", jkt=key.jkt)
 
 
 def send(httpd, session, token, proof, long=False):
