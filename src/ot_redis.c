@@ -308,10 +308,22 @@ static __thread apr_size_t elements_left;
  */
 static void *bounded_array(const redisReadTask *task, array_count_t n)
 {
+    const redisReadTask *up;
+    int depth = 1;
+
     /* A negative count (0.14 passes what it read as an int) is as large as any, unsigned. */
     if ((unsigned long long)n > OT_REDIS_ARRAY_MAX) {
         refused = "an array longer than any reply this module asks for";
         return NULL;
+    }
+    /* Each open array may have a table of OT_REDIS_ARRAY_MAX: hiredis >= 1.0 nests without
+     * end (0.14 stops at 7), and a read without a tally (the subscriber's, the watch's) would
+     * otherwise hold one per 8 bytes of a message. */
+    for (up = task->parent; up != NULL; up = up->parent) {
+        if (++depth > OT_REDIS_DEPTH_MAX) {
+            refused = "a reply nested deeper than any this module asks for";
+            return NULL;
+        }
     }
     if (tallying) {
         if ((apr_size_t)n > elements_left) {

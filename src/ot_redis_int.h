@@ -40,6 +40,11 @@
  */
 #define OT_REDIS_ARRAY_MAX OT_REDIS_STORED_MAX
 /**
+ * The deepest nesting of arrays in any reply of ours, the reply itself counted: ROLE of a master
+ * (its replicas, each an array) has 3. A deeper array is refused as its count is read.
+ */
+#define OT_REDIS_DEPTH_MAX 4
+/**
  * The most elements the arrays of one reply ot_redis_read reads hold in all (the catch-up's:
  * its two arrays and their revocations), nested arrays' counts included. A reply's objects then
  * take a few MB at most, whatever the budget of its bytes.

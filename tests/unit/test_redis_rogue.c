@@ -237,6 +237,26 @@ START_TEST(test_int_max_array_count_refused)
 }
 END_TEST
 
+/* Open arrays hold their tables: no deeper than a reply of ours (hiredis 0.14 would take 7). */
+START_TEST(test_deep_nesting_refused)
+{
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    ot_redis_t *r;
+    rogue_t rg;
+    static const char head[] = "*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n";
+    apr_thread_t *t = rogue_answering(&rg, head, sizeof(head) - 1, 1);
+
+    memset(key, 7, sizeof(key));
+    r = redis_client("rogue-deep", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_get(r, key, apr_time_now(), &e, ot_test_pool), APR_EAGAIN);
+    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
+                     "command: a reply nested deeper than any this module asks for");
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+}
+END_TEST
+
 START_TEST(test_nested_array_count_refused)
 {
     assert_array_refused("*2\r\n*1\r\n:1\r\n*65537\r\n");
@@ -582,6 +602,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_huge_array_count_refused);
     tcase_add_test(tc, test_int_max_array_count_refused);
     tcase_add_test(tc, test_nested_array_count_refused);
+    tcase_add_test(tc, test_deep_nesting_refused);
     tcase_add_test(tc, test_array_bound_is_the_catch_ups);
     tcase_add_test(tc, test_huge_array_sentinel_message_refused);
     tcase_add_test(tc, test_endless_nested_sentinel_message_dropped);
