@@ -376,7 +376,8 @@ int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
     int rc;
 
     /* Read whole in this call on this thread, nothing else read in between: tally it here. */
-    elements_left = OT_REDIS_ELEMENTS_MAX;
+    elements_left = *budget > OT_REDIS_REPLY_ANSWER ? OT_REDIS_ELEMENTS_MAX
+        : OT_REDIS_ELEMENTS_SMALL;
     tallying = 1;
     rc = read_whole(c, &got, budget);
     tallying = 0;

@@ -50,6 +50,13 @@
  * take a few MB at most, whatever the budget of its bytes.
  */
 #define OT_REDIS_ELEMENTS_MAX (OT_REDIS_ARRAY_MAX + 64)
+/**
+ * The most elements in all of a reply read within a budget no larger than OT_REDIS_REPLY_ANSWER
+ * (anything but the catch-up): ROLE of a master has the most, 4 for each replica and at least 31
+ * bytes for each, so fewer than 8,500 within OT_REDIS_REPLY_SMALL. Without it an answer's
+ * budget of 257 KiB filled with 4-byte elements took some 65,000 reply objects (~5 MB).
+ */
+#define OT_REDIS_ELEMENTS_SMALL 16384
 
 /** Size of the buffer that keeps the last failure's description. */
 #define OT_REDIS_ERRBUF 160
@@ -119,7 +126,8 @@ apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply
  * more bytes from the socket (then lowered by what was read). REDIS_OK with *reply; REDIS_ERR
  * with c->err set otherwise (hiredis fails a read: REDIS_ERR_IO, timeouts included; an overrun
  * of the budget is REDIS_ERR_PROTOCOL, and the context is of no more use; so are arrays with
- * more than OT_REDIS_ELEMENTS_MAX elements in all, refused as their counts are read).
+ * more than OT_REDIS_ELEMENTS_MAX elements in all, or OT_REDIS_ELEMENTS_SMALL with a *budget of
+ * OT_REDIS_REPLY_ANSWER or less, refused as their counts are read).
  */
 int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget);
 

@@ -519,6 +519,47 @@ START_TEST(test_elements_in_all_bounded)
 }
 END_TEST
 
+/** What ot_redis_get makes of a GETRANGE answered by an array of n integers (PTTL by :1). */
+static apr_status_t answer_array(int n, const char **why)
+{
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    apr_size_t len;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    const char *arrays = arrays_of_integers("", 1, n, &len);
+    char *head = apr_palloc(ot_test_pool, len + 4);
+    apr_status_t rv;
+
+    memcpy(head, arrays, len);
+    memcpy(head + len, ":1\r\n", 4);
+    t = rogue_answering(&rg, head, len + 4, 1);
+    memset(key, 7, sizeof(key));
+    r = redis_client("rogue-answer-elements", rg.port, NULL, &stats, ot_test_pool);
+    rv = ot_redis_get(r, key, apr_time_now(), &e, ot_test_pool);
+    *why = ot_redis_last_error(r, ot_test_pool);
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+    return rv;
+}
+
+/*
+ * No reply but the catch-up's has many elements: an answer's budget (257 KiB) filled with
+ * 4-byte integers made some 65,000 reply objects (~5 MB, for each request a Redis not ours
+ * answers so). Within any budget but the catch-up's, OT_REDIS_ELEMENTS_SMALL in all.
+ */
+START_TEST(test_answer_elements_bounded)
+{
+    const char *why;
+
+    ck_assert_int_eq(answer_array(OT_REDIS_ELEMENTS_SMALL + 1, &why), APR_EAGAIN);
+    ck_assert_str_eq(why, "command: a reply with more elements than any this module asks for");
+    /* As many as a ROLE could have, twice over: read (and not an answer). */
+    ck_assert_int_eq(answer_array(OT_REDIS_ELEMENTS_SMALL - 1, &why), APR_NOTFOUND);
+}
+END_TEST
+
 /**
  * What ot_redis_get makes of a valid answer (fetched 1 s ago, to be dropped in 60 s) that a
  * server sends with the PTTL line pttl (":<ms>\r\n"); *got the answer.
@@ -608,6 +649,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_endless_nested_sentinel_message_dropped);
     tcase_add_test(tc, test_endless_nested_channel_message_dropped);
     tcase_add_test(tc, test_elements_in_all_bounded);
+    tcase_add_test(tc, test_answer_elements_bounded);
     tcase_add_test(tc, test_huge_pttl_not_overflowed);
     suite_add_tcase(s, tc);
     return s;
