@@ -18,6 +18,8 @@
 #include <string.h>
 #include <apr_strings.h>
 #include <apr_uri.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 
 #include "ot_redis_int.h"
 #include "ot_stats.h"
@@ -225,15 +227,43 @@ static int write_all(redisContext *c)
     return REDIS_OK;
 }
 
-/** The reply ot_redis_read reads whole: its arrays' counts are tallied against one bound. */
-static int read_whole(redisContext *c, void **got, apr_size_t *budget)
+/** The command timeout of c's socket (redisSetTimeout's SO_RCVTIMEO); 0 when it has none. */
+static apr_interval_time_t socket_timeout(const redisContext *c)
+{
+    struct timeval tv;
+    socklen_t len = sizeof(tv);
+
+    if (getsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) != 0) {
+        return 0;
+    }
+    return apr_time_from_sec(tv.tv_sec) + tv.tv_usec;
+}
+
+/**
+ * The reply ot_redis_read reads whole: its arrays' counts are tallied against one bound. When
+ * timed, it fails once it has taken longer than the command timeout: that timeout bounds each
+ * read, and a server that sends a byte just before each would end keeps a request for as long
+ * as its budget lasts (an answer's 257 KiB at 0.5 s a byte: 36 hours), the breaker never tripped.
+ */
+static int read_whole(redisContext *c, void **got, apr_size_t *budget, int timed)
 {
     size_t before, read;
+    apr_time_t start = timed ? apr_time_now() : 0;
+    apr_interval_time_t most = 0;
+    int reads = 0;
 
     if (ot_redis_take(c, got) != REDIS_OK) {
         return REDIS_ERR;
     }
     while (*got == NULL) {
+        /* Most replies come in one read: the socket is asked for its timeout after that. */
+        if (timed && reads++ > 0 && (most = most ? most : socket_timeout(c)) > 0
+            && apr_time_now() - start > most) {
+            c->err = REDIS_ERR_PROTOCOL;
+            apr_cpystrn(c->errstr, "a reply slower than the command timeout",
+                        sizeof(c->errstr));
+            return REDIS_ERR;
+        }
         /* A read only appends to the reader's buffer (which starts over when it was empty). */
         before = c->reader->len;
         if (redisBufferRead(c) != REDIS_OK) {
@@ -379,7 +409,8 @@ int ot_redis_read(redisContext *c, redisReply **reply, apr_size_t *budget)
     elements_left = *budget > OT_REDIS_REPLY_ANSWER ? OT_REDIS_ELEMENTS_MAX
         : OT_REDIS_ELEMENTS_SMALL;
     tallying = 1;
-    rc = read_whole(c, &got, budget);
+    /* The catch-up (the subscriber's, up to 32 MiB) may take longer; nothing else may. */
+    rc = read_whole(c, &got, budget, *budget <= OT_REDIS_REPLY_ANSWER);
     tallying = 0;
     if (rc == REDIS_OK) {
         *reply = got;

@@ -35,6 +35,7 @@ typedef struct {
     apr_size_t total;           /**< the body is streamed until this many bytes went */
     apr_size_t sent;            /**< bytes the client took before it hung up */
     volatile int hung_up;       /**< hold: the client closed the connection */
+    apr_interval_time_t drip;   /**< between two sends of body (0: none) */
 } rogue_t;
 
 /** Send all of b (1), or 0 once the client has gone. */
@@ -71,6 +72,9 @@ static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
         while (!rg->hold && rg->body != NULL && rg->sent < rg->total
                && send_all(fd, rg->body, rg->body_len)) {
             rg->sent += rg->body_len;
+            if (rg->drip) {
+                apr_sleep(rg->drip);
+            }
         }
     }
     if (fd >= 0) {
@@ -199,6 +203,35 @@ START_TEST(test_endless_sentinel_message_not_read)
     ot_redis_close(r);
     rogue_stop(&rg, t);
     ck_assert_msg(rg.sent < 16 * 1024 * 1024, "the watch read %zu bytes of a message", rg.sent);
+}
+END_TEST
+
+/*
+ * The command timeout bounds each read: a server that sends one byte of an answer every 100 ms
+ * (for 20 s) kept the request all that time, where the command may take 300 ms (the tests'
+ * timeout); now it fails once it has taken longer, and the request falls back.
+ */
+START_TEST(test_dripping_answer_not_waited_for)
+{
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    apr_time_t start;
+
+    t = rogue_streaming(&rg, "$100000\r\n", "x", 1, 200);
+    rg.drip = apr_time_from_msec(100);
+    memset(key, 7, sizeof(key));
+    r = redis_client("rogue-drip", rg.port, NULL, &stats, ot_test_pool);
+    start = apr_time_now();
+    ck_assert_int_eq(ot_redis_get(r, key, apr_time_now(), &e, ot_test_pool), APR_EAGAIN);
+    ck_assert_msg(apr_time_now() - start < apr_time_from_sec(5), "waited %" APR_TIME_T_FMT " ms",
+                  (apr_time_now() - start) / 1000);
+    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
+                     "command: a reply slower than the command timeout");
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
 }
 END_TEST
 
@@ -650,6 +683,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_endless_nested_channel_message_dropped);
     tcase_add_test(tc, test_elements_in_all_bounded);
     tcase_add_test(tc, test_answer_elements_bounded);
+    tcase_add_test(tc, test_dripping_answer_not_waited_for);
     tcase_add_test(tc, test_huge_pttl_not_overflowed);
     suite_add_tcase(s, tc);
     return s;
