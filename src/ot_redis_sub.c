@@ -197,6 +197,11 @@ static int wait_for(ot_redis_sub_t *s, int fd, apr_time_t until)
         if (n <= 0 || pf[1].revents) {
             return n > 0 ? 1 : 0;
         }
+        /* Only the watch spoke: one that never stops (a Sentinel not ours) must not keep the
+         * wait past its time, or the subscriber would never try Redis again. */
+        if (apr_time_now() >= until) {
+            return 0;
+        }
     }
 }
 

@@ -520,6 +520,69 @@ START_TEST(test_endless_nested_channel_message_dropped)
 END_TEST
 
 /*
+ * A Sentinel (not ours, or the path to it) that never stops sending +switch-master messages
+ * about other masters kept the subscriber's pause after a failure from ever ending: its wait
+ * went back to poll() past its time for as long as the watch had something to read, so the
+ * subscriber never tried Redis again. Here the first connection (asking where the master is)
+ * gets the flood instead of an address and fails: the first down. The second is the watch,
+ * flooded. A third, after the pause, waits in the listener's backlog unanswered: its timeout
+ * is the second down, which never came.
+ */
+START_TEST(test_flooding_sentinel_does_not_stall_subscriber)
+{
+    static const char head[] = "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n";
+    static const char msg[] = "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$5\r\nother\r\n";
+    static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, NULL };
+    apr_size_t one = sizeof(msg) - 1, i, n = 300 * one;
+    char *body = apr_palloc(ot_test_pool, n);
+    sub_seen_t seen;
+    ot_redis_conf_t conf;
+    ot_redis_sub_t *sub;
+    apr_thread_t *t, *t2, *st;
+    apr_time_t deadline;
+    apr_pool_t *p;
+    apr_status_t rv;
+    ot_redis_t *r;
+    rogue_t rg, rg2;
+    int downs = 0;
+
+    for (i = 0; i < 300; i++) {
+        memcpy(body + i * one, msg, one);
+    }
+    memset(&seen, 0, sizeof(seen));
+    apr_thread_mutex_create(&seen.mutex, APR_THREAD_MUTEX_DEFAULT, ot_test_pool);
+    t = rogue_streaming(&rg, head, body, n, (apr_size_t)1 << 40);
+    rg2 = rg;                       /* a second server on the same listener, for the watch */
+    ck_assert_int_eq(apr_thread_create(&t2, NULL, rogue_main, &rg2, ot_test_pool), APR_SUCCESS);
+    memset(&conf, 0, sizeof(conf));
+    conf.master = "mymaster";
+    conf.sentinels[0].host = "127.0.0.1";
+    conf.sentinels[0].port = rg.port;
+    conf.n_sentinels = 1;
+    conf.key = "unit-test-key-rogue-sentinel-flood";
+    conf.key_len = strlen(conf.key);
+    conf.command_timeout = apr_time_from_msec(300);
+    ck_assert_int_eq(ot_redis_create(&r, &conf, 4, &stats, ot_test_pool), APR_SUCCESS);
+    apr_pool_create(&p, NULL);
+    ck_assert_int_eq(ot_redis_sub_create(&sub, r, &fns, &seen, p), APR_SUCCESS);
+    ck_assert_int_eq(apr_thread_create(&st, NULL, sub_main, sub, ot_test_pool), APR_SUCCESS);
+    for (deadline = apr_time_now() + apr_time_from_sec(5); downs < 2 && apr_time_now() < deadline;) {
+        apr_sleep(apr_time_from_msec(20));
+        apr_thread_mutex_lock(seen.mutex);
+        downs = seen.downs;
+        apr_thread_mutex_unlock(seen.mutex);
+    }
+    ot_redis_sub_stop(sub);
+    apr_thread_join(&rv, st);
+    ot_redis_close(r);
+    apr_pool_destroy(p);
+    apr_thread_join(&rv, t2);
+    rogue_stop(&rg, t);
+    ck_assert_msg(downs >= 2, "the subscriber tried once in 5 s (%d down)", downs);
+}
+END_TEST
+
+/*
  * Arrays each within the bound, but more elements in all than any reply of ours (the catch-up's
  * shape, two arrays of 40,000): with the 32 MiB the catch-up may read, such elements of a few
  * bytes each asked for some 800 MB of reply objects. Refused as the count that goes over is read.
@@ -684,6 +747,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_elements_in_all_bounded);
     tcase_add_test(tc, test_answer_elements_bounded);
     tcase_add_test(tc, test_dripping_answer_not_waited_for);
+    tcase_add_test(tc, test_flooding_sentinel_does_not_stall_subscriber);
     tcase_add_test(tc, test_huge_pttl_not_overflowed);
     suite_add_tcase(s, tc);
     return s;
