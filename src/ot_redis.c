@@ -606,9 +606,11 @@ apr_status_t ot_redis_run(ot_redis_t *r, int n, ot_redis_cmd_t *cmds, redisReply
         if (pipeline(c, n, cmds, replies, &left)) {
             if (!(r->conf.master && demoted(n, replies))) {
                 /* hiredis keeps its read buffer as large as the reply was until the next
-                 * read: a connection that read more than a small reply (the catch-up, up to
-                 * 32 MiB) is not kept idle with it. */
-                if (cap - left > OT_REDIS_REPLY_SMALL) {
+                 * read: a connection that read more than any answer (the catch-up, up to
+                 * 32 MiB) is not kept idle with it. An answer's (at most twice 257 KiB) is:
+                 * closing after each large answer made every request for such a token open
+                 * a connection, and their TIME_WAITs run out of ports at ~470 a second. */
+                if (cap - left > OT_REDIS_REPLY_ANSWER) {
                     redisFree(c);
                 }
                 else {

@@ -641,6 +641,38 @@ static apr_status_t answer_array(int n, const char **why)
 }
 
 /*
+ * Only a connection that read more than any answer (a catch-up) is closed after it: one that
+ * read a large answer (here 100 KiB, which fails its MAC) is kept. Closing it made every request
+ * for a token with such an answer open a connection to Redis, whose TIME_WAITs use up the
+ * ports to Redis at some 470 requests a second.
+ */
+START_TEST(test_large_answer_connection_kept)
+{
+    unsigned char key[OT_KEY_LEN];
+    ot_cache_entry_t e;
+    ot_redis_t *r;
+    rogue_t rg;
+    apr_thread_t *t;
+    apr_size_t n = 100 * 1024;
+    const char *pre = apr_psprintf(ot_test_pool, "$%" APR_SIZE_T_FMT "\r\n", n);
+    apr_size_t h = strlen(pre);
+    char *head = apr_palloc(ot_test_pool, h + n + 6);
+
+    memcpy(head, pre, h);
+    memset(head + h, 'x', n);
+    memcpy(head + h + n, "\r\n:1\r\n", 6);
+    t = rogue_answering(&rg, head, h + n + 6, 1);
+    memset(key, 7, sizeof(key));
+    r = redis_client("rogue-large-answer", rg.port, NULL, &stats, ot_test_pool);
+    ck_assert_int_eq(ot_redis_get(r, key, apr_time_now(), &e, ot_test_pool), APR_EINVAL);
+    ck_assert_int_eq(r->n_idle, 1);
+    ot_redis_close(r);
+    rogue_stop(&rg, t);
+    ck_assert(rg.hung_up);
+}
+END_TEST
+
+/*
  * No reply but the catch-up's has many elements: an answer's budget (257 KiB) filled with
  * 4-byte integers made some 65,000 reply objects (~5 MB, for each request a Redis not ours
  * answers so). Within any budget but the catch-up's, OT_REDIS_ELEMENTS_SMALL in all.
@@ -748,6 +780,7 @@ Suite *suite_redis_rogue(void)
     tcase_add_test(tc, test_answer_elements_bounded);
     tcase_add_test(tc, test_dripping_answer_not_waited_for);
     tcase_add_test(tc, test_flooding_sentinel_does_not_stall_subscriber);
+    tcase_add_test(tc, test_large_answer_connection_kept);
     tcase_add_test(tc, test_huge_pttl_not_overflowed);
     suite_add_tcase(s, tc);
     return s;
