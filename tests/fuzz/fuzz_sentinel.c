@@ -75,6 +75,23 @@ static int contains(const char *bytes, apr_size_t n, const char *what)
     return 0;
 }
 
+/**
+ * A connection whose server has sent bytes and closed its side (sv[1] is the caller's to close),
+ * bounded as every connection of the module's is (ot_redis_open).
+ */
+static redisContext *connection_of(const char *bytes, apr_size_t n, int sv[2])
+{
+    redisContext *c;
+
+    fuzz_require(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
+    fuzz_require(write(sv[1], bytes, n) == (ssize_t)n, "write");
+    shutdown(sv[1], SHUT_WR);
+    c = redisConnectFd(sv[0]);
+    fuzz_require(c != NULL && c->err == 0, "redisConnectFd");
+    fuzz_require(ot_redis_bound_arrays(c), "ot_redis_bound_arrays");
+    return c;
+}
+
 static void heard(const char *bytes, apr_size_t n, apr_pool_t *p)
 {
     ot_redis_t *r = sentinel_client();
@@ -84,13 +101,7 @@ static void heard(const char *bytes, apr_size_t n, apr_pool_t *p)
     int sv[2], moved, any = 0;
 
     ot_redis_sentinel_forget(r);
-    fuzz_require(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
-    fuzz_require(write(sv[1], bytes, n) == (ssize_t)n, "write");
-    shutdown(sv[1], SHUT_WR);
-    c = redisConnectFd(sv[0]);
-    fuzz_require(c != NULL && c->err == 0, "redisConnectFd");
-    /* As every connection of the module's has (ot_redis_open). */
-    fuzz_require(ot_redis_bound_arrays(c), "ot_redis_bound_arrays");
+    c = connection_of(bytes, n, sv);
     while (ot_redis_sentinel_heard(r, c, &fed, &moved)) {
         any |= moved;
     }
@@ -115,12 +126,7 @@ static void replies(const char *bytes, apr_size_t n)
     apr_size_t budget = OT_REDIS_REPLY_SMALL;
     int sv[2];
 
-    fuzz_require(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0, "socketpair");
-    fuzz_require(write(sv[1], bytes, n) == (ssize_t)n, "write");
-    shutdown(sv[1], SHUT_WR);
-    c = redisConnectFd(sv[0]);
-    fuzz_require(c != NULL && c->err == 0, "redisConnectFd");
-    fuzz_require(ot_redis_bound_arrays(c), "ot_redis_bound_arrays");
+    c = connection_of(bytes, n, sv);
     for (;;) {
         if (ot_redis_read(c, &reply, &budget) != REDIS_OK) {
             break;

@@ -54,6 +54,7 @@ int main(void)
     srunner_add_suite(sr, suite_redis_newer());
     srunner_add_suite(sr, suite_redis_ktomb());
     srunner_add_suite(sr, suite_redis_rogue());
+    srunner_add_suite(sr, suite_redis_rogue_watch());
 #endif
     srunner_run_all(sr, CK_NORMAL);
     failed = srunner_ntests_failed(sr);

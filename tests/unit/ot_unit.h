@@ -43,6 +43,7 @@ Suite *suite_redis_sentinel(void);
 Suite *suite_redis_newer(void);
 Suite *suite_redis_ktomb(void);
 Suite *suite_redis_rogue(void);
+Suite *suite_redis_rogue_watch(void);
 #endif
 
 #endif

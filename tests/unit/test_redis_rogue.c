@@ -1,9 +1,9 @@
 /* Licensed under the Apache License, Version 2.0 (see LICENSE). */
 /*
  * A Redis that is not ours (a rogue Sentinel's master, or someone on the path): whatever it
- * sends, a node reads no more than the replies it asks for can be. The server here is a thread
- * of the test that answers every request with a bulk string it says is a gigabyte long and
- * streams as fast as the socket takes it: the client must give up long before the end.
+ * answers a command with, a node reads no more than the replies it asks for can be, holds no
+ * more than their elements, and waits no longer than the command timeout. The server is a thread
+ * of the test (rogue_srv.c); the watch's and the subscriber's reads are test_redis_rogue_watch.c's.
  */
 #include <errno.h>
 #include <string.h>
@@ -18,134 +18,9 @@
 #include "ot_redis_int.h"
 #include "ot_stats.h"
 #include "redis_srv.h"
-
-/** What the rogue server streams at most before it stops on its own. */
-#define ROGUE_TOTAL (64 * 1024 * 1024)
+#include "rogue_srv.h"
 
 static ot_stats_t stats;
-
-typedef struct {
-    int listener;
-    int port;
-    const char *head;           /**< what it answers first (NULL: a gigabyte's bulk header) */
-    apr_size_t head_len;
-    int hold;                   /**< after head: wait for the client to hang up, not stream */
-    const char *body;           /**< streamed after head, again and again (NULL: 'x's) */
-    apr_size_t body_len;
-    apr_size_t total;           /**< the body is streamed until this many bytes went */
-    apr_size_t sent;            /**< bytes the client took before it hung up */
-    volatile int hung_up;       /**< hold: the client closed the connection */
-    apr_interval_time_t drip;   /**< between two sends of body (0: none) */
-} rogue_t;
-
-/** Send all of b (1), or 0 once the client has gone. */
-static int send_all(int fd, const char *b, apr_size_t n)
-{
-    ssize_t k;
-
-    for (; n > 0; b += k, n -= (apr_size_t)k) {
-        if ((k = send(fd, b, n, MSG_NOSIGNAL)) <= 0) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-static void *APR_THREAD_FUNC rogue_main(apr_thread_t *t, void *baton)
-{
-    rogue_t *rg = baton;
-    static char chunk[64 * 1024];
-    char req[4096];
-    int fd = accept(rg->listener, NULL, NULL);
-    ssize_t n;
-
-    memset(chunk, 'x', sizeof(chunk));
-    if (fd >= 0 && read(fd, req, sizeof(req)) > 0 && send_all(fd, rg->head, rg->head_len)) {
-        while (rg->hold && read(fd, req, sizeof(req)) > 0) {
-            /* whatever else it asks goes unanswered, until it hangs up */
-        }
-        rg->hung_up = rg->hold;
-        while (!rg->hold && rg->body == NULL && rg->sent < ROGUE_TOTAL
-               && (n = send(fd, chunk, sizeof(chunk), MSG_NOSIGNAL)) > 0) {
-            rg->sent += (apr_size_t)n;
-        }
-        while (!rg->hold && rg->body != NULL && rg->sent < rg->total
-               && send_all(fd, rg->body, rg->body_len)) {
-            rg->sent += rg->body_len;
-            if (rg->drip) {
-                apr_sleep(rg->drip);
-            }
-        }
-    }
-    if (fd >= 0) {
-        close(fd);
-    }
-    /* A plain return, not apr_thread_exit: pthread_exit's forced unwinding leaves this frame's
-     * redzones poisoned, and ASan's own thread teardown then reports a write into them. */
-    return NULL;
-}
-
-/** Start the rogue server set up in rg: listen on a free port, answer in a thread. */
-static apr_thread_t *rogue_run(rogue_t *rg)
-{
-    struct sockaddr_in sa;
-    socklen_t len = sizeof(sa);
-    apr_thread_t *t;
-    int one = 1;
-
-    memset(&sa, 0, sizeof(sa));
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    rg->listener = socket(AF_INET, SOCK_STREAM, 0);
-    ck_assert_int_ge(rg->listener, 0);
-    setsockopt(rg->listener, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    ck_assert_int_eq(bind(rg->listener, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(listen(rg->listener, 4), 0);
-    ck_assert_int_eq(getsockname(rg->listener, (struct sockaddr *)&sa, &len), 0);
-    rg->port = ntohs(sa.sin_port);
-    ck_assert_int_eq(apr_thread_create(&t, NULL, rogue_main, rg, ot_test_pool), APR_SUCCESS);
-    return t;
-}
-
-/** A rogue server that answers head and then holds the connection (hold), or streams. */
-static apr_thread_t *rogue_answering(rogue_t *rg, const char *head, apr_size_t head_len,
-                                     int hold)
-{
-    memset(rg, 0, sizeof(*rg));
-    rg->head = head;
-    rg->head_len = head_len;
-    rg->hold = hold;
-    return rogue_run(rg);
-}
-
-/** A rogue server that answers head, then streams body again and again (total bytes). */
-static apr_thread_t *rogue_streaming(rogue_t *rg, const char *head, const char *body,
-                                     apr_size_t body_len, apr_size_t total)
-{
-    memset(rg, 0, sizeof(*rg));
-    rg->head = head;
-    rg->head_len = strlen(head);
-    rg->body = body;
-    rg->body_len = body_len;
-    rg->total = total;
-    return rogue_run(rg);
-}
-
-/** The rogue server of the first tests: a bulk string it says is a gigabyte long, streamed. */
-static apr_thread_t *rogue_start(rogue_t *rg)
-{
-    static const char head[] = "$1000000000\r\n";
-
-    return rogue_answering(rg, head, sizeof(head) - 1, 0);
-}
-
-static void rogue_stop(rogue_t *rg, apr_thread_t *t)
-{
-    apr_status_t rv;
-
-    apr_thread_join(&rv, t);
-    close(rg->listener);
-}
 
 START_TEST(test_endless_answer_not_read)
 {
@@ -180,31 +55,6 @@ START_TEST(test_endless_catch_up_not_read)
 }
 END_TEST
 
-START_TEST(test_endless_sentinel_message_not_read)
-{
-    redisContext *w;
-    ot_redis_t *r;
-    rogue_t rg;
-    apr_thread_t *t = rogue_start(&rg);
-    apr_size_t fed = 0;
-    int done = 0, moved = 0, i;
-
-    r = redis_client("rogue-sentinel", rg.port, NULL, &stats, ot_test_pool);
-    w = redisConnect("127.0.0.1", rg.port);
-    ck_assert_ptr_nonnull(w);
-    redisAppendCommand(w, "SUBSCRIBE +switch-master");
-    while (!done) {
-        ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
-    }
-    for (i = 0; i < 100000 && ot_redis_sentinel_heard(r, w, &fed, &moved); i++) {
-        ck_assert_int_eq(moved, 0);
-    }
-    redisFree(w);
-    ot_redis_close(r);
-    rogue_stop(&rg, t);
-    ck_assert_msg(rg.sent < 16 * 1024 * 1024, "the watch read %zu bytes of a message", rg.sent);
-}
-END_TEST
 
 /*
  * The command timeout bounds each read: a server that sends one byte of an answer every 100 ms
@@ -347,240 +197,8 @@ START_TEST(test_array_bound_is_the_catch_ups)
 }
 END_TEST
 
-/** A Sentinel's watch connection (made by ot_redis_open, as the subscriber's is) is bounded too. */
-START_TEST(test_huge_array_sentinel_message_refused)
-{
-    static const char head[] = "*1111111110\r\n";
-    redisContext *w;
-    ot_redis_t *r;
-    rogue_t rg;
-    apr_thread_t *t = rogue_answering(&rg, head, sizeof(head) - 1, 1);
-    apr_size_t fed = 0;
-    int done = 0, moved = 0, i;
 
-    r = redis_client("rogue-sentinel-array", rg.port, NULL, &stats, ot_test_pool);
-    w = ot_redis_open(r, "127.0.0.1", rg.port, 0);
-    ck_assert_ptr_nonnull(w);
-    redisAppendCommand(w, "SUBSCRIBE +switch-master");
-    while (!done) {
-        ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
-    }
-    for (i = 0; i < 1000 && ot_redis_sentinel_heard(r, w, &fed, &moved); i++) {
-        ck_assert_int_eq(moved, 0);
-    }
-    ck_assert_int_lt(i, 1000);
-    ck_assert_str_eq(w->errstr, "an array longer than any reply this module asks for");
-    redisFree(w);
-    ot_redis_close(r);
-    rogue_stop(&rg, t);
-}
-END_TEST
 
-/** n arrays of n small integers each, after a head: elements without end, each array in bound. */
-static char *arrays_of_integers(const char *head, int arrays, int n, apr_size_t *len)
-{
-    apr_size_t h = strlen(head), one = strlen("*65536\r\n") + 4 * (apr_size_t)n, i, k;
-    char *out = apr_palloc(ot_test_pool, h + one * (apr_size_t)arrays + 1), *at = out + h;
-
-    memcpy(out, head, h);
-    for (k = 0; k < (apr_size_t)arrays; k++) {
-        at += apr_snprintf(at, 16, "*%d\r\n", n);
-        for (i = 0; i < (apr_size_t)n; i++, at += 4) {
-            memcpy(at, ":1\r\n", 4);
-        }
-    }
-    *len = (apr_size_t)(at - out);
-    return out;
-}
-
-/*
- * Arrays nested within the bound, their elements a few bytes each, without end: hiredis parses
- * an unfinished array's elements as they come and keeps only the unparsed bytes, so a check of
- * those never saw the message grow (each element of 4 bytes takes a reply object of ~60). The
- * watch gives up once the unfinished message has taken more than any +switch-master.
- */
-START_TEST(test_endless_nested_sentinel_message_dropped)
-{
-    static const char head[] = "*65536\r\n";
-    redisContext *w;
-    ot_redis_t *r;
-    rogue_t rg;
-    apr_thread_t *t;
-    apr_size_t fed = 0;
-    int done = 0, moved = 0, i;
-    apr_size_t n;
-    const char *body = arrays_of_integers("", 1, 65536, &n);
-
-    t = rogue_streaming(&rg, head, body, n, 2 * 1024 * 1024);
-    r = redis_client("rogue-sentinel-nested", rg.port, NULL, &stats, ot_test_pool);
-    w = ot_redis_open(r, "127.0.0.1", rg.port, 0);
-    ck_assert_ptr_nonnull(w);
-    redisAppendCommand(w, "SUBSCRIBE +switch-master");
-    while (!done) {
-        ck_assert_int_eq(redisBufferWrite(w, &done), REDIS_OK);
-    }
-    for (i = 0; i < 100000 && ot_redis_sentinel_heard(r, w, &fed, &moved); i++) {
-        ck_assert_int_eq(moved, 0);
-    }
-    /* Not the end of the stream (then the failure is the closed connection, noted nowhere). */
-    ck_assert_str_eq(ot_redis_last_error(r, ot_test_pool),
-                     "Sentinel: a message longer than any +switch-master");
-    redisFree(w);
-    ot_redis_close(r);
-    rogue_stop(&rg, t);
-}
-END_TEST
-
-/** What a subscriber told: its first downs' reasons. */
-typedef struct {
-    apr_thread_mutex_t *mutex;
-    int downs;
-    char why[4][160];
-} sub_seen_t;
-
-static void sub_revoked(void *baton, const ot_redis_rev_t *rev, apr_pool_t *p)
-{
-    (void)baton, (void)rev, (void)p;
-}
-
-static void sub_up(void *baton)
-{
-    (void)baton;
-}
-
-static void sub_down(void *baton, const char *why)
-{
-    sub_seen_t *s = baton;
-
-    apr_thread_mutex_lock(s->mutex);
-    if (s->downs < 4) {
-        apr_cpystrn(s->why[s->downs], why, sizeof(s->why[0]));
-    }
-    s->downs++;
-    apr_thread_mutex_unlock(s->mutex);
-}
-
-static void *APR_THREAD_FUNC sub_main(apr_thread_t *t, void *baton)
-{
-    (void)t;
-    ot_redis_sub_run(baton);
-    return NULL;
-}
-
-/** 1 when one of the subscriber's first downs (within secs) said why. */
-static int sub_said(sub_seen_t *s, const char *why, int secs)
-{
-    apr_time_t deadline = apr_time_now() + apr_time_from_sec(secs);
-    int i, found = 0;
-
-    while (!found && apr_time_now() < deadline) {
-        apr_thread_mutex_lock(s->mutex);
-        for (i = 0; i < s->downs && i < 4; i++) {
-            found |= strcmp(s->why[i], why) == 0;
-        }
-        apr_thread_mutex_unlock(s->mutex);
-        apr_sleep(apr_time_from_msec(20));
-    }
-    return found;
-}
-
-/*
- * The same on the subscription: confirmed, then a message of nested arrays without end. (The
- * catch-up's connection waits unanswered, and fails after the 300 ms command timeout.)
- */
-START_TEST(test_endless_nested_channel_message_dropped)
-{
-    static const char head[] = "*3\r\n$9\r\nsubscribe\r\n$1\r\nx\r\n:1\r\n*65536\r\n";
-    static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, NULL };
-    sub_seen_t seen;
-    ot_redis_sub_t *sub;
-    apr_thread_t *t, *st;
-    apr_pool_t *p;
-    apr_status_t rv;
-    ot_redis_t *r;
-    rogue_t rg;
-    apr_size_t n;
-    const char *body = arrays_of_integers("", 1, 65536, &n);
-
-    memset(&seen, 0, sizeof(seen));
-    apr_thread_mutex_create(&seen.mutex, APR_THREAD_MUTEX_DEFAULT, ot_test_pool);
-    t = rogue_streaming(&rg, head, body, n, 2 * 1024 * 1024);
-    r = redis_client("rogue-sub-nested", rg.port, NULL, &stats, ot_test_pool);
-    apr_pool_create(&p, NULL);
-    ck_assert_int_eq(ot_redis_sub_create(&sub, r, &fns, &seen, p), APR_SUCCESS);
-    ck_assert_int_eq(apr_thread_create(&st, NULL, sub_main, sub, ot_test_pool), APR_SUCCESS);
-    /* Not "Server closed the connection" once the whole stream was read. */
-    ck_assert(sub_said(&seen, "a message on the channel is longer than any revocation", 10));
-    ot_redis_sub_stop(sub);
-    apr_thread_join(&rv, st);
-    ot_redis_close(r);
-    apr_pool_destroy(p);
-    rogue_stop(&rg, t);
-}
-END_TEST
-
-/*
- * A Sentinel (not ours, or the path to it) that never stops sending +switch-master messages
- * about other masters kept the subscriber's pause after a failure from ever ending: its wait
- * went back to poll() past its time for as long as the watch had something to read, so the
- * subscriber never tried Redis again. Here the first connection (asking where the master is)
- * gets the flood instead of an address and fails: the first down. The second is the watch,
- * flooded. A third, after the pause, waits in the listener's backlog unanswered: its timeout
- * is the second down, which never came.
- */
-START_TEST(test_flooding_sentinel_does_not_stall_subscriber)
-{
-    static const char head[] = "*3\r\n$9\r\nsubscribe\r\n$14\r\n+switch-master\r\n:1\r\n";
-    static const char msg[] = "*3\r\n$7\r\nmessage\r\n$14\r\n+switch-master\r\n$5\r\nother\r\n";
-    static const ot_redis_sub_fns_t fns = { sub_revoked, sub_up, sub_down, NULL };
-    apr_size_t one = sizeof(msg) - 1, i, n = 300 * one;
-    char *body = apr_palloc(ot_test_pool, n);
-    sub_seen_t seen;
-    ot_redis_conf_t conf;
-    ot_redis_sub_t *sub;
-    apr_thread_t *t, *t2, *st;
-    apr_time_t deadline;
-    apr_pool_t *p;
-    apr_status_t rv;
-    ot_redis_t *r;
-    rogue_t rg, rg2;
-    int downs = 0;
-
-    for (i = 0; i < 300; i++) {
-        memcpy(body + i * one, msg, one);
-    }
-    memset(&seen, 0, sizeof(seen));
-    apr_thread_mutex_create(&seen.mutex, APR_THREAD_MUTEX_DEFAULT, ot_test_pool);
-    t = rogue_streaming(&rg, head, body, n, (apr_size_t)1 << 40);
-    rg2 = rg;                       /* a second server on the same listener, for the watch */
-    ck_assert_int_eq(apr_thread_create(&t2, NULL, rogue_main, &rg2, ot_test_pool), APR_SUCCESS);
-    memset(&conf, 0, sizeof(conf));
-    conf.master = "mymaster";
-    conf.sentinels[0].host = "127.0.0.1";
-    conf.sentinels[0].port = rg.port;
-    conf.n_sentinels = 1;
-    conf.key = "unit-test-key-rogue-sentinel-flood";
-    conf.key_len = strlen(conf.key);
-    conf.command_timeout = apr_time_from_msec(300);
-    ck_assert_int_eq(ot_redis_create(&r, &conf, 4, &stats, ot_test_pool), APR_SUCCESS);
-    apr_pool_create(&p, NULL);
-    ck_assert_int_eq(ot_redis_sub_create(&sub, r, &fns, &seen, p), APR_SUCCESS);
-    ck_assert_int_eq(apr_thread_create(&st, NULL, sub_main, sub, ot_test_pool), APR_SUCCESS);
-    for (deadline = apr_time_now() + apr_time_from_sec(5); downs < 2 && apr_time_now() < deadline;) {
-        apr_sleep(apr_time_from_msec(20));
-        apr_thread_mutex_lock(seen.mutex);
-        downs = seen.downs;
-        apr_thread_mutex_unlock(seen.mutex);
-    }
-    ot_redis_sub_stop(sub);
-    apr_thread_join(&rv, st);
-    ot_redis_close(r);
-    apr_pool_destroy(p);
-    apr_thread_join(&rv, t2);
-    rogue_stop(&rg, t);
-    ck_assert_msg(downs >= 2, "the subscriber tried once in 5 s (%d down)", downs);
-}
-END_TEST
 
 /*
  * Arrays each within the bound, but more elements in all than any reply of ours (the catch-up's
@@ -767,19 +385,14 @@ Suite *suite_redis_rogue(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_endless_answer_not_read);
     tcase_add_test(tc, test_endless_catch_up_not_read);
-    tcase_add_test(tc, test_endless_sentinel_message_not_read);
     tcase_add_test(tc, test_huge_array_count_refused);
     tcase_add_test(tc, test_int_max_array_count_refused);
     tcase_add_test(tc, test_nested_array_count_refused);
     tcase_add_test(tc, test_deep_nesting_refused);
     tcase_add_test(tc, test_array_bound_is_the_catch_ups);
-    tcase_add_test(tc, test_huge_array_sentinel_message_refused);
-    tcase_add_test(tc, test_endless_nested_sentinel_message_dropped);
-    tcase_add_test(tc, test_endless_nested_channel_message_dropped);
     tcase_add_test(tc, test_elements_in_all_bounded);
     tcase_add_test(tc, test_answer_elements_bounded);
     tcase_add_test(tc, test_dripping_answer_not_waited_for);
-    tcase_add_test(tc, test_flooding_sentinel_does_not_stall_subscriber);
     tcase_add_test(tc, test_large_answer_connection_kept);
     tcase_add_test(tc, test_huge_pttl_not_overflowed);
     suite_add_tcase(s, tc);
