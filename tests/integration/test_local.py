@@ -357,6 +357,16 @@ def pushes(kc):
                           (ADMIN, "offtok-keycloak-admin")))
 
 
+def push_not_before(httpd, kc, resource, ahead):
+    """The stand-in's signed k_push_not_before for resource, not-before `ahead` s from now,
+    posted to httpd's admin handler (pushes()), and accepted."""
+    jws = kc.admin_action("k_push_not_before", resource=resource,
+                          not_before=int(time.time()) + ahead)
+    r = httpd.post(f"{ADMIN}/k_push_not_before", data=jws,
+                   headers={"Content-Type": "text/plain; charset=utf-8"})
+    assert r.status_code in (200, 204), r.text
+
+
 def test_logout_push_refuses_locally_checked_tokens(httpd, keycloak):
     prefork_start(httpd, local(keycloak) + pushes(keycloak), 2)
     doomed = keycloak.mint_access(sub="ada", sid="sid-doomed")
@@ -389,11 +399,7 @@ def test_not_before_push_refuses_older_locally_checked_tokens(httpd, keycloak):
     httpd.start(local(keycloak) + pushes(keycloak))
     old = keycloak.mint_access(sub="ada")
     assert env_of(httpd, old)["OFFTOK_CHECK"] == "local"
-    jws = keycloak.admin_action("k_push_not_before", resource=keycloak.rs_client_id,
-                                not_before=int(time.time()) + 1)
-    r = httpd.post(f"{ADMIN}/k_push_not_before", data=jws,
-                   headers={"Content-Type": "text/plain; charset=utf-8"})
-    assert r.status_code in (200, 204), r.text
+    push_not_before(httpd, keycloak, keycloak.rs_client_id, 1)
     keycloak.reset_counts()
     assert httpd.get("/cgi/env", token=old).status_code == 401
     assert keycloak.introspection_count() == 0
@@ -417,11 +423,7 @@ def test_not_before_of_the_tokens_own_client_refuses_its_kept_verdict(httpd, key
     for token in (web, other):
         assert env_of(httpd, token)["OFFTOK_CHECK"] == "local"      # verified, then kept
         assert env_of(httpd, token)["OFFTOK_CHECK"] == "local"      # from the kept verdict
-    jws = keycloak.admin_action("k_push_not_before", resource="orders-web",
-                                not_before=int(time.time()) + 2)
-    r = httpd.post(f"{ADMIN}/k_push_not_before", data=jws,
-                   headers={"Content-Type": "text/plain; charset=utf-8"})
-    assert r.status_code in (200, 204), r.text
+    push_not_before(httpd, keycloak, "orders-web", 2)
     keycloak.reset_counts()
     assert httpd.get("/cgi/env", token=web).status_code == 401
     assert env_of(httpd, other)["OFFTOK_CHECK"] == "local"

@@ -20,7 +20,7 @@ from httpd import protected, wait_until
 import test_redis
 from test_redis import module_with_redis, node_b, redis, redis_key  # noqa: F401
 from test_redis import caught_up, post_logout, push_locations, server_lines
-from test_local import ADMIN, LOGOUT, pushes
+from test_local import LOGOUT, push_not_before, pushes
 
 CHILDREN = 2
 TRIES = 12
@@ -88,11 +88,7 @@ def test_not_before_push_refuses_a_served_token_in_every_process(httpd, keycloak
     start(httpd, local(keycloak) + pushes(keycloak))
     old = keycloak.mint_access(sub="proc-cy")
     warmed(httpd, old)
-    jws = keycloak.admin_action("k_push_not_before", resource=keycloak.rs_client_id,
-                                not_before=int(time.time()) + 1)
-    r = httpd.post(f"{ADMIN}/k_push_not_before", data=jws,
-                   headers={"Content-Type": "text/plain; charset=utf-8"})
-    assert r.status_code in (200, 204), r.text
+    push_not_before(httpd, keycloak, keycloak.rs_client_id, 1)
     keycloak.reset_counts()
     refused_everywhere(httpd, old)
     assert keycloak.introspection_count() == 0

@@ -55,7 +55,6 @@ START_TEST(test_endless_catch_up_not_read)
 }
 END_TEST
 
-
 /*
  * The command timeout bounds each read: a server that sends one byte of an answer every 100 ms
  * (for 20 s) kept the request all that time, where the command may take 300 ms (the tests'
@@ -196,9 +195,6 @@ START_TEST(test_array_bound_is_the_catch_ups)
     rogue_stop(&rg, t);
 }
 END_TEST
-
-
-
 
 /*
  * Arrays each within the bound, but more elements in all than any reply of ours (the catch-up's
