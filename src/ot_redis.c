@@ -247,7 +247,7 @@ static apr_interval_time_t socket_timeout(const redisContext *c)
  */
 static int read_whole(redisContext *c, void **got, apr_size_t *budget, int timed)
 {
-    size_t before, read;
+    apr_size_t read;
     apr_time_t start = timed ? apr_time_now() : 0;
     apr_interval_time_t most = 0;
     int reads = 0;
@@ -264,12 +264,10 @@ static int read_whole(redisContext *c, void **got, apr_size_t *budget, int timed
                         sizeof(c->errstr));
             return REDIS_ERR;
         }
-        /* A read only appends to the reader's buffer (which starts over when it was empty). */
-        before = c->reader->len;
-        if (redisBufferRead(c) != REDIS_OK) {
+        read = 0;
+        if (ot_redis_feed(c, &read) != REDIS_OK) {
             return REDIS_ERR;
         }
-        read = c->reader->len >= before ? c->reader->len - before : c->reader->len;
         if (read > *budget) {
             c->err = REDIS_ERR_PROTOCOL;
             apr_cpystrn(c->errstr, "a reply longer than any this module asks for",
@@ -422,6 +420,7 @@ int ot_redis_feed(redisContext *c, apr_size_t *fed)
 {
     size_t before = c->reader->len;
 
+    /* A read only appends to the reader's buffer (which starts over when it was empty). */
     if (redisBufferRead(c) != REDIS_OK) {
         return REDIS_ERR;
     }
